@@ -1,0 +1,90 @@
+/*
+ * aim/nn.h - the model's numeric kernels, llm.c style: plain float buffers,
+ * `*_forward` / `*_backward` pairs with the same argument order (outputs,
+ * saved activations, inputs, weights, dimensions). Backward functions ADD
+ * into their gradient buffers (zeroing is the caller's job); a NULL gradient
+ * pointer means "not needed" (frozen weight, or input gradient unused).
+ * Each fast kernel keeps a naive reference beside it (`*_naive`) that the
+ * tests compare against. No kernel allocates.
+ *
+ * Dimension letters: B batch, N tokens, D width, NH heads, C image channels,
+ * H W image side, p patch side, P = p*p*C values per patch, R rows (= B*N).
+ */
+#ifndef AIM_NN_H
+#define AIM_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------ layernorm */
+/* out[R,C] = (inp - mean) * rstd * weight + bias over the last dim (biased
+ * variance, as torch.nn.LayerNorm). mean[R], rstd[R] are saved for backward. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int R, int C, float eps);
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int R, int C);
+
+/* --------------------------------------------------------------- linear */
+/* out[R,OC] = inp[R,IC] @ weight[OC,IC]^T + bias[OC] (bias may be NULL).
+ * cblas_sgemm; the *_naive versions are plain loops. */
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    int R, int IC, int OC);
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int R, int IC, int OC);
+void linear_forward_naive(float *out, const float *inp, const float *weight,
+                          const float *bias, int R, int IC, int OC);
+void linear_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, int R, int IC, int OC);
+
+/* ----------------------------------------------------------------- gelu */
+/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))). */
+void gelu_forward(float *out, const float *inp, size_t n);
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* ---------------------------------------------------------------- patch */
+/* img [B,C,H,W] -> out [B,N,C*p*p], token n = row*(W/p)+col, values in conv
+ * weight order (c, py, px): the patch embedding is then linear_forward with
+ * the conv weight viewed as [D, C*p*p]. */
+void patch_extract(float *out, const float *img, int B, int C, int H, int W, int p);
+/* Fixed 2-D sin-cos position embedding out[gh*gw, E] (E % 4 == 0), token
+ * n = i*gw + j at row i, col j; Q = E/4, w_k = 10000^(-k/Q):
+ * [sin(j w_0..), cos(j w_..), sin(i w_..), cos(i w_..)]. */
+void sincos2d(float *out, int gh, int gw, int E);
+/* Loss targets: tgt [B,N,P], patch values in (py, px, c) order, each patch
+ * normalised: (v - mean) / sqrt(var_unbiased + 1e-6). */
+void patch_targets(float *tgt, const float *img, int B, int C, int H, int W, int p);
+
+/* ----------------------------------------------------------------- loss */
+/* pred [B,N,P]: row i predicts target patch i+1. A target j counts iff
+ * j >= prefix[b] (1 <= prefix[b] <= N-1). Returns
+ * mean over valid (b, j) of mean over P of (pred[b,j-1] - tgt[b,j])^2. */
+float loss_forward(const float *pred, const float *tgt, const int32_t *prefix,
+                   int B, int N, int P);
+/* dpred += dloss * d(loss)/d(pred); rows that predict nothing get 0. */
+void loss_backward(float *dpred, const float *pred, const float *tgt,
+                   const int32_t *prefix, int B, int N, int P, float dloss);
+/* Number of valid (b, j) targets. */
+int64_t loss_count(const int32_t *prefix, int B, int N);
+
+/* ------------------------------------------------------------ attention */
+/* Multi-head attention core (no projections).
+ * qkv [B,N,3D]: each row is [q | k | v], head h uses columns h*hd..(h+1)*hd
+ * of each third, hd = D/NH, scale 1/sqrt(hd).
+ * prefix [B] (NULL = every S_b = N, bidirectional): query q may attend key k
+ * iff k < S_b || k <= q.
+ * out [B,N,D]: heads concatenated. att [B,NH,N,N]: the softmax probabilities,
+ * saved for backward (masked entries are exactly 0). */
+void attention_forward(float *out, float *att, const float *qkv, const int32_t *prefix,
+                       int B, int N, int D, int NH);
+/* dqkv [B,N,3D] += gradient. datt [B,NH,N,N] is scratch (overwritten). */
+void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                        const float *att, const int32_t *prefix, int B, int N, int D,
+                        int NH);
+void attention_forward_naive(float *out, float *att, const float *qkv,
+                             const int32_t *prefix, int B, int N, int D, int NH);
+void attention_backward_naive(float *dqkv, float *datt, const float *dout,
+                              const float *qkv, const float *att, const int32_t *prefix,
+                              int B, int N, int D, int NH);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * cmd.h - the command table of the `aim` binary: one command per file, each
+ * exporting one const struct aim_cmd (tmux style), listed in main.c.
+ * Commands may print; they return the process exit status.
+ */
+#ifndef AIM_CMD_H
+#define AIM_CMD_H
+
+struct aim_cmd {
+    const char *name;
+    const char *usage;   /* "PATH..." */
+    const char *summary; /* one line for `aim --help` */
+    const char *help;    /* full text for `aim CMD --help` */
+    int (*exec)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+extern const struct aim_cmd cmd_info_entry;
+
+/* Print "aim: <message>" on stderr and return 1. */
+int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 1 if argv holds -h or --help (before a "--") */
+int cmd_wants_help(int argc, char **argv);
+void cmd_print_help(const struct aim_cmd *c);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * err.c - error messages, checked allocation, small file helpers and dtype
+ * names. Nothing here prints, except the out-of-memory abort.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aim/core.h"
+
+int aim_errf(aim_err *e, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int aim_err_prefix(aim_err *e, const char *fmt, ...)
+{
+    if (e) {
+        char pre[AIM_ERR_MAX], old[AIM_ERR_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pre, sizeof pre, fmt, ap);
+        va_end(ap);
+        memcpy(old, e->msg, sizeof old);
+        snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------ allocation */
+
+static void oom(size_t n)
+{
+    /* the one place the library writes to stderr: it is about to abort */
+    fprintf(stderr, "aim: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *aim_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *aim_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *aim_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *aim_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = aim_xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+char *aim_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom(0);
+    char *p = aim_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void *aim_try_malloc(size_t n)
+{
+    if ((uint64_t)n > AIM_MAX_ALLOC)
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+int aim_size_mul(size_t a, size_t b, size_t *out)
+{
+    if (a && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
+int aim_size_add(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a)
+        return -1;
+    *out = a + b;
+    return 0;
+}
+
+int aim_shape_numel(const int64_t *shape, int ndim, uint64_t limit, uint64_t *out)
+{
+    uint64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return -1;
+        uint64_t d = (uint64_t)shape[i];
+        if (d && n > limit / d)
+            return -1;
+        n *= d;
+    }
+    if (n > limit)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ files */
+
+int64_t aim_file_size(const char *path, aim_err *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return aim_errf(e, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return aim_errf(e, "%s: is a folder, not a file", path);
+    if (!S_ISREG(st.st_mode))
+        return aim_errf(e, "%s: not a regular file", path);
+    return (int64_t)st.st_size;
+}
+
+int aim_read_file(const char *path, uint64_t max_bytes, uint8_t **data,
+                  size_t *len, aim_err *e)
+{
+    *data = NULL;
+    *len = 0;
+    int64_t size = aim_file_size(path, e);
+    if (size < 0)
+        return -1;
+    if ((uint64_t)size > max_bytes)
+        return aim_errf(e, "%s: file is too large (%lld bytes, limit %llu)", path,
+                        (long long)size, (unsigned long long)max_bytes);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return aim_errf(e, "%s: %s", path, strerror(errno));
+    uint8_t *buf = aim_try_malloc((size_t)size);
+    if (!buf) {
+        fclose(f);
+        return aim_errf(e, "%s: out of memory reading %lld bytes", path, (long long)size);
+    }
+    size_t got = fread(buf, 1, (size_t)size, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != (size_t)size) {
+        free(buf);
+        return aim_errf(e, "%s: read error (got %zu of %lld bytes)", path, got,
+                        (long long)size);
+    }
+    *data = buf;
+    *len = (size_t)size;
+    return 0;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return aim_xstrdup(".");
+    if (slash == path)
+        return aim_xstrdup("/");
+    size_t n = (size_t)(slash - path);
+    char *d = aim_xmalloc(n + 1);
+    memcpy(d, path, n);
+    d[n] = 0;
+    return d;
+}
+
+int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)
+{
+    char *tmp = aim_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        aim_errf(e, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        aim_errf(e, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    int rc = fn(f, ctx, e);
+    if (rc == 0 && fflush(f) != 0)
+        rc = aim_errf(e, "%s: write failed: %s", path, strerror(errno));
+    if (rc == 0 && ferror(f))
+        rc = aim_errf(e, "%s: write failed", path);
+    if (rc == 0 && fsync(fileno(f)) != 0)
+        rc = aim_errf(e, "%s: fsync failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rc == 0)
+        rc = aim_errf(e, "%s: write failed: %s", path, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = aim_errf(e, "%s: cannot rename temporary file into place: %s", path,
+                      strerror(errno));
+    if (rc != 0) {
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    char *dir = dir_of(path);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd); /* best effort: some file systems refuse it */
+        close(dfd);
+    }
+    free(dir);
+    return 0;
+}
+
+int aim_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *aim_basename(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ---------------------------------------------------------------- dtypes */
+
+size_t aim_dtype_size(aim_dtype t)
+{
+    switch (t) {
+    case AIM_F64: case AIM_I64: case AIM_U64: return 8;
+    case AIM_F32: case AIM_I32: case AIM_U32: return 4;
+    case AIM_F16: case AIM_BF16: case AIM_I16: case AIM_U16: return 2;
+    case AIM_U8: case AIM_I8: case AIM_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+const char *aim_dtype_name(aim_dtype t)
+{
+    switch (t) {
+    case AIM_F32: return "F32";
+    case AIM_F64: return "F64";
+    case AIM_U8: return "U8";
+    case AIM_I8: return "I8";
+    case AIM_I32: return "I32";
+    case AIM_I64: return "I64";
+    case AIM_F16: return "F16";
+    case AIM_BF16: return "BF16";
+    case AIM_BOOL: return "BOOL";
+    case AIM_I16: return "I16";
+    case AIM_U16: return "U16";
+    case AIM_U32: return "U32";
+    case AIM_U64: return "U64";
+    default: return "?";
+    }
+}
+
+uint64_t aim_array_numel(const aim_array *a)
+{
+    uint64_t n = 1;
+    for (int i = 0; i < a->ndim; i++)
+        n *= (uint64_t)a->shape[i];
+    return n;
+}
+
+void aim_array_free(aim_array *a)
+{
+    if (!a)
+        return;
+    free(a->data);
+    memset(a, 0, sizeof *a);
+}

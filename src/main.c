@@ -1,0 +1,82 @@
+/*
+ * main.c - the `aim` command line: parses the command name and hands over to
+ * the command's exec function. See shared DESIGN.md for the contract.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+static const struct aim_cmd *const cmd_table[] = {
+    &cmd_info_entry,
+    NULL,
+};
+
+int cmd_fail(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("aim: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cmd_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return 1;
+    }
+    return 0;
+}
+
+void cmd_print_help(const struct aim_cmd *c)
+{
+    printf("usage: aim %s %s\n\n%s\n", c->name, c->usage, c->help);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "aim %s - a terminal workbench for autoregressive image models (AIM)\n\n"
+               "usage: aim COMMAND [ARGS...]\n\ncommands:\n",
+            PACKAGE_VERSION);
+    for (int i = 0; cmd_table[i]; i++)
+        fprintf(f, "  %-8s %s\n", cmd_table[i]->name, cmd_table[i]->summary);
+    fprintf(f, "\n`aim COMMAND --help` describes one command; `aim --version` prints the version.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+        printf("aim %s (OpenBLAS: %s threads)\n", PACKAGE_VERSION, AIM_OPENBLAS_THREADS);
+        return 0;
+    }
+    for (int i = 0; cmd_table[i]; i++) {
+        const struct aim_cmd *c = cmd_table[i];
+        if (strcmp(c->name, name))
+            continue;
+        if (cmd_wants_help(argc - 1, argv + 1)) {
+            cmd_print_help(c);
+            return 0;
+        }
+        return c->exec(argc - 1, argv + 1);
+    }
+    return cmd_fail("unknown command '%s' (try `aim --help`)", name);
+}

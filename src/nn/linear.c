@@ -1,0 +1,3 @@
+/* placeholder: being written */
+#include "config.h"
+typedef int aim_placeholder_linear;
