@@ -9,9 +9,13 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/opts.h"
 
 static const struct aim_cmd *const cmd_table[] = {
     &cmd_info_entry,
+    &cmd_train_entry,
+    &cmd_loss_entry,
+    &cmd_bench_entry,
     NULL,
 };
 
@@ -38,9 +42,16 @@ int cmd_wants_help(int argc, char **argv)
     return 0;
 }
 
-void cmd_print_help(const struct aim_cmd *c)
+int cmd_help(const struct aim_cmd *c, int argc, char **argv, const cmd_opt *opts)
 {
+    if (!cmd_wants_help(argc, argv))
+        return 0;
     printf("usage: aim %s %s\n\n%s\n", c->name, c->usage, c->help);
+    if (opts) {
+        printf("\noptions:\n");
+        cmd_print_opts(opts);
+    }
+    return 1;
 }
 
 static void usage(FILE *f)
@@ -72,10 +83,6 @@ int main(int argc, char **argv)
         const struct aim_cmd *c = cmd_table[i];
         if (strcmp(c->name, name))
             continue;
-        if (cmd_wants_help(argc - 1, argv + 1)) {
-            cmd_print_help(c);
-            return 0;
-        }
         return c->exec(argc - 1, argv + 1);
     }
     return cmd_fail("unknown command '%s' (try `aim --help`)", name);

@@ -39,6 +39,8 @@ void *aim_xcalloc(size_t n, size_t size);
 void *aim_xrealloc(void *p, size_t n);
 char *aim_xstrdup(const char *s);
 char *aim_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 64-byte aligned block (free with free()), aborts on failure. */
+void *aim_xaligned(size_t n);
 /* Return NULL on failure (or n == 0 gives a valid 1-byte block): for sizes
  * that come from files. */
 void *aim_try_malloc(size_t n);

@@ -48,6 +48,26 @@ typedef struct aim_open_opts {
     int64_t limit;          /* 0 = all images, else at most this many */
 } aim_open_opts;
 
+/* Convert in place to c channels (1, 3 or 4; gray <-> RGB by luminance /
+ * replication) and h x w (aim_resize); 0 keeps the current value. Stats are
+ * recomputed. */
+int aim_dataset_convert(aim_dataset *ds, int c, int h, int w, aim_resize_method method,
+                        aim_err *e);
+
+/* What a path holds, judged from its magic bytes and name (folders by the
+ * files they contain). Returns one of AIM_SNIFF_* or -1 with a message. */
+enum {
+    AIM_SNIFF_IDX = 1,      /* IDX file, gzipped or plain */
+    AIM_SNIFF_IDX_DIR,      /* folder with *-images-idx3-ubyte[.gz] */
+    AIM_SNIFF_CIFAR,        /* CIFAR-10 .bin batch */
+    AIM_SNIFF_CIFAR_DIR,    /* folder with data_batch_N.bin / test_batch.bin */
+    AIM_SNIFF_PNG_DIR,      /* any other folder: PNG class folders */
+    AIM_SNIFF_PNG,
+    AIM_SNIFF_NPY,
+    AIM_SNIFF_SAFETENSORS,
+};
+int aim_data_sniff(const char *path, aim_err *e);
+
 /* Open whatever `path` is: an IDX images file (labels paired by the standard
  * name, e.g. train-images-idx3-ubyte.gz <-> train-labels-idx1-ubyte.gz), a
  * folder of IDX files (split picks train/t10k), a CIFAR-10 .bin batch or a
@@ -157,7 +177,8 @@ void aim_batcher_seek(aim_batcher *b, uint64_t position);
 uint64_t aim_batcher_epoch(const aim_batcher *b);
 
 /* Deterministic evaluation batch: images [start, start+n) in dataset order,
- * normalised (when normalize) and without augmentation. */
+ * normalised (when normalize) and without augmentation. Rows outside
+ * [0, ds->n) come back as zeros with label -1. */
 void aim_dataset_get_batch(const aim_dataset *ds, int64_t start, int n, int normalize,
                            float *x, int32_t *labels);
 

@@ -15,11 +15,17 @@ struct aim_cmd {
 };
 
 extern const struct aim_cmd cmd_info_entry;
+extern const struct aim_cmd cmd_train_entry;
+extern const struct aim_cmd cmd_loss_entry;
+extern const struct aim_cmd cmd_bench_entry;
 
 /* Print "aim: <message>" on stderr and return 1. */
 int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 1 if argv holds -h or --help (before a "--") */
 int cmd_wants_help(int argc, char **argv);
-void cmd_print_help(const struct aim_cmd *c);
+struct cmd_opt;
+/* If argv asks for help: print usage, help text and the options (may be
+ * NULL), return 1 (the command then returns 0). */
+int cmd_help(const struct aim_cmd *c, int argc, char **argv, const struct cmd_opt *opts);
 
 #endif

@@ -29,13 +29,21 @@ int aim_errf(aim_err *e, const char *fmt, ...)
 int aim_err_prefix(aim_err *e, const char *fmt, ...)
 {
     if (e) {
-        char pre[AIM_ERR_MAX], old[AIM_ERR_MAX];
+        char buf[2 * AIM_ERR_MAX + 2];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(pre, sizeof pre, fmt, ap);
+        int n = vsnprintf(buf, AIM_ERR_MAX, fmt, ap);
         va_end(ap);
-        memcpy(old, e->msg, sizeof old);
-        snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+        if (n < 0)
+            n = 0;
+        if (n > AIM_ERR_MAX - 1)
+            n = AIM_ERR_MAX - 1;
+        buf[n] = ':';
+        buf[n + 1] = ' ';
+        memcpy(buf + n + 2, e->msg, AIM_ERR_MAX);
+        buf[n + 2 + AIM_ERR_MAX - 1] = 0;
+        memcpy(e->msg, buf, AIM_ERR_MAX - 1);
+        e->msg[AIM_ERR_MAX - 1] = 0;
     }
     return -1;
 }
@@ -93,6 +101,14 @@ char *aim_xasprintf(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
+    return p;
+}
+
+void *aim_xaligned(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0)
+        oom(n);
     return p;
 }
 
@@ -201,13 +217,13 @@ int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)
     char *tmp = aim_xasprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        aim_errf(e, "%s: cannot create: %s", tmp, strerror(errno));
+        aim_errf(e, "%s: cannot write: %s", path, strerror(errno));
         free(tmp);
         return -1;
     }
     FILE *f = fdopen(fd, "wb");
     if (!f) {
-        aim_errf(e, "%s: %s", tmp, strerror(errno));
+        aim_errf(e, "%s: %s", path, strerror(errno));
         close(fd);
         unlink(tmp);
         free(tmp);

@@ -1,0 +1,135 @@
+/*
+ * aim/model.h - the AIM model (shared/AIM.md): configuration and presets,
+ * the named parameter table over one slab per role, and the model itself
+ * (patch embedding, prefix-causal ViT trunk, pixel head, normalised-pixel
+ * loss) with forward, backward, save and load.
+ *
+ * Dimension letters: B batch, C channels, H=W image side, p patch side,
+ * N = (H/p)^2 tokens, P = p*p*C values per patch, D width, L depth,
+ * NH heads, hd = D/NH, Dh pixel-head width, Lh pixel-head depth, R = B*N.
+ */
+#ifndef AIM_MODEL_H
+#define AIM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aim/core.h"
+
+/* ------------------------------------------------------------ config */
+typedef struct aim_config {
+    int image;        /* H = W */
+    int channels;     /* C */
+    int patch;        /* p */
+    int width;        /* D */
+    int depth;        /* L */
+    int heads;        /* NH */
+    int head_width;   /* Dh */
+    int head_depth;   /* Lh */
+    float norm_eps;   /* every LayerNorm; default 1e-6 */
+    int nmean;        /* number of mean/std entries (0 = none recorded) */
+    float mean[4], std[4]; /* per-channel input normalisation (metadata) */
+} aim_config;
+
+/* "micro" (tests), "tiny" (Fashion-MNIST), "small" (CIFAR-size). */
+int aim_config_preset(const char *name, aim_config *c, aim_err *e);
+/* Checks every constraint (divisibility, multiples of 4 for sin-cos, ...). */
+int aim_config_validate(const aim_config *c, aim_err *e);
+static inline int aim_config_tokens(const aim_config *c)
+{
+    return (c->image / c->patch) * (c->image / c->patch);
+}
+static inline int aim_config_patch_dim(const aim_config *c)
+{
+    return c->patch * c->patch * c->channels;
+}
+/* Parameter count of trunk (with patch embedding) and pixel head. */
+uint64_t aim_config_trunk_params(const aim_config *c);
+uint64_t aim_config_head_params(const aim_config *c);
+/* Forward FLOPs per image (multiply-add = 2 FLOPs): GEMMs + attention. */
+double aim_config_flops_forward(const aim_config *c);
+
+/* ------------------------------------------------------- parameter table */
+enum {
+    AIM_P_DECAY = 1,   /* AdamW weight decay applies (matrices) */
+    AIM_P_FROZEN = 2,  /* no gradient, no update */
+    AIM_P_LORA = 4,    /* a LoRA adapter */
+};
+
+#define AIM_PARAM_NAME_MAX 96
+
+typedef struct aim_param {
+    char name[AIM_PARAM_NAME_MAX]; /* AIM.md weight name */
+    int ndim;
+    int64_t shape[4];
+    size_t offset;                 /* in floats, into every slab */
+    size_t numel;
+    unsigned flags;
+} aim_param;
+
+typedef struct aim_params {
+    int n, cap;
+    aim_param *t;
+    size_t total;                  /* floats per slab (with alignment gaps) */
+    float *data;                   /* values */
+    float *grad;                   /* gradients (same layout) */
+    float *m, *v;                  /* AdamW moments (allocated on demand) */
+} aim_params;
+
+/* Append a tensor (before aim_params_alloc); returns its index. */
+int aim_params_add(aim_params *p, const char *name, int ndim, const int64_t *shape,
+                   unsigned flags);
+/* Allocate the data and grad slabs, zeroed (64-byte aligned tensors). */
+void aim_params_alloc(aim_params *p);
+/* Allocate the AdamW slabs (zeroed) if not yet there. */
+void aim_params_alloc_moments(aim_params *p);
+int aim_params_find(const aim_params *p, const char *name); /* -1 if absent */
+void aim_params_free(aim_params *p);
+void aim_params_zero_grad(aim_params *p);
+/* Count of values, optionally only the trainable (not frozen) ones. */
+uint64_t aim_params_count(const aim_params *p, int trainable_only);
+
+/* --------------------------------------------------------------- model */
+typedef struct aim_model aim_model;
+
+/* A new model with the AIM.md init (xavier-uniform linears, LN 1/0),
+ * deterministic for a seed. */
+aim_model *aim_model_new(const aim_config *c, uint64_t seed, aim_err *e);
+void aim_model_free(aim_model *m);
+const aim_config *aim_model_config(const aim_model *m);
+aim_params *aim_model_params(aim_model *m);
+
+/* Size the activation buffers for batches of up to B images (called
+ * automatically by forward with a larger B; never inside a step of a fixed
+ * size). Returns -1 if the memory cannot be had. */
+int aim_model_reserve(aim_model *m, int B, aim_err *e);
+
+/* Forward pass with per-image prefix lengths S_b in 1..N-1 (prefix must not
+ * be NULL): fills the saved activations and returns the loss. x is
+ * [B,C,H,W], already normalised. */
+float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int B);
+/* Backward of the last forward: ADDS parameter gradients into the grad slab
+ * (frozen tensors are skipped). */
+void aim_model_backward(aim_model *m);
+/* Predictions of the last forward: [B,N,P] (row i predicts patch i+1). */
+const float *aim_model_predictions(const aim_model *m);
+/* Normalised-pixel targets of the last forward: [B,N,P]. */
+const float *aim_model_targets(const aim_model *m);
+
+/* Trunk only, no mask (prefix NULL) or with prefixes: returns the raw output
+ * of block `upto` (1-based; blocks 1..L) as [B,N,D] in an internal buffer,
+ * or after post_trunk_norm when upto == 0. */
+const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix, int B,
+                             int upto);
+
+/* safetensors with AIM.md names and config metadata (atomic write). */
+int aim_model_save(const aim_model *m, const char *path, aim_err *e);
+/* Load weights written by aim or anyone using the AIM.md names: config from
+ * the metadata, every tensor checked (name, dtype, shape); missing or extra
+ * tensors are errors naming them. */
+aim_model *aim_model_load(const char *path, aim_err *e);
+
+/* Bytes of activation memory for batch B (for bench / messages). */
+size_t aim_model_activation_bytes(const aim_config *c, int B);
+
+#endif

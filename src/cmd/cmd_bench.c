@@ -1,0 +1,208 @@
+/*
+ * cmd_bench.c - `aim bench`: how fast is aim on this machine, and how close
+ * to the machine's limit? Measures, in one process: the sgemm rate on the
+ * model's own GEMM shapes (the practical peak), training and forward-only
+ * img/s, the model's FLOPs per image, and MFU = achieved FLOP/s / that peak.
+ *
+ * FLOPs per image (2 per multiply-add; see aim_config_flops_forward):
+ *   forward = 2NPD + L (24 N D^2 + 4 N^2 D) + 2 N D Dh + Lh 16 N Dh^2 + 2 N Dh P
+ *   training = 3 x forward (backward needs two GEMMs per forward GEMM).
+ */
+#include "config.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "aim/model.h"
+#include "aim/train.h"
+#include "cmd/cmd.h"
+#include "cmd/common.h"
+#include "cmd/opts.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct gemm_shape {
+    const char *name;
+    int M, K, Nn;  /* out[M,Nn] = in[M,K] @ W[Nn,K]^T */
+    int count;     /* times per forward pass */
+} gemm_shape;
+
+/* The forward GEMMs of one model pass, with R = B*N rows. */
+static int model_gemms(const aim_config *c, int B, gemm_shape *g)
+{
+    int R = B * aim_config_tokens(c), D = c->width, Dh = c->head_width;
+    int P = aim_config_patch_dim(c), n = 0;
+    g[n++] = (gemm_shape){"patch embed", R, P, D, 1};
+    g[n++] = (gemm_shape){"attn.qkv", R, D, 3 * D, c->depth};
+    g[n++] = (gemm_shape){"attn.proj", R, D, D, c->depth};
+    g[n++] = (gemm_shape){"mlp.fc1", R, D, 4 * D, c->depth};
+    g[n++] = (gemm_shape){"mlp.fc2", R, 4 * D, D, c->depth};
+    g[n++] = (gemm_shape){"head.proj", R, D, Dh, 1};
+    if (c->head_depth) {
+        g[n++] = (gemm_shape){"head.fc1", R, Dh, 4 * Dh, c->head_depth};
+        g[n++] = (gemm_shape){"head.fc2", R, 4 * Dh, Dh, c->head_depth};
+    }
+    g[n++] = (gemm_shape){"head.pred", R, Dh, P, 1};
+    return n;
+}
+
+static void fill(float *p, size_t n, aim_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(aim_rng_uniform(r) - 0.5);
+}
+
+static int bench_exec(int argc, char **argv);
+
+const struct aim_cmd cmd_bench_entry = {
+    .name = "bench",
+    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N]",
+    .summary = "measure throughput and the fraction of the machine's sgemm peak (MFU)",
+    .help = "Runs in one process: (1) sgemm on the model's own GEMM shapes, the practical\n"
+            "peak; (2) training steps (forward + backward + AdamW) and (3) forward-only\n"
+            "passes on random data. Prints img/s, GFLOP/s and MFU = achieved / peak.\n"
+            "Machines are noisy: compare ratios within one run.",
+    .exec = bench_exec,
+};
+
+static int bench_exec(int argc, char **argv)
+{
+    cmd_model_opts mo = {0};
+    int batch = 64, threads = 0, steps = 10;
+    float seconds = 1.0f;
+    cmd_opt opts[] = {
+        CMD_MODEL_OPTS(mo),
+        {"batch", OPT_INT, &batch, "B", "images per step (default 64)"},
+        {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
+        {"steps", OPT_INT, &steps, "N", "timed training steps (default 10)"},
+        {"gemm-seconds", OPT_FLOAT, &seconds, "S", "time spent measuring sgemm (default 1)"},
+        {0},
+    };
+    if (cmd_help(&cmd_bench_entry, argc, argv, opts))
+        return 0;
+    char *pos[1];
+    int npos;
+    if (cmd_parse("bench", argc, argv, opts, pos, &npos, 0))
+        return 1;
+    if (batch < 1 || batch > 4096)
+        return cmd_fail("bench: --batch must be in 1..4096 (got %d)", batch);
+    if (steps < 1)
+        return cmd_fail("bench: --steps must be positive (got %d)", steps);
+    aim_config c;
+    if (cmd_model_config(&mo, &c))
+        return 1;
+    cmd_set_threads(threads);
+    aim_err e = {{0}};
+    aim_model *m = aim_model_new(&c, 1, &e);
+    if (!m)
+        return cmd_fail("%s", e.msg);
+    if (aim_model_reserve(m, batch, &e) != 0) {
+        aim_model_free(m);
+        return cmd_fail("%s", e.msg);
+    }
+    int N = aim_config_tokens(&c);
+    double fwd_flops = aim_config_flops_forward(&c);
+    printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
+           "threads %d (OpenBLAS %s)\n",
+           mo.preset ? mo.preset : "tiny", c.width, c.depth, c.heads, c.channels, c.image,
+           c.image, c.patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS);
+    printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
+           aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
+           aim_model_activation_bytes(&c, batch) / 1e6);
+    printf("FLOPs per image: forward %.1f MFLOP, training step %.1f MFLOP (3x forward)\n\n",
+           fwd_flops / 1e6, 3 * fwd_flops / 1e6);
+
+    /* (1) sgemm peak on the model's shapes */
+    gemm_shape g[16];
+    int ng = model_gemms(&c, batch, g);
+    size_t maxa = 0, maxw = 0, maxo = 0;
+    for (int i = 0; i < ng; i++) {
+        size_t a = (size_t)g[i].M * g[i].K, w = (size_t)g[i].Nn * g[i].K,
+               o = (size_t)g[i].M * g[i].Nn;
+        maxa = a > maxa ? a : maxa;
+        maxw = w > maxw ? w : maxw;
+        maxo = o > maxo ? o : maxo;
+    }
+    float *A = aim_xaligned(maxa * 4), *Wt = aim_xaligned(maxw * 4), *O = aim_xaligned(maxo * 4);
+    aim_rng r;
+    aim_rng_seed(&r, 7);
+    fill(A, maxa, &r);
+    fill(Wt, maxw, &r);
+    printf("%-12s %8s %6s %6s %5s %9s\n", "gemm", "M", "K", "N", "x", "GFLOP/s");
+    double pass_flops = 0, pass_time = 0;
+    for (int i = 0; i < ng; i++) {
+        double f = 2.0 * g[i].M * g[i].K * g[i].Nn;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g[i].M, g[i].Nn, g[i].K, 1.0f, A,
+                    g[i].K, Wt, g[i].K, 0.0f, O, g[i].Nn); /* warm up */
+        int reps = 0;
+        double t0 = now_s(), t;
+        do {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g[i].M, g[i].Nn, g[i].K, 1.0f,
+                        A, g[i].K, Wt, g[i].K, 0.0f, O, g[i].Nn);
+            reps++;
+            t = now_s() - t0;
+        } while (t < seconds / ng && reps < 10000);
+        double per = t / reps;
+        printf("%-12s %8d %6d %6d %5d %9.1f\n", g[i].name, g[i].M, g[i].K, g[i].Nn, g[i].count,
+               f / per / 1e9);
+        pass_flops += f * g[i].count;
+        pass_time += per * g[i].count;
+    }
+    double peak = pass_flops / pass_time;
+    printf("sgemm peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s\n\n", peak / 1e9);
+    free(A);
+    free(Wt);
+    free(O);
+
+    /* (2) training steps and (3) forward passes on random data */
+    size_t img = (size_t)c.channels * c.image * c.image;
+    float *x = aim_xaligned((size_t)batch * img * 4);
+    int32_t *prefix = aim_xmalloc((size_t)batch * 4);
+    for (size_t i = 0; i < (size_t)batch * img; i++)
+        x[i] = (float)aim_rng_normal(&r);
+    for (int b = 0; b < batch; b++)
+        prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
+    aim_params *p = aim_model_params(m);
+    aim_adamw_opts ao;
+    aim_adamw_opts_default(&ao);
+    double ttrain = 0, tfwd = 0;
+    for (int s = -2; s < steps; s++) {
+        double t0 = now_s();
+        aim_params_zero_grad(p);
+        aim_model_forward(m, x, prefix, batch);
+        aim_model_backward(m);
+        aim_clip_grad_norm(p, 1.0f);
+        aim_adamw_step(p, &ao, 1e-4f, s + 3);
+        if (s >= 0)
+            ttrain += now_s() - t0;
+    }
+    for (int s = -2; s < steps; s++) {
+        double t0 = now_s();
+        aim_model_forward(m, x, prefix, batch);
+        if (s >= 0)
+            tfwd += now_s() - t0;
+    }
+    double train_ips = batch * steps / ttrain, fwd_ips = batch * steps / tfwd;
+    double train_fs = train_ips * 3 * fwd_flops, fwd_fs = fwd_ips * fwd_flops;
+    printf("%-10s %10s %10s %8s %10s\n", "pass", "img/s", "GFLOP/s", "MFU", "ms/step");
+    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f\n", "training", train_ips, train_fs / 1e9,
+           100 * train_fs / peak, 1e3 * ttrain / steps);
+    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f\n", "forward", fwd_ips, fwd_fs / 1e9,
+           100 * fwd_fs / peak, 1e3 * tfwd / steps);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak RSS %.1f MB\n", ru.ru_maxrss / 1024.0);
+    free(x);
+    free(prefix);
+    aim_model_free(m);
+    return 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * common.h - pieces several commands share: opening a dataset from a
+ * command-line spec, building a model config from a preset plus overrides,
+ * thread control and human-readable durations.
+ */
+#ifndef AIM_CMD_COMMON_H
+#define AIM_CMD_COMMON_H
+
+#include <stdint.h>
+
+#include "aim/data.h"
+#include "aim/model.h"
+
+/* Model shape options: a preset and explicit overrides (0 = keep). */
+typedef struct cmd_model_opts {
+    const char *preset;
+    int image, channels, patch, width, depth, heads, head_width, head_depth;
+} cmd_model_opts;
+
+/* --preset/--image/... entries for an option table (10 entries incl. none
+ * terminator is NOT added: splice with CMD_MODEL_OPTS(m)). */
+#define CMD_MODEL_OPTS(m)                                                                   \
+    {"preset", OPT_STR, &(m).preset, "NAME", "model preset: micro, tiny, small (default tiny)"}, \
+    {"image", OPT_INT, &(m).image, "H", "override: image side"},                             \
+    {"channels", OPT_INT, &(m).channels, "C", "override: image channels"},                   \
+    {"patch", OPT_INT, &(m).patch, "P", "override: patch side"},                             \
+    {"width", OPT_INT, &(m).width, "D", "override: trunk width"},                            \
+    {"depth", OPT_INT, &(m).depth, "L", "override: trunk depth"},                            \
+    {"heads", OPT_INT, &(m).heads, "NH", "override: attention heads"},                       \
+    {"head-width", OPT_INT, &(m).head_width, "DH", "override: pixel-head width"},            \
+    {"head-depth", OPT_INT, &(m).head_depth, "LH", "override: pixel-head depth"}
+
+/* Returns 0, or 1 after printing the error. */
+int cmd_model_config(const cmd_model_opts *o, aim_config *c);
+
+/* spec: "fashion-mnist" (falls back to synthetic with a notice on stderr
+ * when not installed), "synthetic", or a path (aim_data_open). The result is
+ * converted to channels x image x image when those are > 0. limit 0 = all.
+ * Prints the error and returns NULL on failure. */
+aim_dataset *cmd_open_data(const char *spec, const char *split, int channels, int image,
+                           int64_t limit, uint64_t seed);
+
+/* --threads: OpenMP and OpenBLAS together (0 = leave the default). */
+void cmd_set_threads(int threads);
+int cmd_threads(void);
+
+/* "1h02m", "3m12s", "45s" */
+void cmd_duration(double s, char *buf, int len);
+
+#endif

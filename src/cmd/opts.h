@@ -1,0 +1,30 @@
+/*
+ * opts.h - a table-driven `--name value` parser for the commands, so every
+ * command validates its arguments the same way and its help lists them.
+ */
+#ifndef AIM_CMD_OPTS_H
+#define AIM_CMD_OPTS_H
+
+#include <stdint.h>
+
+enum { OPT_STR, OPT_INT, OPT_I64, OPT_FLOAT, OPT_FLAG, OPT_NOFLAG };
+
+typedef struct cmd_opt {
+    const char *name; /* without the leading "--" */
+    int kind;
+    void *dst;        /* char **, int *, int64_t *, float *, int * (flags set 1 / 0) */
+    const char *arg;  /* "N", "PATH", ... (NULL for flags) */
+    const char *help;
+} cmd_opt;
+
+/* Parse argv[1..]: options from the table (`--x v`, `--x=v`, flags), the
+ * rest are positional (at most maxpos). "--" ends options. On error prints
+ * "aim: CMD: ..." and returns 1. */
+int cmd_parse(const char *cmd, int argc, char **argv, const cmd_opt *opts, char **pos,
+              int *npos, int maxpos);
+/* Print the option list (for --help texts) */
+void cmd_print_opts(const cmd_opt *opts);
+/* Parse "1,2,3" style lists of ints; returns count or -1. */
+int cmd_parse_int_list(const char *s, int *out, int max);
+
+#endif

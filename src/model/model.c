@@ -1,0 +1,441 @@
+/*
+ * model.c - AIM model configuration, presets, parameter table, init
+ * (shared/AIM.md "Pretraining recipe": xavier-uniform linears, LayerNorm
+ * 1/0, zero biases) and safetensors save/load with the AIM.md names.
+ * The forward and backward passes live in vit.c.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aim/io.h"
+#include "aim/nn.h"
+#include "model/model_internal.h"
+
+/* ------------------------------------------------------------ config */
+
+int aim_config_preset(const char *name, aim_config *c, aim_err *e)
+{
+    /* c is only written on success */
+    if (!strcmp(name, "micro")) {
+        /* for tests: C = 3 exercises the patch value orders */
+        *c = (aim_config){.image = 8, .channels = 3, .patch = 2, .width = 16, .depth = 2,
+                          .heads = 2, .head_width = 8, .head_depth = 1, .norm_eps = 1e-6f};
+    } else if (!strcmp(name, "tiny")) {
+        *c = (aim_config){.image = 28, .channels = 1, .patch = 4, .width = 192, .depth = 6,
+                          .heads = 3, .head_width = 192, .head_depth = 2, .norm_eps = 1e-6f};
+    } else if (!strcmp(name, "small")) {
+        *c = (aim_config){.image = 32, .channels = 3, .patch = 4, .width = 384, .depth = 8,
+                          .heads = 6, .head_width = 384, .head_depth = 4, .norm_eps = 1e-6f};
+    } else {
+        return aim_errf(e, "unknown preset \"%s\" (known: micro, tiny, small)", name);
+    }
+    return 0;
+}
+
+int aim_config_validate(const aim_config *c, aim_err *e)
+{
+#define RANGE(f, lo, hi)                                                                   \
+    if (c->f < (lo) || c->f > (hi))                                                        \
+        return aim_errf(e, "config: " #f " = %d is outside %d..%d", c->f, lo, hi);
+    RANGE(image, 2, 4096);
+    RANGE(channels, 1, 4);
+    RANGE(patch, 1, 512);
+    RANGE(width, 4, 16384);
+    RANGE(depth, 1, 512);
+    RANGE(heads, 1, 1024);
+    RANGE(head_width, 4, 16384);
+    RANGE(head_depth, 0, 512);
+#undef RANGE
+    if (c->image % c->patch)
+        return aim_errf(e, "config: patch %d does not divide image %d", c->patch, c->image);
+    if (aim_config_tokens(c) < 2)
+        return aim_errf(e, "config: image %d / patch %d gives %d token(s); AIM needs at least 2",
+                        c->image, c->patch, aim_config_tokens(c));
+    if (aim_config_tokens(c) > 65536)
+        return aim_errf(e, "config: %d tokens is more than 65536", aim_config_tokens(c));
+    if (aim_config_patch_dim(c) < 2)
+        return aim_errf(e, "config: a patch holds %d value(s); the loss needs at least 2",
+                        aim_config_patch_dim(c));
+    if (c->width % c->heads)
+        return aim_errf(e, "config: heads %d does not divide width %d", c->heads, c->width);
+    if (c->width % 4)
+        return aim_errf(e, "config: width %d is not a multiple of 4 (2-D sin-cos)", c->width);
+    if (c->head_width % 4)
+        return aim_errf(e, "config: head_width %d is not a multiple of 4 (2-D sin-cos)",
+                        c->head_width);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1))
+        return aim_errf(e, "config: norm_eps %g is not in (0, 1)", c->norm_eps);
+    if (c->nmean < 0 || c->nmean > 4 || (c->nmean && c->nmean != c->channels))
+        return aim_errf(e, "config: %d mean/std values for %d channel(s)", c->nmean, c->channels);
+    for (int i = 0; i < c->nmean; i++)
+        if (!(c->std[i] > 0) || !isfinite(c->mean[i]))
+            return aim_errf(e, "config: std[%d] = %g must be positive", i, c->std[i]);
+    return 0;
+}
+
+uint64_t aim_config_trunk_params(const aim_config *c)
+{
+    uint64_t D = c->width, P = (uint64_t)c->channels * c->patch * c->patch;
+    return P * D + D + 2 * D + c->depth * (12 * D * D + 4 * D) + 2 * D;
+}
+
+uint64_t aim_config_head_params(const aim_config *c)
+{
+    uint64_t D = c->width, Dh = c->head_width, P = aim_config_patch_dim(c);
+    return D * Dh + Dh + c->head_depth * (8 * Dh * Dh + 2 * Dh) + 2 * Dh + Dh * P + P;
+}
+
+double aim_config_flops_forward(const aim_config *c)
+{
+    /* 2 FLOPs per multiply-add; element-wise work is not counted */
+    double N = aim_config_tokens(c), D = c->width, Dh = c->head_width,
+           P = aim_config_patch_dim(c);
+    double embed = 2 * N * P * D;
+    double block = 2 * N * 12 * D * D + 4 * N * N * D; /* qkv, proj, mlp; QK^T and PV */
+    double head = 2 * N * D * Dh + c->head_depth * 2 * N * 8 * Dh * Dh + 2 * N * Dh * P;
+    return embed + c->depth * block + head;
+}
+
+/* ------------------------------------------------------------ parameters */
+
+static int add(aim_params *p, unsigned flags, int ndim, int64_t d0, int64_t d1, int64_t d2,
+               int64_t d3, const char *fmt, int i)
+{
+    char name[AIM_PARAM_NAME_MAX];
+    snprintf(name, sizeof name, fmt, i);
+    int64_t shape[4] = {d0, d1, d2, d3};
+    return aim_params_add(p, name, ndim, shape, flags);
+}
+
+static void build_table(aim_model *m)
+{
+    aim_params *p = &m->p;
+    const aim_config *c = &m->cfg;
+    int D = m->D, Dh = m->Dh, P = m->P;
+    m->patch_w = add(p, AIM_P_DECAY, 4, D, c->channels, c->patch, c->patch,
+                     "preprocessor.patchifier.proj.weight", 0);
+    m->patch_b = add(p, 0, 1, D, 0, 0, 0, "preprocessor.patchifier.proj.bias", 0);
+    m->pn_w = add(p, 0, 1, D, 0, 0, 0, "preprocessor.patchifier.norm.weight", 0);
+    m->pn_b = add(p, 0, 1, D, 0, 0, 0, "preprocessor.patchifier.norm.bias", 0);
+    m->blk = aim_xcalloc((size_t)m->L, sizeof *m->blk);
+    for (int l = 0; l < m->L; l++) {
+        block_idx *b = &m->blk[l];
+        b->ln1w = add(p, 0, 1, D, 0, 0, 0, "trunk.blocks.%d.norm_1.weight", l);
+        b->ln1b = add(p, 0, 1, D, 0, 0, 0, "trunk.blocks.%d.norm_1.bias", l);
+        b->qkv = add(p, AIM_P_DECAY, 2, 3 * D, D, 0, 0, "trunk.blocks.%d.attn.qkv.weight", l);
+        b->proj = add(p, AIM_P_DECAY, 2, D, D, 0, 0, "trunk.blocks.%d.attn.proj.weight", l);
+        b->ln2w = add(p, 0, 1, D, 0, 0, 0, "trunk.blocks.%d.norm_2.weight", l);
+        b->ln2b = add(p, 0, 1, D, 0, 0, 0, "trunk.blocks.%d.norm_2.bias", l);
+        b->fc1 = add(p, AIM_P_DECAY, 2, 4 * D, D, 0, 0, "trunk.blocks.%d.mlp.fc1.weight", l);
+        b->fc2 = add(p, AIM_P_DECAY, 2, D, 4 * D, 0, 0, "trunk.blocks.%d.mlp.fc2.weight", l);
+    }
+    m->post_w = add(p, 0, 1, D, 0, 0, 0, "trunk.post_trunk_norm.weight", 0);
+    m->post_b = add(p, 0, 1, D, 0, 0, 0, "trunk.post_trunk_norm.bias", 0);
+    m->hproj_w = add(p, AIM_P_DECAY, 2, Dh, D, 0, 0, "pixel_head.decoder_projection.weight", 0);
+    m->hproj_b = add(p, 0, 1, Dh, 0, 0, 0, "pixel_head.decoder_projection.bias", 0);
+    m->hblk = aim_xcalloc((size_t)(m->Lh ? m->Lh : 1), sizeof *m->hblk);
+    for (int j = 0; j < m->Lh; j++) {
+        hblock_idx *h = &m->hblk[j];
+        h->lnw = add(p, 0, 1, Dh, 0, 0, 0, "pixel_head.decoder_blocks.%d.norm.weight", j);
+        h->lnb = add(p, 0, 1, Dh, 0, 0, 0, "pixel_head.decoder_blocks.%d.norm.bias", j);
+        h->fc1 = add(p, AIM_P_DECAY, 2, 4 * Dh, Dh, 0, 0,
+                     "pixel_head.decoder_blocks.%d.mlp.fc1.weight", j);
+        h->fc2 = add(p, AIM_P_DECAY, 2, Dh, 4 * Dh, 0, 0,
+                     "pixel_head.decoder_blocks.%d.mlp.fc2.weight", j);
+    }
+    m->hn_w = add(p, 0, 1, Dh, 0, 0, 0, "pixel_head.decoder_norm.weight", 0);
+    m->hn_b = add(p, 0, 1, Dh, 0, 0, 0, "pixel_head.decoder_norm.bias", 0);
+    m->pred_w = add(p, AIM_P_DECAY, 2, P, Dh, 0, 0, "pixel_head.decoder_pred.weight", 0);
+    m->pred_b = add(p, 0, 1, P, 0, 0, 0, "pixel_head.decoder_pred.bias", 0);
+}
+
+/* xavier-uniform on [fan_out, fan_in] (conv weights viewed as [D, C*p*p]),
+ * LayerNorm weights 1, everything else (biases) 0 */
+static void init_params(aim_model *m, uint64_t seed)
+{
+    aim_params *p = &m->p;
+    for (int i = 0; i < p->n; i++) {
+        aim_param *t = &p->t[i];
+        float *w = p->data + t->offset;
+        size_t len = strlen(t->name);
+        if (t->flags & AIM_P_DECAY) {
+            double fan_out = (double)t->shape[0];
+            double fan_in = (double)(t->numel / (size_t)t->shape[0]);
+            double a = sqrt(6.0 / (fan_in + fan_out));
+            /* one stream per tensor: adding a tensor never shifts the others */
+            aim_rng r;
+            aim_rng_seed(&r, aim_hash64(seed ^ aim_hash64((uint64_t)i + 1)));
+            for (size_t k = 0; k < t->numel; k++)
+                w[k] = (float)((2 * aim_rng_uniform(&r) - 1) * a);
+        } else if (len > 7 && !strcmp(t->name + len - 7, ".weight")) {
+            for (size_t k = 0; k < t->numel; k++)
+                w[k] = 1.0f; /* LayerNorm scale */
+        } else {
+            memset(w, 0, t->numel * sizeof(float));
+        }
+    }
+}
+
+static aim_model *model_create(const aim_config *c, aim_err *e)
+{
+    if (aim_config_validate(c, e) != 0)
+        return NULL;
+    aim_model *m = aim_xcalloc(1, sizeof *m);
+    m->cfg = *c;
+    m->N = aim_config_tokens(c);
+    m->P = aim_config_patch_dim(c);
+    m->CPP = m->P;
+    m->D = c->width;
+    m->L = c->depth;
+    m->NH = c->heads;
+    m->Dh = c->head_width;
+    m->Lh = c->head_depth;
+    build_table(m);
+    aim_params_alloc(&m->p);
+    int g = c->image / c->patch;
+    m->pos = aim_xaligned((size_t)m->N * m->D * sizeof(float));
+    m->pos_h = aim_xaligned((size_t)m->N * m->Dh * sizeof(float));
+    sincos2d(m->pos, g, g, m->D);
+    sincos2d(m->pos_h, g, g, m->Dh);
+    return m;
+}
+
+aim_model *aim_model_new(const aim_config *c, uint64_t seed, aim_err *e)
+{
+    aim_model *m = model_create(c, e);
+    if (m)
+        init_params(m, seed);
+    return m;
+}
+
+void aim_model_free(aim_model *m)
+{
+    if (!m)
+        return;
+    aim_params_free(&m->p);
+    free(m->blk);
+    free(m->hblk);
+    free(m->pos);
+    free(m->pos_h);
+    free(m->act_slab);
+    free(m->a.blk);
+    free(m->a.hblk);
+    free(m);
+}
+
+const aim_config *aim_model_config(const aim_model *m)
+{
+    return &m->cfg;
+}
+
+aim_params *aim_model_params(aim_model *m)
+{
+    return &m->p;
+}
+
+/* ------------------------------------------------------------ files */
+
+#define META_MAX 16
+
+/* Config as decimal strings (%.9g), as AIM.md asks. */
+static int config_meta(const aim_config *c, char vals[META_MAX][160], const char **kv)
+{
+    int n = 0;
+#define PUT_INT(k, v)                                                                      \
+    do {                                                                                   \
+        snprintf(vals[n], sizeof vals[n], "%d", (v));                                      \
+        kv[2 * n] = k;                                                                     \
+        kv[2 * n + 1] = vals[n];                                                           \
+        n++;                                                                               \
+    } while (0)
+    PUT_INT("image", c->image);
+    PUT_INT("channels", c->channels);
+    PUT_INT("patch", c->patch);
+    PUT_INT("width", c->width);
+    PUT_INT("depth", c->depth);
+    PUT_INT("heads", c->heads);
+    PUT_INT("head_width", c->head_width);
+    PUT_INT("head_depth", c->head_depth);
+#undef PUT_INT
+    snprintf(vals[n], sizeof vals[n], "%.9g", c->norm_eps);
+    kv[2 * n] = "norm_eps";
+    kv[2 * n + 1] = vals[n];
+    n++;
+    if (c->nmean) {
+        const float *arr[2] = {c->mean, c->std};
+        const char *names[2] = {"mean", "std"};
+        for (int a = 0; a < 2; a++) {
+            char *s = vals[n];
+            s[0] = 0;
+            for (int i = 0; i < c->nmean; i++)
+                snprintf(s + strlen(s), 160 - strlen(s), "%s%.9g", i ? "," : "", arr[a][i]);
+            kv[2 * n] = names[a];
+            kv[2 * n + 1] = s;
+            n++;
+        }
+    }
+    return n;
+}
+
+int aim_model_save(const aim_model *m, const char *path, aim_err *e)
+{
+    const aim_params *p = &m->p;
+    aim_st_entry *ent = aim_xcalloc((size_t)p->n, sizeof *ent);
+    for (int i = 0; i < p->n; i++) {
+        ent[i].name = p->t[i].name;
+        ent[i].dtype = AIM_F32;
+        ent[i].ndim = p->t[i].ndim;
+        for (int d = 0; d < p->t[i].ndim; d++)
+            ent[i].shape[d] = p->t[i].shape[d];
+        ent[i].data = p->data + p->t[i].offset;
+    }
+    char vals[META_MAX][160];
+    const char *kv[2 * META_MAX];
+    int nmeta = config_meta(&m->cfg, vals, kv);
+    int rc = aim_st_write(path, ent, p->n, kv, nmeta, e);
+    free(ent);
+    return rc;
+}
+
+static int meta_int(const aim_st_file *f, const char *key, int *out, int required, aim_err *e)
+{
+    const char *s = aim_st_meta(f, key);
+    if (!s) {
+        if (required)
+            return aim_errf(e, "%s: metadata has no \"%s\" (not an AIM weights file?)",
+                            f->path, key);
+        return 0;
+    }
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 0 || v > 1000000)
+        return aim_errf(e, "%s: metadata \"%s\" = \"%s\" is not a valid integer", f->path, key,
+                        s);
+    *out = (int)v;
+    return 0;
+}
+
+static int meta_floats(const aim_st_file *f, const char *key, float *out, int max, int *n,
+                       aim_err *e)
+{
+    const char *s = aim_st_meta(f, key);
+    *n = 0;
+    if (!s)
+        return 0;
+    while (*s) {
+        if (*n == max)
+            return aim_errf(e, "%s: metadata \"%s\" has more than %d values", f->path, key, max);
+        char *end;
+        double v = strtod(s, &end);
+        if (end == s || !isfinite(v))
+            return aim_errf(e, "%s: metadata \"%s\" is not a comma-separated list of numbers",
+                            f->path, key);
+        out[(*n)++] = (float)v;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return aim_errf(e, "%s: metadata \"%s\" is not a comma-separated list of numbers",
+                            f->path, key);
+    }
+    return 0;
+}
+
+int aim_config_from_meta(const aim_st_file *f, aim_config *c, aim_err *e);
+int aim_config_from_meta(const aim_st_file *f, aim_config *c, aim_err *e)
+{
+    memset(c, 0, sizeof *c);
+    c->norm_eps = 1e-6f;
+    if (meta_int(f, "image", &c->image, 1, e) || meta_int(f, "channels", &c->channels, 1, e) ||
+        meta_int(f, "patch", &c->patch, 1, e) || meta_int(f, "width", &c->width, 1, e) ||
+        meta_int(f, "depth", &c->depth, 1, e) || meta_int(f, "heads", &c->heads, 1, e) ||
+        meta_int(f, "head_width", &c->head_width, 1, e) ||
+        meta_int(f, "head_depth", &c->head_depth, 1, e))
+        return -1;
+    const char *eps = aim_st_meta(f, "norm_eps");
+    if (eps) {
+        char *end;
+        double v = strtod(eps, &end);
+        if (end == eps || *end || !(v > 0 && v < 1))
+            return aim_errf(e, "%s: metadata \"norm_eps\" = \"%s\" is not a number in (0, 1)",
+                            f->path, eps);
+        c->norm_eps = (float)v;
+    }
+    int nm, ns;
+    if (meta_floats(f, "mean", c->mean, 4, &nm, e) || meta_floats(f, "std", c->std, 4, &ns, e))
+        return -1;
+    if (nm != ns)
+        return aim_errf(e, "%s: metadata has %d mean but %d std values", f->path, nm, ns);
+    c->nmean = nm;
+    if (aim_config_validate(c, e) != 0)
+        return aim_err_prefix(e, "%s", f->path);
+    return 0;
+}
+
+aim_model *aim_model_load(const char *path, aim_err *e)
+{
+    aim_st_file *f = aim_st_open(path, e);
+    if (!f)
+        return NULL;
+    aim_config c;
+    if (aim_config_from_meta(f, &c, e) != 0) {
+        aim_st_close(f);
+        return NULL;
+    }
+    aim_model *m = model_create(&c, e);
+    if (!m) {
+        aim_err_prefix(e, "%s", path);
+        aim_st_close(f);
+        return NULL;
+    }
+    aim_params *p = &m->p;
+    for (int i = 0; i < p->n; i++) {
+        const aim_param *t = &p->t[i];
+        const aim_st_tensor *s = aim_st_find(f, t->name);
+        if (!s) {
+            aim_errf(e, "%s: tensor \"%s\" is missing", path, t->name);
+            goto fail;
+        }
+        if (s->dtype != AIM_F32) {
+            aim_errf(e, "%s: tensor \"%s\" is %s, expected F32", path, t->name,
+                     aim_dtype_name(s->dtype));
+            goto fail;
+        }
+        int same = s->ndim == t->ndim;
+        for (int d = 0; same && d < t->ndim; d++)
+            same = s->shape[d] == t->shape[d];
+        if (!same) {
+            char want[96] = "", got[96] = "";
+            for (int d = 0; d < t->ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "",
+                         (long long)t->shape[d]);
+            for (int d = 0; d < s->ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "",
+                         (long long)s->shape[d]);
+            aim_errf(e, "%s: tensor \"%s\" has shape [%s], the config needs [%s]", path, t->name,
+                     got, want);
+            goto fail;
+        }
+        memcpy(p->data + t->offset, aim_st_data(f, s), t->numel * sizeof(float));
+    }
+    for (int i = 0; i < f->ntensors; i++) {
+        const char *name = f->tensors[i].name;
+        if (aim_params_find(p, name) >= 0)
+            continue;
+        /* a probe head or LoRA adapters saved with the trunk are not part of
+         * the pretraining model; anything else is a mistake worth reporting */
+        if (!strncmp(name, "head.", 5) || strstr(name, ".lora_"))
+            continue;
+        aim_errf(e, "%s: unexpected tensor \"%s\" (not an AIM.md weight name)", path, name);
+        goto fail;
+    }
+    aim_st_close(f);
+    return m;
+fail:
+    aim_model_free(m);
+    aim_st_close(f);
+    return NULL;
+}

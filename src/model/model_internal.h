@@ -1,0 +1,107 @@
+/*
+ * model_internal.h - the aim_model struct, shared by model.c (config,
+ * parameters, init, files) and vit.c (activations, forward, backward).
+ * Not part of the public API.
+ */
+#ifndef AIM_MODEL_INTERNAL_H
+#define AIM_MODEL_INTERNAL_H
+
+#include "aim/model.h"
+
+/* indices into the parameter table, per trunk block */
+typedef struct block_idx {
+    int ln1w, ln1b, qkv, proj, ln2w, ln2b, fc1, fc2;
+} block_idx;
+
+/* per pixel-head block */
+typedef struct hblock_idx {
+    int lnw, lnb, fc1, fc2;
+} hblock_idx;
+
+/* saved activations of one trunk block, for batch capacity cap_B */
+typedef struct block_acts {
+    float *ln1;                 /* [R, D] */
+    float *ln1_mean, *ln1_rstd; /* [R] */
+    float *qkv;                 /* [R, 3D] */
+    float *att;                 /* [B, NH, N, N] softmax probabilities */
+    float *atty;                /* [R, D] heads concatenated, before proj */
+    float *res1;                /* [R, D] x + attn */
+    float *ln2;                 /* [R, D] */
+    float *ln2_mean, *ln2_rstd; /* [R] */
+    float *fc1;                 /* [R, 4D] before GELU */
+    float *gelu;                /* [R, 4D] */
+    float *res2;                /* [R, D] block output */
+} block_acts;
+
+typedef struct hblock_acts {
+    float *ln;                  /* [R, Dh] */
+    float *ln_mean, *ln_rstd;   /* [R] */
+    float *fc1;                 /* [R, 4Dh] */
+    float *gelu;                /* [R, 4Dh] */
+    float *res;                 /* [R, Dh] block output */
+} hblock_acts;
+
+typedef struct model_acts {
+    float *patches;             /* [R, C*p*p] conv order */
+    float *emb;                 /* [R, D] patch embedding before its norm */
+    float *emb_mean, *emb_rstd; /* [R] */
+    float *x0;                  /* [R, D] trunk input (normed + pos) */
+    block_acts *blk;            /* [L] */
+    float *lnf;                 /* [R, D] post_trunk_norm output */
+    float *lnf_mean, *lnf_rstd; /* [R] */
+    float *hy0;                 /* [R, Dh] head input (proj + bias + pos) */
+    hblock_acts *hblk;          /* [Lh] */
+    float *hln;                 /* [R, Dh] decoder_norm output */
+    float *hln_mean, *hln_rstd; /* [R] */
+    float *pred;                /* [R, P] */
+    float *tgt;                 /* [R, P] */
+    int32_t *prefix;            /* [B] copy of the last forward's prefixes */
+    /* backward scratch */
+    float *dres;                /* [R, D] gradient of the residual stream */
+    float *dln;                 /* [R, D] */
+    float *dqkv;                /* [R, 3D] */
+    float *datt;                /* [B, NH, N, N] */
+    float *datty;               /* [R, D] */
+    float *dfc1;                /* [R, 4D] (also used for the head's 4Dh) */
+    float *dgelu;               /* [R, 4D] */
+    float *dhy;                 /* [R, Dh] gradient of the head's stream */
+    float *dhln;                /* [R, Dh] */
+    float *dpred;               /* [R, P] */
+    float *demb;                /* [R, D] */
+} model_acts;
+
+struct aim_model {
+    aim_config cfg;
+    int N, P, CPP, D, L, NH, Dh, Lh; /* CPP = C*p*p (conv order patch) */
+    aim_params p;
+    /* table indices */
+    int patch_w, patch_b, pn_w, pn_b;
+    block_idx *blk;             /* [L] */
+    int post_w, post_b;
+    int hproj_w, hproj_b;
+    hblock_idx *hblk;           /* [Lh] */
+    int hn_w, hn_b, pred_w, pred_b;
+    /* fixed tables */
+    float *pos;                 /* [N, D] 2-D sin-cos */
+    float *pos_h;               /* [N, Dh] */
+    /* activations */
+    int cap_B;                  /* capacity of the activation slab */
+    float *act_slab;
+    model_acts a;
+    int B;                      /* batch of the last forward */
+    float loss;
+    int have_forward;           /* 1 after a training forward */
+};
+
+/* pointers into the slabs */
+static inline float *W(const aim_model *m, int idx)
+{
+    return m->p.data + m->p.t[idx].offset;
+}
+static inline float *G(const aim_model *m, int idx)
+{
+    /* NULL for frozen tensors: kernels then skip the weight gradient */
+    return (m->p.t[idx].flags & AIM_P_FROZEN) ? NULL : m->p.grad + m->p.t[idx].offset;
+}
+
+#endif

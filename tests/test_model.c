@@ -1,0 +1,251 @@
+/*
+ * test_model.c - the whole AIM model on the `micro` preset: a finite-
+ * difference check of the gradient of every named tensor, frozen tensors,
+ * per-image prefixes, parameter table and init, save/load.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aim/model.h"
+#include "tap.h"
+
+static void random_batch(float *x, size_t n, int32_t *prefix, int B, int N, uint64_t seed)
+{
+    aim_rng r;
+    aim_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)aim_rng_normal(&r);
+    for (int b = 0; b < B; b++)
+        prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
+}
+
+/* perturb the weights slightly so LayerNorm weights are not exactly 1 and
+ * biases not 0 (otherwise some gradient terms are invisible) */
+static void jitter(aim_params *p, uint64_t seed)
+{
+    aim_rng r;
+    aim_rng_seed(&r, seed);
+    for (int i = 0; i < p->n; i++)
+        for (size_t k = 0; k < p->t[i].numel; k++)
+            p->data[p->t[i].offset + k] += (float)(0.1 * aim_rng_normal(&r));
+}
+
+int main(void)
+{
+    aim_err e = {{0}};
+    aim_config c;
+    tap_ok(aim_config_preset("micro", &c, &e) == 0, "micro preset");
+    tap_ok(aim_config_preset("huge", &c, &e) == -1 && tap_contains(e.msg, "huge"),
+           "unknown preset is named: %s", e.msg);
+    aim_config bad;
+    aim_config_preset("tiny", &bad, &e);
+    bad.patch = 5;
+    tap_ok(aim_config_validate(&bad, &e) == -1 && tap_contains(e.msg, "patch"),
+           "patch not dividing the image is refused: %s", e.msg);
+    aim_config_preset("tiny", &bad, &e);
+    bad.heads = 5;
+    tap_ok(aim_config_validate(&bad, &e) == -1 && tap_contains(e.msg, "heads"),
+           "heads not dividing the width is refused: %s", e.msg);
+    aim_config_preset("tiny", &bad, &e);
+    bad.patch = 28;
+    tap_ok(aim_config_validate(&bad, &e) == -1 && tap_contains(e.msg, "token"),
+           "a single token is refused: %s", e.msg);
+
+    /* parameter table of tiny: names, order, count formula */
+    aim_config tiny;
+    aim_config_preset("tiny", &tiny, &e);
+    aim_model *mt = aim_model_new(&tiny, 0, &e);
+    aim_params *pt = aim_model_params(mt);
+    tap_ok(aim_params_count(pt, 0) == aim_config_trunk_params(&tiny) + aim_config_head_params(&tiny),
+           "tiny: table holds %llu values = trunk %llu + head %llu",
+           (unsigned long long)aim_params_count(pt, 0),
+           (unsigned long long)aim_config_trunk_params(&tiny),
+           (unsigned long long)aim_config_head_params(&tiny));
+    tap_ok(aim_config_trunk_params(&tiny) + aim_config_head_params(&tiny) > 3200000 &&
+               aim_config_trunk_params(&tiny) + aim_config_head_params(&tiny) < 3400000,
+           "tiny has about 3.29M parameters (calibration note)");
+    int iq = aim_params_find(pt, "trunk.blocks.5.attn.qkv.weight");
+    tap_ok(iq >= 0 && pt->t[iq].shape[0] == 576 && pt->t[iq].shape[1] == 192 &&
+               (pt->t[iq].flags & AIM_P_DECAY),
+           "qkv weight [3D, D] with weight decay");
+    int ipw = aim_params_find(pt, "preprocessor.patchifier.proj.weight");
+    tap_ok(ipw >= 0 && pt->t[ipw].ndim == 4 && pt->t[ipw].shape[1] == 1 && pt->t[ipw].shape[2] == 4,
+           "patch embedding has the conv layout [D, C, p, p]");
+    int inb = aim_params_find(pt, "trunk.blocks.0.norm_1.bias");
+    int inw = aim_params_find(pt, "pixel_head.decoder_norm.weight");
+    tap_ok(inb >= 0 && !(pt->t[inb].flags & AIM_P_DECAY) && inw >= 0 &&
+               !(pt->t[inw].flags & AIM_P_DECAY),
+           "no weight decay on norms and biases");
+    tap_ok(aim_params_find(pt, "pixel_head.decoder_blocks.1.mlp.fc2.weight") >= 0 &&
+               aim_params_find(pt, "pixel_head.decoder_blocks.2.mlp.fc2.weight") < 0,
+           "head depth 2 gives decoder_blocks 0 and 1");
+    /* init: xavier bound, LN = 1/0, biases 0 */
+    float a = sqrtf(6.0f / (192 + 576));
+    const float *wq = pt->data + pt->t[iq].offset;
+    float mx = 0;
+    double s2 = 0;
+    for (size_t k = 0; k < pt->t[iq].numel; k++) {
+        mx = fabsf(wq[k]) > mx ? fabsf(wq[k]) : mx;
+        s2 += (double)wq[k] * wq[k];
+    }
+    double var = s2 / pt->t[iq].numel;
+    tap_ok(mx <= a && mx > 0.95f * a && fabs(var - a * a / 3) < 0.05 * a * a / 3,
+           "xavier-uniform init of qkv: max %.4f bound %.4f, var %.3g (expected %.3g)", mx, a,
+           var, a * a / 3.0);
+    const float *lnw = pt->data + pt->t[aim_params_find(pt, "trunk.blocks.2.norm_2.weight")].offset;
+    const float *pb = pt->data + pt->t[aim_params_find(pt, "pixel_head.decoder_pred.bias")].offset;
+    tap_ok(lnw[0] == 1 && lnw[191] == 1 && pb[0] == 0 && pb[15] == 0, "LayerNorm 1, biases 0");
+    aim_model *mt2 = aim_model_new(&tiny, 0, &e);
+    aim_model *mt3 = aim_model_new(&tiny, 1, &e);
+    tap_ok(!memcmp(aim_model_params(mt2)->data, pt->data, pt->total * 4) &&
+               memcmp(aim_model_params(mt3)->data, pt->data, pt->total * 4),
+           "init is deterministic per seed");
+    aim_model_free(mt);
+    aim_model_free(mt2);
+    aim_model_free(mt3);
+
+    /* ------------------------------------------------ whole-model gradient */
+    aim_model *m = aim_model_new(&c, 3, &e);
+    aim_params *p = aim_model_params(m);
+    jitter(p, 11);
+    int B = 3, N = aim_config_tokens(&c);
+    size_t img = (size_t)c.channels * c.image * c.image;
+    float *x = malloc(B * img * sizeof(float));
+    int32_t prefix[3];
+    random_batch(x, B * img, prefix, B, N, 5);
+    prefix[0] = 1;
+    prefix[1] = N / 2;
+    prefix[2] = N - 1;
+    aim_params_zero_grad(p);
+    float loss = aim_model_forward(m, x, prefix, B);
+    aim_model_backward(m);
+    tap_ok(isfinite(loss) && loss > 0, "micro loss is finite: %.6f", loss);
+    float *g = malloc(p->total * sizeof(float));
+    memcpy(g, p->grad, p->total * sizeof(float));
+    /* check up to 12 elements per tensor, every tensor */
+    int all_ok = 1;
+    double worst = 0;
+    const char *worst_name = "";
+    aim_rng r;
+    aim_rng_seed(&r, 99);
+    for (int i = 0; i < p->n; i++) {
+        aim_param *t = &p->t[i];
+        int nk = t->numel < 12 ? (int)t->numel : 12;
+        double tmax = 0;
+        for (size_t k = 0; k < t->numel; k++)
+            tmax = fmax(tmax, fabs(g[t->offset + k]));
+        int ok = 1;
+        for (int j = 0; j < nk; j++) {
+            size_t k = t->numel <= 12 ? (size_t)j : aim_rng_below(&r, (uint32_t)t->numel);
+            float *w = p->data + t->offset + k;
+            float w0 = *w, h = 1e-2f * fmaxf(1.0f, fabsf(w0));
+            *w = w0 + h;
+            double lp = aim_model_forward(m, x, prefix, B);
+            *w = w0 - h;
+            double lm = aim_model_forward(m, x, prefix, B);
+            *w = w0;
+            double num = (lp - lm) / (2.0 * ((double)(w0 + h) - (double)w0));
+            double an = g[t->offset + k];
+            double err = fabs(an - num) / fmax(fmax(fabs(num), 0.05 * tmax), 1e-4);
+            if (err > worst) {
+                worst = err;
+                worst_name = t->name;
+            }
+            if (err > 3e-2) {
+                ok = 0;
+                tap_diag("%s[%zu]: analytic %.6g numeric %.6g", t->name, k, an, num);
+            }
+        }
+        all_ok &= ok;
+    }
+    tap_ok(all_ok, "finite differences match the gradient of all %d tensors (worst rel %.2e at %s)",
+           p->n, worst, worst_name);
+    int any_zero_tensor = 0;
+    for (int i = 0; i < p->n; i++) {
+        double s = 0;
+        for (size_t k = 0; k < p->t[i].numel; k++)
+            s += fabs(g[p->t[i].offset + k]);
+        if (s == 0) {
+            any_zero_tensor = 1;
+            tap_diag("zero gradient: %s", p->t[i].name);
+        }
+    }
+    tap_ok(!any_zero_tensor, "every tensor receives a gradient");
+
+    /* backward accumulates */
+    aim_model_forward(m, x, prefix, B);
+    aim_model_backward(m);
+    double maxdiff = 0;
+    for (size_t k = 0; k < p->total; k++)
+        maxdiff = fmax(maxdiff, fabs(p->grad[k] - 2 * g[k]) / fmax(1e-3, fabs(2 * g[k])));
+    tap_ok(maxdiff < 1e-4, "a second backward adds the same gradient again (%.2e)", maxdiff);
+
+    /* frozen tensors get no gradient */
+    int ifc = aim_params_find(p, "trunk.blocks.0.mlp.fc1.weight");
+    p->t[ifc].flags |= AIM_P_FROZEN;
+    aim_params_zero_grad(p);
+    aim_model_forward(m, x, prefix, B);
+    aim_model_backward(m);
+    double fs = 0;
+    for (size_t k = 0; k < p->t[ifc].numel; k++)
+        fs += fabs(p->grad[p->t[ifc].offset + k]);
+    int iproj = aim_params_find(p, "trunk.blocks.0.attn.proj.weight");
+    tap_ok(fs == 0 && p->grad[p->t[iproj].offset] == g[p->t[iproj].offset],
+           "a frozen tensor gets no gradient, the others are unchanged");
+    p->t[ifc].flags &= ~AIM_P_FROZEN;
+    tap_ok(aim_params_count(p, 1) == aim_params_count(p, 0), "nothing frozen any more");
+
+    /* per-image prefixes: each image's loss depends only on its own prefix */
+    float l_all = aim_model_forward(m, x, prefix, B);
+    double parts = 0, cnt = 0;
+    for (int b = 0; b < B; b++) {
+        float lb = aim_model_forward(m, x + b * img, &prefix[b], 1);
+        parts += (double)lb * (N - prefix[b]);
+        cnt += N - prefix[b];
+    }
+    tap_ok(tap_close(l_all, parts / cnt, 1e-5, 0),
+           "batch loss = target-weighted mean of single-image losses (%.7f vs %.7f)", l_all,
+           parts / cnt);
+
+    /* batch-size changes reuse or grow the activation slab */
+    float l1 = aim_model_forward(m, x, prefix, 1);
+    float l1b = aim_model_forward(m, x, prefix, 1);
+    tap_ok(l1 == l1b, "forward is deterministic");
+
+    /* trunk features: no mask by default */
+    const float *f1 = aim_model_trunk(m, x, NULL, 1, 1);
+    float f10 = f1[0];
+    x[img - 1] += 1.0f; /* last pixel changes the last patch only */
+    f1 = aim_model_trunk(m, x, NULL, 1, 1);
+    tap_ok(f1[0] != f10, "bidirectional trunk: token 0 sees the last patch");
+    int32_t causal = 1;
+    const float *f2 = aim_model_trunk(m, x, &causal, 1, 1);
+    float f20 = f2[0];
+    x[img - 1] -= 1.0f;
+    f2 = aim_model_trunk(m, x, &causal, 1, 1);
+    tap_ok(f2[0] == f20, "causal trunk: token 0 does not see the last patch");
+
+    /* save / load */
+    const char *path = tap_path("micro.safetensors");
+    tap_ok(aim_model_save(m, path, &e) == 0, "save");
+    aim_model *m2 = aim_model_load(path, &e);
+    tap_ok(m2 != NULL, "load: %s", m2 ? "ok" : e.msg);
+    if (m2) {
+        tap_ok(!memcmp(aim_model_params(m2)->data, p->data, p->total * 4),
+               "loaded weights are bit-identical");
+        tap_ok(aim_model_forward(m2, x, prefix, B) == aim_model_forward(m, x, prefix, B),
+               "loaded model gives the same loss");
+        aim_model_free(m2);
+    }
+    tap_ok(aim_model_load(tap_path("none.safetensors"), &e) == NULL &&
+               tap_contains(e.msg, "none.safetensors"),
+           "missing file: %s", e.msg);
+
+    free(g);
+    free(x);
+    aim_model_free(m);
+    return tap_done();
+}

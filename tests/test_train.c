@@ -1,0 +1,177 @@
+/*
+ * test_train.c - AdamW against a hand computation, the warmup + cosine
+ * schedule, gradient clipping, and the pretraining loop: the loss falls on
+ * synthetic data, the same seed gives the same losses, metrics are logged.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aim/train.h"
+#include "tap.h"
+
+typedef struct record {
+    float loss[64];
+    int n;
+} record;
+
+static int rec_step(void *ctx, const aim_step_info *s)
+{
+    record *r = ctx;
+    if (r->n < 64)
+        r->loss[r->n++] = s->loss;
+    return 0;
+}
+
+static int stop_at_3(void *ctx, const aim_step_info *s)
+{
+    return s->step >= 3;
+}
+
+int main(void)
+{
+    aim_err e = {{0}};
+
+    /* AdamW on a two-tensor table against PyTorch's formulas */
+    aim_params p = {0};
+    int64_t s2[1] = {2};
+    int iw = aim_params_add(&p, "w", 1, s2, AIM_P_DECAY);
+    int ib = aim_params_add(&p, "b", 1, s2, 0);
+    aim_params_alloc(&p);
+    float *w = p.data + p.t[iw].offset, *b = p.data + p.t[ib].offset;
+    float *gw = p.grad + p.t[iw].offset, *gb = p.grad + p.t[ib].offset;
+    w[0] = 1.0f, w[1] = -2.0f, b[0] = 0.5f, b[1] = 0.0f;
+    gw[0] = 0.1f, gw[1] = -0.3f, gb[0] = 1.0f, gb[1] = 0.0f;
+    aim_adamw_opts o;
+    aim_adamw_opts_default(&o);
+    tap_ok(o.beta1 == 0.9f && o.beta2 == 0.95f && o.eps == 1e-8f && o.weight_decay == 0.05f,
+           "AdamW defaults are the AIM recipe");
+    aim_adamw_step(&p, &o, 0.01f, 1);
+    /* step 1: mhat = g, vhat = g^2 -> update = g/(|g| + eps) = sign(g) */
+    double ew0 = 1.0 * (1 - 0.01 * 0.05) - 0.01 * (0.1 / (0.1 + 1e-8));
+    double eb0 = 0.5 - 0.01 * 1.0 / (1.0 + 1e-8);
+    tap_ok(tap_close(w[0], ew0, 1e-6, 0) && tap_close(b[0], eb0, 1e-6, 0) && b[1] == 0.0f,
+           "first AdamW step: decayed weight %.7f (expected %.7f), bias %.7f", w[0], ew0, b[0]);
+    /* second step with a new gradient, computed by hand in double */
+    double am1 = 0.1 * 0.1, av1 = 0.05 * 0.01; /* after step 1: m = (1-b1) g, v = (1-b2) g^2 */
+    double g2 = 0.2;
+    gw[0] = (float)g2;
+    double am2 = 0.9 * am1 + 0.1 * g2, av2 = 0.95 * av1 + 0.05 * g2 * g2;
+    double mh = am2 / (1 - 0.81), vh = av2 / (1 - 0.9025);
+    double ew1 = ew0 * (1 - 0.02 * 0.05) - 0.02 * mh / (sqrt(vh) + 1e-8);
+    aim_adamw_step(&p, &o, 0.02f, 2);
+    tap_ok(tap_close(w[0], ew1, 1e-5, 0), "second AdamW step with bias correction (%.7f vs %.7f)",
+           w[0], ew1);
+    p.t[ib].flags |= AIM_P_FROZEN;
+    float bfrozen = b[0];
+    aim_adamw_step(&p, &o, 0.02f, 3);
+    tap_ok(b[0] == bfrozen, "frozen tensors are not updated");
+    p.t[ib].flags &= ~AIM_P_FROZEN;
+
+    /* clipping */
+    gw[0] = 3, gw[1] = 0, gb[0] = 4, gb[1] = 0;
+    tap_ok(tap_close(aim_grad_norm(&p), 5.0, 1e-6, 0), "global grad norm = 5");
+    float n0 = aim_clip_grad_norm(&p, 1.0f);
+    tap_ok(n0 == 5.0f && tap_close(aim_grad_norm(&p), 1.0, 1e-5, 0) &&
+               tap_close(gw[0] / gb[0], 0.75, 1e-6, 0),
+           "clip to 1 scales every gradient by the same factor");
+    aim_clip_grad_norm(&p, 10.0f);
+    tap_ok(tap_close(aim_grad_norm(&p), 1.0, 1e-5, 0), "a norm below the limit is untouched");
+    aim_params_free(&p);
+
+    /* schedule */
+    tap_ok(tap_close(aim_lr_at(0, 100, 10, 1e-3f), 1e-4, 1e-6, 0) &&
+               tap_close(aim_lr_at(9, 100, 10, 1e-3f), 1e-3, 1e-6, 0),
+           "linear warmup reaches the peak at the end of warmup");
+    tap_ok(tap_close(aim_lr_at(55, 100, 10, 1e-3f), 0.5e-3, 1e-5, 0),
+           "cosine is at half the peak half-way: %g", aim_lr_at(55, 100, 10, 1e-3f));
+    tap_ok(aim_lr_at(99, 100, 10, 1e-3f) < 1e-6 && aim_lr_at(99, 100, 10, 1e-3f) >= 0,
+           "cosine ends near zero");
+    int mono = 1;
+    for (int s = 10; s < 99; s++)
+        mono &= aim_lr_at(s + 1, 100, 10, 1e-3f) <= aim_lr_at(s, 100, 10, 1e-3f);
+    tap_ok(mono, "the cosine part decreases monotonically");
+
+    /* pretraining on synthetic data */
+    aim_config c;
+    aim_config_preset("micro", &c, &e);
+    c.channels = 1;
+    c.image = 16;
+    c.patch = 4;
+    c.width = 32;
+    c.heads = 2;
+    c.head_width = 32;
+    aim_synth_opts so = {.n = 512, .c = 1, .h = 16, .w = 16, .nclasses = 10, .seed = 1};
+    aim_dataset *ds = aim_data_synthetic(&so, &e);
+    tap_ok(ds != NULL, "synthetic data: %s", ds ? "ok" : e.msg);
+    if (!ds)
+        return tap_done();
+    aim_pretrain_opts po;
+    aim_pretrain_opts_default(&po);
+    po.steps = 60;
+    po.batch = 16;
+    po.lr = 3e-3f;
+    po.metrics_path = tap_path("metrics.jsonl");
+    po.run_name = "t";
+    record r1 = {0}, r2 = {0};
+    po.on_step = rec_step;
+    po.ctx = &r1;
+    aim_model *m1 = aim_model_new(&c, 7, &e);
+    aim_pretrain_result res;
+    tap_ok(aim_pretrain(m1, ds, &po, &res, &e) == 0 && res.steps_done == 60,
+           "60 steps of pretraining");
+    double first = 0, last = 0;
+    for (int i = 0; i < 10; i++) {
+        first += r1.loss[i] / 10;
+        last += r1.loss[50 + i] / 10;
+    }
+    tap_ok(last < 0.8 * first, "the loss falls: mean of the first 10 steps %.4f, last 10 %.4f",
+           first, last);
+    uint8_t *log;
+    size_t loglen;
+    int lines = 0;
+    if (aim_read_file(po.metrics_path, 1 << 20, &log, &loglen, &e) == 0) {
+        for (size_t i = 0; i < loglen; i++)
+            lines += log[i] == '\n';
+        tap_ok(lines == 60 && tap_contains((char *)log, "{\"run\":\"t\",\"step\":1,\"kind\":\"train\",\"loss\":"),
+               "metrics.jsonl has one JSON line per step with run, step, kind, loss");
+        free(log);
+    } else {
+        tap_ok(0, "metrics file written: %s", e.msg);
+    }
+    aim_model *m2 = aim_model_new(&c, 7, &e);
+    po.ctx = &r2;
+    po.metrics_path = NULL;
+    aim_pretrain(m2, ds, &po, &res, &e);
+    tap_ok(r2.n == 60 && !memcmp(r1.loss, r2.loss, sizeof r1.loss),
+           "the same seed gives the same loss sequence");
+    tap_ok(!memcmp(aim_model_params(m1)->data, aim_model_params(m2)->data,
+                   aim_model_params(m1)->total * 4),
+           "... and the same final weights");
+    aim_model *m3 = aim_model_new(&c, 7, &e);
+    po.on_step = stop_at_3;
+    tap_ok(aim_pretrain(m3, ds, &po, &res, &e) == 0 && res.stopped && res.steps_done == 3,
+           "on_step can stop training");
+    po.steps = 0;
+    tap_ok(aim_pretrain(m3, ds, &po, &res, &e) == -1 && tap_contains(e.msg, "steps"),
+           "zero steps is refused: %s", e.msg);
+    po.steps = 5;
+    po.metrics_path = tap_path("no/such/dir/m.jsonl");
+    tap_ok(aim_pretrain(m3, ds, &po, &res, &e) == -1 && tap_contains(e.msg, "no/such/dir"),
+           "an unwritable metrics path is reported: %s", e.msg);
+    po.metrics_path = NULL;
+    aim_config c2 = c;
+    c2.image = 8;
+    c2.patch = 2;
+    aim_model *m4 = aim_model_new(&c2, 7, &e);
+    tap_ok(aim_pretrain(m4, ds, &po, &res, &e) == -1 && tap_contains(e.msg, "16x16"),
+           "data of the wrong size is refused: %s", e.msg);
+    aim_model_free(m1);
+    aim_model_free(m2);
+    aim_model_free(m3);
+    aim_model_free(m4);
+    aim_dataset_free(ds);
+    return tap_done();
+}
