@@ -16,6 +16,7 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_train_entry,
     &cmd_loss_entry,
     &cmd_bench_entry,
+    &cmd_export_entry,
     NULL,
 };
 

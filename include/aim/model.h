@@ -43,6 +43,11 @@ static inline int aim_config_patch_dim(const aim_config *c)
 {
     return c->patch * c->patch * c->channels;
 }
+/* The config as safetensors metadata (AIM.md keys, %.9g decimal strings):
+ * fills kv[2i], kv[2i+1] pointing into vals; returns the number of pairs. */
+#define AIM_CONFIG_META_MAX 16
+int aim_config_to_meta(const aim_config *c, char vals[AIM_CONFIG_META_MAX][160],
+                       const char **kv);
 /* Parameter count of trunk (with patch embedding) and pixel head. */
 uint64_t aim_config_trunk_params(const aim_config *c);
 uint64_t aim_config_head_params(const aim_config *c);
@@ -128,6 +133,17 @@ int aim_model_save(const aim_model *m, const char *path, aim_err *e);
  * the metadata, every tensor checked (name, dtype, shape); missing or extra
  * tensors are errors naming them. */
 aim_model *aim_model_load(const char *path, aim_err *e);
+
+/* The same from an already opened safetensors file (config from its
+ * metadata); tensors named optimizer.*, head.* or *.lora_* are ignored. */
+struct aim_st_file;
+aim_model *aim_model_from_st(const struct aim_st_file *f, aim_err *e);
+/* Config from a safetensors file's metadata (AIM.md keys), validated. */
+int aim_config_from_meta(const struct aim_st_file *f, aim_config *c, aim_err *e);
+/* Copy the tensor `name` of file f into dst, checking it is F32 with the
+ * shape of table entry t. */
+int aim_st_copy_param(const struct aim_st_file *f, const aim_param *t, const char *name,
+                      float *dst, aim_err *e);
 
 /* Bytes of activation memory for batch B (for bench / messages). */
 size_t aim_model_activation_bytes(const aim_config *c, int B);

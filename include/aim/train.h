@@ -41,6 +41,15 @@ typedef struct aim_step_info {
     double elapsed_s, eta_s;
 } aim_step_info;
 
+/* Where a run stands: what a checkpoint restores besides the tensors. All
+ * randomness of the data stream is derived from (seed, position), so the
+ * seed and the stream position are the whole RNG state. */
+typedef struct aim_train_state {
+    int64_t step;             /* optimiser steps done */
+    uint64_t data_position;   /* images consumed from the batcher stream */
+    float last_loss;          /* loss of the last step done (information) */
+} aim_train_state;
+
 typedef struct aim_pretrain_opts {
     int64_t steps;            /* total optimiser steps (> 0) */
     int batch;                /* default 64 */
@@ -55,6 +64,26 @@ typedef struct aim_pretrain_opts {
     /* called after every step; return non-zero to stop early */
     int (*on_step)(void *ctx, const aim_step_info *info);
     void *ctx;
+    /* messages for the user (checkpoint saved, a write failed, ...); the
+     * library never prints: the front end decides how to show them */
+    void (*on_message)(void *ctx, const char *msg);
+    /* resume: continue from this state (the model's tensors and moments
+     * must already hold the checkpoint's values) */
+    const aim_train_state *resume;
+    /* checkpoints: ckpt_dir/ckpt-<step>.safetensors every ckpt_every steps
+     * and/or ckpt_minutes minutes, at the end, and when *stop_flag becomes
+     * non-zero (checked after every step; the step is finished first).
+     * keep_last (default 3) newest are kept, older ones removed. A failed
+     * write is reported through on_message and training continues. */
+    const char *ckpt_dir;
+    int64_t ckpt_every;
+    double ckpt_minutes;
+    int keep_last;
+    volatile int *stop_flag;
+    /* the recipe as key/value strings, stored in checkpoints' metadata so
+     * `--resume` can rebuild the run (e.g. "data", "limit"); may be NULL */
+    const char *const *recipe;
+    int nrecipe;
 } aim_pretrain_opts;
 
 void aim_pretrain_opts_default(aim_pretrain_opts *o);
@@ -64,12 +93,43 @@ typedef struct aim_pretrain_result {
     float final_loss;         /* loss of the last step */
     float mean_loss_last;     /* mean of the last min(100, steps) losses */
     double seconds;
-    int stopped;              /* 1 if on_step asked to stop */
+    int stopped;              /* 1 if on_step or stop_flag ended the run early */
+    int checkpoints_written;
+    int checkpoint_failures;
+    char last_checkpoint[640];/* path of the newest checkpoint written ("" if none) */
 } aim_pretrain_result;
 
 /* Train m on ds (converted to the model's image size and channels by the
  * caller). Returns -1 with a message on bad options or I/O failure. */
 int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
                  aim_pretrain_result *res, aim_err *e);
+
+/* ------------------------------------------------------------ checkpoints */
+/* A checkpoint is a safetensors file: every parameter under its AIM.md name,
+ * the AdamW moments as optimizer.exp_avg.<name> / optimizer.exp_avg_sq.<name>,
+ * and in the metadata the model config (AIM.md keys), "aim_checkpoint" = "1",
+ * step, data_position, seed, the optimiser and schedule settings, the
+ * caller's recipe keys (prefixed "recipe."), and "crc32" of the whole data
+ * section (8 hex digits). Written atomically (temporary file, fsync, rename,
+ * folder fsync): a crash at any moment leaves the previous file intact. */
+int aim_checkpoint_save(const char *path, const aim_model *m, const aim_pretrain_opts *o,
+                        const aim_train_state *s, aim_err *e);
+
+/* Load and verify everything (CRC, names, shapes, dtypes, config, state):
+ * returns the model with its moments filled, the state and the options the
+ * run was made with (o is filled from the metadata; its string fields point
+ * into *meta_out, which the caller frees with aim_st_close). */
+struct aim_st_file;
+aim_model *aim_checkpoint_load(const char *path, aim_train_state *s, aim_pretrain_opts *o,
+                               struct aim_st_file **meta_out, aim_err *e);
+
+/* 1 if the safetensors file is an aim checkpoint (metadata says so). */
+int aim_checkpoint_is(const struct aim_st_file *f);
+
+/* Newest ckpt-*.safetensors in a run folder (malloc'd path) or NULL. */
+char *aim_checkpoint_latest(const char *dir, aim_err *e);
+/* Remove all but the `keep` newest checkpoints of a run folder (keep <= 0:
+ * keep all) and temporaries left by a process killed while writing. */
+void aim_checkpoint_prune(const char *dir, int keep);
 
 #endif

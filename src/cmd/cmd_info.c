@@ -12,6 +12,7 @@
 
 #include "aim/data.h"
 #include "aim/io.h"
+#include "aim/train.h"
 #include "cmd/cmd.h"
 
 static void print_shape(const int64_t *shape, int ndim)
@@ -128,7 +129,37 @@ static int info_safetensors(const char *path)
             n *= (uint64_t)f->tensors[i].shape[d];
         params += n;
     }
-    printf("  kind       safetensors%s\n", aim_st_meta(f, "width") ? " (AIM weights)" : "");
+    int ckpt = aim_checkpoint_is(f);
+    printf("  kind       safetensors%s\n",
+           ckpt ? " (aim training checkpoint)" : aim_st_meta(f, "width") ? " (AIM weights)" : "");
+    if (ckpt) {
+        const char *step = aim_st_meta(f, "step"), *total = aim_st_meta(f, "total_steps");
+        const char *loss = aim_st_meta(f, "last_loss"), *pos = aim_st_meta(f, "data_position");
+        const char *data = aim_st_meta(f, "recipe.data"), *batch = aim_st_meta(f, "batch");
+        const char *lr = aim_st_meta(f, "lr");
+        printf("  run        step %s of %s, loss %s, %s images seen (batch %s, peak lr %s)\n",
+               step ? step : "?", total ? total : "?", loss ? loss : "?", pos ? pos : "?",
+               batch ? batch : "?", lr ? lr : "?");
+        printf("  data       %s\n", data ? data : "?");
+        printf("  model      image %s, channels %s, patch %s, width %s, depth %s, heads %s, "
+               "head %sx%s\n",
+               aim_st_meta(f, "image"), aim_st_meta(f, "channels"), aim_st_meta(f, "patch"),
+               aim_st_meta(f, "width"), aim_st_meta(f, "depth"), aim_st_meta(f, "heads"),
+               aim_st_meta(f, "head_width"), aim_st_meta(f, "head_depth"));
+        /* a checkpoint is verified in full: CRC32, names, shapes, state */
+        aim_train_state st;
+        aim_pretrain_opts po;
+        aim_st_file *mf = NULL;
+        aim_model *m = aim_checkpoint_load(path, &st, &po, &mf, &e);
+        if (!m) {
+            aim_st_close(f);
+            return cmd_fail("%s", e.msg);
+        }
+        printf("  verified   CRC32 %s, every tensor and the optimizer state\n",
+               aim_st_meta(mf, "crc32"));
+        aim_model_free(m);
+        aim_st_close(mf);
+    }
     printf("  tensors    %d, %llu values, %.1f MB of data\n", f->ntensors,
            (unsigned long long)params, f->data_len / 1e6);
     if (f->nmeta) {

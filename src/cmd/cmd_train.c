@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aim/io.h"
 #include "aim/train.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -94,13 +96,38 @@ const struct aim_cmd cmd_train_entry = {
     .exec = train_exec,
 };
 
+/* Ctrl-C / SIGTERM: finish the step, save a checkpoint, exit 0. A second
+ * signal gets the default action (the front end's only global). */
+static volatile int stop_requested;
+
+static void on_signal(int sig)
+{
+    stop_requested = 1;
+    signal(sig, SIG_DFL);
+}
+
+static void on_message(void *ctx, const char *msg)
+{
+    progress *p = ctx;
+    fprintf(stderr, "%s%s\n", p->tty ? "\r\033[K" : "", msg);
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return aim_xstrdup(".");
+    return aim_xasprintf("%.*s", (int)(slash - path), path);
+}
+
 static int train_exec(int argc, char **argv)
 {
     cmd_model_opts mo = {0};
-    const char *data = "fashion-mnist", *out = NULL, *init = NULL;
+    const char *data = "fashion-mnist", *out = NULL, *init = NULL, *resume = NULL;
     int threads = 0, log_every = 1;
-    float epochs = 0;
-    int64_t limit = 0, seed = 0;
+    float epochs = 0, ckpt_minutes = 10;
+    int64_t limit = 0, seed = 0, ckpt_every = 0;
+    int keep = 3;
     aim_pretrain_opts po;
     aim_pretrain_opts_default(&po);
     po.steps = 0;
@@ -110,6 +137,8 @@ static int train_exec(int argc, char **argv)
         {"limit", OPT_I64, &limit, "N", "use only the first N images"},
         CMD_MODEL_OPTS(mo),
         {"init", OPT_STR, &init, "WEIGHTS", "start from these weights instead of a fresh init"},
+        {"resume", OPT_STR, &resume, "RUN|CKPT",
+         "continue a run exactly from its newest (or this) checkpoint"},
         {"steps", OPT_I64, &po.steps, "N", "optimiser steps (default: one epoch)"},
         {"epochs", OPT_FLOAT, &epochs, "E", "train for E epochs instead of --steps"},
         {"batch", OPT_INT, &po.batch, "B", "images per step (default 64)"},
@@ -124,6 +153,10 @@ static int train_exec(int argc, char **argv)
         {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
         {"out", OPT_STR, &out, "DIR", "run folder (default runs/DATE-TIME-PRESET)"},
         {"log-every", OPT_INT, &log_every, "N", "a metrics line every N steps (default 1)"},
+        {"ckpt-every", OPT_I64, &ckpt_every, "N", "checkpoint every N steps (default off)"},
+        {"ckpt-minutes", OPT_FLOAT, &ckpt_minutes, "M",
+         "checkpoint every M minutes (default 10, 0 = off)"},
+        {"keep", OPT_INT, &keep, "K", "keep the K newest checkpoints (default 3, 0 = all)"},
         {0},
     };
     if (cmd_help(&cmd_train_entry, argc, argv, opts))
@@ -134,11 +167,38 @@ static int train_exec(int argc, char **argv)
         return 1;
     if (po.batch <= 0)
         return cmd_fail("train: --batch must be positive (got %d)", po.batch);
+    if (keep < 0 || ckpt_every < 0 || ckpt_minutes < 0)
+        return cmd_fail("train: --keep, --ckpt-every and --ckpt-minutes must not be negative");
+    if (resume && init)
+        return cmd_fail("train: --resume and --init exclude each other");
     cmd_set_threads(threads);
     aim_err e = {{0}};
     aim_model *m = NULL;
     aim_config c;
-    if (init) {
+    aim_train_state state = {0};
+    aim_st_file *ckmeta = NULL;
+    char *rundir = NULL;
+    if (resume) {
+        char *ck = aim_is_dir(resume) ? aim_checkpoint_latest(resume, &e) : aim_xstrdup(resume);
+        if (!ck)
+            return cmd_fail("%s", e.msg);
+        m = aim_checkpoint_load(ck, &state, &po, &ckmeta, &e);
+        if (!m) {
+            free(ck);
+            return cmd_fail("%s", e.msg);
+        }
+        rundir = aim_is_dir(resume) ? aim_xstrdup(resume) : dir_of(ck);
+        fprintf(stderr, "aim train: resuming %s at step %lld of %lld\n", ck,
+                (long long)state.step, (long long)po.steps);
+        free(ck);
+        c = *aim_model_config(m);
+        const char *d = aim_st_meta(ckmeta, "recipe.data");
+        const char *l = aim_st_meta(ckmeta, "recipe.limit");
+        data = d ? d : "fashion-mnist";
+        limit = l ? strtoll(l, NULL, 10) : 0;
+        seed = (int64_t)po.data.seed;
+        out = rundir;
+    } else if (init) {
         m = aim_model_load(init, &e);
         if (!m)
             return cmd_fail("%s", e.msg);
@@ -149,9 +209,11 @@ static int train_exec(int argc, char **argv)
     aim_dataset *ds = cmd_open_data(data, "train", c.channels, c.image, limit, (uint64_t)seed);
     if (!ds) {
         aim_model_free(m);
+        aim_st_close(ckmeta);
+        free(rundir);
         return 1;
     }
-    if (!init) {
+    if (!init && !resume) {
         c.nmean = c.channels;
         for (int k = 0; k < c.channels; k++) {
             c.mean[k] = ds->mean[k];
@@ -163,14 +225,19 @@ static int train_exec(int argc, char **argv)
             return cmd_fail("%s", e.msg);
         }
     }
-    if (epochs > 0)
-        po.steps = (int64_t)ceil(epochs * ds->n / po.batch);
-    if (po.steps <= 0)
-        po.steps = (ds->n + po.batch - 1) / po.batch;
-    po.data.seed = (uint64_t)seed;
-    po.data.crop = crop;
-    po.data.flip = flip;
-    po.log_every = log_every;
+    if (!resume) {
+        if (epochs > 0)
+            po.steps = (int64_t)ceil(epochs * ds->n / po.batch);
+        if (po.steps <= 0)
+            po.steps = (ds->n + po.batch - 1) / po.batch;
+        po.data.seed = (uint64_t)seed;
+        po.data.crop = crop;
+        po.data.flip = flip;
+        po.log_every = log_every;
+        po.ckpt_every = ckpt_every;
+        po.ckpt_minutes = ckpt_minutes;
+        po.keep_last = keep;
+    }
 
     char outbuf[512];
     if (!out) {
@@ -183,47 +250,80 @@ static int train_exec(int argc, char **argv)
         out = outbuf;
     }
     int rc = 1;
+    char *metrics = NULL, *runjson = NULL, *weights = NULL;
     if (mkdir_p(out) != 0) {
         cmd_fail("%s: cannot create the run folder: %s", out, strerror(errno));
         goto done;
     }
-    char *metrics = aim_xasprintf("%s/metrics.jsonl", out);
-    char *runjson = aim_xasprintf("%s/run.json", out);
-    char *weights = aim_xasprintf("%s/model.safetensors", out);
+    metrics = aim_xasprintf("%s/metrics.jsonl", out);
+    runjson = aim_xasprintf("%s/run.json", out);
+    weights = aim_xasprintf("%s/model.safetensors", out);
     po.metrics_path = metrics;
     po.run_name = aim_basename(out);
-    if (write_run_json(runjson, &c, &po, data, ds->n) != 0) {
+    po.ckpt_dir = out;
+    char limit_s[32];
+    snprintf(limit_s, sizeof limit_s, "%lld", (long long)limit);
+    const char *recipe[4] = {"data", data, "limit", limit_s};
+    po.recipe = recipe;
+    po.nrecipe = 2;
+    if (resume)
+        po.resume = &state;
+    if (!resume && write_run_json(runjson, &c, &po, data, ds->n) != 0) {
         cmd_fail("%s: cannot write: %s", runjson, strerror(errno));
-        goto done2;
+        goto done;
     }
     progress pr = {.tty = isatty(2), .every = po.steps / 20 > 0 ? po.steps / 20 : 1};
     po.on_step = on_step;
+    po.on_message = on_message;
     po.ctx = &pr;
-    fprintf(stderr,
-            "aim train: %s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d "
-            "(%.2fM trunk + %.2fM head params) | %lld steps x %d | %d threads | %s\n",
-            data, (long long)ds->n, ds->c, ds->h, ds->w, c.width, c.depth, c.heads, c.patch,
-            aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
-            (long long)po.steps, po.batch, cmd_threads(), out);
-    aim_pretrain_result res;
-    if (aim_pretrain(m, ds, &po, &res, &e) != 0) {
+    po.stop_flag = &stop_requested;
+    if (state.step < po.steps)
+        fprintf(stderr,
+                "aim train: %s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d "
+                "(%.2fM trunk + %.2fM head params) | %lld steps x %d | %d threads | %s\n",
+                data, (long long)ds->n, ds->c, ds->h, ds->w, c.width, c.depth, c.heads, c.patch,
+                aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
+                (long long)po.steps, po.batch, cmd_threads(), out);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    aim_pretrain_result res = {0};
+    if (state.step < po.steps && aim_pretrain(m, ds, &po, &res, &e) != 0) {
         cmd_fail("%s", e.msg);
-        goto done2;
+        goto done;
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (res.stopped) {
+        printf("stopped at step %lld of %lld; checkpoint: %s\n"
+               "resume with: aim train --resume %s\n",
+               (long long)res.steps_done, (long long)po.steps,
+               res.last_checkpoint[0] ? res.last_checkpoint : "(none written)", out);
+        rc = res.last_checkpoint[0] ? 0 : 1;
+        goto done;
     }
     if (aim_model_save(m, weights, &e) != 0) {
         cmd_fail("%s", e.msg);
-        goto done2;
+        goto done;
     }
-    printf("trained %lld steps in %.1f s: final loss %.6f (mean of last %d: %.6f)\n"
-           "weights: %s\n",
-           (long long)res.steps_done, res.seconds, res.final_loss,
-           (int)(res.steps_done < 100 ? res.steps_done : 100), res.mean_loss_last, weights);
-    rc = 0;
-done2:
+    if (state.step >= po.steps)
+        printf("the run was already complete at step %lld\nweights: %s\n", (long long)state.step,
+               weights);
+    else
+        printf("trained %lld steps in %.1f s: final loss %.6f (mean of last %d: %.6f)\n"
+               "weights: %s\n",
+               (long long)(res.steps_done - state.step), res.seconds, res.final_loss,
+               (int)(res.steps_done - state.step < 100 ? res.steps_done - state.step : 100),
+               res.mean_loss_last, weights);
+    rc = res.checkpoint_failures ? 1 : 0;
+    if (res.checkpoint_failures)
+        cmd_fail("train: %d checkpoint(s) could not be written (see above)",
+                 res.checkpoint_failures);
+done:
     free(metrics);
     free(runjson);
     free(weights);
-done:
+    free(rundir);
+    aim_st_close(ckmeta);
     aim_dataset_free(ds);
     aim_model_free(m);
     return rc;

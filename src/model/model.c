@@ -238,10 +238,9 @@ aim_params *aim_model_params(aim_model *m)
 
 /* ------------------------------------------------------------ files */
 
-#define META_MAX 16
-
 /* Config as decimal strings (%.9g), as AIM.md asks. */
-static int config_meta(const aim_config *c, char vals[META_MAX][160], const char **kv)
+int aim_config_to_meta(const aim_config *c, char vals[AIM_CONFIG_META_MAX][160],
+                       const char **kv)
 {
     int n = 0;
 #define PUT_INT(k, v)                                                                      \
@@ -292,9 +291,9 @@ int aim_model_save(const aim_model *m, const char *path, aim_err *e)
             ent[i].shape[d] = p->t[i].shape[d];
         ent[i].data = p->data + p->t[i].offset;
     }
-    char vals[META_MAX][160];
-    const char *kv[2 * META_MAX];
-    int nmeta = config_meta(&m->cfg, vals, kv);
+    char vals[AIM_CONFIG_META_MAX][160];
+    const char *kv[2 * AIM_CONFIG_META_MAX];
+    int nmeta = aim_config_to_meta(&m->cfg, vals, kv);
     int rc = aim_st_write(path, ent, p->n, kv, nmeta, e);
     free(ent);
     return rc;
@@ -344,7 +343,6 @@ static int meta_floats(const aim_st_file *f, const char *key, float *out, int ma
     return 0;
 }
 
-int aim_config_from_meta(const aim_st_file *f, aim_config *c, aim_err *e);
 int aim_config_from_meta(const aim_st_file *f, aim_config *c, aim_err *e)
 {
     memset(c, 0, sizeof *c);
@@ -375,67 +373,73 @@ int aim_config_from_meta(const aim_st_file *f, aim_config *c, aim_err *e)
     return 0;
 }
 
-aim_model *aim_model_load(const char *path, aim_err *e)
+/* Copy tensor `name` of the table into dst after checking dtype and shape. */
+int aim_st_copy_param(const aim_st_file *f, const aim_param *t, const char *name, float *dst,
+                      aim_err *e)
 {
-    aim_st_file *f = aim_st_open(path, e);
-    if (!f)
-        return NULL;
-    aim_config c;
-    if (aim_config_from_meta(f, &c, e) != 0) {
-        aim_st_close(f);
-        return NULL;
+    const aim_st_tensor *s = aim_st_find(f, name);
+    if (!s)
+        return aim_errf(e, "%s: tensor \"%s\" is missing", f->path, name);
+    if (s->dtype != AIM_F32)
+        return aim_errf(e, "%s: tensor \"%s\" is %s, expected F32", f->path, name,
+                        aim_dtype_name(s->dtype));
+    int same = s->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = s->shape[d] == t->shape[d];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "",
+                     (long long)t->shape[d]);
+        for (int d = 0; d < s->ndim; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "",
+                     (long long)s->shape[d]);
+        return aim_errf(e, "%s: tensor \"%s\" has shape [%s], the config needs [%s]", f->path,
+                        name, got, want);
     }
+    memcpy(dst, aim_st_data(f, s), t->numel * sizeof(float));
+    return 0;
+}
+
+aim_model *aim_model_from_st(const aim_st_file *f, aim_err *e)
+{
+    aim_config c;
+    if (aim_config_from_meta(f, &c, e) != 0)
+        return NULL;
     aim_model *m = model_create(&c, e);
     if (!m) {
-        aim_err_prefix(e, "%s", path);
-        aim_st_close(f);
+        aim_err_prefix(e, "%s", f->path);
         return NULL;
     }
     aim_params *p = &m->p;
-    for (int i = 0; i < p->n; i++) {
-        const aim_param *t = &p->t[i];
-        const aim_st_tensor *s = aim_st_find(f, t->name);
-        if (!s) {
-            aim_errf(e, "%s: tensor \"%s\" is missing", path, t->name);
+    for (int i = 0; i < p->n; i++)
+        if (aim_st_copy_param(f, &p->t[i], p->t[i].name, p->data + p->t[i].offset, e) != 0)
             goto fail;
-        }
-        if (s->dtype != AIM_F32) {
-            aim_errf(e, "%s: tensor \"%s\" is %s, expected F32", path, t->name,
-                     aim_dtype_name(s->dtype));
-            goto fail;
-        }
-        int same = s->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++)
-            same = s->shape[d] == t->shape[d];
-        if (!same) {
-            char want[96] = "", got[96] = "";
-            for (int d = 0; d < t->ndim; d++)
-                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "",
-                         (long long)t->shape[d]);
-            for (int d = 0; d < s->ndim; d++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "",
-                         (long long)s->shape[d]);
-            aim_errf(e, "%s: tensor \"%s\" has shape [%s], the config needs [%s]", path, t->name,
-                     got, want);
-            goto fail;
-        }
-        memcpy(p->data + t->offset, aim_st_data(f, s), t->numel * sizeof(float));
-    }
     for (int i = 0; i < f->ntensors; i++) {
         const char *name = f->tensors[i].name;
         if (aim_params_find(p, name) >= 0)
             continue;
         /* a probe head or LoRA adapters saved with the trunk are not part of
-         * the pretraining model; anything else is a mistake worth reporting */
-        if (!strncmp(name, "head.", 5) || strstr(name, ".lora_"))
+         * the pretraining model, and checkpoints carry optimizer state;
+         * anything else is a mistake worth reporting */
+        if (!strncmp(name, "head.", 5) || strstr(name, ".lora_") ||
+            !strncmp(name, "optimizer.", 10))
             continue;
-        aim_errf(e, "%s: unexpected tensor \"%s\" (not an AIM.md weight name)", path, name);
+        aim_errf(e, "%s: unexpected tensor \"%s\" (not an AIM.md weight name)", f->path, name);
         goto fail;
     }
-    aim_st_close(f);
     return m;
 fail:
     aim_model_free(m);
-    aim_st_close(f);
     return NULL;
+}
+
+aim_model *aim_model_load(const char *path, aim_err *e)
+{
+    aim_st_file *f = aim_st_open(path, e);
+    if (!f)
+        return NULL;
+    aim_model *m = aim_model_from_st(f, e);
+    aim_st_close(f);
+    return m;
 }

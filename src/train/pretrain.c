@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ void aim_pretrain_opts_default(aim_pretrain_opts *o)
     aim_adamw_opts_default(&o->adamw);
     aim_batcher_opts_default(&o->data);
     o->log_every = 1;
+    o->keep_last = 3;
 }
 
 static double now_s(void)
@@ -43,6 +45,83 @@ static void json_num(FILE *f, const char *key, double v)
         fprintf(f, ",\"%s\":%.9g", key, v);
     else
         fprintf(f, ",\"%s\":null", key);
+}
+
+/* ------------------------------------------------------------ resume */
+
+typedef struct kept_lines {
+    const uint8_t *buf;
+    size_t len;
+    int64_t upto;
+} kept_lines;
+
+static int write_kept(FILE *f, void *ctx, aim_err *e)
+{
+    const kept_lines *k = ctx;
+    size_t i = 0;
+    while (i < k->len) {
+        const uint8_t *nl = memchr(k->buf + i, '\n', k->len - i);
+        size_t end = nl ? (size_t)(nl - k->buf) + 1 : k->len;
+        const char *st = memmem(k->buf + i, end - i, "\"step\":", 7);
+        long long step = st ? strtoll(st + 7, NULL, 10) : 0;
+        if (nl && step <= k->upto)
+            fwrite(k->buf + i, 1, end - i, f);
+        i = end;
+    }
+    return 0;
+}
+
+/* Drop metrics lines logged after the checkpoint we resume from (the
+ * interrupted run got further than its last checkpoint), and any partial
+ * last line. */
+static int truncate_metrics(const char *path, int64_t upto, aim_err *e)
+{
+    if (aim_file_size(path, NULL) < 0)
+        return 0; /* nothing logged yet */
+    uint8_t *buf;
+    size_t len;
+    if (aim_read_file(path, (uint64_t)1 << 32, &buf, &len, e) != 0)
+        return -1;
+    kept_lines k = {buf, len, upto};
+    int rc = aim_write_atomic(path, write_kept, &k, e);
+    free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+static void message(const aim_pretrain_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void message(const aim_pretrain_opts *o, const char *fmt, ...)
+{
+    if (!o->on_message)
+        return;
+    char buf[AIM_ERR_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    o->on_message(o->ctx, buf);
+}
+
+static void checkpoint(aim_model *m, const aim_pretrain_opts *o, const aim_train_state *s,
+                       aim_pretrain_result *res)
+{
+    char *path = aim_xasprintf("%s/ckpt-%lld.safetensors", o->ckpt_dir, (long long)s->step);
+    aim_err e = {{0}};
+    if (aim_checkpoint_save(path, m, o, s, &e) != 0) {
+        res->checkpoint_failures++;
+        message(o, "checkpoint at step %lld FAILED (training continues, the previous checkpoint "
+                   "is kept): %s",
+                (long long)s->step, e.msg);
+        free(path);
+        return;
+    }
+    res->checkpoints_written++;
+    snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s", path);
+    aim_checkpoint_prune(o->ckpt_dir, o->keep_last);
+    message(o, "checkpoint saved: %s", path);
+    free(path);
 }
 
 int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
@@ -68,6 +147,10 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     if (!b)
         return -1;
     FILE *mf = NULL;
+    if (o->metrics_path && o->resume && truncate_metrics(o->metrics_path, o->resume->step, e)) {
+        aim_batcher_free(b);
+        return -1;
+    }
     if (o->metrics_path) {
         mf = fopen(o->metrics_path, "a");
         if (!mf) {
@@ -84,6 +167,23 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     int64_t warmup = o->warmup >= 0 ? o->warmup : (int64_t)(0.025 * o->steps);
     if (warmup < 1)
         warmup = 1;
+    aim_pretrain_opts eo = *o; /* what checkpoints record: the effective values */
+    eo.warmup = warmup;
+    int64_t start = 0;
+    if (o->resume) {
+        if (o->resume->step < 0 || o->resume->step > o->steps) {
+            free(x);
+            free(prefix);
+            aim_batcher_free(b);
+            if (mf)
+                fclose(mf);
+            return aim_errf(e, "pretrain: cannot resume at step %lld of %lld",
+                            (long long)o->resume->step, (long long)o->steps);
+        }
+        start = o->resume->step;
+        aim_batcher_seek(b, o->resume->data_position);
+    }
+    double last_ckpt = now_s();
     int log_every = o->log_every > 0 ? o->log_every : 1;
     const char *run = o->run_name ? o->run_name : "run";
 
@@ -91,7 +191,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     double recent[100];
     int nrecent = 0;
     int rc = 0;
-    for (int64_t step = 0; step < o->steps; step++) {
+    res->steps_done = start;
+    for (int64_t step = start; step < o->steps; step++) {
         aim_batcher_next(b, x, NULL, prefix);
         aim_params_zero_grad(p);
         float loss = aim_model_forward(m, x, prefix, o->batch);
@@ -116,7 +217,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             .img_per_s = ips,
             .elapsed_s = t - t0,
         };
-        info.eta_s = (t - t0) / (step + 1) * (o->steps - step - 1);
+        info.eta_s = (t - t0) / (step + 1 - start) * (o->steps - step - 1);
         res->steps_done = step + 1;
         res->final_loss = loss;
         if (mf && ((step + 1) % log_every == 0 || step + 1 == o->steps)) {
@@ -134,7 +235,21 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                 break;
             }
         }
-        if (o->on_step && o->on_step(o->ctx, &info)) {
+        int stop = o->on_step && o->on_step(o->ctx, &info);
+        stop |= o->stop_flag && *o->stop_flag;
+        if (o->ckpt_dir) {
+            int due = stop || step + 1 == o->steps ||
+                      (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) ||
+                      (o->ckpt_minutes > 0 && t - last_ckpt >= 60 * o->ckpt_minutes);
+            if (due) {
+                if (mf)
+                    fflush(mf); /* the log is never behind a checkpoint */
+                aim_train_state st = {step + 1, aim_batcher_position(b), loss};
+                checkpoint(m, &eo, &st, res);
+                last_ckpt = now_s();
+            }
+        }
+        if (stop) {
             res->stopped = 1;
             break;
         }
