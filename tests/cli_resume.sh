@@ -5,8 +5,8 @@
 # 0; a corrupt checkpoint is refused; `aim export` and `aim info`.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
-ARGS="--data synthetic --limit 300 --preset micro --steps 1200 --batch 8 --lr 3e-3 --threads 2 --ckpt-every 9 --keep 2"
-losses() { sed 's/.*"step":\([0-9]*\).*"loss":\([^,]*\),"lr":\([^,]*\),"grad_norm":\([^,]*\).*/\1 \2 \3 \4/' "$1"; }
+ARGS="--data synthetic --limit 300 --preset micro --steps 1200 --batch 8 --lr 3e-3 --threads 2 --ckpt-every 9 --keep 2 --val-every 100 --val-images 32"
+losses() { sed 's/"run":"[^"]*",//; s/.*"step":\([0-9]*\).*"loss":\([^,]*\),"lr":\([^,]*\),"grad_norm":\([^,]*\).*/\1 \2 \3 \4/' "$1"; }
 
 run_aim train $ARGS --out "$T/straight"
 ok $(test $rc -eq 0; echo $?) "the uninterrupted run completes"
@@ -35,8 +35,9 @@ ok $(test $rc -eq 0; echo $?) "after $kills kill -9 (seed $seed) the run resumes
 ok $(cmp -s "$T/straight/model.safetensors" "$T/killed/model.safetensors"; echo $?) "final weights are bit-identical to the uninterrupted run"
 losses "$T/straight/metrics.jsonl" >"$T/a.txt"
 losses "$T/killed/metrics.jsonl" >"$T/b.txt"
-ok $(cmp -s "$T/a.txt" "$T/b.txt" && test "$(wc -l <"$T/a.txt")" -eq 1200; echo $?) "the logged loss, lr and grad-norm sequence is identical (1200 steps, no duplicates)"
+ok $(cmp -s "$T/a.txt" "$T/b.txt" && test "$(grep -c train "$T/straight/metrics.jsonl")" -eq 1200 && test "$(grep -c "\"kind\":\"val\"" "$T/killed/metrics.jsonl")" -eq 12; echo $?) "the logged loss, lr and grad-norm sequence is identical (1200 steps, no duplicates)"
 ok $(test -z "$(ls "$T/killed" | grep '\.tmp\.')"; echo $?) "no temporary files are left behind"
+ok $(cmp -s "$T/straight/best.safetensors" "$T/killed/best.safetensors"; echo $?) "the best-validation checkpoint is identical too"
 ok $(test "$(ls "$T/killed" | grep -c '^ckpt-')" -le 2; echo $?) "at most --keep 2 checkpoints are kept"
 
 # Ctrl-C: finish the step, save, exit 0 with a message

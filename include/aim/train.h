@@ -48,6 +48,7 @@ typedef struct aim_train_state {
     int64_t step;             /* optimiser steps done */
     uint64_t data_position;   /* images consumed from the batcher stream */
     float last_loss;          /* loss of the last step done (information) */
+    float best_val;           /* lowest validation loss so far (0 = none yet) */
 } aim_train_state;
 
 typedef struct aim_pretrain_opts {
@@ -80,6 +81,13 @@ typedef struct aim_pretrain_opts {
     double ckpt_minutes;
     int keep_last;
     volatile int *stop_flag;
+    /* validation: every val_every steps, the loss of the first val_images
+     * (default 512) images of `val` without augmentation, each with a fixed
+     * prefix drawn from (seed, index); logged as kind "val". With ckpt_dir,
+     * the best one so far is also saved as best.safetensors. */
+    const aim_dataset *val;
+    int64_t val_every;
+    int val_images;
     /* the recipe as key/value strings, stored in checkpoints' metadata so
      * `--resume` can rebuild the run (e.g. "data", "limit"); may be NULL */
     const char *const *recipe;
@@ -97,7 +105,13 @@ typedef struct aim_pretrain_result {
     int checkpoints_written;
     int checkpoint_failures;
     char last_checkpoint[640];/* path of the newest checkpoint written ("" if none) */
+    float last_val, best_val; /* validation losses (0 when never measured) */
 } aim_pretrain_result;
+
+/* Validation loss of m on the first n images of ds: no augmentation, the
+ * prefix of image i drawn from (seed, i), batches of `batch`. */
+float aim_validation_loss(aim_model *m, const aim_dataset *ds, int n, int batch, uint64_t seed,
+                          float *x, int32_t *prefix);
 
 /* Train m on ds (converted to the model's image size and channels by the
  * caller). Returns -1 with a message on bad options or I/O failure. */

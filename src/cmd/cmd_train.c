@@ -124,6 +124,9 @@ static int train_exec(int argc, char **argv)
 {
     cmd_model_opts mo = {0};
     const char *data = "fashion-mnist", *out = NULL, *init = NULL, *resume = NULL;
+    const char *val_data = NULL;
+    int64_t val_every = 0;
+    int val_images = 512;
     int threads = 0, log_every = 1;
     float epochs = 0, ckpt_minutes = 10;
     int64_t limit = 0, seed = 0, ckpt_every = 0;
@@ -157,6 +160,10 @@ static int train_exec(int argc, char **argv)
         {"ckpt-minutes", OPT_FLOAT, &ckpt_minutes, "M",
          "checkpoint every M minutes (default 10, 0 = off)"},
         {"keep", OPT_INT, &keep, "K", "keep the K newest checkpoints (default 3, 0 = all)"},
+        {"val-every", OPT_I64, &val_every, "N",
+         "validation loss every N steps; the best is kept as best.safetensors"},
+        {"val-data", OPT_STR, &val_data, "SPEC", "validation data (default: the test split)"},
+        {"val-images", OPT_INT, &val_images, "N", "validation images (default 512)"},
         {0},
     };
     if (cmd_help(&cmd_train_entry, argc, argv, opts))
@@ -194,6 +201,10 @@ static int train_exec(int argc, char **argv)
         c = *aim_model_config(m);
         const char *d = aim_st_meta(ckmeta, "recipe.data");
         const char *l = aim_st_meta(ckmeta, "recipe.limit");
+        const char *vd = aim_st_meta(ckmeta, "recipe.val_data");
+        val_data = vd && *vd ? vd : NULL;
+        val_every = po.val_every;
+        val_images = po.val_images;
         data = d ? d : "fashion-mnist";
         limit = l ? strtoll(l, NULL, 10) : 0;
         seed = (int64_t)po.data.seed;
@@ -212,6 +223,19 @@ static int train_exec(int argc, char **argv)
         aim_st_close(ckmeta);
         free(rundir);
         return 1;
+    }
+    aim_dataset *vds = NULL;
+    if (val_every > 0) {
+        if (!val_data)
+            val_data = data;
+        vds = cmd_open_data(val_data, "test", c.channels, c.image, val_images, (uint64_t)seed);
+        if (!vds) {
+            aim_dataset_free(ds);
+            aim_model_free(m);
+            aim_st_close(ckmeta);
+            free(rundir);
+            return 1;
+        }
     }
     if (!init && !resume) {
         c.nmean = c.channels;
@@ -237,7 +261,10 @@ static int train_exec(int argc, char **argv)
         po.ckpt_every = ckpt_every;
         po.ckpt_minutes = ckpt_minutes;
         po.keep_last = keep;
+        po.val_every = val_every;
+        po.val_images = val_images;
     }
+    po.val = vds;
 
     char outbuf[512];
     if (!out) {
@@ -263,9 +290,10 @@ static int train_exec(int argc, char **argv)
     po.ckpt_dir = out;
     char limit_s[32];
     snprintf(limit_s, sizeof limit_s, "%lld", (long long)limit);
-    const char *recipe[4] = {"data", data, "limit", limit_s};
+    const char *recipe[6] = {"data", data, "limit", limit_s, "val_data",
+                             val_data ? val_data : ""};
     po.recipe = recipe;
-    po.nrecipe = 2;
+    po.nrecipe = 3;
     if (resume)
         po.resume = &state;
     if (!resume && write_run_json(runjson, &c, &po, data, ds->n) != 0) {
@@ -325,6 +353,7 @@ done:
     free(rundir);
     aim_st_close(ckmeta);
     aim_dataset_free(ds);
+    aim_dataset_free(vds);
     aim_model_free(m);
     return rc;
 }

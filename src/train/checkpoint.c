@@ -146,6 +146,7 @@ int aim_checkpoint_save(const char *path, const aim_model *m, const aim_pretrain
     PUT("total_steps", "%" PRId64, o->steps);
     PUT("data_position", "%" PRIu64, s->data_position);
     PUT("last_loss", "%.9g", s->last_loss);
+    PUT("best_val_loss", "%.9g", s->best_val);
     PUT("seed", "%" PRIu64, o->data.seed);
     PUT("batch", "%d", o->batch);
     PUT("lr", "%.9g", o->lr);
@@ -167,6 +168,8 @@ int aim_checkpoint_save(const char *path, const aim_model *m, const aim_pretrain
     PUT("ckpt_every", "%" PRId64, o->ckpt_every);
     PUT("ckpt_minutes", "%.9g", o->ckpt_minutes);
     PUT("keep_last", "%d", o->keep_last);
+    PUT("val_every", "%" PRId64, o->val_every);
+    PUT("val_images", "%d", o->val_images);
     char **rkeys = aim_xcalloc((size_t)(o->nrecipe + 1), sizeof *rkeys);
     for (int i = 0; i < o->nrecipe; i++) {
         rkeys[i] = aim_xasprintf("recipe.%s", o->recipe[2 * i]);
@@ -255,6 +258,7 @@ static int read_state(const aim_st_file *f, aim_train_state *s, aim_pretrain_opt
     I64("step", 0, o->steps, s->step);
     I64("data_position", 0, INT64_MAX, s->data_position);
     FLT("last_loss", -1e30, 1e30, s->last_loss);
+    FLT("best_val_loss", 0, 1e30, s->best_val);
     const char *seed = aim_st_meta(f, "seed");
     char *end;
     if (!seed || (o->data.seed = strtoull(seed, &end, 10), end == seed || *end))
@@ -282,6 +286,8 @@ static int read_state(const aim_st_file *f, aim_train_state *s, aim_pretrain_opt
     FLT("ckpt_minutes", 0, 1e9, mins);
     o->ckpt_minutes = mins;
     I64("keep_last", 0, 1000000, o->keep_last);
+    I64("val_every", 0, INT64_MAX / 2, o->val_every);
+    I64("val_images", 0, INT32_MAX, o->val_images);
 #undef I64
 #undef FLT
     return 0;

@@ -124,6 +124,30 @@ static void checkpoint(aim_model *m, const aim_pretrain_opts *o, const aim_train
     free(path);
 }
 
+float aim_validation_loss(aim_model *m, const aim_dataset *ds, int n, int batch, uint64_t seed,
+                          float *x, int32_t *prefix)
+{
+    const aim_config *c = aim_model_config(m);
+    int N = aim_config_tokens(c);
+    if (n > ds->n)
+        n = (int)ds->n;
+    double sum = 0, count = 0;
+    for (int i0 = 0; i0 < n; i0 += batch) {
+        int nb = n - i0 < batch ? n - i0 : batch;
+        aim_dataset_get_batch(ds, i0, nb, 1, x, NULL);
+        double targets = 0;
+        for (int b = 0; b < nb; b++) {
+            uint64_t h = aim_hash64(seed ^ aim_hash64((uint64_t)(i0 + b) + 0x7a1ULL));
+            prefix[b] = 1 + (int32_t)(h % (uint64_t)(N - 1));
+            targets += N - prefix[b];
+        }
+        float l = aim_model_forward(m, x, prefix, nb);
+        sum += (double)l * targets;
+        count += targets;
+    }
+    return count > 0 ? (float)(sum / count) : 0.0f;
+}
+
 int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
                  aim_pretrain_result *res, aim_err *e)
 {
@@ -138,6 +162,9 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     if (ds->c != c->channels || ds->h != c->image || ds->w != c->image)
         return aim_errf(e, "pretrain: the data is %dx%dx%d but the model takes %dx%dx%d", ds->c,
                         ds->h, ds->w, c->channels, c->image, c->image);
+    if (o->val && (o->val->c != c->channels || o->val->h != c->image || o->val->w != c->image))
+        return aim_errf(e, "pretrain: the validation data is %dx%dx%d but the model takes %dx%dx%d",
+                        o->val->c, o->val->h, o->val->w, c->channels, c->image, c->image);
     if (aim_model_reserve(m, o->batch, e) != 0)
         return -1;
     aim_batcher_opts bo = o->data;
@@ -184,6 +211,9 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         aim_batcher_seek(b, o->resume->data_position);
     }
     double last_ckpt = now_s();
+    float best_val = o->resume ? o->resume->best_val : 0;
+    int val_images = o->val_images > 0 ? o->val_images : 512;
+    eo.val_images = val_images;
     int log_every = o->log_every > 0 ? o->log_every : 1;
     const char *run = o->run_name ? o->run_name : "run";
 
@@ -237,6 +267,35 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         }
         int stop = o->on_step && o->on_step(o->ctx, &info);
         stop |= o->stop_flag && *o->stop_flag;
+        int best_now = 0;
+        if (o->val && o->val_every > 0 && ((step + 1) % o->val_every == 0 || step + 1 == o->steps)) {
+            float vl = aim_validation_loss(m, o->val, val_images, o->batch, bo.seed, x, prefix);
+            res->last_val = vl;
+            if (best_val == 0 || vl < best_val) {
+                best_val = vl;
+                best_now = 1;
+            }
+            res->best_val = best_val;
+            if (mf) {
+                fprintf(mf, "{\"run\":\"%s\",\"step\":%lld,\"kind\":\"val\"", run,
+                        (long long)(step + 1));
+                json_num(mf, "val_loss", vl);
+                json_num(mf, "best_val_loss", best_val);
+                fprintf(mf, "}\n");
+            }
+            message(o, "step %lld: validation loss %.4f%s", (long long)(step + 1), vl,
+                    best_now ? " (best so far)" : "");
+        }
+        if (o->ckpt_dir && best_now) {
+            aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
+            char *path = aim_xasprintf("%s/best.safetensors", o->ckpt_dir);
+            aim_err be = {{0}};
+            if (aim_checkpoint_save(path, m, &eo, &st, &be) != 0) {
+                res->checkpoint_failures++;
+                message(o, "best checkpoint FAILED (training continues): %s", be.msg);
+            }
+            free(path);
+        }
         if (o->ckpt_dir) {
             int due = stop || step + 1 == o->steps ||
                       (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) ||
@@ -244,7 +303,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             if (due) {
                 if (mf)
                     fflush(mf); /* the log is never behind a checkpoint */
-                aim_train_state st = {step + 1, aim_batcher_position(b), loss};
+                aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
                 checkpoint(m, &eo, &st, res);
                 last_ckpt = now_s();
             }
