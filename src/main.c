@@ -17,6 +17,7 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_loss_entry,
     &cmd_bench_entry,
     &cmd_export_entry,
+    &cmd_probe_entry,
     NULL,
 };
 

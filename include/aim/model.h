@@ -127,6 +127,10 @@ const float *aim_model_targets(const aim_model *m);
 const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix, int B,
                              int upto);
 
+/* The raw output [B,N,D] of block l (1-based) from the last trunk or
+ * training forward that ran through it (NULL if l is out of range). */
+const float *aim_model_block_output(const aim_model *m, int l);
+
 /* safetensors with AIM.md names and config metadata (atomic write). */
 int aim_model_save(const aim_model *m, const char *path, aim_err *e);
 /* Load weights written by aim or anyone using the AIM.md names: config from

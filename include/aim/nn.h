@@ -87,4 +87,39 @@ void attention_backward_naive(float *dqkv, float *datt, const float *dout,
                               const float *qkv, const float *att, const int32_t *prefix,
                               int B, int N, int D, int NH);
 
+/* ------------------------------------------------------------ batchnorm */
+/* BatchNorm over channels C of R rows (torch.nn.BatchNorm1d, affine=False):
+ * training: out = (inp - mean_c) * rstd_c with the batch's mean and biased
+ * variance, rstd = 1/sqrt(var + eps); mean[C], rstd[C] saved for backward;
+ * running_mean/var (may be NULL) updated with momentum m and the UNBIASED
+ * variance, as PyTorch does. Evaluation (batchnorm_eval): the running stats. */
+void batchnorm_forward(float *out, float *mean, float *rstd, const float *inp, int R, int C,
+                       float eps, float *running_mean, float *running_var, float momentum);
+void batchnorm_eval(float *out, const float *inp, int R, int C, float eps,
+                    const float *running_mean, const float *running_var);
+/* dinp += d(out)/d(inp) . dout for the training-mode forward. */
+void batchnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd,
+                        int R, int C);
+
+/* ------------------------------------------------------------ attention pooling */
+/* One learned query q[D] attending over N tokens per image (AIM's attentive
+ * probe), NH heads of width hd = D/NH, scale 1/sqrt(hd):
+ * k, v [B,N,D] (already projected), out [B,D] heads concatenated,
+ * att [B,NH,N] softmax weights (saved). */
+void attnpool_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                      int B, int N, int D, int NH);
+/* dq[D], dk, dv [B,N,D] += gradients (each may be NULL). */
+void attnpool_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                       const float *k, const float *v, const float *att, int B, int N, int D,
+                       int NH);
+
+/* ------------------------------------------------------------ cross-entropy */
+/* Mean softmax cross-entropy of logits [B,K] against labels [B]; probs [B,K]
+ * saved. Returns the loss; *correct (may be NULL) = number of argmax hits. */
+float xent_forward(float *probs, const float *logits, const int32_t *labels, int B, int K,
+                   int *correct);
+/* dlogits += (probs - onehot) / B * dloss */
+void xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int K,
+                   float dloss);
+
 #endif

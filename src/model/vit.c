@@ -198,6 +198,13 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
     return out;
 }
 
+const float *aim_model_block_output(const aim_model *m, int l)
+{
+    if (l < 1 || l > m->L || !m->a.blk)
+        return NULL;
+    return m->a.blk[l - 1].res2;
+}
+
 float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int B)
 {
     if (aim_model_reserve(m, B, NULL) != 0)

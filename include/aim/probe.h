@@ -1,0 +1,99 @@
+/*
+ * aim/probe.h - probing a frozen trunk (shared/AIM.md "Downstream"): block
+ * features, the attentive probe (BatchNorm without affine, one learned query,
+ * k and v projections, NH heads, bias-free classifier) and the linear probe
+ * (token mean, BatchNorm, linear), feature caches and the probe trainer.
+ */
+#ifndef AIM_PROBE_H
+#define AIM_PROBE_H
+
+#include <stdint.h>
+
+#include "aim/core.h"
+#include "aim/data.h"
+#include "aim/model.h"
+
+typedef enum { AIM_PROBE_ATTENTIVE = 0, AIM_PROBE_LINEAR = 1 } aim_probe_kind;
+
+typedef struct aim_probe aim_probe;
+
+/* A probe over [B, N, D] features with `classes` outputs; heads divides D
+ * (attentive only). Parameters use the AIM.md names head.*; the BatchNorm
+ * running statistics are table entries flagged frozen (saved, not trained). */
+aim_probe *aim_probe_new(aim_probe_kind kind, int N, int D, int heads, int classes,
+                         uint64_t seed, aim_err *e);
+void aim_probe_free(aim_probe *p);
+aim_params *aim_probe_params(aim_probe *p);
+aim_probe_kind aim_probe_get_kind(const aim_probe *p);
+int aim_probe_classes(const aim_probe *p);
+
+/* Forward on feats [B,N,D]: training = 1 uses batch statistics and updates the
+ * running ones; 0 uses the running ones. Returns the mean cross-entropy when
+ * labels are given (else 0); *correct = argmax hits (may be NULL). */
+float aim_probe_forward(aim_probe *p, const float *feats, const int32_t *labels, int B,
+                        int training, int *correct);
+/* Backward of the last (training) forward: ADDS parameter gradients; dfeats
+ * [B,N,D] (may be NULL) += the gradient of the features. */
+void aim_probe_backward(aim_probe *p, float *dfeats);
+const float *aim_probe_logits(const aim_probe *p);     /* [B, K] */
+const float *aim_probe_attention(const aim_probe *p);  /* [B, NH, N], attentive only */
+
+/* ------------------------------------------------------------ feature caches */
+/* Features of n images, [n, N, D], stored as IEEE half floats (a full
+ * Fashion-MNIST sweep of `tiny` then needs 6.8 GB instead of 13.5). */
+typedef struct aim_feats {
+    int64_t n;
+    int N, D;
+    uint16_t *data;         /* [n, N, D] half floats */
+    int32_t *labels;        /* [n] */
+} aim_feats;
+
+void aim_feats_free(aim_feats *f);
+/* out [nb, N, D] <- images idx[0..nb) (or i0.. when idx is NULL) */
+void aim_feats_get(const aim_feats *f, const int64_t *idx, int64_t i0, int nb, float *out);
+/* half <-> float, round to nearest even */
+uint16_t aim_half_from_float(float x);
+float aim_half_to_float(uint16_t h);
+
+/* One trunk pass over the first n images of ds (n <= 0: all), no mask, and
+ * for each of the nsets block sets (1-based block numbers) the average of
+ * those blocks' raw outputs into its own cache. progress (may be NULL) is
+ * called after every batch with the images done. Returns 0 or -1. */
+int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int batch,
+                         int nsets, const int *const *sets, const int *set_sizes,
+                         aim_feats **out, void (*progress)(void *ctx, int64_t done,
+                                                           int64_t total),
+                         void *ctx, aim_err *e);
+/* Raw pixels as features: [n, 1, C*H*W] (the raw-pixel linear baseline). */
+aim_feats *aim_features_raw(const aim_dataset *ds, int64_t n, aim_err *e);
+
+/* ------------------------------------------------------------ training */
+typedef struct aim_probe_opts {
+    int epochs;             /* default 15 */
+    int batch;              /* default 256 */
+    float lr;               /* peak, default 1e-2 (warmup 1 epoch/10, cosine) */
+    float weight_decay;     /* default 0.05 (k, v, linear weights only) */
+    uint64_t seed;
+    int eval_every_epoch;   /* 1: test top-1 after every epoch (default 1) */
+    /* after every epoch; return non-zero to stop */
+    int (*on_epoch)(void *ctx, int epoch, float train_loss, float train_top1,
+                    float test_top1);
+    void *ctx;
+} aim_probe_opts;
+
+void aim_probe_opts_default(aim_probe_opts *o);
+
+typedef struct aim_probe_result {
+    float train_top1, test_top1; /* percent */
+    float train_loss;
+    int epochs_done;
+    double seconds;
+} aim_probe_result;
+
+/* Train p on train features, report top-1 on test features (may be NULL). */
+int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
+                    const aim_probe_opts *o, aim_probe_result *r, aim_err *e);
+/* Top-1 (percent) of p on f in evaluation mode. */
+float aim_probe_evaluate(aim_probe *p, const aim_feats *f, int batch);
+
+#endif
