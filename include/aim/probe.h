@@ -96,4 +96,13 @@ int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
 /* Top-1 (percent) of p on f in evaluation mode. */
 float aim_probe_evaluate(aim_probe *p, const aim_feats *f, int batch);
 
+/* ------------------------------------------------------------ live probe */
+/* The cheap probe shown while pretraining: one trunk pass over the first
+ * ntrain images of train and ntest of test (no augmentation), the token mean
+ * of every block's raw output, and a linear probe (BatchNorm + linear, a few
+ * epochs) per block. top1[L] receives test top-1 in percent per block. */
+int aim_live_probe(aim_model *m, const aim_dataset *train, int64_t ntrain,
+                   const aim_dataset *test, int64_t ntest, uint64_t seed, float *top1,
+                   aim_err *e);
+
 #endif

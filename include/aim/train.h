@@ -88,6 +88,12 @@ typedef struct aim_pretrain_opts {
     const aim_dataset *val;
     int64_t val_every;
     int val_images;
+    /* live linear probe every probe_every steps on the first probe_images
+     * (default 2000) of the training data and half as many of probe_test,
+     * logged as kind "probe" with top1 per block */
+    const aim_dataset *probe_test;
+    int64_t probe_every;
+    int probe_images;
     /* the recipe as key/value strings, stored in checkpoints' metadata so
      * `--resume` can rebuild the run (e.g. "data", "limit"); may be NULL */
     const char *const *recipe;

@@ -125,8 +125,8 @@ static int train_exec(int argc, char **argv)
     cmd_model_opts mo = {0};
     const char *data = "fashion-mnist", *out = NULL, *init = NULL, *resume = NULL;
     const char *val_data = NULL;
-    int64_t val_every = 0;
-    int val_images = 512;
+    int64_t val_every = 0, probe_every = 0;
+    int val_images = 512, probe_images = 2000;
     int threads = 0, log_every = 1;
     float epochs = 0, ckpt_minutes = 10;
     int64_t limit = 0, seed = 0, ckpt_every = 0;
@@ -164,6 +164,10 @@ static int train_exec(int argc, char **argv)
          "validation loss every N steps; the best is kept as best.safetensors"},
         {"val-data", OPT_STR, &val_data, "SPEC", "validation data (default: the test split)"},
         {"val-images", OPT_INT, &val_images, "N", "validation images (default 512)"},
+        {"probe-every", OPT_I64, &probe_every, "N",
+         "live linear probe of every block every N steps (logged as kind probe)"},
+        {"probe-images", OPT_INT, &probe_images, "N",
+         "training images for the live probe (default 2000; test: half)"},
         {0},
     };
     if (cmd_help(&cmd_train_entry, argc, argv, opts))
@@ -205,6 +209,8 @@ static int train_exec(int argc, char **argv)
         val_data = vd && *vd ? vd : NULL;
         val_every = po.val_every;
         val_images = po.val_images;
+        probe_every = po.probe_every;
+        probe_images = po.probe_images;
         data = d ? d : "fashion-mnist";
         limit = l ? strtoll(l, NULL, 10) : 0;
         seed = (int64_t)po.data.seed;
@@ -224,7 +230,18 @@ static int train_exec(int argc, char **argv)
         free(rundir);
         return 1;
     }
-    aim_dataset *vds = NULL;
+    aim_dataset *vds = NULL, *pds = NULL;
+    if (probe_every > 0) {
+        pds = cmd_open_data(val_data ? val_data : data, "test", c.channels, c.image,
+                            probe_images / 2 > 0 ? probe_images / 2 : 1, (uint64_t)seed);
+        if (!pds) {
+            aim_dataset_free(ds);
+            aim_model_free(m);
+            aim_st_close(ckmeta);
+            free(rundir);
+            return 1;
+        }
+    }
     if (val_every > 0) {
         if (!val_data)
             val_data = data;
@@ -263,8 +280,11 @@ static int train_exec(int argc, char **argv)
         po.keep_last = keep;
         po.val_every = val_every;
         po.val_images = val_images;
+        po.probe_every = probe_every;
+        po.probe_images = probe_images;
     }
     po.val = vds;
+    po.probe_test = pds;
 
     char outbuf[512];
     if (!out) {
@@ -354,6 +374,7 @@ done:
     aim_st_close(ckmeta);
     aim_dataset_free(ds);
     aim_dataset_free(vds);
+    aim_dataset_free(pds);
     aim_model_free(m);
     return rc;
 }

@@ -170,6 +170,8 @@ int aim_checkpoint_save(const char *path, const aim_model *m, const aim_pretrain
     PUT("keep_last", "%d", o->keep_last);
     PUT("val_every", "%" PRId64, o->val_every);
     PUT("val_images", "%d", o->val_images);
+    PUT("probe_every", "%" PRId64, o->probe_every);
+    PUT("probe_images", "%d", o->probe_images);
     char **rkeys = aim_xcalloc((size_t)(o->nrecipe + 1), sizeof *rkeys);
     for (int i = 0; i < o->nrecipe; i++) {
         rkeys[i] = aim_xasprintf("recipe.%s", o->recipe[2 * i]);
@@ -288,6 +290,10 @@ static int read_state(const aim_st_file *f, aim_train_state *s, aim_pretrain_opt
     I64("keep_last", 0, 1000000, o->keep_last);
     I64("val_every", 0, INT64_MAX / 2, o->val_every);
     I64("val_images", 0, INT32_MAX, o->val_images);
+    if (aim_st_meta(f, "probe_every")) {
+        I64("probe_every", 0, INT64_MAX / 2, o->probe_every);
+        I64("probe_images", 0, INT32_MAX, o->probe_images);
+    }
 #undef I64
 #undef FLT
     return 0;

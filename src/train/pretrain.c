@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aim/probe.h"
 #include "aim/train.h"
 
 void aim_pretrain_opts_default(aim_pretrain_opts *o)
@@ -285,6 +286,33 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             }
             message(o, "step %lld: validation loss %.4f%s", (long long)(step + 1), vl,
                     best_now ? " (best so far)" : "");
+        }
+        if (o->probe_test && o->probe_every > 0 && (step + 1) % o->probe_every == 0) {
+            int L = c->depth, ni = o->probe_images > 0 ? o->probe_images : 2000;
+            float *top1 = aim_xcalloc((size_t)L, sizeof *top1);
+            aim_err pe = {{0}};
+            if (aim_live_probe(m, ds, ni, o->probe_test, ni / 2, bo.seed, top1, &pe) == 0) {
+                int best = 0;
+                for (int l = 1; l < L; l++)
+                    best = top1[l] > top1[best] ? l : best;
+                if (mf) {
+                    fprintf(mf, "{\"run\":\"%s\",\"step\":%lld,\"kind\":\"probe\","
+                                "\"probe\":\"linear\",\"images\":%d,\"top1\":[",
+                            run, (long long)(step + 1), ni);
+                    for (int l = 0; l < L; l++)
+                        fprintf(mf, "%s%.4g", l ? "," : "", top1[l]);
+                    fprintf(mf, "],\"best_block\":%d}\n", best + 1);
+                }
+                char line[512];
+                int off = snprintf(line, sizeof line, "step %lld: live linear probe top-1 per block:",
+                                   (long long)(step + 1));
+                for (int l = 0; l < L && off < 480; l++)
+                    off += snprintf(line + off, sizeof line - (size_t)off, " %.1f", top1[l]);
+                message(o, "%s (best block %d)", line, best + 1);
+            } else {
+                message(o, "live probe failed: %s", pe.msg);
+            }
+            free(top1);
         }
         if (o->ckpt_dir && best_now) {
             aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
