@@ -18,6 +18,8 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_bench_entry,
     &cmd_export_entry,
     &cmd_probe_entry,
+    &cmd_runs_entry,
+    &cmd_csv_entry,
     NULL,
 };
 

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "aim/metrics.h"
 #include "aim/probe.h"
+#include "aim/tfevents.h"
 #include "aim/train.h"
 
 void aim_pretrain_opts_default(aim_pretrain_opts *o)
@@ -46,6 +48,90 @@ static void json_num(FILE *f, const char *key, double v)
         fprintf(f, ",\"%s\":%.9g", key, v);
     else
         fprintf(f, ",\"%s\":null", key);
+}
+
+/* ------------------------------------------------------------ metrics sink */
+/* One event goes to the JSON Lines log and, as scalars, to the TensorBoard
+ * event file beside it (tags "<kind>/<key>", arrays "<kind>/<key>_block<i>",
+ * the names aim_metrics_read gives the same values). */
+typedef struct sink {
+    FILE *mf;
+    aim_tfevents *tf;
+    const char *run, *kind;
+    int64_t step;
+    double wall;
+} sink;
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void sink_begin(sink *s, int64_t step, const char *kind)
+{
+    s->step = step;
+    s->kind = kind;
+    s->wall = wall_now();
+    if (s->mf)
+        fprintf(s->mf, "{\"run\":\"%s\",\"step\":%lld,\"kind\":\"%s\",\"wall\":%.3f", s->run,
+                (long long)step, kind, s->wall);
+}
+
+static void sink_num(sink *s, const char *key, double v)
+{
+    if (s->mf)
+        json_num(s->mf, key, v);
+    if (s->tf && isfinite(v)) {
+        char tag[96];
+        snprintf(tag, sizeof tag, "%s/%s", s->kind, key);
+        aim_tfevents_scalar(s->tf, tag, s->step, s->wall, (float)v);
+    }
+}
+
+static void sink_array(sink *s, const char *key, const float *v, int n)
+{
+    if (s->mf) {
+        fprintf(s->mf, ",\"%s\":[", key);
+        for (int i = 0; i < n; i++)
+            fprintf(s->mf, "%s%.4g", i ? "," : "", v[i]);
+        fprintf(s->mf, "]");
+    }
+    for (int i = 0; s->tf && i < n; i++) {
+        char tag[96];
+        snprintf(tag, sizeof tag, "%s/%s_block%d", s->kind, key, i + 1);
+        aim_tfevents_scalar(s->tf, tag, s->step, s->wall, v[i]);
+    }
+}
+
+static void sink_end(sink *s)
+{
+    if (s->mf)
+        fprintf(s->mf, "}\n");
+}
+
+/* The event file beside the metrics log; on resume it is rebuilt from the
+ * (already truncated) log so it holds no steps past the checkpoint. */
+static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *e)
+{
+    const char *slash = strrchr(metrics_path, '/');
+    char *path = slash ? aim_xasprintf("%.*s/events.out.tfevents.aim", (int)(slash - metrics_path),
+                                       metrics_path)
+                       : aim_xstrdup("events.out.tfevents.aim");
+    if (resume && aim_file_size(metrics_path, NULL) >= 0) {
+        aim_metrics mm;
+        if (aim_metrics_read(metrics_path, &mm, e) != 0 ||
+            aim_metrics_write_tfevents(&mm, path, e) != 0) {
+            aim_metrics_free(&mm);
+            free(path);
+            return NULL;
+        }
+        aim_metrics_free(&mm);
+    }
+    aim_tfevents *w = aim_tfevents_open_path(path, e);
+    free(path);
+    return w;
 }
 
 /* ------------------------------------------------------------ resume */
@@ -175,12 +261,21 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     if (!b)
         return -1;
     FILE *mf = NULL;
+    aim_tfevents *tf = NULL;
     if (o->metrics_path && o->resume && truncate_metrics(o->metrics_path, o->resume->step, e)) {
         aim_batcher_free(b);
         return -1;
     }
     if (o->metrics_path) {
         mf = fopen(o->metrics_path, "a");
+        if (mf) {
+            tf = open_events(o->metrics_path, o->resume != NULL, e);
+            if (!tf) {
+                fclose(mf);
+                aim_batcher_free(b);
+                return -1;
+            }
+        }
         if (!mf) {
             aim_batcher_free(b);
             return aim_errf(e, "%s: cannot open for writing: %s", o->metrics_path,
@@ -218,6 +313,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     int log_every = o->log_every > 0 ? o->log_every : 1;
     const char *run = o->run_name ? o->run_name : "run";
 
+    sink sk = {mf, tf, run, NULL, 0, 0};
     double t0 = now_s(), tprev = t0, ips = 0;
     double recent[100];
     int nrecent = 0;
@@ -252,15 +348,14 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         res->steps_done = step + 1;
         res->final_loss = loss;
         if (mf && ((step + 1) % log_every == 0 || step + 1 == o->steps)) {
-            fprintf(mf, "{\"run\":\"%s\",\"step\":%lld,\"kind\":\"train\"", run,
-                    (long long)(step + 1));
-            json_num(mf, "loss", loss);
-            json_num(mf, "lr", lr);
-            json_num(mf, "grad_norm", norm);
-            json_num(mf, "img_per_s", ips);
-            json_num(mf, "epoch", info.epoch);
-            json_num(mf, "time", info.elapsed_s);
-            fprintf(mf, "}\n");
+            sink_begin(&sk, step + 1, "train");
+            sink_num(&sk, "loss", loss);
+            sink_num(&sk, "lr", lr);
+            sink_num(&sk, "grad_norm", norm);
+            sink_num(&sk, "img_per_s", ips);
+            sink_num(&sk, "epoch", info.epoch);
+            sink_num(&sk, "time", info.elapsed_s);
+            sink_end(&sk);
             if (ferror(mf)) {
                 rc = aim_errf(e, "%s: write failed", o->metrics_path);
                 break;
@@ -277,13 +372,10 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                 best_now = 1;
             }
             res->best_val = best_val;
-            if (mf) {
-                fprintf(mf, "{\"run\":\"%s\",\"step\":%lld,\"kind\":\"val\"", run,
-                        (long long)(step + 1));
-                json_num(mf, "val_loss", vl);
-                json_num(mf, "best_val_loss", best_val);
-                fprintf(mf, "}\n");
-            }
+            sink_begin(&sk, step + 1, "val");
+            sink_num(&sk, "val_loss", vl);
+            sink_num(&sk, "best_val_loss", best_val);
+            sink_end(&sk);
             message(o, "step %lld: validation loss %.4f%s", (long long)(step + 1), vl,
                     best_now ? " (best so far)" : "");
         }
@@ -295,14 +387,11 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                 int best = 0;
                 for (int l = 1; l < L; l++)
                     best = top1[l] > top1[best] ? l : best;
-                if (mf) {
-                    fprintf(mf, "{\"run\":\"%s\",\"step\":%lld,\"kind\":\"probe\","
-                                "\"probe\":\"linear\",\"images\":%d,\"top1\":[",
-                            run, (long long)(step + 1), ni);
-                    for (int l = 0; l < L; l++)
-                        fprintf(mf, "%s%.4g", l ? "," : "", top1[l]);
-                    fprintf(mf, "],\"best_block\":%d}\n", best + 1);
-                }
+                sink_begin(&sk, step + 1, "probe");
+                sink_num(&sk, "images", ni);
+                sink_array(&sk, "top1", top1, L);
+                sink_num(&sk, "best_block", best + 1);
+                sink_end(&sk);
                 char line[512];
                 int off = snprintf(line, sizeof line, "step %lld: live linear probe top-1 per block:",
                                    (long long)(step + 1));
@@ -331,6 +420,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             if (due) {
                 if (mf)
                     fflush(mf); /* the log is never behind a checkpoint */
+                if (tf)
+                    aim_tfevents_flush(tf);
                 aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
                 checkpoint(m, &eo, &st, res);
                 last_ckpt = now_s();
@@ -347,6 +438,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         s += recent[i];
     res->mean_loss_last = k ? (float)(s / k) : 0;
     res->seconds = now_s() - t0;
+    if (tf && aim_tfevents_close(tf) != 0 && rc == 0)
+        rc = aim_errf(e, "%s: TensorBoard event file write failed", o->metrics_path);
     if (mf && fclose(mf) != 0 && rc == 0)
         rc = aim_errf(e, "%s: write failed: %s", o->metrics_path, strerror(errno));
     free(x);

@@ -1,0 +1,146 @@
+/*
+ * cmd_runs.c - `aim runs [FOLDER]`: a table of the run folders under FOLDER
+ * (default runs/): model, steps, final loss, best validation loss, best live
+ * probe top-1, LoRA top-1 and wall time, so runs can be compared at a glance.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aim/metrics.h"
+#include "cmd/cmd.h"
+#include "cmd/opts.h"
+
+static int runs_exec(int argc, char **argv);
+
+const struct aim_cmd cmd_runs_entry = {
+    .name = "runs",
+    .usage = "[FOLDER]",
+    .summary = "a table of run folders: steps, losses, probe and LoRA top-1, time",
+    .help = "Lists every sub-folder of FOLDER (default runs) holding a metrics.jsonl.",
+    .exec = runs_exec,
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int json_int(const char *text, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = text ? strstr(text, pat) : NULL;
+    return p ? atoi(p + strlen(pat)) : 0;
+}
+
+static void one_run(const char *dir, const char *name)
+{
+    char *mpath = aim_xasprintf("%s/%s/metrics.jsonl", dir, name);
+    char *rpath = aim_xasprintf("%s/%s/run.json", dir, name);
+    aim_err e;
+    aim_metrics m;
+    if (aim_metrics_read(mpath, &m, &e) != 0) {
+        printf("%-28s (%s)\n", name, e.msg);
+        free(mpath);
+        free(rpath);
+        return;
+    }
+    uint8_t *rj = NULL;
+    size_t rl = 0;
+    char model[40] = "?";
+    if (aim_read_file(rpath, 1 << 16, &rj, &rl, NULL) == 0) {
+        char *t = aim_xmalloc(rl + 1);
+        memcpy(t, rj, rl);
+        t[rl] = 0;
+        snprintf(model, sizeof model, "D%d L%d %dpx/p%d", json_int(t, "width"),
+                 json_int(t, "depth"), json_int(t, "image"), json_int(t, "patch"));
+        free(t);
+        free(rj);
+    }
+    int64_t steps = 0;
+    double loss = NAN, best_val = NAN, best_probe = NAN, lora = NAN, secs = NAN;
+    for (int r = 0; r < m.n; r++) {
+        const aim_metric *row = &m.rows[r];
+        for (int k = 0; k < row->n; k++) {
+            const char *key = row->keys[k];
+            double v = row->vals[k];
+            if (isnan(v))
+                continue;
+            if (!strcmp(row->kind, "train")) {
+                steps = row->step > steps ? row->step : steps;
+                if (!strcmp(key, "loss"))
+                    loss = v;
+                if (!strcmp(key, "time"))
+                    secs = v;
+            } else if (!strcmp(key, "val_loss") && !(v >= best_val)) {
+                best_val = v;
+            } else if (!strcmp(row->kind, "probe") && strstr(key, "top1") && !(v <= best_probe)) {
+                best_probe = v;
+            } else if (!strcmp(row->kind, "lora") && strstr(key, "test_top1")) {
+                lora = v;
+            }
+        }
+    }
+    char t[32] = "-", l[32] = "-", bv[32] = "-", bp[32] = "-", lo[32] = "-";
+    if (!isnan(secs))
+        snprintf(t, sizeof t, "%.0fm%02.0fs", floor(secs / 60), fmod(secs, 60));
+    if (!isnan(loss))
+        snprintf(l, sizeof l, "%.4f", loss);
+    if (!isnan(best_val))
+        snprintf(bv, sizeof bv, "%.4f", best_val);
+    if (!isnan(best_probe))
+        snprintf(bp, sizeof bp, "%.2f", best_probe);
+    if (!isnan(lora))
+        snprintf(lo, sizeof lo, "%.2f", lora);
+    printf("%-28s %-22s %7lld %9s %9s %7s %7s %9s\n", name, model, (long long)steps, l, bv, bp,
+           lo, t);
+    aim_metrics_free(&m);
+    free(mpath);
+    free(rpath);
+}
+
+static int runs_exec(int argc, char **argv)
+{
+    cmd_opt opts[] = {{0}};
+    if (cmd_help(&cmd_runs_entry, argc, argv, opts))
+        return 0;
+    char *pos[1];
+    int npos;
+    if (cmd_parse("runs", argc, argv, opts, pos, &npos, 1))
+        return 1;
+    const char *dir = npos ? pos[0] : "runs";
+    DIR *d = opendir(dir);
+    if (!d)
+        return cmd_fail("%s: cannot list: no such folder (runs are made by `aim train --out`)", dir);
+    char **names = NULL;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *mp = aim_xasprintf("%s/%s/metrics.jsonl", dir, de->d_name);
+        int has = aim_file_size(mp, NULL) >= 0;
+        free(mp);
+        if (has) {
+            names = aim_xrealloc(names, (size_t)(n + 1) * sizeof *names);
+            names[n++] = aim_xstrdup(de->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    printf("%-28s %-22s %7s %9s %9s %7s %7s %9s\n", "run", "model", "steps", "loss", "best val",
+           "probe%", "lora%", "time");
+    for (int i = 0; i < n; i++) {
+        one_run(dir, names[i]);
+        free(names[i]);
+    }
+    free(names);
+    if (!n)
+        printf("(no runs in %s)\n", dir);
+    return 0;
+}
