@@ -28,8 +28,8 @@ ok $(test $rc -eq 0 && grep -q 'attentive' "$T/out"; echo $?) "baseline: a rando
 run_aim probe $P --raw
 ok $(test $rc -eq 0 && grep -q '^pixels .*raw-lin' "$T/out"; echo $?) "baseline: raw-pixel linear probe"
 run_aim train --data synthetic --limit 400 --preset micro --steps 20 --batch 16 --out "$T/live" --threads 1 --probe-every 10 --probe-images 200
-n=$(grep -c '"kind":"probe"' "$T/live/metrics.jsonl")
-ok $(test $rc -eq 0 && test "$n" -eq 2 && grep -q '"top1":\[[0-9.]*,[0-9.]*\],"best_block":[12]' "$T/live/metrics.jsonl" && grep -q 'live linear probe' "$T/err"; echo $?) "--probe-every logs a live linear probe per block ($n events)"
+nprobe=$(grep -c '"kind":"probe"' "$T/live/metrics.jsonl")
+ok $(test $rc -eq 0 && test "$nprobe" -eq 2 && grep -q '"top1":\[[0-9.]*,[0-9.]*\],"best_block":[12]' "$T/live/metrics.jsonl" && grep -q 'live linear probe' "$T/err"; echo $?) "--probe-every logs a live linear probe per block ($nprobe events)"
 expect_error "not in 1..2" "a block beyond the depth" probe "$W" $P --blocks 3
 expect_error "--kind" "an unknown probe kind" probe "$W" $P --kind mlp
 expect_error "WEIGHTS" "probe without weights" probe $P

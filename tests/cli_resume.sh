@@ -6,7 +6,7 @@
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
 ARGS="--data synthetic --limit 300 --preset micro --steps 1200 --batch 8 --lr 3e-3 --threads 2 --ckpt-every 9 --keep 2 --val-every 100 --val-images 32"
-losses() { sed 's/"run":"[^"]*",//; s/.*"step":\([0-9]*\).*"loss":\([^,]*\),"lr":\([^,]*\),"grad_norm":\([^,]*\).*/\1 \2 \3 \4/' "$1"; }
+losses() { sed 's/"run":"[^"]*",//; s/"wall":[^,]*,//; s/.*"step":\([0-9]*\).*"loss":\([^,]*\),"lr":\([^,]*\),"grad_norm":\([^,]*\).*/\1 \2 \3 \4/' "$1"; }
 
 run_aim train $ARGS --out "$T/straight"
 ok $(test $rc -eq 0; echo $?) "the uninterrupted run completes"

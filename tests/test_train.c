@@ -135,8 +135,9 @@ int main(void)
     if (aim_read_file(po.metrics_path, 1 << 20, &log, &loglen, &e) == 0) {
         for (size_t i = 0; i < loglen; i++)
             lines += log[i] == '\n';
-        tap_ok(lines == 60 && tap_contains((char *)log, "{\"run\":\"t\",\"step\":1,\"kind\":\"train\",\"loss\":"),
-               "metrics.jsonl has one JSON line per step with run, step, kind, loss");
+        tap_ok(lines == 60 && tap_contains((char *)log, "{\"run\":\"t\",\"step\":1,\"kind\":\"train\",\"wall\":") &&
+                   tap_contains((char *)log, ",\"loss\":"),
+               "metrics.jsonl has one JSON line per step with run, step, kind, wall, loss");
         free(log);
     } else {
         tap_ok(0, "metrics file written: %s", e.msg);
