@@ -16,6 +16,8 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_train_entry,
     &cmd_loss_entry,
     &cmd_bench_entry,
+    &cmd_run_entry,
+    &cmd_repl_entry,
     NULL,
 };
 

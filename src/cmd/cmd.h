@@ -18,6 +18,8 @@ extern const struct aim_cmd cmd_info_entry;
 extern const struct aim_cmd cmd_train_entry;
 extern const struct aim_cmd cmd_loss_entry;
 extern const struct aim_cmd cmd_bench_entry;
+extern const struct aim_cmd cmd_run_entry;
+extern const struct aim_cmd cmd_repl_entry;
 
 /* Print "aim: <message>" on stderr and return 1. */
 int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
