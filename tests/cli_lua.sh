@@ -44,6 +44,19 @@ ok $(test $rc -eq 0 && test "$(cat "$T/out")" = "$(printf 'steps\t4')" && grep -
 run_aim run --quiet "$T/train.lua"
 ok $(test $rc -eq 0 && test ! -s "$T/err"; echo $?) "--quiet keeps stderr empty"
 
+# aim.pretrain and aim train are the same job: same options, same weights
+cat >"$T/same.lua" <<'LUA'
+local aim = require "aim"
+local m = aim.model{preset = "micro", seed = 0}
+local ds = aim.data.synthetic{n = 256, channels = 3, size = 8, seed = 0}
+aim.pretrain(m, ds, {steps = 30, batch = 8, lr = 3e-3, out = arg[1]})
+LUA
+run_aim run --quiet --threads 1 "$T/same.lua" "$T/same_lua"
+run_aim train --data synthetic --limit 256 --preset micro --steps 30 --batch 8 --lr 3e-3 \
+    --out "$T/same_cli" --threads 1
+ok $(cmp -s "$T/same_lua/model.safetensors" "$T/same_cli/model.safetensors" &&
+    cmp -s "$T/same_lua/run.json" "$T/same_cli/run.json"; echo $?) "aim.pretrain gives the weights and run.json aim train gives"
+
 # aim repl through a pipe
 printf '%s\n' 'x = 20' 'x * 2 + 2' 'for i = 1, 2 do' '  print("line", i)' 'end' \
     'error("oops")' '"still here", {a = 1}' 'local t = {' '1, 2}' 'm = aim.model "micro"' 'm:config().width' |

@@ -95,6 +95,8 @@ typedef struct l_tensor {
 
 l_tensor *l_tensor_check(lua_State *L, int idx);
 l_tensor *l_tensor_test(lua_State *L, int idx); /* NULL if not a live tensor */
+/* Push an empty tensor userdata with its metatable (safe to collect). */
+l_tensor *l_tensor_push_empty(lua_State *L);
 /* Push a new zeroed tensor; raises on a shape that is too large. */
 l_tensor *l_tensor_push(lua_State *L, int ndim, const int64_t *shape);
 size_t l_tensor_numel(const l_tensor *t);
@@ -103,7 +105,11 @@ size_t l_tensor_numel(const l_tensor *t);
 int l_tensor_check_images(lua_State *L, int idx, const l_tensor *t, int c, int h, int w);
 /* "[2,1,28,28]" */
 void l_shape_str(const int64_t *shape, int ndim, char *buf, size_t len);
+/* Sizes from the arguments at idx..top (integers) or one table; returns ndim. */
+int l_shape_args(lua_State *L, int idx, int64_t *shape);
 void l_open_tensor(lua_State *L); /* aim.tensor into the table on top */
+/* l_tensor_new.c: push the aim.tensor table (load, new, zeros, cat) */
+void l_tensor_push_funcs(lua_State *L);
 /* l_tensor_ops.c: arithmetic and reductions; stack: ... mt methods */
 void l_tensor_ops_register(lua_State *L);
 /* l_png.c: aim.png into the table on top */

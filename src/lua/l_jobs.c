@@ -209,7 +209,8 @@ static int l_pretrain(lua_State *L)
     int rc = aim_pretrain(m, ds, &po, &res, &e);
     lm->busy = ld->busy = 0;
     char summary[256];
-    snprintf(summary, sizeof summary, "%lld steps in %.1f s, final loss %.6f (mean of last %d: %.6f)%s",
+    snprintf(summary, sizeof summary,
+             "%lld steps in %.1f s, final loss %.6f (mean of last %d: %.6f)%s",
              (long long)res.steps_done, res.seconds, res.final_loss,
              (int)(res.steps_done < 100 ? res.steps_done : 100), res.mean_loss_last,
              res.stopped ? ", stopped" : "");

@@ -249,8 +249,8 @@ static int m_param(lua_State *L)
     return 1;
 }
 
-/* the images argument and the per-image prefixes of opts (at idx + 1) */
-static int32_t *read_prefixes(lua_State *L, int idx, int B, int N, int need)
+/* the per-image prefixes from opts.prefix (table at idx): a number or B numbers */
+static int32_t *read_prefixes(lua_State *L, int idx, int B, int N)
 {
     int32_t *pre = lua_newuserdatauv(L, (size_t)B * sizeof *pre, 0); /* ... pre */
     int t = l_opt_get(L, idx, "prefix");                              /* ... pre v */
@@ -270,7 +270,7 @@ static int32_t *read_prefixes(lua_State *L, int idx, int B, int N, int need)
         return pre;
     }
     lua_pop(L, 1);
-    int s = need ? (int)l_opt_int(L, idx, "prefix", 1, 1, N - 1) : 1;
+    int s = (int)l_opt_int(L, idx, "prefix", 1, 1, N - 1);
     for (int b = 0; b < B; b++)
         pre[b] = s;
     return pre;
@@ -288,7 +288,7 @@ static int forward(lua_State *L, int want_pred)
     const aim_config *c = aim_model_config(m);
     int B = l_tensor_check_images(L, 2, x, c->channels, c->image, c->image);
     int N = aim_config_tokens(c), P = aim_config_patch_dim(c);
-    int32_t *pre = read_prefixes(L, 3, B, N, 1); /* ... pre */
+    int32_t *pre = read_prefixes(L, 3, B, N); /* ... pre */
     l_tensor *out = NULL;
     if (want_pred) {
         int64_t shape[3] = {B, N, P};

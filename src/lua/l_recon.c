@@ -118,8 +118,8 @@ static int l_reconstruct(lua_State *L)
                 for (int k = 0; k < C; k++)
                     for (int py = 0; py < p; py++)
                         for (int px = 0; px < p; px++) {
-                            double d = xi[k * plane + (size_t)(row * p + py) * H + col * p + px] - mu;
-                            var += d * d;
+                            size_t at = k * plane + (size_t)(row * p + py) * H + col * p + px;
+                            var += (xi[at] - mu) * (xi[at] - mu);
                         }
                 double s = sqrt(var / (P - 1) + 1e-6);
                 const float *pv = j >= S ? pred + ((size_t)b * N + j - 1) * P : NULL;
