@@ -27,6 +27,19 @@ local text = aim.format_table({{name = "a", loss = 0.5}, {name = "bbb", loss = 0
 T.is(text, "name  final loss\n----  ----------\na          0.500\nbbb        0.250", "format_table aligns columns")
 T.is(aim.format_table({{x = 1}}), "x\n-\n1", "format_table without columns uses the keys")
 
+-- aim.pp, aim.print_table and help() print (captured here)
+local printed = {}
+local real_print = print
+print = function(...) printed[#printed + 1] = table.concat({...}, "\t") end
+aim.pp({x = 1}, "s")
+aim.print_table({{a = 1}}, {"a"})
+help()
+print = real_print
+T.is(printed[1], '{x = 1}\ts', "pp prints formatted values")
+T.is(printed[2], "a\n-\n1", "print_table prints the table")
+T.ok(printed[3] and printed[3]:find("aim.pretrain", 1, true), "help() prints an overview")
+T.ok(aim.version:match("^%d+%.%d+%.%d+"), "aim.version: " .. aim.version)
+
 -- aim.args
 local a = aim.args({"steps=20", "lr=3e-4", "name=run1", "flip", "size=8.0"},
                    {steps = 100, lr = 1e-3, name = "x", flip = false, size = 28, other = 7})
