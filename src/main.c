@@ -20,6 +20,8 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_probe_entry,
     &cmd_runs_entry,
     &cmd_csv_entry,
+    &cmd_run_entry,
+    &cmd_repl_entry,
     NULL,
 };
 

@@ -228,6 +228,38 @@ int main(void)
     f2 = aim_model_trunk(m, x, &causal, 1, 1);
     tap_ok(f2[0] == f20, "causal trunk: token 0 does not see the last patch");
 
+    /* features: the average of the listed blocks' raw outputs, no mask */
+    {
+        const aim_config *mc = aim_model_config(m);
+        size_t nd = (size_t)2 * aim_config_tokens(mc) * mc->width;
+        float *avg = malloc(nd * sizeof *avg), *b1 = malloc(nd * sizeof *b1);
+        memcpy(b1, aim_model_trunk(m, x, NULL, 2, 1), nd * sizeof *b1);
+        const float *b2 = aim_model_trunk(m, x, NULL, 2, 2);
+        int blocks[2] = {2, 1};
+        int rc = aim_model_features(m, x, 2, blocks, 2, avg, &e);
+        double dmax = 0;
+        for (size_t k = 0; k < nd; k++)
+            dmax = fmax(dmax, fabs(avg[k] - 0.5 * (b1[k] + b2[k])));
+        tap_ok(rc == 0 && dmax < 1e-6, "features of blocks {2,1} = mean of the two outputs (%.2g)",
+               dmax);
+        blocks[1] = 3;
+        tap_ok(aim_model_features(m, x, 2, blocks, 2, avg, &e) == -1 &&
+                   tap_contains(e.msg, "block 3 is outside 1..2"),
+               "a block past the depth is refused: %s", e.msg);
+        free(avg);
+        free(b1);
+    }
+
+    /* input normalisation recorded in the config */
+    {
+        float mean[3] = {0.1f, 0.2f, 0.3f}, std[3] = {0.5f, 0.5f, 0.5f}, zstd[3] = {1, 0, 1};
+        tap_ok(aim_model_set_norm(m, 3, mean, zstd, &e) == -1 && aim_model_config(m)->nmean == 0,
+               "a zero std is refused and leaves the config: %s", e.msg);
+        tap_ok(aim_model_set_norm(m, 3, mean, std, &e) == 0 &&
+                   aim_model_config(m)->nmean == 3 && aim_model_config(m)->mean[2] == 0.3f,
+               "set_norm records mean/std");
+    }
+
     /* save / load */
     const char *path = tap_path("micro.safetensors");
     tap_ok(aim_model_save(m, path, &e) == 0, "save");

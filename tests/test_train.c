@@ -25,6 +25,21 @@ static int rec_step(void *ctx, const aim_step_info *s)
     return 0;
 }
 
+typedef struct lr_probe {
+    float live;     /* what the "console" sets */
+    float seen[8];  /* lr reported per step */
+} lr_probe;
+
+static int change_lr(void *ctx, const aim_step_info *s)
+{
+    lr_probe *p = ctx;
+    if (s->step <= 8)
+        p->seen[s->step - 1] = s->lr;
+    if (s->step == 4)
+        p->live = 1e-4f;
+    return 0;
+}
+
 static int stop_at_3(void *ctx, const aim_step_info *s)
 {
     return s->step >= 3;
@@ -155,6 +170,21 @@ int main(void)
     po.on_step = stop_at_3;
     tap_ok(aim_pretrain(m3, ds, &po, &res, &e) == 0 && res.stopped && res.steps_done == 3,
            "on_step can stop training");
+    /* live_lr: a changed peak applies from the next step, with the schedule's shape */
+    {
+        lr_probe lp = {.live = 0};
+        aim_pretrain_opts lo = po;
+        lo.steps = 8;
+        lo.warmup = 0;
+        lo.live_lr = &lp.live;
+        lo.on_step = change_lr;
+        lo.ctx = &lp;
+        aim_pretrain(m3, ds, &lo, &res, &e);
+        float want5 = aim_lr_at(4, 8, 1, 1e-4f), want4 = aim_lr_at(3, 8, 1, lo.lr);
+        tap_ok(lp.seen[3] == want4 && lp.seen[4] == want5,
+               "live_lr: step 4 at the old peak (%g), step 5 on the new one (%g = %g)", lp.seen[3],
+               lp.seen[4], want5);
+    }
     po.steps = 0;
     tap_ok(aim_pretrain(m3, ds, &po, &res, &e) == -1 && tap_contains(e.msg, "steps"),
            "zero steps is refused: %s", e.msg);

@@ -130,6 +130,18 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
 /* The raw output [B,N,D] of block l (1-based) from the last trunk or
  * training forward that ran through it (NULL if l is out of range). */
 const float *aim_model_block_output(const aim_model *m, int l);
+/* Layer features (AIM.md "Downstream"): the average of the raw outputs
+ * (before post_trunk_norm) of the listed blocks, 1-based, each in 1..L, with
+ * no mask (bidirectional). x [B,C,H,W] normalised; out [B,N,D] (caller's
+ * buffer). Returns -1 with a message naming the bad block number, or when
+ * the activations for B images cannot be had. */
+int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, int nblocks,
+                       float *out, aim_err *e);
+
+/* Record the per-channel input normalisation in the config (saved in the
+ * weights' metadata). n = 0 clears it; otherwise n must equal the channels
+ * and every std be positive. */
+int aim_model_set_norm(aim_model *m, int n, const float *mean, const float *std, aim_err *e);
 
 /* safetensors with AIM.md names and config metadata (atomic write). */
 int aim_model_save(const aim_model *m, const char *path, aim_err *e);

@@ -62,6 +62,10 @@ typedef struct aim_pretrain_opts {
     const char *metrics_path; /* JSON Lines, appended; NULL = none */
     const char *run_name;     /* "run" field of each metrics line */
     int log_every;            /* metrics line every N steps (default 1) */
+    /* optional: when set, the peak learning rate is read from *live_lr before
+     * every step instead of `lr`, so a console can change it while training
+     * (the warmup + cosine shape continues from the current step) */
+    const float *live_lr;
     /* called after every step; return non-zero to stop early */
     int (*on_step)(void *ctx, const aim_step_info *info);
     void *ctx;

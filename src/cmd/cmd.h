@@ -22,6 +22,8 @@ extern const struct aim_cmd cmd_export_entry;
 extern const struct aim_cmd cmd_probe_entry;
 extern const struct aim_cmd cmd_runs_entry;
 extern const struct aim_cmd cmd_csv_entry;
+extern const struct aim_cmd cmd_run_entry;
+extern const struct aim_cmd cmd_repl_entry;
 
 /* Print "aim: <message>" on stderr and return 1. */
 int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -236,6 +236,20 @@ aim_params *aim_model_params(aim_model *m)
     return &m->p;
 }
 
+int aim_model_set_norm(aim_model *m, int n, const float *mean, const float *std, aim_err *e)
+{
+    aim_config c = m->cfg;
+    c.nmean = n;
+    for (int i = 0; i < n && i < 4; i++) {
+        c.mean[i] = mean[i];
+        c.std[i] = std[i];
+    }
+    if (aim_config_validate(&c, e) != 0)
+        return -1;
+    m->cfg = c;
+    return 0;
+}
+
 /* ------------------------------------------------------------ files */
 
 /* Config as decimal strings (%.9g), as AIM.md asks. */

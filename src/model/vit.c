@@ -205,6 +205,34 @@ const float *aim_model_block_output(const aim_model *m, int l)
     return m->a.blk[l - 1].res2;
 }
 
+int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, int nblocks,
+                       float *out, aim_err *e)
+{
+    if (nblocks < 1)
+        return aim_errf(e, "features: no blocks given");
+    int upto = 0;
+    for (int i = 0; i < nblocks; i++) {
+        if (blocks[i] < 1 || blocks[i] > m->L)
+            return aim_errf(e, "features: block %d is outside 1..%d", blocks[i], m->L);
+        if (blocks[i] > upto)
+            upto = blocks[i];
+    }
+    if (aim_model_reserve(m, B, e) != 0)
+        return -1;
+    m->have_forward = 0;
+    /* every block keeps its own output buffer (res2), so one pass suffices */
+    trunk_forward(m, x, NULL, B, upto);
+    size_t n = (size_t)B * m->N * m->D;
+    float w = 1.0f / (float)nblocks;
+    memset(out, 0, n * sizeof *out);
+    for (int i = 0; i < nblocks; i++) {
+        const float *r = m->a.blk[blocks[i] - 1].res2;
+        for (size_t k = 0; k < n; k++)
+            out[k] += w * r[k];
+    }
+    return 0;
+}
+
 float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int B)
 {
     if (aim_model_reserve(m, B, NULL) != 0)

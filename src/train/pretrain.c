@@ -325,7 +325,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         float loss = aim_model_forward(m, x, prefix, o->batch);
         aim_model_backward(m);
         float norm = aim_clip_grad_norm(p, o->clip);
-        float lr = aim_lr_at(step, o->steps, warmup, o->lr);
+        float peak = o->live_lr && *o->live_lr > 0 ? *o->live_lr : o->lr;
+        float lr = aim_lr_at(step, o->steps, warmup, peak);
         aim_adamw_step(p, &o->adamw, lr, step + 1);
 
         double t = now_s(), dt = t - tprev;

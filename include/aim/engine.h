@@ -1,0 +1,162 @@
+/*
+ * aim/engine.h - the engine (DESIGN.md layer 2): the one thread that owns
+ * the Lua state and every model and dataset made from it. Front ends (the
+ * headless runner, the REPL, the TUI, tests) hand it Lua to run and read
+ * what it publishes; none of them touches Lua or a model directly.
+ *
+ * Two ways to drive it:
+ *   - on the caller's thread (`aim run`, `aim repl`): aim_engine_eval() and
+ *     aim_engine_run_file() run at once; the caller is the engine thread.
+ *   - on its own thread (the TUI, tests): aim_engine_start(), then
+ *     aim_engine_submit() from any thread and aim_engine_wait() (or
+ *     aim_engine_poll()) for the reply.
+ * Either way a long job (aim.pretrain) calls aim_engine_job_publish() and
+ * aim_engine_job_step() between steps. They publish a snapshot (copied out
+ * under a mutex by aim_engine_snapshot), emit a step event, run every chunk
+ * queued meanwhile (so `pause()`, `stop()`, `lr(3e-4)` work while training)
+ * and, while the job is paused, wait for more chunks, resume or stop. A Lua error in a queued
+ * chunk becomes that chunk's reply, with a traceback; the job goes on.
+ *
+ * The engine never prints: Lua's print() goes to hooks.output, job progress
+ * to hooks.event. Thread safety: the functions marked "any thread" may be
+ * called from any thread; everything else belongs to the engine thread.
+ */
+#ifndef AIM_ENGINE_H
+#define AIM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aim/core.h"
+#include "aim/train.h"
+
+struct lua_State;
+typedef struct aim_engine aim_engine;
+
+typedef enum aim_eval_status {
+    AIM_EVAL_OK = 0,
+    AIM_EVAL_ERROR,      /* text: the message and a traceback */
+    AIM_EVAL_INCOMPLETE, /* the chunk ends early (`for i = 1, 3 do`): read more lines */
+} aim_eval_status;
+
+typedef struct aim_reply {
+    int64_t ticket;
+    aim_eval_status status;
+    char *text; /* OK: the values, formatted (tables pretty-printed), tab separated,
+                   "" when none; ERROR: message + traceback; INCOMPLETE: the syntax error */
+} aim_reply;
+
+typedef enum aim_job_state {
+    AIM_JOB_IDLE = 0,
+    AIM_JOB_RUNNING,
+    AIM_JOB_PAUSED,
+} aim_job_state;
+
+/* What a UI shows, copied out under the engine's mutex. */
+typedef struct aim_snapshot {
+    uint64_t seq;        /* grows with every publish */
+    aim_job_state state;
+    char job[16];        /* "pretrain"; "" before the first job */
+    aim_step_info step;  /* last step of the running (or last) job; step 0 = none yet */
+    float lr_peak;       /* the job's peak learning rate (changed by lr(x)) */
+    int64_t jobs_done;
+    int64_t queued;      /* chunks waiting to run */
+} aim_snapshot;
+
+typedef enum aim_event_kind {
+    AIM_EV_JOB_START, /* text: one line describing the job */
+    AIM_EV_STEP,      /* step */
+    AIM_EV_PAUSE,
+    AIM_EV_RESUME,
+    AIM_EV_JOB_END,   /* text: a summary; step: the last step (NULL if none) */
+} aim_event_kind;
+
+typedef struct aim_event {
+    aim_event_kind kind;
+    const char *job;
+    const char *text;
+    const aim_step_info *step;
+} aim_event;
+
+typedef struct aim_engine_hooks {
+    /* what Lua prints (print(); io.write is not redirected); engine thread */
+    void (*output)(void *ctx, const char *text, size_t len);
+    /* job events; engine thread; keep it short (it runs between steps) */
+    void (*event)(void *ctx, const aim_event *ev);
+    /* a reply is ready or the snapshot changed; any thread (a UI writes to
+     * its wake-up pipe here) */
+    void (*wake)(void *ctx);
+    void *ctx;
+} aim_engine_hooks;
+
+/* A new engine with a fresh Lua state: standard libraries, `aim` preloaded
+ * and set as a global, and the console globals pause/resume/stop/lr. hooks
+ * may be NULL (output and events are then dropped). */
+aim_engine *aim_engine_new(const aim_engine_hooks *hooks, aim_err *e);
+/* Stops a running job and the engine thread (if started), closes Lua. */
+void aim_engine_free(aim_engine *eng);
+struct lua_State *aim_engine_lua(aim_engine *eng);
+
+/* ---------------------------------------------------- on the caller's thread */
+/* Run a chunk of Lua. repl: try "return <code>" first, so an expression gives
+ * its value, and report an incomplete chunk as AIM_EVAL_INCOMPLETE. *text
+ * (malloc'd, never NULL) as in aim_reply. */
+aim_eval_status aim_engine_eval(aim_engine *eng, const char *code, const char *name, int repl,
+                                char **text);
+/* Run a script file with arg[0] = path, arg[1..argc] = argv (also passed as
+ * `...`). Returns AIM_EVAL_OK, or AIM_EVAL_ERROR with the message and a
+ * traceback in *text (malloc'd; NULL on success). */
+aim_eval_status aim_engine_run_file(aim_engine *eng, const char *path, int argc,
+                                    char *const *argv, char **text);
+
+/* ---------------------------------------------------- on the engine's thread */
+/* Start the engine thread: from now on only it touches Lua. */
+int aim_engine_start(aim_engine *eng, aim_err *e);
+/* Queue a chunk (any thread); returns its ticket (> 0). repl as in eval. */
+int64_t aim_engine_submit(aim_engine *eng, const char *code, int repl);
+/* Wait up to timeout_ms (< 0: forever) for the reply to `ticket` (any
+ * thread). Returns 0 and fills *out (free with aim_reply_free), or 1 on
+ * timeout. */
+int aim_engine_wait(aim_engine *eng, int64_t ticket, int timeout_ms, aim_reply *out);
+/* Take any ready reply without waiting: 0 and *out, or 1 if none. */
+int aim_engine_poll(aim_engine *eng, aim_reply *out);
+void aim_reply_free(aim_reply *r);
+
+/* ------------------------------------------------------------ job control */
+/* Any thread. Each returns 1 if it changed something (a job was running /
+ * paused), else 0. Lua's pause(), resume() and stop() call these. */
+int aim_engine_pause(aim_engine *eng);
+int aim_engine_resume(aim_engine *eng);
+int aim_engine_stop(aim_engine *eng);
+/* Async-signal-safe (a SIGINT handler may call it): interrupt the running
+ * Lua code with the error "interrupted!" (as lua.c does, through a debug
+ * hook) and stop the running job, which then raises the same error. */
+void aim_engine_interrupt(aim_engine *eng);
+/* Any thread: copy the current snapshot out. */
+void aim_engine_snapshot(aim_engine *eng, aim_snapshot *out);
+
+/* ------------------------------------------------- for job implementations */
+/* Engine thread. Begin a job (fails if one is running: jobs do not nest);
+ * desc is the JOB_START event's text; lr_peak the initial peak lr. */
+int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, float lr_peak,
+                         aim_err *e);
+/* After each step: publish it (snapshot and a STEP event). */
+void aim_engine_job_publish(aim_engine *eng, const aim_step_info *info);
+/* Between two steps, after publishing (and after the job's own callbacks):
+ * run the chunks queued meanwhile on L (the Lua thread running the job),
+ * wait while paused. Returns 1 when the job must stop (stop(), interrupt,
+ * engine shutting down). */
+int aim_engine_job_step(aim_engine *eng, struct lua_State *L);
+/* The job's live peak lr (for aim_pretrain_opts.live_lr); lr(x) writes it. */
+const float *aim_engine_job_lr(aim_engine *eng);
+/* Set the running job's peak lr; -1 with a message if no job is running. */
+int aim_engine_set_lr(aim_engine *eng, float lr, aim_err *e);
+void aim_engine_job_end(aim_engine *eng, const char *summary, const aim_step_info *last);
+/* 1 if aim_engine_interrupt was called since the current top-level chunk
+ * began. */
+int aim_engine_interrupted(aim_engine *eng);
+/* 1 when chunks can arrive from another thread (the engine thread runs), so
+ * a paused job can be resumed; pause() refuses otherwise. */
+int aim_engine_threaded(aim_engine *eng);
+
+#endif

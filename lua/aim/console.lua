@@ -1,0 +1,40 @@
+-- aim/console.lua - what the interactive console adds to a fresh engine
+-- state: the global `aim`, the job controls pause(), resume(), stop() and
+-- lr(x) as globals (they act on the running job; see aim.pause), help(),
+-- and format(...), which the host uses to echo values (tables pretty-printed).
+local aim = require "aim"
+local pretty = require "aim.pretty"
+
+local M = {}
+
+_G.aim = aim
+_G.pause = aim.pause
+_G.resume = aim.resume
+_G.stop = aim.stop
+_G.lr = aim.lr
+
+local help_text = [[
+aim console: Lua 5.4 with the `aim` module loaded.
+  m = aim.model "tiny"                  a model (presets: micro, tiny, small)
+  ds = aim.data.default "train"         Fashion-MNIST, or synthetic when missing
+  r = aim.pretrain(m, ds, {steps=100})  train; progress on stderr
+  x = ds:batch(1, 8)                    images [8,C,H,W], normalised
+  m:loss(x, {prefix=4})                 the AIM loss
+  aim.reconstruct(m, x, {png="r.png"})  input | prediction | target
+  pause() resume() stop() lr(3e-4)      control the running job (from a console)
+Tab completes names (aim., m:, ...). Ctrl-C interrupts, Ctrl-D leaves.]]
+
+function _G.help()
+    print(help_text)
+end
+
+--- format(...) -> the values as the console shows them, tab separated
+function M.format(...)
+    local out = {}
+    for i = 1, select("#", ...) do
+        out[i] = pretty.format((select(i, ...)))
+    end
+    return table.concat(out, "\t")
+end
+
+return M

@@ -1,0 +1,486 @@
+/*
+ * engine.c - the engine (aim/engine.h): the thread that owns the Lua state,
+ * the queue of chunks other threads send it, their replies, job control
+ * (pause / resume / stop / lr / interrupt) and the snapshot a UI copies out.
+ *
+ * One mutex guards the queue, the replies, the job flags and the snapshot;
+ * one condition variable (broadcast) signals every change. Lua runs with the
+ * mutex released. Waits while paused are timed (100 ms) so that an
+ * interrupt from a signal handler, which cannot take the mutex, is noticed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lua/l_aim.h"
+
+typedef struct request {
+    int64_t ticket;
+    char *code;
+    int repl;
+    struct request *next;
+} request;
+
+typedef struct reply_node {
+    aim_reply r;
+    struct reply_node *next;
+} reply_node;
+
+struct aim_engine {
+    lua_State *L;
+    aim_engine_hooks hooks;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    request *q_head, *q_tail;
+    int64_t nqueued;
+    reply_node *replies;
+    int64_t next_ticket;
+    int quit;
+    int want_pause, want_stop;
+    aim_snapshot snap;
+    /* engine thread only */
+    int started;
+    pthread_t thread;
+    int in_job;
+    float lr_live;
+    /* any thread, signal handlers included */
+    atomic_int interrupted;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void emit(aim_engine *eng, aim_event_kind kind, const char *text,
+                 const aim_step_info *step)
+{
+    if (!eng->hooks.event)
+        return;
+    aim_event ev = {.kind = kind, .job = eng->snap.job, .text = text, .step = step};
+    eng->hooks.event(eng->hooks.ctx, &ev);
+}
+
+static void wake(aim_engine *eng)
+{
+    if (eng->hooks.wake)
+        eng->hooks.wake(eng->hooks.ctx);
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+void l_engine_output(aim_engine *eng, const char *text, size_t len)
+{
+    if (eng && eng->hooks.output)
+        eng->hooks.output(eng->hooks.ctx, text, len);
+}
+
+void l_engine_chunk_begin(aim_engine *eng)
+{
+    /* a chunk run between two steps of a job must not swallow an interrupt
+     * meant for the job; only top-level chunks start afresh */
+    if (!eng || eng->in_job)
+        return;
+    atomic_store(&eng->interrupted, 0);
+    lua_sethook(eng->L, NULL, 0, 0);
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+aim_engine *aim_engine_new(const aim_engine_hooks *hooks, aim_err *e)
+{
+    aim_engine *eng = aim_xcalloc(1, sizeof *eng);
+    if (hooks)
+        eng->hooks = *hooks;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&eng->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&eng->mu, NULL);
+    atomic_init(&eng->interrupted, 0);
+    eng->L = l_host_open(eng, e);
+    if (!eng->L) {
+        pthread_cond_destroy(&eng->cv);
+        pthread_mutex_destroy(&eng->mu);
+        free(eng);
+        return NULL;
+    }
+    return eng;
+}
+
+void aim_engine_free(aim_engine *eng)
+{
+    if (!eng)
+        return;
+    if (eng->started) {
+        pthread_mutex_lock(&eng->mu);
+        eng->quit = 1;
+        eng->want_stop = 1;
+        pthread_cond_broadcast(&eng->cv);
+        pthread_mutex_unlock(&eng->mu);
+        aim_engine_interrupt(eng);
+        pthread_join(eng->thread, NULL);
+    }
+    for (request *r = eng->q_head, *next; r; r = next) {
+        next = r->next;
+        free(r->code);
+        free(r);
+    }
+    for (reply_node *n = eng->replies, *next; n; n = next) {
+        next = n->next;
+        free(n->r.text);
+        free(n);
+    }
+    lua_close(eng->L);
+    pthread_cond_destroy(&eng->cv);
+    pthread_mutex_destroy(&eng->mu);
+    free(eng);
+}
+
+struct lua_State *aim_engine_lua(aim_engine *eng)
+{
+    return eng->L;
+}
+
+/* ------------------------------------------------------ caller's thread */
+
+aim_eval_status aim_engine_eval(aim_engine *eng, const char *code, const char *name, int repl,
+                                char **text)
+{
+    if (eng->started) {
+        *text = aim_xstrdup("engine: its thread runs; send chunks with aim_engine_submit");
+        return AIM_EVAL_ERROR;
+    }
+    return l_host_eval(eng->L, code, name, repl, text);
+}
+
+aim_eval_status aim_engine_run_file(aim_engine *eng, const char *path, int argc,
+                                    char *const *argv, char **text)
+{
+    if (eng->started) {
+        *text = aim_xstrdup("engine: its thread runs; send chunks with aim_engine_submit");
+        return AIM_EVAL_ERROR;
+    }
+    return l_host_run_file(eng->L, path, argc, argv, text);
+}
+
+/* --------------------------------------------------- queue and replies */
+
+/* Pop the next request (mu held) or NULL. */
+static request *pop_request(aim_engine *eng)
+{
+    request *r = eng->q_head;
+    if (r) {
+        eng->q_head = r->next;
+        if (!eng->q_head)
+            eng->q_tail = NULL;
+        eng->nqueued--;
+    }
+    return r;
+}
+
+/* Run one request on L (mu not held) and post its reply. */
+static void run_request(aim_engine *eng, lua_State *L, request *r)
+{
+    char *text = NULL;
+    aim_eval_status st = l_host_eval(L, r->code, "=console", r->repl, &text);
+    reply_node *n = aim_xcalloc(1, sizeof *n);
+    n->r.ticket = r->ticket;
+    n->r.status = st;
+    n->r.text = text;
+    free(r->code);
+    free(r);
+    pthread_mutex_lock(&eng->mu);
+    reply_node **tail = &eng->replies;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = n;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+static void *engine_main(void *arg)
+{
+    aim_engine *eng = arg;
+    pthread_mutex_lock(&eng->mu);
+    for (;;) {
+        while (!eng->quit && !eng->q_head)
+            pthread_cond_wait(&eng->cv, &eng->mu);
+        if (eng->quit)
+            break;
+        request *r = pop_request(eng);
+        pthread_mutex_unlock(&eng->mu);
+        run_request(eng, eng->L, r);
+        pthread_mutex_lock(&eng->mu);
+    }
+    pthread_mutex_unlock(&eng->mu);
+    return NULL;
+}
+
+int aim_engine_start(aim_engine *eng, aim_err *e)
+{
+    if (eng->started)
+        return aim_errf(e, "engine: already started");
+    int rc = pthread_create(&eng->thread, NULL, engine_main, eng);
+    if (rc != 0)
+        return aim_errf(e, "engine: cannot start its thread: %s", strerror(rc));
+    eng->started = 1;
+    return 0;
+}
+
+int64_t aim_engine_submit(aim_engine *eng, const char *code, int repl)
+{
+    request *r = aim_xcalloc(1, sizeof *r);
+    r->code = aim_xstrdup(code);
+    r->repl = repl;
+    pthread_mutex_lock(&eng->mu);
+    r->ticket = ++eng->next_ticket;
+    if (eng->q_tail)
+        eng->q_tail->next = r;
+    else
+        eng->q_head = r;
+    eng->q_tail = r;
+    eng->nqueued++;
+    int64_t t = r->ticket;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+    return t;
+}
+
+/* Unlink the reply for ticket (0 = any) into *out (mu held); 0 if found. */
+static int take_reply(aim_engine *eng, int64_t ticket, aim_reply *out)
+{
+    for (reply_node **p = &eng->replies; *p; p = &(*p)->next) {
+        if (ticket && (*p)->r.ticket != ticket)
+            continue;
+        reply_node *n = *p;
+        *p = n->next;
+        *out = n->r;
+        free(n);
+        return 0;
+    }
+    return 1;
+}
+
+int aim_engine_wait(aim_engine *eng, int64_t ticket, int timeout_ms, aim_reply *out)
+{
+    struct timespec dl;
+    if (timeout_ms >= 0)
+        deadline_in(&dl, timeout_ms);
+    pthread_mutex_lock(&eng->mu);
+    int rc;
+    while ((rc = take_reply(eng, ticket, out)) != 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&eng->cv, &eng->mu);
+        else if (pthread_cond_timedwait(&eng->cv, &eng->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    if (rc != 0)
+        rc = take_reply(eng, ticket, out);
+    pthread_mutex_unlock(&eng->mu);
+    return rc;
+}
+
+int aim_engine_poll(aim_engine *eng, aim_reply *out)
+{
+    pthread_mutex_lock(&eng->mu);
+    int rc = take_reply(eng, 0, out);
+    pthread_mutex_unlock(&eng->mu);
+    return rc;
+}
+
+void aim_reply_free(aim_reply *r)
+{
+    free(r->text);
+    r->text = NULL;
+}
+
+/* ------------------------------------------------------------ job control */
+
+static int job_active(const aim_engine *eng)
+{
+    return eng->snap.state != AIM_JOB_IDLE;
+}
+
+int aim_engine_pause(aim_engine *eng)
+{
+    pthread_mutex_lock(&eng->mu);
+    int changed = job_active(eng) && !eng->want_pause;
+    if (changed)
+        eng->want_pause = 1;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+    return changed;
+}
+
+int aim_engine_resume(aim_engine *eng)
+{
+    pthread_mutex_lock(&eng->mu);
+    int changed = job_active(eng) && eng->want_pause;
+    eng->want_pause = 0;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+    return changed;
+}
+
+int aim_engine_stop(aim_engine *eng)
+{
+    pthread_mutex_lock(&eng->mu);
+    int changed = job_active(eng) && !eng->want_stop;
+    if (job_active(eng))
+        eng->want_stop = 1;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+    return changed;
+}
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+void aim_engine_interrupt(aim_engine *eng)
+{
+    atomic_store(&eng->interrupted, 1);
+    lua_sethook(eng->L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+int aim_engine_interrupted(aim_engine *eng)
+{
+    return atomic_load(&eng->interrupted);
+}
+
+int aim_engine_threaded(aim_engine *eng)
+{
+    return eng->started;
+}
+
+void aim_engine_snapshot(aim_engine *eng, aim_snapshot *out)
+{
+    pthread_mutex_lock(&eng->mu);
+    *out = eng->snap;
+    out->queued = eng->nqueued;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* ----------------------------------------------------------------- jobs */
+
+int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, float lr_peak,
+                         aim_err *e)
+{
+    if (eng->in_job)
+        return aim_errf(e, "%s: a job (%s) is already running; jobs do not nest", name,
+                        eng->snap.job);
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.state = AIM_JOB_RUNNING;
+    snprintf(eng->snap.job, sizeof eng->snap.job, "%s", name);
+    memset(&eng->snap.step, 0, sizeof eng->snap.step);
+    eng->snap.lr_peak = lr_peak;
+    eng->snap.seq++;
+    eng->want_pause = eng->want_stop = 0;
+    pthread_mutex_unlock(&eng->mu);
+    eng->in_job = 1;
+    eng->lr_live = lr_peak;
+    emit(eng, AIM_EV_JOB_START, desc, NULL);
+    wake(eng);
+    return 0;
+}
+
+void aim_engine_job_publish(aim_engine *eng, const aim_step_info *info)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.step = *info;
+    eng->snap.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+    emit(eng, AIM_EV_STEP, NULL, info);
+}
+
+int aim_engine_job_step(aim_engine *eng, struct lua_State *L)
+{
+    const aim_step_info *info = &eng->snap.step; /* only this thread writes it */
+    for (;;) {
+        pthread_mutex_lock(&eng->mu);
+        request *r;
+        while (!eng->quit && (r = pop_request(eng)) != NULL) {
+            pthread_mutex_unlock(&eng->mu);
+            run_request(eng, L, r);
+            pthread_mutex_lock(&eng->mu);
+        }
+        if (eng->want_stop || eng->quit || atomic_load(&eng->interrupted)) {
+            pthread_mutex_unlock(&eng->mu);
+            return 1;
+        }
+        int was_paused = eng->snap.state == AIM_JOB_PAUSED;
+        if (!eng->want_pause) {
+            if (was_paused) {
+                eng->snap.state = AIM_JOB_RUNNING;
+                eng->snap.seq++;
+            }
+            pthread_mutex_unlock(&eng->mu);
+            if (was_paused) {
+                emit(eng, AIM_EV_RESUME, NULL, info);
+                wake(eng);
+            }
+            return 0;
+        }
+        if (!was_paused) {
+            eng->snap.state = AIM_JOB_PAUSED;
+            eng->snap.seq++;
+            pthread_mutex_unlock(&eng->mu);
+            emit(eng, AIM_EV_PAUSE, NULL, info);
+            wake(eng);
+            continue;
+        }
+        struct timespec dl;
+        deadline_in(&dl, 100);
+        pthread_cond_timedwait(&eng->cv, &eng->mu, &dl);
+        pthread_mutex_unlock(&eng->mu);
+    }
+}
+
+const float *aim_engine_job_lr(aim_engine *eng)
+{
+    return &eng->lr_live;
+}
+
+int aim_engine_set_lr(aim_engine *eng, float lr, aim_err *e)
+{
+    if (!eng->in_job)
+        return aim_errf(e, "lr: no job is running");
+    eng->lr_live = lr;
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.lr_peak = lr;
+    eng->snap.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    return 0;
+}
+
+void aim_engine_job_end(aim_engine *eng, const char *summary, const aim_step_info *last)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.state = AIM_JOB_IDLE;
+    eng->snap.jobs_done++;
+    eng->snap.seq++;
+    eng->want_pause = eng->want_stop = 0;
+    pthread_mutex_unlock(&eng->mu);
+    eng->in_job = 0;
+    emit(eng, AIM_EV_JOB_END, summary, last);
+    wake(eng);
+}

@@ -1,0 +1,143 @@
+/*
+ * l_aim.h - internal to libaim: what the Lua bindings (src/lua/l_*.c), the
+ * Lua host (host.c) and the engine (src/engine/engine.c) share. Not a public
+ * header: front ends use aim/engine.h.
+ *
+ * Userdata types (metatable names): "aim.tensor", "aim.model",
+ * "aim.dataset". Each is reached through one luaL_checkudata checker below,
+ * is created empty (safe to collect) before it acquires anything, and has
+ * __gc, __close, __tostring, __index (methods, plus __len where it means
+ * something).
+ */
+#ifndef AIM_L_AIM_H
+#define AIM_L_AIM_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "aim/core.h"
+#include "aim/data.h"
+#include "aim/engine.h"
+#include "aim/model.h"
+
+#define L_TENSOR_MT "aim.tensor"
+#define L_MODEL_MT "aim.model"
+#define L_DATASET_MT "aim.dataset"
+
+/* ------------------------------------------------------------ host.c */
+/* A new Lua state bound to eng (stored in the registry): standard libraries,
+ * print() through the engine, the aim modules in package.preload, the global
+ * `aim` and the console globals. NULL with a message on failure. */
+lua_State *l_host_open(aim_engine *eng, aim_err *e);
+/* The engine a state belongs to (from the registry). */
+aim_engine *l_engine(lua_State *L);
+/* See aim_engine_eval / aim_engine_run_file. */
+aim_eval_status l_host_eval(lua_State *L, const char *code, const char *name, int repl,
+                            char **text);
+aim_eval_status l_host_run_file(lua_State *L, const char *path, int argc, char *const *argv,
+                                char **text);
+/* the embedded lua/aim/ files (generated lua_embed.c) */
+typedef struct l_embedded {
+    const char *module;   /* "aim", "aim.pretty", ... */
+    const char *chunkname; /* "@aim/pretty.lua" */
+    const unsigned char *src;
+    size_t len;
+} l_embedded;
+extern const l_embedded l_embedded_modules[]; /* ends with a NULL module */
+
+/* ---------------------------------------------------------- engine.c */
+/* Lua's print() lands here (engine thread). */
+void l_engine_output(aim_engine *eng, const char *text, size_t len);
+/* Clear the interrupt flag and hook at the start of a top-level chunk. */
+void l_engine_chunk_begin(aim_engine *eng);
+
+/* ---------------------------------------------------------- l_util.c */
+/* Raise "bad argument #idx to 'fn' (unknown option 'lrr'; did you mean 'lr'?)"
+ * if the table at idx has a key that is not in known (NULL-terminated). */
+void l_check_options(lua_State *L, int idx, const char *const *known);
+/* Options from the table at idx (absent key or nil: the default). Values of
+ * the wrong type or out of range raise a bad-argument error naming the
+ * option. */
+lua_Integer l_opt_int(lua_State *L, int idx, const char *key, lua_Integer def, lua_Integer lo,
+                      lua_Integer hi);
+lua_Number l_opt_num(lua_State *L, int idx, const char *key, lua_Number def, lua_Number lo,
+                     lua_Number hi);
+int l_opt_bool(lua_State *L, int idx, const char *key, int def);
+const char *l_opt_str(lua_State *L, int idx, const char *key, const char *def);
+/* Push the value of key in the table at idx (nil if idx is not a table). */
+int l_opt_get(lua_State *L, int idx, const char *key);
+/* Set t[key] = value in the table on top of the stack. */
+void l_set_int(lua_State *L, const char *key, lua_Integer v);
+void l_set_num(lua_State *L, const char *key, lua_Number v);
+void l_set_str(lua_State *L, const char *key, const char *v);
+void l_set_bool(lua_State *L, const char *key, int v);
+/* Return nil, message (the I/O failure channel). */
+int l_fail(lua_State *L, const char *msg);
+/* Create a folder and its parents; -1 with a message. */
+int l_mkdir_p(const char *path, aim_err *e);
+
+/* --------------------------------------------------------- l_tensor.c */
+/* Tensors are float32, C order and always contiguous; t[i] and t:narrow(1,
+ * ...) share the storage (reference counted, so __close of one view never
+ * frees what another still uses). */
+typedef struct l_storage {
+    int refs;
+    size_t n;      /* floats */
+    float *data;
+} l_storage;
+
+typedef struct l_tensor {
+    l_storage *st; /* NULL: empty or closed */
+    float *data;   /* into st->data */
+    int ndim;
+    int64_t shape[AIM_MAX_DIMS];
+} l_tensor;
+
+l_tensor *l_tensor_check(lua_State *L, int idx);
+l_tensor *l_tensor_test(lua_State *L, int idx); /* NULL if not a live tensor */
+/* Push an empty tensor userdata with its metatable (safe to collect). */
+l_tensor *l_tensor_push_empty(lua_State *L);
+/* Push a new zeroed tensor; raises on a shape that is too large. */
+l_tensor *l_tensor_push(lua_State *L, int ndim, const int64_t *shape);
+size_t l_tensor_numel(const l_tensor *t);
+/* Raise "bad argument #idx (expected a [B,C,H,W] tensor ..., got [..])" unless
+ * t is 4-d with these C, H, W (B >= 1). Returns B. */
+int l_tensor_check_images(lua_State *L, int idx, const l_tensor *t, int c, int h, int w);
+/* "[2,1,28,28]" */
+void l_shape_str(const int64_t *shape, int ndim, char *buf, size_t len);
+/* Sizes from the arguments at idx..top (integers) or one table; returns ndim. */
+int l_shape_args(lua_State *L, int idx, int64_t *shape);
+void l_open_tensor(lua_State *L); /* aim.tensor into the table on top */
+/* l_tensor_new.c: push the aim.tensor table (load, new, zeros, cat) */
+void l_tensor_push_funcs(lua_State *L);
+/* l_tensor_ops.c: arithmetic and reductions; stack: ... mt methods */
+void l_tensor_ops_register(lua_State *L);
+/* l_png.c: aim.png into the table on top */
+void l_open_png(lua_State *L);
+
+/* --------------------------------------------------------- l_data.c */
+typedef struct l_dataset {
+    aim_dataset *ds; /* NULL: closed */
+    int busy;        /* a job is using it */
+} l_dataset;
+
+l_dataset *l_dataset_check(lua_State *L, int idx);
+void l_open_data(lua_State *L); /* aim.data */
+
+/* --------------------------------------------------------- l_model.c */
+typedef struct l_model {
+    aim_model *m; /* NULL: closed */
+    int busy;
+} l_model;
+
+l_model *l_model_check(lua_State *L, int idx);
+void l_open_model(lua_State *L); /* aim.model, aim.load, aim.preset */
+
+/* --------------------------------------------------------- l_jobs.c */
+void l_open_jobs(lua_State *L); /* aim.pretrain, aim.pause, aim.stop, aim.lr, ... */
+/* l_recon.c */
+void l_open_recon(lua_State *L); /* aim.reconstruct */
+
+int luaopen_aim_core(lua_State *L);
+
+#endif

@@ -1,0 +1,313 @@
+/*
+ * l_jobs.c - long jobs and their control from Lua:
+ *
+ *   aim.pretrain(m, ds, opts) -> result table (or nil, message on an I/O
+ *       failure). Options are the `aim train` flags: steps, epochs, batch,
+ *       lr, warmup, wd, clip, seed, crop, flip, scale_min, log_every, out
+ *       (run folder: run.json, metrics.jsonl, model.safetensors), plus run
+ *       (the metrics' run name), on_step = function(info) called every
+ *       `every` steps (and at the last; return "stop" to end the job).
+ *   aim.pause(), aim.resume(), aim.stop(): act on the running job; each
+ *       returns true if it changed something. aim.lr(x) sets the running
+ *       job's peak learning rate; aim.lr() returns the current lr and peak.
+ *   aim.threads([n]): OpenMP + OpenBLAS threads (returns the count).
+ *
+ * After each step the job publishes it to the engine, calls on_step, then
+ * lets the engine run queued console chunks and wait while paused.
+ * The per-step work runs under lua_pcall, so a Lua error never unwinds
+ * through aim_pretrain: it stops the job and is raised once the C loop has
+ * returned and cleaned up. Reconstruction lives in l_recon.c.
+ */
+#include "config.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aim/train.h"
+#include "lua/l_aim.h"
+
+/* stack slots of aim.pretrain */
+enum { S_MODEL = 1, S_DATA, S_OPTS, S_ONSTEP, S_ERR };
+
+typedef struct step_ctx {
+    lua_State *L;
+    aim_engine *eng;
+    int64_t every;
+    int failed;
+    aim_step_info last;
+} step_ctx;
+
+static void push_info(lua_State *L, const aim_step_info *s)
+{
+    lua_createtable(L, 0, 10);
+    l_set_int(L, "step", s->step);
+    l_set_int(L, "total", s->total);
+    l_set_int(L, "images", s->images);
+    l_set_num(L, "epoch", s->epoch);
+    l_set_num(L, "loss", s->loss);
+    l_set_num(L, "lr", s->lr);
+    l_set_num(L, "grad_norm", s->grad_norm);
+    l_set_num(L, "img_per_s", s->img_per_s);
+    l_set_num(L, "elapsed", s->elapsed_s);
+    l_set_num(L, "eta", s->eta_s);
+}
+
+/* (ctx, info, on_step|nil) -> stop? ; runs under lua_pcall */
+static int step_protected(lua_State *L)
+{
+    step_ctx *s = lua_touserdata(L, 1);
+    const aim_step_info *info = lua_touserdata(L, 2);
+    int stop = 0;
+    aim_engine_job_publish(s->eng, info);
+    if (lua_isfunction(L, 3) && (info->step % s->every == 0 || info->step == info->total)) {
+        lua_pushvalue(L, 3);
+        push_info(L, info);
+        lua_call(L, 1, 1); /* ... r */
+        const char *r = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        stop = r && !strcmp(r, "stop");
+        lua_pop(L, 1);
+    }
+    if (aim_engine_job_step(s->eng, L))
+        stop = 1;
+    lua_pushboolean(L, stop);
+    return 1;
+}
+
+/* aim_pretrain's on_step: never raises */
+static int job_on_step(void *ctx, const aim_step_info *info)
+{
+    step_ctx *s = ctx;
+    lua_State *L = s->L;
+    s->last = *info;
+    if (!lua_checkstack(L, 8))
+        return 1;
+    lua_pushcfunction(L, step_protected);
+    lua_pushlightuserdata(L, s);
+    lua_pushlightuserdata(L, (void *)info);
+    lua_pushvalue(L, S_ONSTEP);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+        lua_replace(L, S_ERR); /* keep the error for after the loop */
+        s->failed = 1;
+        return 1;
+    }
+    int stop = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+static int write_run_json(const char *path, const aim_config *c, const aim_pretrain_opts *o,
+                          const aim_dataset *ds, aim_err *e)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return aim_errf(e, "%s: cannot write", path);
+    fprintf(f,
+            "{\"image\":%d,\"channels\":%d,\"patch\":%d,\"width\":%d,\"depth\":%d,\"heads\":%d,"
+            "\"head_width\":%d,\"head_depth\":%d,\"norm_eps\":%.9g,\n"
+            " \"data\":\"%s\",\"images\":%lld,\"steps\":%lld,\"batch\":%d,\"lr\":%.9g,"
+            "\"warmup\":%lld,\"weight_decay\":%.9g,\"clip\":%.9g,\"seed\":%llu,\"crop\":%d,"
+            "\"flip\":%d,\"scale_min\":%.9g}\n",
+            c->image, c->channels, c->patch, c->width, c->depth, c->heads, c->head_width,
+            c->head_depth, c->norm_eps, ds->kind, (long long)ds->n, (long long)o->steps,
+            o->batch, o->lr, (long long)o->warmup, o->adamw.weight_decay, o->clip,
+            (unsigned long long)o->data.seed, o->data.crop, o->data.flip, o->data.scale_min);
+    if (fclose(f) != 0)
+        return aim_errf(e, "%s: write failed", path);
+    return 0;
+}
+
+static const char *const pretrain_options[] = {
+    "steps", "epochs",    "batch",     "lr",  "warmup",  "wd",    "clip", "seed", "crop",
+    "flip",  "scale_min", "log_every", "out", "on_step", "every", "run",  NULL,
+};
+
+static int l_pretrain(lua_State *L)
+{
+    l_model *lm = l_model_check(L, S_MODEL);
+    l_dataset *ld = l_dataset_check(L, S_DATA);
+    if (!lua_isnoneornil(L, S_OPTS))
+        luaL_checktype(L, S_OPTS, LUA_TTABLE);
+    l_check_options(L, S_OPTS, pretrain_options);
+    lua_settop(L, S_OPTS);
+    aim_model *m = lm->m;
+    const aim_dataset *ds = ld->ds;
+    const aim_config *c = aim_model_config(m);
+    if (ds->c != c->channels || ds->h != c->image || ds->w != c->image)
+        return luaL_argerror(L, S_DATA,
+                             lua_pushfstring(L,
+                                             "the data is %dx%dx%d but the model takes %dx%dx%d "
+                                             "(open it with {channels=%d, size=%d} or use "
+                                             "ds:convert)",
+                                             ds->c, ds->h, ds->w, c->channels, c->image,
+                                             c->image, c->channels, c->image));
+    aim_pretrain_opts po;
+    aim_pretrain_opts_default(&po);
+    po.batch = (int)l_opt_int(L, S_OPTS, "batch", 64, 1, 65536);
+    po.steps = l_opt_int(L, S_OPTS, "steps", 0, 1, (lua_Integer)1 << 40);
+    lua_Number epochs = l_opt_num(L, S_OPTS, "epochs", 0, 0, 1e6);
+    if (po.steps > 0 && epochs > 0)
+        return luaL_argerror(L, S_OPTS, "give steps or epochs, not both");
+    if (epochs > 0)
+        po.steps = (int64_t)ceil(epochs * (double)ds->n / po.batch);
+    if (po.steps <= 0)
+        po.steps = (ds->n + po.batch - 1) / po.batch; /* one epoch */
+    po.lr = (float)l_opt_num(L, S_OPTS, "lr", 1e-3, 1e-12, 10);
+    po.warmup = l_opt_int(L, S_OPTS, "warmup", -1, -1, (lua_Integer)1 << 40);
+    po.adamw.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", 0.05, 0, 10);
+    po.clip = (float)l_opt_num(L, S_OPTS, "clip", 1.0, 0, 1e9);
+    po.data.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
+    po.data.crop = l_opt_bool(L, S_OPTS, "crop", 1);
+    po.data.flip = l_opt_bool(L, S_OPTS, "flip", 1);
+    po.data.scale_min = (float)l_opt_num(L, S_OPTS, "scale_min", 0.4, 0.01, 1);
+    po.log_every = (int)l_opt_int(L, S_OPTS, "log_every", 1, 1, 1 << 30);
+    const char *out = l_opt_str(L, S_OPTS, "out", NULL);
+    po.run_name = l_opt_str(L, S_OPTS, "run", out ? aim_basename(out) : "lua");
+    step_ctx sc = {.L = L, .eng = l_engine(L)};
+    sc.every = l_opt_int(L, S_OPTS, "every", 1, 1, LUA_MAXINTEGER);
+    int t = l_opt_get(L, S_OPTS, "on_step"); /* opts on_step */
+    if (t != LUA_TNIL && t != LUA_TFUNCTION)
+        return luaL_argerror(L, S_OPTS, "option 'on_step' must be a function");
+    lua_pushnil(L); /* opts on_step err */
+
+    /* the run folder */
+    aim_err e;
+    const char *metrics = NULL, *weights = NULL;
+    if (out) {
+        if (l_mkdir_p(out, &e) != 0)
+            return l_fail(L, e.msg);
+        metrics = lua_pushfstring(L, "%s/metrics.jsonl", out);
+        weights = lua_pushfstring(L, "%s/model.safetensors", out);
+        const char *runjson = lua_pushfstring(L, "%s/run.json", out); /* ... m w r */
+        if (write_run_json(runjson, c, &po, ds, &e) != 0)
+            return l_fail(L, e.msg);
+        lua_pop(L, 1);
+        po.metrics_path = metrics;
+    }
+    /* the normalisation the model is trained with goes into its weights */
+    if (c->nmean == 0)
+        aim_model_set_norm(m, ds->c, ds->mean, ds->std, NULL);
+
+    char desc[512];
+    snprintf(desc, sizeof desc,
+             "%s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d (%.2fM trunk + "
+             "%.2fM head params) | %lld steps x %d | %d threads%s%s",
+             ds->kind, (long long)ds->n, ds->c, ds->h, ds->w, c->width, c->depth, c->heads,
+             c->patch, aim_config_trunk_params(c) / 1e6, aim_config_head_params(c) / 1e6,
+             (long long)po.steps, po.batch, omp_get_max_threads(), out ? " | " : "",
+             out ? out : "");
+    if (aim_engine_job_begin(sc.eng, "pretrain", desc, po.lr, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    po.live_lr = aim_engine_job_lr(sc.eng);
+    po.on_step = job_on_step;
+    po.ctx = &sc;
+    lm->busy = ld->busy = 1;
+    aim_pretrain_result res;
+    int rc = aim_pretrain(m, ds, &po, &res, &e);
+    lm->busy = ld->busy = 0;
+    char summary[256];
+    snprintf(summary, sizeof summary,
+             "%lld steps in %.1f s, final loss %.6f (mean of last %d: %.6f)%s",
+             (long long)res.steps_done, res.seconds, res.final_loss,
+             (int)(res.steps_done < 100 ? res.steps_done : 100), res.mean_loss_last,
+             res.stopped ? ", stopped" : "");
+    float peak = *po.live_lr;
+    aim_engine_job_end(sc.eng, summary, res.steps_done ? &sc.last : NULL);
+    if (sc.failed) {
+        lua_pushvalue(L, S_ERR);
+        return lua_error(L);
+    }
+    if (aim_engine_interrupted(sc.eng))
+        return luaL_error(L, "interrupted!");
+    if (rc != 0)
+        return l_fail(L, e.msg);
+    if (weights && aim_model_save(m, weights, &e) != 0)
+        return l_fail(L, e.msg);
+    lua_createtable(L, 0, 14);
+    l_set_int(L, "steps", res.steps_done);
+    l_set_int(L, "total", po.steps);
+    l_set_num(L, "loss", res.final_loss);
+    l_set_num(L, "mean_loss", res.mean_loss_last);
+    l_set_num(L, "seconds", res.seconds);
+    l_set_int(L, "images", res.steps_done * po.batch);
+    l_set_num(L, "img_per_s", res.seconds > 0 ? res.steps_done * po.batch / res.seconds : 0);
+    l_set_num(L, "epochs", (double)res.steps_done * po.batch / (double)ds->n);
+    l_set_bool(L, "stopped", res.stopped);
+    l_set_num(L, "lr", peak);
+    l_set_str(L, "out", out);
+    l_set_str(L, "metrics", metrics);
+    l_set_str(L, "weights", weights);
+    return 1;
+}
+
+/* ------------------------------------------------------------ control */
+
+static int l_pause(lua_State *L)
+{
+    aim_engine *eng = l_engine(L);
+    aim_snapshot s;
+    aim_engine_snapshot(eng, &s);
+    if (s.state != AIM_JOB_IDLE && !aim_engine_threaded(eng))
+        return luaL_error(L, "pause: nothing could resume the job in this front end "
+                             "(no console thread); use stop()");
+    lua_pushboolean(L, aim_engine_pause(eng));
+    return 1;
+}
+
+static int l_resume(lua_State *L)
+{
+    lua_pushboolean(L, aim_engine_resume(l_engine(L)));
+    return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+    lua_pushboolean(L, aim_engine_stop(l_engine(L)));
+    return 1;
+}
+
+static int l_lr(lua_State *L)
+{
+    aim_engine *eng = l_engine(L);
+    if (lua_isnoneornil(L, 1)) {
+        aim_snapshot s;
+        aim_engine_snapshot(eng, &s);
+        if (s.state == AIM_JOB_IDLE)
+            return 0;
+        lua_pushnumber(L, s.step.lr);
+        lua_pushnumber(L, s.lr_peak);
+        return 2;
+    }
+    lua_Number lr = luaL_checknumber(L, 1);
+    luaL_argcheck(L, lr > 0 && lr <= 10, 1, "the learning rate must be in (0, 10]");
+    aim_err e;
+    if (aim_engine_set_lr(eng, (float)lr, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    lua_pushnumber(L, lr);
+    return 1;
+}
+
+static int l_threads(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        lua_Integer n = luaL_checkinteger(L, 1);
+        luaL_argcheck(L, n >= 1 && n <= 4096, 1, "thread count must be in 1..4096");
+        omp_set_num_threads((int)n);
+        openblas_set_num_threads((int)n);
+    }
+    lua_pushinteger(L, omp_get_max_threads());
+    return 1;
+}
+
+static const luaL_Reg job_funcs[] = {
+    {"pretrain", l_pretrain}, {"pause", l_pause}, {"resume", l_resume}, {"stop", l_stop},
+    {"lr", l_lr},             {"threads", l_threads}, {NULL, NULL},
+};
+
+void l_open_jobs(lua_State *L)
+{
+    luaL_setfuncs(L, job_funcs, 0); /* into aim */
+}

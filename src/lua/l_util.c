@@ -1,0 +1,202 @@
+/*
+ * l_util.c - small helpers the Lua bindings share: strict option tables
+ * (unknown keys are errors with a "did you mean" hint; each value is checked
+ * and a bad one raises naming the option), setting fields of result tables,
+ * the `nil, message` return of an I/O failure, and mkdir -p.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lua/l_aim.h"
+
+/* edit distance, for "did you mean" (short option names only) */
+static int distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 31 || lb > 31)
+        return 99;
+    int d[32][32];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+void l_check_options(lua_State *L, int idx, const char *const *known)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) { /* key value */
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            luaL_argerror(L, idx, "option names must be strings");
+        }
+        const char *k = lua_tostring(L, -1);
+        const char *best = NULL;
+        int bestd = 3, found = 0;
+        for (int i = 0; known[i]; i++) {
+            if (!strcmp(known[i], k)) {
+                found = 1;
+                break;
+            }
+            int d = distance(known[i], k);
+            if (d < bestd) {
+                bestd = d;
+                best = known[i];
+            }
+        }
+        if (!found) {
+            if (best)
+                luaL_argerror(L, idx,
+                              lua_pushfstring(L, "unknown option '%s' (did you mean '%s'?)", k,
+                                              best));
+            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", k));
+        }
+    }
+}
+
+int l_opt_get(lua_State *L, int idx, const char *key)
+{
+    if (!lua_istable(L, idx)) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    return lua_getfield(L, idx, key);
+}
+
+lua_Integer l_opt_int(lua_State *L, int idx, const char *key, lua_Integer def, lua_Integer lo,
+                      lua_Integer hi)
+{
+    idx = lua_absindex(L, idx);
+    if (l_opt_get(L, idx, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return def;
+    }
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    if (!isint)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be an integer", key));
+    if (v < lo || v > hi)
+        luaL_argerror(L, idx,
+                      lua_pushfstring(L, "option '%s' must be in %I..%I (got %I)", key, lo, hi,
+                                      v));
+    return v;
+}
+
+lua_Number l_opt_num(lua_State *L, int idx, const char *key, lua_Number def, lua_Number lo,
+                     lua_Number hi)
+{
+    idx = lua_absindex(L, idx);
+    if (l_opt_get(L, idx, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return def;
+    }
+    int isnum;
+    lua_Number v = lua_tonumberx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a number", key));
+    if (!(v >= lo && v <= hi))
+        luaL_argerror(L, idx,
+                      lua_pushfstring(L, "option '%s' must be in [%f, %f] (got %f)", key, lo, hi,
+                                      v));
+    return v;
+}
+
+int l_opt_bool(lua_State *L, int idx, const char *key, int def)
+{
+    idx = lua_absindex(L, idx);
+    int t = l_opt_get(L, idx, key);
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (t == LUA_TNIL)
+        return def;
+    if (t != LUA_TBOOLEAN)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be true or false", key));
+    return v;
+}
+
+const char *l_opt_str(lua_State *L, int idx, const char *key, const char *def)
+{
+    idx = lua_absindex(L, idx);
+    int t = l_opt_get(L, idx, key);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return def;
+    }
+    if (t != LUA_TSTRING)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a string", key));
+    /* the table keeps the string alive */
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    return s;
+}
+
+void l_set_int(lua_State *L, const char *key, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, key);
+}
+
+void l_set_num(lua_State *L, const char *key, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, key);
+}
+
+void l_set_str(lua_State *L, const char *key, const char *v)
+{
+    if (!v)
+        return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, key);
+}
+
+void l_set_bool(lua_State *L, const char *key, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, key);
+}
+
+int l_fail(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+int l_mkdir_p(const char *path, aim_err *e)
+{
+    char buf[4096];
+    if (!path[0] || strlen(path) >= sizeof buf)
+        return aim_errf(e, "%s: bad folder name", path);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return aim_errf(e, "%s: cannot create: %s", buf, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return aim_errf(e, "%s: cannot create: %s", buf, strerror(errno));
+    if (!aim_is_dir(buf))
+        return aim_errf(e, "%s: exists and is not a folder", buf);
+    return 0;
+}

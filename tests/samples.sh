@@ -1,0 +1,24 @@
+#!/bin/sh
+# samples.sh - every sample runs at a tiny size in seconds (synthetic data:
+# AIM_FASHION_MNIST points nowhere, which also checks the fallback notice).
+. "${top_srcdir:-.}/tests/cli_lib.sh"
+S="${top_srcdir:-.}/samples"
+AIM_FASHION_MNIST="$T/no-fashion-mnist"
+export AIM_FASHION_MNIST
+
+run_aim run --threads 1 "$S/pretrain.lua" steps=3 batch=8 size=8 width=24 depth=1 limit=64 test=16 out="$T/pre"
+ok $(test $rc -eq 0 && grep -q 'test loss (after)' "$T/out" && test -f "$T/pre/model.safetensors"; echo $?) "pretrain.lua runs: $(grep 'test loss (after)' "$T/out")"
+ok $(grep -q 'using the synthetic dataset instead' "$T/err"; echo $?) "pretrain.lua falls back to synthetic data with a notice"
+run_aim run --threads 1 "$S/pretrain.lua" stepz=3
+ok $(test $rc -eq 1 && grep -q "unknown argument 'stepz'" "$T/err"; echo $?) "pretrain.lua refuses an unknown argument"
+
+run_aim run --threads 1 "$S/reconstruct.lua" steps=2 batch=8 n=3 size=8 width=24 depth=1 png="$T/r.png"
+ok $(test $rc -eq 0 && test -f "$T/r.png" && grep -q 'rows: input | prediction | target' "$T/out"; echo $?) "reconstruct.lua writes the PNG grid"
+run_aim run --threads 1 "$S/reconstruct.lua" weights="$T/pre/model.safetensors" n=2 png="$T/r2.png"
+ok $(test $rc -eq 0 && test -f "$T/r2.png"; echo $?) "reconstruct.lua with weights from pretrain.lua"
+run_aim run --threads 1 "$S/reconstruct.lua" weights="$T/none.safetensors"
+ok $(test $rc -eq 1 && grep -q 'none.safetensors' "$T/err"; echo $?) "reconstruct.lua reports missing weights"
+
+run_aim run --threads 1 "$S/scaling.lua" widths=8,16 images=32 batch=8 depth=1 size=8 test=8
+ok $(test $rc -eq 0 && grep -q 'trunk params' "$T/out" && test "$(grep -cE '^ +(8|16) ' "$T/out")" -eq 2; echo $?) "scaling.lua prints a table with one row per width"
+finish

@@ -1,0 +1,248 @@
+/*
+ * test_engine.c - the engine without any UI: chunks run on the caller's
+ * thread (values, incomplete input, errors with tracebacks, print), then on
+ * the engine thread while a short pretraining job on synthetic data runs:
+ * queued lines run between steps, pause() stops the step counter and
+ * resume() continues it, errors in queued lines never kill the job, lr()
+ * changes the peak, stop() ends the job with a result, an interrupt stops
+ * a runaway chunk and a job, and freeing the engine stops a running job.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aim/engine.h"
+#include "tap.h"
+
+typedef struct seen {
+    pthread_mutex_t mu;
+    char out[4096];
+    int events[5];
+    int wakes;
+} seen;
+
+static void on_output(void *ctx, const char *text, size_t len)
+{
+    seen *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    size_t at = strlen(s->out);
+    if (at + len < sizeof s->out)
+        {
+        memcpy(s->out + at, text, len);
+        s->out[at + len] = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_event(void *ctx, const aim_event *ev)
+{
+    seen *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->events[ev->kind]++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_wake(void *ctx)
+{
+    seen *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->wakes++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Wait up to 20 s for the snapshot to satisfy cond; returns 1 if it did. */
+static int wait_for(aim_engine *eng, int (*cond)(const aim_snapshot *, int64_t), int64_t arg,
+                    aim_snapshot *s)
+{
+    for (int i = 0; i < 2000; i++) {
+        aim_engine_snapshot(eng, s);
+        if (cond(s, arg))
+            return 1;
+        sleep_ms(10);
+    }
+    return 0;
+}
+
+static int step_at_least(const aim_snapshot *s, int64_t n)
+{
+    return s->state == AIM_JOB_RUNNING && s->step.step >= n;
+}
+
+static int is_state(const aim_snapshot *s, int64_t st)
+{
+    return s->state == (aim_job_state)st;
+}
+
+/* submit, wait (10 s), return the reply (text owned by the caller) */
+static aim_reply ask(aim_engine *eng, const char *code)
+{
+    aim_reply r = {0};
+    int64_t t = aim_engine_submit(eng, code, 1);
+    if (aim_engine_wait(eng, t, 10000, &r) != 0) {
+        r.status = AIM_EVAL_ERROR;
+        r.text = strdup("(timeout)");
+    }
+    return r;
+}
+
+static void check(aim_engine *eng, const char *code, aim_eval_status want, const char *needle,
+                  const char *what)
+{
+    aim_reply r = ask(eng, code);
+    tap_ok(r.status == want && tap_contains(r.text, needle), "%s: [%s] -> %d \"%.60s\"", what,
+           code, r.status, r.text);
+    aim_reply_free(&r);
+}
+
+static void check_eval(aim_engine *eng, const char *code, aim_eval_status want,
+                       const char *needle, const char *what)
+{
+    char *text = NULL;
+    aim_eval_status st = aim_engine_eval(eng, code, "=test", 1, &text);
+    tap_ok(st == want && tap_contains(text, needle), "%s: [%s] -> %d \"%.60s\"", what, code, st,
+           text);
+    free(text);
+}
+
+int main(void)
+{
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    aim_engine_hooks hooks = {.output = on_output, .event = on_event, .wake = on_wake, .ctx = &s};
+    aim_err e = {{0}};
+    aim_engine *eng = aim_engine_new(&hooks, &e);
+    if (!tap_ok(eng != NULL, "engine: %s", eng ? "created" : e.msg))
+        return tap_done();
+
+    /* ---- on the caller's thread */
+    check_eval(eng, "1 + 1", AIM_EVAL_OK, "2", "an expression gives its value");
+    check_eval(eng, "{a = 1, b = {2, 3}}", AIM_EVAL_OK, "{a = 1, b = {2, 3}}",
+               "tables are pretty-printed");
+    check_eval(eng, "x = 5", AIM_EVAL_OK, "", "a statement gives nothing");
+    check_eval(eng, "x, 'y'", AIM_EVAL_OK, "5\ty", "several values are tab separated");
+    check_eval(eng, "for i = 1, 3 do", AIM_EVAL_INCOMPLETE, "<eof>", "an open block is incomplete");
+    check_eval(eng, "x = x +", AIM_EVAL_INCOMPLETE, "<eof>", "an open expression is incomplete");
+    check_eval(eng, "x = = 1", AIM_EVAL_ERROR, "unexpected symbol", "a syntax error is an error");
+    check_eval(eng, "error('boom')", AIM_EVAL_ERROR, "stack traceback", "errors carry a traceback");
+    check_eval(eng, "print('hi', 1)", AIM_EVAL_OK, "", "print runs");
+    tap_ok(!strcmp(s.out, "hi\t1\n"), "print goes to the output hook: \"%s\"", s.out);
+    check_eval(eng, "pause()", AIM_EVAL_OK, "false", "pause without a job does nothing");
+    check_eval(eng, "lr(1e-3)", AIM_EVAL_ERROR, "no job is running", "lr without a job");
+    check_eval(eng, "type(aim.pretrain), type(stop)", AIM_EVAL_OK, "function\tfunction",
+               "aim and the console globals are there");
+    char *text = NULL;
+    char *argv[] = {"a"};
+    aim_eval_status st = aim_engine_run_file(eng, "/nonexistent/x.lua", 1, argv, &text);
+    tap_ok(st == AIM_EVAL_ERROR && tap_contains(text, "cannot open"), "a missing script: %s",
+           text);
+    free(text);
+
+    /* ---- on the engine thread */
+    tap_ok(aim_engine_start(eng, &e) == 0, "the engine thread starts");
+    check_eval(eng, "1", AIM_EVAL_ERROR, "aim_engine_submit",
+               "eval on the caller's thread is refused once the thread runs");
+    check(eng, "x * 2", AIM_EVAL_OK, "10", "a submitted chunk sees the same state");
+
+    int64_t job = aim_engine_submit(
+        eng,
+        "m = aim.model 'micro'; ds = aim.data.synthetic{n = 64, channels = 3, size = 8};"
+        "result = aim.pretrain(m, ds, {steps = 1000000, batch = 4}); return result.steps",
+        1);
+    aim_snapshot snap;
+    int ok = wait_for(eng, step_at_least, 3, &snap);
+    tap_ok(ok && !strcmp(snap.job, "pretrain"), "the job runs: step %lld, job \"%s\"",
+           (long long)snap.step.step, snap.job);
+    check(eng, "pause()", AIM_EVAL_OK, "true", "pause() while training");
+    ok = wait_for(eng, is_state, AIM_JOB_PAUSED, &snap);
+    tap_ok(ok, "the job is paused at step %lld", (long long)snap.step.step);
+    int64_t s1 = snap.step.step;
+    sleep_ms(300);
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.step.step == s1 && snap.state == AIM_JOB_PAUSED,
+           "pause stops the step counter (%lld after 300 ms)", (long long)snap.step.step);
+    check(eng, "6 * 7", AIM_EVAL_OK, "42", "lines run while paused");
+    check(eng, "error('inside the job')", AIM_EVAL_ERROR, "inside the job",
+           "an error in a queued line comes back to the sender");
+    aim_reply r = ask(eng, "error('again')");
+    tap_ok(tap_contains(r.text, "stack traceback"), "... with a traceback");
+    aim_reply_free(&r);
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.state == AIM_JOB_PAUSED, "... and the job lives on");
+    check(eng, "aim.pretrain(m, ds, {steps = 1})", AIM_EVAL_ERROR, "already running",
+          "jobs do not nest");
+    check(eng, "lr(3e-4)", AIM_EVAL_OK, "0.0003", "lr(x) while paused");
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.lr_peak == 3e-4f, "the snapshot shows the new peak (%g)", snap.lr_peak);
+    check(eng, "resume()", AIM_EVAL_OK, "true", "resume()");
+    ok = wait_for(eng, step_at_least, s1 + 3, &snap);
+    tap_ok(ok, "resume continues: step %lld", (long long)snap.step.step);
+    tap_ok(snap.step.lr <= 3e-4f * 1.0001f, "steps after lr(3e-4) use the new peak (lr %g)",
+           snap.step.lr);
+    check(eng, "lr()", AIM_EVAL_OK, "0.0003", "lr() returns the current lr and the peak");
+    tap_ok(aim_engine_pause(eng) == 1, "aim_engine_pause from another thread");
+    tap_ok(wait_for(eng, is_state, AIM_JOB_PAUSED, &snap), "... pauses the job");
+    tap_ok(aim_engine_resume(eng) == 1 && wait_for(eng, is_state, AIM_JOB_RUNNING, &snap),
+           "aim_engine_resume continues it");
+    check(eng, "stop()", AIM_EVAL_OK, "true", "stop()");
+    r = (aim_reply){0};
+    int got = aim_engine_wait(eng, job, 10000, &r);
+    long long steps = got == 0 && r.text ? atoll(r.text) : -1;
+    tap_ok(got == 0 && r.status == AIM_EVAL_OK && steps > s1 && steps < 1000000,
+           "stop ends the job, which returns its result (%lld steps)", steps);
+    aim_reply_free(&r);
+    check(eng, "result.stopped, result.total", AIM_EVAL_OK, "true\t1000000",
+          "the result says it was stopped");
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.state == AIM_JOB_IDLE && snap.jobs_done == 1, "the engine is idle, 1 job done");
+    pthread_mutex_lock(&s.mu);
+    tap_ok(s.events[AIM_EV_JOB_START] == 1 && s.events[AIM_EV_JOB_END] == 1 &&
+               s.events[AIM_EV_PAUSE] == 2 && s.events[AIM_EV_RESUME] == 2 &&
+               s.events[AIM_EV_STEP] >= steps && s.wakes > 0,
+           "events: start %d, end %d, pause %d, resume %d, steps %d", s.events[AIM_EV_JOB_START],
+           s.events[AIM_EV_JOB_END], s.events[AIM_EV_PAUSE], s.events[AIM_EV_RESUME],
+           s.events[AIM_EV_STEP]);
+    pthread_mutex_unlock(&s.mu);
+
+    /* interrupts: a runaway chunk, then a job */
+    int64_t t = aim_engine_submit(eng, "while true do end", 1);
+    sleep_ms(100);
+    aim_engine_interrupt(eng);
+    r = (aim_reply){0};
+    got = aim_engine_wait(eng, t, 10000, &r);
+    tap_ok(got == 0 && r.status == AIM_EVAL_ERROR && tap_contains(r.text, "interrupted!"),
+           "an interrupt stops a runaway chunk: %.40s", r.text ? r.text : "");
+    aim_reply_free(&r);
+    check(eng, "1 + 2", AIM_EVAL_OK, "3", "the next chunk runs normally");
+    t = aim_engine_submit(eng, "aim.pretrain(m, ds, {steps = 1000000, batch = 4})", 1);
+    tap_ok(wait_for(eng, step_at_least, 2, &snap), "a second job runs");
+    aim_engine_interrupt(eng);
+    r = (aim_reply){0};
+    got = aim_engine_wait(eng, t, 10000, &r);
+    tap_ok(got == 0 && r.status == AIM_EVAL_ERROR && tap_contains(r.text, "interrupted!"),
+           "an interrupt stops a job: %.40s", r.text ? r.text : "");
+    aim_reply_free(&r);
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.state == AIM_JOB_IDLE && snap.jobs_done == 2, "... which ends cleanly");
+
+    /* poll, then free with a job running */
+    t = aim_engine_submit(eng, "'polled'", 1);
+    r = (aim_reply){0};
+    int polled = 1;
+    for (int i = 0; i < 1000 && (polled = aim_engine_poll(eng, &r)) != 0; i++)
+        sleep_ms(10);
+    tap_ok(polled == 0 && r.ticket == t && tap_contains(r.text, "polled"), "poll takes a reply");
+    aim_reply_free(&r);
+    aim_engine_submit(eng, "aim.pretrain(m, ds, {steps = 1000000, batch = 4})", 1);
+    tap_ok(wait_for(eng, step_at_least, 2, &snap), "a third job runs");
+    aim_engine_free(eng);
+    tap_ok(1, "freeing the engine stops the running job and the thread");
+    return tap_done();
+}
