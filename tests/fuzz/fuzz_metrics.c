@@ -1,0 +1,20 @@
+/* fuzz_metrics.c - reading a metrics log back, and CSV/TensorBoard output. */
+#include "config.h"
+
+#include "aim/metrics.h"
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    aim_err e;
+    const char *p = fuzz_file(data, size, "metrics.jsonl");
+    aim_metrics m;
+    if (aim_metrics_read(p, &m, &e) == 0) {
+        char out[200];
+        snprintf(out, sizeof out, "%s.csv", p);
+        aim_metrics_write_csv(&m, out, &e);
+        aim_metrics_free(&m);
+    }
+    return 0;
+}
