@@ -199,6 +199,27 @@ int main(void)
     aim_model *m4 = aim_model_new(&c2, 7, &e);
     tap_ok(aim_pretrain(m4, ds, &po, &res, &e) == -1 && tap_contains(e.msg, "16x16"),
            "data of the wrong size is refused: %s", e.msg);
+    /* non-finite losses: never applied, reported with the step and tensor */
+    aim_model *m5 = aim_model_new(&c, 7, &e);
+    aim_params *p5 = aim_model_params(m5);
+    int ib5 = aim_params_find(p5, "pixel_head.decoder_pred.bias");
+    p5->data[p5->t[ib5].offset] = NAN;
+    int iw5 = aim_params_find(p5, "trunk.blocks.0.attn.qkv.weight");
+    float w_before = p5->data[p5->t[iw5].offset];
+    po.steps = 20;
+    po.on_step = NULL;
+    po.nan_policy = AIM_NAN_SKIP;
+    int rc5 = aim_pretrain(m5, ds, &po, &res, &e);
+    tap_ok(rc5 == -1 && res.nonfinite_steps == 10 && tap_contains(e.msg, "10 bad steps") &&
+               tap_contains(e.msg, "step 10"),
+           "NaN losses are skipped, then the job stops after 10 in a row: %s", e.msg);
+    tap_ok(p5->data[p5->t[iw5].offset] == w_before, "no NaN update reached the weights");
+    po.nan_policy = AIM_NAN_STOP;
+    rc5 = aim_pretrain(m5, ds, &po, &res, &e);
+    tap_ok(rc5 == -1 && res.nonfinite_steps == 1 && tap_contains(e.msg, "step 1:") &&
+               tap_contains(e.msg, "preprocessor.patchifier.proj.weight"),
+           "policy stop: the first bad step ends the job, naming the tensor: %s", e.msg);
+    aim_model_free(m5);
     aim_model_free(m1);
     aim_model_free(m2);
     aim_model_free(m3);

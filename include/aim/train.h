@@ -51,6 +51,13 @@ typedef struct aim_train_state {
     float best_val;           /* lowest validation loss so far (0 = none yet) */
 } aim_train_state;
 
+/* What to do when a step's loss or gradient is NaN or infinite (the step's
+ * update is never applied): skip it and go on (stopping after 10 such steps
+ * in a row), or stop the job at once. Either way the message names the step
+ * and the first tensor with a non-finite gradient, and no checkpoint of the
+ * bad state is written. */
+typedef enum { AIM_NAN_SKIP = 0, AIM_NAN_STOP = 1 } aim_nan_policy;
+
 typedef struct aim_pretrain_opts {
     int64_t steps;            /* total optimiser steps (> 0) */
     int batch;                /* default 64 */
@@ -98,6 +105,7 @@ typedef struct aim_pretrain_opts {
     const aim_dataset *probe_test;
     int64_t probe_every;
     int probe_images;
+    aim_nan_policy nan_policy;
     /* the recipe as key/value strings, stored in checkpoints' metadata so
      * `--resume` can rebuild the run (e.g. "data", "limit"); may be NULL */
     const char *const *recipe;
@@ -116,6 +124,7 @@ typedef struct aim_pretrain_result {
     int checkpoint_failures;
     char last_checkpoint[640];/* path of the newest checkpoint written ("" if none) */
     float last_val, best_val; /* validation losses (0 when never measured) */
+    int64_t nonfinite_steps;  /* steps skipped for a NaN/Inf loss or gradient */
 } aim_pretrain_result;
 
 /* Validation loss of m on the first n images of ds: no augmentation, the

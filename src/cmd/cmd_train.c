@@ -131,6 +131,7 @@ static int train_exec(int argc, char **argv)
     float epochs = 0, ckpt_minutes = 10;
     int64_t limit = 0, seed = 0, ckpt_every = 0;
     int keep = 3;
+    const char *on_nan = "skip";
     aim_pretrain_opts po;
     aim_pretrain_opts_default(&po);
     po.steps = 0;
@@ -160,6 +161,8 @@ static int train_exec(int argc, char **argv)
         {"ckpt-minutes", OPT_FLOAT, &ckpt_minutes, "M",
          "checkpoint every M minutes (default 10, 0 = off)"},
         {"keep", OPT_INT, &keep, "K", "keep the K newest checkpoints (default 3, 0 = all)"},
+        {"on-nan", OPT_STR, &on_nan, "skip|stop",
+         "a NaN/Inf loss or gradient: skip the step (default; stop after 10) or stop"},
         {"val-every", OPT_I64, &val_every, "N",
          "validation loss every N steps; the best is kept as best.safetensors"},
         {"val-data", OPT_STR, &val_data, "SPEC", "validation data (default: the test split)"},
@@ -182,6 +185,8 @@ static int train_exec(int argc, char **argv)
         return cmd_fail("train: --keep, --ckpt-every and --ckpt-minutes must not be negative");
     if (resume && init)
         return cmd_fail("train: --resume and --init exclude each other");
+    if (strcmp(on_nan, "skip") && strcmp(on_nan, "stop"))
+        return cmd_fail("train: --on-nan must be skip or stop (got \"%s\")", on_nan);
     cmd_set_threads(threads);
     aim_err e = {{0}};
     aim_model *m = NULL;
@@ -285,6 +290,7 @@ static int train_exec(int argc, char **argv)
     }
     po.val = vds;
     po.probe_test = pds;
+    po.nan_policy = strcmp(on_nan, "stop") ? AIM_NAN_SKIP : AIM_NAN_STOP;
 
     char outbuf[512];
     if (!out) {

@@ -134,6 +134,20 @@ static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *
     return w;
 }
 
+/* the first tensor (in table order) whose gradient is not finite */
+static const char *nonfinite_tensor(const aim_params *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        if (p->t[i].flags & AIM_P_FROZEN)
+            continue;
+        const float *g = p->grad + p->t[i].offset;
+        for (size_t k = 0; k < p->t[i].numel; k++)
+            if (!isfinite(g[k]))
+                return p->t[i].name;
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------ resume */
 
 typedef struct kept_lines {
@@ -316,7 +330,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     sink sk = {mf, tf, run, NULL, 0, 0};
     double t0 = now_s(), tprev = t0, ips = 0;
     double recent[100];
-    int nrecent = 0;
+    int nrecent = 0, bad_run = 0;
     int rc = 0;
     res->steps_done = start;
     for (int64_t step = start; step < o->steps; step++) {
@@ -327,7 +341,27 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         float norm = aim_clip_grad_norm(p, o->clip);
         float peak = o->live_lr && *o->live_lr > 0 ? *o->live_lr : o->lr;
         float lr = aim_lr_at(step, o->steps, warmup, peak);
-        aim_adamw_step(p, &o->adamw, lr, step + 1);
+        if (isfinite(loss) && isfinite(norm)) {
+            aim_adamw_step(p, &o->adamw, lr, step + 1);
+            bad_run = 0;
+        } else {
+            /* a NaN/Inf loss or gradient: never let it into the weights */
+            res->nonfinite_steps++;
+            bad_run++;
+            const char *where = nonfinite_tensor(p);
+            if (o->nan_policy == AIM_NAN_STOP || bad_run >= 10) {
+                rc = aim_errf(e, "step %lld: non-finite %s%s%s (loss %g); stopped%s, no bad "
+                                 "update was applied and no checkpoint written",
+                              (long long)(step + 1), isfinite(loss) ? "gradient" : "loss",
+                              where ? " in " : "", where ? where : "", loss,
+                              bad_run >= 10 ? " after 10 bad steps in a row" : "");
+                res->steps_done = step;
+                break;
+            }
+            message(o, "step %lld: non-finite %s%s%s (loss %g): step skipped",
+                    (long long)(step + 1), isfinite(loss) ? "gradient" : "loss",
+                    where ? " in " : "", where ? where : "", loss);
+        }
 
         double t = now_s(), dt = t - tprev;
         tprev = t;
