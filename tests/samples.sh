@@ -21,4 +21,6 @@ ok $(test $rc -eq 1 && grep -q 'none.safetensors' "$T/err"; echo $?) "reconstruc
 
 run_aim run --threads 1 "$S/scaling.lua" widths=8,16 images=32 batch=8 depth=1 size=8 test=8
 ok $(test $rc -eq 0 && grep -q 'trunk params' "$T/out" && test "$(grep -cE '^ +(8|16) ' "$T/out")" -eq 2; echo $?) "scaling.lua prints a table with one row per width"
+run_aim run --threads 1 "$S/probe_layers.lua" weights="$T/pre/model.safetensors" epochs=1 batch=16 train=64 test=32
+ok $(test $rc -eq 0 && grep -q '^blocks 1 ' "$T/out" && grep -q 'random-init trunk' "$T/out" && grep -q 'raw pixels, linear' "$T/out" && grep -q '<- best' "$T/out"; echo $?) "probe_layers.lua: every block, both baselines, the best marked"
 finish

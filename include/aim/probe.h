@@ -96,6 +96,55 @@ int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
 /* Top-1 (percent) of p on f in evaluation mode. */
 float aim_probe_evaluate(aim_probe *p, const aim_feats *f, int batch);
 
+/* ------------------------------------------------------------ probe jobs */
+/* A whole probing job, shared by `aim probe` and aim.probe: features of every
+ * block set from one trunk pass (or raw pixels), one probe per set, results
+ * streamed set by set. */
+#define AIM_PROBE_MAX_SETS 64
+#define AIM_PROBE_MAX_BLOCKS 64
+
+typedef struct aim_probe_set_result {
+    int nblocks;
+    int blocks[AIM_PROBE_MAX_BLOCKS]; /* 1-based */
+    char label[128];                  /* "3,4" or "pixels" */
+    float test_top1, train_top1, train_loss;
+    double seconds;
+} aim_probe_set_result;
+
+typedef struct aim_probe_job {
+    aim_probe_kind kind;
+    int raw;                          /* raw pixels instead of a trunk (linear) */
+    int nsets;                        /* 0 = the middle blocks */
+    int nblocks[AIM_PROBE_MAX_SETS];
+    int blocks[AIM_PROBE_MAX_SETS][AIM_PROBE_MAX_BLOCKS];
+    aim_probe_opts train;             /* epochs, batch, lr, ... and on_epoch */
+    int feature_batch;                /* trunk batch for features (default 64) */
+    /* features progress, and each set as soon as it is done (may be NULL);
+     * on_set returning non-zero stops the job */
+    void (*on_features)(void *ctx, int64_t done, int64_t total);
+    int (*on_set)(void *ctx, int index, const aim_probe_set_result *r);
+    void *ctx;
+} aim_probe_job;
+
+typedef struct aim_probe_job_result {
+    int nsets;                        /* sets done */
+    aim_probe_set_result sets[AIM_PROBE_MAX_SETS];
+    int best;                         /* index of the best set (-1 if none) */
+    aim_probe *best_probe;            /* owned by the caller (aim_probe_free) */
+    int stopped;
+} aim_probe_job_result;
+
+/* Fill sets with a sweep: every block (window 1) or every window of k
+ * consecutive blocks of an L-block trunk. Returns the number of sets. */
+int aim_probe_job_sweep(aim_probe_job *j, int L, int window);
+/* Run the job on m (NULL with raw) over train/test. */
+int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                      const aim_probe_job *j, aim_probe_job_result *r, aim_err *e);
+/* Save trunk + pixel head + probe head (head.*) with classes, probe_layers
+ * and probe_kind in the metadata. */
+int aim_probe_save_with_model(const char *path, aim_model *m, aim_probe *p,
+                              const char *layers, aim_err *e);
+
 /* ------------------------------------------------------------ live probe */
 /* The cheap probe shown while pretraining: one trunk pass over the first
  * ntrain images of train and ntest of test (no augmentation), the token mean

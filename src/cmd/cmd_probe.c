@@ -37,7 +37,7 @@ const struct aim_cmd cmd_probe_entry = {
 
 typedef struct pctx {
     int tty, verbose;
-    const char *label;
+    const char *kind;
 } pctx;
 
 static void on_extract(void *ctx, int64_t done, int64_t total)
@@ -53,42 +53,18 @@ static int on_epoch(void *ctx, int epoch, float loss, float train_top1, float te
 {
     pctx *c = ctx;
     if (c->verbose)
-        fprintf(stderr, "  %s epoch %2d: loss %.4f  train %.2f%%  test %.2f%%\n", c->label, epoch,
-                loss, train_top1, test_top1);
+        fprintf(stderr, "  epoch %2d: loss %.4f  train %.2f%%  test %.2f%%\n", epoch, loss,
+                train_top1, test_top1);
     return 0;
 }
 
-/* trunk + pixel head + probe head in one safetensors file */
-static int save_with_head(const char *path, aim_model *m, aim_probe *p, const char *layers,
-                          aim_err *e)
+static int on_set(void *ctx, int index, const aim_probe_set_result *r)
 {
-    aim_params *tp = aim_model_params(m), *hp = aim_probe_params(p);
-    int n = tp->n + hp->n;
-    aim_st_entry *ent = aim_xcalloc((size_t)n, sizeof *ent);
-    for (int i = 0; i < n; i++) {
-        aim_params *src = i < tp->n ? tp : hp;
-        const aim_param *t = &src->t[i < tp->n ? i : i - tp->n];
-        ent[i].name = t->name;
-        ent[i].dtype = AIM_F32;
-        ent[i].ndim = t->ndim;
-        for (int d = 0; d < t->ndim; d++)
-            ent[i].shape[d] = t->shape[d];
-        ent[i].data = src->data + t->offset;
-    }
-    char vals[AIM_CONFIG_META_MAX][160];
-    const char *kv[2 * AIM_CONFIG_META_MAX + 6];
-    int nm = aim_config_to_meta(aim_model_config(m), vals, kv);
-    char classes[16];
-    snprintf(classes, sizeof classes, "%d", aim_probe_classes(p));
-    kv[2 * nm] = "classes";
-    kv[2 * nm + 1] = classes;
-    kv[2 * nm + 2] = "probe_layers";
-    kv[2 * nm + 3] = layers;
-    kv[2 * nm + 4] = "probe_kind";
-    kv[2 * nm + 5] = aim_probe_get_kind(p) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear";
-    int rc = aim_st_write(path, ent, n, kv, nm + 3, e);
-    free(ent);
-    return rc;
+    pctx *c = ctx;
+    printf("%-12s %-9s %8.2f%% %8.2f%% %8.1f\n", r->label, c->kind, r->test_top1, r->train_top1,
+           r->seconds);
+    fflush(stdout);
+    return 0;
 }
 
 static int probe_exec(int argc, char **argv)
@@ -174,139 +150,64 @@ static int probe_exec(int argc, char **argv)
             tr->std[k] = te->std[k] = c.std[k];
         }
     }
-    int K = tr->nclasses > te->nclasses ? tr->nclasses : te->nclasses;
-    if (K < 2) {
-        cmd_fail("probe: the data has %d class(es)", K);
-        goto done_data;
-    }
 
-    /* the block sets */
-    int L = c.depth, nsets = 0;
-    int sets_buf[64][64], sizes[64];
-    if (!raw) {
-        if (sweep) {
-            if (window < 1 || window > L) {
-                cmd_fail("probe: --window must be in 1..%d", L);
+    aim_probe_job job = {.kind = kind, .raw = raw, .train = po, .feature_batch = fbatch};
+    int L = c.depth;
+    if (!raw && sweep) {
+        if (window < 1 || window > L) {
+            cmd_fail("probe: --window must be in 1..%d", L);
+            goto done_data;
+        }
+        aim_probe_job_sweep(&job, L, window);
+    } else if (!raw && blocks_s) {
+        int nb = cmd_parse_int_list(blocks_s, job.blocks[0], AIM_PROBE_MAX_BLOCKS);
+        if (nb < 1) {
+            cmd_fail("probe: --blocks expects a list like 3,4 (got \"%s\")", blocks_s);
+            goto done_data;
+        }
+        for (int k = 0; k < nb; k++)
+            if (job.blocks[0][k] < 1 || job.blocks[0][k] > L) {
+                cmd_fail("probe: block %d is not in 1..%d", job.blocks[0][k], L);
                 goto done_data;
             }
-            for (int i = 1; i + window - 1 <= L && nsets < 64; i++, nsets++) {
-                sizes[nsets] = window;
-                for (int j = 0; j < window; j++)
-                    sets_buf[nsets][j] = i + j;
-            }
-        } else if (blocks_s) {
-            int nb = cmd_parse_int_list(blocks_s, sets_buf[0], 64);
-            if (nb < 1) {
-                cmd_fail("probe: --blocks expects a list like 3,4 (got \"%s\")", blocks_s);
-                goto done_data;
-            }
-            for (int j = 0; j < nb; j++)
-                if (sets_buf[0][j] < 1 || sets_buf[0][j] > L) {
-                    cmd_fail("probe: block %d is not in 1..%d", sets_buf[0][j], L);
-                    goto done_data;
-                }
-            sizes[0] = nb;
-            nsets = 1;
-        } else {
-            /* the middle blocks: L/2 and L/2 + 1 (one block when L < 3) */
-            sizes[0] = L >= 3 ? 2 : 1;
-            sets_buf[0][0] = L >= 3 ? L / 2 : (L + 1) / 2;
-            sets_buf[0][1] = L / 2 + 1;
-            nsets = 1;
-        }
-    } else {
-        nsets = 1;
+        job.nblocks[0] = nb;
+        job.nsets = 1;
     }
-    const int *setp[64];
-    for (int s = 0; s < nsets; s++)
-        setp[s] = sets_buf[s];
-
-    pctx pc = {.tty = isatty(2), .verbose = !quiet};
-    aim_feats *ftr[64] = {0}, *fte[64] = {0};
-    if (raw) {
-        ftr[0] = aim_features_raw(tr, 0, &e);
-        fte[0] = ftr[0] ? aim_features_raw(te, 0, &e) : NULL;
-        if (!ftr[0] || !fte[0]) {
-            cmd_fail("%s", e.msg);
-            goto done_feats;
-        }
-    } else {
+    pctx pc = {.tty = isatty(2), .verbose = !quiet, .kind = raw ? "raw-lin" : kind_s};
+    job.train.on_epoch = on_epoch;
+    job.train.ctx = &pc;
+    job.on_features = on_extract;
+    job.on_set = on_set;
+    job.ctx = &pc;
+    if (!raw)
         fprintf(stderr, "aim probe: %s features of %d block set(s) for %lld + %lld images\n",
-                random_init ? "random-init trunk" : "trunk", nsets, (long long)tr->n,
-                (long long)te->n);
-        if (aim_features_extract(m, tr, 0, fbatch, nsets, setp, sizes, ftr, on_extract, &pc, &e) ||
-            aim_features_extract(m, te, 0, fbatch, nsets, setp, sizes, fte, on_extract, &pc, &e)) {
-            cmd_fail("%s", e.msg);
-            goto done_feats;
-        }
-    }
+                random_init ? "random-init trunk" : "trunk", job.nsets ? job.nsets : 1,
+                (long long)tr->n, (long long)te->n);
     printf("%-12s %-9s %9s %9s %8s\n", "blocks", "probe", "test top1", "train", "seconds");
     fflush(stdout);
-    int best = -1;
-    float best_top1 = -1;
-    aim_probe *best_probe = NULL;
-    char best_layers[256] = "";
-    for (int s = 0; s < nsets; s++) {
-        char layers[256] = "";
-        if (raw)
-            snprintf(layers, sizeof layers, "pixels");
-        for (int j = 0; !raw && j < sizes[s]; j++)
-            snprintf(layers + strlen(layers), sizeof layers - strlen(layers), "%s%d", j ? "," : "",
-                     sets_buf[s][j]);
-        pc.label = layers;
-        aim_probe *p = aim_probe_new(kind, ftr[s]->N, ftr[s]->D, c.heads, K, (uint64_t)seed, &e);
-        if (!p) {
-            cmd_fail("%s", e.msg);
-            goto done_feats;
-        }
-        po.on_epoch = on_epoch;
-        po.ctx = &pc;
-        aim_probe_result res;
-        if (aim_probe_train(p, ftr[s], fte[s], &po, &res, &e) != 0) {
-            aim_probe_free(p);
-            cmd_fail("%s", e.msg);
-            goto done_feats;
-        }
-        printf("%-12s %-9s %8.2f%% %8.2f%% %8.1f\n", layers, raw ? "raw-lin" : kind_s,
-               res.test_top1, res.train_top1, res.seconds);
-        fflush(stdout);
-        if (res.test_top1 > best_top1) {
-            best_top1 = res.test_top1;
-            best = s;
-            aim_probe_free(best_probe);
-            best_probe = p;
-            snprintf(best_layers, sizeof best_layers, "%s", layers);
-        } else {
-            aim_probe_free(p);
-        }
-        /* free this set's features early: a sweep holds them all otherwise */
-        aim_feats_free(ftr[s]);
-        aim_feats_free(fte[s]);
-        ftr[s] = fte[s] = NULL;
+    aim_probe_job_result res;
+    if (aim_probe_job_run(m, tr, te, &job, &res, &e) != 0) {
+        cmd_fail("%s", e.msg);
+        goto done_data;
     }
-    if (nsets > 1)
-        printf("best: blocks %s, %.2f%% top-1\n", best_layers, best_top1);
-    (void)best;
-    if (save && best_probe) {
+    if (res.nsets > 1)
+        printf("best: blocks %s, %.2f%% top-1\n", res.sets[res.best].label,
+               res.sets[res.best].test_top1);
+    if (save && res.best_probe) {
         if (!m) {
             cmd_fail("probe: --save needs a trunk (not --raw)");
-            aim_probe_free(best_probe);
-            goto done_feats;
+            aim_probe_free(res.best_probe);
+            goto done_data;
         }
-        if (save_with_head(save, m, best_probe, best_layers, &e) != 0) {
+        if (aim_probe_save_with_model(save, m, res.best_probe, res.sets[res.best].label, &e)) {
             cmd_fail("%s", e.msg);
-            aim_probe_free(best_probe);
-            goto done_feats;
+            aim_probe_free(res.best_probe);
+            goto done_data;
         }
         printf("saved trunk + probe head: %s\n", save);
     }
-    aim_probe_free(best_probe);
+    aim_probe_free(res.best_probe);
     rc = 0;
-done_feats:
-    for (int s = 0; s < nsets; s++) {
-        aim_feats_free(ftr[s]);
-        aim_feats_free(fte[s]);
-    }
 done_data:
     aim_dataset_free(tr);
     aim_dataset_free(te);

@@ -137,6 +137,7 @@ void l_open_model(lua_State *L); /* aim.model, aim.load, aim.preset */
 void l_open_jobs(lua_State *L); /* aim.pretrain, aim.pause, aim.stop, aim.lr, ... */
 /* l_recon.c */
 void l_open_recon(lua_State *L); /* aim.reconstruct */
+void l_open_probe(lua_State *L); /* aim.probe */
 
 int luaopen_aim_core(lua_State *L);
 

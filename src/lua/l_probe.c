@@ -1,0 +1,258 @@
+/*
+ * l_probe.c - aim.probe(m, train, test [, opts]) -> result: probe a frozen
+ * trunk from Lua, the same job as `aim probe` (include/aim/probe.h).
+ *
+ * opts (the `aim probe` flags): blocks = {3, 4} | sweep = true [window = k],
+ * kind = "attentive" | "linear", raw = true (pixels; m may be nil), epochs,
+ * batch, lr, wd, seed, save = path (trunk + best probe), on_set =
+ * function(r) called as each block set finishes (return "stop" to end),
+ * on_epoch = function(e). Console lines queued meanwhile run between epochs.
+ * result = {sets = {{blocks = {..}, label =, test_top1 =, train_top1 =,
+ * loss =, seconds =}, ...}, best = <the best set>, kind =, stopped =}.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "aim/probe.h"
+#include "lua/l_aim.h"
+
+enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSET, S_ONEPOCH, S_ERR };
+
+typedef struct probe_ctx {
+    lua_State *L;
+    aim_engine *eng;
+    int failed;
+    int epochs;
+    int64_t done;           /* epochs done over all sets, for the status line */
+    int64_t total;
+} probe_ctx;
+
+static void push_set(lua_State *L, const aim_probe_set_result *r)
+{
+    lua_createtable(L, 0, 6);
+    lua_createtable(L, r->nblocks, 0);
+    for (int k = 0; k < r->nblocks; k++) {
+        lua_pushinteger(L, r->blocks[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "blocks");
+    l_set_str(L, "label", r->label);
+    l_set_num(L, "test_top1", r->test_top1);
+    l_set_num(L, "train_top1", r->train_top1);
+    l_set_num(L, "loss", r->train_loss);
+    l_set_num(L, "seconds", r->seconds);
+}
+
+/* runs under lua_pcall: (ctx, what, payload, fn|nil) -> stop? */
+static int call_protected(lua_State *L)
+{
+    probe_ctx *c = lua_touserdata(L, 1);
+    int what = (int)lua_tointeger(L, 2);
+    int stop = 0;
+    if (what == 0) { /* an epoch ended */
+        const float *v = lua_touserdata(L, 3);
+        aim_step_info info = {.step = ++c->done, .total = c->total, .loss = v[0]};
+        aim_engine_job_publish(c->eng, &info);
+        if (lua_isfunction(L, 4)) {
+            lua_pushvalue(L, 4);
+            lua_createtable(L, 0, 4);
+            l_set_int(L, "epoch", (lua_Integer)v[3]);
+            l_set_num(L, "loss", v[0]);
+            l_set_num(L, "train_top1", v[1]);
+            l_set_num(L, "test_top1", v[2]);
+            lua_call(L, 1, 0);
+        }
+    } else { /* a block set is done */
+        if (lua_isfunction(L, 4)) {
+            lua_pushvalue(L, 4);
+            push_set(L, lua_touserdata(L, 3));
+            lua_call(L, 1, 1);
+            stop = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "stop");
+            lua_pop(L, 1);
+        }
+    }
+    if (aim_engine_job_step(c->eng, L))
+        stop = 1;
+    lua_pushboolean(L, stop);
+    return 1;
+}
+
+/* the callbacks of the C job: never raise; a Lua error stops the job and is
+ * kept in S_ERR to be raised once the job has cleaned up */
+static int callback(probe_ctx *c, int what, void *payload)
+{
+    lua_State *L = c->L;
+    if (c->failed)
+        return 1;
+    /* we run inside l_probe's frame (the C job calls back from within it),
+     * so its slots S_* are valid absolute indices here */
+    lua_pushcfunction(L, call_protected);
+    lua_pushlightuserdata(L, c);
+    lua_pushinteger(L, what);
+    lua_pushlightuserdata(L, payload);
+    lua_pushvalue(L, what == 0 ? S_ONEPOCH : S_ONSET);
+    if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
+        lua_replace(L, S_ERR);
+        c->failed = 1;
+        return 1;
+    }
+    int stop = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+static int on_epoch(void *ctx, int epoch, float loss, float train_top1, float test_top1)
+{
+    float v[4] = {loss, train_top1, test_top1, (float)epoch};
+    return callback(ctx, 0, v);
+}
+
+static int on_set(void *ctx, int index, const aim_probe_set_result *r)
+{
+    return callback(ctx, 1, (void *)r);
+}
+
+static const char *const probe_options[] = {"blocks", "sweep", "window", "kind", "raw",
+                                            "epochs", "batch", "lr", "wd", "seed", "save",
+                                            "on_set", "on_epoch", NULL};
+
+static int l_probe(lua_State *L)
+{
+    l_model *lm = lua_isnil(L, S_MODEL) ? NULL : l_model_check(L, S_MODEL);
+    l_dataset *tr = l_dataset_check(L, S_TRAIN), *te = l_dataset_check(L, S_TEST);
+    if (!lua_isnoneornil(L, S_OPTS))
+        luaL_checktype(L, S_OPTS, LUA_TTABLE);
+    l_check_options(L, S_OPTS, probe_options);
+    lua_settop(L, S_OPTS);
+    aim_probe_job job;
+    memset(&job, 0, sizeof job);
+    aim_probe_opts_default(&job.train);
+    const char *kind = l_opt_str(L, S_OPTS, "kind", "attentive");
+    if (!strcmp(kind, "attentive"))
+        job.kind = AIM_PROBE_ATTENTIVE;
+    else if (!strcmp(kind, "linear"))
+        job.kind = AIM_PROBE_LINEAR;
+    else
+        return luaL_argerror(L, S_OPTS, "option 'kind' must be \"attentive\" or \"linear\"");
+    job.raw = l_opt_bool(L, S_OPTS, "raw", 0);
+    if (!lm && !job.raw)
+        return luaL_argerror(L, S_MODEL, "a model is needed (or raw = true)");
+    job.train.epochs = (int)l_opt_int(L, S_OPTS, "epochs", 15, 1, 100000);
+    job.train.batch = (int)l_opt_int(L, S_OPTS, "batch", 256, 2, 65536);
+    job.train.lr = (float)l_opt_num(L, S_OPTS, "lr", 1e-2, 1e-12, 10);
+    job.train.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", 0.05, 0, 10);
+    job.train.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
+    int L_depth = lm ? aim_model_config(lm->m)->depth : 0;
+    if (l_opt_bool(L, S_OPTS, "sweep", 0)) {
+        int window = (int)l_opt_int(L, S_OPTS, "window", 1, 1, L_depth > 0 ? L_depth : 1);
+        aim_probe_job_sweep(&job, L_depth, window);
+    } else if (l_opt_get(L, S_OPTS, "blocks") == LUA_TTABLE) { /* opts blocks */
+        int n = (int)luaL_len(L, -1);
+        if (n < 1 || n > AIM_PROBE_MAX_BLOCKS)
+            return luaL_argerror(L, S_OPTS, "option 'blocks' must list 1 to 64 block numbers");
+        for (int k = 0; k < n; k++) {
+            lua_geti(L, -1, k + 1);
+            int isnum;
+            lua_Integer b = lua_tointegerx(L, -1, &isnum);
+            if (!isnum || b < 1 || b > L_depth)
+                return luaL_argerror(L, S_OPTS,
+                                     lua_pushfstring(L, "block %s is not in 1..%d",
+                                                     luaL_tolstring(L, -1, NULL), L_depth));
+            job.blocks[0][k] = (int)b;
+            lua_pop(L, 1);
+        }
+        job.nblocks[0] = n;
+        job.nsets = 1;
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+    }
+    const char *save = l_opt_str(L, S_OPTS, "save", NULL);
+    int t1 = l_opt_get(L, S_OPTS, "on_set");     /* S_ONSET */
+    int t2 = l_opt_get(L, S_OPTS, "on_epoch");   /* S_ONEPOCH */
+    if ((t1 != LUA_TNIL && t1 != LUA_TFUNCTION) || (t2 != LUA_TNIL && t2 != LUA_TFUNCTION))
+        return luaL_argerror(L, S_OPTS, "options 'on_set' and 'on_epoch' must be functions");
+    lua_pushnil(L); /* S_ERR */
+    const aim_dataset *dtr = tr->ds, *dte = te->ds;
+    if (lm) {
+        const aim_config *c = aim_model_config(lm->m);
+        for (int i = 0; i < 2; i++) {
+            const aim_dataset *d = i ? dte : dtr;
+            if (d->c != c->channels || d->h != c->image || d->w != c->image)
+                return luaL_argerror(L, i ? S_TEST : S_TRAIN,
+                                     lua_pushfstring(L, "the data is %dx%dx%d but the model "
+                                                        "takes %dx%dx%d",
+                                                     d->c, d->h, d->w, c->channels, c->image,
+                                                     c->image));
+        }
+    }
+    probe_ctx pc = {.L = L, .eng = l_engine(L), .epochs = job.train.epochs};
+    pc.total = (int64_t)job.train.epochs * (job.raw ? 1 : (job.nsets ? job.nsets : 1));
+    job.train.on_epoch = on_epoch;
+    job.train.ctx = &pc;
+    job.on_set = on_set;
+    job.ctx = &pc;
+    aim_err e;
+    char desc[256];
+    snprintf(desc, sizeof desc, "%s probe on %s, %lld + %lld images", job.raw ? "raw-pixel" : kind,
+             job.raw ? "pixels" : (job.nsets > 1 ? "a block sweep" : "one block set"),
+             (long long)dtr->n, (long long)dte->n);
+    if (aim_engine_job_begin(pc.eng, "probe", desc, job.train.lr, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    if (lm)
+        lm->busy = 1;
+    tr->busy = te->busy = 1;
+    aim_probe_job_result res;
+    int rc = aim_probe_job_run(lm ? lm->m : NULL, dtr, dte, &job, &res, &e);
+    if (lm)
+        lm->busy = 0;
+    tr->busy = te->busy = 0;
+    char summary[200];
+    snprintf(summary, sizeof summary, "%d block set(s) probed%s%s%s", res.nsets,
+             res.best >= 0 ? ", best " : "", res.best >= 0 ? res.sets[res.best].label : "",
+             res.stopped ? ", stopped" : "");
+    aim_engine_job_end(pc.eng, summary, NULL);
+    if (pc.failed) {
+        aim_probe_free(res.best_probe);
+        lua_pushvalue(L, S_ERR);
+        return lua_error(L);
+    }
+    if (aim_engine_interrupted(pc.eng)) {
+        aim_probe_free(res.best_probe);
+        return luaL_error(L, "interrupted!");
+    }
+    if (rc != 0) {
+        aim_probe_free(res.best_probe);
+        return l_fail(L, e.msg);
+    }
+    if (save && res.best_probe) {
+        int bad = !lm || aim_probe_save_with_model(save, lm->m, res.best_probe,
+                                                   res.sets[res.best].label, &e) != 0;
+        if (bad) {
+            aim_probe_free(res.best_probe);
+            return l_fail(L, lm ? e.msg : "save needs a model (not raw)");
+        }
+    }
+    aim_probe_free(res.best_probe);
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, res.nsets, 0);
+    for (int s = 0; s < res.nsets; s++) {
+        push_set(L, &res.sets[s]);
+        lua_rawseti(L, -2, s + 1);
+    }
+    lua_setfield(L, -2, "sets");
+    if (res.best >= 0) {
+        push_set(L, &res.sets[res.best]);
+        lua_setfield(L, -2, "best");
+    }
+    l_set_str(L, "kind", job.raw ? "raw-linear" : kind);
+    l_set_bool(L, "stopped", res.stopped);
+    return 1;
+}
+
+void l_open_probe(lua_State *L)
+{
+    lua_pushcfunction(L, l_probe);
+    lua_setfield(L, -2, "probe");
+}

@@ -1,0 +1,165 @@
+/*
+ * probe_job.c - a probing job as `aim probe` and aim.probe run it: choose
+ * the block sets (given, a sweep, windows, or the middle blocks), compute all
+ * their features in one trunk pass (or take raw pixels), train one probe per
+ * set, report each set as soon as it is done, keep the best probe.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "aim/io.h"
+#include "aim/probe.h"
+
+int aim_probe_job_sweep(aim_probe_job *j, int L, int window)
+{
+    if (window < 1)
+        window = 1;
+    j->nsets = 0;
+    for (int i = 1; i + window - 1 <= L && j->nsets < AIM_PROBE_MAX_SETS; i++) {
+        j->nblocks[j->nsets] = window;
+        for (int k = 0; k < window; k++)
+            j->blocks[j->nsets][k] = i + k;
+        j->nsets++;
+    }
+    return j->nsets;
+}
+
+int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                      const aim_probe_job *j, aim_probe_job_result *r, aim_err *e)
+{
+    memset(r, 0, sizeof *r);
+    r->best = -1;
+    if (!j->raw && !m)
+        return aim_errf(e, "probe: no model to probe");
+    int K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
+    if (K < 2)
+        return aim_errf(e, "probe: the data has %d class(es)", K);
+    aim_probe_kind kind = j->raw ? AIM_PROBE_LINEAR : j->kind;
+    /* the sets: given, or the middle blocks */
+    int nsets = j->raw ? 1 : j->nsets;
+    int nb[AIM_PROBE_MAX_SETS];
+    int bl[AIM_PROBE_MAX_SETS][AIM_PROBE_MAX_BLOCKS];
+    int L = m ? aim_model_config(m)->depth : 0;
+    if (!j->raw && nsets == 0) {
+        nsets = 1;
+        nb[0] = L >= 3 ? 2 : 1;
+        bl[0][0] = L >= 3 ? L / 2 : (L + 1) / 2;
+        bl[0][1] = L / 2 + 1;
+    } else if (!j->raw) {
+        if (nsets > AIM_PROBE_MAX_SETS)
+            return aim_errf(e, "probe: at most %d block sets", AIM_PROBE_MAX_SETS);
+        for (int s = 0; s < nsets; s++) {
+            if (j->nblocks[s] < 1 || j->nblocks[s] > AIM_PROBE_MAX_BLOCKS)
+                return aim_errf(e, "probe: block set %d is empty or too long", s + 1);
+            nb[s] = j->nblocks[s];
+            for (int k = 0; k < nb[s]; k++) {
+                if (j->blocks[s][k] < 1 || j->blocks[s][k] > L)
+                    return aim_errf(e, "probe: block %d is not in 1..%d", j->blocks[s][k], L);
+                bl[s][k] = j->blocks[s][k];
+            }
+        }
+    }
+    aim_feats *ftr[AIM_PROBE_MAX_SETS] = {0}, *fte[AIM_PROBE_MAX_SETS] = {0};
+    int rc = -1;
+    if (j->raw) {
+        ftr[0] = aim_features_raw(train, 0, e);
+        fte[0] = ftr[0] ? aim_features_raw(test, 0, e) : NULL;
+        if (!fte[0])
+            goto done;
+    } else {
+        const int *setp[AIM_PROBE_MAX_SETS];
+        for (int s = 0; s < nsets; s++)
+            setp[s] = bl[s];
+        int fb = j->feature_batch > 0 ? j->feature_batch : 64;
+        if (aim_features_extract(m, train, 0, fb, nsets, setp, nb, ftr, j->on_features, j->ctx,
+                                 e) ||
+            aim_features_extract(m, test, 0, fb, nsets, setp, nb, fte, j->on_features, j->ctx, e))
+            goto done;
+    }
+    float best_top1 = -1;
+    int heads = m ? aim_model_config(m)->heads : 1;
+    for (int s = 0; s < nsets; s++) {
+        aim_probe_set_result *sr = &r->sets[s];
+        memset(sr, 0, sizeof *sr);
+        if (j->raw) {
+            snprintf(sr->label, sizeof sr->label, "pixels");
+        } else {
+            sr->nblocks = nb[s];
+            for (int k = 0; k < nb[s]; k++) {
+                sr->blocks[k] = bl[s][k];
+                size_t len = strlen(sr->label);
+                snprintf(sr->label + len, sizeof sr->label - len, "%s%d", k ? "," : "", bl[s][k]);
+            }
+        }
+        aim_probe *p = aim_probe_new(kind, ftr[s]->N, ftr[s]->D, heads, K, j->train.seed, e);
+        if (!p)
+            goto done;
+        aim_probe_result pr;
+        if (aim_probe_train(p, ftr[s], fte[s], &j->train, &pr, e) != 0) {
+            aim_probe_free(p);
+            goto done;
+        }
+        sr->test_top1 = pr.test_top1;
+        sr->train_top1 = pr.train_top1;
+        sr->train_loss = pr.train_loss;
+        sr->seconds = pr.seconds;
+        r->nsets = s + 1;
+        if (pr.test_top1 > best_top1) {
+            best_top1 = pr.test_top1;
+            r->best = s;
+            aim_probe_free(r->best_probe);
+            r->best_probe = p;
+        } else {
+            aim_probe_free(p);
+        }
+        /* a sweep would otherwise hold every set's features to the end */
+        aim_feats_free(ftr[s]);
+        aim_feats_free(fte[s]);
+        ftr[s] = fte[s] = NULL;
+        if (j->on_set && j->on_set(j->ctx, s, sr)) {
+            r->stopped = 1;
+            break;
+        }
+    }
+    rc = 0;
+done:
+    for (int s = 0; s < nsets; s++) {
+        aim_feats_free(ftr[s]);
+        aim_feats_free(fte[s]);
+    }
+    return rc;
+}
+
+int aim_probe_save_with_model(const char *path, aim_model *m, aim_probe *p,
+                              const char *layers, aim_err *e)
+{
+    aim_params *tp = aim_model_params(m), *hp = aim_probe_params(p);
+    int n = tp->n + hp->n;
+    aim_st_entry *ent = aim_xcalloc((size_t)n, sizeof *ent);
+    for (int i = 0; i < n; i++) {
+        aim_params *src = i < tp->n ? tp : hp;
+        const aim_param *t = &src->t[i < tp->n ? i : i - tp->n];
+        ent[i].name = t->name;
+        ent[i].dtype = AIM_F32;
+        ent[i].ndim = t->ndim;
+        for (int d = 0; d < t->ndim; d++)
+            ent[i].shape[d] = t->shape[d];
+        ent[i].data = src->data + t->offset;
+    }
+    char vals[AIM_CONFIG_META_MAX][160];
+    const char *kv[2 * AIM_CONFIG_META_MAX + 6];
+    int nm = aim_config_to_meta(aim_model_config(m), vals, kv);
+    char classes[16];
+    snprintf(classes, sizeof classes, "%d", aim_probe_classes(p));
+    kv[2 * nm] = "classes";
+    kv[2 * nm + 1] = classes;
+    kv[2 * nm + 2] = "probe_layers";
+    kv[2 * nm + 3] = layers;
+    kv[2 * nm + 4] = "probe_kind";
+    kv[2 * nm + 5] = aim_probe_get_kind(p) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear";
+    int rc = aim_st_write(path, ent, n, kv, nm + 3, e);
+    free(ent);
+    return rc;
+}

@@ -1,0 +1,45 @@
+-- probe.lua - aim.probe: a sweep streams one result per block, block lists,
+-- the linear probe, the raw-pixel baseline, saving the best probe with the
+-- trunk, callbacks (stop, errors) and argument errors.
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local T = require "tap"
+local aim = require "aim"
+
+local tr = aim.data.synthetic{n = 300, channels = 3, size = 8, seed = 1}
+local te = aim.data.synthetic{n = 120, channels = 3, size = 8, seed = 2}
+local m = aim.model{preset = "micro", seed = 1}
+aim.pretrain(m, tr, {steps = 20, batch = 16})
+
+local seen = {}
+local r = aim.probe(m, tr, te, {sweep = true, epochs = 3, batch = 50,
+                                on_set = function(s) seen[#seen + 1] = s.label end})
+T.ok(r and #r.sets == 2 and r.kind == "attentive" and r.stopped == false, "a sweep probes every block: " .. aim.format(r.best))
+T.is(table.concat(seen, " "), "1 2", "on_set sees each block as it finishes")
+T.ok(r.best.test_top1 >= r.sets[1].test_top1 and r.best.test_top1 >= r.sets[2].test_top1, "best is the highest test top-1")
+T.ok(r.sets[1].test_top1 > 10 and r.sets[1].test_top1 <= 100, string.format("top-1 beats chance (%.1f%%)", r.sets[1].test_top1))
+T.is(r.sets[2].blocks[1], 2, "each set lists its blocks")
+
+local epochs = 0
+local r2 = aim.probe(m, tr, te, {blocks = {1, 2}, kind = "linear", epochs = 2, batch = 50,
+                                 on_epoch = function(e) epochs = epochs + 1 end,
+                                 save = T.path("probed.safetensors")})
+T.ok(r2 and #r2.sets == 1 and r2.best.label == "1,2" and r2.kind == "linear", "blocks {1,2}, linear")
+T.is(epochs, 2, "on_epoch runs every epoch")
+local loaded = aim.load(T.path("probed.safetensors"))
+T.ok(loaded ~= nil, "the trunk saved with its probe loads as a model")
+
+local raw = aim.probe(nil, tr, te, {raw = true, epochs = 2, batch = 50})
+T.ok(raw and raw.kind == "raw-linear" and raw.best.label == "pixels", "raw-pixel baseline without a model")
+
+local stopped = aim.probe(m, tr, te, {sweep = true, epochs = 1, batch = 50, on_set = function() return "stop" end})
+T.ok(stopped.stopped and #stopped.sets == 1, "on_set returning \"stop\" ends the sweep")
+
+T.raises("block 3 is not in 1..2", "a block beyond the depth", function() aim.probe(m, tr, te, {blocks = {3}}) end)
+T.raises("option 'kind'", "an unknown kind", function() aim.probe(m, tr, te, {kind = "mlp"}) end)
+T.raises("bogus", "an unknown option", function() aim.probe(m, tr, te, {bogus = 1}) end)
+T.raises("a model is needed", "no model without raw", function() aim.probe(nil, tr, te) end)
+T.raises("boom", "an error in on_set stops the job and is raised",
+         function() aim.probe(m, tr, te, {epochs = 1, batch = 50, on_set = function() error("boom") end}) end)
+local small = aim.data.synthetic{n = 20, channels = 1, size = 8}
+T.raises("the data is 1x8x8", "data of the wrong shape", function() aim.probe(m, small, te) end)
+T.done()
