@@ -129,6 +129,11 @@ int aim_model_save(const aim_model *m, const char *path, aim_err *e);
  * tensors are errors naming them. */
 aim_model *aim_model_load(const char *path, aim_err *e);
 
+/* Attach a profile (aim/prof.h) that the forward and backward passes add
+ * their per-kernel times to, or NULL (the default: no clock is read). */
+struct aim_prof;
+void aim_model_set_profile(aim_model *m, struct aim_prof *p);
+
 /* Bytes of activation memory for batch B (for bench / messages). */
 size_t aim_model_activation_bytes(const aim_config *c, int B);
 

@@ -91,6 +91,7 @@ struct aim_model {
     int B;                      /* batch of the last forward */
     float loss;
     int have_forward;           /* 1 after a training forward */
+    struct aim_prof *prof;      /* NULL unless profiling */
 };
 
 /* pointers into the slabs */

@@ -11,7 +11,16 @@
 #include <string.h>
 
 #include "aim/nn.h"
+#include "aim/prof.h"
 #include "model/model_internal.h"
+
+/* FLOPs of out[R,OC] = inp[R,IC] W^T */
+#define GF(R, IC, OC) (2.0 * (double)(R) * (double)(IC) * (double)(OC))
+
+void aim_model_set_profile(aim_model *m, aim_prof *p)
+{
+    m->prof = p;
+}
 
 /* ------------------------------------------------------------ activations */
 
@@ -155,27 +164,43 @@ static const float *trunk_forward(aim_model *m, const float *x, const int32_t *p
     model_acts *a = &m->a;
     int N = m->N, D = m->D, R = B * N;
     float eps = c->norm_eps;
+    aim_laptimer lp;
+    aim_lap_start(&lp, m->prof, 0);
+    double NND = 4.0 * N * N * D * B; /* QK^T and PV */
     patch_extract(a->patches, x, B, c->channels, c->image, c->image, c->patch);
+    aim_lap(&lp, AIM_K_F_PATCH, 0);
     linear_forward(a->emb, a->patches, W(m, m->patch_w), W(m, m->patch_b), R, m->CPP, D);
+    aim_lap(&lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
     layernorm_forward(a->x0, a->emb_mean, a->emb_rstd, a->emb, W(m, m->pn_w), W(m, m->pn_b), R,
                       D, eps);
     add_pos(a->x0, m->pos, B, N, D);
+    aim_lap(&lp, AIM_K_F_LN, 0);
     const float *xin = a->x0;
     for (int l = 0; l < upto; l++) {
         const block_idx *bi = &m->blk[l];
         block_acts *b = &a->blk[l];
         layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, W(m, bi->ln1w), W(m, bi->ln1b),
                           R, D, eps);
+        aim_lap(&lp, AIM_K_F_LN, 0);
         linear_forward(b->qkv, b->ln1, W(m, bi->qkv), NULL, R, D, 3 * D);
+        aim_lap(&lp, AIM_K_F_QKV, GF(R, D, 3 * D));
         attention_forward(b->atty, b->att, b->qkv, prefix, B, N, D, m->NH);
+        aim_lap(&lp, AIM_K_F_ATTN, NND);
         linear_forward(b->res1, b->atty, W(m, bi->proj), NULL, R, D, D);
+        aim_lap(&lp, AIM_K_F_PROJ, GF(R, D, D));
         residual(b->res1, b->res1, xin, (size_t)R * D);
+        aim_lap(&lp, AIM_K_F_RES, 0);
         layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, W(m, bi->ln2w),
                           W(m, bi->ln2b), R, D, eps);
+        aim_lap(&lp, AIM_K_F_LN, 0);
         linear_forward(b->fc1, b->ln2, W(m, bi->fc1), NULL, R, D, 4 * D);
+        aim_lap(&lp, AIM_K_F_FC1, GF(R, D, 4 * D));
         gelu_forward(b->gelu, b->fc1, (size_t)R * 4 * D);
+        aim_lap(&lp, AIM_K_F_GELU, 0);
         linear_forward(b->res2, b->gelu, W(m, bi->fc2), NULL, R, 4 * D, D);
+        aim_lap(&lp, AIM_K_F_FC2, GF(R, 4 * D, D));
         residual(b->res2, b->res2, b->res1, (size_t)R * D);
+        aim_lap(&lp, AIM_K_F_RES, 0);
         xin = b->res2;
     }
     return xin;
@@ -207,30 +232,48 @@ float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int
     int N = m->N, D = m->D, Dh = m->Dh, R = B * N;
     float eps = c->norm_eps;
     memcpy(a->prefix, prefix, (size_t)B * sizeof *prefix);
+    double t0 = m->prof ? aim_prof_now() : 0;
     const float *xt = trunk_forward(m, x, a->prefix, B, m->L);
+    aim_laptimer lp;
+    aim_lap_start(&lp, m->prof, 0);
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, xt, W(m, m->post_w), W(m, m->post_b), R,
                       D, eps);
+    aim_lap(&lp, AIM_K_F_LN, 0);
     /* pixel head */
     linear_forward(a->hy0, a->lnf, W(m, m->hproj_w), W(m, m->hproj_b), R, D, Dh);
+    aim_lap(&lp, AIM_K_F_HPROJ, GF(R, D, Dh));
     add_pos(a->hy0, m->pos_h, B, N, Dh);
+    aim_lap(&lp, AIM_K_F_RES, 0);
     const float *y = a->hy0;
     for (int j = 0; j < m->Lh; j++) {
         const hblock_idx *hi = &m->hblk[j];
         hblock_acts *h = &a->hblk[j];
         layernorm_forward(h->ln, h->ln_mean, h->ln_rstd, y, W(m, hi->lnw), W(m, hi->lnb), R, Dh,
                           eps);
+        aim_lap(&lp, AIM_K_F_LN, 0);
         linear_forward(h->fc1, h->ln, W(m, hi->fc1), NULL, R, Dh, 4 * Dh);
+        aim_lap(&lp, AIM_K_F_HFC1, GF(R, Dh, 4 * Dh));
         gelu_forward(h->gelu, h->fc1, (size_t)R * 4 * Dh);
+        aim_lap(&lp, AIM_K_F_GELU, 0);
         linear_forward(h->res, h->gelu, W(m, hi->fc2), NULL, R, 4 * Dh, Dh);
+        aim_lap(&lp, AIM_K_F_HFC2, GF(R, 4 * Dh, Dh));
         residual(h->res, h->res, y, (size_t)R * Dh);
+        aim_lap(&lp, AIM_K_F_RES, 0);
         y = h->res;
     }
     layernorm_forward(a->hln, a->hln_mean, a->hln_rstd, y, W(m, m->hn_w), W(m, m->hn_b), R, Dh,
                       eps);
+    aim_lap(&lp, AIM_K_F_LN, 0);
     linear_forward(a->pred, a->hln, W(m, m->pred_w), W(m, m->pred_b), R, Dh, m->P);
+    aim_lap(&lp, AIM_K_F_PRED, GF(R, Dh, m->P));
     /* loss */
     patch_targets(a->tgt, x, B, c->channels, c->image, c->image, c->patch);
     m->loss = loss_forward(a->pred, a->tgt, a->prefix, B, N, m->P);
+    aim_lap(&lp, AIM_K_F_LOSS, 0);
+    if (m->prof) {
+        m->prof->wall_fwd += aim_prof_now() - t0;
+        m->prof->steps++;
+    }
     m->B = B;
     m->have_forward = 1;
     return m->loss;
@@ -253,25 +296,46 @@ static void zero(float *p, size_t n)
     memset(p, 0, n * sizeof *p);
 }
 
+/* linear backward split in its two GEMMs, each timed on its own */
+static void lin_bwd(aim_laptimer *lp, int kdx, int kdw, float *dinp, float *dweight,
+                    float *dbias, const float *dout, const float *inp, const float *weight,
+                    int R, int IC, int OC)
+{
+    if (dinp) {
+        linear_backward(dinp, NULL, NULL, dout, inp, weight, R, IC, OC);
+        aim_lap(lp, kdx, GF(R, IC, OC));
+    }
+    if (dweight || dbias) {
+        linear_backward(NULL, dweight, dbias, dout, inp, weight, R, IC, OC);
+        aim_lap(lp, kdw, dweight ? GF(R, IC, OC) : 0);
+    }
+}
+
 void aim_model_backward(aim_model *m)
 {
     if (!m->have_forward)
         return;
-    const aim_config *c = &m->cfg;
     model_acts *a = &m->a;
     int B = m->B, N = m->N, D = m->D, Dh = m->Dh, R = B * N;
-    (void)c;
+    double t0 = m->prof ? aim_prof_now() : 0;
+    aim_laptimer lp;
+    aim_lap_start(&lp, m->prof, 0);
 
     /* loss and prediction layer */
     zero(a->dpred, (size_t)R * m->P);
+    aim_lap(&lp, AIM_K_B_ZERO, 0);
     loss_backward(a->dpred, a->pred, a->tgt, a->prefix, B, N, m->P, 1.0f);
+    aim_lap(&lp, AIM_K_B_LOSS, 0);
     zero(a->dhln, (size_t)R * Dh);
-    linear_backward(a->dhln, G(m, m->pred_w), G(m, m->pred_b), a->dpred, a->hln,
-                    W(m, m->pred_w), R, Dh, m->P);
+    aim_lap(&lp, AIM_K_B_ZERO, 0);
+    lin_bwd(&lp, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, a->dhln, G(m, m->pred_w), G(m, m->pred_b),
+            a->dpred, a->hln, W(m, m->pred_w), R, Dh, m->P);
     const float *yin = m->Lh ? a->hblk[m->Lh - 1].res : a->hy0;
     zero(a->dhy, (size_t)R * Dh);
+    aim_lap(&lp, AIM_K_B_ZERO, 0);
     layernorm_backward(a->dhy, G(m, m->hn_w), G(m, m->hn_b), a->dhln, yin, W(m, m->hn_w),
                        a->hln_mean, a->hln_rstd, R, Dh);
+    aim_lap(&lp, AIM_K_B_LN, 0);
 
     /* pixel head blocks, in reverse: y_out = y_in + fc2(gelu(fc1(ln(y_in)))) */
     for (int j = m->Lh - 1; j >= 0; j--) {
@@ -279,61 +343,84 @@ void aim_model_backward(aim_model *m)
         hblock_acts *h = &a->hblk[j];
         const float *y = j ? a->hblk[j - 1].res : a->hy0;
         zero(a->dgelu, (size_t)R * 4 * Dh);
-        linear_backward(a->dgelu, G(m, hi->fc2), NULL, a->dhy, h->gelu, W(m, hi->fc2), R,
-                        4 * Dh, Dh);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
+        lin_bwd(&lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, a->dgelu, G(m, hi->fc2), NULL, a->dhy,
+                h->gelu, W(m, hi->fc2), R, 4 * Dh, Dh);
         zero(a->dfc1, (size_t)R * 4 * Dh);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
         gelu_backward(a->dfc1, h->fc1, a->dgelu, (size_t)R * 4 * Dh);
+        aim_lap(&lp, AIM_K_B_GELU, 0);
         zero(a->dhln, (size_t)R * Dh);
-        linear_backward(a->dhln, G(m, hi->fc1), NULL, a->dfc1, h->ln, W(m, hi->fc1), R, Dh,
-                        4 * Dh);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
+        lin_bwd(&lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, a->dhln, G(m, hi->fc1), NULL, a->dfc1,
+                h->ln, W(m, hi->fc1), R, Dh, 4 * Dh);
         /* the residual path already sits in dhy; the norm adds its part */
         layernorm_backward(a->dhy, G(m, hi->lnw), G(m, hi->lnb), a->dhln, y, W(m, hi->lnw),
                            h->ln_mean, h->ln_rstd, R, Dh);
+        aim_lap(&lp, AIM_K_B_LN, 0);
     }
 
     /* head projection (the position embedding is fixed) and post norm */
     zero(a->dln, (size_t)R * D);
-    linear_backward(a->dln, G(m, m->hproj_w), G(m, m->hproj_b), a->dhy, a->lnf,
-                    W(m, m->hproj_w), R, D, Dh);
+    aim_lap(&lp, AIM_K_B_ZERO, 0);
+    lin_bwd(&lp, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, a->dln, G(m, m->hproj_w), G(m, m->hproj_b),
+            a->dhy, a->lnf, W(m, m->hproj_w), R, D, Dh);
     const float *xt = m->L ? a->blk[m->L - 1].res2 : a->x0;
     zero(a->dres, (size_t)R * D);
+    aim_lap(&lp, AIM_K_B_ZERO, 0);
     layernorm_backward(a->dres, G(m, m->post_w), G(m, m->post_b), a->dln, xt, W(m, m->post_w),
                        a->lnf_mean, a->lnf_rstd, R, D);
+    aim_lap(&lp, AIM_K_B_LN, 0);
 
     /* trunk blocks, in reverse */
+    double NND = 8.0 * N * N * D * B; /* backward of QK^T and PV */
     for (int l = m->L - 1; l >= 0; l--) {
         const block_idx *bi = &m->blk[l];
         block_acts *b = &a->blk[l];
         const float *xin = l ? a->blk[l - 1].res2 : a->x0;
         /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
         zero(a->dgelu, (size_t)R * 4 * D);
-        linear_backward(a->dgelu, G(m, bi->fc2), NULL, a->dres, b->gelu, W(m, bi->fc2), R,
-                        4 * D, D);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
+        lin_bwd(&lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, a->dgelu, G(m, bi->fc2), NULL, a->dres,
+                b->gelu, W(m, bi->fc2), R, 4 * D, D);
         zero(a->dfc1, (size_t)R * 4 * D);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
         gelu_backward(a->dfc1, b->fc1, a->dgelu, (size_t)R * 4 * D);
+        aim_lap(&lp, AIM_K_B_GELU, 0);
         zero(a->dln, (size_t)R * D);
-        linear_backward(a->dln, G(m, bi->fc1), NULL, a->dfc1, b->ln2, W(m, bi->fc1), R, D,
-                        4 * D);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
+        lin_bwd(&lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, a->dln, G(m, bi->fc1), NULL, a->dfc1,
+                b->ln2, W(m, bi->fc1), R, D, 4 * D);
         layernorm_backward(a->dres, G(m, bi->ln2w), G(m, bi->ln2b), a->dln, b->res1,
                            W(m, bi->ln2w), b->ln2_mean, b->ln2_rstd, R, D);
+        aim_lap(&lp, AIM_K_B_LN, 0);
         /* res1 = xin + proj(attn(qkv(ln1(xin)))) */
         zero(a->datty, (size_t)R * D);
-        linear_backward(a->datty, G(m, bi->proj), NULL, a->dres, b->atty, W(m, bi->proj), R, D,
-                        D);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
+        lin_bwd(&lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, a->datty, G(m, bi->proj), NULL, a->dres,
+                b->atty, W(m, bi->proj), R, D, D);
         zero(a->dqkv, (size_t)R * 3 * D);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
         attention_backward(a->dqkv, a->datt, a->datty, b->qkv, b->att, a->prefix, B, N, D,
                            m->NH);
+        aim_lap(&lp, AIM_K_B_ATTN, NND);
         zero(a->dln, (size_t)R * D);
-        linear_backward(a->dln, G(m, bi->qkv), NULL, a->dqkv, b->ln1, W(m, bi->qkv), R, D,
-                        3 * D);
+        aim_lap(&lp, AIM_K_B_ZERO, 0);
+        lin_bwd(&lp, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, a->dln, G(m, bi->qkv), NULL, a->dqkv,
+                b->ln1, W(m, bi->qkv), R, D, 3 * D);
         layernorm_backward(a->dres, G(m, bi->ln1w), G(m, bi->ln1b), a->dln, xin, W(m, bi->ln1w),
                            b->ln1_mean, b->ln1_rstd, R, D);
+        aim_lap(&lp, AIM_K_B_LN, 0);
     }
 
     /* x0 = LN(emb) + pos;  emb = patches @ Wp^T + bp */
     zero(a->demb, (size_t)R * D);
+    aim_lap(&lp, AIM_K_B_ZERO, 0);
     layernorm_backward(a->demb, G(m, m->pn_w), G(m, m->pn_b), a->dres, a->emb, W(m, m->pn_w),
                        a->emb_mean, a->emb_rstd, R, D);
-    linear_backward(NULL, G(m, m->patch_w), G(m, m->patch_b), a->demb, a->patches,
-                    W(m, m->patch_w), R, m->CPP, D);
+    aim_lap(&lp, AIM_K_B_LN, 0);
+    lin_bwd(&lp, AIM_K_B_EMBED_DW, AIM_K_B_EMBED_DW, NULL, G(m, m->patch_w), G(m, m->patch_b),
+            a->demb, a->patches, W(m, m->patch_w), R, m->CPP, D);
+    if (m->prof)
+        m->prof->wall_bwd += aim_prof_now() - t0;
 }
