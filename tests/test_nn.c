@@ -423,6 +423,39 @@ static void test_gelu(aim_rng *rng)
         worst = e > worst || isnan(e) ? e : worst;
     }
     tap_ok(worst < 1e-5, "gelu derivative vs double on %zu values (worst abs %.1e)", n, worst);
+
+    /* fast vs the naive libm kernels; the in-place backward overwrites */
+    float *on = fbuf(n), *dn = fbuf(n), *di = fbuf(n), *gr = fbuf(n);
+    fill_normal(rng, gr, n, 0, 1);
+    gelu_forward_naive(on, x, n);
+    double ef = rel_err(o, on, n);
+    memset(dx, 0, n * sizeof(float));
+    gelu_backward(dx, x, gr, n);
+    gelu_backward_naive(dn, x, gr, n);
+    double eb = rel_err(dx, dn, n);
+    memcpy(di, gr, n * sizeof(float));
+    gelu_backward_inplace(di, x, n);
+    double ei = rel_err(di, dx, n);
+    tap_ok(ef < 1e-6 && eb < 1e-6 && ei < 1e-6,
+           "gelu fast vs naive: forward %.1e, backward %.1e; in-place vs accumulate %.1e", ef,
+           eb, ei);
+
+    /* a dense sweep: relative error of gelu and of Phi, every |x| <= 14 */
+    size_t ns = 2800001;
+    float *xs = fbuf(ns), *os = fbuf(ns);
+    for (size_t i = 0; i < ns; i++)
+        xs[i] = (float)(-14.0 + 28.0 * (double)i / (double)(ns - 1));
+    gelu_forward(os, xs, ns);
+    worst = 0;
+    for (size_t i = 0; i < ns; i++) {
+        double r = 0.5 * xs[i] * erfc(-xs[i] / sqrt(2.0));
+        if (fabs(r) < 1e-37) /* float's normal range */
+            continue;
+        double e = fabs(os[i] - r) / fabs(r);
+        worst = e > worst || isnan(e) ? e : worst;
+    }
+    tap_ok(worst < 2e-6, "gelu on a dense grid of [-14, 14]: worst relative error %.1e", worst);
+    free(xs), free(os), free(on), free(dn), free(di), free(gr);
     free(x), free(o), free(ref), free(dx), free(ones);
 
     /* gradient check */

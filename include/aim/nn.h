@@ -38,9 +38,15 @@ void linear_backward_naive(float *dinp, float *dweight, float *dbias, const floa
                            const float *inp, const float *weight, int R, int IC, int OC);
 
 /* ----------------------------------------------------------------- gelu */
-/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))). */
+/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))). The fast kernels use a
+ * vectorised erfc accurate to float precision (relative error < 5e-7, also
+ * in the negative tail); the *_naive ones call libm's erfcf per value. */
 void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* d = d * gelu'(inp): dout in, dinp out (overwrites, no accumulation). */
+void gelu_backward_inplace(float *d, const float *inp, size_t n);
+void gelu_forward_naive(float *out, const float *inp, size_t n);
+void gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* ---------------------------------------------------------------- patch */
 /* img [B,C,H,W] -> out [B,N,C*p*p], token n = row*(W/p)+col, values in conv
