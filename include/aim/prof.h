@@ -51,10 +51,10 @@
     X(B_QKV_DX, "bwd", "attn.qkv dX gemm", 1)                     \
     X(B_QKV_DW, "bwd", "attn.qkv dW gemm", 1)                     \
     X(B_EMBED_DW, "bwd", "patch embed dW gemm (+db)", 1)          \
+    X(B_WAIT, "bwd", "wait for the other threads", 0)             \
     X(B_REDUCE, "bwd", "gradient reduce", 0)                      \
     X(O_ZERO, "opt", "zero grad", 0)                              \
-    X(O_CLIP, "opt", "grad norm + clip", 0)                       \
-    X(O_ADAMW, "opt", "adamw", 0)
+    X(O_STEP, "opt", "grad norm + clip + adamw", 0)
 
 enum {
 #define AIM_PROF_ENUM(id, pass, name, gemm) AIM_K_##id,
@@ -75,7 +75,7 @@ typedef struct aim_prof_thread {
 typedef struct aim_prof {
     int nthreads;            /* highest thread index that recorded + 1 */
     long steps;              /* forward passes recorded */
-    double wall_fwd, wall_bwd, wall_opt; /* seconds, whole passes */
+    double wall_fwd, wall_bwd; /* seconds, whole passes */
     aim_prof_thread th[AIM_PROF_MAX_THREADS];
 } aim_prof;
 

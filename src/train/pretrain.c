@@ -96,9 +96,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         aim_params_zero_grad(p);
         float loss = aim_model_forward(m, x, prefix, o->batch);
         aim_model_backward(m);
-        float norm = aim_clip_grad_norm(p, o->clip);
         float lr = aim_lr_at(step, o->steps, warmup, o->lr);
-        aim_adamw_step(p, &o->adamw, lr, step + 1);
+        float norm = aim_clip_adamw_step(p, &o->adamw, lr, step + 1, o->clip);
 
         double t = now_s(), dt = t - tprev;
         tprev = t;
