@@ -121,6 +121,10 @@ void attention_forward(float *out, float *att, const float *qkv, const int32_t *
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                         const float *att, const int32_t *prefix, int B, int N, int D,
                         int NH);
+/* attention_backward that overwrites dqkv instead of adding to it. */
+void attention_backward_write(float *dqkv, float *datt, const float *dout, const float *qkv,
+                              const float *att, const int32_t *prefix, int B, int N, int D,
+                              int NH);
 void attention_forward_naive(float *out, float *att, const float *qkv,
                              const int32_t *prefix, int B, int N, int D, int NH);
 void attention_backward_naive(float *dqkv, float *datt, const float *dout,

@@ -4,8 +4,10 @@
  * (aim_model_set_profile(m, NULL)); the passes then read no clock at all.
  * With a profile attached every thread that works on a step records, for
  * each kernel, the seconds it spent and the FLOPs it did, in its own row
- * (no sharing between threads), so the table shows time per kernel, its
- * share of the step, GFLOP/s per GEMM and how busy each thread was.
+ * and the CPU time it got (no sharing between threads), so the table shows
+ * time per kernel, its share of the step, GFLOP/s per GEMM (per wall second
+ * and per CPU second: the second does not move when other processes take
+ * the cores) and how busy each thread was.
  */
 #ifndef AIM_PROF_H
 #define AIM_PROF_H
@@ -66,7 +68,9 @@ enum {
 #define AIM_PROF_MAX_THREADS 64
 
 typedef struct aim_prof_thread {
-    double sec[AIM_K_COUNT];
+    double sec[AIM_K_COUNT];   /* wall seconds */
+    double cpu[AIM_K_COUNT];   /* this thread's CPU seconds (less than sec when
+                                  other processes took the core) */
     double flops[AIM_K_COUNT];
     long calls[AIM_K_COUNT];
     char pad[64];
@@ -91,18 +95,25 @@ static inline double aim_prof_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static inline double aim_prof_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* A lap timer for one thread: aim_lap_start, then aim_lap after each kernel
  * charges the time since the previous lap to kernel k. No clock is read when
  * the profile is NULL. */
 typedef struct aim_lap_t {
     aim_prof_thread *t;
-    double t0;
+    double t0, c0;
 } aim_laptimer;
 
 static inline void aim_lap_start(aim_laptimer *l, aim_prof *p, int tid)
 {
     l->t = NULL;
-    l->t0 = 0;
+    l->t0 = l->c0 = 0;
     if (p && tid >= 0 && tid < AIM_PROF_MAX_THREADS) {
         l->t = &p->th[tid];
         if (tid >= p->nthreads) {
@@ -111,17 +122,20 @@ static inline void aim_lap_start(aim_laptimer *l, aim_prof *p, int tid)
                 p->nthreads = tid + 1;
         }
         l->t0 = aim_prof_now();
+        l->c0 = aim_prof_cpu();
     }
 }
 
 static inline void aim_lap(aim_laptimer *l, int k, double flops)
 {
     if (l->t) {
-        double t = aim_prof_now();
+        double t = aim_prof_now(), c = aim_prof_cpu();
         l->t->sec[k] += t - l->t0;
+        l->t->cpu[k] += c - l->c0;
         l->t->flops[k] += flops;
         l->t->calls[k]++;
         l->t0 = t;
+        l->c0 = c;
     }
 }
 

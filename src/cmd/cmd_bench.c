@@ -81,44 +81,50 @@ static void train_step(aim_model *m, aim_params *p, const aim_adamw_opts *ao, co
 
 /* The per-kernel table of `aim bench --profile`: ms per step (mean over the
  * threads that ran the kernel), share of the measured step, GFLOP/s of the
- * kernel (all threads' FLOPs over that time), and per-thread ms. */
+ * kernel (all threads' FLOPs over that time), GFLOP/s per CPU second of one
+ * thread (immune to other processes taking the cores), the CPU share the
+ * threads got, and per-thread ms. */
 static void print_profile(const aim_prof *pr, int steps, double step_s, const char *what)
 {
     int nt = pr->nthreads > 0 ? pr->nthreads : 1;
     if (nt > 8)
         nt = 8;
     printf("\nprofile: %s, %d steps, %.1f ms per step (wall)\n", what, steps, 1e3 * step_s);
-    printf("%-4s %-28s %8s %7s %8s", "pass", "kernel", "ms/step", "share", "GFLOP/s");
+    printf("%-4s %-28s %8s %6s %7s %8s %5s", "pass", "kernel", "ms/step", "share", "GFLOP/s",
+           "GF/s/cpu", "cpu%");
     for (int t = 0; t < nt; t++)
         printf("  thr%-2d", t);
     printf("\n");
-    double busy[AIM_PROF_MAX_THREADS] = {0}, total = 0;
+    double busy[AIM_PROF_MAX_THREADS] = {0}, cpu[AIM_PROF_MAX_THREADS] = {0}, total = 0;
     for (int k = 0; k < AIM_K_COUNT; k++) {
-        double sum = 0, fl = 0;
+        double sum = 0, csum = 0, fl = 0;
         int used = 0;
         for (int t = 0; t < pr->nthreads; t++) {
             sum += pr->th[t].sec[k];
+            csum += pr->th[t].cpu[k];
             fl += pr->th[t].flops[k];
             busy[t] += pr->th[t].sec[k];
+            cpu[t] += pr->th[t].cpu[k];
             used += pr->th[t].sec[k] > 0;
         }
         if (!used)
             continue;
         double ms = 1e3 * sum / used / steps;
         total += ms;
-        printf("%-4s %-28s %8.2f %6.1f%%", aim_prof_pass(k), aim_prof_name(k), ms,
+        printf("%-4s %-28s %8.2f %5.1f%%", aim_prof_pass(k), aim_prof_name(k), ms,
                100 * ms / (1e3 * step_s));
-        if (aim_prof_is_gemm(k) && fl > 0)
-            printf(" %8.1f", fl / steps / (ms * 1e-3) / 1e9);
+        if (aim_prof_is_gemm(k) && fl > 0 && ms > 0 && csum > 0)
+            printf(" %7.1f %8.1f", fl / steps / (ms * 1e-3) / 1e9, fl / csum / 1e9);
         else
-            printf(" %8s", "");
+            printf(" %7s %8s", "", "");
+        printf(" %4.0f%%", sum > 0 && csum > 0 ? 100 * csum / sum : 100.0);
         for (int t = 0; t < nt; t++)
             printf(" %6.2f", 1e3 * pr->th[t].sec[k] / steps);
         printf("\n");
     }
-    printf("%-4s %-28s %8.2f %6.1f%%\n", "", "sum of kernels", total,
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "sum of kernels", total,
            100 * total / (1e3 * step_s));
-    printf("%-4s %-28s %8.2f %6.1f%%\n", "", "untimed (step - sum)", 1e3 * step_s - total,
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "untimed (step - sum)", 1e3 * step_s - total,
            100 * (1e3 * step_s - total) / (1e3 * step_s));
     printf("per thread, ms per step: busy");
     for (int t = 0; t < pr->nthreads && t < 8; t++)
@@ -126,7 +132,11 @@ static void print_profile(const aim_prof *pr, int steps, double step_s, const ch
     printf("\n                          idle");
     for (int t = 0; t < pr->nthreads && t < 8; t++)
         printf(" %8.2f", 1e3 * step_s - 1e3 * busy[t] / steps);
-    printf("   (idle = step wall - busy: waiting, imbalance, untimed work)\n");
+    printf("   (step wall - busy: waiting, imbalance, untimed work)\n");
+    printf("                   lost to others");
+    for (int t = 0; t < pr->nthreads && t < 8; t++)
+        printf(" %8.2f", 1e3 * (busy[t] - cpu[t]) / steps);
+    printf("   (busy - CPU time: the core was running another process)\n");
 }
 
 static int bench_exec(int argc, char **argv);

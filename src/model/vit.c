@@ -477,11 +477,9 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         /* res1 = xin + proj(attn(qkv(ln1(xin)))) */
         lin_bwd(&lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, bw,
                 dres, ROWS(b->atty, D), W(m, bi->proj), R, D, D);
-        memset(dqkv, 0, (size_t)R * 3 * D * sizeof(float));
-        aim_lap(&lp, AIM_K_B_ZERO, 0);
-        attention_backward(dqkv, a->datt + (size_t)b0 * m->NH * N * N, datty, ROWS(b->qkv, 3 * D),
-                           b->att + (size_t)b0 * m->NH * N * N, a->prefix + b0, nb, N, D,
-                           m->NH);
+        attention_backward_write(dqkv, a->datt + (size_t)b0 * m->NH * N * N, datty,
+                                 ROWS(b->qkv, 3 * D), b->att + (size_t)b0 * m->NH * N * N,
+                                 a->prefix + b0, nb, N, D, m->NH);
         aim_lap(&lp, AIM_K_B_ATTN, natt);
         lin_bwd(&lp, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, bw, dqkv,
                 ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);

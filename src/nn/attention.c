@@ -11,36 +11,32 @@
  *   out [B,N,D]    heads concatenated
  *   att [B,NH,N,N] softmax probabilities, masked entries exactly 0
  *
- * attention_forward / attention_backward: OpenMP over the (b, h) pairs and,
- * inside each pair, cblas_sgemm on strided head slices (lda = 3D for q/k/v,
- * D for out), so nothing is copied. With the OpenMP build of OpenBLAS the
- * sgemm calls inside the parallel region run single-threaded, and every
- * (b, h) pair is computed by one thread in a fixed order, so results do not
- * depend on the number of threads.
- *
- * Fully masked work is skipped: rows q < S only see keys < S, and a block of
- * rows [r0, r1) with r0 >= S only sees keys < r1, so the rows are processed
- * as one [S x S] block followed by causal blocks of ATT_BLOCK rows.
+ * The fast pair works on one (image, head) at a time, entirely in L1 for the
+ * model's sizes (N ~ 50-250 tokens, hd ~ 64): nothing is copied or
+ * transposed and no BLAS call is made; two vector primitives do the work:
+ *   dots   s[k] = x . Y[k] for 8 rows of Y at a time (8 accumulators over
+ *          the hd dimension, then one 8-way transposing reduction);
+ *   wsum   o = sum_k w_k Y[k], 32 columns at a time in registers.
+ * Only the visible keys are computed: query q sees keys 0..max(q+1, S)-1.
+ * The (b, h) pairs are independent: OpenMP over them when called on its
+ * own (inside the model's parallel region the loop runs serially), and each
+ * pair is computed by one thread in a fixed order, so results do not depend
+ * on the number of threads.
  *
  * The *_naive pair is plain loops in the style of llm.c, kept as the
- * reference the tests compare against. Backward functions ADD into dqkv;
- * datt [B,NH,N,N] is caller-provided scratch (overwritten). No allocation.
+ * reference the tests compare against. attention_backward ADDS into dqkv;
+ * attention_backward_write overwrites it; datt [B,NH,N,N] is caller-provided
+ * scratch (overwritten with the score gradients). No allocation.
  */
 #include "config.h"
 
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
-
-#include <cblas.h>
+#include <string.h>
 
 #include "aim/nn.h"
-
-/* rows per causal block: smaller skips more masked work, larger makes fewer
- * and bigger sgemm calls */
-#ifndef ATT_BLOCK
-#define ATT_BLOCK 16
-#endif
+#include "nn/vec.h"
 
 /* prefix length of image b, clamped into [1, N] */
 static inline int att_prefix(const int32_t *prefix, int b, int N)
@@ -57,129 +53,242 @@ static inline int att_kmax(int q, int S)
     return q + 1 > S ? q + 1 : S;
 }
 
-/* Row blocks: the first is [0, S) (all rows see exactly keys < S); after
- * that blocks of ATT_BLOCK rows. Returns r1 for a block starting at r0 and
- * sets *kc to the number of keys any row of the block may see. */
-static inline int att_block_end(int r0, int S, int N, int *kc)
+/* the 8 sums of a0..a7, in order */
+AIM_INLINE v8f v8_sum8(v8f a0, v8f a1, v8f a2, v8f a3, v8f a4, v8f a5, v8f a6, v8f a7)
 {
-    int r1 = r0 < S ? S : (r0 + ATT_BLOCK < N ? r0 + ATT_BLOCK : N);
-    *kc = r1 > S ? r1 : S;
-    return r1;
+    const v8i ev = {0, 8, 2, 10, 4, 12, 6, 14}, od = {1, 9, 3, 11, 5, 13, 7, 15};
+    const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    v8f s01 = __builtin_shuffle(a0, a1, ev) + __builtin_shuffle(a0, a1, od);
+    v8f s23 = __builtin_shuffle(a2, a3, ev) + __builtin_shuffle(a2, a3, od);
+    v8f s45 = __builtin_shuffle(a4, a5, ev) + __builtin_shuffle(a4, a5, od);
+    v8f s67 = __builtin_shuffle(a6, a7, ev) + __builtin_shuffle(a6, a7, od);
+    /* s01 = [a0 01, a1 01, a0 23, a1 23 | a0 45, a1 45, a0 67, a1 67] */
+    v8f q03 = __builtin_shuffle(s01, s23, lo2) + __builtin_shuffle(s01, s23, hi2);
+    v8f q47 = __builtin_shuffle(s45, s67, lo2) + __builtin_shuffle(s45, s67, hi2);
+    /* q03 = [a0 0-3, a1 0-3, a2 0-3, a3 0-3 | the same for 4-7] */
+    return __builtin_shuffle(q03, q47, lo4) + __builtin_shuffle(q03, q47, hi4);
+}
+
+/* out[k] = scale * (x . Y[k]) for k in [0, n), Y rows ldy apart, length hd */
+AIM_INLINE void dots(float *out, const float *x, const float *Y, size_t ldy, int n, int hd,
+                     float scale)
+{
+    for (int k0 = 0; k0 < n; k0 += 8) {
+        const float *y[8];
+        for (int j = 0; j < 8; j++) /* rows past n repeat the last one */
+            y[j] = Y + (size_t)(k0 + j < n ? k0 + j : n - 1) * ldy;
+        v8f a0 = V8(0), a1 = V8(0), a2 = V8(0), a3 = V8(0);
+        v8f a4 = V8(0), a5 = V8(0), a6 = V8(0), a7 = V8(0);
+        int d = 0;
+        for (; d + 8 <= hd; d += 8) {
+            v8f xv = v8_load(x + d);
+            a0 += xv * v8_load(y[0] + d);
+            a1 += xv * v8_load(y[1] + d);
+            a2 += xv * v8_load(y[2] + d);
+            a3 += xv * v8_load(y[3] + d);
+            a4 += xv * v8_load(y[4] + d);
+            a5 += xv * v8_load(y[5] + d);
+            a6 += xv * v8_load(y[6] + d);
+            a7 += xv * v8_load(y[7] + d);
+        }
+        if (d < hd) {
+            int r = hd - d;
+            v8f xv = v8_load_part(x + d, r);
+            a0 += xv * v8_load_part(y[0] + d, r);
+            a1 += xv * v8_load_part(y[1] + d, r);
+            a2 += xv * v8_load_part(y[2] + d, r);
+            a3 += xv * v8_load_part(y[3] + d, r);
+            a4 += xv * v8_load_part(y[4] + d, r);
+            a5 += xv * v8_load_part(y[5] + d, r);
+            a6 += xv * v8_load_part(y[6] + d, r);
+            a7 += xv * v8_load_part(y[7] + d, r);
+        }
+        v8f sv = V8(scale) * v8_sum8(a0, a1, a2, a3, a4, a5, a6, a7);
+        if (k0 + 8 <= n)
+            v8_store(out + k0, sv);
+        else
+            v8_store_part(out + k0, sv, n - k0);
+    }
+}
+
+/* o (=|+=) scale * sum_{k in [k0, k1)} w[k * ws] * Y[k], Y rows ldy apart,
+ * length hd */
+AIM_INLINE void wsum(float *o, const float *w, size_t ws, const float *Y, size_t ldy, int k0,
+                     int k1, int hd, float scale, int accumulate)
+{
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        const int nd = hd - d0 < 32 ? hd - d0 : 32;
+        v8f a0 = V8(0), a1 = V8(0), a2 = V8(0), a3 = V8(0);
+        if (nd == 32) {
+            for (int k = k0; k < k1; k++) {
+                const float *y = Y + (size_t)k * ldy + d0;
+                v8f wk = V8(w[(size_t)k * ws]);
+                a0 += wk * v8_load(y);
+                a1 += wk * v8_load(y + 8);
+                a2 += wk * v8_load(y + 16);
+                a3 += wk * v8_load(y + 24);
+            }
+        } else {
+            for (int k = k0; k < k1; k++) {
+                const float *y = Y + (size_t)k * ldy + d0;
+                v8f wk = V8(w[(size_t)k * ws]);
+                a0 += wk * (nd >= 8 ? v8_load(y) : v8_load_part(y, nd));
+                if (nd > 8)
+                    a1 += wk * (nd >= 16 ? v8_load(y + 8) : v8_load_part(y + 8, nd - 8));
+                if (nd > 16)
+                    a2 += wk * (nd >= 24 ? v8_load(y + 16) : v8_load_part(y + 16, nd - 16));
+                if (nd > 24)
+                    a3 += wk * v8_load_part(y + 24, nd - 24);
+            }
+        }
+        v8f acc[4] = {a0, a1, a2, a3};
+        for (int j = 0; j * 8 < nd; j++) {
+            int n = nd - 8 * j < 8 ? nd - 8 * j : 8;
+            float *od = o + d0 + 8 * j;
+            v8f r = V8(scale) * acc[j];
+            if (accumulate)
+                r += n == 8 ? v8_load(od) : v8_load_part(od, n);
+            if (n == 8)
+                v8_store(od, r);
+            else
+                v8_store_part(od, r, n);
+        }
+    }
+}
+
+/* softmax of row[0..km) in place, zeros in row[km..N) */
+AIM_INLINE void softmax_row(float *row, int km, int N)
+{
+    v8f mv = V8(-FLT_MAX);
+    int k = 0;
+    for (; k + 8 <= km; k += 8)
+        mv = v8_sel(v8_load(row + k) > mv, v8_load(row + k), mv);
+    float maxval = -FLT_MAX;
+    for (int j = 0; j < 8; j++)
+        maxval = mv[j] > maxval ? mv[j] : maxval;
+    for (; k < km; k++)
+        maxval = row[k] > maxval ? row[k] : maxval;
+    v8f sv = V8(0);
+    for (k = 0; k + 8 <= km; k += 8) {
+        v8f e = v8_exp(v8_load(row + k) - V8(maxval));
+        v8_store(row + k, e);
+        sv += e;
+    }
+    if (k < km) {
+        int r = km - k;
+        v8f e = v8_exp(v8_load_part(row + k, r) - V8(maxval));
+        v8_store_part(row + k, e, r);
+        for (int j = 0; j < r; j++)
+            sv[j] += e[j];
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < 8; j++)
+        sum += sv[j];
+    const float inv = 1.0f / sum;
+    for (k = 0; k < km; k++)
+        row[k] *= inv;
+    for (; k < N; k++)
+        row[k] = 0.0f;
+}
+
+AIM_VEC static void fwd_pair(float *O, float *P, const float *Q, int N, int D, int hd, int S,
+                             float scale)
+{
+    // Q [N,hd] ld 3D (K = Q + D, V = Q + 2D), O [N,hd] ld D, P [N,N]
+    const size_t C3 = 3 * (size_t)D;
+    const float *K = Q + D, *V = Q + 2 * D;
+    for (int q = 0; q < N; q++) {
+        const int km = att_kmax(q, S);
+        float *row = P + (size_t)q * N;
+        dots(row, Q + (size_t)q * C3, K, C3, km, hd, scale);
+        softmax_row(row, km, N);
+        wsum(O + (size_t)q * D, row, 1, V, C3, 0, km, hd, 1.0f, 0);
+    }
+}
+
+AIM_VEC static void bwd_pair(float *dQ, float *dS, const float *dO, const float *Q,
+                             const float *P, int N, int D, int hd, int S, float scale,
+                             int accumulate)
+{
+    // dQ [N,hd] ld 3D (dK = dQ + D, dV = dQ + 2D), dS [N,N] scratch, dO [N,hd] ld D,
+    // Q [N,hd] ld 3D (K = Q + D, V = Q + 2D), P [N,N]
+    const size_t C3 = 3 * (size_t)D;
+    const float *K = Q + D, *V = Q + 2 * D;
+    float *dK = dQ + D, *dV = dQ + 2 * D;
+    // dV[k] = sum over the queries that see k of P[q,k] dO[q]
+    for (int k = 0; k < N; k++)
+        wsum(dV + (size_t)k * C3, P + k, (size_t)N, dO, (size_t)D, k < S ? 0 : k, N, hd, 1.0f,
+             accumulate);
+    // dS = P * (dP - sum_k P dP) with dP[q,k] = dO[q] . V[k]; dQ = scale dS K
+    for (int q = 0; q < N; q++) {
+        const int km = att_kmax(q, S);
+        const float *prow = P + (size_t)q * N;
+        float *drow = dS + (size_t)q * N;
+        dots(drow, dO + (size_t)q * D, V, C3, km, hd, 1.0f);
+        float dot = 0.0f;
+        for (int k = 0; k < km; k++)
+            dot += drow[k] * prow[k];
+        for (int k = 0; k < km; k++)
+            drow[k] = prow[k] * (drow[k] - dot);
+        for (int k = km; k < N; k++)
+            drow[k] = 0.0f;
+        wsum(dQ + (size_t)q * C3, drow, 1, K, C3, 0, km, hd, scale, accumulate);
+    }
+    // dK[k] = scale * sum over the queries that see k of dS[q,k] Q[q]
+    for (int k = 0; k < N; k++)
+        wsum(dK + (size_t)k * C3, dS + k, (size_t)N, Q, C3, k < S ? 0 : k, N, hd, scale,
+             accumulate);
 }
 
 void attention_forward(float *out, float *att, const float *qkv, const int32_t *prefix,
                        int B, int N, int D, int NH)
 {
     // out [B,N,D], att [B,NH,N,N], qkv [B,N,3D]
-    const int C3 = 3 * D;
     const int hd = D / NH;
     const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (B * NH > 1)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            fwd_pair(out + (size_t)b * N * D + h * hd, att + ((size_t)b * NH + h) * N * N,
+                     qkv + (size_t)b * N * 3 * D + h * hd, N, D, hd, att_prefix(prefix, b, N),
+                     scale);
+}
 
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int b = 0; b < B; b++) {
+static void backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                     const float *att, const int32_t *prefix, int B, int N, int D, int NH,
+                     int accumulate)
+{
+    if (!dqkv)
+        return;
+    const int hd = D / NH;
+    const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (B * NH > 1)
+    for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const int S = att_prefix(prefix, b, N);
-            const float *Q = qkv + (size_t)b * N * C3 + h * hd; // [N,hd] ld 3D
-            const float *K = Q + D;                              // [N,hd] ld 3D
-            const float *V = Q + 2 * D;                          // [N,hd] ld 3D
-            float *O = out + (size_t)b * N * D + h * hd;         // [N,hd] ld D
-            float *P = att + ((size_t)b * NH + h) * N * N;       // [N,N]
-
-            int kc;
-            for (int r0 = 0, r1; r0 < N; r0 = r1) {
-                r1 = att_block_end(r0, S, N, &kc);
-                const int m = r1 - r0;
-                // scores[r0:r1, 0:kc] = scale * Q[r0:r1] K[0:kc]^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kc, hd, scale,
-                            Q + (size_t)r0 * C3, C3, K, C3, 0.0f, P + (size_t)r0 * N, N);
-                // masked, numerically stable softmax of each row
-                for (int q = r0; q < r1; q++) {
-                    float *row = P + (size_t)q * N;
-                    const int km = att_kmax(q, S);
-                    float maxval = -FLT_MAX;
-                    for (int k = 0; k < km; k++)
-                        if (row[k] > maxval)
-                            maxval = row[k];
-                    float sum = 0.0f;
-                    for (int k = 0; k < km; k++) {
-                        row[k] = expf(row[k] - maxval);
-                        sum += row[k];
-                    }
-                    const float inv = 1.0f / sum;
-                    for (int k = 0; k < km; k++)
-                        row[k] *= inv;
-                    for (int k = km; k < N; k++)
-                        row[k] = 0.0f;
-                }
-                // out[r0:r1] = P[r0:r1, 0:kc] V[0:kc]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, kc, 1.0f,
-                            P + (size_t)r0 * N, N, V, C3, 0.0f, O + (size_t)r0 * D, D);
-            }
+            const size_t qoff = (size_t)b * N * 3 * D + h * hd;
+            bwd_pair(dqkv + qoff, datt + ((size_t)b * NH + h) * N * N,
+                     dout + (size_t)b * N * D + h * hd, qkv + qoff,
+                     att + ((size_t)b * NH + h) * N * N, N, D, hd, att_prefix(prefix, b, N),
+                     scale, accumulate);
         }
-    }
 }
 
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                        const float *att, const int32_t *prefix, int B, int N, int D,
-                        int NH)
+                        const float *att, const int32_t *prefix, int B, int N, int D, int NH)
 {
     // dqkv [B,N,3D] (+=), datt [B,NH,N,N] scratch, dout [B,N,D], qkv [B,N,3D],
     // att [B,NH,N,N]
-    if (!dqkv)
-        return;
-    const int C3 = 3 * D;
-    const int hd = D / NH;
-    const float scale = 1.0f / sqrtf((float)hd);
+    backward(dqkv, datt, dout, qkv, att, prefix, B, N, D, NH, 1);
+}
 
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            const int S = att_prefix(prefix, b, N);
-            const size_t qoff = (size_t)b * N * C3 + h * hd;
-            const float *Q = qkv + qoff;                           // [N,hd] ld 3D
-            const float *K = Q + D;
-            const float *V = Q + 2 * D;
-            float *dQ = dqkv + qoff;                               // [N,hd] ld 3D
-            float *dK = dQ + D;
-            float *dV = dQ + 2 * D;
-            const float *dO = dout + (size_t)b * N * D + h * hd;   // [N,hd] ld D
-            const float *P = att + ((size_t)b * NH + h) * N * N;   // [N,N]
-            float *dS = datt + ((size_t)b * NH + h) * N * N;       // [N,N]
-
-            int kc;
-            for (int r0 = 0, r1; r0 < N; r0 = r1) {
-                r1 = att_block_end(r0, S, N, &kc);
-                const int m = r1 - r0;
-                const float *Pb = P + (size_t)r0 * N;
-                float *dSb = dS + (size_t)r0 * N;
-                // dP[r0:r1, 0:kc] = dO[r0:r1] V[0:kc]^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kc, hd, 1.0f,
-                            dO + (size_t)r0 * D, D, V, C3, 0.0f, dSb, N);
-                // dV[0:kc] += P[r0:r1, 0:kc]^T dO[r0:r1]
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, hd, m, 1.0f,
-                            Pb, N, dO + (size_t)r0 * D, D, 1.0f, dV, C3);
-                // softmax backward, in place: dS = P * (dP - sum_k dP P)
-                for (int q = r0; q < r1; q++) {
-                    const float *prow = P + (size_t)q * N;
-                    float *drow = dS + (size_t)q * N;
-                    const int km = att_kmax(q, S);
-                    float dot = 0.0f;
-                    for (int k = 0; k < km; k++)
-                        dot += drow[k] * prow[k];
-                    for (int k = 0; k < km; k++)
-                        drow[k] = prow[k] * (drow[k] - dot);
-                    for (int k = km; k < N; k++)
-                        drow[k] = 0.0f;
-                }
-                // dQ[r0:r1] += scale * dS[r0:r1, 0:kc] K[0:kc]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, kc, scale,
-                            dSb, N, K, C3, 1.0f, dQ + (size_t)r0 * C3, C3);
-                // dK[0:kc] += scale * dS[r0:r1, 0:kc]^T Q[r0:r1]
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, hd, m, scale,
-                            dSb, N, Q + (size_t)r0 * C3, C3, 1.0f, dK, C3);
-            }
-        }
-    }
+void attention_backward_write(float *dqkv, float *datt, const float *dout, const float *qkv,
+                              const float *att, const int32_t *prefix, int B, int N, int D,
+                              int NH)
+{
+    // dqkv [B,N,3D] (overwritten), datt [B,NH,N,N] scratch, dout [B,N,D], qkv [B,N,3D],
+    // att [B,NH,N,N]
+    backward(dqkv, datt, dout, qkv, att, prefix, B, N, D, NH, 0);
 }
 
 /* ---------------------------------------------------------------- naive */
