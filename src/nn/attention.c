@@ -11,13 +11,13 @@
  *   out [B,N,D]    heads concatenated
  *   att [B,NH,N,N] softmax probabilities, masked entries exactly 0
  *
- * The fast pair works on one (image, head) at a time, entirely in L1 for the
- * model's sizes (N ~ 50-250 tokens, hd ~ 64): nothing is copied or
- * transposed and no BLAS call is made; two vector primitives do the work:
- *   dots   s[k] = x . Y[k] for 8 rows of Y at a time (8 accumulators over
- *          the hd dimension, then one 8-way transposing reduction);
- *   wsum   o = sum_k w_k Y[k], 32 columns at a time in registers.
- * Only the visible keys are computed: query q sees keys 0..max(q+1, S)-1.
+ * The fast pair works on one (image, head) at a time, in L1/L2 for the
+ * model's sizes (N ~ 50-250 tokens, hd ~ 64), with no BLAS call: every
+ * product is one register-blocked micro-kernel (two rows by 32 columns,
+ * 8 vector accumulators, FMA) run over query pairs or key pairs; for the
+ * products with K^T and V^T, each block of 32 keys is transposed once (8x8
+ * register transposes) into a [hd][32] stack buffer. Only the visible keys
+ * are computed (query q sees keys 0..max(q+1, S)-1, up to the 32-key block).
  * The (b, h) pairs are independent: OpenMP over them when called on its
  * own (inside the model's parallel region the loop runs serially), and each
  * pair is computed by one thread in a fixed order, so results do not depend
@@ -53,107 +53,149 @@ static inline int att_kmax(int q, int S)
     return q + 1 > S ? q + 1 : S;
 }
 
-/* the 8 sums of a0..a7, in order */
-AIM_INLINE v8f v8_sum8(v8f a0, v8f a1, v8f a2, v8f a3, v8f a4, v8f a5, v8f a6, v8f a7)
+/* Micro-kernel, two rows of C by 32 columns, 8 accumulators:
+ *   C[r][0..nst) (=|+=) scale * sum_{k in [k0, k1)} A(r, k) * B[k][0..nc)
+ * A(r, k) = a[r * ar + k * ak] for r < rows (rows 1 or 2), B rows ldb apart
+ * with nc <= 32 readable columns (columns past nc count as 0), nst <= 32. */
+AIM_INLINE void mk2(float *c, size_t cr, int rows, int nst, const float *a, size_t ar,
+                    size_t ak, const float *B, size_t ldb, int nc, int k0, int k1, float scale,
+                    int accumulate)
 {
-    const v8i ev = {0, 8, 2, 10, 4, 12, 6, 14}, od = {1, 9, 3, 11, 5, 13, 7, 15};
-    const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
-    v8f s01 = __builtin_shuffle(a0, a1, ev) + __builtin_shuffle(a0, a1, od);
-    v8f s23 = __builtin_shuffle(a2, a3, ev) + __builtin_shuffle(a2, a3, od);
-    v8f s45 = __builtin_shuffle(a4, a5, ev) + __builtin_shuffle(a4, a5, od);
-    v8f s67 = __builtin_shuffle(a6, a7, ev) + __builtin_shuffle(a6, a7, od);
-    /* s01 = [a0 01, a1 01, a0 23, a1 23 | a0 45, a1 45, a0 67, a1 67] */
-    v8f q03 = __builtin_shuffle(s01, s23, lo2) + __builtin_shuffle(s01, s23, hi2);
-    v8f q47 = __builtin_shuffle(s45, s67, lo2) + __builtin_shuffle(s45, s67, hi2);
-    /* q03 = [a0 0-3, a1 0-3, a2 0-3, a3 0-3 | the same for 4-7] */
-    return __builtin_shuffle(q03, q47, lo4) + __builtin_shuffle(q03, q47, hi4);
-}
-
-/* out[k] = scale * (x . Y[k]) for k in [0, n), Y rows ldy apart, length hd */
-AIM_INLINE void dots(float *out, const float *x, const float *Y, size_t ldy, int n, int hd,
-                     float scale)
-{
-    for (int k0 = 0; k0 < n; k0 += 8) {
-        const float *y[8];
-        for (int j = 0; j < 8; j++) /* rows past n repeat the last one */
-            y[j] = Y + (size_t)(k0 + j < n ? k0 + j : n - 1) * ldy;
-        v8f a0 = V8(0), a1 = V8(0), a2 = V8(0), a3 = V8(0);
-        v8f a4 = V8(0), a5 = V8(0), a6 = V8(0), a7 = V8(0);
-        int d = 0;
-        for (; d + 8 <= hd; d += 8) {
-            v8f xv = v8_load(x + d);
-            a0 += xv * v8_load(y[0] + d);
-            a1 += xv * v8_load(y[1] + d);
-            a2 += xv * v8_load(y[2] + d);
-            a3 += xv * v8_load(y[3] + d);
-            a4 += xv * v8_load(y[4] + d);
-            a5 += xv * v8_load(y[5] + d);
-            a6 += xv * v8_load(y[6] + d);
-            a7 += xv * v8_load(y[7] + d);
+    const float *a1 = rows > 1 ? a + ar : a;
+    v8f x0 = V8(0), x1 = V8(0), x2 = V8(0), x3 = V8(0);
+    v8f y0 = V8(0), y1 = V8(0), y2 = V8(0), y3 = V8(0);
+    if (nc == 32) {
+        for (int k = k0; k < k1; k++) {
+            const float *b = B + (size_t)k * ldb;
+            v8f b0 = v8_load(b), b1 = v8_load(b + 8), b2 = v8_load(b + 16), b3 = v8_load(b + 24);
+            v8f w0 = V8(a[(size_t)k * ak]), w1 = V8(a1[(size_t)k * ak]);
+            x0 += w0 * b0;
+            x1 += w0 * b1;
+            x2 += w0 * b2;
+            x3 += w0 * b3;
+            y0 += w1 * b0;
+            y1 += w1 * b1;
+            y2 += w1 * b2;
+            y3 += w1 * b3;
         }
-        if (d < hd) {
-            int r = hd - d;
-            v8f xv = v8_load_part(x + d, r);
-            a0 += xv * v8_load_part(y[0] + d, r);
-            a1 += xv * v8_load_part(y[1] + d, r);
-            a2 += xv * v8_load_part(y[2] + d, r);
-            a3 += xv * v8_load_part(y[3] + d, r);
-            a4 += xv * v8_load_part(y[4] + d, r);
-            a5 += xv * v8_load_part(y[5] + d, r);
-            a6 += xv * v8_load_part(y[6] + d, r);
-            a7 += xv * v8_load_part(y[7] + d, r);
+    } else {
+        for (int k = k0; k < k1; k++) { /* odd head widths: partial loads */
+            const float *b = B + (size_t)k * ldb;
+            v8f bv[4];
+            for (int j = 0; j < 4; j++) {
+                int n = nc - 8 * j;
+                bv[j] = n >= 8 ? v8_load(b + 8 * j) : n > 0 ? v8_load_part(b + 8 * j, n) : V8(0);
+            }
+            v8f w0 = V8(a[(size_t)k * ak]), w1 = V8(a1[(size_t)k * ak]);
+            x0 += w0 * bv[0];
+            x1 += w0 * bv[1];
+            x2 += w0 * bv[2];
+            x3 += w0 * bv[3];
+            y0 += w1 * bv[0];
+            y1 += w1 * bv[1];
+            y2 += w1 * bv[2];
+            y3 += w1 * bv[3];
         }
-        v8f sv = V8(scale) * v8_sum8(a0, a1, a2, a3, a4, a5, a6, a7);
-        if (k0 + 8 <= n)
-            v8_store(out + k0, sv);
-        else
-            v8_store_part(out + k0, sv, n - k0);
+    }
+    v8f xs[4] = {x0, x1, x2, x3}, ys[4] = {y0, y1, y2, y3};
+    for (int r = 0; r < rows; r++) {
+        float *cc = c + (size_t)r * cr;
+        const v8f *v = r ? ys : xs;
+        if (nst == 32) {
+            for (int j = 0; j < 4; j++) {
+                v8f t = V8(scale) * v[j];
+                if (accumulate)
+                    t += v8_load(cc + 8 * j);
+                v8_store(cc + 8 * j, t);
+            }
+        } else {
+            float t[32];
+            for (int j = 0; j < 4; j++)
+                v8_store(t + 8 * j, V8(scale) * v[j]);
+            if (accumulate)
+                for (int j = 0; j < nst; j++)
+                    cc[j] += t[j];
+            else
+                memcpy(cc, t, (size_t)nst * sizeof(float));
+        }
     }
 }
 
-/* o (=|+=) scale * sum_{k in [k0, k1)} w[k * ws] * Y[k], Y rows ldy apart,
- * length hd */
-AIM_INLINE void wsum(float *o, const float *w, size_t ws, const float *Y, size_t ldy, int k0,
-                     int k1, int hd, float scale, int accumulate)
+/* C[q..][c0..c0+hd) for query/key rows in pairs and head columns in blocks
+ * of 32: the whole [n, hd] result, A(r, k) = a[r * ar + k * ak] with row r's
+ * range of k given by kbeg(r)..kend(r) (the union over each pair is used:
+ * A is 0 outside each row's own range). */
+AIM_INLINE void rows_by_cols(float *C, size_t ldc, int n, const float *a, size_t ar,
+                             size_t ak, const float *B, size_t ldb, int hd, int S, int by_query,
+                             float scale, int accumulate)
 {
-    for (int d0 = 0; d0 < hd; d0 += 32) {
-        const int nd = hd - d0 < 32 ? hd - d0 : 32;
-        v8f a0 = V8(0), a1 = V8(0), a2 = V8(0), a3 = V8(0);
-        if (nd == 32) {
-            for (int k = k0; k < k1; k++) {
-                const float *y = Y + (size_t)k * ldy + d0;
-                v8f wk = V8(w[(size_t)k * ws]);
-                a0 += wk * v8_load(y);
-                a1 += wk * v8_load(y + 8);
-                a2 += wk * v8_load(y + 16);
-                a3 += wk * v8_load(y + 24);
-            }
-        } else {
-            for (int k = k0; k < k1; k++) {
-                const float *y = Y + (size_t)k * ldy + d0;
-                v8f wk = V8(w[(size_t)k * ws]);
-                a0 += wk * (nd >= 8 ? v8_load(y) : v8_load_part(y, nd));
-                if (nd > 8)
-                    a1 += wk * (nd >= 16 ? v8_load(y + 8) : v8_load_part(y + 8, nd - 8));
-                if (nd > 16)
-                    a2 += wk * (nd >= 24 ? v8_load(y + 16) : v8_load_part(y + 16, nd - 16));
-                if (nd > 24)
-                    a3 += wk * v8_load_part(y + 24, nd - 24);
+    for (int r = 0; r < n; r += 2) {
+        int rows = r + 1 < n ? 2 : 1;
+        /* by query: keys 0..kmax(last row); by key: queries from the first
+         * row's first visible one to the end */
+        int k0 = by_query ? 0 : (r < S ? 0 : r);
+        int k1 = by_query ? att_kmax(r + rows - 1, S) : n;
+        for (int d0 = 0; d0 < hd; d0 += 32) {
+            int nc = hd - d0 < 32 ? hd - d0 : 32;
+            mk2(C + (size_t)r * ldc + d0, ldc, rows, nc, a + (size_t)r * ar, ar, ak, B + d0, ldb,
+                nc, k0, k1, scale, accumulate);
+        }
+    }
+}
+
+/* the 8x8 transpose of r[0..7] (rows) into c[0..7] (columns) */
+AIM_INLINE void tr8(v8f *c, const v8f *r)
+{
+    const v8i ulo = {0, 8, 1, 9, 4, 12, 5, 13}, uhi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const v8i slo = {0, 1, 8, 9, 4, 5, 12, 13}, shi = {2, 3, 10, 11, 6, 7, 14, 15};
+    const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
+    v8f t0 = __builtin_shuffle(r[0], r[1], ulo), t1 = __builtin_shuffle(r[0], r[1], uhi);
+    v8f t2 = __builtin_shuffle(r[2], r[3], ulo), t3 = __builtin_shuffle(r[2], r[3], uhi);
+    v8f t4 = __builtin_shuffle(r[4], r[5], ulo), t5 = __builtin_shuffle(r[4], r[5], uhi);
+    v8f t6 = __builtin_shuffle(r[6], r[7], ulo), t7 = __builtin_shuffle(r[6], r[7], uhi);
+    v8f u0 = __builtin_shuffle(t0, t2, slo), u1 = __builtin_shuffle(t0, t2, shi);
+    v8f u2 = __builtin_shuffle(t1, t3, slo), u3 = __builtin_shuffle(t1, t3, shi);
+    v8f u4 = __builtin_shuffle(t4, t6, slo), u5 = __builtin_shuffle(t4, t6, shi);
+    v8f u6 = __builtin_shuffle(t5, t7, slo), u7 = __builtin_shuffle(t5, t7, shi);
+    c[0] = __builtin_shuffle(u0, u4, plo), c[4] = __builtin_shuffle(u0, u4, phi);
+    c[1] = __builtin_shuffle(u1, u5, plo), c[5] = __builtin_shuffle(u1, u5, phi);
+    c[2] = __builtin_shuffle(u2, u6, plo), c[6] = __builtin_shuffle(u2, u6, phi);
+    c[3] = __builtin_shuffle(u3, u7, plo), c[7] = __builtin_shuffle(u3, u7, phi);
+}
+
+/* T[d][j] = Y[j][d] for j < n (n <= 32), 0 for n <= j < 32; d < hd */
+AIM_INLINE void transpose32(float *T, const float *Y, size_t ldy, int n, int hd)
+{
+    if (hd % 8 == 0) {
+        for (int j0 = 0; j0 < 32; j0 += 8) {
+            for (int d0 = 0; d0 < hd; d0 += 8) {
+                v8f r[8], c[8];
+                for (int j = 0; j < 8; j++)
+                    r[j] = j0 + j < n ? v8_load(Y + (size_t)(j0 + j) * ldy + d0) : V8(0);
+                tr8(c, r);
+                for (int d = 0; d < 8; d++)
+                    v8_store(T + (size_t)(d0 + d) * 32 + j0, c[d]);
             }
         }
-        v8f acc[4] = {a0, a1, a2, a3};
-        for (int j = 0; j * 8 < nd; j++) {
-            int n = nd - 8 * j < 8 ? nd - 8 * j : 8;
-            float *od = o + d0 + 8 * j;
-            v8f r = V8(scale) * acc[j];
-            if (accumulate)
-                r += n == 8 ? v8_load(od) : v8_load_part(od, n);
-            if (n == 8)
-                v8_store(od, r);
-            else
-                v8_store_part(od, r, n);
-        }
+        return;
+    }
+    for (int d = 0; d < hd; d++)
+        for (int j = 0; j < 32; j++)
+            T[(size_t)d * 32 + j] = j < n ? Y[(size_t)j * ldy + d] : 0.0f;
+}
+
+/* out[q][0..N) = scale * X[q] . Y[k] for the keys k each query q sees (the
+ * rest of the row is left as is): keys in blocks of 32, each transposed
+ * once into T [hd][32], queries in pairs. X rows ldx apart, Y rows ldy. */
+AIM_INLINE void scores(float *out, const float *X, size_t ldx, const float *Y, size_t ldy,
+                       float *T, int N, int hd, int S, float scale)
+{
+    for (int kb = 0; kb < N; kb += 32) {
+        int nk = N - kb < 32 ? N - kb : 32;
+        transpose32(T, Y + (size_t)kb * ldy, ldy, nk, hd);
+        for (int q = S > kb ? 0 : kb; q < N; q += 2)
+            mk2(out + (size_t)q * N + kb, N, q + 1 < N ? 2 : 1, nk, X + (size_t)q * ldx, ldx, 1,
+                T, 32, 32, 0, hd, scale, 0);
     }
 }
 
@@ -175,21 +217,44 @@ AIM_INLINE void softmax_row(float *row, int km, int N)
         v8_store(row + k, e);
         sv += e;
     }
-    if (k < km) {
-        int r = km - k;
-        v8f e = v8_exp(v8_load_part(row + k, r) - V8(maxval));
-        v8_store_part(row + k, e, r);
-        for (int j = 0; j < r; j++)
-            sv[j] += e[j];
-    }
     float sum = 0.0f;
     for (int j = 0; j < 8; j++)
         sum += sv[j];
+    for (; k < km; k++) {
+        float e = expf(row[k] - maxval);
+        row[k] = e;
+        sum += e;
+    }
     const float inv = 1.0f / sum;
+#pragma omp simd
     for (k = 0; k < km; k++)
         row[k] *= inv;
-    for (; k < N; k++)
+#pragma omp simd
+    for (k = km; k < N; k++)
         row[k] = 0.0f;
+}
+
+/* largest head width the transposing kernels take (T is [hd][32] on the
+ * stack); wider heads use the per-key dot products */
+#define ATT_HD_MAX 512
+
+/* out[k] = scale * (x . Y[k]) for k in [0, n): the wide-head fallback */
+AIM_INLINE void dots(float *out, const float *x, const float *Y, size_t ldy, int n, int hd,
+                     float scale)
+{
+    for (int k = 0; k < n; k++) {
+        const float *y = Y + (size_t)k * ldy;
+        v8f acc = V8(0);
+        int d = 0;
+        for (; d + 8 <= hd; d += 8)
+            acc += v8_load(x + d) * v8_load(y + d);
+        float s = 0.0f;
+        for (int j = 0; j < 8; j++)
+            s += acc[j];
+        for (; d < hd; d++)
+            s += x[d] * y[d];
+        out[k] = scale * s;
+    }
 }
 
 AIM_VEC static void fwd_pair(float *O, float *P, const float *Q, int N, int D, int hd, int S,
@@ -198,13 +263,17 @@ AIM_VEC static void fwd_pair(float *O, float *P, const float *Q, int N, int D, i
     // Q [N,hd] ld 3D (K = Q + D, V = Q + 2D), O [N,hd] ld D, P [N,N]
     const size_t C3 = 3 * (size_t)D;
     const float *K = Q + D, *V = Q + 2 * D;
-    for (int q = 0; q < N; q++) {
-        const int km = att_kmax(q, S);
-        float *row = P + (size_t)q * N;
-        dots(row, Q + (size_t)q * C3, K, C3, km, hd, scale);
-        softmax_row(row, km, N);
-        wsum(O + (size_t)q * D, row, 1, V, C3, 0, km, hd, 1.0f, 0);
+    if (hd <= ATT_HD_MAX) {
+        float T[ATT_HD_MAX * 32];
+        scores(P, Q, C3, K, C3, T, N, hd, S, scale);
+    } else {
+        for (int q = 0; q < N; q++)
+            dots(P + (size_t)q * N, Q + (size_t)q * C3, K, C3, att_kmax(q, S), hd, scale);
     }
+    for (int q = 0; q < N; q++)
+        softmax_row(P + (size_t)q * N, att_kmax(q, S), N);
+    /* O = P V (P is 0 past each row's visible keys) */
+    rows_by_cols(O, (size_t)D, N, P, (size_t)N, 1, V, C3, hd, S, 1, 1.0f, 0);
 }
 
 AIM_VEC static void bwd_pair(float *dQ, float *dS, const float *dO, const float *Q,
@@ -216,29 +285,34 @@ AIM_VEC static void bwd_pair(float *dQ, float *dS, const float *dO, const float 
     const size_t C3 = 3 * (size_t)D;
     const float *K = Q + D, *V = Q + 2 * D;
     float *dK = dQ + D, *dV = dQ + 2 * D;
-    // dV[k] = sum over the queries that see k of P[q,k] dO[q]
-    for (int k = 0; k < N; k++)
-        wsum(dV + (size_t)k * C3, P + k, (size_t)N, dO, (size_t)D, k < S ? 0 : k, N, hd, 1.0f,
-             accumulate);
-    // dS = P * (dP - sum_k P dP) with dP[q,k] = dO[q] . V[k]; dQ = scale dS K
+    // dV = P^T dO: key pairs, A(k, q) = P[q, k]
+    rows_by_cols(dV, C3, N, P, 1, (size_t)N, dO, (size_t)D, hd, S, 0, 1.0f, accumulate);
+    // dP[q, k] = dO[q] . V[k], then dS = P * (dP - sum_k P dP)
+    if (hd <= ATT_HD_MAX) {
+        float T[ATT_HD_MAX * 32];
+        scores(dS, dO, (size_t)D, V, C3, T, N, hd, S, 1.0f);
+    } else {
+        for (int q = 0; q < N; q++)
+            dots(dS + (size_t)q * N, dO + (size_t)q * D, V, C3, att_kmax(q, S), hd, 1.0f);
+    }
     for (int q = 0; q < N; q++) {
         const int km = att_kmax(q, S);
         const float *prow = P + (size_t)q * N;
         float *drow = dS + (size_t)q * N;
-        dots(drow, dO + (size_t)q * D, V, C3, km, hd, 1.0f);
         float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
         for (int k = 0; k < km; k++)
             dot += drow[k] * prow[k];
+#pragma omp simd
         for (int k = 0; k < km; k++)
             drow[k] = prow[k] * (drow[k] - dot);
+#pragma omp simd
         for (int k = km; k < N; k++)
             drow[k] = 0.0f;
-        wsum(dQ + (size_t)q * C3, drow, 1, K, C3, 0, km, hd, scale, accumulate);
     }
-    // dK[k] = scale * sum over the queries that see k of dS[q,k] Q[q]
-    for (int k = 0; k < N; k++)
-        wsum(dK + (size_t)k * C3, dS + k, (size_t)N, Q, C3, k < S ? 0 : k, N, hd, scale,
-             accumulate);
+    // dQ = scale dS K (query pairs); dK = scale dS^T Q (key pairs)
+    rows_by_cols(dQ, C3, N, dS, (size_t)N, 1, K, C3, hd, S, 1, scale, accumulate);
+    rows_by_cols(dK, C3, N, dS, 1, (size_t)N, Q, C3, hd, S, 0, scale, accumulate);
 }
 
 void attention_forward(float *out, float *att, const float *qkv, const int32_t *prefix,
