@@ -16,6 +16,7 @@
 #include <omp.h>
 
 #include "aim/train.h"
+#include "nn/vec.h"
 
 /* below this many trainable values one thread does everything */
 #define OPT_PAR_MIN 65536
@@ -71,7 +72,7 @@ typedef struct opt_ctx {
     double sq;   /* this thread's sum of squares */
 } opt_ctx;
 
-static void sq_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
+AIM_VEC static void sq_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
 {
     opt_ctx *c = ctx;
     const float *g = c->p->grad + t->offset;
@@ -82,7 +83,7 @@ static void sq_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
     c->sq += s;
 }
 
-static void scale_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
+AIM_VEC static void scale_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
 {
     opt_ctx *c = ctx;
     float *g = c->p->grad + t->offset;
@@ -92,7 +93,7 @@ static void scale_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
         g[k] *= coef;
 }
 
-static void adamw_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
+AIM_VEC static void adamw_piece(void *ctx, const aim_param *t, size_t k0, size_t k1)
 {
     opt_ctx *c = ctx;
     const aim_params *p = c->p;
