@@ -121,15 +121,18 @@ static inline void aim_lap_start(aim_laptimer *l, aim_prof *p, int tid)
             if (tid >= p->nthreads)
                 p->nthreads = tid + 1;
         }
-        l->t0 = aim_prof_now();
         l->c0 = aim_prof_cpu();
+        l->t0 = aim_prof_now();
     }
 }
 
 static inline void aim_lap(aim_laptimer *l, int k, double flops)
 {
     if (l->t) {
-        double t = aim_prof_now(), c = aim_prof_cpu();
+        /* the CPU clock is a system call, a point where the scheduler may
+         * switch: read it first so a switch there is charged to the kernel
+         * that just ran (as wall time it did not get), not the next one */
+        double c = aim_prof_cpu(), t = aim_prof_now();
         l->t->sec[k] += t - l->t0;
         l->t->cpu[k] += c - l->c0;
         l->t->flops[k] += flops;

@@ -96,6 +96,7 @@ static void print_profile(const aim_prof *pr, int steps, double step_s, const ch
         printf("  thr%-2d", t);
     printf("\n");
     double busy[AIM_PROF_MAX_THREADS] = {0}, cpu[AIM_PROF_MAX_THREADS] = {0}, total = 0;
+    double gemm = 0, gemm_fl = 0;
     for (int k = 0; k < AIM_K_COUNT; k++) {
         double sum = 0, csum = 0, fl = 0;
         int used = 0;
@@ -111,6 +112,10 @@ static void print_profile(const aim_prof *pr, int steps, double step_s, const ch
             continue;
         double ms = 1e3 * sum / used / steps;
         total += ms;
+        if (aim_prof_is_gemm(k)) {
+            gemm += ms;
+            gemm_fl += fl;
+        }
         printf("%-4s %-28s %8.2f %5.1f%%", aim_prof_pass(k), aim_prof_name(k), ms,
                100 * ms / (1e3 * step_s));
         if (aim_prof_is_gemm(k) && fl > 0 && ms > 0 && csum > 0)
@@ -122,6 +127,10 @@ static void print_profile(const aim_prof *pr, int steps, double step_s, const ch
             printf(" %6.2f", 1e3 * pr->th[t].sec[k] / steps);
         printf("\n");
     }
+    printf("%-4s %-28s %8.2f %5.1f%% %7.1f\n", "", "GEMMs + attention core", gemm,
+           100 * gemm / (1e3 * step_s), gemm > 0 ? gemm_fl / steps / (gemm * 1e-3) / 1e9 : 0.0);
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "everything else", total - gemm,
+           100 * (total - gemm) / (1e3 * step_s));
     printf("%-4s %-28s %8.2f %5.1f%%\n", "", "sum of kernels", total,
            100 * total / (1e3 * step_s));
     printf("%-4s %-28s %8.2f %5.1f%%\n", "", "untimed (step - sum)", 1e3 * step_s - total,
