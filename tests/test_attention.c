@@ -519,6 +519,34 @@ static void test_accumulate_and_threads(const cfg *c, uint64_t seed)
     bufs_free(&m);
 }
 
+/* the model's sizes (hd 64, N 49 and 64): fast = naive for every prefix
+ * case, and the overwriting backward = the adding one into zeros */
+static void test_model_sizes(const cfg *c, uint64_t seed)
+{
+    bufs m;
+    bufs_init(&m, c, seed);
+    int32_t pbuf[4];
+    for (int k = 0; k < P_COUNT; k++) {
+        const char *pname;
+        const int32_t *prefix = make_prefix(k, c, pbuf, &pname);
+        run_pair(attention_forward, attention_backward, c, prefix, m.qkv, m.G, m.out, m.att,
+                 m.datt, m.dqkv, m.nout, m.natt, m.nqkv);
+        run_pair(attention_forward_naive, attention_backward_naive, c, prefix, m.qkv, m.G,
+                 m.out2, m.att2, m.datt2, m.dqkv2, m.nout, m.natt, m.nqkv);
+        double eo = max_rel(m.out, m.out2, m.nout), ea = max_rel(m.att, m.att2, m.natt);
+        double eg = max_rel(m.dqkv, m.dqkv2, m.nqkv);
+        fill_nan(m.dqkv2, m.nqkv);
+        attention_backward_write(m.dqkv2, m.datt2, m.G, m.qkv, m.att, prefix, c->B, c->N, c->D,
+                                 c->NH);
+        int same = !memcmp(m.dqkv, m.dqkv2, m.nqkv * sizeof(float));
+        tap_ok(eo <= 1e-5 && ea <= 1e-5 && eg <= 1e-5 && same,
+               "B=%d N=%d D=%d NH=%d %s: fast = naive (out %.2g, att %.2g, dqkv %.2g); "
+               "overwriting backward = adding into zeros",
+               c->B, c->N, c->D, c->NH, pname, eo, ea, eg);
+    }
+    bufs_free(&m);
+}
+
 static void test_reference(const cfg *c, uint64_t seed)
 {
     bufs m;
@@ -565,6 +593,7 @@ int main(void)
         {3, 7, 12, 3, {2, 7, 5, 0}},
         {2, 16, 16, 2, {1, 11, 0, 0}},
         {2, 36, 8, 2, {3, 20, 0, 0}},
+        {2, 13, 40, 2, {3, 12, 0, 0}}, /* hd 20: two full vectors and a partial one */
     };
     const int ncfg = (int)(sizeof cfgs / sizeof cfgs[0]);
     double fdf = 0.0, fdn = 0.0;
@@ -575,6 +604,9 @@ int main(void)
     test_mask_dependencies(&cfgs[0], 77);
     test_mask_dependencies(&cfgs[2], 78);
     test_accumulate_and_threads(&cfgs[2], 79);
+    static const cfg big[] = {{2, 49, 192, 3, {1, 30, 0, 0}}, {3, 64, 384, 6, {63, 1, 17, 0}}};
+    test_model_sizes(&big[0], 82);
+    test_model_sizes(&big[1], 83);
     test_reference(&cfgs[0], 80);
     test_reference(&cfgs[2], 81);
     return tap_done();

@@ -256,6 +256,88 @@ static void test_layernorm(aim_rng *rng)
     }
 }
 
+/* the fused forms against the naive kernels composed by hand */
+static void test_layernorm_fused(aim_rng *rng)
+{
+    int R = 37, C = 70, N = 5;
+    size_t n = (size_t)R * C;
+    float *a = fbuf(n), *b = fbuf(n), *bias = fbuf(C), *pos = fbuf((size_t)N * C);
+    float *post = fbuf((size_t)N * C), *w = fbuf(C), *lb = fbuf(C);
+    fill_normal(rng, a, n, 0.3, 1);
+    fill_normal(rng, b, n, -0.2, 1);
+    fill_normal(rng, bias, C, 0, 0.5);
+    fill_normal(rng, pos, (size_t)N * C, 0, 0.5);
+    fill_normal(rng, post, (size_t)N * C, 0, 0.5);
+    fill_normal(rng, w, C, 1, 0.3);
+    fill_normal(rng, lb, C, 0, 0.3);
+    for (int mode = 0; mode < 4; mode++) {
+        /* 0: a + b, 1: + bias + pos + post, 2: res aliases a, 3: only a (no res) */
+        const float *bb = mode == 3 ? NULL : b;
+        const float *bi = mode == 1 || mode == 2 ? bias : NULL;
+        const float *po = mode == 1 || mode == 2 ? pos : NULL;
+        const float *pp = mode == 1 || mode == 2 ? post : NULL;
+        float *ref_res = fbuf(n), *ref_out = fbuf(n), *rm = fbuf(R), *rr = fbuf(R);
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < C; i++) {
+                size_t k = (size_t)r * C + i;
+                float v = a[k];
+                if (bb)
+                    v += bb[k];
+                if (bi)
+                    v += bi[i];
+                if (po)
+                    v += po[(size_t)(r % N) * C + i];
+                ref_res[k] = v;
+            }
+        layernorm_forward_naive(ref_out, rm, rr, ref_res, w, lb, R, C, 1e-6f);
+        if (pp)
+            for (int r = 0; r < R; r++)
+                for (int i = 0; i < C; i++)
+                    ref_out[(size_t)r * C + i] += pp[(size_t)(r % N) * C + i];
+        float *res = mode == 2 ? fdup(a, n) : fbuf(n), *out = fbuf(n), *m = fbuf(R),
+              *rs = fbuf(R);
+        for (size_t k = 0; k < n; k++)
+            out[k] = NAN;
+        add_layernorm_forward(mode == 3 ? NULL : res, out, m, rs, mode == 2 ? res : a, bb, bi,
+                              po, w, lb, pp, R, C, N, 1e-6f);
+        double e1 = mode == 3 ? 0 : rel_err(res, ref_res, n), e2 = rel_err(out, ref_out, n);
+        double e3 = rel_err(m, rm, R), e4 = rel_err(rs, rr, R);
+        tap_ok(e1 == 0 && e2 < 1e-5 && e3 < 1e-6 && e4 < 1e-5,
+               "add_layernorm_forward mode %d = naive composition (res %.1e, out %.1e, "
+               "mean %.1e, rstd %.1e)",
+               mode, e1, e2, e3, e4);
+        free(ref_res), free(ref_out), free(rm), free(rr), free(res), free(out), free(m),
+            free(rs);
+    }
+
+    /* the one-sweep backward, overwrite and accumulate, vs the naive one */
+    float *out = fbuf(n), *m = fbuf(R), *rs = fbuf(R), *G = fbuf(n);
+    fill_normal(rng, G, n, 0, 1);
+    layernorm_forward(out, m, rs, a, w, lb, R, C, 1e-6f);
+    float *dx0 = fbuf(n), *dw0 = fbuf(C), *db0 = fbuf(C);
+    layernorm_backward_naive(dx0, dw0, db0, G, a, w, m, rs, R, C);
+    float *dx = fbuf(n), *dw = fbuf(C), *db = fbuf(C);
+    for (size_t k = 0; k < n; k++)
+        dx[k] = NAN;
+    for (int i = 0; i < C; i++)
+        dw[i] = db[i] = NAN;
+    layernorm_backward_rows(dx, 0.0f, dw, db, 0.0f, G, a, w, m, rs, R, C);
+    double e1 = rel_err(dx, dx0, n), e2 = rel_err(dw, dw0, C), e3 = rel_err(db, db0, C);
+    layernorm_backward_rows(dx, 1.0f, dw, db, 1.0f, G, a, w, m, rs, R, C);
+    for (size_t k = 0; k < n; k++)
+        dx0[k] *= 2;
+    for (int i = 0; i < C; i++)
+        dw0[i] *= 2, db0[i] *= 2;
+    double e4 = rel_err(dx, dx0, n), e5 = rel_err(dw, dw0, C), e6 = rel_err(db, db0, C);
+    tap_ok(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5 && e4 < 1e-5 && e5 < 1e-5 && e6 < 1e-5,
+           "layernorm_backward_rows overwrite (%.1e %.1e %.1e) and accumulate (%.1e %.1e "
+           "%.1e) = naive",
+           e1, e2, e3, e4, e5, e6);
+    free(a), free(b), free(bias), free(pos), free(post), free(w), free(lb);
+    free(out), free(m), free(rs), free(G), free(dx0), free(dw0), free(db0), free(dx), free(dw),
+        free(db);
+}
+
 /* -------------------------------------------------------------- linear */
 
 typedef struct {
@@ -423,6 +505,39 @@ static void test_gelu(aim_rng *rng)
         worst = e > worst || isnan(e) ? e : worst;
     }
     tap_ok(worst < 1e-5, "gelu derivative vs double on %zu values (worst abs %.1e)", n, worst);
+
+    /* fast vs the naive libm kernels; the in-place backward overwrites */
+    float *on = fbuf(n), *dn = fbuf(n), *di = fbuf(n), *gr = fbuf(n);
+    fill_normal(rng, gr, n, 0, 1);
+    gelu_forward_naive(on, x, n);
+    double ef = rel_err(o, on, n);
+    memset(dx, 0, n * sizeof(float));
+    gelu_backward(dx, x, gr, n);
+    gelu_backward_naive(dn, x, gr, n);
+    double eb = rel_err(dx, dn, n);
+    memcpy(di, gr, n * sizeof(float));
+    gelu_backward_inplace(di, x, n);
+    double ei = rel_err(di, dx, n);
+    tap_ok(ef < 1e-6 && eb < 1e-6 && ei < 1e-6,
+           "gelu fast vs naive: forward %.1e, backward %.1e; in-place vs accumulate %.1e", ef,
+           eb, ei);
+
+    /* a dense sweep: relative error of gelu and of Phi, every |x| <= 14 */
+    size_t ns = 2800001;
+    float *xs = fbuf(ns), *os = fbuf(ns);
+    for (size_t i = 0; i < ns; i++)
+        xs[i] = (float)(-14.0 + 28.0 * (double)i / (double)(ns - 1));
+    gelu_forward(os, xs, ns);
+    worst = 0;
+    for (size_t i = 0; i < ns; i++) {
+        double r = 0.5 * xs[i] * erfc(-xs[i] / sqrt(2.0));
+        if (fabs(r) < 1e-37) /* float's normal range */
+            continue;
+        double e = fabs(os[i] - r) / fabs(r);
+        worst = e > worst || isnan(e) ? e : worst;
+    }
+    tap_ok(worst < 2e-6, "gelu on a dense grid of [-14, 14]: worst relative error %.1e", worst);
+    free(xs), free(os), free(on), free(dn), free(di), free(gr);
     free(x), free(o), free(ref), free(dx), free(ones);
 
     /* gradient check */
@@ -640,6 +755,7 @@ int main(void)
     aim_rng rng;
     aim_rng_seed(&rng, 20240117);
     test_layernorm(&rng);
+    test_layernorm_fused(&rng);
     test_linear(&rng);
     test_gelu(&rng);
     test_sincos();

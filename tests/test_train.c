@@ -96,6 +96,44 @@ int main(void)
     tap_ok(tap_close(aim_grad_norm(&p), 1.0, 1e-5, 0), "a norm below the limit is untouched");
     aim_params_free(&p);
 
+    /* the fused clip + AdamW step = clip, then AdamW, to the bit; on a table
+     * big enough for every thread, with a frozen tensor in the middle */
+    {
+        aim_params q1 = {0}, q2 = {0};
+        int64_t sh[3][1] = {{70001}, {333}, {120000}};
+        for (int i = 0; i < 3; i++) {
+            aim_params_add(&q1, i == 1 ? "frozen" : "t", 1, sh[i], i == 2 ? 0 : AIM_P_DECAY);
+            aim_params_add(&q2, i == 1 ? "frozen" : "t", 1, sh[i], i == 2 ? 0 : AIM_P_DECAY);
+        }
+        q1.t[1].flags |= AIM_P_FROZEN;
+        q2.t[1].flags |= AIM_P_FROZEN;
+        aim_params_alloc(&q1);
+        aim_params_alloc(&q2);
+        aim_rng rng;
+        aim_rng_seed(&rng, 5);
+        for (size_t k = 0; k < q1.total; k++) {
+            q1.data[k] = q2.data[k] = (float)aim_rng_normal(&rng);
+            q1.grad[k] = q2.grad[k] = (float)(0.01 * aim_rng_normal(&rng));
+        }
+        int same = 1;
+        float n1 = 0, n2 = 0;
+        for (int step = 1; step <= 3; step++) {
+            float maxn = step == 2 ? 1e6f : 1.0f; /* step 2 does not clip */
+            n1 = aim_clip_grad_norm(&q1, maxn);
+            aim_adamw_step(&q1, &o, 1e-3f, step);
+            n2 = aim_clip_adamw_step(&q2, &o, 1e-3f, step, maxn);
+            same &= n1 == n2;
+            for (size_t k = 0; k < q1.total; k++) {
+                same &= q1.data[k] == q2.data[k] && q1.m[k] == q2.m[k] && q1.v[k] == q2.v[k];
+                q2.grad[k] = q1.grad[k] = (float)(0.01 * aim_rng_normal(&rng));
+            }
+        }
+        tap_ok(same, "aim_clip_adamw_step = aim_clip_grad_norm + aim_adamw_step, bit for bit "
+                     "(norm %g)", n1);
+        aim_params_free(&q1);
+        aim_params_free(&q2);
+    }
+
     /* schedule */
     tap_ok(tap_close(aim_lr_at(0, 100, 10, 1e-3f), 1e-4, 1e-6, 0) &&
                tap_close(aim_lr_at(9, 100, 10, 1e-3f), 1e-3, 1e-6, 0),

@@ -160,6 +160,10 @@ int aim_config_from_meta(const struct aim_st_file *f, aim_config *c, aim_err *e)
  * shape of table entry t. */
 int aim_st_copy_param(const struct aim_st_file *f, const aim_param *t, const char *name,
                       float *dst, aim_err *e);
+/* Attach a profile (aim/prof.h) that the forward and backward passes add
+ * their per-kernel times to, or NULL (the default: no clock is read). */
+struct aim_prof;
+void aim_model_set_profile(aim_model *m, struct aim_prof *p);
 
 /* Bytes of activation memory for batch B (for bench / messages). */
 size_t aim_model_activation_bytes(const aim_config *c, int B);

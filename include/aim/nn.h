@@ -24,6 +24,28 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int R, int C);
+void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp,
+                             const float *weight, const float *bias, int R, int C, float eps);
+void layernorm_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, const float *mean,
+                              const float *rstd, int R, int C);
+/* Residual add, bias, position embedding and LayerNorm in one sweep (serial:
+ * the model runs it per thread on its own rows):
+ *   res[r] = a[r] + b[r] + bias + pos[r % N]   (b, bias, pos may be NULL; res
+ *            may alias a; res may be NULL only when nothing is added)
+ *   out[r] = LN(res[r]) * weight + lbias + post[r % N]   (post may be NULL;
+ *            out NULL: only the sum is written, mean/rstd untouched). */
+void add_layernorm_forward(float *res, float *out, float *mean, float *rstd, const float *a,
+                           const float *b, const float *bias, const float *pos,
+                           const float *weight, const float *lbias, const float *post, int R,
+                           int C, int N, float eps);
+/* layernorm_backward over R rows in one sweep, serial, with explicit
+ * accumulation: dinp = beta_inp * dinp + grad (beta 0: overwritten, never
+ * read), dweight/dbias = beta_w * old + the sum over these rows. */
+void layernorm_backward_rows(float *dinp, float beta_inp, float *dweight, float *dbias,
+                             float beta_w, const float *dout, const float *inp,
+                             const float *weight, const float *mean, const float *rstd, int R,
+                             int C);
 
 /* --------------------------------------------------------------- linear */
 /* out[R,OC] = inp[R,IC] @ weight[OC,IC]^T + bias[OC] (bias may be NULL).
@@ -32,15 +54,29 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
                     int R, int IC, int OC);
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int R, int IC, int OC);
+/* linear_backward with explicit accumulation, for one thread's rows (dbias
+ * serial; the sgemm calls thread as the caller's parallel region allows):
+ * dinp = beta_inp * dinp + dout @ W, dweight = beta_w * dweight + dout^T inp,
+ * dbias = beta_w * dbias + column sums of dout. Beta 0 overwrites (the old
+ * contents are never used). */
+void linear_backward_beta(float *dinp, float beta_inp, float *dweight, float *dbias,
+                          float beta_w, const float *dout, const float *inp,
+                          const float *weight, int R, int IC, int OC);
 void linear_forward_naive(float *out, const float *inp, const float *weight,
                           const float *bias, int R, int IC, int OC);
 void linear_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
                            const float *inp, const float *weight, int R, int IC, int OC);
 
 /* ----------------------------------------------------------------- gelu */
-/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))). */
+/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))). The fast kernels use a
+ * vectorised erfc accurate to float precision (relative error < 5e-7, also
+ * in the negative tail); the *_naive ones call libm's erfcf per value. */
 void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* d = d * gelu'(inp): dout in, dinp out (overwrites, no accumulation). */
+void gelu_backward_inplace(float *d, const float *inp, size_t n);
+void gelu_forward_naive(float *out, const float *inp, size_t n);
+void gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* ---------------------------------------------------------------- patch */
 /* img [B,C,H,W] -> out [B,N,C*p*p], token n = row*(W/p)+col, values in conv
@@ -64,6 +100,10 @@ float loss_forward(const float *pred, const float *tgt, const int32_t *prefix,
 /* dpred += dloss * d(loss)/d(pred); rows that predict nothing get 0. */
 void loss_backward(float *dpred, const float *pred, const float *tgt,
                    const int32_t *prefix, int B, int N, int P, float dloss);
+/* loss_backward for B images that are part of a larger batch whose number
+ * of valid targets is count (the mean is over the whole batch). */
+void loss_backward_n(float *dpred, const float *pred, const float *tgt,
+                     const int32_t *prefix, int B, int N, int P, float dloss, int64_t count);
 /* Number of valid (b, j) targets. */
 int64_t loss_count(const int32_t *prefix, int B, int N);
 
@@ -81,6 +121,10 @@ void attention_forward(float *out, float *att, const float *qkv, const int32_t *
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                         const float *att, const int32_t *prefix, int B, int N, int D,
                         int NH);
+/* attention_backward that overwrites dqkv instead of adding to it. */
+void attention_backward_write(float *dqkv, float *datt, const float *dout, const float *qkv,
+                              const float *att, const int32_t *prefix, int B, int N, int D,
+                              int NH);
 void attention_forward_naive(float *out, float *att, const float *qkv,
                              const int32_t *prefix, int B, int N, int D, int NH);
 void attention_backward_naive(float *dqkv, float *datt, const float *dout,

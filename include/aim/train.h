@@ -27,6 +27,12 @@ float aim_grad_norm(const aim_params *p);
  * clip_grad_norm_: coef = max_norm / (norm + 1e-6), capped at 1). Returns the
  * norm before clipping. max_norm <= 0 only measures. */
 float aim_clip_grad_norm(aim_params *p, float max_norm);
+/* aim_clip_grad_norm(p, max_norm) followed by aim_adamw_step(p, o, lr, t),
+ * with the same result, in one pass over the parameters; the gradients are
+ * left unscaled (the clip factor is applied on the fly). Returns the norm
+ * before clipping. */
+float aim_clip_adamw_step(aim_params *p, const aim_adamw_opts *o, float lr, int64_t t,
+                          float max_norm);
 /* Linear warmup over `warmup` steps to `peak`, then cosine to 0 at `total`.
  * step is 0-based. */
 float aim_lr_at(int64_t step, int64_t total, int64_t warmup, float peak);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "aim/model.h"
+#include "aim/prof.h"
 #include "aim/train.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -61,15 +62,103 @@ static void fill(float *p, size_t n, aim_rng *r)
         p[i] = (float)(aim_rng_uniform(r) - 0.5);
 }
 
+/* One training step, each optimiser phase charged to its profile entry. */
+static void train_step(aim_model *m, aim_params *p, const aim_adamw_opts *ao, const float *x,
+                       const int32_t *prefix, int batch, int64_t t, aim_prof *pr)
+{
+    double t0 = pr ? aim_prof_now() : 0;
+    aim_params_zero_grad(p);
+    if (pr)
+        pr->th[0].sec[AIM_K_O_ZERO] += aim_prof_now() - t0;
+    aim_model_forward(m, x, prefix, batch);
+    aim_model_backward(m);
+    if (pr)
+        t0 = aim_prof_now();
+    aim_clip_adamw_step(p, ao, 1e-4f, t, 1.0f);
+    if (pr)
+        pr->th[0].sec[AIM_K_O_STEP] += aim_prof_now() - t0;
+}
+
+/* The per-kernel table of `aim bench --profile`: ms per step (mean over the
+ * threads that ran the kernel), share of the measured step, GFLOP/s of the
+ * kernel (all threads' FLOPs over that time), GFLOP/s per CPU second of one
+ * thread (immune to other processes taking the cores), the CPU share the
+ * threads got, and per-thread ms. */
+static void print_profile(const aim_prof *pr, int steps, double step_s, const char *what)
+{
+    int nt = pr->nthreads > 0 ? pr->nthreads : 1;
+    if (nt > 8)
+        nt = 8;
+    printf("\nprofile: %s, %d steps, %.1f ms per step (wall)\n", what, steps, 1e3 * step_s);
+    printf("%-4s %-28s %8s %6s %7s %8s %5s", "pass", "kernel", "ms/step", "share", "GFLOP/s",
+           "GF/s/cpu", "cpu%");
+    for (int t = 0; t < nt; t++)
+        printf("  thr%-2d", t);
+    printf("\n");
+    double busy[AIM_PROF_MAX_THREADS] = {0}, cpu[AIM_PROF_MAX_THREADS] = {0}, total = 0;
+    double gemm = 0, gemm_fl = 0;
+    for (int k = 0; k < AIM_K_COUNT; k++) {
+        double sum = 0, csum = 0, fl = 0;
+        int used = 0;
+        for (int t = 0; t < pr->nthreads; t++) {
+            sum += pr->th[t].sec[k];
+            csum += pr->th[t].cpu[k];
+            fl += pr->th[t].flops[k];
+            busy[t] += pr->th[t].sec[k];
+            cpu[t] += pr->th[t].cpu[k];
+            used += pr->th[t].sec[k] > 0;
+        }
+        if (!used)
+            continue;
+        double ms = 1e3 * sum / used / steps;
+        total += ms;
+        if (aim_prof_is_gemm(k)) {
+            gemm += ms;
+            gemm_fl += fl;
+        }
+        printf("%-4s %-28s %8.2f %5.1f%%", aim_prof_pass(k), aim_prof_name(k), ms,
+               100 * ms / (1e3 * step_s));
+        if (aim_prof_is_gemm(k) && fl > 0 && ms > 0 && csum > 0)
+            printf(" %7.1f %8.1f", fl / steps / (ms * 1e-3) / 1e9, fl / csum / 1e9);
+        else
+            printf(" %7s %8s", "", "");
+        printf(" %4.0f%%", sum > 0 && csum > 0 ? 100 * csum / sum : 100.0);
+        for (int t = 0; t < nt; t++)
+            printf(" %6.2f", 1e3 * pr->th[t].sec[k] / steps);
+        printf("\n");
+    }
+    printf("%-4s %-28s %8.2f %5.1f%% %7.1f\n", "", "GEMMs + attention core", gemm,
+           100 * gemm / (1e3 * step_s), gemm > 0 ? gemm_fl / steps / (gemm * 1e-3) / 1e9 : 0.0);
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "everything else", total - gemm,
+           100 * (total - gemm) / (1e3 * step_s));
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "sum of kernels", total,
+           100 * total / (1e3 * step_s));
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "untimed (step - sum)", 1e3 * step_s - total,
+           100 * (1e3 * step_s - total) / (1e3 * step_s));
+    printf("per thread, ms per step: busy");
+    for (int t = 0; t < pr->nthreads && t < 8; t++)
+        printf(" %8.2f", 1e3 * busy[t] / steps);
+    printf("\n                          idle");
+    for (int t = 0; t < pr->nthreads && t < 8; t++)
+        printf(" %8.2f", 1e3 * step_s - 1e3 * busy[t] / steps);
+    printf("   (step wall - busy: waiting, imbalance, untimed work)\n");
+    printf("                   lost to others");
+    for (int t = 0; t < pr->nthreads && t < 8; t++)
+        printf(" %8.2f", 1e3 * (busy[t] - cpu[t]) / steps);
+    printf("   (busy - CPU time: the core was running another process)\n");
+}
+
 static int bench_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_bench_entry = {
     .name = "bench",
-    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N]",
+    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--profile]",
     .summary = "measure throughput and the fraction of the machine's sgemm peak (MFU)",
     .help = "Runs in one process: (1) sgemm on the model's own GEMM shapes, the practical\n"
             "peak; (2) training steps (forward + backward + AdamW) and (3) forward-only\n"
             "passes on random data. Prints img/s, GFLOP/s and MFU = achieved / peak.\n"
+            "--profile adds a per-kernel table: ms per step, share of the step,\n"
+            "GFLOP/s of every GEMM, and busy / idle time per thread.\n"
             "Machines are noisy: compare ratios within one run.",
     .exec = bench_exec,
 };
@@ -77,7 +166,7 @@ const struct aim_cmd cmd_bench_entry = {
 static int bench_exec(int argc, char **argv)
 {
     cmd_model_opts mo = {0};
-    int batch = 64, threads = 0, steps = 10;
+    int batch = 64, threads = 0, steps = 10, profile = 0;
     float seconds = 1.0f;
     cmd_opt opts[] = {
         CMD_MODEL_OPTS(mo),
@@ -85,6 +174,8 @@ static int bench_exec(int argc, char **argv)
         {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
         {"steps", OPT_INT, &steps, "N", "timed training steps (default 10)"},
         {"gemm-seconds", OPT_FLOAT, &seconds, "S", "time spent measuring sgemm (default 1)"},
+        {"profile", OPT_FLAG, &profile, NULL,
+         "then time every kernel (forward, backward, optimiser) and each thread"},
         {0},
     };
     if (cmd_help(&cmd_bench_entry, argc, argv, opts))
@@ -177,11 +268,7 @@ static int bench_exec(int argc, char **argv)
     double ttrain = 0, tfwd = 0;
     for (int s = -2; s < steps; s++) {
         double t0 = now_s();
-        aim_params_zero_grad(p);
-        aim_model_forward(m, x, prefix, batch);
-        aim_model_backward(m);
-        aim_clip_grad_norm(p, 1.0f);
-        aim_adamw_step(p, &ao, 1e-4f, s + 3);
+        train_step(m, p, &ao, x, prefix, batch, s + 3, NULL);
         if (s >= 0)
             ttrain += now_s() - t0;
     }
@@ -201,6 +288,27 @@ static int bench_exec(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %.1f MB\n", ru.ru_maxrss / 1024.0);
+    if (profile) {
+        aim_prof *pr = aim_xcalloc(1, sizeof *pr);
+        aim_model_set_profile(m, pr);
+        double tp = 0;
+        for (int s = 0; s < steps; s++) {
+            double t0 = now_s();
+            train_step(m, p, &ao, x, prefix, batch, steps + 3 + s, pr);
+            tp += now_s() - t0;
+        }
+        print_profile(pr, steps, tp / steps, "training step (forward + backward + optimiser)");
+        aim_prof_reset(pr);
+        tp = 0;
+        for (int s = 0; s < steps; s++) {
+            double t0 = now_s();
+            aim_model_forward(m, x, prefix, batch);
+            tp += now_s() - t0;
+        }
+        print_profile(pr, steps, tp / steps, "forward pass with loss");
+        aim_model_set_profile(m, NULL);
+        free(pr);
+    }
     free(x);
     free(prefix);
     aim_model_free(m);

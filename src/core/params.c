@@ -78,8 +78,16 @@ void aim_params_free(aim_params *p)
 
 void aim_params_zero_grad(aim_params *p)
 {
-    if (p->grad)
-        memset(p->grad, 0, p->total * sizeof(float));
+    if (!p->grad)
+        return;
+    /* in chunks over the threads: a large slab is memory-bound per core */
+    const size_t chunk = (size_t)1 << 18;
+    long long nc = (long long)((p->total + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (nc > 4)
+    for (long long c = 0; c < nc; c++) {
+        size_t k0 = (size_t)c * chunk, n = p->total - k0 < chunk ? p->total - k0 : chunk;
+        memset(p->grad + k0, 0, n * sizeof(float));
+    }
 }
 
 uint64_t aim_params_count(const aim_params *p, int trainable_only)

@@ -221,6 +221,9 @@ void aim_model_free(aim_model *m)
     free(m->pos);
     free(m->pos_h);
     free(m->act_slab);
+    for (int i = 0; i < m->nslot; i++)
+        free(m->gslot[i]);
+    free(m->gslot);
     free(m->a.blk);
     free(m->a.hblk);
     free(m);

@@ -62,12 +62,10 @@ typedef struct model_acts {
     float *dqkv;                /* [R, 3D] */
     float *datt;                /* [B, NH, N, N] */
     float *datty;               /* [R, D] */
-    float *dfc1;                /* [R, 4D] (also used for the head's 4Dh) */
-    float *dgelu;               /* [R, 4D] */
+    float *dgelu;               /* [R, 4max(D,Dh)] then, in place, dfc1 */
     float *dhy;                 /* [R, Dh] gradient of the head's stream */
     float *dhln;                /* [R, Dh] */
     float *dpred;               /* [R, P] */
-    float *demb;                /* [R, D] */
 } model_acts;
 
 struct aim_model {
@@ -91,6 +89,9 @@ struct aim_model {
     int B;                      /* batch of the last forward */
     float loss;
     int have_forward;           /* 1 after a training forward */
+    struct aim_prof *prof;      /* NULL unless profiling */
+    int nslot;                  /* private gradient slabs, threads 1..nslot */
+    float **gslot;              /* [nslot][p.total] */
 };
 
 /* pointers into the slabs */

@@ -4,15 +4,39 @@
  * prefix-causal attention, post_trunk_norm, the per-token MLP pixel head and
  * the normalised-pixel loss (shared/AIM.md). Activations live in one slab
  * sized for the largest batch seen; a step never allocates.
+ *
+ * Threading: every image is independent until the weight gradients are
+ * summed, so each pass is ONE OpenMP parallel region in which thread t owns
+ * a fixed block of images (rows) and runs the whole network on it: sgemm
+ * calls made there are single-threaded (OpenBLAS's OpenMP build), the
+ * element-wise work is fused into few sweeps over the thread's own rows,
+ * and no thread waits for another until the end. In backward, thread 0
+ * accumulates its weight gradients into the grad slab and thread t > 0
+ * writes its own into a private slab (gslot[t-1]); after one barrier the
+ * threads add the private slabs into the grad slab, each over its share of
+ * the parameters, in thread order. The same thread count therefore gives
+ * bit-identical results. With a single image (or thread) the region has one
+ * thread and the sgemm calls use every OpenBLAS thread instead.
  */
 #include "config.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "aim/nn.h"
+#include "aim/prof.h"
 #include "model/model_internal.h"
 
+/* FLOPs of out[R,OC] = inp[R,IC] W^T */
+#define GF(R, IC, OC) (2.0 * (double)(R) * (double)(IC) * (double)(OC))
+
+void aim_model_set_profile(aim_model *m, aim_prof *p)
+{
+    m->prof = p;
+}
 /* ------------------------------------------------------------ activations */
 
 typedef struct carver {
@@ -78,12 +102,10 @@ static void layout(aim_model *m, int B, carver *c)
     a->dqkv = take(c, R * 3 * D);
     a->datt = take(c, (size_t)B * m->NH * NN);
     a->datty = take(c, R * D);
-    a->dfc1 = take(c, R * wide);
     a->dgelu = take(c, R * wide);
     a->dhy = take(c, R * Dh);
     a->dhln = take(c, R * Dh);
     a->dpred = take(c, R * m->P);
-    a->demb = take(c, R * D);
 }
 
 size_t aim_model_activation_bytes(const aim_config *cfg, int B)
@@ -98,6 +120,21 @@ size_t aim_model_activation_bytes(const aim_config *cfg, int B)
     layout(m, B, &c);
     aim_model_free(m);
     return c.used * sizeof(float);
+}
+
+/* Private weight-gradient slabs for threads 1..nt-1 (zeroed once: the
+ * alignment gaps and frozen tensors are never written). Allocates only when
+ * the thread count grows. */
+static void ensure_slots(aim_model *m, int nt)
+{
+    if (nt - 1 <= m->nslot)
+        return;
+    m->gslot = aim_xrealloc(m->gslot, (size_t)(nt - 1) * sizeof *m->gslot);
+    for (int i = m->nslot; i < nt - 1; i++) {
+        m->gslot[i] = aim_xaligned((m->p.total ? m->p.total : 1) * sizeof(float));
+        memset(m->gslot[i], 0, (m->p.total ? m->p.total : 1) * sizeof(float));
+    }
+    m->nslot = nt - 1;
 }
 
 int aim_model_reserve(aim_model *m, int B, aim_err *e)
@@ -119,6 +156,7 @@ int aim_model_reserve(aim_model *m, int B, aim_err *e)
                         c.used * sizeof(float) / 1e9);
     free(m->act_slab);
     m->act_slab = slab;
+    ensure_slots(m, omp_get_max_threads());
     m->cap_B = B;
     c.base = m->act_slab;
     c.used = 0;
@@ -129,56 +167,175 @@ int aim_model_reserve(aim_model *m, int B, aim_err *e)
 
 /* ------------------------------------------------------------ forward */
 
-static void add_pos(float *x, const float *pos, int B, int N, int D)
+/* thread t of nt owns images [*b0, *b1) of B */
+static void share(int B, int nt, int t, int *b0, int *b1)
 {
-    size_t nd = (size_t)N * D;
-#pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++) {
-        float *xb = x + (size_t)b * nd;
-        for (size_t i = 0; i < nd; i++)
-            xb[i] += pos[i];
-    }
+    *b0 = (int)((int64_t)B * t / nt);
+    *b1 = (int)((int64_t)B * (t + 1) / nt);
 }
 
-static void residual(float *out, const float *a, const float *b, size_t n)
+/* team size for a batch of B images */
+static int team(const aim_model *m, int B, int with_slots)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        out[i] = a[i] + b[i];
+    int nt = omp_get_max_threads();
+    if (nt > B)
+        nt = B;
+    if (with_slots && nt > m->nslot + 1)
+        nt = m->nslot + 1;
+    if (nt > AIM_PROF_MAX_THREADS)
+        nt = AIM_PROF_MAX_THREADS;
+    return nt < 1 ? 1 : nt;
 }
 
-/* Trunk through block `upto` (1..L): returns the residual stream there. */
-static const float *trunk_forward(aim_model *m, const float *x, const int32_t *prefix, int B,
-                                  int upto)
+/* out[R,OC] = inp[R,IC] @ W[OC,IC]^T, overwriting */
+static void gemm_nt(float *out, const float *inp, const float *w, int R, int IC, int OC)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OC, IC, 1.0f, inp, IC, w, IC, 0.0f,
+                out, OC);
+}
+
+#define ROWS(ptr, width) ((ptr) + (size_t)r0 * (size_t)(width))
+#define STATS(ptr) ((ptr) + r0)
+
+/* The forward pass of images [b0, b1) by thread tid: trunk through block
+ * `upto`; then, when `final` is 1, post_trunk_norm (lnf) and, when `head`
+ * is 1, the pixel head, predictions and targets. */
+static void forward_part(aim_model *m, const float *x, const int32_t *prefix, int b0, int b1,
+                         int upto, int final, int head, int tid)
 {
     const aim_config *c = &m->cfg;
     model_acts *a = &m->a;
-    int N = m->N, D = m->D, R = B * N;
-    float eps = c->norm_eps;
-    patch_extract(a->patches, x, B, c->channels, c->image, c->image, c->patch);
-    linear_forward(a->emb, a->patches, W(m, m->patch_w), W(m, m->patch_b), R, m->CPP, D);
-    layernorm_forward(a->x0, a->emb_mean, a->emb_rstd, a->emb, W(m, m->pn_w), W(m, m->pn_b), R,
-                      D, eps);
-    add_pos(a->x0, m->pos, B, N, D);
-    const float *xin = a->x0;
+    const int N = m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
+    const int R = nb * N, r0 = b0 * N;
+    const float eps = c->norm_eps;
+    const size_t img = (size_t)c->channels * c->image * c->image;
+    aim_laptimer lp;
+    aim_lap_start(&lp, m->prof, tid);
+
+    /* patch embedding: emb = patches @ Wp^T + bp;  x0 = LN(emb) + pos */
+    patch_extract(ROWS(a->patches, m->CPP), x + (size_t)b0 * img, nb, c->channels, c->image,
+                  c->image, c->patch);
+    aim_lap(&lp, AIM_K_F_PATCH, 0);
+    gemm_nt(ROWS(a->emb, D), ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
+    aim_lap(&lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
+    add_layernorm_forward(ROWS(a->emb, D), ROWS(a->x0, D), STATS(a->emb_mean),
+                          STATS(a->emb_rstd), ROWS(a->emb, D), NULL, W(m, m->patch_b), NULL,
+                          W(m, m->pn_w), W(m, m->pn_b), m->pos, R, D, N, eps);
+    if (upto > 0) {
+        block_acts *b = &a->blk[0];
+        add_layernorm_forward(NULL, ROWS(b->ln1, D), STATS(b->ln1_mean), STATS(b->ln1_rstd),
+                              ROWS(a->x0, D), NULL, NULL, NULL, W(m, m->blk[0].ln1w),
+                              W(m, m->blk[0].ln1b), NULL, R, D, N, eps);
+    }
+    aim_lap(&lp, AIM_K_F_LN, 0);
+
+    const float *xin = ROWS(a->x0, D);
+    const double natt = 4.0 * N * N * D * nb; /* QK^T and PV */
     for (int l = 0; l < upto; l++) {
         const block_idx *bi = &m->blk[l];
         block_acts *b = &a->blk[l];
-        layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, W(m, bi->ln1w), W(m, bi->ln1b),
-                          R, D, eps);
-        linear_forward(b->qkv, b->ln1, W(m, bi->qkv), NULL, R, D, 3 * D);
-        attention_forward(b->atty, b->att, b->qkv, prefix, B, N, D, m->NH);
-        linear_forward(b->res1, b->atty, W(m, bi->proj), NULL, R, D, D);
-        residual(b->res1, b->res1, xin, (size_t)R * D);
-        layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, W(m, bi->ln2w),
-                          W(m, bi->ln2b), R, D, eps);
-        linear_forward(b->fc1, b->ln2, W(m, bi->fc1), NULL, R, D, 4 * D);
-        gelu_forward(b->gelu, b->fc1, (size_t)R * 4 * D);
-        linear_forward(b->res2, b->gelu, W(m, bi->fc2), NULL, R, 4 * D, D);
-        residual(b->res2, b->res2, b->res1, (size_t)R * D);
-        xin = b->res2;
+        float *qkv = ROWS(b->qkv, 3 * D), *atty = ROWS(b->atty, D), *res1 = ROWS(b->res1, D);
+        float *ln2 = ROWS(b->ln2, D), *fc1 = ROWS(b->fc1, 4 * D), *gl = ROWS(b->gelu, 4 * D);
+        float *res2 = ROWS(b->res2, D);
+        gemm_nt(qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+        aim_lap(&lp, AIM_K_F_QKV, GF(R, D, 3 * D));
+        attention_forward(atty, b->att + (size_t)b0 * m->NH * N * N, qkv,
+                          prefix ? prefix + b0 : NULL, nb, N, D, m->NH);
+        aim_lap(&lp, AIM_K_F_ATTN, natt);
+        gemm_nt(res1, atty, W(m, bi->proj), R, D, D);
+        aim_lap(&lp, AIM_K_F_PROJ, GF(R, D, D));
+        /* res1 = xin + proj;  ln2 = LN(res1) */
+        add_layernorm_forward(res1, ln2, STATS(b->ln2_mean), STATS(b->ln2_rstd), res1, xin, NULL,
+                              NULL, W(m, bi->ln2w), W(m, bi->ln2b), NULL, R, D, N, eps);
+        aim_lap(&lp, AIM_K_F_LN, 0);
+        gemm_nt(fc1, ln2, W(m, bi->fc1), R, D, 4 * D);
+        aim_lap(&lp, AIM_K_F_FC1, GF(R, D, 4 * D));
+        gelu_forward(gl, fc1, (size_t)R * 4 * D);
+        aim_lap(&lp, AIM_K_F_GELU, 0);
+        gemm_nt(res2, gl, W(m, bi->fc2), R, 4 * D, D);
+        aim_lap(&lp, AIM_K_F_FC2, GF(R, 4 * D, D));
+        /* res2 = res1 + fc2;  then the next norm: ln1 of block l+1, or the
+         * post-trunk norm, or nothing (trunk features only) */
+        if (l + 1 < upto) {
+            block_acts *nx = &a->blk[l + 1];
+            add_layernorm_forward(res2, ROWS(nx->ln1, D), STATS(nx->ln1_mean),
+                                  STATS(nx->ln1_rstd), res2, res1, NULL, NULL,
+                                  W(m, m->blk[l + 1].ln1w), W(m, m->blk[l + 1].ln1b), NULL, R, D,
+                                  N, eps);
+        } else if (final) {
+            add_layernorm_forward(res2, ROWS(a->lnf, D), STATS(a->lnf_mean), STATS(a->lnf_rstd),
+                                  res2, res1, NULL, NULL, W(m, m->post_w), W(m, m->post_b), NULL,
+                                  R, D, N, eps);
+        } else {
+            add_layernorm_forward(res2, NULL, NULL, NULL, res2, res1, NULL, NULL, NULL, NULL,
+                                  NULL, R, D, N, eps);
+        }
+        aim_lap(&lp, AIM_K_F_LN, 0);
+        xin = res2;
     }
-    return xin;
+    if (upto == 0 && final) {
+        add_layernorm_forward(NULL, ROWS(a->lnf, D), STATS(a->lnf_mean), STATS(a->lnf_rstd), xin,
+                              NULL, NULL, NULL, W(m, m->post_w), W(m, m->post_b), NULL, R, D, N,
+                              eps);
+        aim_lap(&lp, AIM_K_F_LN, 0);
+    }
+    if (!head)
+        return;
+
+    /* pixel head: hy0 = lnf @ Wh^T + bh + pos_h, then Lh residual MLPs,
+     * each LayerNorm fused with the residual add before it */
+    float *hy0 = ROWS(a->hy0, Dh);
+    gemm_nt(hy0, ROWS(a->lnf, D), W(m, m->hproj_w), R, D, Dh);
+    aim_lap(&lp, AIM_K_F_HPROJ, GF(R, D, Dh));
+    const hblock_idx *h0 = m->Lh ? &m->hblk[0] : NULL;
+    float *ln_next = m->Lh ? ROWS(a->hblk[0].ln, Dh) : ROWS(a->hln, Dh);
+    add_layernorm_forward(hy0, ln_next, m->Lh ? STATS(a->hblk[0].ln_mean) : STATS(a->hln_mean),
+                          m->Lh ? STATS(a->hblk[0].ln_rstd) : STATS(a->hln_rstd), hy0, NULL,
+                          W(m, m->hproj_b), m->pos_h, W(m, h0 ? h0->lnw : m->hn_w),
+                          W(m, h0 ? h0->lnb : m->hn_b), NULL, R, Dh, N, eps);
+    aim_lap(&lp, AIM_K_F_LN, 0);
+    const float *y = hy0;
+    for (int j = 0; j < m->Lh; j++) {
+        const hblock_idx *hi = &m->hblk[j];
+        hblock_acts *h = &a->hblk[j];
+        float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
+        gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
+        aim_lap(&lp, AIM_K_F_HFC1, GF(R, Dh, 4 * Dh));
+        gelu_forward(gl, fc1, (size_t)R * 4 * Dh);
+        aim_lap(&lp, AIM_K_F_GELU, 0);
+        gemm_nt(res, gl, W(m, hi->fc2), R, 4 * Dh, Dh);
+        aim_lap(&lp, AIM_K_F_HFC2, GF(R, 4 * Dh, Dh));
+        int last = j + 1 == m->Lh;
+        const hblock_idx *hn = last ? NULL : &m->hblk[j + 1];
+        hblock_acts *hx = last ? NULL : &a->hblk[j + 1];
+        add_layernorm_forward(res, last ? ROWS(a->hln, Dh) : ROWS(hx->ln, Dh),
+                              last ? STATS(a->hln_mean) : STATS(hx->ln_mean),
+                              last ? STATS(a->hln_rstd) : STATS(hx->ln_rstd), res, y, NULL, NULL,
+                              W(m, last ? m->hn_w : hn->lnw), W(m, last ? m->hn_b : hn->lnb),
+                              NULL, R, Dh, N, eps);
+        aim_lap(&lp, AIM_K_F_LN, 0);
+        y = res;
+    }
+    float *pred = ROWS(a->pred, P);
+    linear_forward(pred, ROWS(a->hln, Dh), W(m, m->pred_w), W(m, m->pred_b), R, Dh, P);
+    aim_lap(&lp, AIM_K_F_PRED, GF(R, Dh, P));
+    patch_targets(ROWS(a->tgt, P), x + (size_t)b0 * img, nb, c->channels, c->image, c->image,
+                  c->patch);
+    aim_lap(&lp, AIM_K_F_LOSS, 0);
+}
+
+/* One parallel region over the batch. */
+static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int B, int upto,
+                        int final, int head)
+{
+    int nt = team(m, B, 0);
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
+        share(B, n, t, &b0, &b1);
+        if (b1 > b0)
+            forward_part(m, x, prefix, b0, b1, upto, final, head, t);
+    }
 }
 
 const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix, int B,
@@ -188,14 +345,10 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
         return NULL;
     m->have_forward = 0;
     int L = upto >= 1 && upto <= m->L ? upto : m->L;
-    const float *out = trunk_forward(m, x, prefix, B, L);
-    if (upto == 0) {
-        model_acts *a = &m->a;
-        layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, out, W(m, m->post_w),
-                          W(m, m->post_b), B * m->N, m->D, m->cfg.norm_eps);
-        return a->lnf;
-    }
-    return out;
+    forward_all(m, x, prefix, B, L, upto == 0, 0);
+    if (upto == 0)
+        return m->a.lnf;
+    return m->a.blk[L - 1].res2;
 }
 
 const float *aim_model_block_output(const aim_model *m, int l)
@@ -221,7 +374,7 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
         return -1;
     m->have_forward = 0;
     /* every block keeps its own output buffer (res2), so one pass suffices */
-    trunk_forward(m, x, NULL, B, upto);
+    forward_all(m, x, NULL, B, upto, 0, 0);
     size_t n = (size_t)B * m->N * m->D;
     float w = 1.0f / (float)nblocks;
     memset(out, 0, n * sizeof *out);
@@ -237,35 +390,19 @@ float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int
 {
     if (aim_model_reserve(m, B, NULL) != 0)
         return -1.0f;
-    const aim_config *c = &m->cfg;
+    ensure_slots(m, team(m, B, 0));
     model_acts *a = &m->a;
-    int N = m->N, D = m->D, Dh = m->Dh, R = B * N;
-    float eps = c->norm_eps;
+    double t0 = m->prof ? aim_prof_now() : 0;
     memcpy(a->prefix, prefix, (size_t)B * sizeof *prefix);
-    const float *xt = trunk_forward(m, x, a->prefix, B, m->L);
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, xt, W(m, m->post_w), W(m, m->post_b), R,
-                      D, eps);
-    /* pixel head */
-    linear_forward(a->hy0, a->lnf, W(m, m->hproj_w), W(m, m->hproj_b), R, D, Dh);
-    add_pos(a->hy0, m->pos_h, B, N, Dh);
-    const float *y = a->hy0;
-    for (int j = 0; j < m->Lh; j++) {
-        const hblock_idx *hi = &m->hblk[j];
-        hblock_acts *h = &a->hblk[j];
-        layernorm_forward(h->ln, h->ln_mean, h->ln_rstd, y, W(m, hi->lnw), W(m, hi->lnb), R, Dh,
-                          eps);
-        linear_forward(h->fc1, h->ln, W(m, hi->fc1), NULL, R, Dh, 4 * Dh);
-        gelu_forward(h->gelu, h->fc1, (size_t)R * 4 * Dh);
-        linear_forward(h->res, h->gelu, W(m, hi->fc2), NULL, R, 4 * Dh, Dh);
-        residual(h->res, h->res, y, (size_t)R * Dh);
-        y = h->res;
+    forward_all(m, x, a->prefix, B, m->L, 1, 1);
+    aim_laptimer lp;
+    aim_lap_start(&lp, m->prof, 0);
+    m->loss = loss_forward(a->pred, a->tgt, a->prefix, B, m->N, m->P);
+    aim_lap(&lp, AIM_K_F_LOSS, 0);
+    if (m->prof) {
+        m->prof->wall_fwd += aim_prof_now() - t0;
+        m->prof->steps++;
     }
-    layernorm_forward(a->hln, a->hln_mean, a->hln_rstd, y, W(m, m->hn_w), W(m, m->hn_b), R, Dh,
-                      eps);
-    linear_forward(a->pred, a->hln, W(m, m->pred_w), W(m, m->pred_b), R, Dh, m->P);
-    /* loss */
-    patch_targets(a->tgt, x, B, c->channels, c->image, c->image, c->patch);
-    m->loss = loss_forward(a->pred, a->tgt, a->prefix, B, N, m->P);
     m->B = B;
     m->have_forward = 1;
     return m->loss;
@@ -283,92 +420,172 @@ const float *aim_model_targets(const aim_model *m)
 
 /* ------------------------------------------------------------ backward */
 
-static void zero(float *p, size_t n)
+/* the gradient of tensor idx in a thread's slab (NULL when frozen) */
+static inline float *GS(const aim_model *m, int idx, float *slab)
 {
-    memset(p, 0, n * sizeof *p);
+    return (m->p.t[idx].flags & AIM_P_FROZEN) ? NULL : slab + m->p.t[idx].offset;
+}
+
+/* linear backward of one thread's rows, the two GEMMs timed on their own:
+ * dinp overwritten, the weight gradients into the thread's slab (beta_w) */
+static void lin_bwd(aim_laptimer *lp, int kdx, int kdw, float *dinp, float *dweight,
+                    float *dbias, float beta_w, const float *dout, const float *inp,
+                    const float *weight, int R, int IC, int OC)
+{
+    if (dinp) {
+        linear_backward_beta(dinp, 0.0f, NULL, NULL, beta_w, dout, inp, weight, R, IC, OC);
+        aim_lap(lp, kdx, GF(R, IC, OC));
+    }
+    if (dweight || dbias) {
+        linear_backward_beta(NULL, 0.0f, dweight, dbias, beta_w, dout, inp, weight, R, IC, OC);
+        aim_lap(lp, kdw, dweight ? GF(R, IC, OC) : 0);
+    }
+}
+
+static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
+{
+    model_acts *a = &m->a;
+    const int N = m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
+    const int R = nb * N, r0 = b0 * N;
+    float *slab = tid == 0 ? m->p.grad : m->gslot[tid - 1];
+    const float bw = tid == 0 ? 1.0f : 0.0f; /* thread 0 adds into grad, others write */
+    aim_laptimer lp;
+    aim_lap_start(&lp, m->prof, tid);
+
+    /* loss and prediction layer */
+    float *dpred = ROWS(a->dpred, P), *dhln = ROWS(a->dhln, Dh), *dhy = ROWS(a->dhy, Dh);
+    float *dln = ROWS(a->dln, D), *dres = ROWS(a->dres, D), *dgelu = ROWS(a->dgelu, 4 * D);
+    memset(dpred, 0, (size_t)R * P * sizeof(float));
+    loss_backward_n(dpred, ROWS(a->pred, P), ROWS(a->tgt, P), a->prefix + b0, nb, N, P, 1.0f,
+                    count);
+    aim_lap(&lp, AIM_K_B_LOSS, 0);
+    lin_bwd(&lp, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, dhln, GS(m, m->pred_w, slab),
+            GS(m, m->pred_b, slab), bw, dpred, ROWS(a->hln, Dh), W(m, m->pred_w), R, Dh, P);
+    const float *yin = m->Lh ? ROWS(a->hblk[m->Lh - 1].res, Dh) : ROWS(a->hy0, Dh);
+    layernorm_backward_rows(dhy, 0.0f, GS(m, m->hn_w, slab), GS(m, m->hn_b, slab), bw, dhln, yin,
+                            W(m, m->hn_w), STATS(a->hln_mean), STATS(a->hln_rstd), R, Dh);
+    aim_lap(&lp, AIM_K_B_LN, 0);
+
+    /* pixel head blocks, in reverse: y_out = y_in + fc2(gelu(fc1(ln(y_in)))) */
+    for (int j = m->Lh - 1; j >= 0; j--) {
+        const hblock_idx *hi = &m->hblk[j];
+        hblock_acts *h = &a->hblk[j];
+        const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
+        lin_bwd(&lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, slab), NULL, bw,
+                dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), R, 4 * Dh, Dh);
+        gelu_backward_inplace(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)R * 4 * Dh);
+        aim_lap(&lp, AIM_K_B_GELU, 0);
+        lin_bwd(&lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, slab), NULL, bw,
+                dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
+        /* the residual path already sits in dhy; the norm adds its part */
+        layernorm_backward_rows(dhy, 1.0f, GS(m, hi->lnw, slab), GS(m, hi->lnb, slab), bw, dhln,
+                                y, W(m, hi->lnw), STATS(h->ln_mean), STATS(h->ln_rstd), R, Dh);
+        aim_lap(&lp, AIM_K_B_LN, 0);
+    }
+
+    /* head projection (the position embedding is fixed) and post norm */
+    lin_bwd(&lp, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, dln, GS(m, m->hproj_w, slab),
+            GS(m, m->hproj_b, slab), bw, dhy, ROWS(a->lnf, D), W(m, m->hproj_w), R, D, Dh);
+    const float *xt = m->L ? ROWS(a->blk[m->L - 1].res2, D) : ROWS(a->x0, D);
+    layernorm_backward_rows(dres, 0.0f, GS(m, m->post_w, slab), GS(m, m->post_b, slab), bw, dln,
+                            xt, W(m, m->post_w), STATS(a->lnf_mean), STATS(a->lnf_rstd), R, D);
+    aim_lap(&lp, AIM_K_B_LN, 0);
+
+    /* trunk blocks, in reverse */
+    const double natt = 8.0 * N * N * D * nb; /* backward of QK^T and PV */
+    float *datty = ROWS(a->datty, D), *dqkv = ROWS(a->dqkv, 3 * D);
+    for (int l = m->L - 1; l >= 0; l--) {
+        const block_idx *bi = &m->blk[l];
+        block_acts *b = &a->blk[l];
+        const float *xin = l ? ROWS(a->blk[l - 1].res2, D) : ROWS(a->x0, D);
+        /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
+        lin_bwd(&lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, slab), NULL, bw, dres,
+                ROWS(b->gelu, 4 * D), W(m, bi->fc2), R, 4 * D, D);
+        gelu_backward_inplace(dgelu, ROWS(b->fc1, 4 * D), (size_t)R * 4 * D);
+        aim_lap(&lp, AIM_K_B_GELU, 0);
+        lin_bwd(&lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, slab), NULL, bw, dgelu,
+                ROWS(b->ln2, D), W(m, bi->fc1), R, D, 4 * D);
+        layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln2w, slab), GS(m, bi->ln2b, slab), bw, dln,
+                                ROWS(b->res1, D), W(m, bi->ln2w), STATS(b->ln2_mean),
+                                STATS(b->ln2_rstd), R, D);
+        aim_lap(&lp, AIM_K_B_LN, 0);
+        /* res1 = xin + proj(attn(qkv(ln1(xin)))) */
+        lin_bwd(&lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, bw,
+                dres, ROWS(b->atty, D), W(m, bi->proj), R, D, D);
+        attention_backward_write(dqkv, a->datt + (size_t)b0 * m->NH * N * N, datty,
+                                 ROWS(b->qkv, 3 * D), b->att + (size_t)b0 * m->NH * N * N,
+                                 a->prefix + b0, nb, N, D, m->NH);
+        aim_lap(&lp, AIM_K_B_ATTN, natt);
+        lin_bwd(&lp, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, bw, dqkv,
+                ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+        layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln1w, slab), GS(m, bi->ln1b, slab), bw, dln,
+                                xin, W(m, bi->ln1w), STATS(b->ln1_mean), STATS(b->ln1_rstd), R,
+                                D);
+        aim_lap(&lp, AIM_K_B_LN, 0);
+    }
+
+    /* x0 = LN(emb) + pos;  emb = patches @ Wp^T + bp */
+    layernorm_backward_rows(dln, 0.0f, GS(m, m->pn_w, slab), GS(m, m->pn_b, slab), bw, dres,
+                            ROWS(a->emb, D), W(m, m->pn_w), STATS(a->emb_mean),
+                            STATS(a->emb_rstd), R, D);
+    aim_lap(&lp, AIM_K_B_LN, 0);
+    lin_bwd(&lp, AIM_K_B_EMBED_DW, AIM_K_B_EMBED_DW, NULL, GS(m, m->patch_w, slab),
+            GS(m, m->patch_b, slab), bw, dln, ROWS(a->patches, m->CPP), W(m, m->patch_w), R,
+            m->CPP, D);
+}
+
+/* grad += gslot[0] + ... + gslot[nt-2] over thread tid's share of the
+ * trainable values */
+static void reduce_slots(aim_model *m, int nt, int tid)
+{
+    const aim_params *p = &m->p;
+    size_t total = 0;
+    for (int i = 0; i < p->n; i++)
+        if (!(p->t[i].flags & AIM_P_FROZEN))
+            total += p->t[i].numel;
+    size_t lo = total * (size_t)tid / (size_t)nt, hi = total * (size_t)(tid + 1) / (size_t)nt;
+    size_t at = 0;
+    for (int i = 0; i < p->n && at < hi; i++) {
+        const aim_param *t = &p->t[i];
+        if (t->flags & AIM_P_FROZEN)
+            continue;
+        size_t s = lo > at ? lo - at : 0, e = hi - at < t->numel ? hi - at : t->numel;
+        at += t->numel;
+        if (s >= e)
+            continue;
+        float *g = p->grad + t->offset;
+        for (int k = 0; k < nt - 1; k++) {
+            const float *q = m->gslot[k] + t->offset;
+#pragma omp simd
+            for (size_t j = s; j < e; j++)
+                g[j] += q[j];
+        }
+    }
 }
 
 void aim_model_backward(aim_model *m)
 {
     if (!m->have_forward)
         return;
-    const aim_config *c = &m->cfg;
-    model_acts *a = &m->a;
-    int B = m->B, N = m->N, D = m->D, Dh = m->Dh, R = B * N;
-    (void)c;
-
-    /* loss and prediction layer */
-    zero(a->dpred, (size_t)R * m->P);
-    loss_backward(a->dpred, a->pred, a->tgt, a->prefix, B, N, m->P, 1.0f);
-    zero(a->dhln, (size_t)R * Dh);
-    linear_backward(a->dhln, G(m, m->pred_w), G(m, m->pred_b), a->dpred, a->hln,
-                    W(m, m->pred_w), R, Dh, m->P);
-    const float *yin = m->Lh ? a->hblk[m->Lh - 1].res : a->hy0;
-    zero(a->dhy, (size_t)R * Dh);
-    layernorm_backward(a->dhy, G(m, m->hn_w), G(m, m->hn_b), a->dhln, yin, W(m, m->hn_w),
-                       a->hln_mean, a->hln_rstd, R, Dh);
-
-    /* pixel head blocks, in reverse: y_out = y_in + fc2(gelu(fc1(ln(y_in)))) */
-    for (int j = m->Lh - 1; j >= 0; j--) {
-        const hblock_idx *hi = &m->hblk[j];
-        hblock_acts *h = &a->hblk[j];
-        const float *y = j ? a->hblk[j - 1].res : a->hy0;
-        zero(a->dgelu, (size_t)R * 4 * Dh);
-        linear_backward(a->dgelu, G(m, hi->fc2), NULL, a->dhy, h->gelu, W(m, hi->fc2), R,
-                        4 * Dh, Dh);
-        zero(a->dfc1, (size_t)R * 4 * Dh);
-        gelu_backward(a->dfc1, h->fc1, a->dgelu, (size_t)R * 4 * Dh);
-        zero(a->dhln, (size_t)R * Dh);
-        linear_backward(a->dhln, G(m, hi->fc1), NULL, a->dfc1, h->ln, W(m, hi->fc1), R, Dh,
-                        4 * Dh);
-        /* the residual path already sits in dhy; the norm adds its part */
-        layernorm_backward(a->dhy, G(m, hi->lnw), G(m, hi->lnb), a->dhln, y, W(m, hi->lnw),
-                           h->ln_mean, h->ln_rstd, R, Dh);
+    double t0 = m->prof ? aim_prof_now() : 0;
+    int B = m->B;
+    int64_t count = loss_count(m->a.prefix, B, m->N);
+    int nt = team(m, B, 1);
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
+        share(B, n, t, &b0, &b1);
+        if (b1 > b0)
+            backward_part(m, b0, b1, t, count);
+        if (n > 1) {
+            aim_laptimer lp;
+            aim_lap_start(&lp, m->prof, t);
+#pragma omp barrier
+            aim_lap(&lp, AIM_K_B_WAIT, 0);
+            reduce_slots(m, n, t);
+            aim_lap(&lp, AIM_K_B_REDUCE, 0);
+        }
     }
-
-    /* head projection (the position embedding is fixed) and post norm */
-    zero(a->dln, (size_t)R * D);
-    linear_backward(a->dln, G(m, m->hproj_w), G(m, m->hproj_b), a->dhy, a->lnf,
-                    W(m, m->hproj_w), R, D, Dh);
-    const float *xt = m->L ? a->blk[m->L - 1].res2 : a->x0;
-    zero(a->dres, (size_t)R * D);
-    layernorm_backward(a->dres, G(m, m->post_w), G(m, m->post_b), a->dln, xt, W(m, m->post_w),
-                       a->lnf_mean, a->lnf_rstd, R, D);
-
-    /* trunk blocks, in reverse */
-    for (int l = m->L - 1; l >= 0; l--) {
-        const block_idx *bi = &m->blk[l];
-        block_acts *b = &a->blk[l];
-        const float *xin = l ? a->blk[l - 1].res2 : a->x0;
-        /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
-        zero(a->dgelu, (size_t)R * 4 * D);
-        linear_backward(a->dgelu, G(m, bi->fc2), NULL, a->dres, b->gelu, W(m, bi->fc2), R,
-                        4 * D, D);
-        zero(a->dfc1, (size_t)R * 4 * D);
-        gelu_backward(a->dfc1, b->fc1, a->dgelu, (size_t)R * 4 * D);
-        zero(a->dln, (size_t)R * D);
-        linear_backward(a->dln, G(m, bi->fc1), NULL, a->dfc1, b->ln2, W(m, bi->fc1), R, D,
-                        4 * D);
-        layernorm_backward(a->dres, G(m, bi->ln2w), G(m, bi->ln2b), a->dln, b->res1,
-                           W(m, bi->ln2w), b->ln2_mean, b->ln2_rstd, R, D);
-        /* res1 = xin + proj(attn(qkv(ln1(xin)))) */
-        zero(a->datty, (size_t)R * D);
-        linear_backward(a->datty, G(m, bi->proj), NULL, a->dres, b->atty, W(m, bi->proj), R, D,
-                        D);
-        zero(a->dqkv, (size_t)R * 3 * D);
-        attention_backward(a->dqkv, a->datt, a->datty, b->qkv, b->att, a->prefix, B, N, D,
-                           m->NH);
-        zero(a->dln, (size_t)R * D);
-        linear_backward(a->dln, G(m, bi->qkv), NULL, a->dqkv, b->ln1, W(m, bi->qkv), R, D,
-                        3 * D);
-        layernorm_backward(a->dres, G(m, bi->ln1w), G(m, bi->ln1b), a->dln, xin, W(m, bi->ln1w),
-                           b->ln1_mean, b->ln1_rstd, R, D);
-    }
-
-    /* x0 = LN(emb) + pos;  emb = patches @ Wp^T + bp */
-    zero(a->demb, (size_t)R * D);
-    layernorm_backward(a->demb, G(m, m->pn_w), G(m, m->pn_b), a->dres, a->emb, W(m, m->pn_w),
-                       a->emb_mean, a->emb_rstd, R, D);
-    linear_backward(NULL, G(m, m->patch_w), G(m, m->patch_b), a->demb, a->patches,
-                    W(m, m->patch_w), R, m->CPP, D);
+    if (m->prof)
+        m->prof->wall_bwd += aim_prof_now() - t0;
 }

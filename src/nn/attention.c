@@ -11,36 +11,32 @@
  *   out [B,N,D]    heads concatenated
  *   att [B,NH,N,N] softmax probabilities, masked entries exactly 0
  *
- * attention_forward / attention_backward: OpenMP over the (b, h) pairs and,
- * inside each pair, cblas_sgemm on strided head slices (lda = 3D for q/k/v,
- * D for out), so nothing is copied. With the OpenMP build of OpenBLAS the
- * sgemm calls inside the parallel region run single-threaded, and every
- * (b, h) pair is computed by one thread in a fixed order, so results do not
- * depend on the number of threads.
- *
- * Fully masked work is skipped: rows q < S only see keys < S, and a block of
- * rows [r0, r1) with r0 >= S only sees keys < r1, so the rows are processed
- * as one [S x S] block followed by causal blocks of ATT_BLOCK rows.
+ * The fast pair works on one (image, head) at a time, in L1/L2 for the
+ * model's sizes (N ~ 50-250 tokens, hd ~ 64), with no BLAS call: every
+ * product is one register-blocked micro-kernel (two rows by 32 columns,
+ * 8 vector accumulators, FMA) run over query pairs or key pairs; for the
+ * products with K^T and V^T, each block of 32 keys is transposed once (8x8
+ * register transposes) into a [hd][32] stack buffer. Only the visible keys
+ * are computed (query q sees keys 0..max(q+1, S)-1, up to the 32-key block).
+ * The (b, h) pairs are independent: OpenMP over them when called on its
+ * own (inside the model's parallel region the loop runs serially), and each
+ * pair is computed by one thread in a fixed order, so results do not depend
+ * on the number of threads.
  *
  * The *_naive pair is plain loops in the style of llm.c, kept as the
- * reference the tests compare against. Backward functions ADD into dqkv;
- * datt [B,NH,N,N] is caller-provided scratch (overwritten). No allocation.
+ * reference the tests compare against. attention_backward ADDS into dqkv;
+ * attention_backward_write overwrites it; datt [B,NH,N,N] is caller-provided
+ * scratch (overwritten with the score gradients). No allocation.
  */
 #include "config.h"
 
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
-
-#include <cblas.h>
+#include <string.h>
 
 #include "aim/nn.h"
-
-/* rows per causal block: smaller skips more masked work, larger makes fewer
- * and bigger sgemm calls */
-#ifndef ATT_BLOCK
-#define ATT_BLOCK 16
-#endif
+#include "nn/vec.h"
 
 /* prefix length of image b, clamped into [1, N] */
 static inline int att_prefix(const int32_t *prefix, int b, int N)
@@ -57,129 +53,316 @@ static inline int att_kmax(int q, int S)
     return q + 1 > S ? q + 1 : S;
 }
 
-/* Row blocks: the first is [0, S) (all rows see exactly keys < S); after
- * that blocks of ATT_BLOCK rows. Returns r1 for a block starting at r0 and
- * sets *kc to the number of keys any row of the block may see. */
-static inline int att_block_end(int r0, int S, int N, int *kc)
+/* Micro-kernel, two rows of C by 32 columns, 8 accumulators:
+ *   C[r][0..nst) (=|+=) scale * sum_{k in [k0, k1)} A(r, k) * B[k][0..nc)
+ * A(r, k) = a[r * ar + k * ak] for r < rows (rows 1 or 2), B rows ldb apart
+ * with nc <= 32 readable columns (columns past nc count as 0), nst <= 32. */
+AIM_INLINE void mk2(float *c, size_t cr, int rows, int nst, const float *a, size_t ar,
+                    size_t ak, const float *B, size_t ldb, int nc, int k0, int k1, float scale,
+                    int accumulate)
 {
-    int r1 = r0 < S ? S : (r0 + ATT_BLOCK < N ? r0 + ATT_BLOCK : N);
-    *kc = r1 > S ? r1 : S;
-    return r1;
+    const float *a1 = rows > 1 ? a + ar : a;
+    v8f x0 = V8(0), x1 = V8(0), x2 = V8(0), x3 = V8(0);
+    v8f y0 = V8(0), y1 = V8(0), y2 = V8(0), y3 = V8(0);
+    if (nc == 32) {
+        for (int k = k0; k < k1; k++) {
+            const float *b = B + (size_t)k * ldb;
+            v8f b0 = v8_load(b), b1 = v8_load(b + 8), b2 = v8_load(b + 16), b3 = v8_load(b + 24);
+            v8f w0 = V8(a[(size_t)k * ak]), w1 = V8(a1[(size_t)k * ak]);
+            x0 += w0 * b0;
+            x1 += w0 * b1;
+            x2 += w0 * b2;
+            x3 += w0 * b3;
+            y0 += w1 * b0;
+            y1 += w1 * b1;
+            y2 += w1 * b2;
+            y3 += w1 * b3;
+        }
+    } else {
+        for (int k = k0; k < k1; k++) { /* odd head widths: partial loads */
+            const float *b = B + (size_t)k * ldb;
+            v8f bv[4];
+            for (int j = 0; j < 4; j++) {
+                int n = nc - 8 * j;
+                bv[j] = n >= 8 ? v8_load(b + 8 * j) : n > 0 ? v8_load_part(b + 8 * j, n) : V8(0);
+            }
+            v8f w0 = V8(a[(size_t)k * ak]), w1 = V8(a1[(size_t)k * ak]);
+            x0 += w0 * bv[0];
+            x1 += w0 * bv[1];
+            x2 += w0 * bv[2];
+            x3 += w0 * bv[3];
+            y0 += w1 * bv[0];
+            y1 += w1 * bv[1];
+            y2 += w1 * bv[2];
+            y3 += w1 * bv[3];
+        }
+    }
+    v8f xs[4] = {x0, x1, x2, x3}, ys[4] = {y0, y1, y2, y3};
+    for (int r = 0; r < rows; r++) {
+        float *cc = c + (size_t)r * cr;
+        const v8f *v = r ? ys : xs;
+        if (nst == 32) {
+            for (int j = 0; j < 4; j++) {
+                v8f t = V8(scale) * v[j];
+                if (accumulate)
+                    t += v8_load(cc + 8 * j);
+                v8_store(cc + 8 * j, t);
+            }
+        } else {
+            float t[32];
+            for (int j = 0; j < 4; j++)
+                v8_store(t + 8 * j, V8(scale) * v[j]);
+            if (accumulate)
+                for (int j = 0; j < nst; j++)
+                    cc[j] += t[j];
+            else
+                memcpy(cc, t, (size_t)nst * sizeof(float));
+        }
+    }
+}
+
+/* C[q..][c0..c0+hd) for query/key rows in pairs and head columns in blocks
+ * of 32: the whole [n, hd] result, A(r, k) = a[r * ar + k * ak] with row r's
+ * range of k given by kbeg(r)..kend(r) (the union over each pair is used:
+ * A is 0 outside each row's own range). */
+AIM_INLINE void rows_by_cols(float *C, size_t ldc, int n, const float *a, size_t ar,
+                             size_t ak, const float *B, size_t ldb, int hd, int S, int by_query,
+                             float scale, int accumulate)
+{
+    for (int r = 0; r < n; r += 2) {
+        int rows = r + 1 < n ? 2 : 1;
+        /* by query: keys 0..kmax(last row); by key: queries from the first
+         * row's first visible one to the end */
+        int k0 = by_query ? 0 : (r < S ? 0 : r);
+        int k1 = by_query ? att_kmax(r + rows - 1, S) : n;
+        for (int d0 = 0; d0 < hd; d0 += 32) {
+            int nc = hd - d0 < 32 ? hd - d0 : 32;
+            mk2(C + (size_t)r * ldc + d0, ldc, rows, nc, a + (size_t)r * ar, ar, ak, B + d0, ldb,
+                nc, k0, k1, scale, accumulate);
+        }
+    }
+}
+
+/* the 8x8 transpose of r[0..7] (rows) into c[0..7] (columns) */
+AIM_INLINE void tr8(v8f *c, const v8f *r)
+{
+    const v8i ulo = {0, 8, 1, 9, 4, 12, 5, 13}, uhi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const v8i slo = {0, 1, 8, 9, 4, 5, 12, 13}, shi = {2, 3, 10, 11, 6, 7, 14, 15};
+    const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
+    v8f t0 = __builtin_shuffle(r[0], r[1], ulo), t1 = __builtin_shuffle(r[0], r[1], uhi);
+    v8f t2 = __builtin_shuffle(r[2], r[3], ulo), t3 = __builtin_shuffle(r[2], r[3], uhi);
+    v8f t4 = __builtin_shuffle(r[4], r[5], ulo), t5 = __builtin_shuffle(r[4], r[5], uhi);
+    v8f t6 = __builtin_shuffle(r[6], r[7], ulo), t7 = __builtin_shuffle(r[6], r[7], uhi);
+    v8f u0 = __builtin_shuffle(t0, t2, slo), u1 = __builtin_shuffle(t0, t2, shi);
+    v8f u2 = __builtin_shuffle(t1, t3, slo), u3 = __builtin_shuffle(t1, t3, shi);
+    v8f u4 = __builtin_shuffle(t4, t6, slo), u5 = __builtin_shuffle(t4, t6, shi);
+    v8f u6 = __builtin_shuffle(t5, t7, slo), u7 = __builtin_shuffle(t5, t7, shi);
+    c[0] = __builtin_shuffle(u0, u4, plo), c[4] = __builtin_shuffle(u0, u4, phi);
+    c[1] = __builtin_shuffle(u1, u5, plo), c[5] = __builtin_shuffle(u1, u5, phi);
+    c[2] = __builtin_shuffle(u2, u6, plo), c[6] = __builtin_shuffle(u2, u6, phi);
+    c[3] = __builtin_shuffle(u3, u7, plo), c[7] = __builtin_shuffle(u3, u7, phi);
+}
+
+/* T[d][j] = Y[j][d] for j < n (n <= 32), 0 for n <= j < 32; d < hd */
+AIM_INLINE void transpose32(float *T, const float *Y, size_t ldy, int n, int hd)
+{
+    if (hd % 8 == 0) {
+        for (int j0 = 0; j0 < 32; j0 += 8) {
+            for (int d0 = 0; d0 < hd; d0 += 8) {
+                v8f r[8], c[8];
+                for (int j = 0; j < 8; j++)
+                    r[j] = j0 + j < n ? v8_load(Y + (size_t)(j0 + j) * ldy + d0) : V8(0);
+                tr8(c, r);
+                for (int d = 0; d < 8; d++)
+                    v8_store(T + (size_t)(d0 + d) * 32 + j0, c[d]);
+            }
+        }
+        return;
+    }
+    for (int d = 0; d < hd; d++)
+        for (int j = 0; j < 32; j++)
+            T[(size_t)d * 32 + j] = j < n ? Y[(size_t)j * ldy + d] : 0.0f;
+}
+
+/* out[q][0..N) = scale * X[q] . Y[k] for the keys k each query q sees (the
+ * rest of the row is left as is): keys in blocks of 32, each transposed
+ * once into T [hd][32], queries in pairs. X rows ldx apart, Y rows ldy. */
+AIM_INLINE void scores(float *out, const float *X, size_t ldx, const float *Y, size_t ldy,
+                       float *T, int N, int hd, int S, float scale)
+{
+    for (int kb = 0; kb < N; kb += 32) {
+        int nk = N - kb < 32 ? N - kb : 32;
+        transpose32(T, Y + (size_t)kb * ldy, ldy, nk, hd);
+        for (int q = S > kb ? 0 : kb; q < N; q += 2)
+            mk2(out + (size_t)q * N + kb, N, q + 1 < N ? 2 : 1, nk, X + (size_t)q * ldx, ldx, 1,
+                T, 32, 32, 0, hd, scale, 0);
+    }
+}
+
+/* softmax of row[0..km) in place, zeros in row[km..N) */
+AIM_INLINE void softmax_row(float *row, int km, int N)
+{
+    v8f mv = V8(-FLT_MAX);
+    int k = 0;
+    for (; k + 8 <= km; k += 8)
+        mv = v8_sel(v8_load(row + k) > mv, v8_load(row + k), mv);
+    float maxval = -FLT_MAX;
+    for (int j = 0; j < 8; j++)
+        maxval = mv[j] > maxval ? mv[j] : maxval;
+    for (; k < km; k++)
+        maxval = row[k] > maxval ? row[k] : maxval;
+    v8f sv = V8(0);
+    for (k = 0; k + 8 <= km; k += 8) {
+        v8f e = v8_exp(v8_load(row + k) - V8(maxval));
+        v8_store(row + k, e);
+        sv += e;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < 8; j++)
+        sum += sv[j];
+    for (; k < km; k++) {
+        float e = expf(row[k] - maxval);
+        row[k] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (k = 0; k < km; k++)
+        row[k] *= inv;
+#pragma omp simd
+    for (k = km; k < N; k++)
+        row[k] = 0.0f;
+}
+
+/* largest head width the transposing kernels take (T is [hd][32] on the
+ * stack); wider heads use the per-key dot products */
+#define ATT_HD_MAX 512
+
+/* out[k] = scale * (x . Y[k]) for k in [0, n): the wide-head fallback */
+AIM_INLINE void dots(float *out, const float *x, const float *Y, size_t ldy, int n, int hd,
+                     float scale)
+{
+    for (int k = 0; k < n; k++) {
+        const float *y = Y + (size_t)k * ldy;
+        v8f acc = V8(0);
+        int d = 0;
+        for (; d + 8 <= hd; d += 8)
+            acc += v8_load(x + d) * v8_load(y + d);
+        float s = 0.0f;
+        for (int j = 0; j < 8; j++)
+            s += acc[j];
+        for (; d < hd; d++)
+            s += x[d] * y[d];
+        out[k] = scale * s;
+    }
+}
+
+AIM_VEC static void fwd_pair(float *O, float *P, const float *Q, int N, int D, int hd, int S,
+                             float scale)
+{
+    // Q [N,hd] ld 3D (K = Q + D, V = Q + 2D), O [N,hd] ld D, P [N,N]
+    const size_t C3 = 3 * (size_t)D;
+    const float *K = Q + D, *V = Q + 2 * D;
+    if (hd <= ATT_HD_MAX) {
+        float T[ATT_HD_MAX * 32];
+        scores(P, Q, C3, K, C3, T, N, hd, S, scale);
+    } else {
+        for (int q = 0; q < N; q++)
+            dots(P + (size_t)q * N, Q + (size_t)q * C3, K, C3, att_kmax(q, S), hd, scale);
+    }
+    for (int q = 0; q < N; q++)
+        softmax_row(P + (size_t)q * N, att_kmax(q, S), N);
+    /* O = P V (P is 0 past each row's visible keys) */
+    rows_by_cols(O, (size_t)D, N, P, (size_t)N, 1, V, C3, hd, S, 1, 1.0f, 0);
+}
+
+AIM_VEC static void bwd_pair(float *dQ, float *dS, const float *dO, const float *Q,
+                             const float *P, int N, int D, int hd, int S, float scale,
+                             int accumulate)
+{
+    // dQ [N,hd] ld 3D (dK = dQ + D, dV = dQ + 2D), dS [N,N] scratch, dO [N,hd] ld D,
+    // Q [N,hd] ld 3D (K = Q + D, V = Q + 2D), P [N,N]
+    const size_t C3 = 3 * (size_t)D;
+    const float *K = Q + D, *V = Q + 2 * D;
+    float *dK = dQ + D, *dV = dQ + 2 * D;
+    // dV = P^T dO: key pairs, A(k, q) = P[q, k]
+    rows_by_cols(dV, C3, N, P, 1, (size_t)N, dO, (size_t)D, hd, S, 0, 1.0f, accumulate);
+    // dP[q, k] = dO[q] . V[k], then dS = P * (dP - sum_k P dP)
+    if (hd <= ATT_HD_MAX) {
+        float T[ATT_HD_MAX * 32];
+        scores(dS, dO, (size_t)D, V, C3, T, N, hd, S, 1.0f);
+    } else {
+        for (int q = 0; q < N; q++)
+            dots(dS + (size_t)q * N, dO + (size_t)q * D, V, C3, att_kmax(q, S), hd, 1.0f);
+    }
+    for (int q = 0; q < N; q++) {
+        const int km = att_kmax(q, S);
+        const float *prow = P + (size_t)q * N;
+        float *drow = dS + (size_t)q * N;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int k = 0; k < km; k++)
+            dot += drow[k] * prow[k];
+#pragma omp simd
+        for (int k = 0; k < km; k++)
+            drow[k] = prow[k] * (drow[k] - dot);
+#pragma omp simd
+        for (int k = km; k < N; k++)
+            drow[k] = 0.0f;
+    }
+    // dQ = scale dS K (query pairs); dK = scale dS^T Q (key pairs)
+    rows_by_cols(dQ, C3, N, dS, (size_t)N, 1, K, C3, hd, S, 1, scale, accumulate);
+    rows_by_cols(dK, C3, N, dS, 1, (size_t)N, Q, C3, hd, S, 0, scale, accumulate);
 }
 
 void attention_forward(float *out, float *att, const float *qkv, const int32_t *prefix,
                        int B, int N, int D, int NH)
 {
     // out [B,N,D], att [B,NH,N,N], qkv [B,N,3D]
-    const int C3 = 3 * D;
     const int hd = D / NH;
     const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (B * NH > 1)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            fwd_pair(out + (size_t)b * N * D + h * hd, att + ((size_t)b * NH + h) * N * N,
+                     qkv + (size_t)b * N * 3 * D + h * hd, N, D, hd, att_prefix(prefix, b, N),
+                     scale);
+}
 
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int b = 0; b < B; b++) {
+static void backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                     const float *att, const int32_t *prefix, int B, int N, int D, int NH,
+                     int accumulate)
+{
+    if (!dqkv)
+        return;
+    const int hd = D / NH;
+    const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (B * NH > 1)
+    for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const int S = att_prefix(prefix, b, N);
-            const float *Q = qkv + (size_t)b * N * C3 + h * hd; // [N,hd] ld 3D
-            const float *K = Q + D;                              // [N,hd] ld 3D
-            const float *V = Q + 2 * D;                          // [N,hd] ld 3D
-            float *O = out + (size_t)b * N * D + h * hd;         // [N,hd] ld D
-            float *P = att + ((size_t)b * NH + h) * N * N;       // [N,N]
-
-            int kc;
-            for (int r0 = 0, r1; r0 < N; r0 = r1) {
-                r1 = att_block_end(r0, S, N, &kc);
-                const int m = r1 - r0;
-                // scores[r0:r1, 0:kc] = scale * Q[r0:r1] K[0:kc]^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kc, hd, scale,
-                            Q + (size_t)r0 * C3, C3, K, C3, 0.0f, P + (size_t)r0 * N, N);
-                // masked, numerically stable softmax of each row
-                for (int q = r0; q < r1; q++) {
-                    float *row = P + (size_t)q * N;
-                    const int km = att_kmax(q, S);
-                    float maxval = -FLT_MAX;
-                    for (int k = 0; k < km; k++)
-                        if (row[k] > maxval)
-                            maxval = row[k];
-                    float sum = 0.0f;
-                    for (int k = 0; k < km; k++) {
-                        row[k] = expf(row[k] - maxval);
-                        sum += row[k];
-                    }
-                    const float inv = 1.0f / sum;
-                    for (int k = 0; k < km; k++)
-                        row[k] *= inv;
-                    for (int k = km; k < N; k++)
-                        row[k] = 0.0f;
-                }
-                // out[r0:r1] = P[r0:r1, 0:kc] V[0:kc]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, kc, 1.0f,
-                            P + (size_t)r0 * N, N, V, C3, 0.0f, O + (size_t)r0 * D, D);
-            }
+            const size_t qoff = (size_t)b * N * 3 * D + h * hd;
+            bwd_pair(dqkv + qoff, datt + ((size_t)b * NH + h) * N * N,
+                     dout + (size_t)b * N * D + h * hd, qkv + qoff,
+                     att + ((size_t)b * NH + h) * N * N, N, D, hd, att_prefix(prefix, b, N),
+                     scale, accumulate);
         }
-    }
 }
 
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                        const float *att, const int32_t *prefix, int B, int N, int D,
-                        int NH)
+                        const float *att, const int32_t *prefix, int B, int N, int D, int NH)
 {
     // dqkv [B,N,3D] (+=), datt [B,NH,N,N] scratch, dout [B,N,D], qkv [B,N,3D],
     // att [B,NH,N,N]
-    if (!dqkv)
-        return;
-    const int C3 = 3 * D;
-    const int hd = D / NH;
-    const float scale = 1.0f / sqrtf((float)hd);
+    backward(dqkv, datt, dout, qkv, att, prefix, B, N, D, NH, 1);
+}
 
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            const int S = att_prefix(prefix, b, N);
-            const size_t qoff = (size_t)b * N * C3 + h * hd;
-            const float *Q = qkv + qoff;                           // [N,hd] ld 3D
-            const float *K = Q + D;
-            const float *V = Q + 2 * D;
-            float *dQ = dqkv + qoff;                               // [N,hd] ld 3D
-            float *dK = dQ + D;
-            float *dV = dQ + 2 * D;
-            const float *dO = dout + (size_t)b * N * D + h * hd;   // [N,hd] ld D
-            const float *P = att + ((size_t)b * NH + h) * N * N;   // [N,N]
-            float *dS = datt + ((size_t)b * NH + h) * N * N;       // [N,N]
-
-            int kc;
-            for (int r0 = 0, r1; r0 < N; r0 = r1) {
-                r1 = att_block_end(r0, S, N, &kc);
-                const int m = r1 - r0;
-                const float *Pb = P + (size_t)r0 * N;
-                float *dSb = dS + (size_t)r0 * N;
-                // dP[r0:r1, 0:kc] = dO[r0:r1] V[0:kc]^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kc, hd, 1.0f,
-                            dO + (size_t)r0 * D, D, V, C3, 0.0f, dSb, N);
-                // dV[0:kc] += P[r0:r1, 0:kc]^T dO[r0:r1]
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, hd, m, 1.0f,
-                            Pb, N, dO + (size_t)r0 * D, D, 1.0f, dV, C3);
-                // softmax backward, in place: dS = P * (dP - sum_k dP P)
-                for (int q = r0; q < r1; q++) {
-                    const float *prow = P + (size_t)q * N;
-                    float *drow = dS + (size_t)q * N;
-                    const int km = att_kmax(q, S);
-                    float dot = 0.0f;
-                    for (int k = 0; k < km; k++)
-                        dot += drow[k] * prow[k];
-                    for (int k = 0; k < km; k++)
-                        drow[k] = prow[k] * (drow[k] - dot);
-                    for (int k = km; k < N; k++)
-                        drow[k] = 0.0f;
-                }
-                // dQ[r0:r1] += scale * dS[r0:r1, 0:kc] K[0:kc]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, kc, scale,
-                            dSb, N, K, C3, 1.0f, dQ + (size_t)r0 * C3, C3);
-                // dK[0:kc] += scale * dS[r0:r1, 0:kc]^T Q[r0:r1]
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, hd, m, scale,
-                            dSb, N, Q + (size_t)r0 * C3, C3, 1.0f, dK, C3);
-            }
-        }
-    }
+void attention_backward_write(float *dqkv, float *datt, const float *dout, const float *qkv,
+                              const float *att, const int32_t *prefix, int B, int N, int D,
+                              int NH)
+{
+    // dqkv [B,N,3D] (overwritten), datt [B,NH,N,N] scratch, dout [B,N,D], qkv [B,N,3D],
+    // att [B,NH,N,N]
+    backward(dqkv, datt, dout, qkv, att, prefix, B, N, D, NH, 0);
 }
 
 /* ---------------------------------------------------------------- naive */

@@ -81,6 +81,38 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
     }
 }
 
+void linear_backward_beta(float *dinp, float beta_inp, float *dweight, float *dbias,
+                          float beta_w, const float *dout, const float *inp,
+                          const float *weight, int R, int IC, int OC)
+{
+    // dinp [R,IC], dweight [OC,IC], dbias [OC], dout [R,OC], inp [R,IC], weight [OC,IC]
+    if (OC <= 0)
+        return;
+    if (R > 0 && IC > 0) {
+        if (dinp)
+            // dinp[R,IC] = beta dinp + dout[R,OC] @ weight[OC,IC]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IC, OC, 1.0f, dout, OC,
+                        weight, IC, beta_inp, dinp, IC);
+        if (dweight)
+            // dweight[OC,IC] = beta dweight + dout[R,OC]^T @ inp[R,IC]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, R, 1.0f, dout, OC,
+                        inp, IC, beta_w, dweight, IC);
+    } else if (dweight && IC > 0 && beta_w == 0.0f) {
+        memset(dweight, 0, (size_t)OC * IC * sizeof(float));
+    }
+    if (dbias) {
+        // dbias[OC] = beta dbias + column sums of dout, rows outer (contiguous)
+        if (beta_w == 0.0f)
+            memset(dbias, 0, (size_t)OC * sizeof(float));
+        for (int r = 0; r < R; r++) {
+            const float *g = dout + (size_t)r * OC;
+#pragma omp simd
+            for (int o = 0; o < OC; o++)
+                dbias[o] += g[o];
+        }
+    }
+}
+
 /* ----------------------------------------------------------------- naive */
 
 void linear_forward_naive(float *out, const float *inp, const float *weight,

@@ -50,7 +50,13 @@ void loss_backward(float *dpred, const float *pred, const float *tgt,
                    const int32_t *prefix, int B, int N, int P, float dloss)
 {
     // dpred [B,N,P] (+=), pred [B,N,P], tgt [B,N,P], prefix [B]
-    int64_t count = loss_count(prefix, B, N);
+    loss_backward_n(dpred, pred, tgt, prefix, B, N, P, dloss, loss_count(prefix, B, N));
+}
+
+void loss_backward_n(float *dpred, const float *pred, const float *tgt,
+                     const int32_t *prefix, int B, int N, int P, float dloss, int64_t count)
+{
+    // dpred [B,N,P] (+=), pred [B,N,P], tgt [B,N,P], prefix [B]
     if (count == 0)
         return;
     // d/dy of (1/count)(1/P)(y - t)^2 = 2 (y - t) / (P count)

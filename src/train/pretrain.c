@@ -338,11 +338,13 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         aim_params_zero_grad(p);
         float loss = aim_model_forward(m, x, prefix, o->batch);
         aim_model_backward(m);
-        float norm = aim_clip_grad_norm(p, o->clip);
         float peak = o->live_lr && *o->live_lr > 0 ? *o->live_lr : o->lr;
         float lr = aim_lr_at(step, o->steps, warmup, peak);
+        /* norm, clip and AdamW in one pass; a non-finite gradient norm skips
+         * the update inside it */
+        float norm = isfinite(loss) ? aim_clip_adamw_step(p, &o->adamw, lr, step + 1, o->clip)
+                                    : aim_grad_norm(p);
         if (isfinite(loss) && isfinite(norm)) {
-            aim_adamw_step(p, &o->adamw, lr, step + 1);
             bad_run = 0;
         } else {
             /* a NaN/Inf loss or gradient: never let it into the weights */
