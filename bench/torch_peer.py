@@ -17,7 +17,11 @@ process's peak RSS is its own), alternating with `aim bench` runs of the same
 preset, batch and thread count so that machine drift hits both sides; the
 order is reversed every round. It prints the medians over the rounds, aim's
 ratio to PyTorch at its best thread count, aim's MFU (from `aim bench`) and
-the peak RSS of each.
+the peak RSS of each. Each side also reports its images per CPU-second and
+the cores it actually got (CPU time / wall time): on a shared machine (Linux
+autogroups give every session an equal share, whatever its thread count)
+the wall-clock ratio depends on the other load, the per-CPU-second ratio
+much less.
 
 OPENBLAS_* and OMP_* environment variables are left as they are, for both.
 
@@ -177,10 +181,13 @@ def worker(args):
     for name, fn in (("train", train_step), ("forward", fwd_step)):
         for _ in range(2):
             fn()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(args.steps):
             fn()
-        out[name] = B * args.steps / (time.perf_counter() - t0)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out[name] = B * args.steps / wall
+        out[name + "_cpu"] = B * args.steps / cpu   # images per CPU-second
+        out[name + "_cores"] = cpu / wall          # cores the process got
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out["threads"] = torch.get_num_threads()
     print(json.dumps(out))
@@ -209,10 +216,12 @@ def run_aim(args, preset, threads):
         f = line.split()
         if line.startswith("sgemm peak"):
             out["peak"] = float(re.search(r"([\d.]+) GFLOP/s", line).group(1))
-        elif f and f[0] in ("training", "forward") and len(f) >= 4:
+        elif f and f[0] in ("training", "forward") and len(f) >= 7:
             key = "train" if f[0] == "training" else "forward"
             out[key] = float(f[1])
             out[key + "_mfu"] = float(f[3].rstrip("%"))
+            out[key + "_cpu"] = float(f[5])
+            out[key + "_cores"] = float(f[6])
         elif line.startswith("peak RSS"):
             out["rss_mb"] = float(f[2])
     return out
@@ -260,11 +269,14 @@ def main():
                 r = run_torch(args, p, t) if side == "torch" else run_aim(args, p, t)
                 res.setdefault((p, side, t), []).append(r)
                 print(f"  round {rnd + 1} {p:5s} {side:5s} {t} threads: train "
-                      f"{r['train']:7.1f} img/s  forward {r['forward']:7.1f} img/s  "
-                      f"RSS {r['rss_mb']:6.0f} MB", flush=True)
+                      f"{r['train']:7.1f} img/s ({r['train_cores']:.2f} cores)  forward "
+                      f"{r['forward']:7.1f} img/s ({r['forward_cores']:.2f} cores)  "
+                      f"RSS {r['rss_mb']:6.0f} MB  load {os.getloadavg()[0]:.1f}", flush=True)
 
-    print("\nmedians over %d rounds (batch %d)" % (args.rounds, args.batch))
+    print("\nmedians over %d rounds (batch %d); img/cpu-s = images per CPU-second of the "
+          "process (all its threads), cores = CPU time / wall time" % (args.rounds, args.batch))
     print(f"{'preset':6s} {'side':6s} {'thr':>3s} {'train img/s':>11s} {'fwd img/s':>10s} "
+          f"{'train img/cpu-s':>15s} {'fwd img/cpu-s':>13s} {'cores':>5s} "
           f"{'RSS MB':>7s} {'train MFU':>9s} {'fwd MFU':>8s} {'peak GF/s':>9s}")
     for p in presets:
         for side, ths in (("torch", tthreads), ("aim", athreads)):
@@ -272,6 +284,9 @@ def main():
                 rs = res[(p, side, t)]
                 line = (f"{p:6s} {side:6s} {t:3d} {med([r['train'] for r in rs]):11.1f} "
                         f"{med([r['forward'] for r in rs]):10.1f} "
+                        f"{med([r['train_cpu'] for r in rs]):15.1f} "
+                        f"{med([r['forward_cpu'] for r in rs]):13.1f} "
+                        f"{med([r['train_cores'] for r in rs]):5.2f} "
                         f"{med([r['rss_mb'] for r in rs]):7.0f}")
                 if side == "aim":
                     line += (f" {med([r['train_mfu'] for r in rs]):8.1f}% "
@@ -287,6 +302,14 @@ def main():
                 a = med([r[what] for r in res[(p, "aim", t)]])
                 print(f"{p:6s} {what:8s} aim {t} threads {a:7.1f} img/s / torch {best_t} "
                       f"threads {tb:7.1f} img/s = {a / tb:5.2f}x")
+        for what in ("train", "forward"):
+            k = what + "_cpu"
+            best_t = max(tthreads, key=lambda t: med([r[k] for r in res[(p, "torch", t)]]))
+            tb = med([r[k] for r in res[(p, "torch", best_t)]])
+            for t in athreads:
+                a = med([r[k] for r in res[(p, "aim", t)]])
+                print(f"{p:6s} {what:8s} per CPU-second: aim {t} threads {a:7.1f} / torch "
+                      f"{best_t} threads {tb:7.1f} img/cpu-s = {a / tb:5.2f}x")
         tr = min(med([r["rss_mb"] for r in res[(p, "torch", t)]]) for t in tthreads)
         for t in athreads:
             ar = med([r["rss_mb"] for r in res[(p, "aim", t)]])

@@ -31,6 +31,14 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* CPU seconds of the whole process (all threads) */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 typedef struct gemm_shape {
     const char *name;
     int M, K, Nn;  /* out[M,Nn] = in[M,K] @ W[Nn,K]^T */
@@ -159,7 +167,9 @@ const struct aim_cmd cmd_bench_entry = {
             "passes on random data. Prints img/s, GFLOP/s and MFU = achieved / peak.\n"
             "--profile adds a per-kernel table: ms per step, share of the step,\n"
             "GFLOP/s of every GEMM, and busy / idle time per thread.\n"
-            "Machines are noisy: compare ratios within one run.",
+            "Machines are noisy: compare ratios within one run. img/cpu-s (images per\n"
+            "CPU-second, all threads) and cores (CPU time / wall time) show how much\n"
+            "of the machine the process got when others share it.",
     .exec = bench_exec,
 };
 
@@ -265,26 +275,34 @@ static int bench_exec(int argc, char **argv)
     aim_params *p = aim_model_params(m);
     aim_adamw_opts ao;
     aim_adamw_opts_default(&ao);
-    double ttrain = 0, tfwd = 0;
+    double ttrain = 0, tfwd = 0, ctrain = 0, cfwd = 0;
     for (int s = -2; s < steps; s++) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         train_step(m, p, &ao, x, prefix, batch, s + 3, NULL);
-        if (s >= 0)
+        if (s >= 0) {
             ttrain += now_s() - t0;
+            ctrain += cpu_s() - c0;
+        }
     }
     for (int s = -2; s < steps; s++) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         aim_model_forward(m, x, prefix, batch);
-        if (s >= 0)
+        if (s >= 0) {
             tfwd += now_s() - t0;
+            cfwd += cpu_s() - c0;
+        }
     }
     double train_ips = batch * steps / ttrain, fwd_ips = batch * steps / tfwd;
     double train_fs = train_ips * 3 * fwd_flops, fwd_fs = fwd_ips * fwd_flops;
-    printf("%-10s %10s %10s %8s %10s\n", "pass", "img/s", "GFLOP/s", "MFU", "ms/step");
-    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f\n", "training", train_ips, train_fs / 1e9,
-           100 * train_fs / peak, 1e3 * ttrain / steps);
-    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f\n", "forward", fwd_ips, fwd_fs / 1e9,
-           100 * fwd_fs / peak, 1e3 * tfwd / steps);
+    /* img per CPU-second and the cores the process actually got: on a
+     * shared machine the wall-clock numbers move with the other load */
+    printf("%-10s %10s %10s %8s %10s %10s %6s\n", "pass", "img/s", "GFLOP/s", "MFU", "ms/step",
+           "img/cpu-s", "cores");
+    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f\n", "training", train_ips,
+           train_fs / 1e9, 100 * train_fs / peak, 1e3 * ttrain / steps,
+           batch * steps / ctrain, ctrain / ttrain);
+    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f\n", "forward", fwd_ips, fwd_fs / 1e9,
+           100 * fwd_fs / peak, 1e3 * tfwd / steps, batch * steps / cfwd, cfwd / tfwd);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %.1f MB\n", ru.ru_maxrss / 1024.0);

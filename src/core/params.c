@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,7 +84,11 @@ void aim_params_zero_grad(aim_params *p)
     /* in chunks over the threads: a large slab is memory-bound per core */
     const size_t chunk = (size_t)1 << 18;
     long long nc = (long long)((p->total + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (nc > 4)
+    if (nc <= 4 || omp_get_level() > 0 || omp_get_max_threads() < 2) {
+        memset(p->grad, 0, p->total * sizeof(float));
+        return;
+    }
+#pragma omp parallel for schedule(static)
     for (long long c = 0; c < nc; c++) {
         size_t k0 = (size_t)c * chunk, n = p->total - k0 < chunk ? p->total - k0 : chunk;
         memset(p->grad + k0, 0, n * sizeof(float));

@@ -329,6 +329,10 @@ static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int
                         int final, int head)
 {
     int nt = team(m, B, 0);
+    if (nt == 1) { /* no region: a one-thread team costs libgomp an allocation */
+        forward_part(m, x, prefix, 0, B, upto, final, head, 0);
+        return;
+    }
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
@@ -571,19 +575,23 @@ void aim_model_backward(aim_model *m)
     int B = m->B;
     int64_t count = loss_count(m->a.prefix, B, m->N);
     int nt = team(m, B, 1);
+    if (nt == 1) { /* no region: a one-thread team costs libgomp an allocation */
+        backward_part(m, 0, B, 0, count);
+    } else {
 #pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
-        share(B, n, t, &b0, &b1);
-        if (b1 > b0)
-            backward_part(m, b0, b1, t, count);
-        if (n > 1) {
-            aim_laptimer lp;
-            aim_lap_start(&lp, m->prof, t);
+        {
+            int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
+            share(B, n, t, &b0, &b1);
+            if (b1 > b0)
+                backward_part(m, b0, b1, t, count);
+            if (n > 1) {
+                aim_laptimer lp;
+                aim_lap_start(&lp, m->prof, t);
 #pragma omp barrier
-            aim_lap(&lp, AIM_K_B_WAIT, 0);
-            reduce_slots(m, n, t);
-            aim_lap(&lp, AIM_K_B_REDUCE, 0);
+                aim_lap(&lp, AIM_K_B_WAIT, 0);
+                reduce_slots(m, n, t);
+                aim_lap(&lp, AIM_K_B_REDUCE, 0);
+            }
         }
     }
     if (m->prof)

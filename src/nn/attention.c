@@ -319,14 +319,21 @@ void attention_forward(float *out, float *att, const float *qkv, const int32_t *
                        int B, int N, int D, int NH)
 {
     // out [B,N,D], att [B,NH,N,N], qkv [B,N,3D]
-    const int hd = D / NH;
+    const int hd = D / NH, np = B * NH;
     const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (B * NH > 1)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            fwd_pair(out + (size_t)b * N * D + h * hd, att + ((size_t)b * NH + h) * N * N,
-                     qkv + (size_t)b * N * 3 * D + h * hd, N, D, hd, att_prefix(prefix, b, N),
-                     scale);
+#define FWD(i)                                                                              \
+    fwd_pair(out + (size_t)((i) / NH) * N * D + ((i) % NH) * hd,                           \
+             att + (size_t)(i) * N * N, qkv + (size_t)((i) / NH) * N * 3 * D + ((i) % NH) * hd, \
+             N, D, hd, att_prefix(prefix, (i) / NH, N), scale)
+    if (AIM_PAR(np > 1)) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int i = 0; i < np; i++)
+            FWD(i);
+    } else {
+        for (int i = 0; i < np; i++)
+            FWD(i);
+    }
+#undef FWD
 }
 
 static void backward(float *dqkv, float *datt, const float *dout, const float *qkv,
@@ -335,17 +342,22 @@ static void backward(float *dqkv, float *datt, const float *dout, const float *q
 {
     if (!dqkv)
         return;
-    const int hd = D / NH;
+    const int hd = D / NH, np = B * NH;
     const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (B * NH > 1)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const size_t qoff = (size_t)b * N * 3 * D + h * hd;
-            bwd_pair(dqkv + qoff, datt + ((size_t)b * NH + h) * N * N,
-                     dout + (size_t)b * N * D + h * hd, qkv + qoff,
-                     att + ((size_t)b * NH + h) * N * N, N, D, hd, att_prefix(prefix, b, N),
-                     scale, accumulate);
-        }
+#define BWD(i)                                                                              \
+    bwd_pair(dqkv + (size_t)((i) / NH) * N * 3 * D + ((i) % NH) * hd, datt + (size_t)(i) * N * N, \
+             dout + (size_t)((i) / NH) * N * D + ((i) % NH) * hd,                          \
+             qkv + (size_t)((i) / NH) * N * 3 * D + ((i) % NH) * hd, att + (size_t)(i) * N * N, \
+             N, D, hd, att_prefix(prefix, (i) / NH, N), scale, accumulate)
+    if (AIM_PAR(np > 1)) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int i = 0; i < np; i++)
+            BWD(i);
+    } else {
+        for (int i = 0; i < np; i++)
+            BWD(i);
+    }
+#undef BWD
 }
 
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,

@@ -131,38 +131,46 @@ AIM_VEC static void gelu_bwd_span(float *d, const float *inp, const float *g, si
     }
 }
 
+/* chunk c of n values: forward (g NULL) or backward */
+static void gelu_chunk(long long c, float *out, const float *inp, const float *g, size_t n,
+                       int accumulate)
+{
+    size_t i0 = (size_t)c * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
+    if (g)
+        gelu_bwd_span(out + i0, inp + i0, g + i0, len, accumulate);
+    else
+        gelu_fwd_span(out + i0, inp + i0, len);
+}
+
+static void gelu_run(float *out, const float *inp, const float *g, size_t n, int accumulate)
+{
+    long long nc = (long long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
+    if (AIM_PAR(n >= GELU_PAR_MIN)) {
+#pragma omp parallel for schedule(static)
+        for (long long c = 0; c < nc; c++)
+            gelu_chunk(c, out, inp, g, n, accumulate);
+    } else {
+        for (long long c = 0; c < nc; c++)
+            gelu_chunk(c, out, inp, g, n, accumulate);
+    }
+}
+
 void gelu_forward(float *out, const float *inp, size_t n)
 {
     // out [n], inp [n]
-    long long nc = (long long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
-#pragma omp parallel for schedule(static) if (n >= GELU_PAR_MIN)
-    for (long long c = 0; c < nc; c++) {
-        size_t i0 = (size_t)c * GELU_CHUNK;
-        gelu_fwd_span(out + i0, inp + i0, n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK);
-    }
+    gelu_run(out, inp, NULL, n, 0);
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n)
 {
     // dinp [n] (+=), inp [n], dout [n]
-    long long nc = (long long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
-#pragma omp parallel for schedule(static) if (n >= GELU_PAR_MIN)
-    for (long long c = 0; c < nc; c++) {
-        size_t i0 = (size_t)c * GELU_CHUNK;
-        gelu_bwd_span(dinp + i0, inp + i0, dout + i0,
-                      n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK, 1);
-    }
+    gelu_run(dinp, inp, dout, n, 1);
 }
 
 void gelu_backward_inplace(float *d, const float *inp, size_t n)
 {
     // d [n]: dout in, dinp out; inp [n]
-    long long nc = (long long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
-#pragma omp parallel for schedule(static) if (n >= GELU_PAR_MIN)
-    for (long long c = 0; c < nc; c++) {
-        size_t i0 = (size_t)c * GELU_CHUNK;
-        gelu_bwd_span(d + i0, inp + i0, d + i0, n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK, 0);
-    }
+    gelu_run(d, inp, d, n, 0);
 }
 
 /* ---------------------------------------------------------------- naive */

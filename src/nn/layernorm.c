@@ -157,8 +157,13 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int R, int C, float eps)
 {
     // out [R,C], mean [R], rstd [R], inp [R,C], weight [C], bias [C]
+    if (!AIM_PAR((size_t)R * C >= LN_PAR_MIN)) {
+        add_layernorm_forward(NULL, out, mean, rstd, inp, NULL, NULL, NULL, weight, bias, NULL,
+                              R, C, 1, eps);
+        return;
+    }
     int nb = (R + LN_ROW_BLOCK - 1) / LN_ROW_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)R * C >= LN_PAR_MIN)
+#pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nb; blk++) {
         int r0 = blk * LN_ROW_BLOCK, n = R - r0 < LN_ROW_BLOCK ? R - r0 : LN_ROW_BLOCK;
         add_layernorm_forward(NULL, out + (size_t)r0 * C, mean + r0, rstd + r0,
@@ -167,17 +172,44 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
     }
 }
 
+/* dweight, dbias (+=) of the columns of block blk, summed over all rows */
+static void ln_params_block(float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *mean, const float *rstd, int R, int C, int blk)
+{
+    int c0 = blk * LN_COL_BLOCK;
+    int nc = C - c0 < LN_COL_BLOCK ? C - c0 : LN_COL_BLOCK;
+    float dw[LN_COL_BLOCK] = {0}, db[LN_COL_BLOCK] = {0}; // [nc] each
+    for (int r = 0; r < R; r++) {
+        const float *x = inp + (size_t)r * C + c0;
+        const float *dy = dout + (size_t)r * C + c0;
+        float m = mean[r], s = rstd[r];
+        for (int i = 0; i < nc; i++) {
+            db[i] += dy[i];
+            dw[i] += (x[i] - m) * s * dy[i];
+        }
+    }
+    if (dbias)
+        for (int i = 0; i < nc; i++)
+            dbias[c0 + i] += db[i];
+    if (dweight)
+        for (int i = 0; i < nc; i++)
+            dweight[c0 + i] += dw[i];
+}
+
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int R, int C)
 {
     // dinp [R,C] (+=), dweight [C] (+=), dbias [C] (+=), dout [R,C], inp [R,C],
     // weight [C], mean [R], rstd [R]
-    int par = (size_t)R * C >= LN_PAR_MIN;
+    int par = AIM_PAR((size_t)R * C >= LN_PAR_MIN);
 
-    if (dinp) {
+    if (dinp && !par) {
+        layernorm_backward_rows(dinp, 1.0f, NULL, NULL, 1.0f, dout, inp, weight, mean, rstd, R,
+                                C);
+    } else if (dinp) {
         int nb = (R + LN_ROW_BLOCK - 1) / LN_ROW_BLOCK;
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static)
         for (int blk = 0; blk < nb; blk++) {
             int r0 = blk * LN_ROW_BLOCK, n = R - r0 < LN_ROW_BLOCK ? R - r0 : LN_ROW_BLOCK;
             layernorm_backward_rows(dinp + (size_t)r0 * C, 1.0f, NULL, NULL, 1.0f,
@@ -190,26 +222,13 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
         // each task owns a block of columns, sums it over all rows in local
         // accumulators and adds once, so a second call adds exactly the same
         int nblk = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
-#pragma omp parallel for schedule(static) if (par && nblk > 1)
-        for (int blk = 0; blk < nblk; blk++) {
-            int c0 = blk * LN_COL_BLOCK;
-            int nc = C - c0 < LN_COL_BLOCK ? C - c0 : LN_COL_BLOCK;
-            float dw[LN_COL_BLOCK] = {0}, db[LN_COL_BLOCK] = {0}; // [nc] each
-            for (int r = 0; r < R; r++) {
-                const float *x = inp + (size_t)r * C + c0;
-                const float *dy = dout + (size_t)r * C + c0;
-                float m = mean[r], s = rstd[r];
-                for (int i = 0; i < nc; i++) {
-                    db[i] += dy[i];
-                    dw[i] += (x[i] - m) * s * dy[i];
-                }
-            }
-            if (dbias)
-                for (int i = 0; i < nc; i++)
-                    dbias[c0 + i] += db[i];
-            if (dweight)
-                for (int i = 0; i < nc; i++)
-                    dweight[c0 + i] += dw[i];
+        if (par && nblk > 1) {
+#pragma omp parallel for schedule(static)
+            for (int blk = 0; blk < nblk; blk++)
+                ln_params_block(dweight, dbias, dout, inp, mean, rstd, R, C, blk);
+        } else {
+            for (int blk = 0; blk < nblk; blk++)
+                ln_params_block(dweight, dbias, dout, inp, mean, rstd, R, C, blk);
         }
     }
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "aim/nn.h"
+#include "nn/vec.h"
 
 /* below this many multiply-adds the naive loops stay single threaded */
 #define LIN_PAR_MIN 65536
@@ -20,6 +21,21 @@
 #define LIN_COL_BLOCK 64
 
 /* ------------------------------------------------------------------ fast */
+
+/* dbias (+=) of the columns of block blk: column sums of dout[R,OC] */
+static void bias_block(float *dbias, const float *dout, int R, int OC, int blk)
+{
+    int o0 = blk * LIN_COL_BLOCK;
+    int no = OC - o0 < LIN_COL_BLOCK ? OC - o0 : LIN_COL_BLOCK;
+    float acc[LIN_COL_BLOCK] = {0}; // [no]
+    for (int r = 0; r < R; r++) {
+        const float *g = dout + (size_t)r * OC + o0;
+        for (int o = 0; o < no; o++)
+            acc[o] += g[o];
+    }
+    for (int o = 0; o < no; o++)
+        dbias[o0 + o] += acc[o];
+}
 
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int R, int IC, int OC)
@@ -65,18 +81,13 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
         // dbias[OC] += column sums of dout[R,OC]: per block of columns, rows
         // outer (contiguous reads) into a local sum that is added once
         int nblk = (OC + LIN_COL_BLOCK - 1) / LIN_COL_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)R * OC >= LIN_PAR_MIN && nblk > 1)
-        for (int blk = 0; blk < nblk; blk++) {
-            int o0 = blk * LIN_COL_BLOCK;
-            int no = OC - o0 < LIN_COL_BLOCK ? OC - o0 : LIN_COL_BLOCK;
-            float acc[LIN_COL_BLOCK] = {0}; // [no]
-            for (int r = 0; r < R; r++) {
-                const float *g = dout + (size_t)r * OC + o0;
-                for (int o = 0; o < no; o++)
-                    acc[o] += g[o];
-            }
-            for (int o = 0; o < no; o++)
-                dbias[o0 + o] += acc[o];
+        if (AIM_PAR((size_t)R * OC >= LIN_PAR_MIN && nblk > 1)) {
+#pragma omp parallel for schedule(static)
+            for (int blk = 0; blk < nblk; blk++)
+                bias_block(dbias, dout, R, OC, blk);
+        } else {
+            for (int blk = 0; blk < nblk; blk++)
+                bias_block(dbias, dout, R, OC, blk);
         }
     }
 }

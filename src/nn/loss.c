@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "aim/nn.h"
+#include "nn/vec.h"
 
 int64_t loss_count(const int32_t *prefix, int B, int N)
 {
@@ -53,6 +54,18 @@ void loss_backward(float *dpred, const float *pred, const float *tgt,
     loss_backward_n(dpred, pred, tgt, prefix, B, N, P, dloss, loss_count(prefix, B, N));
 }
 
+static void loss_bwd_image(float *dpred, const float *pred, const float *tgt,
+                           const int32_t *prefix, int b, int N, int P, float scale)
+{
+    for (int j = prefix[b]; j < N; j++) {
+        float *dy = dpred + ((size_t)b * N + (j - 1)) * P;
+        const float *y = pred + ((size_t)b * N + (j - 1)) * P;
+        const float *t = tgt + ((size_t)b * N + j) * P;
+        for (int k = 0; k < P; k++)
+            dy[k] += scale * (y[k] - t[k]);
+    }
+}
+
 void loss_backward_n(float *dpred, const float *pred, const float *tgt,
                      const int32_t *prefix, int B, int N, int P, float dloss, int64_t count)
 {
@@ -61,14 +74,12 @@ void loss_backward_n(float *dpred, const float *pred, const float *tgt,
         return;
     // d/dy of (1/count)(1/P)(y - t)^2 = 2 (y - t) / (P count)
     float scale = (float)(2.0 * dloss / ((double)P * (double)count));
-#pragma omp parallel for schedule(static) if ((size_t)B * N * P >= 65536)
-    for (int b = 0; b < B; b++) {
-        for (int j = prefix[b]; j < N; j++) {
-            float *dy = dpred + ((size_t)b * N + (j - 1)) * P;
-            const float *y = pred + ((size_t)b * N + (j - 1)) * P;
-            const float *t = tgt + ((size_t)b * N + j) * P;
-            for (int k = 0; k < P; k++)
-                dy[k] += scale * (y[k] - t[k]);
-        }
+    if (AIM_PAR((size_t)B * N * P >= 65536 && B > 1)) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            loss_bwd_image(dpred, pred, tgt, prefix, b, N, P, scale);
+    } else {
+        for (int b = 0; b < B; b++)
+            loss_bwd_image(dpred, pred, tgt, prefix, b, N, P, scale);
     }
 }

@@ -14,25 +14,38 @@
 #include <stddef.h>
 
 #include "aim/nn.h"
+#include "nn/vec.h"
+
+static void targets_image(float *tgt, const float *img, int C, int H, int W, int p);
+
+/* one image's patches in conv order */
+static void extract_image(float *out, const float *img, int C, int H, int W, int p)
+{
+    int gw = W / p, N = (H / p) * gw, P = C * p * p;
+    for (int n = 0; n < N; n++) {
+        int row = n / gw, col = n % gw;
+        float *o = out + (size_t)n * P;
+        for (int c = 0; c < C; c++) {
+            const float *src = img + ((size_t)c * H + (size_t)row * p) * W + (size_t)col * p;
+            for (int py = 0; py < p; py++)
+                for (int px = 0; px < p; px++)
+                    o[(c * p + py) * p + px] = src[(size_t)py * W + px];
+        }
+    }
+}
 
 void patch_extract(float *out, const float *img, int B, int C, int H, int W, int p)
 {
     // out [B,N,C*p*p] with N = (H/p)*(W/p), img [B,C,H,W]
     assert(p > 0 && H % p == 0 && W % p == 0);
-    int gh = H / p, gw = W / p, N = gh * gw, P = C * p * p;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * C * H * W >= 65536)
-    for (int b = 0; b < B; b++) {
-        for (int n = 0; n < N; n++) {
-            int row = n / gw, col = n % gw;
-            float *o = out + ((size_t)b * N + n) * P;
-            for (int c = 0; c < C; c++) {
-                const float *src = img + (((size_t)b * C + c) * H + (size_t)row * p) * W
-                                   + (size_t)col * p;
-                for (int py = 0; py < p; py++)
-                    for (int px = 0; px < p; px++)
-                        o[(c * p + py) * p + px] = src[(size_t)py * W + px];
-            }
-        }
+    size_t per = (size_t)C * H * W; /* values per image, in and out */
+    if (AIM_PAR((size_t)B * per >= 65536 && B > 1)) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            extract_image(out + b * per, img + b * per, C, H, W, p);
+    } else {
+        for (int b = 0; b < B; b++)
+            extract_image(out + b * per, img + b * per, C, H, W, p);
     }
 }
 
@@ -59,32 +72,42 @@ void patch_targets(float *tgt, const float *img, int B, int C, int H, int W, int
 {
     // tgt [B,N,P] with P = p*p*C in (py,px,c) order, img [B,C,H,W]
     assert(p > 0 && H % p == 0 && W % p == 0);
-    int gh = H / p, gw = W / p, N = gh * gw, P = C * p * p;
+    int N = (H / p) * (W / p), P = C * p * p;
     assert(P >= 2);
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * C * H * W >= 65536)
-    for (int b = 0; b < B; b++) {
-        for (int n = 0; n < N; n++) {
-            int row = n / gw, col = n % gw;
-            float *t = tgt + ((size_t)b * N + n) * P;
-            for (int c = 0; c < C; c++) {
-                const float *src = img + (((size_t)b * C + c) * H + (size_t)row * p) * W
-                                   + (size_t)col * p;
-                for (int py = 0; py < p; py++)
-                    for (int px = 0; px < p; px++)
-                        t[(py * p + px) * C + c] = src[(size_t)py * W + px];
-            }
-            // (v - mean) / sqrt(var_unbiased + 1e-6), statistics in double
-            double m = 0.0;
-            for (int k = 0; k < P; k++)
-                m += t[k];
-            m /= P;
-            double v = 0.0;
-            for (int k = 0; k < P; k++)
-                v += (t[k] - m) * (t[k] - m);
-            v /= (P - 1);
-            double s = 1.0 / sqrt(v + 1e-6);
-            for (int k = 0; k < P; k++)
-                t[k] = (float)((t[k] - m) * s);
+    if (AIM_PAR((size_t)B * C * H * W >= 65536 && B > 1)) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            targets_image(tgt + (size_t)b * N * P, img + (size_t)b * C * H * W, C, H, W, p);
+    } else {
+        for (int b = 0; b < B; b++)
+            targets_image(tgt + (size_t)b * N * P, img + (size_t)b * C * H * W, C, H, W, p);
+    }
+}
+
+/* one image's normalised targets */
+static void targets_image(float *tgt, const float *img, int C, int H, int W, int p)
+{
+    int gw = W / p, N = (H / p) * gw, P = C * p * p;
+    for (int n = 0; n < N; n++) {
+        int row = n / gw, col = n % gw;
+        float *t = tgt + (size_t)n * P;
+        for (int c = 0; c < C; c++) {
+            const float *src = img + ((size_t)c * H + (size_t)row * p) * W + (size_t)col * p;
+            for (int py = 0; py < p; py++)
+                for (int px = 0; px < p; px++)
+                    t[(py * p + px) * C + c] = src[(size_t)py * W + px];
         }
+        // (v - mean) / sqrt(var_unbiased + 1e-6), statistics in double
+        double m = 0.0;
+        for (int k = 0; k < P; k++)
+            m += t[k];
+        m /= P;
+        double v = 0.0;
+        for (int k = 0; k < P; k++)
+            v += (t[k] - m) * (t[k] - m);
+        v /= (P - 1);
+        double s = 1.0 / sqrt(v + 1e-6);
+        for (int k = 0; k < P; k++)
+            t[k] = (float)((t[k] - m) * s);
     }
 }

@@ -25,6 +25,13 @@
 
 #define AIM_INLINE static inline __attribute__((always_inline))
 
+/* Open an OpenMP region only when it is worth it and we are not already in
+ * one: the model calls these kernels from its own parallel region, where a
+ * nested region (even of one thread) would only cost libgomp a team
+ * allocation. Kernels branch on this and run their loop serially otherwise. */
+#include <omp.h>
+#define AIM_PAR(worth) ((worth) && omp_get_level() == 0 && omp_get_max_threads() > 1)
+
 typedef float v8f __attribute__((vector_size(32), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(32), aligned(4)));
 

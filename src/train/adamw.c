@@ -125,47 +125,64 @@ static float clip_coef(float norm, float max_norm)
     return 1.0f;
 }
 
+/* what one pass does, shared by the threads */
+typedef struct run_ctx {
+    const aim_params *p;
+    size_t total;
+    opt_ctx base;
+    float max_norm;
+    int want_norm, clip, adamw;
+    double part[OPT_MAX_THREADS];
+    float norm, coef;
+    int skip; /* the norm is not finite: no update */
+} run_ctx;
+
+/* thread tid of n: its share of the norm, then of the update */
+static void run_thread(run_ctx *r, int tid, int n)
+{
+    opt_ctx c = r->base;
+    if (r->want_norm) {
+        for_share(r->p, r->total, n, tid, sq_piece, &c);
+        r->part[tid] = c.sq;
+#pragma omp barrier
+#pragma omp single
+        {
+            double s = 0;
+            for (int i = 0; i < n; i++)
+                s += r->part[i];
+            r->norm = (float)sqrt(s);
+            r->coef = r->clip ? clip_coef(r->norm, r->max_norm) : 1.0f;
+            /* a NaN/Inf gradient never reaches the weights or the moments */
+            r->skip = !isfinite(r->norm);
+        }
+        c.coef = r->coef;
+    }
+    if (r->adamw && !r->skip)
+        for_share(r->p, r->total, n, tid, adamw_piece, &c);
+    else if (r->clip && c.coef != 1.0f)
+        for_share(r->p, r->total, n, tid, scale_piece, &c);
+}
+
 /* norm (always), then scale the gradients (clip) and/or AdamW */
 static float run(aim_params *p, const aim_adamw_opts *o, float lr, int64_t t, float max_norm,
                  int want_norm, int clip, int adamw)
 {
-    size_t total = trainable(p);
-    int nt = team_size(p);
-    double part[OPT_MAX_THREADS];
-    float norm = 0, coef = 1.0f;
-    int skip = 0;
-    opt_ctx base = {.p = p, .o = o, .lr = lr, .coef = 1.0f};
+    run_ctx r = {.p = p, .total = trainable(p), .max_norm = max_norm, .want_norm = want_norm,
+                 .clip = clip, .adamw = adamw, .coef = 1.0f};
+    r.base = (opt_ctx){.p = p, .o = o, .lr = lr, .coef = 1.0f};
     if (adamw) {
         aim_params_alloc_moments(p);
-        base.bc1 = 1.0f - powf(o->beta1, (float)t);
-        base.bc2 = 1.0f - powf(o->beta2, (float)t);
+        r.base.bc1 = 1.0f - powf(o->beta1, (float)t);
+        r.base.bc2 = 1.0f - powf(o->beta2, (float)t);
     }
+    int nt = team_size(p);
+    if (nt > 1) {
 #pragma omp parallel num_threads(nt)
-    {
-        int tid = omp_get_thread_num(), n = omp_get_num_threads();
-        opt_ctx c = base;
-        if (want_norm) {
-            for_share(p, total, n, tid, sq_piece, &c);
-            part[tid] = c.sq;
-#pragma omp barrier
-#pragma omp single
-            {
-                double s = 0;
-                for (int i = 0; i < n; i++)
-                    s += part[i];
-                norm = (float)sqrt(s);
-                coef = clip ? clip_coef(norm, max_norm) : 1.0f;
-                /* a NaN/Inf gradient never reaches the weights or moments */
-                skip = !isfinite(norm);
-            }
-            c.coef = coef;
-        }
-        if (adamw && !skip)
-            for_share(p, total, n, tid, adamw_piece, &c);
-        else if (clip && c.coef != 1.0f)
-            for_share(p, total, n, tid, scale_piece, &c);
+        run_thread(&r, omp_get_thread_num(), omp_get_num_threads());
+    } else {
+        run_thread(&r, 0, 1); /* no region: a one-thread team costs libgomp an allocation */
     }
-    return norm;
+    return r.norm;
 }
 
 void aim_adamw_step(aim_params *p, const aim_adamw_opts *o, float lr, int64_t t)
