@@ -104,5 +104,9 @@ float aim_probe_evaluate(aim_probe *p, const aim_feats *f, int batch);
 int aim_live_probe(aim_model *m, const aim_dataset *train, int64_t ntrain,
                    const aim_dataset *test, int64_t ntest, uint64_t seed, float *top1,
                    aim_err *e);
+/* The reference mark next to it: the same linear probe on raw pixels (the
+ * normalised image as one token) with the same images and settings. */
+int aim_live_probe_raw(const aim_dataset *train, int64_t ntrain, const aim_dataset *test,
+                       int64_t ntest, uint64_t seed, float *top1, aim_err *e);
 
 #endif
