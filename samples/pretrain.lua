@@ -1,17 +1,24 @@
 -- pretrain.lua - pretrain an AIM model (the `tiny` preset by default) on
 -- Fashion-MNIST, or on the synthetic set with a notice when the Debian
 -- package dataset-fashion-mnist is missing. Prints the test loss before and
--- after, and leaves a run folder (run.json, metrics.jsonl, model.safetensors).
+-- after, and leaves a run folder (run.json, metrics.jsonl, model.safetensors,
+-- checkpoints). This is the experiment `aim` with no arguments shows in the
+-- TUI: while it trains, the validation loss (every val_every steps), a live
+-- linear probe of every block (every probe_every steps) and reconstructions
+-- of a few test images (every recon_every steps) go to the screen's panels.
 --
 --   aim run samples/pretrain.lua [steps=N | epochs=E] [batch=64] [lr=1e-3]
 --       [preset=tiny] [size=28] [width=..] [depth=..] [heads=..] [limit=N] [seed=0] [out=DIR]
+--       [val_every=100] [probe_every=300] [recon_every=50] [ckpt_minutes=10]
 -- size changes the image side (the patch must divide it); limit uses only the
--- first N training images; steps=0 means `epochs` epochs.
+-- first N training images; steps=0 means `epochs` epochs; 0 turns the
+-- validation, the probe, the periodic reconstructions or checkpoints off.
 local aim = require "aim"
 
 local a = aim.args(arg, {steps = 0, epochs = 1.0, batch = 64, lr = 1e-3, preset = "tiny",
                          size = 0, width = 0, depth = 0, heads = 0, limit = 0, seed = 0, out = "",
-                         test = 1000})
+                         test = 1000, val_every = 100, probe_every = 300, recon_every = 50,
+                         ckpt_minutes = 10.0})
 
 local cfg = aim.preset(a.preset)
 if a.size > 0 then cfg.image = a.size end
@@ -41,7 +48,11 @@ end
 
 local before = test_loss()
 local out = a.out ~= "" and a.out or aim.run_dir("pretrain-" .. a.preset)
-local opts = {batch = a.batch, lr = a.lr, seed = a.seed, out = out}
+local opts = {batch = a.batch, lr = a.lr, seed = a.seed, out = out,
+              val = a.val_every > 0 and test or nil, val_every = a.val_every,
+              probe_test = test, probe_every = a.probe_every,
+              recon = test, recon_every = a.recon_every,
+              ckpt_minutes = a.ckpt_minutes, checkpoints = true}
 if a.steps > 0 then opts.steps = a.steps else opts.epochs = a.epochs end
 local r = aim.pretrain(m, train, opts)
 local after = test_loss()

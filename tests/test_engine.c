@@ -6,10 +6,15 @@
  * resume() continues it, errors in queued lines never kill the job, lr()
  * changes the peak, stop() ends the job with a result, an interrupt stops
  * a runaway chunk and a job, and freeing the engine stops a running job.
+ * The board (what the TUI draws): the curve follows the steps and stays
+ * bounded, validation points, the live probe with its raw-pixel baseline,
+ * reconstructions, messages, and the console's save() / probe() / recon()
+ * requests to a running job.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,7 +25,7 @@
 typedef struct seen {
     pthread_mutex_t mu;
     char out[4096];
-    int events[5];
+    int events[8];
     int wakes;
 } seen;
 
@@ -211,8 +216,115 @@ int main(void)
            s.events[AIM_EV_STEP]);
     pthread_mutex_unlock(&s.mu);
 
+    /* the board after that job */
+    aim_board *bd = calloc(1, sizeof *bd);
+    tap_ok(aim_engine_board(eng, bd) == 1 && bd->ncurve > 0 && bd->stride == 1 &&
+               bd->curve[bd->ncurve - 1].step == steps && bd->curve[0].step == 1,
+           "the board's curve holds the job's steps (%d points, last %lld)", bd->ncurve,
+           bd->ncurve ? (long long)bd->curve[bd->ncurve - 1].step : -1LL);
+    int mono = 1;
+    for (int i = 1; i < bd->ncurve; i++)
+        mono &= bd->curve[i].step == bd->curve[i - 1].step + 1 &&
+                bd->curve[i].lo <= bd->curve[i].loss && bd->curve[i].loss <= bd->curve[i].hi;
+    tap_ok(mono, "... one point per step, lo <= loss <= hi");
+    tap_ok(aim_engine_board(eng, bd) == 0, "an unchanged board is not copied again");
+    int saw_start = 0, saw_pause = 0, saw_end = 0;
+    for (int64_t k = bd->nmsg > AIM_MSG_MAX ? bd->nmsg - AIM_MSG_MAX : 0; k < bd->nmsg; k++) {
+        const char *m = bd->msg[k % AIM_MSG_MAX];
+        saw_start |= !strncmp(m, "pretrain started: ", 18);
+        saw_pause |= !strncmp(m, "pretrain paused at step", 23);
+        saw_end |= !strncmp(m, "pretrain ended: ", 16);
+    }
+    tap_ok(saw_start && saw_pause && saw_end, "messages: job start, pause, end (%lld)",
+           (long long)bd->nmsg);
+    check(eng, "save()", AIM_EVAL_OK, "nil	save: no job is running", "save() without a job");
+
+    /* a job with everything the panels show; the console's requests */
+    char dir[] = "/tmp/aimengine.XXXXXX", code[1024];
+    tap_ok(mkdtemp(dir) != NULL, "a run folder: %s", dir);
+    snprintf(code, sizeof code,
+             "test = aim.data.synthetic{n = 40, channels = 3, size = 8, seed = 9};"
+             "m2 = aim.model{preset = 'micro', seed = 2};"
+             "job2 = aim.pretrain(m2, ds, {steps = 1000000, batch = 4, out = '%s',"
+             " val = test, val_every = 5, val_images = 8, probe_test = test, probe_images = 16,"
+             " recon = test, recon_images = 3, checkpoints = true}); return job2.steps",
+             dir);
+    int64_t j2 = aim_engine_submit(eng, code, 1), t;
+    tap_ok(wait_for(eng, step_at_least, 12, &snap), "a job with validation, probe data and "
+           "reconstructions runs");
+    aim_engine_board(eng, bd);
+    tap_ok(bd->nval >= 2 && bd->val[0].step == 5 && bd->val[1].step == 10 && bd->val[0].loss > 0,
+           "validation points reach the board (%d)", bd->nval);
+    tap_ok(bd->recon.n == 3 && bd->recon.channels == 3 && bd->recon.side == 8 &&
+               bd->recon.step >= 1 && bd->recon.prefix >= 1 && bd->recon.loss > 0,
+           "reconstructions of 3 images reach the board (step %lld, S=%d)",
+           (long long)bd->recon.step, bd->recon.prefix);
+    tap_ok(bd->can_checkpoint && tap_contains(bd->run_dir, dir) && bd->threads >= 1,
+           "the run folder and thread count are on the board");
+    check(eng, "probe()", AIM_EVAL_OK, "live probe will run", "probe() while training");
+    int probed = 0;
+    for (int i = 0; i < 2000 && !probed; i++) {
+        aim_engine_board(eng, bd);
+        probed = bd->probe.step > 0 && !bd->probe.running;
+        if (!probed)
+            sleep_ms(10);
+    }
+    tap_ok(probed && bd->probe.n == 2 && bd->probe.top1[0] >= 0 && bd->probe.top1[1] <= 100 &&
+               bd->probe.baseline >= 0 && !strcmp(bd->probe.kind, "live linear"),
+           "... the probe's top-1 per block and the raw baseline reach the board (%.1f %.1f, "
+           "raw %.1f)", bd->probe.top1[0], bd->probe.top1[1], bd->probe.baseline);
+    int64_t rstep = bd->recon.step;
+    check(eng, "recon()", AIM_EVAL_OK, "refreshed after this step", "recon() while training");
+    int refreshed = 0;
+    for (int i = 0; i < 2000 && !refreshed; i++) {
+        aim_engine_board(eng, bd);
+        refreshed = bd->recon.step > rstep;
+        if (!refreshed)
+            sleep_ms(10);
+    }
+    tap_ok(refreshed, "... refreshes the reconstructions (step %lld)", (long long)bd->recon.step);
+    check(eng, "save()", AIM_EVAL_OK, "checkpoint will be written", "save() while training");
+    int saved = 0;
+    for (int i = 0; i < 2000 && !saved; i++) {
+        aim_engine_board(eng, bd);
+        for (int64_t k = bd->nmsg > AIM_MSG_MAX ? bd->nmsg - AIM_MSG_MAX : 0; k < bd->nmsg; k++)
+            saved |= tap_contains(bd->msg[k % AIM_MSG_MAX], "checkpoint saved:");
+        if (!saved)
+            sleep_ms(10);
+    }
+    tap_ok(saved, "... writes a checkpoint and says so");
+    check(eng, "stop{save = false}", AIM_EVAL_OK, "true", "stop{save = false}");
+    r = (aim_reply){0};
+    got = aim_engine_wait(eng, j2, 10000, &r);
+    tap_ok(got == 0 && r.status == AIM_EVAL_OK, "... ends the job: %.40s", r.text ? r.text : "");
+    aim_reply_free(&r);
+    snprintf(code, sizeof code, "n = 0; for f in io.popen('ls %s'):lines() do "
+             "if f:match('^ckpt%%-') then n = n + 1 end end; return n", dir);
+    check(eng, code, AIM_EVAL_OK, "1", "... without a stop checkpoint (one checkpoint in the folder)");
+    check(eng, "recon()", AIM_EVAL_OK, "reconstructions refreshed", "recon() after the job");
+    check(eng, "aim.stop{sav = 1}", AIM_EVAL_ERROR, "did you mean 'save'", "stop's options are checked");
+    /* past AIM_CURVE_MAX steps the curve merges neighbours */
+    t = aim_engine_submit(eng, "return aim.pretrain(aim.model 'micro', ds, {steps = 1030, "
+                               "batch = 1}).steps", 1);
+    r = (aim_reply){0};
+    got = aim_engine_wait(eng, t, 60000, &r);
+    tap_ok(got == 0 && tap_contains(r.text, "1030"), "a job of 1030 steps: %.30s",
+           r.text ? r.text : "(timeout)");
+    aim_reply_free(&r);
+    aim_engine_board(eng, bd);
+    int okc = bd->ncurve == AIM_CURVE_MAX / 2 + 3 && bd->stride == 2 &&
+              bd->curve[bd->ncurve - 1].step == 1030 && bd->curve[0].step == 2;
+    for (int i = 1; i < bd->ncurve; i++)
+        okc &= bd->curve[i].step == bd->curve[i - 1].step + 2 &&
+               bd->curve[i].lo <= bd->curve[i].loss && bd->curve[i].loss <= bd->curve[i].hi;
+    tap_ok(okc, "... its curve stays bounded: %d points of %lld steps, last at %lld", bd->ncurve,
+           (long long)bd->stride, (long long)bd->curve[bd->ncurve - 1].step);
+    snprintf(code, sizeof code, "rm -rf '%s'", dir);
+    tap_ok(system(code) == 0, "the run folder is removed");
+    free(bd);
+
     /* interrupts: a runaway chunk, then a job */
-    int64_t t = aim_engine_submit(eng, "while true do end", 1);
+    t = aim_engine_submit(eng, "while true do end", 1);
     sleep_ms(100);
     aim_engine_interrupt(eng);
     r = (aim_reply){0};
@@ -230,7 +342,7 @@ int main(void)
            "an interrupt stops a job: %.40s", r.text ? r.text : "");
     aim_reply_free(&r);
     aim_engine_snapshot(eng, &snap);
-    tap_ok(snap.state == AIM_JOB_IDLE && snap.jobs_done == 2, "... which ends cleanly");
+    tap_ok(snap.state == AIM_JOB_IDLE && snap.jobs_done == 4, "... which ends cleanly");
 
     /* poll, then free with a job running */
     t = aim_engine_submit(eng, "'polled'", 1);

@@ -69,6 +69,7 @@ typedef enum aim_event_kind {
     AIM_EV_PAUSE,
     AIM_EV_RESUME,
     AIM_EV_JOB_END,   /* text: a summary; step: the last step (NULL if none) */
+    AIM_EV_MESSAGE,   /* text: a message from the job (checkpoint saved, probe done, ...) */
 } aim_event_kind;
 
 typedef struct aim_event {
@@ -77,6 +78,72 @@ typedef struct aim_event {
     const char *text;
     const aim_step_info *step;
 } aim_event;
+
+/* ------------------------------------------------------------ the board */
+/* What a UI's panels show beyond the snapshot, copied out under the same
+ * mutex with aim_engine_board(): the training curve of the current job
+ * (bounded: when AIM_CURVE_MAX points are full, neighbours are merged in
+ * pairs and each point then covers twice as many steps), validation points,
+ * the last probe per block, reconstructions as 8-bit pixels and the last
+ * messages. A UI never reads a model: jobs publish copies here. */
+#define AIM_CURVE_MAX 1024
+#define AIM_VAL_MAX 256
+#define AIM_PROBE_BLOCKS 64
+#define AIM_RECON_MAX 4     /* images */
+#define AIM_RECON_SIDE 32   /* larger images are reduced to this side */
+#define AIM_MSG_MAX 16
+#define AIM_MSG_LEN 240
+
+typedef struct aim_curve_point {
+    int64_t step;     /* the last step the point covers */
+    float loss;       /* mean training loss over the steps it covers */
+    float lo, hi;     /* their minimum and maximum */
+    float lr;         /* the learning rate at `step` */
+} aim_curve_point;
+
+typedef struct aim_val_point {
+    int64_t step;
+    float loss;
+} aim_val_point;
+
+typedef struct aim_probe_view {
+    char kind[32];    /* "live linear", ...; "" = no probe yet */
+    int64_t step;     /* the pretraining step it was measured at */
+    int n;            /* blocks */
+    float top1[AIM_PROBE_BLOCKS]; /* percent; NaN = not measured */
+    float baseline;   /* the raw-pixel linear probe on the same images; NaN = unknown */
+    int running;      /* 1 while a probe is being computed */
+} aim_probe_view;
+
+typedef struct aim_recon_view {
+    int n;            /* images (0 = none yet) */
+    int channels;     /* 1 or 3 */
+    int side;         /* pixels per side, <= AIM_RECON_SIDE */
+    int patch;        /* patch side in these pixels (may be fractional in the model: rounded) */
+    int prefix;       /* S: patches before S are given, the others predicted */
+    int64_t step;     /* training step they show (0: outside a job) */
+    float loss;       /* the AIM loss of these images at this prefix */
+    /* [image][0 input | 1 prediction | 2 target][channel][y][x], 0..255 */
+    uint8_t pix[AIM_RECON_MAX][3][3 * AIM_RECON_SIDE * AIM_RECON_SIDE];
+} aim_recon_view;
+
+typedef struct aim_board {
+    uint64_t seq;               /* grows with every change */
+    char run_dir[256];          /* the job's run folder ("" = none) */
+    int threads;                /* the job's thread count */
+    int can_checkpoint;         /* the job writes checkpoints (save() works) */
+    int64_t stride;             /* steps per curve point (1, 2, 4, ...) */
+    int ncurve;
+    aim_curve_point curve[AIM_CURVE_MAX]; /* the last one may still be filling */
+    int nval;
+    aim_val_point val[AIM_VAL_MAX];
+    int nonfinite;              /* NaN / Inf training losses seen */
+    aim_probe_view probe;
+    aim_recon_view recon;
+    int64_t nmsg;               /* messages ever posted; message k (k >= nmsg -
+                                   AIM_MSG_MAX) is msg[k % AIM_MSG_MAX] */
+    char msg[AIM_MSG_MAX][AIM_MSG_LEN];
+} aim_board;
 
 typedef struct aim_engine_hooks {
     /* what Lua prints (print(); io.write is not redirected); engine thread */
@@ -134,6 +201,9 @@ int aim_engine_stop(aim_engine *eng);
 void aim_engine_interrupt(aim_engine *eng);
 /* Any thread: copy the current snapshot out. */
 void aim_engine_snapshot(aim_engine *eng, aim_snapshot *out);
+/* Any thread: copy the board out unless out->seq is already current (start
+ * with a zeroed board). Returns 1 if it copied. */
+int aim_engine_board(aim_engine *eng, aim_board *out);
 
 /* ------------------------------------------------- for job implementations */
 /* Engine thread. Begin a job (fails if one is running: jobs do not nest);
@@ -152,6 +222,15 @@ const float *aim_engine_job_lr(aim_engine *eng);
 /* Set the running job's peak lr; -1 with a message if no job is running. */
 int aim_engine_set_lr(aim_engine *eng, float lr, aim_err *e);
 void aim_engine_job_end(aim_engine *eng, const char *summary, const aim_step_info *last);
+/* Publishing to the board (engine thread, while a job runs unless noted).
+ * Messages also go out as AIM_EV_MESSAGE events; job start, pause, resume
+ * and end are posted as messages by the engine itself. */
+void aim_engine_job_message(aim_engine *eng, const char *text); /* any time */
+void aim_engine_job_folder(aim_engine *eng, const char *run_dir, int threads,
+                           int can_checkpoint);
+void aim_engine_job_val(aim_engine *eng, int64_t step, float loss);
+void aim_engine_job_probe(aim_engine *eng, const aim_probe_view *p); /* any time */
+void aim_engine_job_recon(aim_engine *eng, const aim_recon_view *r); /* any time */
 /* 1 if aim_engine_interrupt was called since the current top-level chunk
  * began. */
 int aim_engine_interrupted(aim_engine *eng);

@@ -153,5 +153,9 @@ int aim_probe_save_with_model(const char *path, aim_model *m, aim_probe *p,
 int aim_live_probe(aim_model *m, const aim_dataset *train, int64_t ntrain,
                    const aim_dataset *test, int64_t ntest, uint64_t seed, float *top1,
                    aim_err *e);
+/* The reference mark next to it: the same linear probe on raw pixels (the
+ * normalised image as one token) with the same images and settings. */
+int aim_live_probe_raw(const aim_dataset *train, int64_t ntrain, const aim_dataset *test,
+                       int64_t ntest, uint64_t seed, float *top1, aim_err *e);
 
 #endif

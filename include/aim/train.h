@@ -116,7 +116,21 @@ typedef struct aim_pretrain_opts {
      * `--resume` can rebuild the run (e.g. "data", "limit"); may be NULL */
     const char *const *recipe;
     int nrecipe;
+    /* optional, for a UI: each validation loss, and each live probe's test
+     * top-1 per block (top1 == NULL: a probe of nblocks blocks starts now,
+     * or with nblocks == 0, it failed) */
+    void (*on_val)(void *ctx, int64_t step, float loss);
+    void (*on_probe)(void *ctx, int64_t step, const float *top1, int nblocks);
+    /* optional: a console's requests, read after on_step every step: a bit
+     * set of AIM_REQ_* */
+    int (*requests)(void *ctx);
 } aim_pretrain_opts;
+
+enum {
+    AIM_REQ_CHECKPOINT = 1, /* write a checkpoint after this step (needs ckpt_dir) */
+    AIM_REQ_PROBE = 2,      /* run the live probe after this step (needs probe_test) */
+    AIM_REQ_NO_SAVE = 4,    /* if the run stops after this step, skip the stop checkpoint */
+};
 
 void aim_pretrain_opts_default(aim_pretrain_opts *o);
 

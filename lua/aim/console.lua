@@ -1,7 +1,9 @@
 -- aim/console.lua - what the interactive console adds to a fresh engine
--- state: the global `aim`, the job controls pause(), resume(), stop() and
--- lr(x) as globals (they act on the running job; see aim.pause), help(),
--- and format(...), which the host uses to echo values (tables pretty-printed).
+-- state: the global `aim`, the job controls pause(), resume(), stop(),
+-- lr(x), save(), probe() and recon() as globals (they act on the running
+-- job; see aim.pause, aim.save_checkpoint), help(), aim.ui (the TUI's key
+-- bindings, aim/keys.lua), and format(...), which the host uses to echo
+-- values (tables pretty-printed).
 local aim = require "aim"
 local pretty = require "aim.pretty"
 
@@ -12,6 +14,10 @@ _G.pause = aim.pause
 _G.resume = aim.resume
 _G.stop = aim.stop
 _G.lr = aim.lr
+_G.save = aim.save_checkpoint
+_G.probe = aim.probe_now
+_G.recon = aim.recon_now
+aim.ui = require "aim.keys"
 
 local help_text = [[
 aim console: Lua 5.4 with the `aim` module loaded.
@@ -22,6 +28,7 @@ aim console: Lua 5.4 with the `aim` module loaded.
   m:loss(x, {prefix=4})                 the AIM loss
   aim.reconstruct(m, x, {png="r.png"})  input | prediction | target
   pause() resume() stop() lr(3e-4)      control the running job (from a console)
+  save() probe() recon()                checkpoint, live probe, reconstructions now
 Tab completes names (aim., m:, ...). Ctrl-C interrupts, Ctrl-D leaves.]]
 
 function _G.help()

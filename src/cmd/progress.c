@@ -62,6 +62,10 @@ void cmd_progress_event(void *ctx, const aim_event *ev)
         p->open_line = 0;
         fprintf(stderr, "aim %s: %s\n", ev->job, ev->kind == AIM_EV_PAUSE ? "paused" : "resumed");
         break;
+    case AIM_EV_MESSAGE:
+        close_line(p);
+        fprintf(stderr, "aim %s: %s\n", ev->job, ev->text ? ev->text : "");
+        break;
     case AIM_EV_JOB_END:
         if (p->open_line)
             fputc('\n', stderr);

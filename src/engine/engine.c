@@ -3,7 +3,9 @@
  * the queue of chunks other threads send it, their replies, job control
  * (pause / resume / stop / lr / interrupt) and the snapshot a UI copies out.
  *
- * One mutex guards the queue, the replies, the job flags and the snapshot;
+ * One mutex guards the queue, the replies, the job flags, the snapshot and
+ * the board (what the TUI's panels show: curve, validation, probe,
+ * reconstructions, messages);
  * one condition variable (broadcast) signals every change. Lua runs with the
  * mutex released. Waits while paused are timed (100 ms) so that an
  * interrupt from a signal handler, which cannot take the mutex, is noticed.
@@ -11,10 +13,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "lua/l_aim.h"
@@ -44,6 +50,8 @@ struct aim_engine {
     int quit;
     int want_pause, want_stop;
     aim_snapshot snap;
+    aim_board board;
+    int64_t curve_open;  /* steps in the last curve point so far (0: closed) */
     /* engine thread only */
     int started;
     pthread_t thread;
@@ -55,9 +63,37 @@ struct aim_engine {
 
 /* ------------------------------------------------------------ helpers */
 
+/* Append a message to the board (mu held). */
+static void post_message(aim_engine *eng, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void post_message(aim_engine *eng, const char *fmt, ...)
+{
+    aim_board *b = &eng->board;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->msg[b->nmsg % AIM_MSG_MAX], AIM_MSG_LEN, fmt, ap);
+    va_end(ap);
+    b->nmsg++;
+    b->seq++;
+}
+
 static void emit(aim_engine *eng, aim_event_kind kind, const char *text,
                  const aim_step_info *step)
 {
+    if (kind != AIM_EV_STEP) {
+        pthread_mutex_lock(&eng->mu);
+        const char *job = eng->snap.job;
+        long long at = step ? (long long)step->step : 0;
+        switch (kind) {
+        case AIM_EV_JOB_START: post_message(eng, "%s started: %s", job, text ? text : ""); break;
+        case AIM_EV_PAUSE: post_message(eng, "%s paused at step %lld", job, at); break;
+        case AIM_EV_RESUME: post_message(eng, "%s resumed at step %lld", job, at); break;
+        case AIM_EV_JOB_END: post_message(eng, "%s ended: %s", job, text ? text : "done"); break;
+        case AIM_EV_MESSAGE: post_message(eng, "%s", text ? text : ""); break;
+        case AIM_EV_STEP: break;
+        }
+        pthread_mutex_unlock(&eng->mu);
+    }
     if (!eng->hooks.event)
         return;
     aim_event ev = {.kind = kind, .job = eng->snap.job, .text = text, .step = step};
@@ -394,6 +430,15 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     eng->snap.lr_peak = lr_peak;
     eng->snap.seq++;
     eng->want_pause = eng->want_stop = 0;
+    /* a new job starts a new curve; probes, reconstructions and messages stay */
+    aim_board *b = &eng->board;
+    b->run_dir[0] = 0;
+    b->threads = 0;
+    b->can_checkpoint = 0;
+    b->stride = 1;
+    b->ncurve = b->nval = b->nonfinite = 0;
+    b->seq++;
+    eng->curve_open = 0;
     pthread_mutex_unlock(&eng->mu);
     eng->in_job = 1;
     eng->lr_live = lr_peak;
@@ -402,11 +447,50 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     return 0;
 }
 
+/* Add a training step to the board's curve (mu held). */
+static void curve_add(aim_engine *eng, const aim_step_info *s)
+{
+    aim_board *b = &eng->board;
+    if (b->stride < 1)
+        b->stride = 1;
+    if (!isfinite(s->loss)) {
+        b->nonfinite++;
+        return;
+    }
+    aim_curve_point *p;
+    if (eng->curve_open == 0) {
+        if (b->ncurve == AIM_CURVE_MAX) { /* full: merge neighbours, twice the stride */
+            for (int i = 0; i < AIM_CURVE_MAX / 2; i++) {
+                const aim_curve_point *a = &b->curve[2 * i], *c = &b->curve[2 * i + 1];
+                aim_curve_point m = {c->step, 0.5f * (a->loss + c->loss),
+                                     a->lo < c->lo ? a->lo : c->lo,
+                                     a->hi > c->hi ? a->hi : c->hi, c->lr};
+                b->curve[i] = m;
+            }
+            b->ncurve = AIM_CURVE_MAX / 2;
+            b->stride *= 2;
+        }
+        p = &b->curve[b->ncurve++];
+        *p = (aim_curve_point){s->step, s->loss, s->loss, s->loss, s->lr};
+    } else {
+        p = &b->curve[b->ncurve - 1];
+        p->loss += (s->loss - p->loss) / (float)(eng->curve_open + 1);
+        p->lo = s->loss < p->lo ? s->loss : p->lo;
+        p->hi = s->loss > p->hi ? s->loss : p->hi;
+        p->step = s->step;
+        p->lr = s->lr;
+    }
+    if (++eng->curve_open >= b->stride)
+        eng->curve_open = 0;
+    b->seq++;
+}
+
 void aim_engine_job_publish(aim_engine *eng, const aim_step_info *info)
 {
     pthread_mutex_lock(&eng->mu);
     eng->snap.step = *info;
     eng->snap.seq++;
+    curve_add(eng, info);
     pthread_mutex_unlock(&eng->mu);
     wake(eng);
     emit(eng, AIM_EV_STEP, NULL, info);
@@ -482,5 +566,82 @@ void aim_engine_job_end(aim_engine *eng, const char *summary, const aim_step_inf
     pthread_mutex_unlock(&eng->mu);
     eng->in_job = 0;
     emit(eng, AIM_EV_JOB_END, summary, last);
+    wake(eng);
+}
+
+/* ------------------------------------------------------------ the board */
+
+int aim_engine_board(aim_engine *eng, aim_board *out)
+{
+    pthread_mutex_lock(&eng->mu);
+    int changed = out->seq != eng->board.seq || eng->board.seq == 0;
+    if (changed) {
+        /* copy only the parts in use: the arrays are large */
+        aim_board *b = &eng->board;
+        size_t head = offsetof(aim_board, curve);
+        memcpy(out, b, head);
+        memcpy(out->curve, b->curve, (size_t)b->ncurve * sizeof b->curve[0]);
+        out->nval = b->nval;
+        memcpy(out->val, b->val, (size_t)b->nval * sizeof b->val[0]);
+        out->nonfinite = b->nonfinite;
+        out->probe = b->probe;
+        out->recon = b->recon;
+        out->nmsg = b->nmsg;
+        memcpy(out->msg, b->msg, sizeof b->msg);
+    }
+    pthread_mutex_unlock(&eng->mu);
+    return changed;
+}
+
+void aim_engine_job_message(aim_engine *eng, const char *text)
+{
+    emit(eng, AIM_EV_MESSAGE, text, NULL);
+    wake(eng);
+}
+
+void aim_engine_job_folder(aim_engine *eng, const char *run_dir, int threads, int can_checkpoint)
+{
+    pthread_mutex_lock(&eng->mu);
+    snprintf(eng->board.run_dir, sizeof eng->board.run_dir, "%s", run_dir ? run_dir : "");
+    eng->board.threads = threads;
+    eng->board.can_checkpoint = can_checkpoint;
+    eng->board.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+void aim_engine_job_val(aim_engine *eng, int64_t step, float loss)
+{
+    pthread_mutex_lock(&eng->mu);
+    aim_board *b = &eng->board;
+    if (b->nval == AIM_VAL_MAX) { /* full: keep every other point, the newest included */
+        int k = 0;
+        for (int i = 1; i < AIM_VAL_MAX; i += 2)
+            b->val[k++] = b->val[i];
+        b->nval = k;
+    }
+    b->val[b->nval++] = (aim_val_point){step, loss};
+    b->seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+void aim_engine_job_probe(aim_engine *eng, const aim_probe_view *p)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->board.probe = *p;
+    if (eng->board.probe.n > AIM_PROBE_BLOCKS)
+        eng->board.probe.n = AIM_PROBE_BLOCKS;
+    eng->board.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+void aim_engine_job_recon(aim_engine *eng, const aim_recon_view *r)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->board.recon = *r;
+    eng->board.seq++;
+    pthread_mutex_unlock(&eng->mu);
     wake(eng);
 }

@@ -138,6 +138,39 @@ void l_open_jobs(lua_State *L); /* aim.pretrain, aim.pause, aim.stop, aim.lr, ..
 /* l_recon.c */
 void l_open_recon(lua_State *L); /* aim.reconstruct */
 void l_open_probe(lua_State *L); /* aim.probe */
+/* For B images x [B,C,H,W] (normalised as the model sees them) and prefix S:
+ * in, pr, tg [B,C,H,W] in [0,1] (input with patches >= S greyed out,
+ * next-patch predictions, target), un-normalised with mean/sd per channel;
+ * *loss = the AIM loss at S. -1 with a message if activations cannot be
+ * allocated. */
+int l_recon_compute(aim_model *m, const float *x, int B, int S, const float *mean,
+                    const float *sd, float *in, float *pr, float *tg, double *loss, aim_err *e);
+
+/* l_board.c: what a job publishes for the TUI (aim/engine.h "the board")
+ * and the console's requests to it (aim.save_checkpoint, aim.probe_now,
+ * aim.recon_now) */
+typedef struct l_board l_board;
+typedef struct l_board_opts {
+    int recon_images;      /* images to reconstruct (<= AIM_RECON_MAX) */
+    int64_t recon_every;   /* refresh every N steps (0: at the first and last step, on request) */
+    int probe_images;      /* as aim_pretrain_opts.probe_images */
+    uint64_t seed;
+    int can_checkpoint;    /* the job has a checkpoint folder */
+} l_board_opts;
+/* A new board for a job on the model at model_idx and the training data at
+ * data_idx, with optional probe test data and reconstruction source (stack
+ * indices, 0 = none). Pushes it and makes it the newest board. */
+l_board *l_board_new(lua_State *L, aim_engine *eng, int model_idx, int data_idx, int probe_idx,
+                     int recon_idx, const l_board_opts *o);
+void l_board_end(l_board *b);                       /* the job has ended */
+int l_board_requests(l_board *b);                   /* take the AIM_REQ_* bits */
+/* OR bits into the running job's requests; 0 if no job runs */
+int l_board_request(lua_State *L, int bits);
+/* after each step: reconstructions when due */
+void l_board_step(l_board *b, aim_model *m, const aim_step_info *s);
+/* aim_pretrain_opts.on_probe */
+void l_board_probe(lua_State *L, l_board *b, int64_t step, const float *top1, int n);
+void l_open_board(lua_State *L);
 
 int luaopen_aim_core(lua_State *L);
 

@@ -7,8 +7,16 @@
  *       (run folder: run.json, metrics.jsonl, model.safetensors), plus run
  *       (the metrics' run name), on_step = function(info) called every
  *       `every` steps (and at the last; return "stop" to end the job).
+ *       For a UI and long runs: val (dataset), val_every, val_images;
+ *       probe_test (dataset), probe_every, probe_images (the live linear
+ *       probe); recon (dataset: a few fixed images to reconstruct),
+ *       recon_every, recon_images; checkpoints in the run folder with
+ *       ckpt_every, ckpt_minutes, keep, or checkpoints = true (only on
+ *       stop, at the end and on request). What these produce also goes to
+ *       the engine's board (l_board.c) for the TUI's panels.
  *   aim.pause(), aim.resume(), aim.stop(): act on the running job; each
- *       returns true if it changed something. aim.lr(x) sets the running
+ *       returns true if it changed something. aim.stop{save = false}
+ *       skips the checkpoint a job with a checkpoint folder writes on stop. aim.lr(x) sets the running
  *       job's peak learning rate; aim.lr() returns the current lr and peak.
  *   aim.threads([n]): OpenMP + OpenBLAS threads (returns the count).
  *
@@ -39,6 +47,8 @@ typedef struct step_ctx {
     int64_t every;
     int failed;
     aim_step_info last;
+    l_board *board;
+    aim_model *m;
 } step_ctx;
 
 static void push_info(lua_State *L, const aim_step_info *s)
@@ -96,7 +106,51 @@ static int job_on_step(void *ctx, const aim_step_info *info)
     }
     int stop = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    if (s->board)
+        l_board_step(s->board, s->m, info);
     return stop;
+}
+
+/* the other aim_pretrain callbacks: to the engine and its board */
+static void job_on_message(void *ctx, const char *msg)
+{
+    step_ctx *s = ctx;
+    aim_engine_job_message(s->eng, msg);
+}
+
+static void job_on_val(void *ctx, int64_t step, float loss)
+{
+    step_ctx *s = ctx;
+    aim_engine_job_val(s->eng, step, loss);
+}
+
+static void job_on_probe(void *ctx, int64_t step, const float *top1, int nblocks)
+{
+    step_ctx *s = ctx;
+    if (lua_checkstack(s->L, 8))
+        l_board_probe(s->L, s->board, step, top1, nblocks);
+}
+
+static int job_requests(void *ctx)
+{
+    step_ctx *s = ctx;
+    return l_board_requests(s->board);
+}
+
+/* an optional dataset option with the model's image shape; pushes it (or nil) */
+static aim_dataset *opt_images(lua_State *L, int opts, const char *key, const aim_config *c)
+{
+    if (l_opt_get(L, opts, key) == LUA_TNIL)
+        return NULL;
+    l_dataset *d = luaL_testudata(L, -1, L_DATASET_MT);
+    if (!d || !d->ds)
+        luaL_argerror(L, opts, lua_pushfstring(L, "option '%s' must be an open dataset", key));
+    if (d->ds->c != c->channels || d->ds->h != c->image || d->ds->w != c->image)
+        luaL_argerror(L, opts,
+                      lua_pushfstring(L, "option '%s': the data is %dx%dx%d but the model takes "
+                                         "%dx%dx%d", key, d->ds->c, d->ds->h, d->ds->w,
+                                      c->channels, c->image, c->image));
+    return d->ds;
 }
 
 static int write_run_json(const char *path, const aim_config *c, const aim_pretrain_opts *o,
@@ -122,7 +176,10 @@ static int write_run_json(const char *path, const aim_config *c, const aim_pretr
 
 static const char *const pretrain_options[] = {
     "steps", "epochs",    "batch",     "lr",  "warmup",  "wd",    "clip", "seed", "crop",
-    "flip",  "scale_min", "log_every", "out", "on_step", "every", "run",  NULL,
+    "flip",  "scale_min", "log_every", "out", "on_step", "every", "run",
+    "val", "val_every", "val_images", "probe_test", "probe_every", "probe_images",
+    "recon", "recon_every", "recon_images", "ckpt_every", "ckpt_minutes", "keep",
+    "checkpoints", NULL,
 };
 
 static int l_pretrain(lua_State *L)
@@ -191,6 +248,33 @@ static int l_pretrain(lua_State *L)
     if (c->nmean == 0)
         aim_model_set_norm(m, ds->c, ds->mean, ds->std, NULL);
 
+    /* validation, live probe, reconstructions, checkpoints */
+    po.val = opt_images(L, S_OPTS, "val", c);
+    int val_idx = lua_gettop(L);
+    po.val_every = l_opt_int(L, S_OPTS, "val_every", po.val ? 100 : 0, 0, (lua_Integer)1 << 40);
+    po.val_images = (int)l_opt_int(L, S_OPTS, "val_images", 512, 1, 1 << 30);
+    po.probe_test = opt_images(L, S_OPTS, "probe_test", c);
+    int probe_idx = po.probe_test ? lua_gettop(L) : 0;
+    po.probe_every = l_opt_int(L, S_OPTS, "probe_every", 0, 0, (lua_Integer)1 << 40);
+    po.probe_images = (int)l_opt_int(L, S_OPTS, "probe_images", 2000, 2, 1 << 30);
+    const aim_dataset *recon = opt_images(L, S_OPTS, "recon", c);
+    int recon_idx = recon ? lua_gettop(L) : 0;
+    l_board_opts bo = {
+        .recon_images = (int)l_opt_int(L, S_OPTS, "recon_images", 4, 0, AIM_RECON_MAX),
+        .recon_every = l_opt_int(L, S_OPTS, "recon_every", 0, 0, (lua_Integer)1 << 40),
+        .probe_images = po.probe_images,
+        .seed = po.data.seed,
+    };
+    po.ckpt_every = l_opt_int(L, S_OPTS, "ckpt_every", 0, 0, (lua_Integer)1 << 40);
+    po.ckpt_minutes = l_opt_num(L, S_OPTS, "ckpt_minutes", 0, 0, 1e9);
+    po.keep_last = (int)l_opt_int(L, S_OPTS, "keep", 3, 0, 1 << 30);
+    int ckpt = l_opt_bool(L, S_OPTS, "checkpoints", po.ckpt_every > 0 || po.ckpt_minutes > 0);
+    if (ckpt && !out)
+        return luaL_argerror(L, S_OPTS, "checkpoints need a run folder (option 'out')");
+    po.ckpt_dir = ckpt ? out : NULL;
+    bo.can_checkpoint = ckpt;
+    (void)val_idx;
+
     char desc[512];
     snprintf(desc, sizeof desc,
              "%s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d (%.2fM trunk + "
@@ -201,13 +285,21 @@ static int l_pretrain(lua_State *L)
              out ? out : "");
     if (aim_engine_job_begin(sc.eng, "pretrain", desc, po.lr, &e) != 0)
         return luaL_error(L, "%s", e.msg);
+    aim_engine_job_folder(sc.eng, out, omp_get_max_threads(), ckpt);
+    sc.board = l_board_new(L, sc.eng, S_MODEL, S_DATA, probe_idx, recon_idx, &bo);
+    sc.m = m;
     po.live_lr = aim_engine_job_lr(sc.eng);
     po.on_step = job_on_step;
+    po.on_message = job_on_message;
+    po.on_val = job_on_val;
+    po.on_probe = job_on_probe;
+    po.requests = job_requests;
     po.ctx = &sc;
     lm->busy = ld->busy = 1;
     aim_pretrain_result res;
     int rc = aim_pretrain(m, ds, &po, &res, &e);
     lm->busy = ld->busy = 0;
+    l_board_end(sc.board);
     char summary[256];
     snprintf(summary, sizeof summary,
              "%lld steps in %.1f s, final loss %.6f (mean of last %d: %.6f)%s",
@@ -265,6 +357,12 @@ static int l_resume(lua_State *L)
 
 static int l_stop(lua_State *L)
 {
+    if (!lua_isnoneornil(L, 1)) {
+        static const char *const stop_options[] = {"save", NULL};
+        l_check_options(L, 1, stop_options);
+        if (!l_opt_bool(L, 1, "save", 1))
+            l_board_request(L, AIM_REQ_NO_SAVE);
+    }
     lua_pushboolean(L, aim_engine_stop(l_engine(L)));
     return 1;
 }

@@ -17,6 +17,8 @@
  * three are written side by side, one image per row (input | prediction |
  * target), each pixel scaled by opts.scale (default: up to about 128
  * pixels); C must then be 1 or 3. A failed write gives nil, message.
+ * The computation itself (l_recon_compute) also serves the TUI's
+ * reconstruction panel (l_jobs.c).
  */
 #include "config.h"
 
@@ -51,61 +53,28 @@ static float clamp01(float v)
     return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
-static const char *const recon_options[] = {"prefix", "png", "scale", "mean", "std", NULL};
-
-static int l_reconstruct(lua_State *L)
+int l_recon_compute(aim_model *m, const float *x, int B, int S, const float *mean,
+                    const float *sd, float *in, float *pr, float *tg, double *loss, aim_err *e)
 {
-    aim_model *m = l_model_check(L, 1)->m;
-    l_tensor *x = l_tensor_check(L, 2);
-    if (!lua_isnoneornil(L, 3))
-        luaL_checktype(L, 3, LUA_TTABLE);
-    l_check_options(L, 3, recon_options);
-    lua_settop(L, 3);
     const aim_config *c = aim_model_config(m);
     int C = c->channels, H = c->image, p = c->patch, gw = H / p;
-    int B = l_tensor_check_images(L, 2, x, C, H, H);
     int N = aim_config_tokens(c), P = aim_config_patch_dim(c);
-    int S = (int)l_opt_int(L, 3, "prefix", N / 2 > 0 ? N / 2 : 1, 1, N - 1);
-    const char *png = l_opt_str(L, 3, "png", NULL);
-    int scale = (int)l_opt_int(L, 3, "scale", H >= 128 ? 1 : 128 / H, 1, 64);
-    if (png && C != 1 && C != 3)
-        luaL_argerror(L, 3, "a PNG needs 1 or 3 channels");
-    float mean[4] = {0, 0, 0, 0}, sd[4] = {1, 1, 1, 1};
-    for (int k = 0; k < c->nmean; k++) {
-        mean[k] = c->mean[k];
-        sd[k] = c->std[k];
-    }
-    int hm = read_stats(L, 3, "mean", mean, C), hs = read_stats(L, 3, "std", sd, C);
-    if (hm != hs)
-        luaL_argerror(L, 3, "give both mean and std, or neither");
-
-    int64_t shape[4] = {B, C, H, H};
-    lua_createtable(L, 0, 6);                    /* res */
-    l_tensor *in = l_tensor_push(L, 4, shape);   /* res in */
-    lua_setfield(L, -2, "input");
-    l_tensor *pr = l_tensor_push(L, 4, shape);
-    lua_setfield(L, -2, "prediction");
-    l_tensor *tg = l_tensor_push(L, 4, shape);
-    lua_setfield(L, -2, "target");
-    l_set_int(L, "prefix", S);
-    int32_t *pre = lua_newuserdatauv(L, CHUNK * sizeof *pre, 0); /* res pre */
+    int32_t pre[CHUNK];
     for (int b = 0; b < CHUNK; b++)
         pre[b] = S;
-    aim_err e;
-    if (aim_model_reserve(m, B < CHUNK ? B : CHUNK, &e) != 0)
-        return luaL_error(L, "%s", e.msg);
-
+    if (aim_model_reserve(m, B < CHUNK ? B : CHUNK, e) != 0)
+        return -1;
     size_t plane = (size_t)H * H, img = (size_t)C * plane;
     double lsum = 0;
     for (int b0 = 0; b0 < B; b0 += CHUNK) {
         int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-        lsum += (double)aim_model_forward(m, x->data + (size_t)b0 * img, pre, nb) * nb;
+        lsum += (double)aim_model_forward(m, x + (size_t)b0 * img, pre, nb) * nb;
         const float *pred = aim_model_predictions(m); /* [nb, N, P], (py, px, c) order */
         for (int b = 0; b < nb; b++) {
-            const float *xi = x->data + (size_t)(b0 + b) * img;
-            float *ii = in->data + (size_t)(b0 + b) * img;
-            float *pi = pr->data + (size_t)(b0 + b) * img;
-            float *ti = tg->data + (size_t)(b0 + b) * img;
+            const float *xi = x + (size_t)(b0 + b) * img;
+            float *ii = in + (size_t)(b0 + b) * img;
+            float *pi = pr + (size_t)(b0 + b) * img;
+            float *ti = tg + (size_t)(b0 + b) * img;
             for (int j = 0; j < N; j++) {
                 int row = j / gw, col = j % gw;
                 /* the target patch's statistics, as patch_targets computes them */
@@ -140,8 +109,53 @@ static int l_reconstruct(lua_State *L)
             }
         }
     }
-    lua_pop(L, 1); /* res */
-    l_set_num(L, "loss", lsum / B);
+    *loss = lsum / B;
+    return 0;
+}
+
+static const char *const recon_options[] = {"prefix", "png", "scale", "mean", "std", NULL};
+
+static int l_reconstruct(lua_State *L)
+{
+    aim_model *m = l_model_check(L, 1)->m;
+    l_tensor *x = l_tensor_check(L, 2);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    l_check_options(L, 3, recon_options);
+    lua_settop(L, 3);
+    const aim_config *c = aim_model_config(m);
+    int C = c->channels, H = c->image;
+    int B = l_tensor_check_images(L, 2, x, C, H, H);
+    int N = aim_config_tokens(c);
+    size_t img = (size_t)C * H * H;
+    int S = (int)l_opt_int(L, 3, "prefix", N / 2 > 0 ? N / 2 : 1, 1, N - 1);
+    const char *png = l_opt_str(L, 3, "png", NULL);
+    int scale = (int)l_opt_int(L, 3, "scale", H >= 128 ? 1 : 128 / H, 1, 64);
+    if (png && C != 1 && C != 3)
+        luaL_argerror(L, 3, "a PNG needs 1 or 3 channels");
+    float mean[4] = {0, 0, 0, 0}, sd[4] = {1, 1, 1, 1};
+    for (int k = 0; k < c->nmean; k++) {
+        mean[k] = c->mean[k];
+        sd[k] = c->std[k];
+    }
+    int hm = read_stats(L, 3, "mean", mean, C), hs = read_stats(L, 3, "std", sd, C);
+    if (hm != hs)
+        luaL_argerror(L, 3, "give both mean and std, or neither");
+
+    int64_t shape[4] = {B, C, H, H};
+    lua_createtable(L, 0, 6);                    /* res */
+    l_tensor *in = l_tensor_push(L, 4, shape);   /* res in */
+    lua_setfield(L, -2, "input");
+    l_tensor *pr = l_tensor_push(L, 4, shape);
+    lua_setfield(L, -2, "prediction");
+    l_tensor *tg = l_tensor_push(L, 4, shape);
+    lua_setfield(L, -2, "target");
+    l_set_int(L, "prefix", S);
+    aim_err e;
+    double loss;
+    if (l_recon_compute(m, x->data, B, S, mean, sd, in->data, pr->data, tg->data, &loss, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    l_set_num(L, "loss", loss);
     if (png) {
         size_t n3 = 3 * (size_t)B * img;
         uint8_t *pix = lua_newuserdatauv(L, n3, 0); /* res pix */

@@ -88,3 +88,35 @@ int aim_live_probe(aim_model *m, const aim_dataset *train, int64_t ntrain,
     free(fte);
     return rc;
 }
+
+int aim_live_probe_raw(const aim_dataset *train, int64_t ntrain, const aim_dataset *test,
+                       int64_t ntest, uint64_t seed, float *top1, aim_err *e)
+{
+    int K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
+    if (K < 2)
+        return aim_errf(e, "live probe: the data has %d class(es)", K);
+    if (ntrain <= 0 || ntest <= 0)
+        return aim_errf(e, "live probe: no images to probe");
+    aim_feats *ftr = aim_features_raw(train, ntrain, e);
+    aim_feats *fte = ftr ? aim_features_raw(test, ntest, e) : NULL;
+    int rc = -1;
+    if (ftr && fte) {
+        aim_probe *p = aim_probe_new(AIM_PROBE_LINEAR, 1, ftr->D, 1, K, seed, e);
+        if (p) {
+            aim_probe_opts o;
+            aim_probe_opts_default(&o);
+            o.epochs = 10; /* the settings of aim_live_probe */
+            o.batch = 128;
+            o.lr = 1e-2f;
+            o.seed = seed;
+            o.eval_every_epoch = 0;
+            aim_probe_result r;
+            rc = aim_probe_train(p, ftr, fte, &o, &r, e);
+            *top1 = r.test_top1;
+            aim_probe_free(p);
+        }
+    }
+    aim_feats_free(ftr);
+    aim_feats_free(fte);
+    return rc;
+}

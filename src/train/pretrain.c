@@ -400,6 +400,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         }
         int stop = o->on_step && o->on_step(o->ctx, &info);
         stop |= o->stop_flag && *o->stop_flag;
+        int req = o->requests ? o->requests(o->ctx) : 0;
         int best_now = 0;
         if (o->val && o->val_every > 0 && ((step + 1) % o->val_every == 0 || step + 1 == o->steps)) {
             float vl = aim_validation_loss(m, o->val, val_images, o->batch, bo.seed, x, prefix);
@@ -415,12 +416,21 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             sink_end(&sk);
             message(o, "step %lld: validation loss %.4f%s", (long long)(step + 1), vl,
                     best_now ? " (best so far)" : "");
+            if (o->on_val)
+                o->on_val(o->ctx, step + 1, vl);
         }
-        if (o->probe_test && o->probe_every > 0 && (step + 1) % o->probe_every == 0) {
+        if ((req & AIM_REQ_PROBE) && !o->probe_test)
+            message(o, "probe: this run has no probe data (probe_test)");
+        if (o->probe_test && ((o->probe_every > 0 && (step + 1) % o->probe_every == 0) ||
+                              (req & AIM_REQ_PROBE))) {
             int L = c->depth, ni = o->probe_images > 0 ? o->probe_images : 2000;
             float *top1 = aim_xcalloc((size_t)L, sizeof *top1);
             aim_err pe = {{0}};
+            if (o->on_probe)
+                o->on_probe(o->ctx, step + 1, NULL, L);
             if (aim_live_probe(m, ds, ni, o->probe_test, ni / 2, bo.seed, top1, &pe) == 0) {
+                if (o->on_probe)
+                    o->on_probe(o->ctx, step + 1, top1, L);
                 int best = 0;
                 for (int l = 1; l < L; l++)
                     best = top1[l] > top1[best] ? l : best;
@@ -436,6 +446,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                     off += snprintf(line + off, sizeof line - (size_t)off, " %.1f", top1[l]);
                 message(o, "%s (best block %d)", line, best + 1);
             } else {
+                if (o->on_probe)
+                    o->on_probe(o->ctx, step + 1, NULL, 0);
                 message(o, "live probe failed: %s", pe.msg);
             }
             free(top1);
@@ -450,8 +462,11 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             }
             free(path);
         }
+        if ((req & AIM_REQ_CHECKPOINT) && !o->ckpt_dir)
+            message(o, "checkpoint: this run has no checkpoint folder");
         if (o->ckpt_dir) {
-            int due = stop || step + 1 == o->steps ||
+            int due = (stop && !(req & AIM_REQ_NO_SAVE)) || step + 1 == o->steps ||
+                      (req & AIM_REQ_CHECKPOINT) ||
                       (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) ||
                       (o->ckpt_minutes > 0 && t - last_ckpt >= 60 * o->ckpt_minutes);
             if (due) {
