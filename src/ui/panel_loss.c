@@ -3,8 +3,8 @@
  * raw series faint (each point's min..max span, so spikes survive the
  * board's merging), TensorBoard's de-biased EMA bright on top, validation
  * points as markers, y axis with tick labels (linear or log10, autoscaled
- * to the smoothed curve plus the 2..98% quantiles of the raw one, so a
- * single spike does not flatten the rest), x axis in steps, and a strip of
+ * to the 2..98% quantiles of both series, so the first steps and single
+ * spikes do not flatten the rest), x axis in steps, and a strip of
  * the learning-rate schedule under it. Keys: log_scale, smooth_more,
  * smooth_less.
  */
@@ -139,22 +139,27 @@ static void loss_draw(const ui_view *v, ui_rect r)
         a.x1 = b->val[i].step > a.x1 ? b->val[i].step : a.x1;
     if (a.x1 <= a.x0)
         a.x1 = a.x0 + 1;
-    /* y range: the smoothed curve and validation in full, the raw one robustly */
-    int k = 0;
+    /* y range: robust (the 2..98% quantiles of the raw and the smoothed
+     * series once there are enough points, so the first steps' high loss and
+     * single spikes do not flatten the rest; they run off the edge), and
+     * every validation point */
+    float qlo = n > 20 ? 0.02f : 0.0f, qhi = n > 20 ? 0.98f : 1.0f;
     for (int i = 0; i < n; i++)
-        tmp[k++] = (float)tf(&a, mean[i]);
-    double lo = plot_quantile(tmp, k, n > 20 ? 0.02f : 0.0f, tmp + 0);
-    k = 0;
+        tmp[i] = (float)tf(&a, mean[i]);
+    double lo = plot_quantile(tmp, n, qlo, tmp);
     for (int i = 0; i < n; i++)
-        tmp[k++] = (float)tf(&a, mean[i]);
-    double hi = plot_quantile(tmp, k, n > 20 ? 0.98f : 1.0f, tmp);
-    for (int i = 0; i < n; i++) {
-        double t = tf(&a, ema[i]);
-        if (isfinite(t)) {
-            lo = !isfinite(lo) || t < lo ? t : lo;
-            hi = !isfinite(hi) || t > hi ? t : hi;
-        }
-    }
+        tmp[i] = (float)tf(&a, mean[i]);
+    double hi = plot_quantile(tmp, n, qhi, tmp);
+    for (int i = 0; i < n; i++)
+        tmp[i] = (float)tf(&a, ema[i]);
+    double elo = plot_quantile(tmp, n, qlo, tmp);
+    for (int i = 0; i < n; i++)
+        tmp[i] = (float)tf(&a, ema[i]);
+    double ehi = plot_quantile(tmp, n, qhi, tmp);
+    if (isfinite(elo) && (!isfinite(lo) || elo < lo))
+        lo = elo;
+    if (isfinite(ehi) && (!isfinite(hi) || ehi > hi))
+        hi = ehi;
     for (int i = 0; i < b->nval; i++) {
         double t = tf(&a, b->val[i].loss);
         if (isfinite(t)) {
