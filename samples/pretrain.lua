@@ -35,9 +35,11 @@ local test = aim.data.default("test", {channels = shape.channels, size = shape.s
                                        limit = a.test, seed = a.seed})
 print(string.format("model: %s\ndata:  %s\ntest:  %s", tostring(m), tostring(train), tostring(test)))
 
--- the test loss: every image with its own prefix, drawn once (fixed)
+-- the test loss on (at most) the first 256 test images, every image with its
+-- own prefix, drawn once (fixed); the whole test set serves validation, the
+-- live probe and the reconstructions
 local N = (cfg.image // cfg.patch) ^ 2 // 1
-local x = test:batch(1, #test)
+local x = test:batch(1, math.min(#test, 256))
 local prefixes = {}
 for i = 1, #x do prefixes[i] = 1 + (i * 7919) % (N - 1) end
 local function test_loss()

@@ -1,12 +1,14 @@
 /*
  * main.c - the `aim` command line: parses the command name and hands over to
- * the command's exec function. See shared DESIGN.md for the contract.
+ * the command's exec function (`aim` alone on a terminal is `aim tui`). See
+ * shared DESIGN.md for the contract.
  */
 #include "config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "cmd/opts.h"
@@ -22,6 +24,7 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_csv_entry,
     &cmd_run_entry,
     &cmd_repl_entry,
+    &cmd_tui_entry,
     NULL,
 };
 
@@ -73,6 +76,12 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
+        /* on a terminal: the TUI on the default experiment; elsewhere (scripts,
+         * CI) the usage, so nothing ever waits for a screen nobody sees */
+        if (isatty(0) && isatty(1)) {
+            char *tui_argv[] = {"tui", NULL};
+            return cmd_tui_entry.exec(1, tui_argv);
+        }
         usage(stderr);
         return 2;
     }

@@ -24,6 +24,7 @@ extern const struct aim_cmd cmd_runs_entry;
 extern const struct aim_cmd cmd_csv_entry;
 extern const struct aim_cmd cmd_run_entry;
 extern const struct aim_cmd cmd_repl_entry;
+extern const struct aim_cmd cmd_tui_entry;
 
 /* Print "aim: <message>" on stderr and return 1. */
 int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

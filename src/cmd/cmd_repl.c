@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <readline/history.h>
@@ -151,32 +150,6 @@ static char **complete(const char *text, int start, int end)
     return m;
 }
 
-/* ------------------------------------------------------------ history */
-
-static char *history_path(void)
-{
-    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-    char *dir;
-    if (state && *state == '/')
-        dir = aim_xasprintf("%s/aim", state);
-    else if (home && *home)
-        dir = aim_xasprintf("%s/.local/state/aim", home);
-    else
-        return NULL;
-    /* mkdir -p */
-    for (char *s = dir + 1; *s; s++) {
-        if (*s == '/') {
-            *s = 0;
-            mkdir(dir, 0755);
-            *s = '/';
-        }
-    }
-    mkdir(dir, 0700);
-    char *path = aim_xasprintf("%s/history", dir);
-    free(dir);
-    return path;
-}
-
 /* ------------------------------------------------------------ loops */
 
 static void on_line(char *line)
@@ -212,7 +185,7 @@ static void tty_loop(repl *r)
     rl_catch_signals = 0;
     rl_attempted_completion_function = complete;
     rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(,+-*/%^~#[]";
-    char *hist = history_path();
+    char *hist = cmd_history_path();
     using_history();
     stifle_history(HISTORY_MAX);
     if (hist)

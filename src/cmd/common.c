@@ -6,7 +6,9 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -92,4 +94,38 @@ void cmd_duration(double s, char *buf, int len)
         snprintf(buf, (size_t)len, "%ldm%02lds", t / 60, t % 60);
     else
         snprintf(buf, (size_t)len, "%lds", t);
+}
+
+char *cmd_history_path(void)
+{
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char *dir;
+    if (state && *state == '/')
+        dir = aim_xasprintf("%s/aim", state);
+    else if (home && *home)
+        dir = aim_xasprintf("%s/.local/state/aim", home);
+    else
+        return NULL;
+    /* mkdir -p */
+    for (char *s = dir + 1; *s; s++) {
+        if (*s == '/') {
+            *s = 0;
+            mkdir(dir, 0755);
+            *s = '/';
+        }
+    }
+    mkdir(dir, 0700);
+    char *path = aim_xasprintf("%s/history", dir);
+    free(dir);
+    return path;
+}
+
+char *cmd_config_path(const char *name)
+{
+    const char *config = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (config && *config == '/')
+        return aim_xasprintf("%s/aim/%s", config, name);
+    if (home && *home)
+        return aim_xasprintf("%s/.config/aim/%s", home, name);
+    return NULL;
 }

@@ -47,4 +47,11 @@ int cmd_threads(void);
 /* "1h02m", "3m12s", "45s" */
 void cmd_duration(double s, char *buf, int len);
 
+/* The console history file shared by `aim repl` and the TUI:
+ * $XDG_STATE_HOME/aim/history (default ~/.local/state/aim/history); its
+ * folder is created. malloc'd, or NULL without HOME. */
+char *cmd_history_path(void);
+/* $XDG_CONFIG_HOME/aim/NAME (default ~/.config/aim/NAME), malloc'd, or NULL. */
+char *cmd_config_path(const char *name);
+
 #endif

@@ -1,0 +1,139 @@
+/*
+ * cmd_tui.c - `aim tui [SCRIPT.lua] [-- ARGS...]` and plain `aim` on a
+ * terminal: the full-screen workbench (src/ui/tui.c) running a script, by
+ * default the sample experiment samples/pretrain.lua (Fashion-MNIST and
+ * the tiny preset, or synthetic data with a notice when the dataset
+ * package is missing). The sample is looked for beside the binary (the
+ * build tree), in the source tree it was configured from, and where
+ * `make install` puts it.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "cmd/common.h"
+#include "ui/tui.h"
+
+static int tui_exec(int argc, char **argv);
+
+const struct aim_cmd cmd_tui_entry = {
+    .name = "tui",
+    .usage = "[--threads T] [--colors auto|direct|256|16|mono] [--ascii] [SCRIPT.lua] [--] "
+             "[ARGS...]",
+    .summary = "the full-screen workbench (also: `aim` alone on a terminal)",
+    .help = "Runs SCRIPT.lua (default: samples/pretrain.lua, the tiny model on Fashion-MNIST)\n"
+            "under a screen that shows the training loss with its EMA and the learning\n"
+            "rate, validation points, a live linear probe per block, reconstructions of\n"
+            "a few test images, the job's status and events, and a Lua console whose\n"
+            "lines run between training steps (lr(3e-4), pause(), probe(), save(), ...).\n"
+            "? lists the keys; they are defined in Lua (aim.ui.bind) and can be changed\n"
+            "in $XDG_CONFIG_HOME/aim/init.lua (default ~/.config/aim/init.lua). The\n"
+            "console's history is shared with `aim repl`. ARGS go to the script as arg[1..]\n"
+            "(the sample takes key=value pairs: steps=200 preset=tiny ...).",
+    .exec = tui_exec,
+};
+
+/* the default experiment: a malloc'd path or NULL */
+static char *find_sample(char *tried, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *cands[4] = {0};
+    int nc = 0;
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = 0;
+        cands[nc++] = aim_xasprintf("%s/samples/pretrain.lua", exe);
+        cands[nc++] = aim_xasprintf("%s/../share/aim/pretrain.lua", exe);
+    }
+#ifdef AIM_SRCDIR
+    cands[nc++] = aim_xasprintf("%s/samples/pretrain.lua", AIM_SRCDIR);
+#endif
+    char *found = NULL;
+    size_t at = 0;
+    tried[0] = 0;
+    for (int i = 0; i < nc; i++) {
+        if (!found && access(cands[i], R_OK) == 0)
+            found = aim_xstrdup(cands[i]);
+        at += (size_t)snprintf(tried + at, at < len ? len - at : 0, "%s%s", i ? ", " : "",
+                               cands[i]);
+        free(cands[i]);
+    }
+    return found;
+}
+
+static int tui_exec(int argc, char **argv)
+{
+    tui_opts o = {0};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: aim tui %s\n\n%s\n\noptions:\n"
+                   "  --threads T      threads for OpenMP and OpenBLAS\n"
+                   "  --colors MODE    auto (default), direct, 256, 16 or mono\n"
+                   "  --ascii          no Unicode glyphs (braille, blocks) even in a UTF-8 locale\n",
+                   cmd_tui_entry.usage, cmd_tui_entry.help);
+            return 0;
+        } else if (!strcmp(a, "--ascii")) {
+            o.ascii = 1;
+        } else if (!strncmp(a, "--threads", 9) || !strncmp(a, "--colors", 8)) {
+            int th = a[2] == 't';
+            size_t k = th ? 9 : 8;
+            const char *v = a[k] == '=' ? a + k + 1 : (a[k] == 0 && i + 1 < argc ? argv[++i] : NULL);
+            if (th) {
+                char *end;
+                long t = v ? strtol(v, &end, 10) : 0;
+                if (!v || *end || t < 1 || t > 4096)
+                    return cmd_fail("tui: --threads expects a count in 1..4096");
+                o.threads = (int)t;
+            } else {
+                if (!v || (strcmp(v, "auto") && strcmp(v, "direct") && strcmp(v, "256") &&
+                           strcmp(v, "16") && strcmp(v, "mono")))
+                    return cmd_fail("tui: --colors expects auto, direct, 256, 16 or mono");
+                o.colors = v;
+            }
+        } else if (!strcmp(a, "--")) {
+            break;
+        } else {
+            return cmd_fail("tui: unknown option \"%s\" (try `aim tui --help`)", a);
+        }
+    }
+    char *sample = NULL;
+    if (i < argc && strcmp(argv[i], "--") != 0) {
+        o.script = argv[i++];
+        if (access(o.script, R_OK) != 0)
+            return cmd_fail("tui: %s: cannot read the script", o.script);
+    } else {
+        char tried[2048];
+        sample = find_sample(tried, sizeof tried);
+        if (!sample)
+            return cmd_fail("tui: cannot find the default experiment samples/pretrain.lua "
+                            "(looked at %s); give a SCRIPT.lua", tried);
+        o.script = sample;
+    }
+    if (i < argc && !strcmp(argv[i], "--"))
+        i++;
+    o.argc = argc - i;
+    o.argv = argv + i;
+    if (!isatty(0) || !isatty(1)) {
+        free(sample);
+        return cmd_fail("tui: stdin and stdout must be a terminal (for scripts use `aim run`)");
+    }
+    cmd_set_threads(o.threads);
+    char *hist = cmd_history_path(), *init = cmd_config_path("init.lua");
+    o.history = hist;
+    o.init = init;
+    int rc = tui_run(&o);
+    free(hist);
+    free(init);
+    free(sample);
+    return rc;
+}
