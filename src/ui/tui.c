@@ -162,8 +162,9 @@ static void hook_output(void *ctx, const char *text, size_t len)
 static void hook_wake(void *ctx)
 {
     tui *t = ctx;
-    if (write(t->wake_w, "w", 1) < 0 && errno != EAGAIN)
-        t->dirty = 1; /* nothing else to do about it */
+    /* a full pipe (EAGAIN) already holds a wake-up: nothing is lost */
+    ssize_t n = write(t->wake_w, "w", 1);
+    (void)n;
 }
 
 /* ------------------------------------------------------------ requests */
