@@ -25,7 +25,7 @@ expect_error "nosuch.lua: cannot read" "aim tui with a missing script" tui "$T/n
 run_aim tui --help
 ok $(test $rc -eq 0 && grep -q 'usage: aim tui' "$T/out" && grep -q 'init.lua' "$T/out"; echo $?) "aim tui --help"
 
-NTMUX=30
+NTMUX=32
 if ! command -v tmux >/dev/null 2>&1; then
     i=0
     while [ $i -lt $NTMUX ]; do
@@ -127,6 +127,11 @@ wait_for "boom-1" && wait_for "stack traceback"
 check $? "an error shows its traceback in the console"
 a=$(step_now); sleep 1; b=$(step_now)
 check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "... and training goes on ($a -> $b)"
+type_text 'aim.data.fash'
+keys Tab
+wait_for "aim.data.fashion_mnist"
+check $? "Tab completes in the console (answered by the engine)"
+keys C-u
 type_line 'for i = 1, 2 do'
 wait_for ">>"
 type_line 'x_sum = (x_sum or 0) + i end'
@@ -223,6 +228,8 @@ check $(grep -q 'exit=1' "$T/status" && cmp -s "$T/stty.before" "$T/stty.after";
 start "\"$AIM\""
 wait_for "pretrain.lua" 30
 check $? "aim alone on a terminal opens the TUI on samples/pretrain.lua"
+wait_for "using the synthetic dataset instead" 30
+check $? "... with the synthetic-data notice when Fashion-MNIST is missing"
 keys q
 sleep 1
 keys n

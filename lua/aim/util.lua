@@ -71,7 +71,7 @@ function M.default_data(split, opts)
     local ds, err = aim.data.fashion_mnist(split, {channels = opts.channels, size = opts.size,
                                                    limit = opts.limit})
     if ds then return ds end
-    io.stderr:write("aim: note: ", err, "; using the synthetic dataset instead\n")
+    io.stderr:write("aim: note: using the synthetic dataset instead (", err, ")\n")
     local n = opts.limit or (split == "test" and 2000 or 20000)
     return aim.data.synthetic{n = n, channels = opts.channels or 1, size = opts.size or 28,
                               seed = (opts.seed or 0) + (split == "test" and 0x7e57 or 0)}

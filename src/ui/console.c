@@ -456,7 +456,8 @@ static void console_draw(const ui_view *v, ui_rect r)
     }
     /* the input line */
     int iy = r.y + r.h - 1;
-    const char *prompt = rl_prompt ? rl_prompt : "> ";
+    /* rl_display_prompt: also readline's own prompts (Ctrl-R search) */
+    const char *prompt = rl_display_prompt ? rl_display_prompt : rl_prompt ? rl_prompt : "> ";
     if (!v->focus_console) {
         if (rl_end == 0 && !c->chunk) {
             screen_put(iy, r.x, r.w, UI_DIM,

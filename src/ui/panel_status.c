@@ -83,8 +83,10 @@ static void status_draw(const ui_view *v, ui_rect r)
     }
     if (b->run_dir[0] && w - used > 14) {
         int room = w - used - 3;
-        const char *d = b->run_dir;
-        if (ui_text_width(d) > room) { /* keep the end: the folder's own name */
+        const char *d = b->run_dir, *base = strrchr(d, '/');
+        if (ui_text_width(d) > room && base && base[1] && ui_text_width(base + 1) <= room)
+            d = base + 1; /* the folder's own name */
+        if (ui_text_width(d) > room) { /* keep its end */
             while (*d && ui_text_width(d) > room - 1)
                 d++;
             snprintf(f[F_RUN], sizeof f[0], "%s%s", uni ? "\u2026" : "~", d);

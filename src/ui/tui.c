@@ -162,8 +162,9 @@ static void hook_output(void *ctx, const char *text, size_t len)
 static void hook_wake(void *ctx)
 {
     tui *t = ctx;
-    if (write(t->wake_w, "w", 1) < 0 && errno != EAGAIN)
-        t->dirty = 1; /* nothing else to do about it */
+    /* a full pipe (EAGAIN) already holds a wake-up: nothing is lost */
+    ssize_t n = write(t->wake_w, "w", 1);
+    (void)n;
 }
 
 /* ------------------------------------------------------------ requests */
@@ -321,12 +322,24 @@ static const binding *find_binding(const tui *t, const char *key)
     return NULL;
 }
 
-static const char *key_label(const char *key)
+/* how the help shows a key name: "Space", "PgUp", "Ctrl-L", "F1" */
+static const char *key_label(const char *key, char *buf, size_t len)
 {
-    return !strcmp(key, "space") ? "Space" : !strcmp(key, "tab") ? "Tab"
-         : !strcmp(key, "esc") ? "Esc" : !strcmp(key, "enter") ? "Enter"
-         : !strcmp(key, "pgup") ? "PgUp" : !strcmp(key, "pgdn") ? "PgDn"
-         : !strcmp(key, "f1") ? "F1" : key;
+    static const char *const names[][2] = {
+        {"space", "Space"}, {"tab", "Tab"}, {"esc", "Esc"}, {"enter", "Enter"},
+        {"pgup", "PgUp"}, {"pgdn", "PgDn"}, {"backspace", "Backspace"}, {"up", "Up"},
+        {"down", "Down"}, {"left", "Left"}, {"right", "Right"}, {"home", "Home"}, {"end", "End"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(key, names[i][0]))
+            return names[i][1];
+    if (key[0] == 'C' && key[1] == '-' && key[2] && !key[3])
+        snprintf(buf, len, "Ctrl-%c", key[2] - 'a' + 'A');
+    else if (key[0] == 'f' && key[1] >= '1' && key[1] <= '9')
+        snprintf(buf, len, "F%s", key + 1);
+    else
+        snprintf(buf, len, "%s", key);
+    return buf;
 }
 
 /* ------------------------------------------------------------ replies */
@@ -567,9 +580,9 @@ static void draw_box(ui_rect r, const char *title)
 }
 
 static const char *const console_help[] = {
-    "Enter runs a line (>> continues a statement), Tab completes, Up/Down: history,",
-    "Ctrl-C clears the line or interrupts it, PgUp/PgDn scroll, Esc/Ctrl-D leave.",
-    "Lua: pause() resume() stop() lr(x) save() probe() recon() help() aim.ui.bind()",
+    "Enter runs a line (>> continues it), Tab completes, Up/Down: history",
+    "Ctrl-C clears the line or interrupts it; PgUp/PgDn scroll; Esc leaves",
+    "Lua: pause() resume() stop() lr(x) save() probe() recon() aim.ui.bind()",
 };
 #define N_CONSOLE_HELP ((int)(sizeof console_help / sizeof console_help[0]))
 
@@ -610,8 +623,9 @@ static void draw_help(tui *t, int rows, int cols)
             char keys[64] = "";
             for (int j = 0; j < count[i]; j++) {
                 size_t at = strlen(keys);
+                char lb[32];
                 snprintf(keys + at, sizeof keys - at, "%s%s", j ? " " : "",
-                         key_label(t->keys[first[i] + j].key));
+                         key_label(t->keys[first[i] + j].key, lb, sizeof lb));
             }
             screen_put(y, r.x + 2, 9, UI_KEY, keys);
             screen_put(y, r.x + 12, w - 14, UI_OVERLAY, t->keys[first[i]].note);
@@ -711,6 +725,8 @@ static void take_captured(tui *t, char *part, size_t *plen, size_t cap)
             if (buf[i] == '\n' || *plen + 1 >= cap) {
                 part[*plen] = 0;
                 console_print(t->v.con, UI_DIM, part);
+                if (!strncmp(part, "aim: ", 5)) /* a notice, e.g. the synthetic fallback */
+                    user_message(t, 0, part + 5);
                 *plen = 0;
                 if (buf[i] == '\n')
                     continue;
