@@ -286,7 +286,7 @@ static int bench_exec(int argc, char **argv)
     }
     for (int s = -2; s < steps; s++) {
         double t0 = now_s(), c0 = cpu_s();
-        aim_model_forward(m, x, prefix, batch);
+        aim_model_loss(m, x, prefix, batch);
         if (s >= 0) {
             tfwd += now_s() - t0;
             cfwd += cpu_s() - c0;
@@ -320,10 +320,10 @@ static int bench_exec(int argc, char **argv)
         tp = 0;
         for (int s = 0; s < steps; s++) {
             double t0 = now_s();
-            aim_model_forward(m, x, prefix, batch);
+            aim_model_loss(m, x, prefix, batch);
             tp += now_s() - t0;
         }
-        print_profile(pr, steps, tp / steps, "forward pass with loss");
+        print_profile(pr, steps, tp / steps, "forward pass with loss (evaluation)");
         aim_model_set_profile(m, NULL);
         free(pr);
     }
