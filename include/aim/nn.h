@@ -75,6 +75,11 @@ void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 /* d = d * gelu'(inp): dout in, dinp out (overwrites, no accumulation). */
 void gelu_backward_inplace(float *d, const float *inp, size_t n);
+/* out = gelu(x), and x is overwritten with gelu'(x): for training, where x
+ * (the pre-activation) is needed later only through gelu'(x). */
+void gelu_forward_deriv(float *out, float *x, size_t n);
+/* d = d * deriv, deriv from gelu_forward_deriv (overwrites). */
+void gelu_backward_deriv(float *d, const float *deriv, size_t n);
 void gelu_forward_naive(float *out, const float *inp, size_t n);
 void gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t n);
 

@@ -266,7 +266,10 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         aim_lap(&lp, AIM_K_F_LN, 0);
         gemm_nt(fc1, ln2, W(m, bi->fc1), R, D, 4 * D);
         aim_lap(&lp, AIM_K_F_FC1, GF(R, D, 4 * D));
-        gelu_forward(gl, fc1, (size_t)R * 4 * D);
+        if (eval)
+            gelu_forward(gl, fc1, (size_t)R * 4 * D);
+        else /* fc1 then holds gelu'(pre-activation) for backward */
+            gelu_forward_deriv(gl, fc1, (size_t)R * 4 * D);
         aim_lap(&lp, AIM_K_F_GELU, 0);
         gemm_nt(res2, gl, W(m, bi->fc2), R, 4 * D, D);
         aim_lap(&lp, AIM_K_F_FC2, GF(R, 4 * D, D));
@@ -318,7 +321,10 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
         gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
         aim_lap(&lp, AIM_K_F_HFC1, GF(R, Dh, 4 * Dh));
-        gelu_forward(gl, fc1, (size_t)R * 4 * Dh);
+        if (eval)
+            gelu_forward(gl, fc1, (size_t)R * 4 * Dh);
+        else
+            gelu_forward_deriv(gl, fc1, (size_t)R * 4 * Dh);
         aim_lap(&lp, AIM_K_F_GELU, 0);
         gemm_nt(res, gl, W(m, hi->fc2), R, 4 * Dh, Dh);
         aim_lap(&lp, AIM_K_F_HFC2, GF(R, 4 * Dh, Dh));
@@ -469,7 +475,7 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
         lin_bwd(&lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, slab), NULL, bw,
                 dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), R, 4 * Dh, Dh);
-        gelu_backward_inplace(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)R * 4 * Dh);
+        gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)R * 4 * Dh);
         aim_lap(&lp, AIM_K_B_GELU, 0);
         lin_bwd(&lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, slab), NULL, bw,
                 dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
@@ -497,7 +503,7 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
         lin_bwd(&lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, slab), NULL, bw, dres,
                 ROWS(b->gelu, 4 * D), W(m, bi->fc2), R, 4 * D, D);
-        gelu_backward_inplace(dgelu, ROWS(b->fc1, 4 * D), (size_t)R * 4 * D);
+        gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)R * 4 * D);
         aim_lap(&lp, AIM_K_B_GELU, 0);
         lin_bwd(&lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, slab), NULL, bw, dgelu,
                 ROWS(b->ln2, D), W(m, bi->fc1), R, D, 4 * D);
