@@ -14,7 +14,7 @@ row() {
     echo "$out" | awk -v label="$label" '
         /^params:/ { act = $(NF-1) }
         /^FLOPs per image/ { fl = $5 }
-        /sgemm peak/ { peak = $(NF-1) }
+        /sgemm peak/ { for (i = 1; i <= NF; i++) if ($i ~ /^GFLOP\/s/) { peak = $(i-1); break } }
         $1 == "training" { tr = $2; trm = $4 }
         $1 == "forward" { fw = $2; fwm = $4 }
         /^peak RSS/ { rss = $3 }
@@ -24,7 +24,9 @@ echo "| configuration | fwd MFLOP/img | sgemm peak GFLOP/s | train img/s | train
 echo "|---|---|---|---|---|---|---|---|---|"
 for b in 16 32 64 128; do row "tiny, batch $b" --preset tiny --batch "$b"; done
 for t in 1 2; do row "tiny, $t thread(s)" --preset tiny --threads "$t"; done
-for d in 128 192 256 384; do row "tiny, width $d" --preset tiny --width "$d" --head-width "$d"; done
+for d in 128 192 256 384; do
+    row "tiny, width $d ($((d / 64)) heads)" --preset tiny --width "$d" --heads $((d / 64)) --head-width "$d"
+done
 for l in 3 6 12; do row "tiny, depth $l" --preset tiny --depth "$l"; done
 row "tiny, 16 tokens (patch 7)" --preset tiny --patch 7
 row "tiny, 196 tokens (patch 2)" --preset tiny --patch 2 --batch 16

@@ -215,6 +215,35 @@ int main(void)
     float l1b = aim_model_forward(m, x, prefix, 1);
     tap_ok(l1 == l1b, "forward is deterministic");
 
+    /* the evaluation forward (buffers shared between blocks) gives the same
+     * loss and predictions to the bit, and no backward follows it; depth 3
+     * and head depth 3 so the alternating head buffers are exercised */
+    {
+        aim_config c3 = c;
+        c3.depth = 3;
+        c3.head_depth = 3;
+        aim_model *m3 = aim_model_new(&c3, 5, &e);
+        aim_params *p3 = aim_model_params(m3);
+        jitter(p3, 6);
+        size_t np = (size_t)B * N * aim_config_patch_dim(&c3);
+        float lt = aim_model_forward(m3, x, prefix, B);
+        float *pt = aim_xmalloc(np * sizeof(float));
+        memcpy(pt, aim_model_predictions(m3), np * sizeof(float));
+        float le = aim_model_loss(m3, x, prefix, B);
+        int same = lt == le && !memcmp(pt, aim_model_predictions(m3), np * sizeof(float));
+        aim_params_zero_grad(p3);
+        aim_model_backward(m3);
+        int zero = 1;
+        for (size_t k = 0; k < p3->total; k++)
+            zero &= p3->grad[k] == 0.0f;
+        tap_ok(same && zero,
+               "aim_model_loss = aim_model_forward bit for bit (%.7f), and leaves nothing to "
+               "backward",
+               le);
+        free(pt);
+        aim_model_free(m3);
+    }
+
     /* trunk features: no mask by default */
     const float *f1 = aim_model_trunk(m, x, NULL, 1, 1);
     float f10 = f1[0];

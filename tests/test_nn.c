@@ -522,6 +522,20 @@ static void test_gelu(aim_rng *rng)
            "gelu fast vs naive: forward %.1e, backward %.1e; in-place vs accumulate %.1e", ef,
            eb, ei);
 
+    /* the training pair: gelu_forward_deriv = gelu_forward and leaves gelu'(x)
+     * in place of x; gelu_backward_deriv multiplies by it */
+    {
+        float *od = fbuf(n), *xd = fdup(x, n), *dd = fdup(gr, n);
+        gelu_forward_deriv(od, xd, n);
+        gelu_backward_deriv(dd, xd, n);
+        double e1 = rel_err(od, o, n), e2 = rel_err(dd, dx, n);
+        tap_ok(e1 == 0 && e2 < 1e-6,
+               "gelu_forward_deriv = gelu_forward (%.1e); its derivative times dout = backward "
+               "(%.1e)",
+               e1, e2);
+        free(od), free(xd), free(dd);
+    }
+
     /* a dense sweep: relative error of gelu and of Phi, every |x| <= 14 */
     size_t ns = 2800001;
     float *xs = fbuf(ns), *os = fbuf(ns);

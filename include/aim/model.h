@@ -113,6 +113,11 @@ int aim_model_reserve(aim_model *m, int B, aim_err *e);
  * be NULL): fills the saved activations and returns the loss. x is
  * [B,C,H,W], already normalised. */
 float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int B);
+/* The same forward and loss for evaluation, when no backward follows: the
+ * activations are not kept (every block reuses one block's buffers, which
+ * stay in cache), so a following aim_model_backward does nothing.
+ * Predictions and targets are available as after aim_model_forward. */
+float aim_model_loss(aim_model *m, const float *x, const int32_t *prefix, int B);
 /* Backward of the last forward: ADDS parameter gradients into the grad slab
  * (frozen tensors are skipped). */
 void aim_model_backward(aim_model *m);

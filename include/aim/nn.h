@@ -3,9 +3,14 @@
  * `*_forward` / `*_backward` pairs with the same argument order (outputs,
  * saved activations, inputs, weights, dimensions). Backward functions ADD
  * into their gradient buffers (zeroing is the caller's job); a NULL gradient
- * pointer means "not needed" (frozen weight, or input gradient unused).
+ * pointer means "not needed" (frozen weight, or input gradient unused). The
+ * exceptions say so in their names or arguments: *_write / *_inplace /
+ * *_deriv overwrite, *_beta and *_rows take an explicit beta (0 overwrites
+ * without reading, 1 adds).
  * Each fast kernel keeps a naive reference beside it (`*_naive`) that the
- * tests compare against. No kernel allocates.
+ * tests compare against. No kernel allocates. Kernels called from inside an
+ * OpenMP parallel region run serially on the calling thread (the model runs
+ * one region per pass); called from outside, the larger ones use the threads.
  *
  * Dimension letters: B batch, N tokens, D width, NH heads, C image channels,
  * H W image side, p patch side, P = p*p*C values per patch, R rows (= B*N).
@@ -75,6 +80,11 @@ void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 /* d = d * gelu'(inp): dout in, dinp out (overwrites, no accumulation). */
 void gelu_backward_inplace(float *d, const float *inp, size_t n);
+/* out = gelu(x), and x is overwritten with gelu'(x): for training, where x
+ * (the pre-activation) is needed later only through gelu'(x). */
+void gelu_forward_deriv(float *out, float *x, size_t n);
+/* d = d * deriv, deriv from gelu_forward_deriv (overwrites). */
+void gelu_backward_deriv(float *d, const float *deriv, size_t n);
 void gelu_forward_naive(float *out, const float *inp, size_t n);
 void gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t n);
 

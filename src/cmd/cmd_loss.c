@@ -91,7 +91,7 @@ static int loss_exec(int argc, char **argv)
     double sum = 0;
     for (int64_t b0 = 0; b0 < B; b0 += chunk) {
         int nb = (int)(B - b0 < chunk ? B - b0 : chunk);
-        float l = aim_model_forward(m, (const float *)x.data + (size_t)b0 * img, pre, nb);
+        float l = aim_model_loss(m, (const float *)x.data + (size_t)b0 * img, pre, nb);
         sum += (double)l * nb;
         if (preds)
             memcpy((float *)out.data + (size_t)b0 * N * P, aim_model_predictions(m),

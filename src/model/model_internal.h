@@ -28,7 +28,7 @@ typedef struct block_acts {
     float *res1;                /* [R, D] x + attn */
     float *ln2;                 /* [R, D] */
     float *ln2_mean, *ln2_rstd; /* [R] */
-    float *fc1;                 /* [R, 4D] before GELU */
+    float *fc1;                 /* [R, 4D] after a training forward: gelu'(fc1 output) */
     float *gelu;                /* [R, 4D] */
     float *res2;                /* [R, D] block output */
 } block_acts;
@@ -36,7 +36,7 @@ typedef struct block_acts {
 typedef struct hblock_acts {
     float *ln;                  /* [R, Dh] */
     float *ln_mean, *ln_rstd;   /* [R] */
-    float *fc1;                 /* [R, 4Dh] */
+    float *fc1;                 /* [R, 4Dh] as block_acts.fc1 */
     float *gelu;                /* [R, 4Dh] */
     float *res;                 /* [R, Dh] block output */
 } hblock_acts;

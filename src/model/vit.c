@@ -197,11 +197,27 @@ static void gemm_nt(float *out, const float *inp, const float *w, int R, int IC,
 #define ROWS(ptr, width) ((ptr) + (size_t)r0 * (size_t)(width))
 #define STATS(ptr) ((ptr) + r0)
 
+/* The activations of trunk block l and head block j. An evaluation pass
+ * (no backward to follow) keeps none of them, so every trunk block works in
+ * block 0's buffers and the head blocks alternate between two: the working
+ * set stays in cache instead of streaming through the whole slab. (A trunk
+ * block reads its input only before fc2 overwrites res2; a head block still
+ * needs its input after fc2, hence the two.) */
+static block_acts *BA(aim_model *m, int l, int eval)
+{
+    return &m->a.blk[eval ? 0 : l];
+}
+
+static hblock_acts *HA(aim_model *m, int j, int eval)
+{
+    return &m->a.hblk[eval ? j % 2 : j];
+}
+
 /* The forward pass of images [b0, b1) by thread tid: trunk through block
  * `upto`; then, when `final` is 1, post_trunk_norm (lnf) and, when `head`
- * is 1, the pixel head, predictions and targets. */
+ * is 1, the pixel head, predictions and targets. eval: see BA. */
 static void forward_part(aim_model *m, const float *x, const int32_t *prefix, int b0, int b1,
-                         int upto, int final, int head, int tid)
+                         int upto, int final, int head, int eval, int tid)
 {
     const aim_config *c = &m->cfg;
     model_acts *a = &m->a;
@@ -222,7 +238,7 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
                           STATS(a->emb_rstd), ROWS(a->emb, D), NULL, W(m, m->patch_b), NULL,
                           W(m, m->pn_w), W(m, m->pn_b), m->pos, R, D, N, eps);
     if (upto > 0) {
-        block_acts *b = &a->blk[0];
+        block_acts *b = BA(m, 0, eval);
         add_layernorm_forward(NULL, ROWS(b->ln1, D), STATS(b->ln1_mean), STATS(b->ln1_rstd),
                               ROWS(a->x0, D), NULL, NULL, NULL, W(m, m->blk[0].ln1w),
                               W(m, m->blk[0].ln1b), NULL, R, D, N, eps);
@@ -233,7 +249,7 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
     const double natt = 4.0 * N * N * D * nb; /* QK^T and PV */
     for (int l = 0; l < upto; l++) {
         const block_idx *bi = &m->blk[l];
-        block_acts *b = &a->blk[l];
+        block_acts *b = BA(m, l, eval);
         float *qkv = ROWS(b->qkv, 3 * D), *atty = ROWS(b->atty, D), *res1 = ROWS(b->res1, D);
         float *ln2 = ROWS(b->ln2, D), *fc1 = ROWS(b->fc1, 4 * D), *gl = ROWS(b->gelu, 4 * D);
         float *res2 = ROWS(b->res2, D);
@@ -250,14 +266,17 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         aim_lap(&lp, AIM_K_F_LN, 0);
         gemm_nt(fc1, ln2, W(m, bi->fc1), R, D, 4 * D);
         aim_lap(&lp, AIM_K_F_FC1, GF(R, D, 4 * D));
-        gelu_forward(gl, fc1, (size_t)R * 4 * D);
+        if (eval)
+            gelu_forward(gl, fc1, (size_t)R * 4 * D);
+        else /* fc1 then holds gelu'(pre-activation) for backward */
+            gelu_forward_deriv(gl, fc1, (size_t)R * 4 * D);
         aim_lap(&lp, AIM_K_F_GELU, 0);
         gemm_nt(res2, gl, W(m, bi->fc2), R, 4 * D, D);
         aim_lap(&lp, AIM_K_F_FC2, GF(R, 4 * D, D));
         /* res2 = res1 + fc2;  then the next norm: ln1 of block l+1, or the
          * post-trunk norm, or nothing (trunk features only) */
         if (l + 1 < upto) {
-            block_acts *nx = &a->blk[l + 1];
+            block_acts *nx = BA(m, l + 1, eval);
             add_layernorm_forward(res2, ROWS(nx->ln1, D), STATS(nx->ln1_mean),
                                   STATS(nx->ln1_rstd), res2, res1, NULL, NULL,
                                   W(m, m->blk[l + 1].ln1w), W(m, m->blk[l + 1].ln1b), NULL, R, D,
@@ -288,26 +307,30 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
     gemm_nt(hy0, ROWS(a->lnf, D), W(m, m->hproj_w), R, D, Dh);
     aim_lap(&lp, AIM_K_F_HPROJ, GF(R, D, Dh));
     const hblock_idx *h0 = m->Lh ? &m->hblk[0] : NULL;
-    float *ln_next = m->Lh ? ROWS(a->hblk[0].ln, Dh) : ROWS(a->hln, Dh);
-    add_layernorm_forward(hy0, ln_next, m->Lh ? STATS(a->hblk[0].ln_mean) : STATS(a->hln_mean),
-                          m->Lh ? STATS(a->hblk[0].ln_rstd) : STATS(a->hln_rstd), hy0, NULL,
+    hblock_acts *ha0 = m->Lh ? HA(m, 0, eval) : NULL;
+    float *ln_next = ha0 ? ROWS(ha0->ln, Dh) : ROWS(a->hln, Dh);
+    add_layernorm_forward(hy0, ln_next, ha0 ? STATS(ha0->ln_mean) : STATS(a->hln_mean),
+                          ha0 ? STATS(ha0->ln_rstd) : STATS(a->hln_rstd), hy0, NULL,
                           W(m, m->hproj_b), m->pos_h, W(m, h0 ? h0->lnw : m->hn_w),
                           W(m, h0 ? h0->lnb : m->hn_b), NULL, R, Dh, N, eps);
     aim_lap(&lp, AIM_K_F_LN, 0);
     const float *y = hy0;
     for (int j = 0; j < m->Lh; j++) {
         const hblock_idx *hi = &m->hblk[j];
-        hblock_acts *h = &a->hblk[j];
+        hblock_acts *h = HA(m, j, eval);
         float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
         gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
         aim_lap(&lp, AIM_K_F_HFC1, GF(R, Dh, 4 * Dh));
-        gelu_forward(gl, fc1, (size_t)R * 4 * Dh);
+        if (eval)
+            gelu_forward(gl, fc1, (size_t)R * 4 * Dh);
+        else
+            gelu_forward_deriv(gl, fc1, (size_t)R * 4 * Dh);
         aim_lap(&lp, AIM_K_F_GELU, 0);
         gemm_nt(res, gl, W(m, hi->fc2), R, 4 * Dh, Dh);
         aim_lap(&lp, AIM_K_F_HFC2, GF(R, 4 * Dh, Dh));
         int last = j + 1 == m->Lh;
         const hblock_idx *hn = last ? NULL : &m->hblk[j + 1];
-        hblock_acts *hx = last ? NULL : &a->hblk[j + 1];
+        hblock_acts *hx = last ? NULL : HA(m, j + 1, eval);
         add_layernorm_forward(res, last ? ROWS(a->hln, Dh) : ROWS(hx->ln, Dh),
                               last ? STATS(a->hln_mean) : STATS(hx->ln_mean),
                               last ? STATS(a->hln_rstd) : STATS(hx->ln_rstd), res, y, NULL, NULL,
@@ -326,11 +349,11 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
 
 /* One parallel region over the batch. */
 static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int B, int upto,
-                        int final, int head)
+                        int final, int head, int eval)
 {
     int nt = team(m, B, 0);
     if (nt == 1) { /* no region: a one-thread team costs libgomp an allocation */
-        forward_part(m, x, prefix, 0, B, upto, final, head, 0);
+        forward_part(m, x, prefix, 0, B, upto, final, head, eval, 0);
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -338,7 +361,7 @@ static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int
         int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
         share(B, n, t, &b0, &b1);
         if (b1 > b0)
-            forward_part(m, x, prefix, b0, b1, upto, final, head, t);
+            forward_part(m, x, prefix, b0, b1, upto, final, head, eval, t);
     }
 }
 
@@ -349,10 +372,12 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
         return NULL;
     m->have_forward = 0;
     int L = upto >= 1 && upto <= m->L ? upto : m->L;
-    forward_all(m, x, prefix, B, L, upto == 0, 0);
+    /* every block keeps its own buffers: callers read any block's output
+     * (aim_model_block_output) after this pass */
+    forward_all(m, x, prefix, B, L, upto == 0, 0, 0);
     if (upto == 0)
         return m->a.lnf;
-    return m->a.blk[L - 1].res2;
+    return BA(m, L - 1, 0)->res2;
 }
 
 const float *aim_model_block_output(const aim_model *m, int l)
@@ -378,7 +403,7 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
         return -1;
     m->have_forward = 0;
     /* every block keeps its own output buffer (res2), so one pass suffices */
-    forward_all(m, x, NULL, B, upto, 0, 0);
+    forward_all(m, x, NULL, B, upto, 0, 0, 0);
     size_t n = (size_t)B * m->N * m->D;
     float w = 1.0f / (float)nblocks;
     memset(out, 0, n * sizeof *out);
@@ -390,7 +415,7 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
     return 0;
 }
 
-float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int B)
+static float forward_loss(aim_model *m, const float *x, const int32_t *prefix, int B, int eval)
 {
     if (aim_model_reserve(m, B, NULL) != 0)
         return -1.0f;
@@ -398,7 +423,7 @@ float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int
     model_acts *a = &m->a;
     double t0 = m->prof ? aim_prof_now() : 0;
     memcpy(a->prefix, prefix, (size_t)B * sizeof *prefix);
-    forward_all(m, x, a->prefix, B, m->L, 1, 1);
+    forward_all(m, x, a->prefix, B, m->L, 1, 1, eval);
     aim_laptimer lp;
     aim_lap_start(&lp, m->prof, 0);
     m->loss = loss_forward(a->pred, a->tgt, a->prefix, B, m->N, m->P);
@@ -408,8 +433,18 @@ float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int
         m->prof->steps++;
     }
     m->B = B;
-    m->have_forward = 1;
+    m->have_forward = !eval;
     return m->loss;
+}
+
+float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int B)
+{
+    return forward_loss(m, x, prefix, B, 0);
+}
+
+float aim_model_loss(aim_model *m, const float *x, const int32_t *prefix, int B)
+{
+    return forward_loss(m, x, prefix, B, 1);
 }
 
 const float *aim_model_predictions(const aim_model *m)
@@ -477,7 +512,7 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
         lin_bwd(&lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, slab), NULL, bw,
                 dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), R, 4 * Dh, Dh);
-        gelu_backward_inplace(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)R * 4 * Dh);
+        gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)R * 4 * Dh);
         aim_lap(&lp, AIM_K_B_GELU, 0);
         lin_bwd(&lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, slab), NULL, bw,
                 dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
@@ -505,7 +540,7 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
         lin_bwd(&lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, slab), NULL, bw, dres,
                 ROWS(b->gelu, 4 * D), W(m, bi->fc2), R, 4 * D, D);
-        gelu_backward_inplace(dgelu, ROWS(b->fc1, 4 * D), (size_t)R * 4 * D);
+        gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)R * 4 * D);
         aim_lap(&lp, AIM_K_B_GELU, 0);
         lin_bwd(&lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, slab), NULL, bw, dgelu,
                 ROWS(b->ln2, D), W(m, bi->fc1), R, D, 4 * D);
