@@ -8,7 +8,8 @@
 -- of a few test images (every recon_every steps) go to the screen's panels.
 --
 --   aim run samples/pretrain.lua [steps=N | epochs=E] [batch=64] [lr=1e-3]
---       [preset=tiny] [size=28] [width=..] [depth=..] [heads=..] [limit=N] [seed=0] [out=DIR]
+--       [preset=tiny] [size=28] [patch=..] [width=..] [depth=..] [heads=..] [limit=N] [seed=0]
+--       [out=DIR]
 --       [val_every=100] [probe_every=300] [recon_every=50] [ckpt_minutes=10]
 -- size changes the image side (the patch must divide it); limit uses only the
 -- first N training images; steps=0 means `epochs` epochs; 0 turns the
@@ -16,12 +17,13 @@
 local aim = require "aim"
 
 local a = aim.args(arg, {steps = 0, epochs = 1.0, batch = 64, lr = 1e-3, preset = "tiny",
-                         size = 0, width = 0, depth = 0, heads = 0, limit = 0, seed = 0, out = "",
+                         size = 0, patch = 0, width = 0, depth = 0, heads = 0, limit = 0, seed = 0, out = "",
                          test = 1000, val_every = 100, probe_every = 300, recon_every = 50,
                          ckpt_minutes = 10.0})
 
 local cfg = aim.preset(a.preset)
 if a.size > 0 then cfg.image = a.size end
+if a.patch > 0 then cfg.patch = a.patch end
 if a.width > 0 then cfg.width = a.width end
 if a.depth > 0 then cfg.depth = a.depth end
 if a.heads > 0 then cfg.heads = a.heads end

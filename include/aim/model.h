@@ -86,6 +86,9 @@ int aim_params_add(aim_params *p, const char *name, int ndim, const int64_t *sha
                    unsigned flags);
 /* Allocate the data and grad slabs, zeroed (64-byte aligned tensors). */
 void aim_params_alloc(aim_params *p);
+/* After adding tensors to an allocated table: every allocated slab grows to
+ * the new total, the first old_total floats kept, the rest zeroed. */
+void aim_params_grow(aim_params *p, size_t old_total);
 /* Allocate the AdamW slabs (zeroed) if not yet there. */
 void aim_params_alloc_moments(aim_params *p);
 int aim_params_find(const aim_params *p, const char *name); /* -1 if absent */
@@ -156,7 +159,9 @@ int aim_model_save(const aim_model *m, const char *path, aim_err *e);
 aim_model *aim_model_load(const char *path, aim_err *e);
 
 /* The same from an already opened safetensors file (config from its
- * metadata); tensors named optimizer.*, head.* or *.lora_* are ignored. */
+ * metadata); tensors named optimizer.* or head.* are ignored, LoRA
+ * adapters (*.lora_A / *.lora_B) are loaded with lora_rank / lora_alpha
+ * from the metadata. */
 struct aim_st_file;
 aim_model *aim_model_from_st(const struct aim_st_file *f, aim_err *e);
 /* Config from a safetensors file's metadata (AIM.md keys), validated. */
@@ -169,6 +174,49 @@ int aim_st_copy_param(const struct aim_st_file *f, const aim_param *t, const cha
  * their per-kernel times to, or NULL (the default: no clock is read). */
 struct aim_prof;
 void aim_model_set_profile(aim_model *m, struct aim_prof *p);
+
+/* Training through the features (LoRA fine-tuning): the same features as
+ * aim_model_features, but every activation is kept for
+ * aim_model_features_backward, which takes dL/d(features) [B,N,D] and ADDS
+ * the gradients of the trainable tensors (backward stops at the lowest
+ * block with one). */
+int aim_model_features_train(aim_model *m, const float *x, int B, const int *blocks,
+                             int nblocks, float *out, aim_err *e);
+void aim_model_features_backward(aim_model *m, const float *dfeat);
+
+/* ------------------------------------------------------------ LoRA
+ * Adapters as shared/AIM.md (loralib): trunk.blocks.{i}.attn.qkv.lora_A
+ * [2r,D] / .lora_B [2D,r] on q and v, trunk.blocks.{i}.attn.proj.lora_A
+ * [r,D] / .lora_B [D,r]; output += (alpha/r) B (A x); A kaiming-uniform
+ * (bound 1/sqrt(D)), B zero, so a new adapter changes nothing. Flagged
+ * AIM_P_LORA, no weight decay. */
+#define AIM_LORA_DEFAULT_RANK 8
+/* Add adapters of rank r to the listed blocks (1-based; nblocks 0 = every
+ * block). The model must have none yet. Activations are re-laid out at the
+ * next pass. */
+int aim_model_lora_add(aim_model *m, int rank, float alpha, const int *blocks, int nblocks,
+                       uint64_t seed, aim_err *e);
+/* Freeze every tensor but the adapters (AIM_P_FROZEN). */
+void aim_model_lora_freeze_trunk(aim_model *m);
+/* Fold s B A into the qkv / proj weights (the forward then skips the
+ * adapters), or take it out again. -1 without adapters or in the wrong
+ * state. */
+int aim_model_lora_merge(aim_model *m, aim_err *e);
+int aim_model_lora_unmerge(aim_model *m, aim_err *e);
+typedef struct aim_lora_info {
+    int rank;           /* 0: no adapters */
+    float alpha;
+    int merged;
+    int nblocks;
+    int blocks[64];     /* 1-based, the first 64 */
+    uint64_t params;    /* adapter values */
+} aim_lora_info;
+void aim_model_lora_info(const aim_model *m, aim_lora_info *li);
+/* Adapters alone (with the config and lora_rank / lora_alpha metadata). */
+int aim_model_save_lora(const aim_model *m, const char *path, aim_err *e);
+/* Load adapters saved alone (or with a trunk) onto m, which must have none
+ * and the same trunk configuration. */
+int aim_model_load_lora(aim_model *m, const char *path, aim_err *e);
 
 /* Bytes of activation memory for batch B (for bench / messages). */
 size_t aim_model_activation_bytes(const aim_config *c, int B);

@@ -22,6 +22,7 @@
     X(F_QKV, "fwd", "attn.qkv gemm", 1)                           \
     X(F_ATTN, "fwd", "attention core", 1)                         \
     X(F_PROJ, "fwd", "attn.proj gemm", 1)                         \
+    X(F_LORA, "fwd", "lora gemms", 1)                             \
     X(F_RES, "fwd", "residual / bias", 0)                         \
     X(F_FC1, "fwd", "mlp.fc1 gemm", 1)                            \
     X(F_GELU, "fwd", "gelu", 0)                                   \
@@ -52,6 +53,7 @@
     X(B_ATTN, "bwd", "attention core", 1)                         \
     X(B_QKV_DX, "bwd", "attn.qkv dX gemm", 1)                     \
     X(B_QKV_DW, "bwd", "attn.qkv dW gemm", 1)                     \
+    X(B_LORA, "bwd", "lora gemms", 1)                             \
     X(B_EMBED_DW, "bwd", "patch embed dW gemm (+db)", 1)          \
     X(B_WAIT, "bwd", "wait for the other threads", 0)             \
     X(B_REDUCE, "bwd", "gradient reduce", 0)                      \

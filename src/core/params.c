@@ -59,6 +59,24 @@ void aim_params_alloc_moments(aim_params *p)
         p->v = slab(p->total);
 }
 
+static float *grow(float *old, size_t old_n, size_t n)
+{
+    if (!old)
+        return NULL;
+    float *ptr = slab(n);
+    memcpy(ptr, old, old_n * sizeof(float));
+    free(old);
+    return ptr;
+}
+
+void aim_params_grow(aim_params *p, size_t old_total)
+{
+    p->data = grow(p->data, old_total, p->total);
+    p->grad = grow(p->grad, old_total, p->total);
+    p->m = grow(p->m, old_total, p->total);
+    p->v = grow(p->v, old_total, p->total);
+}
+
 int aim_params_find(const aim_params *p, const char *name)
 {
     for (int i = 0; i < p->n; i++)

@@ -131,6 +131,7 @@ static void build_table(aim_model *m)
         b->ln2b = add(p, 0, 1, D, 0, 0, 0, "trunk.blocks.%d.norm_2.bias", l);
         b->fc1 = add(p, AIM_P_DECAY, 2, 4 * D, D, 0, 0, "trunk.blocks.%d.mlp.fc1.weight", l);
         b->fc2 = add(p, AIM_P_DECAY, 2, D, 4 * D, 0, 0, "trunk.blocks.%d.mlp.fc2.weight", l);
+        b->qa = b->qb = b->pa = b->pb = -1;
     }
     m->post_w = add(p, 0, 1, D, 0, 0, 0, "trunk.post_trunk_norm.weight", 0);
     m->post_b = add(p, 0, 1, D, 0, 0, 0, "trunk.post_trunk_norm.bias", 0);
@@ -226,6 +227,8 @@ void aim_model_free(aim_model *m)
     free(m->gslot);
     free(m->a.blk);
     free(m->a.hblk);
+    free(m->fb_in);
+    free(m->bw_written);
     free(m);
 }
 
@@ -300,18 +303,25 @@ int aim_model_save(const aim_model *m, const char *path, aim_err *e)
 {
     const aim_params *p = &m->p;
     aim_st_entry *ent = aim_xcalloc((size_t)p->n, sizeof *ent);
+    float **copies = aim_xcalloc((size_t)p->n, sizeof *copies);
     for (int i = 0; i < p->n; i++) {
         ent[i].name = p->t[i].name;
         ent[i].dtype = AIM_F32;
         ent[i].ndim = p->t[i].ndim;
         for (int d = 0; d < p->t[i].ndim; d++)
             ent[i].shape[d] = p->t[i].shape[d];
-        ent[i].data = p->data + p->t[i].offset;
+        /* merged adapters are saved as adapters: the base weight without them */
+        copies[i] = lora_unmerged_copy(m, i);
+        ent[i].data = copies[i] ? copies[i] : p->data + p->t[i].offset;
     }
-    char vals[AIM_CONFIG_META_MAX][160];
-    const char *kv[2 * AIM_CONFIG_META_MAX];
+    char vals[AIM_CONFIG_META_MAX][160], lv[2][32];
+    const char *kv[2 * AIM_CONFIG_META_MAX + 4];
     int nmeta = aim_config_to_meta(&m->cfg, vals, kv);
+    nmeta += lora_meta(m, lv, kv + 2 * nmeta);
     int rc = aim_st_write(path, ent, p->n, kv, nmeta, e);
+    for (int i = 0; i < p->n; i++)
+        free(copies[i]);
+    free(copies);
     free(ent);
     return rc;
 }
@@ -429,6 +439,8 @@ aim_model *aim_model_from_st(const aim_st_file *f, aim_err *e)
         return NULL;
     }
     aim_params *p = &m->p;
+    if (lora_from_st(m, f, e) < 0)
+        goto fail;
     for (int i = 0; i < p->n; i++)
         if (aim_st_copy_param(f, &p->t[i], p->t[i].name, p->data + p->t[i].offset, e) != 0)
             goto fail;
@@ -436,11 +448,10 @@ aim_model *aim_model_from_st(const aim_st_file *f, aim_err *e)
         const char *name = f->tensors[i].name;
         if (aim_params_find(p, name) >= 0)
             continue;
-        /* a probe head or LoRA adapters saved with the trunk are not part of
-         * the pretraining model, and checkpoints carry optimizer state;
-         * anything else is a mistake worth reporting */
-        if (!strncmp(name, "head.", 5) || strstr(name, ".lora_") ||
-            !strncmp(name, "optimizer.", 10))
+        /* a probe head saved with the trunk is not part of the model, and
+         * checkpoints carry optimizer state; anything else is a mistake
+         * worth reporting */
+        if (!strncmp(name, "head.", 5) || !strncmp(name, "optimizer.", 10))
             continue;
         aim_errf(e, "%s: unexpected tensor \"%s\" (not an AIM.md weight name)", f->path, name);
         goto fail;

@@ -11,6 +11,9 @@
 /* indices into the parameter table, per trunk block */
 typedef struct block_idx {
     int ln1w, ln1b, qkv, proj, ln2w, ln2b, fc1, fc2;
+    /* LoRA adapters (lora.c), -1 when the block has none: qkv.lora_A [2r,D],
+     * qkv.lora_B [2D,r] (q and v), proj.lora_A [r,D], proj.lora_B [D,r] */
+    int qa, qb, pa, pb;
 } block_idx;
 
 /* per pixel-head block */
@@ -31,6 +34,8 @@ typedef struct block_acts {
     float *fc1;                 /* [R, 4D] after a training forward: gelu'(fc1 output) */
     float *gelu;                /* [R, 4D] */
     float *res2;                /* [R, D] block output */
+    float *lora_u;              /* [R, 2r] qkv.lora_A x (LoRA blocks only) */
+    float *lora_w;              /* [R, r] proj.lora_A atty (LoRA blocks only) */
 } block_acts;
 
 typedef struct hblock_acts {
@@ -66,6 +71,7 @@ typedef struct model_acts {
     float *dhy;                 /* [R, Dh] gradient of the head's stream */
     float *dhln;                /* [R, Dh] */
     float *dpred;               /* [R, P] */
+    float *dlora;               /* [R, 2r] (with LoRA) */
 } model_acts;
 
 struct aim_model {
@@ -92,7 +98,23 @@ struct aim_model {
     struct aim_prof *prof;      /* NULL unless profiling */
     int nslot;                  /* private gradient slabs, threads 1..nslot */
     float **gslot;              /* [nslot][p.total] */
+    /* LoRA (lora.c): rank 0 = none */
+    int lora_rank;
+    float lora_alpha, lora_scale; /* scale = alpha / rank */
+    int lora_merged;            /* 1: B A folded into the weights, forward skips it */
+    /* the last forward was aim_model_features_train: backward starts from
+     * the feature gradient at block fb_upto instead of the pixel loss */
+    int fb_mode, fb_upto, fb_nblocks;
+    unsigned char *fb_in;       /* [L] 1 if block l+1 is in the feature set */
+    unsigned char *bw_written;  /* [bw_cap] tensors the last backward wrote */
+    int bw_cap;
 };
+
+/* LoRA: active in the forward (adapters present and not merged) */
+static inline int lora_active(const aim_model *m, const block_idx *b)
+{
+    return b->qa >= 0 && !m->lora_merged;
+}
 
 /* pointers into the slabs */
 static inline float *W(const aim_model *m, int idx)
@@ -104,5 +126,15 @@ static inline float *G(const aim_model *m, int idx)
     /* NULL for frozen tensors: kernels then skip the weight gradient */
     return (m->p.t[idx].flags & AIM_P_FROZEN) ? NULL : m->p.grad + m->p.t[idx].offset;
 }
+
+/* lora.c, for model.c's save and load: the lora_rank / lora_alpha metadata
+ * (returns the pairs added to kv, 0 without adapters); a copy of weight idx
+ * with the adapters taken out when they are merged (NULL otherwise; free
+ * it); the adapters of an open file added and loaded (returns the adapted
+ * blocks, 0 when the file has none, -1 on error, the model unchanged) */
+int lora_meta(const aim_model *m, char vals[2][32], const char **kv);
+float *lora_unmerged_copy(const aim_model *m, int idx);
+struct aim_st_file;
+int lora_from_st(aim_model *m, const struct aim_st_file *f, aim_err *e);
 
 #endif

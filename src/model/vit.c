@@ -76,6 +76,9 @@ static void layout(aim_model *m, int B, carver *c)
         b->fc1 = take(c, R * 4 * D);
         b->gelu = take(c, R * 4 * D);
         b->res2 = take(c, R * D);
+        int lr = m->blk[l].qa >= 0 ? m->lora_rank : 0;
+        b->lora_u = lr ? take(c, R * 2 * lr) : NULL;
+        b->lora_w = lr ? take(c, R * lr) : NULL;
     }
     a->lnf = take(c, R * D);
     a->lnf_mean = take(c, R);
@@ -106,6 +109,7 @@ static void layout(aim_model *m, int B, carver *c)
     a->dhy = take(c, R * Dh);
     a->dhln = take(c, R * Dh);
     a->dpred = take(c, R * m->P);
+    a->dlora = m->lora_rank ? take(c, R * 2 * m->lora_rank) : NULL;
 }
 
 size_t aim_model_activation_bytes(const aim_config *cfg, int B)
@@ -213,6 +217,80 @@ static hblock_acts *HA(aim_model *m, int j, int eval)
     return &m->a.hblk[eval ? j % 2 : j];
 }
 
+/* ------------------------------------------------------------ LoRA terms
+ * loralib conventions (AIM.md): on qkv, q and v only, A [2r,D] (rows 0..r-1
+ * for q, r..2r-1 for v) and B [2D,r] (rows 0..D-1 for q, D..2D-1 for v); on
+ * proj, A [r,D] and B [D,r]; output += s B (A x) with s = alpha / r. */
+
+/* qkv[:, 0:D] += s Bq (Aq x), qkv[:, 2D:3D] += s Bv (Av x); u = A x [R,2r] */
+static void lora_qkv_fwd(const aim_model *m, const block_idx *bi, float *u, float *qkv,
+                         const float *x, int R)
+{
+    const int D = m->D, r = m->lora_rank;
+    const float s = m->lora_scale, *B = W(m, bi->qb);
+    gemm_nt(u, x, W(m, bi->qa), R, D, 2 * r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, D, r, s, u, 2 * r, B, r, 1.0f, qkv,
+                3 * D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, D, r, s, u + r, 2 * r,
+                B + (size_t)D * r, r, 1.0f, qkv + 2 * D, 3 * D);
+}
+
+/* out += s Bp (Ap y); w = Ap y [R,r] */
+static void lora_proj_fwd(const aim_model *m, const block_idx *bi, float *w, float *out,
+                          const float *y, int R)
+{
+    const int D = m->D, r = m->lora_rank;
+    gemm_nt(w, y, W(m, bi->pa), R, D, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, D, r, m->lora_scale, w, r,
+                W(m, bi->pb), r, 1.0f, out, D);
+}
+
+/* Backward of lora_qkv_fwd: dx += (the adapter's part of dL/dx); the
+ * gradients of A and B into gA, gB (beta bw; NULL when frozen). du [R,2r]
+ * is scratch. */
+static void lora_qkv_bwd(const aim_model *m, const block_idx *bi, float *gA, float *gB, float bw,
+                         const float *dqkv, const float *x, const float *u, float *dx, float *du,
+                         int R)
+{
+    const int D = m->D, r = m->lora_rank;
+    const float s = m->lora_scale, *A = W(m, bi->qa), *B = W(m, bi->qb);
+    for (int h = 0; h < 2; h++) { /* q, then v */
+        const float *dy = dqkv + 2 * h * D, *Bh = B + (size_t)h * D * r;
+        /* du_h = s dy Bh  [R,r] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, r, D, s, dy, 3 * D, Bh, r,
+                    0.0f, du + h * r, 2 * r);
+        /* dBh = s dy^T u_h  [D,r] */
+        if (gB)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, r, R, s, dy, 3 * D,
+                        u + h * r, 2 * r, bw, gB + (size_t)h * D * r, r);
+    }
+    if (gA) /* dA = du^T x  [2r,D] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * r, D, R, 1.0f, du, 2 * r, x, D,
+                    bw, gA, D);
+    /* dx += du A */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, D, 2 * r, 1.0f, du, 2 * r, A, D,
+                1.0f, dx, D);
+}
+
+/* Backward of lora_proj_fwd (dout = dL/d out): dy += its part; dw [R,r] scratch */
+static void lora_proj_bwd(const aim_model *m, const block_idx *bi, float *gA, float *gB, float bw,
+                          const float *dout, const float *y, const float *w, float *dy,
+                          float *dw, int R)
+{
+    const int D = m->D, r = m->lora_rank;
+    const float s = m->lora_scale;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, r, D, s, dout, D, W(m, bi->pb), r,
+                0.0f, dw, r);
+    if (gB)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, r, R, s, dout, D, w, r, bw, gB,
+                    r);
+    if (gA)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, D, R, 1.0f, dw, r, y, D, bw, gA,
+                    D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, D, r, 1.0f, dw, r, W(m, bi->pa), D,
+                1.0f, dy, D);
+}
+
 /* The forward pass of images [b0, b1) by thread tid: trunk through block
  * `upto`; then, when `final` is 1, post_trunk_norm (lnf) and, when `head`
  * is 1, the pixel head, predictions and targets. eval: see BA. */
@@ -255,11 +333,23 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         float *res2 = ROWS(b->res2, D);
         gemm_nt(qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
         aim_lap(&lp, AIM_K_F_QKV, GF(R, D, 3 * D));
+        const int lora = lora_active(m, bi), lr2 = 2 * m->lora_rank;
+        /* an evaluation pass keeps nothing: the adapters' A x go to scratch */
+        float *lu = lora ? (eval ? ROWS(a->dlora, lr2) : ROWS(b->lora_u, lr2)) : NULL;
+        float *lw = lora ? (eval ? ROWS(a->dlora, lr2) : ROWS(b->lora_w, lr2 / 2)) : NULL;
+        if (lora) {
+            lora_qkv_fwd(m, bi, lu, qkv, ROWS(b->ln1, D), R);
+            aim_lap(&lp, AIM_K_F_LORA, GF(R, D, 2 * lr2));
+        }
         attention_forward(atty, b->att + (size_t)b0 * m->NH * N * N, qkv,
                           prefix ? prefix + b0 : NULL, nb, N, D, m->NH);
         aim_lap(&lp, AIM_K_F_ATTN, natt);
         gemm_nt(res1, atty, W(m, bi->proj), R, D, D);
         aim_lap(&lp, AIM_K_F_PROJ, GF(R, D, D));
+        if (lora) {
+            lora_proj_fwd(m, bi, lw, res1, atty, R);
+            aim_lap(&lp, AIM_K_F_LORA, GF(R, D, lr2));
+        }
         /* res1 = xin + proj;  ln2 = LN(res1) */
         add_layernorm_forward(res1, ln2, STATS(b->ln2_mean), STATS(b->ln2_rstd), res1, xin, NULL,
                               NULL, W(m, bi->ln2w), W(m, bi->ln2b), NULL, R, D, N, eps);
@@ -370,7 +460,7 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
 {
     if (aim_model_reserve(m, B, NULL) != 0)
         return NULL;
-    m->have_forward = 0;
+    m->have_forward = m->fb_mode = 0;
     int L = upto >= 1 && upto <= m->L ? upto : m->L;
     /* every block keeps its own buffers: callers read any block's output
      * (aim_model_block_output) after this pass */
@@ -387,8 +477,8 @@ const float *aim_model_block_output(const aim_model *m, int l)
     return m->a.blk[l - 1].res2;
 }
 
-int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, int nblocks,
-                       float *out, aim_err *e)
+/* Check a block set; returns the deepest block or -1 */
+static int check_blocks(const aim_model *m, const int *blocks, int nblocks, aim_err *e)
 {
     if (nblocks < 1)
         return aim_errf(e, "features: no blocks given");
@@ -399,11 +489,13 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
         if (blocks[i] > upto)
             upto = blocks[i];
     }
-    if (aim_model_reserve(m, B, e) != 0)
-        return -1;
-    m->have_forward = 0;
-    /* every block keeps its own output buffer (res2), so one pass suffices */
-    forward_all(m, x, NULL, B, upto, 0, 0, 0);
+    return upto;
+}
+
+/* out = the mean of the listed blocks' outputs (every block keeps its own
+ * res2 in a pass with eval = 0) */
+static void average_blocks(const aim_model *m, int B, const int *blocks, int nblocks, float *out)
+{
     size_t n = (size_t)B * m->N * m->D;
     float w = 1.0f / (float)nblocks;
     memset(out, 0, n * sizeof *out);
@@ -412,7 +504,53 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
         for (size_t k = 0; k < n; k++)
             out[k] += w * r[k];
     }
+}
+
+int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, int nblocks,
+                       float *out, aim_err *e)
+{
+    int upto = check_blocks(m, blocks, nblocks, e);
+    if (upto < 0 || aim_model_reserve(m, B, e) != 0)
+        return -1;
+    m->have_forward = m->fb_mode = 0;
+    forward_all(m, x, NULL, B, upto, 0, 0, 0);
+    average_blocks(m, B, blocks, nblocks, out);
     return 0;
+}
+
+int aim_model_features_train(aim_model *m, const float *x, int B, const int *blocks,
+                             int nblocks, float *out, aim_err *e)
+{
+    int upto = check_blocks(m, blocks, nblocks, e);
+    if (upto < 0 || aim_model_reserve(m, B, e) != 0)
+        return -1;
+    ensure_slots(m, team(m, B, 0));
+    if (!m->fb_in)
+        m->fb_in = aim_xcalloc((size_t)m->L, 1);
+    memset(m->fb_in, 0, (size_t)m->L);
+    for (int i = 0; i < nblocks; i++)
+        m->fb_in[blocks[i] - 1] = 1;
+    for (int b = 0; b < B; b++)
+        m->a.prefix[b] = m->N; /* no mask */
+    forward_all(m, x, m->a.prefix, B, upto, 0, 0, 0);
+    average_blocks(m, B, blocks, nblocks, out);
+    m->B = B;
+    m->fb_mode = 1;
+    m->fb_upto = upto;
+    m->fb_nblocks = nblocks;
+    m->have_forward = 1;
+    return 0;
+}
+
+void aim_model_features_backward(aim_model *m, const float *dfeat)
+{
+    if (!m->have_forward || !m->fb_mode)
+        return;
+    size_t n = (size_t)m->B * m->N * m->D;
+    float w = 1.0f / (float)m->fb_nblocks;
+    for (size_t k = 0; k < n; k++)
+        m->a.lnf[k] = w * dfeat[k];
+    aim_model_backward(m);
 }
 
 static float forward_loss(aim_model *m, const float *x, const int32_t *prefix, int B, int eval)
@@ -434,6 +572,7 @@ static float forward_loss(aim_model *m, const float *x, const int32_t *prefix, i
     }
     m->B = B;
     m->have_forward = !eval;
+    m->fb_mode = 0;
     return m->loss;
 }
 
@@ -481,6 +620,27 @@ static void lin_bwd(aim_laptimer *lp, int kdx, int kdw, float *dinp, float *dwei
     }
 }
 
+/* The lowest trunk block (0-based) with a trainable tensor, or 0 when the
+ * patch embedding is trainable; L when nothing in the trunk is. The
+ * backward pass stops there. */
+static int lowest_trainable_block(const aim_model *m)
+{
+    const aim_param *t = m->p.t;
+    const int emb[4] = {m->patch_w, m->patch_b, m->pn_w, m->pn_b};
+    for (int i = 0; i < 4; i++)
+        if (!(t[emb[i]].flags & AIM_P_FROZEN))
+            return 0;
+    for (int l = 0; l < m->L; l++) {
+        const block_idx *b = &m->blk[l];
+        const int idx[12] = {b->ln1w, b->ln1b, b->qkv, b->proj, b->ln2w, b->ln2b,
+                             b->fc1,  b->fc2,  b->qa,  b->qb,   b->pa,   b->pb};
+        for (int i = 0; i < 12; i++)
+            if (idx[i] >= 0 && !(t[idx[i]].flags & AIM_P_FROZEN))
+                return l;
+    }
+    return m->L;
+}
+
 static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
 {
     model_acts *a = &m->a;
@@ -491,9 +651,18 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
     aim_laptimer lp;
     aim_lap_start(&lp, m->prof, tid);
 
-    /* loss and prediction layer */
     float *dpred = ROWS(a->dpred, P), *dhln = ROWS(a->dhln, Dh), *dhy = ROWS(a->dhy, Dh);
     float *dln = ROWS(a->dln, D), *dres = ROWS(a->dres, D), *dgelu = ROWS(a->dgelu, 4 * D);
+    int top = m->L - 1; /* the deepest block the gradient enters */
+    if (m->fb_mode) {
+        /* features backward: dL/d(features) / nblocks sits in lnf (unused in
+         * this mode); it enters the stream at every block of the set */
+        top = m->fb_upto - 1;
+        memcpy(dres, ROWS(a->lnf, D), (size_t)R * D * sizeof(float));
+        goto trunk;
+    }
+
+    /* loss and prediction layer */
     memset(dpred, 0, (size_t)R * P * sizeof(float));
     loss_backward_n(dpred, ROWS(a->pred, P), ROWS(a->tgt, P), a->prefix + b0, nb, N, P, 1.0f,
                     count);
@@ -530,10 +699,15 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
                             xt, W(m, m->post_w), STATS(a->lnf_mean), STATS(a->lnf_rstd), R, D);
     aim_lap(&lp, AIM_K_B_LN, 0);
 
-    /* trunk blocks, in reverse */
+    /* trunk blocks, in reverse, down to the lowest one with something to
+     * train (with a frozen trunk and LoRA: the lowest adapted block) */
+trunk:;
     const double natt = 8.0 * N * N * D * nb; /* backward of QK^T and PV */
     float *datty = ROWS(a->datty, D), *dqkv = ROWS(a->dqkv, 3 * D);
-    for (int l = m->L - 1; l >= 0; l--) {
+    const int lr2 = 2 * m->lora_rank;
+    float *dlora = lr2 ? ROWS(a->dlora, lr2) : NULL;
+    const int floor_l = lowest_trainable_block(m);
+    for (int l = top; l >= floor_l && l >= 0; l--) {
         const block_idx *bi = &m->blk[l];
         block_acts *b = &a->blk[l];
         const float *xin = l ? ROWS(a->blk[l - 1].res2, D) : ROWS(a->x0, D);
@@ -551,17 +725,36 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         /* res1 = xin + proj(attn(qkv(ln1(xin)))) */
         lin_bwd(&lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, bw,
                 dres, ROWS(b->atty, D), W(m, bi->proj), R, D, D);
+        const int lora = lora_active(m, bi);
+        if (lora) {
+            lora_proj_bwd(m, bi, GS(m, bi->pa, slab), GS(m, bi->pb, slab), bw, dres,
+                          ROWS(b->atty, D), ROWS(b->lora_w, lr2 / 2), datty, dlora, R);
+            aim_lap(&lp, AIM_K_B_LORA, 3 * GF(R, D, lr2));
+        }
         attention_backward_write(dqkv, a->datt + (size_t)b0 * m->NH * N * N, datty,
                                  ROWS(b->qkv, 3 * D), b->att + (size_t)b0 * m->NH * N * N,
                                  a->prefix + b0, nb, N, D, m->NH);
         aim_lap(&lp, AIM_K_B_ATTN, natt);
         lin_bwd(&lp, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, bw, dqkv,
                 ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+        if (lora) {
+            lora_qkv_bwd(m, bi, GS(m, bi->qa, slab), GS(m, bi->qb, slab), bw, dqkv,
+                         ROWS(b->ln1, D), ROWS(b->lora_u, lr2), dln, dlora, R);
+            aim_lap(&lp, AIM_K_B_LORA, 3 * GF(R, D, 2 * lr2));
+        }
         layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln1w, slab), GS(m, bi->ln1b, slab), bw, dln,
                                 xin, W(m, bi->ln1w), STATS(b->ln1_mean), STATS(b->ln1_rstd), R,
                                 D);
         aim_lap(&lp, AIM_K_B_LN, 0);
+        /* dres is now the gradient of block l-1's output: add the features' */
+        if (m->fb_mode && l > 0 && m->fb_in[l - 1]) {
+            const float *df = ROWS(a->lnf, D);
+            for (size_t k = 0; k < (size_t)R * D; k++)
+                dres[k] += df[k];
+        }
     }
+    if (floor_l > 0)
+        return; /* nothing below to train */
 
     /* x0 = LN(emb) + pos;  emb = patches @ Wp^T + bp */
     layernorm_backward_rows(dln, 0.0f, GS(m, m->pn_w, slab), GS(m, m->pn_b, slab), bw, dres,
@@ -573,20 +766,54 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
             m->CPP, D);
 }
 
+/* Which tensors this backward writes: the trainable ones, less (after
+ * features_train) the pixel head, the post norm and the blocks above the
+ * deepest probed one. The private slabs hold stale values elsewhere. */
+static void mark_written(aim_model *m)
+{
+    const aim_params *p = &m->p;
+    if (m->bw_cap < p->n) {
+        free(m->bw_written);
+        m->bw_written = aim_xmalloc((size_t)p->n);
+        m->bw_cap = p->n;
+    }
+    for (int i = 0; i < p->n; i++)
+        m->bw_written[i] = !(p->t[i].flags & AIM_P_FROZEN);
+    if (!m->fb_mode)
+        return;
+    const int top[] = {m->post_w, m->post_b, m->hproj_w, m->hproj_b, m->hn_w, m->hn_b,
+                       m->pred_w, m->pred_b};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        m->bw_written[top[i]] = 0;
+    for (int j = 0; j < m->Lh; j++) {
+        const hblock_idx *h = &m->hblk[j];
+        m->bw_written[h->lnw] = m->bw_written[h->lnb] = 0;
+        m->bw_written[h->fc1] = m->bw_written[h->fc2] = 0;
+    }
+    for (int l = m->fb_upto; l < m->L; l++) {
+        const block_idx *b = &m->blk[l];
+        const int idx[12] = {b->ln1w, b->ln1b, b->qkv, b->proj, b->ln2w, b->ln2b,
+                             b->fc1,  b->fc2,  b->qa,  b->qb,   b->pa,   b->pb};
+        for (int i = 0; i < 12; i++)
+            if (idx[i] >= 0)
+                m->bw_written[idx[i]] = 0;
+    }
+}
+
 /* grad += gslot[0] + ... + gslot[nt-2] over thread tid's share of the
- * trainable values */
+ * values this backward wrote */
 static void reduce_slots(aim_model *m, int nt, int tid)
 {
     const aim_params *p = &m->p;
     size_t total = 0;
     for (int i = 0; i < p->n; i++)
-        if (!(p->t[i].flags & AIM_P_FROZEN))
+        if (m->bw_written[i])
             total += p->t[i].numel;
     size_t lo = total * (size_t)tid / (size_t)nt, hi = total * (size_t)(tid + 1) / (size_t)nt;
     size_t at = 0;
     for (int i = 0; i < p->n && at < hi; i++) {
         const aim_param *t = &p->t[i];
-        if (t->flags & AIM_P_FROZEN)
+        if (!m->bw_written[i])
             continue;
         size_t s = lo > at ? lo - at : 0, e = hi - at < t->numel ? hi - at : t->numel;
         at += t->numel;
@@ -608,8 +835,10 @@ void aim_model_backward(aim_model *m)
         return;
     double t0 = m->prof ? aim_prof_now() : 0;
     int B = m->B;
-    int64_t count = loss_count(m->a.prefix, B, m->N);
+    int64_t count = m->fb_mode ? 0 : loss_count(m->a.prefix, B, m->N);
     int nt = team(m, B, 1);
+    if (nt > 1)
+        mark_written(m);
     if (nt == 1) { /* no region: a one-thread team costs libgomp an allocation */
         backward_part(m, 0, B, 0, count);
     } else {
