@@ -153,6 +153,10 @@ int aim_model_set_norm(aim_model *m, int n, const float *mean, const float *std,
 
 /* safetensors with AIM.md names and config metadata (atomic write). */
 int aim_model_save(const aim_model *m, const char *path, aim_err *e);
+/* The same with the tensors of another table (a probe head) after the
+ * model's and up to 16 more metadata pairs (key, value, key, value...). */
+int aim_model_save_with(const aim_model *m, const char *path, const aim_params *extra,
+                        const char *const *extra_kv, int nextra, aim_err *e);
 /* Load weights written by aim or anyone using the AIM.md names: config from
  * the metadata, every tensor checked (name, dtype, shape); missing or extra
  * tensors are errors naming them. */

@@ -12,6 +12,7 @@
 #include "aim/core.h"
 #include "aim/data.h"
 #include "aim/model.h"
+#include "aim/train.h"
 
 typedef enum { AIM_PROBE_ATTENTIVE = 0, AIM_PROBE_LINEAR = 1 } aim_probe_kind;
 
@@ -144,6 +145,57 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
  * and probe_kind in the metadata. */
 int aim_probe_save_with_model(const char *path, aim_model *m, aim_probe *p,
                               const char *layers, aim_err *e);
+
+/* ------------------------------------------------------------ LoRA job */
+/* Fine-tuning with LoRA (shared/AIM.md): adapters of rank r on the chosen
+ * blocks, the rest of the model frozen, trained jointly with an attentive
+ * probe head on the features of the probe blocks; images stream through
+ * the whole trunk every step (no feature cache), with light augmentation. */
+typedef struct aim_lora_job {
+    int rank;                /* default 8 (used when the model has no adapters) */
+    float alpha;             /* default = rank (scale 1) */
+    int nblocks;             /* adapted blocks, 0 = the probe blocks */
+    int blocks[AIM_PROBE_MAX_BLOCKS];
+    int nprobe;              /* probe blocks, 0 = the middle blocks (as aim probe) */
+    int probe_blocks[AIM_PROBE_MAX_BLOCKS];
+    int epochs;              /* default 4 */
+    int batch;               /* default 64 */
+    float lr;                /* adapters' peak lr, default 1e-3 */
+    float head_lr;           /* the probe head's peak lr, default 3e-3 */
+    float weight_decay;      /* the head's k, v, linear weights, default 0.05 */
+    int augment;             /* 1 (default): flip + random resized crop (scale 0.8-1) */
+    uint64_t seed;
+    /* after every step (progress; return non-zero to stop) and epoch */
+    int (*on_step)(void *ctx, const aim_step_info *s);
+    int (*on_epoch)(void *ctx, int epoch, float train_loss, float train_top1,
+                    float test_top1);
+    void *ctx;
+} aim_lora_job;
+
+void aim_lora_job_default(aim_lora_job *j);
+/* Fill in the defaults that depend on the trunk depth L (probe blocks: the
+ * middle ones, as aim probe; adapted blocks: the probe blocks) and check the
+ * block numbers. */
+int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e);
+
+typedef struct aim_lora_result {
+    float train_top1, test_top1, train_loss; /* the last epoch's */
+    int epochs_done, stopped;
+    int64_t steps;
+    uint64_t trainable;      /* adapters + head values */
+    uint64_t adapters, trunk; /* adapter values, trunk values (patch embedding + blocks) */
+    char probe_label[128];   /* "3,4" */
+    double seconds;
+    aim_probe *probe;        /* the trained head, owned by the caller */
+} aim_lora_result;
+
+/* Adds adapters to m when it has none (rank, alpha, blocks), freezes all
+ * but the adapters, trains them with a new attentive head on train, reports
+ * test top-1 after every epoch. m keeps the trained adapters (unmerged). */
+int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                 const aim_lora_job *j, aim_lora_result *r, aim_err *e);
+/* Save trunk + adapters + head with aim_probe_save_with_model (lora_rank
+ * and lora_alpha join its metadata). */
 
 /* ------------------------------------------------------------ live probe */
 /* The cheap probe shown while pretraining: one trunk pass over the first

@@ -21,27 +21,17 @@
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "cmd/opts.h"
+#include "cmd/progress.h"
 
 typedef struct progress {
     int tty;
-    int64_t every;       /* lines when stderr is not a terminal */
-    int64_t last_shown;
 } progress;
 
 static int on_step(void *ctx, const aim_step_info *s)
 {
     progress *p = ctx;
-    int last = s->step == s->total;
-    if (!p->tty && !last && s->step % p->every && s->step != 1)
-        return 0;
-    char eta[32], el[32];
-    cmd_duration(s->eta_s, eta, sizeof eta);
-    cmd_duration(s->elapsed_s, el, sizeof el);
-    fprintf(stderr, "%sstep %lld/%lld  epoch %.2f  loss %.4f  lr %.2e  |g| %.3f  %.0f img/s  %s %s%s",
-            p->tty ? "\r\033[K" : "", (long long)s->step, (long long)s->total, s->epoch, s->loss,
-            s->lr, s->grad_norm, s->img_per_s, last ? "took" : "ETA", last ? el : eta,
-            p->tty && !last ? "" : "\n");
-    fflush(stderr);
+    if (cmd_step_line(s, p->tty) && p->tty && s->step == s->total)
+        fputc('\n', stderr);
     return 0;
 }
 
@@ -326,7 +316,7 @@ static int train_exec(int argc, char **argv)
         cmd_fail("%s: cannot write: %s", runjson, strerror(errno));
         goto done;
     }
-    progress pr = {.tty = isatty(2), .every = po.steps / 20 > 0 ? po.steps / 20 : 1};
+    progress pr = {.tty = isatty(2)};
     po.on_step = on_step;
     po.on_message = on_message;
     po.ctx = &pr;

@@ -24,22 +24,28 @@ void cmd_progress_output(void *ctx, const char *text, size_t len)
     fflush(stdout);
 }
 
-static void step_line(cmd_progress *p, const aim_step_info *s)
+int cmd_step_line(const aim_step_info *s, int tty)
 {
     int last = s->step == s->total;
     int64_t every = s->total / 20 > 0 ? s->total / 20 : 1;
-    if (!p->tty && !last && s->step % every && s->step != 1)
-        return;
+    if (!tty && !last && s->step % every && s->step != 1)
+        return 0;
     char eta[32], el[32];
     cmd_duration(s->eta_s, eta, sizeof eta);
     cmd_duration(s->elapsed_s, el, sizeof el);
     fprintf(stderr,
             "%sstep %lld/%lld  epoch %.2f  loss %.4f  lr %.2e  |g| %.3f  %.0f img/s  %s %s%s",
-            p->tty ? "\r\033[K" : "", (long long)s->step, (long long)s->total, s->epoch, s->loss,
+            tty ? "\r\033[K" : "", (long long)s->step, (long long)s->total, s->epoch, s->loss,
             s->lr, s->grad_norm, s->img_per_s, last ? "took" : "ETA", last ? el : eta,
-            p->tty ? "" : "\n");
-    p->open_line = p->tty;
+            tty ? "" : "\n");
     fflush(stderr);
+    return 1;
+}
+
+static void step_line(cmd_progress *p, const aim_step_info *s)
+{
+    if (cmd_step_line(s, p->tty))
+        p->open_line = p->tty;
 }
 
 void cmd_progress_event(void *ctx, const aim_event *ev)

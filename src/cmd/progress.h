@@ -18,6 +18,11 @@ typedef struct cmd_progress {
     int open_line; /* a progress line without its newline is on screen */
 } cmd_progress;
 
+/* The progress line of a training job on stderr: rewritten in place on a
+ * terminal (no newline until the last step), otherwise every total/20 steps
+ * with a newline. Returns 1 if it printed. */
+int cmd_step_line(const aim_step_info *s, int tty);
+
 /* aim_engine_hooks.output and .event, with a cmd_progress as ctx */
 void cmd_progress_output(void *ctx, const char *text, size_t len);
 void cmd_progress_event(void *ctx, const aim_event *ev);

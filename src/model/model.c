@@ -299,31 +299,46 @@ int aim_config_to_meta(const aim_config *c, char vals[AIM_CONFIG_META_MAX][160],
     return n;
 }
 
-int aim_model_save(const aim_model *m, const char *path, aim_err *e)
+int aim_model_save_with(const aim_model *m, const char *path, const aim_params *extra,
+                        const char *const *extra_kv, int nextra, aim_err *e)
 {
     const aim_params *p = &m->p;
-    aim_st_entry *ent = aim_xcalloc((size_t)p->n, sizeof *ent);
+    int n = p->n + (extra ? extra->n : 0);
+    aim_st_entry *ent = aim_xcalloc((size_t)n, sizeof *ent);
     float **copies = aim_xcalloc((size_t)p->n, sizeof *copies);
-    for (int i = 0; i < p->n; i++) {
-        ent[i].name = p->t[i].name;
+    for (int i = 0; i < n; i++) {
+        const aim_params *src = i < p->n ? p : extra;
+        const aim_param *t = &src->t[i < p->n ? i : i - p->n];
+        ent[i].name = t->name;
         ent[i].dtype = AIM_F32;
-        ent[i].ndim = p->t[i].ndim;
-        for (int d = 0; d < p->t[i].ndim; d++)
-            ent[i].shape[d] = p->t[i].shape[d];
+        ent[i].ndim = t->ndim;
+        for (int d = 0; d < t->ndim; d++)
+            ent[i].shape[d] = t->shape[d];
+        ent[i].data = src->data + t->offset;
         /* merged adapters are saved as adapters: the base weight without them */
-        copies[i] = lora_unmerged_copy(m, i);
-        ent[i].data = copies[i] ? copies[i] : p->data + p->t[i].offset;
+        if (i < p->n && (copies[i] = lora_unmerged_copy(m, i)))
+            ent[i].data = copies[i];
     }
+    if (nextra > 16)
+        nextra = 16;
     char vals[AIM_CONFIG_META_MAX][160], lv[2][32];
-    const char *kv[2 * AIM_CONFIG_META_MAX + 4];
+    const char *kv[2 * AIM_CONFIG_META_MAX + 4 + 32];
     int nmeta = aim_config_to_meta(&m->cfg, vals, kv);
     nmeta += lora_meta(m, lv, kv + 2 * nmeta);
-    int rc = aim_st_write(path, ent, p->n, kv, nmeta, e);
+    for (int i = 0; i < 2 * nextra; i++)
+        kv[2 * nmeta + i] = extra_kv[i];
+    nmeta += nextra;
+    int rc = aim_st_write(path, ent, n, kv, nmeta, e);
     for (int i = 0; i < p->n; i++)
         free(copies[i]);
     free(copies);
     free(ent);
     return rc;
+}
+
+int aim_model_save(const aim_model *m, const char *path, aim_err *e)
+{
+    return aim_model_save_with(m, path, NULL, NULL, 0, e);
 }
 
 static int meta_int(const aim_st_file *f, const char *key, int *out, int required, aim_err *e)

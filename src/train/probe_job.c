@@ -135,31 +135,9 @@ done:
 int aim_probe_save_with_model(const char *path, aim_model *m, aim_probe *p,
                               const char *layers, aim_err *e)
 {
-    aim_params *tp = aim_model_params(m), *hp = aim_probe_params(p);
-    int n = tp->n + hp->n;
-    aim_st_entry *ent = aim_xcalloc((size_t)n, sizeof *ent);
-    for (int i = 0; i < n; i++) {
-        aim_params *src = i < tp->n ? tp : hp;
-        const aim_param *t = &src->t[i < tp->n ? i : i - tp->n];
-        ent[i].name = t->name;
-        ent[i].dtype = AIM_F32;
-        ent[i].ndim = t->ndim;
-        for (int d = 0; d < t->ndim; d++)
-            ent[i].shape[d] = t->shape[d];
-        ent[i].data = src->data + t->offset;
-    }
-    char vals[AIM_CONFIG_META_MAX][160];
-    const char *kv[2 * AIM_CONFIG_META_MAX + 6];
-    int nm = aim_config_to_meta(aim_model_config(m), vals, kv);
     char classes[16];
     snprintf(classes, sizeof classes, "%d", aim_probe_classes(p));
-    kv[2 * nm] = "classes";
-    kv[2 * nm + 1] = classes;
-    kv[2 * nm + 2] = "probe_layers";
-    kv[2 * nm + 3] = layers;
-    kv[2 * nm + 4] = "probe_kind";
-    kv[2 * nm + 5] = aim_probe_get_kind(p) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear";
-    int rc = aim_st_write(path, ent, n, kv, nm + 3, e);
-    free(ent);
-    return rc;
+    const char *kv[6] = {"classes", classes, "probe_layers", layers, "probe_kind",
+                         aim_probe_get_kind(p) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear"};
+    return aim_model_save_with(m, path, aim_probe_params(p), kv, 3, e);
 }

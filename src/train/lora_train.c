@@ -1,0 +1,244 @@
+/*
+ * lora_train.c - LoRA fine-tuning (shared/AIM.md "Downstream"): adapters
+ * on a frozen trunk trained jointly with an attentive probe head. Every
+ * step streams a batch through the trunk up to the deepest probe block
+ * (aim_model_features_train), the head's cross-entropy gradient flows back
+ * into the features (aim_probe_backward) and through the trunk into the
+ * adapters (aim_model_features_backward, which stops at the lowest adapted
+ * block), and AdamW updates the adapters and the head, each with its own
+ * peak learning rate, warmup + cosine.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aim/probe.h"
+#include "aim/train.h"
+
+void aim_lora_job_default(aim_lora_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->rank = AIM_LORA_DEFAULT_RANK;
+    j->alpha = 0; /* = rank */
+    j->epochs = 4;
+    j->batch = 64;
+    j->lr = 1e-3f;
+    j->head_lr = 3e-3f;
+    j->weight_decay = 0.05f;
+    j->augment = 1;
+}
+
+int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e)
+{
+    if (j->nprobe == 0) { /* the middle blocks, as aim probe */
+        j->nprobe = L >= 3 ? 2 : 1;
+        j->probe_blocks[0] = L >= 3 ? L / 2 : (L + 1) / 2;
+        j->probe_blocks[1] = L / 2 + 1;
+    }
+    if (j->nprobe < 0 || j->nprobe > AIM_PROBE_MAX_BLOCKS || j->nblocks < 0 ||
+        j->nblocks > AIM_PROBE_MAX_BLOCKS)
+        return aim_errf(e, "lora: 1 to %d blocks", AIM_PROBE_MAX_BLOCKS);
+    for (int k = 0; k < j->nprobe; k++)
+        if (j->probe_blocks[k] < 1 || j->probe_blocks[k] > L)
+            return aim_errf(e, "lora: probe block %d is not in 1..%d", j->probe_blocks[k], L);
+    for (int k = 0; k < j->nblocks; k++)
+        if (j->blocks[k] < 1 || j->blocks[k] > L)
+            return aim_errf(e, "lora: block %d is not in 1..%d", j->blocks[k], L);
+    if (j->nblocks == 0) { /* adapt the probe blocks */
+        j->nblocks = j->nprobe;
+        memcpy(j->blocks, j->probe_blocks, sizeof j->blocks);
+    }
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* zero the gradients of the trainable tensors only (the trunk's slab is
+ * large and frozen) */
+static void zero_trainable(aim_params *p)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!(p->t[i].flags & AIM_P_FROZEN))
+            memset(p->grad + p->t[i].offset, 0, p->t[i].numel * sizeof(float));
+}
+
+/* test top-1 (percent) of the adapted trunk + head, no augmentation */
+static float evaluate(aim_model *m, aim_probe *pr, const aim_dataset *ds, const int *bl, int nb,
+                      int batch, float *x, int32_t *lab, float *feat, aim_err *e)
+{
+    int64_t hits = 0;
+    for (int64_t i0 = 0; i0 < ds->n; i0 += batch) {
+        int n = (int)(ds->n - i0 < batch ? ds->n - i0 : batch);
+        aim_dataset_get_batch(ds, i0, n, 1, x, lab);
+        if (aim_model_features(m, x, n, bl, nb, feat, e) != 0)
+            return -1;
+        int correct = 0;
+        aim_probe_forward(pr, feat, lab, n, 0, &correct);
+        hits += correct;
+    }
+    return ds->n ? (float)(100.0 * hits / ds->n) : 0;
+}
+
+int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                 const aim_lora_job *j, aim_lora_result *r, aim_err *e)
+{
+    memset(r, 0, sizeof *r);
+    const aim_config *c = aim_model_config(m);
+    if (j->epochs < 1 || j->batch < 2 || !(j->lr > 0) || !(j->head_lr > 0))
+        return aim_errf(e, "lora: epochs >= 1, batch >= 2 and learning rates > 0 are needed");
+    for (int i = 0; i < 2; i++) {
+        const aim_dataset *d = i ? test : train;
+        if (d->c != c->channels || d->h != c->image || d->w != c->image)
+            return aim_errf(e, "lora: the %s data is %dx%dx%d but the model takes %dx%dx%d",
+                            i ? "test" : "training", d->c, d->h, d->w, c->channels, c->image,
+                            c->image);
+    }
+    if (train->n < j->batch)
+        return aim_errf(e, "lora: %lld training images are fewer than one batch of %d",
+                        (long long)train->n, j->batch);
+    int K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
+    if (K < 2)
+        return aim_errf(e, "lora: the data has %d class(es)", K);
+    for (int64_t i = 0; i < train->n; i++)
+        if (train->labels[i] < 0 || train->labels[i] >= K)
+            return aim_errf(e, "lora: label %d of training image %lld is not in 0..%d",
+                            train->labels[i], (long long)i + 1, K - 1);
+    aim_lora_job jr = *j;
+    if (aim_lora_job_resolve(&jr, c->depth, e) != 0)
+        return -1;
+    const int nb = jr.nprobe;
+    const int *bl = jr.probe_blocks;
+    for (int k = 0; k < nb; k++) {
+        size_t len = strlen(r->probe_label);
+        snprintf(r->probe_label + len, sizeof r->probe_label - len, "%s%d", k ? "," : "", bl[k]);
+    }
+    /* adapters: keep the model's, or add them */
+    aim_lora_info li;
+    aim_model_lora_info(m, &li);
+    if (li.merged)
+        return aim_errf(e, "lora: the model's adapters are merged; unmerge them first");
+    if (!li.rank) {
+        float alpha = j->alpha > 0 ? j->alpha : (float)j->rank;
+        if (aim_model_lora_add(m, j->rank, alpha, jr.blocks, jr.nblocks, j->seed + 17, e) != 0)
+            return -1;
+        aim_model_lora_info(m, &li);
+    }
+    aim_model_lora_freeze_trunk(m);
+    aim_params *mp = aim_model_params(m);
+    r->adapters = li.params;
+    r->trunk = aim_config_trunk_params(c);
+
+    aim_probe *pr = aim_probe_new(AIM_PROBE_ATTENTIVE, aim_config_tokens(c), c->width, c->heads,
+                                  K, j->seed, e);
+    if (!pr)
+        return -1;
+    aim_params *hp = aim_probe_params(pr);
+    r->trainable = aim_params_count(mp, 1) + aim_params_count(hp, 1);
+    aim_params_alloc_moments(mp);
+    aim_params_alloc_moments(hp);
+    aim_batcher_opts bo;
+    aim_batcher_opts_default(&bo);
+    bo.batch = j->batch;
+    bo.seed = j->seed;
+    bo.crop = bo.flip = j->augment ? 1 : 0;
+    bo.scale_min = 0.8f;
+    aim_batcher *bt = aim_batcher_new(train, &bo, e);
+    if (!bt) {
+        aim_probe_free(pr);
+        return -1;
+    }
+    const int B = j->batch;
+    const size_t img = (size_t)c->channels * c->image * c->image;
+    const size_t nf = (size_t)B * aim_config_tokens(c) * c->width;
+    float *x = aim_xaligned((size_t)B * img * sizeof(float));
+    float *feat = aim_xaligned(nf * sizeof(float));
+    float *dfeat = aim_xaligned(nf * sizeof(float));
+    int32_t *lab = aim_xmalloc((size_t)B * sizeof *lab);
+    aim_adamw_opts lo, ho;
+    aim_adamw_opts_default(&lo);
+    aim_adamw_opts_default(&ho);
+    lo.weight_decay = 0; /* adapters carry no AIM_P_DECAY anyway */
+    ho.weight_decay = j->weight_decay;
+    const int64_t per_epoch = train->n / B, total = per_epoch * j->epochs;
+    const int64_t warmup = total / 20 > 0 ? total / 20 : 1;
+    double t0 = now_s(), tw = t0;
+    int64_t step = 0, win_images = 0;
+    int rc = 0;
+    for (int ep = 0; ep < j->epochs && !r->stopped; ep++) {
+        double loss_sum = 0;
+        int64_t hits = 0, seen = 0;
+        for (int64_t s = 0; s < per_epoch; s++, step++) {
+            aim_batcher_next(bt, x, lab, NULL);
+            if (aim_model_features_train(m, x, B, bl, nb, feat, e) != 0) {
+                rc = -1;
+                goto out;
+            }
+            zero_trainable(mp);
+            zero_trainable(hp);
+            int correct = 0;
+            float loss = aim_probe_forward(pr, feat, lab, B, 1, &correct);
+            memset(dfeat, 0, nf * sizeof(float));
+            aim_probe_backward(pr, dfeat);
+            aim_model_features_backward(m, dfeat);
+            float f = aim_lr_at(step, total, warmup, 1.0f);
+            float gn = aim_clip_adamw_step(mp, &lo, f * j->lr, step + 1, 1.0f);
+            aim_adamw_step(hp, &ho, f * j->head_lr, step + 1);
+            loss_sum += (double)loss * B;
+            hits += correct;
+            seen += B;
+            win_images += B;
+            if (j->on_step) {
+                double now = now_s();
+                aim_step_info si = {.step = step + 1, .total = total,
+                                    .images = (step + 1) * B,
+                                    .epoch = (double)(step + 1) * B / train->n,
+                                    .loss = loss, .lr = f * j->lr, .grad_norm = gn,
+                                    .elapsed_s = now - t0};
+                si.img_per_s = now > tw ? win_images / (now - tw) : 0;
+                si.eta_s = si.elapsed_s / (step + 1) * (total - step - 1);
+                if (now - tw > 5) {
+                    tw = now;
+                    win_images = 0;
+                }
+                if (j->on_step(j->ctx, &si)) {
+                    r->stopped = 1;
+                    break;
+                }
+            }
+        }
+        if (seen) {
+            r->train_loss = (float)(loss_sum / seen);
+            r->train_top1 = (float)(100.0 * hits / seen);
+        }
+        r->test_top1 = evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
+        if (r->test_top1 < 0) {
+            rc = -1;
+            goto out;
+        }
+        r->epochs_done = ep + 1;
+        if (j->on_epoch &&
+            j->on_epoch(j->ctx, ep + 1, r->train_loss, r->train_top1, r->test_top1))
+            r->stopped = 1;
+    }
+out:
+    r->steps = step;
+    r->seconds = now_s() - t0;
+    aim_batcher_free(bt);
+    free(x);
+    free(feat);
+    free(dfeat);
+    free(lab);
+    if (rc == 0)
+        r->probe = pr;
+    else
+        aim_probe_free(pr);
+    return rc;
+}
