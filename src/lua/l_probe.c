@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "aim/probe.h"
@@ -26,7 +27,21 @@ typedef struct probe_ctx {
     int epochs;
     int64_t done;           /* epochs done over all sets, for the status line */
     int64_t total;
+    aim_probe_view view;    /* the probe panel: one bar per block probed alone */
 } probe_ctx;
+
+/* show a finished set on the board: single blocks get their own bar */
+static void publish_set(probe_ctx *c, const aim_probe_set_result *r)
+{
+    if (r->nblocks == 1 && r->blocks[0] >= 1 && r->blocks[0] <= c->view.n)
+        c->view.top1[r->blocks[0] - 1] = r->test_top1;
+    else if (r->nblocks > 1)
+        for (int k = 0; k < r->nblocks; k++) /* a window: every block it spans, at most */
+            if (r->blocks[k] >= 1 && r->blocks[k] <= c->view.n &&
+                !(c->view.top1[r->blocks[k] - 1] >= r->test_top1))
+                c->view.top1[r->blocks[k] - 1] = r->test_top1;
+    aim_engine_job_probe(c->eng, &c->view);
+}
 
 static void push_set(lua_State *L, const aim_probe_set_result *r)
 {
@@ -64,6 +79,7 @@ static int call_protected(lua_State *L)
             lua_call(L, 1, 0);
         }
     } else { /* a block set is done */
+        publish_set(c, lua_touserdata(L, 3));
         if (lua_isfunction(L, 4)) {
             lua_pushvalue(L, 4);
             push_set(L, lua_touserdata(L, 3));
@@ -188,6 +204,11 @@ static int l_probe(lua_State *L)
         }
     }
     probe_ctx pc = {.L = L, .eng = l_engine(L), .epochs = job.train.epochs};
+    snprintf(pc.view.kind, sizeof pc.view.kind, "%s", job.raw ? "raw linear" : kind);
+    pc.view.n = job.raw ? 0 : (L_depth < AIM_PROBE_BLOCKS ? L_depth : AIM_PROBE_BLOCKS);
+    for (int l = 0; l < AIM_PROBE_BLOCKS; l++)
+        pc.view.top1[l] = NAN;
+    pc.view.baseline = NAN;
     pc.total = (int64_t)job.train.epochs * (job.raw ? 1 : (job.nsets ? job.nsets : 1));
     job.train.on_epoch = on_epoch;
     job.train.ctx = &pc;
@@ -200,6 +221,9 @@ static int l_probe(lua_State *L)
              (long long)dtr->n, (long long)dte->n);
     if (aim_engine_job_begin(pc.eng, "probe", desc, job.train.lr, &e) != 0)
         return luaL_error(L, "%s", e.msg);
+    pc.view.running = 1;
+    if (!job.raw)
+        aim_engine_job_probe(pc.eng, &pc.view);
     if (lm)
         lm->busy = 1;
     tr->busy = te->busy = 1;
@@ -212,6 +236,9 @@ static int l_probe(lua_State *L)
     snprintf(summary, sizeof summary, "%d block set(s) probed%s%s%s", res.nsets,
              res.best >= 0 ? ", best " : "", res.best >= 0 ? res.sets[res.best].label : "",
              res.stopped ? ", stopped" : "");
+    pc.view.running = 0;
+    if (!job.raw)
+        aim_engine_job_probe(pc.eng, &pc.view);
     aim_engine_job_end(pc.eng, summary, NULL);
     if (pc.failed) {
         aim_probe_free(res.best_probe);
