@@ -146,21 +146,32 @@ AIM_INLINE void rows_by_cols(float *C, size_t ldc, int n, const float *a, size_t
 /* the 8x8 transpose of r[0..7] (rows) into c[0..7] (columns) */
 AIM_INLINE void tr8(v8f *c, const v8f *r)
 {
-    const v8i ulo = {0, 8, 1, 9, 4, 12, 5, 13}, uhi = {2, 10, 3, 11, 6, 14, 7, 15};
-    const v8i slo = {0, 1, 8, 9, 4, 5, 12, 13}, shi = {2, 3, 10, 11, 6, 7, 14, 15};
-    const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
-    v8f t0 = __builtin_shuffle(r[0], r[1], ulo), t1 = __builtin_shuffle(r[0], r[1], uhi);
-    v8f t2 = __builtin_shuffle(r[2], r[3], ulo), t3 = __builtin_shuffle(r[2], r[3], uhi);
-    v8f t4 = __builtin_shuffle(r[4], r[5], ulo), t5 = __builtin_shuffle(r[4], r[5], uhi);
-    v8f t6 = __builtin_shuffle(r[6], r[7], ulo), t7 = __builtin_shuffle(r[6], r[7], uhi);
-    v8f u0 = __builtin_shuffle(t0, t2, slo), u1 = __builtin_shuffle(t0, t2, shi);
-    v8f u2 = __builtin_shuffle(t1, t3, slo), u3 = __builtin_shuffle(t1, t3, shi);
-    v8f u4 = __builtin_shuffle(t4, t6, slo), u5 = __builtin_shuffle(t4, t6, shi);
-    v8f u6 = __builtin_shuffle(t5, t7, slo), u7 = __builtin_shuffle(t5, t7, shi);
-    c[0] = __builtin_shuffle(u0, u4, plo), c[4] = __builtin_shuffle(u0, u4, phi);
-    c[1] = __builtin_shuffle(u1, u5, plo), c[5] = __builtin_shuffle(u1, u5, phi);
-    c[2] = __builtin_shuffle(u2, u6, plo), c[6] = __builtin_shuffle(u2, u6, phi);
-    c[3] = __builtin_shuffle(u3, u7, plo), c[7] = __builtin_shuffle(u3, u7, phi);
+/* __builtin_shufflevector (GCC >= 12 and clang) with the index lists the
+ * transpose needs: unpack lo/hi, shuffle pairs lo/hi, permute halves lo/hi */
+#define ULO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define UHI(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define SLO(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define SHI(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define PLO(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define PHI(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+    v8f t0 = ULO(r[0], r[1]), t1 = UHI(r[0], r[1]);
+    v8f t2 = ULO(r[2], r[3]), t3 = UHI(r[2], r[3]);
+    v8f t4 = ULO(r[4], r[5]), t5 = UHI(r[4], r[5]);
+    v8f t6 = ULO(r[6], r[7]), t7 = UHI(r[6], r[7]);
+    v8f u0 = SLO(t0, t2), u1 = SHI(t0, t2);
+    v8f u2 = SLO(t1, t3), u3 = SHI(t1, t3);
+    v8f u4 = SLO(t4, t6), u5 = SHI(t4, t6);
+    v8f u6 = SLO(t5, t7), u7 = SHI(t5, t7);
+    c[0] = PLO(u0, u4), c[4] = PHI(u0, u4);
+    c[1] = PLO(u1, u5), c[5] = PHI(u1, u5);
+    c[2] = PLO(u2, u6), c[6] = PHI(u2, u6);
+    c[3] = PLO(u3, u7), c[7] = PHI(u3, u7);
+#undef ULO
+#undef UHI
+#undef SLO
+#undef SHI
+#undef PLO
+#undef PHI
 }
 
 /* T[d][j] = Y[j][d] for j < n (n <= 32), 0 for n <= j < 32; d < hd */
