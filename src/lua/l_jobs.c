@@ -179,7 +179,7 @@ static const char *const pretrain_options[] = {
     "flip",  "scale_min", "log_every", "out", "on_step", "every", "run",
     "val", "val_every", "val_images", "probe_test", "probe_every", "probe_images",
     "recon", "recon_every", "recon_images", "ckpt_every", "ckpt_minutes", "keep",
-    "checkpoints", NULL,
+    "checkpoints", "on_nan", NULL,
 };
 
 static int l_pretrain(lua_State *L)
@@ -221,6 +221,10 @@ static int l_pretrain(lua_State *L)
     po.data.flip = l_opt_bool(L, S_OPTS, "flip", 1);
     po.data.scale_min = (float)l_opt_num(L, S_OPTS, "scale_min", 0.4, 0.01, 1);
     po.log_every = (int)l_opt_int(L, S_OPTS, "log_every", 1, 1, 1 << 30);
+    const char *on_nan = l_opt_str(L, S_OPTS, "on_nan", "skip");
+    if (strcmp(on_nan, "skip") && strcmp(on_nan, "stop"))
+        return luaL_argerror(L, S_OPTS, "option 'on_nan' must be \"skip\" or \"stop\"");
+    po.nan_policy = strcmp(on_nan, "stop") ? AIM_NAN_SKIP : AIM_NAN_STOP;
     const char *out = l_opt_str(L, S_OPTS, "out", NULL);
     po.run_name = l_opt_str(L, S_OPTS, "run", out ? aim_basename(out) : "lua");
     step_ctx sc = {.L = L, .eng = l_engine(L)};

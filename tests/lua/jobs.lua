@@ -85,6 +85,10 @@ T.raises("already running", "jobs do not nest", aim.pretrain, me, ds,
 
 -- option checking
 T.raises("did you mean 'lr'", "an unknown option raises", aim.pretrain, me, ds, {lrr = 1})
+T.raises("'on_nan' must be", "on_nan other than skip/stop raises", aim.pretrain, me, ds,
+         {steps = 1, batch = 4, on_nan = "ignore"})
+local rn = aim.pretrain(aim.model "micro", ds, {steps = 2, batch = 4, on_nan = "stop"})
+T.ok(rn.steps == 2 and not rn.stopped, "on_nan = \"stop\" runs a finite job to its end")
 T.raises("option 'steps' must be in", "steps = 0 raises", aim.pretrain, me, ds, {steps = 0})
 T.raises("steps or epochs", "steps and epochs together raise", aim.pretrain, me, ds, {steps = 1, epochs = 1})
 T.raises("option 'on_step' must be a function", "a non-function on_step raises", aim.pretrain, me, ds, {on_step = 3})
