@@ -9,15 +9,18 @@
 --
 --   aim run samples/pretrain.lua [steps=N | epochs=E] [batch=64] [lr=1e-3]
 --       [preset=tiny] [size=28] [patch=..] [width=..] [depth=..] [heads=..] [limit=N] [seed=0]
---       [out=DIR]
+--       [out=DIR] [resume=RUN]
 --       [val_every=100] [probe_every=300] [recon_every=50] [ckpt_minutes=10]
 -- size changes the image side (the patch must divide it); limit uses only the
 -- first N training images; steps=0 means `epochs` epochs; 0 turns the
 -- validation, the probe, the periodic reconstructions or checkpoints off.
+-- resume=RUN continues a stopped run exactly (give the same shape arguments:
+-- size, patch, width, depth, heads).
 local aim = require "aim"
 
 local a = aim.args(arg, {steps = 0, epochs = 1.0, batch = 64, lr = 1e-3, preset = "tiny",
                          size = 0, patch = 0, width = 0, depth = 0, heads = 0, limit = 0, seed = 0, out = "",
+                         resume = "",
                          test = 1000, val_every = 100, probe_every = 300, recon_every = 50,
                          ckpt_minutes = 10.0})
 
@@ -58,6 +61,10 @@ local opts = {batch = a.batch, lr = a.lr, seed = a.seed, out = out,
               recon = test, recon_every = a.recon_every,
               ckpt_minutes = a.ckpt_minutes, checkpoints = true}
 if a.steps > 0 then opts.steps = a.steps else opts.epochs = a.epochs end
+if a.resume ~= "" then -- continue a stopped run exactly (its recipe wins)
+    opts.resume, opts.steps, opts.epochs = a.resume, nil, nil
+    opts.out = a.out ~= "" and a.out or a.resume
+end
 local r = aim.pretrain(m, train, opts)
 local after = test_loss()
 

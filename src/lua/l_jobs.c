@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/io.h"
 #include "aim/train.h"
 #include "lua/l_aim.h"
 
@@ -179,8 +180,66 @@ static const char *const pretrain_options[] = {
     "flip",  "scale_min", "log_every", "out", "on_step", "every", "run",
     "val", "val_every", "val_images", "probe_test", "probe_every", "probe_images",
     "recon", "recon_every", "recon_images", "ckpt_every", "ckpt_minutes", "keep",
-    "checkpoints", "on_nan", NULL,
+    "checkpoints", "on_nan", "resume", NULL,
 };
+
+/* opts.resume: a run folder (its newest checkpoint) or a checkpoint. The
+ * checkpoint's tensors, AdamW moments and normalisation go into m (same
+ * configuration), its recipe (steps, batch, schedule, optimiser, data seed
+ * and augmentation) replaces the options, *state where it stood. Returns
+ * the run folder to continue in (malloc'd) or NULL with a message. */
+static char *resume_into(aim_model *m, const char *from, aim_pretrain_opts *po,
+                         aim_train_state *state, aim_err *e)
+{
+    char *ck = aim_is_dir(from) ? aim_checkpoint_latest(from, e) : aim_xstrdup(from);
+    if (!ck)
+        return NULL;
+    aim_pretrain_opts co;
+    aim_st_file *meta = NULL;
+    aim_model *mc = aim_checkpoint_load(ck, state, &co, &meta, e);
+    if (!mc) {
+        free(ck);
+        return NULL;
+    }
+    const aim_config *a = aim_model_config(m), *b = aim_model_config(mc);
+    char *dir = NULL;
+    if (a->image != b->image || a->channels != b->channels || a->patch != b->patch ||
+        a->width != b->width || a->depth != b->depth || a->heads != b->heads ||
+        a->head_width != b->head_width || a->head_depth != b->head_depth) {
+        aim_errf(e, "%s: the checkpoint is a D=%d L=%d heads=%d patch=%d model, not this one "
+                    "(D=%d L=%d heads=%d patch=%d); resume into aim.load(checkpoint)",
+                 ck, b->width, b->depth, b->heads, b->patch, a->width, a->depth, a->heads,
+                 a->patch);
+        goto done;
+    }
+    aim_params *pm = aim_model_params(m), *pc = aim_model_params(mc);
+    aim_params_alloc_moments(pm);
+    memcpy(pm->data, pc->data, pc->total * sizeof(float));
+    memcpy(pm->m, pc->m, pc->total * sizeof(float));
+    memcpy(pm->v, pc->v, pc->total * sizeof(float));
+    aim_model_set_norm(m, b->nmean, b->mean, b->std, NULL);
+    po->steps = co.steps;
+    po->batch = co.batch;
+    po->lr = co.lr;
+    po->warmup = co.warmup;
+    po->adamw = co.adamw;
+    po->clip = co.clip;
+    po->data = co.data;
+    po->ckpt_every = co.ckpt_every;
+    po->ckpt_minutes = co.ckpt_minutes;
+    po->keep_last = co.keep_last;
+    if (aim_is_dir(from)) {
+        dir = aim_xstrdup(from);
+    } else {
+        const char *slash = strrchr(ck, '/');
+        dir = slash ? aim_xasprintf("%.*s", (int)(slash - ck), ck) : aim_xstrdup(".");
+    }
+done:
+    aim_model_free(mc);
+    aim_st_close(meta);
+    free(ck);
+    return dir;
+}
 
 static int l_pretrain(lua_State *L)
 {
@@ -226,6 +285,21 @@ static int l_pretrain(lua_State *L)
         return luaL_argerror(L, S_OPTS, "option 'on_nan' must be \"skip\" or \"stop\"");
     po.nan_policy = strcmp(on_nan, "stop") ? AIM_NAN_SKIP : AIM_NAN_STOP;
     const char *out = l_opt_str(L, S_OPTS, "out", NULL);
+    const char *resume = l_opt_str(L, S_OPTS, "resume", NULL);
+    aim_train_state state;
+    memset(&state, 0, sizeof state);
+    char resume_dir[1024];
+    if (resume) {
+        aim_err re;
+        char *dir = resume_into(m, resume, &po, &state, &re);
+        if (!dir)
+            return l_fail(L, re.msg);
+        snprintf(resume_dir, sizeof resume_dir, "%s", dir);
+        free(dir);
+        if (!out)
+            out = resume_dir;
+        po.resume = &state;
+    }
     po.run_name = l_opt_str(L, S_OPTS, "run", out ? aim_basename(out) : "lua");
     step_ctx sc = {.L = L, .eng = l_engine(L)};
     sc.every = l_opt_int(L, S_OPTS, "every", 1, 1, LUA_MAXINTEGER);
@@ -243,7 +317,7 @@ static int l_pretrain(lua_State *L)
         metrics = lua_pushfstring(L, "%s/metrics.jsonl", out);
         weights = lua_pushfstring(L, "%s/model.safetensors", out);
         const char *runjson = lua_pushfstring(L, "%s/run.json", out); /* ... m w r */
-        if (write_run_json(runjson, c, &po, ds, &e) != 0)
+        if (!resume && write_run_json(runjson, c, &po, ds, &e) != 0)
             return l_fail(L, e.msg);
         lua_pop(L, 1);
         po.metrics_path = metrics;
@@ -269,9 +343,11 @@ static int l_pretrain(lua_State *L)
         .probe_images = po.probe_images,
         .seed = po.data.seed,
     };
-    po.ckpt_every = l_opt_int(L, S_OPTS, "ckpt_every", 0, 0, (lua_Integer)1 << 40);
-    po.ckpt_minutes = l_opt_num(L, S_OPTS, "ckpt_minutes", 0, 0, 1e9);
-    po.keep_last = (int)l_opt_int(L, S_OPTS, "keep", 3, 0, 1 << 30);
+    /* a resumed run keeps its checkpoint schedule unless told otherwise */
+    po.ckpt_every = l_opt_int(L, S_OPTS, "ckpt_every", resume ? po.ckpt_every : 0, 0,
+                              (lua_Integer)1 << 40);
+    po.ckpt_minutes = l_opt_num(L, S_OPTS, "ckpt_minutes", resume ? po.ckpt_minutes : 0, 0, 1e9);
+    po.keep_last = (int)l_opt_int(L, S_OPTS, "keep", resume ? po.keep_last : 3, 0, 1 << 30);
     int ckpt = l_opt_bool(L, S_OPTS, "checkpoints", po.ckpt_every > 0 || po.ckpt_minutes > 0);
     if (ckpt && !out)
         return luaL_argerror(L, S_OPTS, "checkpoints need a run folder (option 'out')");
@@ -282,7 +358,7 @@ static int l_pretrain(lua_State *L)
     char desc[512];
     snprintf(desc, sizeof desc,
              "%s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d (%.2fM trunk + "
-             "%.2fM head params) | %lld steps x %d | %d threads%s%s",
+             "%.2fM head params) | %lld steps x %d | %d threads%s%.200s",
              ds->kind, (long long)ds->n, ds->c, ds->h, ds->w, c->width, c->depth, c->heads,
              c->patch, aim_config_trunk_params(c) / 1e6, aim_config_head_params(c) / 1e6,
              (long long)po.steps, po.batch, omp_get_max_threads(), out ? " | " : "",

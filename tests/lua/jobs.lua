@@ -85,6 +85,27 @@ T.raises("already running", "jobs do not nest", aim.pretrain, me, ds,
 
 -- option checking
 T.raises("did you mean 'lr'", "an unknown option raises", aim.pretrain, me, ds, {lrr = 1})
+-- resume: a run stopped at step 10 and resumed into a fresh model ends
+-- exactly where an uninterrupted one does
+do
+    local ra, rb = T.path("resA"), T.path("resB")
+    local a = aim.model{preset = "micro", seed = 1}
+    aim.pretrain(a, ds, {steps = 20, batch = 8, out = ra, ckpt_every = 10})
+    local b = aim.model{preset = "micro", seed = 1}
+    aim.pretrain(b, ds, {steps = 20, batch = 8, out = rb, ckpt_every = 10,
+                         on_step = function(i) if i.step == 10 then return "stop" end end})
+    local xb = ds:batch(1, 8)
+    T.ok(b:loss(xb, {prefix = 3}) ~= a:loss(xb, {prefix = 3}), "the stopped run is not done")
+    local c = aim.model{preset = "micro", seed = 99}
+    local rc = aim.pretrain(c, ds, {resume = rb})
+    T.ok(rc.steps == 20 and c:loss(xb, {prefix = 3}) == a:loss(xb, {prefix = 3}),
+         "resume = RUN continues exactly: the same loss as the uninterrupted run")
+    T.ok(T.exists(rb .. "/ckpt-20.safetensors"), "... keeping the run's checkpoint schedule")
+    local ok, err = aim.pretrain(aim.model "micro", ds, {resume = T.path("nothing-here")})
+    T.ok(ok == nil and err:find("nothing-here", 1, true), "resume from a missing run: nil, message: " .. tostring(err))
+    T.raises("not this one", "resume into a model of another shape raises",
+             function() return assert(aim.pretrain(aim.model{preset = "micro", width = 32}, ds, {resume = rb})) end)
+end
 T.raises("'on_nan' must be", "on_nan other than skip/stop raises", aim.pretrain, me, ds,
          {steps = 1, batch = 4, on_nan = "ignore"})
 local rn = aim.pretrain(aim.model "micro", ds, {steps = 2, batch = 4, on_nan = "stop"})
