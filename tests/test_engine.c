@@ -344,6 +344,33 @@ int main(void)
     aim_engine_snapshot(eng, &snap);
     tap_ok(snap.state == AIM_JOB_IDLE && snap.jobs_done == 4, "... which ends cleanly");
 
+    /* a runaway console line inside a job: the interrupt stops the line,
+     * the job goes on; the next interrupt stops the job */
+    int64_t tj = aim_engine_submit(eng, "aim.pretrain(m, ds, {steps = 1000000, batch = 4})", 1);
+    tap_ok(wait_for(eng, step_at_least, 2, &snap), "a job runs");
+    t = aim_engine_submit(eng, "while true do end", 1);
+    sleep_ms(200);
+    aim_engine_snapshot(eng, &snap);
+    int64_t stuck = snap.step.step;
+    sleep_ms(200);
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.step.step == stuck, "a runaway console line holds the job between two steps");
+    aim_engine_interrupt(eng);
+    r = (aim_reply){0};
+    got = aim_engine_wait(eng, t, 10000, &r);
+    tap_ok(got == 0 && r.status == AIM_EVAL_ERROR && tap_contains(r.text, "interrupted!"),
+           "the interrupt stops the console line: %.40s", r.text ? r.text : "");
+    aim_reply_free(&r);
+    int went_on = wait_for(eng, step_at_least, stuck + 3, &snap);
+    tap_ok(went_on, "... and the job goes on (step %lld -> %lld)", (long long)stuck,
+           (long long)snap.step.step);
+    aim_engine_interrupt(eng);
+    r = (aim_reply){0};
+    got = aim_engine_wait(eng, tj, 10000, &r);
+    tap_ok(got == 0 && r.status == AIM_EVAL_ERROR && tap_contains(r.text, "interrupted!"),
+           "a second interrupt stops the job: %.40s", r.text ? r.text : "");
+    aim_reply_free(&r);
+
     /* poll, then free with a job running */
     t = aim_engine_submit(eng, "'polled'", 1);
     r = (aim_reply){0};

@@ -59,6 +59,9 @@ struct aim_engine {
     float lr_live;
     /* any thread, signal handlers included */
     atomic_int interrupted;
+    /* a console line runs between two steps of a job: an interrupt then
+     * stops that line only (line_hit), and the job goes on */
+    atomic_int line_running, line_hit;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -147,6 +150,8 @@ aim_engine *aim_engine_new(const aim_engine_hooks *hooks, aim_err *e)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&eng->mu, NULL);
     atomic_init(&eng->interrupted, 0);
+    atomic_init(&eng->line_running, 0);
+    atomic_init(&eng->line_hit, 0);
     eng->L = l_host_open(eng, e);
     if (!eng->L) {
         pthread_cond_destroy(&eng->cv);
@@ -232,7 +237,21 @@ static request *pop_request(aim_engine *eng)
 static void run_request(aim_engine *eng, lua_State *L, request *r)
 {
     char *text = NULL;
+    int inside = eng->in_job;
+    if (inside) {
+        atomic_store(&eng->line_hit, 0);
+        atomic_store(&eng->line_running, 1);
+    }
     aim_eval_status st = l_host_eval(L, r->code, "=console", r->repl, &text);
+    if (inside) {
+        atomic_store(&eng->line_running, 0);
+        if (atomic_exchange(&eng->line_hit, 0)) {
+            /* the interrupt was for this line: the job continues */
+            atomic_store(&eng->interrupted, 0);
+            lua_sethook(L, NULL, 0, 0);
+            aim_engine_job_message(eng, "console line interrupted; the job goes on");
+        }
+    }
     reply_node *n = aim_xcalloc(1, sizeof *n);
     n->r.ticket = r->ticket;
     n->r.status = st;
@@ -393,6 +412,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 
 void aim_engine_interrupt(aim_engine *eng)
 {
+    if (atomic_load(&eng->line_running))
+        atomic_store(&eng->line_hit, 1);
     atomic_store(&eng->interrupted, 1);
     lua_sethook(eng->L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
