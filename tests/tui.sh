@@ -138,6 +138,26 @@ type_line 'x_sum = (x_sum or 0) + i end'
 type_line '"sum=" .. x_sum'
 wait_for "sum=3"
 check $? "a multi-line statement continues with >> and runs"
+type_line 'print(("y"):rep(48000) .. "z")'
+wait_for "46001 bytes"
+check $? "a huge print keeps its start and says how much it lost"
+type_line 'while true do end'
+sleep 1
+a=$(step_now); sleep 1; b=$(step_now)
+check $(test -n "$a" && test "$a" = "$b"; echo $?) "a runaway console line holds the job ($a -> $b)"
+keys C-c
+wait_for "interrupted!"
+check $? "Ctrl-C interrupts the runaway line"
+sleep 0.5
+a=$(step_now); sleep 1.5; b=$(step_now)
+check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "... and the job goes on ($a -> $b)"
+type_line 'os.exit(3)'
+wait_for "quit?"
+check $? "os.exit in the console asks first while a job runs"
+keys Escape
+wait_gone "quit?"
+a=$(step_now); sleep 1.5; b=$(step_now)
+check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "Esc: no quitting, training goes on ($a -> $b)"
 keys Escape
 
 keys Space

@@ -153,6 +153,10 @@ typedef struct aim_engine_hooks {
     /* a reply is ready or the snapshot changed; any thread (a UI writes to
      * its wake-up pipe here) */
     void (*wake)(void *ctx);
+    /* aim.quit(code) (and os.exit, which a UI points at it): the UI asks
+     * the user as its quit key does; engine thread. NULL: aim.quit falls
+     * back to os.exit */
+    void (*quit)(void *ctx, int code);
     void *ctx;
 } aim_engine_hooks;
 
@@ -199,6 +203,8 @@ int aim_engine_stop(aim_engine *eng);
  * Lua code with the error "interrupted!" (as lua.c does, through a debug
  * hook) and stop the running job, which then raises the same error. */
 void aim_engine_interrupt(aim_engine *eng);
+/* Hand a quit request to the UI's quit hook; 0 when there is none. */
+int aim_engine_request_quit(aim_engine *eng, int code);
 /* Any thread: copy the current snapshot out. */
 void aim_engine_snapshot(aim_engine *eng, aim_snapshot *out);
 /* Any thread: copy the board out unless out->seq is already current (start

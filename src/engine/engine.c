@@ -418,6 +418,14 @@ void aim_engine_interrupt(aim_engine *eng)
     lua_sethook(eng->L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
+int aim_engine_request_quit(aim_engine *eng, int code)
+{
+    if (!eng || !eng->hooks.quit)
+        return 0;
+    eng->hooks.quit(eng->hooks.ctx, code);
+    return 1;
+}
+
 int aim_engine_interrupted(aim_engine *eng)
 {
     return atomic_load(&eng->interrupted);

@@ -480,12 +480,37 @@ static int l_threads(lua_State *L)
     return 1;
 }
 
+/* aim.quit([code]): in the workbench, its quit prompt (a running job can be
+ * checkpointed first); elsewhere os.exit(code) */
+static int l_quit(lua_State *L)
+{
+    int code = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? 0 : 1) : (int)luaL_optinteger(L, 1, 0);
+    if (aim_engine_request_quit(l_engine(L), code)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    /* the os.exit there was when aim opened (a UI may point os.exit here) */
+    lua_getfield(L, LUA_REGISTRYINDEX, "aim.os_exit");
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "quit: os.exit is not available");
+    lua_pushinteger(L, code);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
 static const luaL_Reg job_funcs[] = {
     {"pretrain", l_pretrain}, {"pause", l_pause}, {"resume", l_resume}, {"stop", l_stop},
-    {"lr", l_lr},             {"threads", l_threads}, {NULL, NULL},
+    {"lr", l_lr},             {"threads", l_threads}, {"quit", l_quit}, {NULL, NULL},
 };
 
 void l_open_jobs(lua_State *L)
 {
     luaL_setfuncs(L, job_funcs, 0); /* into aim */
+    lua_getglobal(L, "os");
+    if (lua_istable(L, -1))
+        lua_getfield(L, -1, "exit");
+    else
+        lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "aim.os_exit");
+    lua_pop(L, 1);
 }

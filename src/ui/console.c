@@ -64,13 +64,24 @@ static console *the_console;
 
 /* ------------------------------------------------------------ scrollback */
 
+/* a longer line keeps its start and says how much it lost (a runaway
+ * print must not fill the screen or the memory) */
+#define LINE_MAX_BYTES 2000
+
 static void add_line(console *c, ui_style st, const char *s, size_t n)
 {
     line *l = &c->lines[c->nlines % SCROLLBACK];
     free(l->text);
-    l->text = aim_xmalloc(n + 1);
-    memcpy(l->text, s, n);
-    l->text[n] = 0;
+    if (n > LINE_MAX_BYTES) {
+        size_t keep = LINE_MAX_BYTES;
+        while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80)
+            keep--; /* whole UTF-8 characters */
+        l->text = aim_xasprintf("%.*s \u2026 (+%zu bytes)", (int)keep, s, n - keep);
+    } else {
+        l->text = aim_xmalloc(n + 1);
+        memcpy(l->text, s, n);
+        l->text[n] = 0;
+    }
     l->st = st;
     c->nlines++;
     if (c->scroll > 0)

@@ -28,6 +28,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +85,8 @@ typedef struct tui {
     /* the engine's print() output, from its thread */
     pthread_mutex_t mu;
     char *out;
-    size_t outlen, outcap;
+    size_t outlen, outcap, out_dropped;
+    atomic_int quit_asked;  /* aim.quit / os.exit from Lua (engine thread) */
     /* file descriptors */
     int wake_r, wake_w, cap_r, tty_fd, saved_out, saved_err;
 } tui;
@@ -145,10 +147,19 @@ static void restore_signals(void)
 
 /* ------------------------------------------------------------ engine hooks */
 
+/* output waiting for the screen beyond this is dropped (and counted): a
+ * loop printing faster than the screen draws cannot eat the memory */
+#define OUT_PENDING_MAX (1u << 20)
+
 static void hook_output(void *ctx, const char *text, size_t len)
 {
     tui *t = ctx;
     pthread_mutex_lock(&t->mu);
+    if (t->outlen + len > OUT_PENDING_MAX) {
+        size_t room = t->outlen < OUT_PENDING_MAX ? OUT_PENDING_MAX - t->outlen : 0;
+        t->out_dropped += len - room;
+        len = room;
+    }
     if (t->outlen + len + 1 > t->outcap) {
         t->outcap = (t->outlen + len + 1) * 2;
         t->out = aim_xrealloc(t->out, t->outcap);
@@ -157,6 +168,18 @@ static void hook_output(void *ctx, const char *text, size_t len)
     t->outlen += len;
     t->out[t->outlen] = 0;
     pthread_mutex_unlock(&t->mu);
+}
+
+static void hook_wake(void *ctx);
+
+/* aim.quit / os.exit in the console or the script: the quit key's
+ * question, asked by the main loop */
+static void hook_quit(void *ctx, int code)
+{
+    tui *t = ctx;
+    (void)code;
+    atomic_store(&t->quit_asked, 1);
+    hook_wake(ctx);
 }
 
 static void hook_wake(void *ctx)
@@ -745,14 +768,20 @@ static void take_output(tui *t)
         return;
     }
     char *text = t->out;
+    size_t dropped = t->out_dropped;
     t->out = NULL;
-    t->outlen = t->outcap = 0;
+    t->outlen = t->outcap = t->out_dropped = 0;
     pthread_mutex_unlock(&t->mu);
     size_t n = strlen(text);
     if (n > 0 && text[n - 1] == '\n')
         text[n - 1] = 0;
     console_print(t->v.con, UI_NORMAL, text);
     free(text);
+    if (dropped) {
+        char note[96];
+        snprintf(note, sizeof note, "\u2026 %zu more bytes of output dropped", dropped);
+        console_print(t->v.con, UI_DIM, note);
+    }
     t->dirty = 1;
 }
 
@@ -805,7 +834,8 @@ int tui_run(const tui_opts *o)
     t->wake_w = wp[1];
     set_nonblock(t->wake_r);
     set_nonblock(t->wake_w);
-    aim_engine_hooks hooks = {.output = hook_output, .wake = hook_wake, .ctx = t};
+    aim_engine_hooks hooks = {.output = hook_output, .wake = hook_wake, .quit = hook_quit,
+                              .ctx = t};
     aim_err e = {{0}};
     t->eng = aim_engine_new(&hooks, &e);
     if (!t->eng) {
@@ -816,6 +846,11 @@ int tui_run(const tui_opts *o)
      * engine thread starts (this thread may still run Lua now) */
     char *init_err = NULL;
     struct stat sb;
+    /* os.exit must not tear the screen down under a running job: it asks
+     * as the quit key does (aim.quit, through the quit hook) */
+    char *ex = NULL;
+    aim_engine_eval(t->eng, "os.exit = aim.quit", "=tui", 0, &ex);
+    free(ex);
     if (o->init && stat(o->init, &sb) == 0) {
         char *text = NULL;
         if (aim_engine_run_file(t->eng, o->init, 0, NULL, &text) != AIM_EVAL_OK)
@@ -919,6 +954,15 @@ int tui_run(const tui_opts *o)
                 t->dirty = 1;
             if (res & UI_QUIT)
                 quit = 1;
+        }
+        if (atomic_exchange(&t->quit_asked, 0) && !t->quitting) {
+            /* os.exit / aim.quit: as the quit key (a running job: ask) */
+            if (t->v.snap.state == AIM_JOB_IDLE) {
+                quit = 1;
+            } else {
+                t->overlay = OV_QUIT;
+                t->dirty = 1;
+            }
         }
         if (got_stop_signal) {
             got_stop_signal = 0;
