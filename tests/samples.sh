@@ -23,4 +23,27 @@ run_aim run --threads 1 "$S/scaling.lua" widths=8,16 images=32 batch=8 depth=1 s
 ok $(test $rc -eq 0 && grep -q 'trunk params' "$T/out" && test "$(grep -cE '^ +(8|16) ' "$T/out")" -eq 2; echo $?) "scaling.lua prints a table with one row per width"
 run_aim run --threads 1 "$S/probe_layers.lua" weights="$T/pre/model.safetensors" epochs=1 batch=16 train=64 test=32
 ok $(test $rc -eq 0 && grep -q '^blocks 1 ' "$T/out" && grep -q 'random-init trunk' "$T/out" && grep -q 'raw pixels, linear' "$T/out" && grep -q '<- best' "$T/out"; echo $?) "probe_layers.lua: every block, both baselines, the best marked"
+
+# lora.lua on the weights pretrain.lua left (depth 1: the probe block is 1)
+L="probe_blocks=1 rank=2 epochs=2 batch=8 probe_epochs=1 limit=64 test_limit=32"
+run_aim run --threads 1 "$S/lora.lua" weights="$T/pre/model.safetensors" $L save="$T/lora.safetensors"
+ok $(test $rc -eq 0 && grep -q '^frozen attentive probe, blocks 1 ' "$T/out" && grep -q '^LoRA r=2 on blocks 1, head on 1 ' "$T/out" && grep -q '^gain of LoRA over the frozen probe: [+-][0-9.]* points' "$T/out"; echo $?) "lora.lua compares the frozen probe with LoRA: $(grep '^gain' "$T/out")"
+ok $(test "$(grep -cE '^ +[12] +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$T/out")" -eq 2; echo $?) "lora.lua prints one row per epoch"
+ok $(grep -q '^aim lora: new LoRA adapters, rank 2 alpha 2 on block(s) 1: 288 adapter values = [0-9.]*% of the trunk' "$T/err"; echo $?) "the job's start line gives the adapter count and share: $(grep -o '288 adapter values = [0-9.]*%' "$T/err" | head -n 1)"
+run_aim info "$T/lora.safetensors"
+ok $(test $rc -eq 0 && grep -q 'trunk.blocks.0.attn.qkv.lora_A' "$T/out" && grep -q 'head.linear.weight' "$T/out"; echo $?) "lora.lua save= writes trunk + adapters + head"
+# without weights=: the newest run folder under runs/, or a clear error
+case $AIM in /*) ;; *) AIM="$PWD/$AIM" ;; esac
+SA=$(cd "$S" && pwd)
+mkdir -p "$T/w/runs/20240101-000000-old" "$T/w/runs/20240202-000000-new" "$T/empty"
+cp "$T/pre/model.safetensors" "$T/w/runs/20240202-000000-new/model.safetensors"
+printf 'not weights' >"$T/w/runs/20240101-000000-old/model.safetensors"
+(cd "$T/w" && "$AIM" run --threads 1 "$SA/lora.lua" $L compare=false >"$T/out" 2>"$T/err"; echo $? >"$T/rc")
+rc=$(cat "$T/rc")
+ok $(test "$rc" -eq 0 && grep -q '^weights: runs/20240202-000000-new/model.safetensors' "$T/out" && ! grep -q '^gain' "$T/out"; echo $?) "lora.lua finds the newest run folder's weights; compare=false skips the probe"
+(cd "$T/empty" && "$AIM" run --threads 1 "$SA/lora.lua" >"$T/out" 2>"$T/err"; echo $? >"$T/rc")
+rc=$(cat "$T/rc")
+ok $(test "$rc" -eq 1 && grep -q 'run samples/pretrain.lua first' "$T/err"; echo $?) "lora.lua without any weights says to run pretrain.lua first"
+run_aim run --threads 1 "$S/lora.lua" weights="$T/pre/model.safetensors" probe_blocks=2
+ok $(test $rc -eq 1 && grep -q 'probe_blocks=2: block 2 is not in 1..1' "$T/err"; echo $?) "lora.lua checks the blocks against the trunk's depth"
 finish

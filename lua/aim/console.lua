@@ -26,6 +26,8 @@ aim console: Lua 5.4 with the `aim` module loaded.
   r = aim.pretrain(m, ds, {steps=100})  train; progress on stderr
   x = ds:batch(1, 8)                    images [8,C,H,W], normalised
   m:loss(x, {prefix=4})                 the AIM loss
+  aim.probe(m, ds, test, {blocks={3,4}}) attentive probe of frozen block features
+  aim.lora(m, ds, test, {rank=8})       LoRA fine-tuning: adapters + probe head
   aim.reconstruct(m, x, {png="r.png"})  input | prediction | target
   pause() resume() stop() lr(3e-4)      control the running job (from a console)
   save() probe() recon()                checkpoint, live probe, reconstructions now

@@ -28,6 +28,7 @@ int luaopen_aim_core(lua_State *L)
     l_open_jobs(L);
     l_open_recon(L);
     l_open_probe(L);
+    l_open_lora(L);
     l_open_board(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");

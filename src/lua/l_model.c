@@ -13,10 +13,20 @@
  * Methods: m:save(path) / m:export(path) (safetensors; true or nil, message),
  * m:loss(x, {prefix=S}) -> number, m:predict(x, {prefix=S}) -> [B,N,P]
  * tensor and the loss, m:features(x, {blocks={...}}) -> [B,N,D],
- * m:params() -> {{name=, shape=, trainable=, numel=}, ...} in table order,
- * m:param(name) -> a copy as a tensor, m:config() -> table, m:nparams() ->
- * trunk, head. x is a [B,C,H,W] tensor normalised as the model sees it;
- * prefix is S in 1..N-1 (default 1) for every image or a table of B values.
+ * m:params() -> {{name=, shape=, trainable=, numel= [, lora=true]}, ...}
+ * in table order, m:param(name) -> a copy as a tensor, m:config() -> table,
+ * m:nparams() -> trunk, head. LoRA (shared/AIM.md): m:add_lora{rank=8, alpha=rank,
+ * blocks={..} (default every block), seed=} adds adapters (B = 0, so the
+ * model is unchanged) and returns m:lora(); m:lora() -> nil or {rank =,
+ * alpha =, merged =, blocks = {..}, params = (adapter values)};
+ * m:merge_lora() / m:unmerge_lora() fold the adapters into the weights and
+ * back (both raise in the wrong state); m:save_lora(path) (the adapters
+ * alone) and m:load_lora(path) (onto a model without adapters and with the
+ * same trunk) return true or nil, message. m:params() lists the adapters
+ * too, with their trainable flag. The methods that change the model refuse
+ * while a job (aim.lora, aim.pretrain) uses it. x is a [B,C,H,W] tensor
+ * normalised as the model sees it; prefix is S in 1..N-1 (default 1) for
+ * every image or a table of B values.
  * Large batches are processed in chunks of 64 images.
  */
 #include "config.h"
@@ -230,6 +240,8 @@ static int m_params(lua_State *L)
         }
         lua_setfield(L, -2, "shape");
         l_set_bool(L, "trainable", !(t->flags & AIM_P_FROZEN));
+        if (t->flags & AIM_P_LORA)
+            l_set_bool(L, "lora", 1);
         l_set_int(L, "numel", (lua_Integer)t->numel);
         lua_rawseti(L, -2, i + 1);
     }
@@ -369,10 +381,132 @@ static int m_features(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------ LoRA */
+
+/* the model of a method that changes it: refused while a job uses it */
+static aim_model *model_idle(lua_State *L)
+{
+    l_model *m = l_model_check(L, 1);
+    if (m->busy)
+        luaL_error(L, "the model is in use by a running job");
+    return m->m;
+}
+
+/* nil without adapters, else {rank =, alpha =, merged =, blocks = {..}, params =} */
+static int push_lora(lua_State *L, aim_model *m)
+{
+    aim_lora_info li;
+    aim_model_lora_info(m, &li);
+    if (!li.rank) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 5);
+    l_set_int(L, "rank", li.rank);
+    l_set_num(L, "alpha", li.alpha);
+    l_set_bool(L, "merged", li.merged);
+    int nb = li.nblocks < 64 ? li.nblocks : 64;
+    lua_createtable(L, nb, 0);
+    for (int k = 0; k < nb; k++) {
+        lua_pushinteger(L, li.blocks[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "blocks");
+    l_set_int(L, "params", (lua_Integer)li.params);
+    return 1;
+}
+
+static int m_lora(lua_State *L)
+{
+    return push_lora(L, l_model_check(L, 1)->m);
+}
+
+static const char *const add_lora_options[] = {"rank", "alpha", "blocks", "seed", NULL};
+
+static int m_add_lora(lua_State *L)
+{
+    aim_model *m = model_idle(L);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    l_check_options(L, 2, add_lora_options);
+    const aim_config *c = aim_model_config(m);
+    int def = AIM_LORA_DEFAULT_RANK < c->width ? AIM_LORA_DEFAULT_RANK : c->width;
+    int rank = (int)l_opt_int(L, 2, "rank", def, 1, c->width);
+    float alpha = (float)l_opt_num(L, 2, "alpha", rank, 1e-6, 1e6);
+    uint64_t seed = (uint64_t)l_opt_int(L, 2, "seed", 0, 0, LUA_MAXINTEGER);
+    int blocks[512], nb = 0;
+    if (l_opt_get(L, 2, "blocks") != LUA_TNIL) {
+        if (!lua_istable(L, -1))
+            return luaL_argerror(L, 2, "option 'blocks' must be a list of block numbers");
+        lua_Integer n = luaL_len(L, -1);
+        if (n < 1 || n > c->depth || n > 512)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "option 'blocks' must list 1..%d "
+                                                          "blocks", c->depth));
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            int isint;
+            lua_Integer k = lua_tointegerx(L, -1, &isint);
+            lua_pop(L, 1);
+            if (!isint || k < 1 || k > c->depth)
+                return luaL_argerror(L, 2, lua_pushfstring(L, "option 'blocks': blocks are "
+                                                              "numbered 1..%d", c->depth));
+            blocks[nb++] = (int)k;
+        }
+    }
+    lua_pop(L, 1);
+    aim_err e;
+    if (aim_model_lora_add(m, rank, alpha, blocks, nb, seed, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    return push_lora(L, m);
+}
+
+static int m_merge_lora(lua_State *L)
+{
+    aim_err e;
+    if (aim_model_lora_merge(model_idle(L), &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int m_unmerge_lora(lua_State *L)
+{
+    aim_err e;
+    if (aim_model_lora_unmerge(model_idle(L), &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int m_save_lora(lua_State *L)
+{
+    l_model *m = l_model_check(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    aim_err e;
+    if (aim_model_save_lora(m->m, path, &e) != 0)
+        return l_fail(L, e.msg);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int m_load_lora(lua_State *L)
+{
+    aim_model *m = model_idle(L);
+    const char *path = luaL_checkstring(L, 2);
+    aim_err e;
+    if (aim_model_load_lora(m, path, &e) != 0)
+        return l_fail(L, e.msg);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg model_methods[] = {
     {"save", m_save},         {"export", m_save},   {"loss", m_loss},
     {"predict", m_predict},   {"features", m_features}, {"params", m_params},
     {"param", m_param},       {"config", m_config}, {"nparams", m_nparams},
+    {"add_lora", m_add_lora}, {"lora", m_lora},     {"merge_lora", m_merge_lora},
+    {"unmerge_lora", m_unmerge_lora}, {"save_lora", m_save_lora},
+    {"load_lora", m_load_lora},
     {"close", m_gc},          {NULL, NULL},
 };
 

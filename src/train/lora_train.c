@@ -210,6 +210,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
                 }
                 if (j->on_step(j->ctx, &si)) {
                     r->stopped = 1;
+                    step++; /* this step is done: count it (the loop's ++ is skipped) */
                     break;
                 }
             }

@@ -1,0 +1,349 @@
+/*
+ * l_lora.c - aim.lora(m, train, test [, opts]) -> result: LoRA fine-tuning
+ * from Lua, the same job as `aim lora` (include/aim/probe.h "LoRA job"):
+ * adapters of rank r on q, v and proj of the adapted blocks, trained jointly
+ * with a new attentive probe head on the average of the probe blocks, the
+ * rest of the model frozen.
+ *
+ * opts (the `aim lora` flags): rank (default 8), alpha (default = rank),
+ * blocks = {..} (adapted blocks; default the probe blocks) - these three
+ * only for new adapters: when m has some, they go on training as they are -
+ * probe_blocks = {..} (default the middle blocks, as aim.probe), epochs
+ * (4), batch (64), lr (the adapters', 1e-3), head_lr (3e-3), wd (the
+ * head's, 0.05), augment (flips and mild crops, true), seed, save = path
+ * (trunk + adapters + head), save_adapters = path (the adapters alone),
+ * on_epoch = function(e) with e = {epoch =, loss =, train_top1 =,
+ * test_top1 =} after every epoch and on_step = function(info) after every
+ * step (info as aim.pretrain's); either returning "stop" ends the job.
+ * Console lines queued meanwhile run between steps (pause(), stop(), ...);
+ * each epoch's result also goes to the engine as a message.
+ * result = {test_top1 =, train_top1 =, loss =, epochs =, steps =, seconds =,
+ * adapters = (adapter values), trainable = (adapters + head values), trunk
+ * = (trunk values), share = (adapters in percent of the trunk), rank =,
+ * alpha =, blocks = {..} (adapted), probe_blocks = {..}, label = "3,4",
+ * stopped =}. m keeps the trained adapters (unmerged) and its trunk stays
+ * frozen (m:params() shows it); a C failure returns nil, message.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "aim/probe.h"
+#include "lua/l_aim.h"
+
+enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSTEP, S_ONEPOCH, S_ERR };
+
+typedef struct lora_ctx {
+    lua_State *L;
+    aim_engine *eng;
+    int failed;
+    int epochs;
+    aim_step_info last;
+} lora_ctx;
+
+static void push_ints(lua_State *L, const int *v, int n)
+{
+    lua_createtable(L, n, 0);
+    for (int k = 0; k < n; k++) {
+        lua_pushinteger(L, v[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+}
+
+static void push_info(lua_State *L, const aim_step_info *s)
+{
+    lua_createtable(L, 0, 10);
+    l_set_int(L, "step", s->step);
+    l_set_int(L, "total", s->total);
+    l_set_int(L, "images", s->images);
+    l_set_num(L, "epoch", s->epoch);
+    l_set_num(L, "loss", s->loss);
+    l_set_num(L, "lr", s->lr);
+    l_set_num(L, "grad_norm", s->grad_norm);
+    l_set_num(L, "img_per_s", s->img_per_s);
+    l_set_num(L, "elapsed", s->elapsed_s);
+    l_set_num(L, "eta", s->eta_s);
+}
+
+static int is_stop(lua_State *L)
+{
+    return lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "stop");
+}
+
+/* runs under lua_pcall: (ctx, what, payload, fn|nil) -> stop? */
+static int call_protected(lua_State *L)
+{
+    lora_ctx *c = lua_touserdata(L, 1);
+    int what = (int)lua_tointeger(L, 2);
+    int stop = 0;
+    if (what == 0) { /* a step: publish, on_step, console lines, pause / stop */
+        const aim_step_info *s = lua_touserdata(L, 3);
+        aim_engine_job_publish(c->eng, s);
+        if (lua_isfunction(L, 4)) {
+            lua_pushvalue(L, 4);
+            push_info(L, s);
+            lua_call(L, 1, 1);
+            stop = is_stop(L);
+            lua_pop(L, 1);
+        }
+        if (aim_engine_job_step(c->eng, L))
+            stop = 1;
+    } else { /* an epoch ended */
+        const float *v = lua_touserdata(L, 3);
+        char msg[160];
+        snprintf(msg, sizeof msg, "epoch %d/%d: loss %.4f  train %.2f%%  test %.2f%%",
+                 (int)v[3], c->epochs, v[0], v[1], v[2]);
+        aim_engine_job_message(c->eng, msg);
+        if (lua_isfunction(L, 4)) {
+            lua_pushvalue(L, 4);
+            lua_createtable(L, 0, 4);
+            l_set_int(L, "epoch", (lua_Integer)v[3]);
+            l_set_num(L, "loss", v[0]);
+            l_set_num(L, "train_top1", v[1]);
+            l_set_num(L, "test_top1", v[2]);
+            lua_call(L, 1, 1);
+            stop = is_stop(L);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pushboolean(L, stop);
+    return 1;
+}
+
+/* the callbacks of the C job: never raise; a Lua error stops the job and is
+ * kept in S_ERR to be raised once the job has cleaned up */
+static int callback(lora_ctx *c, int what, const void *payload)
+{
+    lua_State *L = c->L;
+    if (c->failed)
+        return 1;
+    if (!lua_checkstack(L, 8))
+        return 1;
+    /* we run inside l_lora's frame (the C job calls back from within it),
+     * so its slots S_* are valid absolute indices here */
+    lua_pushcfunction(L, call_protected);
+    lua_pushlightuserdata(L, c);
+    lua_pushinteger(L, what);
+    lua_pushlightuserdata(L, (void *)payload);
+    lua_pushvalue(L, what == 0 ? S_ONSTEP : S_ONEPOCH);
+    if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
+        lua_replace(L, S_ERR);
+        c->failed = 1;
+        return 1;
+    }
+    int stop = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+static int on_step(void *ctx, const aim_step_info *s)
+{
+    lora_ctx *c = ctx;
+    c->last = *s;
+    return callback(c, 0, s);
+}
+
+static int on_epoch(void *ctx, int epoch, float loss, float train_top1, float test_top1)
+{
+    float v[4] = {loss, train_top1, test_top1, (float)epoch};
+    return callback(ctx, 1, v);
+}
+
+/* opts[key]: a list of 1..64 block numbers in 1..depth into out; returns
+ * the count, 0 when the option is absent */
+static int read_blocks(lua_State *L, const char *key, int *out, int depth)
+{
+    int t = l_opt_get(L, S_OPTS, key);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (t != LUA_TTABLE)
+        return luaL_argerror(L, S_OPTS,
+                             lua_pushfstring(L, "option '%s' must be a list of block numbers",
+                                             key));
+    int n = (int)luaL_len(L, -1);
+    if (n < 1 || n > AIM_PROBE_MAX_BLOCKS)
+        return luaL_argerror(L, S_OPTS,
+                             lua_pushfstring(L, "option '%s' must list 1 to %d block numbers",
+                                             key, AIM_PROBE_MAX_BLOCKS));
+    for (int k = 0; k < n; k++) {
+        lua_geti(L, -1, k + 1);
+        int isnum;
+        lua_Integer b = lua_tointegerx(L, -1, &isnum);
+        if (!isnum || b < 1 || b > depth)
+            return luaL_argerror(L, S_OPTS,
+                                 lua_pushfstring(L, "option '%s': block %s is not in 1..%d", key,
+                                                 luaL_tolstring(L, -1, NULL), depth));
+        out[k] = (int)b;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+static void blocks_label(const int *b, int n, char *buf, size_t len)
+{
+    buf[0] = 0;
+    for (int k = 0; k < n; k++) {
+        size_t at = strlen(buf);
+        snprintf(buf + at, len - at, "%s%d", k ? "," : "", b[k]);
+    }
+}
+
+static const char *const lora_options[] = {
+    "rank",    "alpha", "blocks", "probe_blocks", "epochs",        "batch",
+    "lr",      "head_lr", "wd",   "augment",      "seed",          "save",
+    "save_adapters", "on_epoch", "on_step", NULL,
+};
+
+static int l_lora(lua_State *L)
+{
+    l_model *lm = l_model_check(L, S_MODEL);
+    l_dataset *tr = l_dataset_check(L, S_TRAIN), *te = l_dataset_check(L, S_TEST);
+    if (!lua_isnoneornil(L, S_OPTS))
+        luaL_checktype(L, S_OPTS, LUA_TTABLE);
+    l_check_options(L, S_OPTS, lora_options);
+    lua_settop(L, S_OPTS);
+    aim_model *m = lm->m;
+    const aim_config *c = aim_model_config(m);
+    aim_lora_job job;
+    aim_lora_job_default(&job);
+    job.rank = (int)l_opt_int(L, S_OPTS, "rank", job.rank < c->width ? job.rank : c->width, 1,
+                              c->width);
+    job.alpha = (float)l_opt_num(L, S_OPTS, "alpha", job.rank, 1e-6, 1e6);
+    job.nblocks = read_blocks(L, "blocks", job.blocks, c->depth);
+    job.nprobe = read_blocks(L, "probe_blocks", job.probe_blocks, c->depth);
+    job.epochs = (int)l_opt_int(L, S_OPTS, "epochs", job.epochs, 1, 100000);
+    job.batch = (int)l_opt_int(L, S_OPTS, "batch", job.batch, 2, 65536);
+    job.lr = (float)l_opt_num(L, S_OPTS, "lr", job.lr, 1e-12, 10);
+    job.head_lr = (float)l_opt_num(L, S_OPTS, "head_lr", job.head_lr, 1e-12, 10);
+    job.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", job.weight_decay, 0, 10);
+    job.augment = l_opt_bool(L, S_OPTS, "augment", 1);
+    job.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
+    const char *save = l_opt_str(L, S_OPTS, "save", NULL);
+    const char *save_adapters = l_opt_str(L, S_OPTS, "save_adapters", NULL);
+    int t1 = l_opt_get(L, S_OPTS, "on_step");  /* S_ONSTEP */
+    int t2 = l_opt_get(L, S_OPTS, "on_epoch"); /* S_ONEPOCH */
+    if ((t1 != LUA_TNIL && t1 != LUA_TFUNCTION) || (t2 != LUA_TNIL && t2 != LUA_TFUNCTION))
+        return luaL_argerror(L, S_OPTS, "options 'on_step' and 'on_epoch' must be functions");
+    lua_pushnil(L); /* S_ERR */
+    const aim_dataset *dtr = tr->ds, *dte = te->ds;
+    for (int i = 0; i < 2; i++) {
+        const aim_dataset *d = i ? dte : dtr;
+        if (d->c != c->channels || d->h != c->image || d->w != c->image)
+            return luaL_argerror(L, i ? S_TEST : S_TRAIN,
+                                 lua_pushfstring(L, "the data is %dx%dx%d but the model takes "
+                                                    "%dx%dx%d",
+                                                 d->c, d->h, d->w, c->channels, c->image,
+                                                 c->image));
+    }
+    if (dtr->n < job.batch)
+        return luaL_argerror(L, S_TRAIN,
+                             lua_pushfstring(L, "%d training images are fewer than one batch "
+                                                "of %d (option 'batch')",
+                                             (int)dtr->n, job.batch));
+
+    /* what the job will train, known before it starts (as `aim lora`) */
+    aim_err e;
+    aim_lora_job jr = job;
+    if (aim_lora_job_resolve(&jr, c->depth, &e) != 0)
+        return luaL_argerror(L, S_OPTS, e.msg);
+    aim_lora_info li;
+    aim_model_lora_info(m, &li);
+    int rank = li.rank ? li.rank : job.rank;
+    float alpha = li.rank ? li.alpha : job.alpha;
+    int nad = li.rank ? li.nblocks : jr.nblocks;
+    char adapted[256], probed[256];
+    if (li.rank)
+        blocks_label(li.blocks, li.nblocks < 64 ? li.nblocks : 64, adapted, sizeof adapted);
+    else
+        blocks_label(jr.blocks, jr.nblocks, adapted, sizeof adapted);
+    blocks_label(jr.probe_blocks, jr.nprobe, probed, sizeof probed);
+    uint64_t trunk = aim_config_trunk_params(c);
+    uint64_t adapters = li.rank ? li.params : 6ull * (uint64_t)rank * (uint64_t)c->width * nad;
+    double share = trunk ? 100.0 * (double)adapters / (double)trunk : 0;
+
+    lora_ctx lc = {.L = L, .eng = l_engine(L), .epochs = job.epochs};
+    job.on_step = on_step;
+    job.on_epoch = on_epoch;
+    job.ctx = &lc;
+    char desc[768];
+    snprintf(desc, sizeof desc,
+             "%s rank %d alpha %g on block(s) %s: %llu adapter values = %.3f%% of the trunk's "
+             "%.2fM | attentive head on blocks %s | %lld + %lld images | %d epochs x %lld "
+             "steps of %d",
+             li.rank ? "continuing its LoRA adapters," : "new LoRA adapters,", rank,
+             (double)alpha, adapted, (unsigned long long)adapters, share, trunk / 1e6, probed,
+             (long long)dtr->n, (long long)dte->n, job.epochs, (long long)(dtr->n / job.batch),
+             job.batch);
+    if (aim_engine_job_begin(lc.eng, "lora", desc, job.lr, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    lm->busy = 1;
+    tr->busy = te->busy = 1;
+    aim_lora_result res;
+    int rc = aim_lora_run(m, dtr, dte, &job, &res, &e);
+    lm->busy = 0;
+    tr->busy = te->busy = 0;
+    aim_model_lora_info(m, &li);
+    if (rc == 0 && res.trunk)
+        share = 100.0 * (double)res.adapters / (double)res.trunk;
+    char summary[320];
+    if (rc == 0)
+        snprintf(summary, sizeof summary,
+                 "test top-1 %.2f%% (train %.2f%%) after %d epoch(s); %llu adapter values = "
+                 "%.3f%% of the trunk + %llu head values%s",
+                 res.test_top1, res.train_top1, res.epochs_done,
+                 (unsigned long long)res.adapters, share,
+                 (unsigned long long)(res.trainable - res.adapters),
+                 res.stopped ? ", stopped" : "");
+    else
+        snprintf(summary, sizeof summary, "failed: %.280s", e.msg);
+    aim_engine_job_end(lc.eng, summary, res.steps ? &lc.last : NULL);
+    if (lc.failed) {
+        aim_probe_free(res.probe);
+        lua_pushvalue(L, S_ERR);
+        return lua_error(L);
+    }
+    if (aim_engine_interrupted(lc.eng)) {
+        aim_probe_free(res.probe);
+        return luaL_error(L, "interrupted!");
+    }
+    if (rc != 0) {
+        aim_probe_free(res.probe);
+        return l_fail(L, e.msg);
+    }
+    if (save && aim_probe_save_with_model(save, m, res.probe, res.probe_label, &e) != 0) {
+        aim_probe_free(res.probe);
+        return l_fail(L, e.msg);
+    }
+    aim_probe_free(res.probe);
+    if (save_adapters && aim_model_save_lora(m, save_adapters, &e) != 0)
+        return l_fail(L, e.msg);
+    lua_createtable(L, 0, 17);
+    l_set_num(L, "test_top1", res.test_top1);
+    l_set_num(L, "train_top1", res.train_top1);
+    l_set_num(L, "loss", res.train_loss);
+    l_set_int(L, "epochs", res.epochs_done);
+    l_set_int(L, "steps", res.steps);
+    l_set_num(L, "seconds", res.seconds);
+    l_set_int(L, "adapters", (lua_Integer)res.adapters);
+    l_set_int(L, "trainable", (lua_Integer)res.trainable);
+    l_set_int(L, "trunk", (lua_Integer)res.trunk);
+    l_set_num(L, "share", share);
+    l_set_int(L, "rank", li.rank);
+    l_set_num(L, "alpha", li.alpha);
+    push_ints(L, li.blocks, li.nblocks < 64 ? li.nblocks : 64);
+    lua_setfield(L, -2, "blocks");
+    push_ints(L, jr.probe_blocks, jr.nprobe);
+    lua_setfield(L, -2, "probe_blocks");
+    l_set_str(L, "label", res.probe_label);
+    l_set_bool(L, "stopped", res.stopped);
+    return 1;
+}
+
+void l_open_lora(lua_State *L)
+{
+    lua_pushcfunction(L, l_lora);
+    lua_setfield(L, -2, "lora");
+}
