@@ -191,7 +191,8 @@ typedef struct aim_lora_result {
 
 /* Adds adapters to m when it has none (rank, alpha, blocks), freezes all
  * but the adapters, trains them with a new attentive head on train, reports
- * test top-1 after every epoch. m keeps the trained adapters (unmerged). */
+ * test top-1 after every epoch. m keeps the trained adapters (unmerged);
+ * the tensors' flags are restored when the job ends. */
 int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
                  const aim_lora_job *j, aim_lora_result *r, aim_err *e);
 /* Save trunk + adapters + head with aim_probe_save_with_model (lora_rank

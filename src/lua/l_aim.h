@@ -122,6 +122,14 @@ typedef struct l_dataset {
 } l_dataset;
 
 l_dataset *l_dataset_check(lua_State *L, int idx);
+/* For the length of a probe or LoRA job: normalise both datasets with the
+ * mean/std the model was pretrained with (recorded in its config), as `aim
+ * probe` and `aim lora` do; l_norm_restore puts the datasets' own back. */
+typedef struct l_norm_saved {
+    float mean[2][AIM_MAX_CHANNELS], std[2][AIM_MAX_CHANNELS];
+} l_norm_saved;
+void l_norm_as_model(const aim_model *m, aim_dataset *a, aim_dataset *b, l_norm_saved *s);
+void l_norm_restore(aim_dataset *a, aim_dataset *b, const l_norm_saved *s);
 void l_open_data(lua_State *L); /* aim.data */
 
 /* --------------------------------------------------------- l_model.c */

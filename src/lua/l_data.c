@@ -305,3 +305,27 @@ void l_open_data(lua_State *L)
     luaL_newlib(L, data_funcs); /* aim data */
     lua_setfield(L, -2, "data");
 }
+
+void l_norm_as_model(const aim_model *m, aim_dataset *a, aim_dataset *b, l_norm_saved *s)
+{
+    aim_dataset *d[2] = {a, b};
+    const aim_config *c = aim_model_config(m);
+    for (int i = 0; i < 2; i++) {
+        memcpy(s->mean[i], d[i]->mean, sizeof s->mean[i]);
+        memcpy(s->std[i], d[i]->std, sizeof s->std[i]);
+        if (c->nmean == c->channels && d[i]->c == c->channels)
+            for (int k = 0; k < c->channels; k++) {
+                d[i]->mean[k] = c->mean[k];
+                d[i]->std[k] = c->std[k];
+            }
+    }
+}
+
+void l_norm_restore(aim_dataset *a, aim_dataset *b, const l_norm_saved *s)
+{
+    aim_dataset *d[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        memcpy(d[i]->mean, s->mean[i], sizeof s->mean[i]);
+        memcpy(d[i]->std, s->std[i], sizeof s->std[i]);
+    }
+}

@@ -26,6 +26,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "aim/probe.h"
@@ -39,6 +40,8 @@ typedef struct lora_ctx {
     int failed;
     int epochs;
     aim_step_info last;
+    aim_probe_view view;      /* the probe panel: test top-1 on the probe blocks */
+    int nprobe, probe[AIM_PROBE_MAX_BLOCKS];
 } lora_ctx;
 
 static void push_ints(lua_State *L, const int *v, int n)
@@ -94,6 +97,11 @@ static int call_protected(lua_State *L)
         snprintf(msg, sizeof msg, "epoch %d/%d: loss %.4f  train %.2f%%  test %.2f%%",
                  (int)v[3], c->epochs, v[0], v[1], v[2]);
         aim_engine_job_message(c->eng, msg);
+        for (int k = 0; k < c->nprobe; k++)
+            if (c->probe[k] >= 1 && c->probe[k] <= c->view.n)
+                c->view.top1[c->probe[k] - 1] = v[2];
+        c->view.step = (int64_t)v[3];
+        aim_engine_job_probe(c->eng, &c->view);
         if (lua_isfunction(L, 4)) {
             lua_pushvalue(L, 4);
             lua_createtable(L, 0, 4);
@@ -264,7 +272,13 @@ static int l_lora(lua_State *L)
     uint64_t adapters = li.rank ? li.params : 6ull * (uint64_t)rank * (uint64_t)c->width * nad;
     double share = trunk ? 100.0 * (double)adapters / (double)trunk : 0;
 
-    lora_ctx lc = {.L = L, .eng = l_engine(L), .epochs = job.epochs};
+    lora_ctx lc = {.L = L, .eng = l_engine(L), .epochs = job.epochs, .nprobe = jr.nprobe};
+    memcpy(lc.probe, jr.probe_blocks, sizeof lc.probe);
+    snprintf(lc.view.kind, sizeof lc.view.kind, "lora r=%d test", rank);
+    lc.view.n = c->depth < AIM_PROBE_BLOCKS ? c->depth : AIM_PROBE_BLOCKS;
+    for (int l = 0; l < AIM_PROBE_BLOCKS; l++)
+        lc.view.top1[l] = NAN;
+    lc.view.baseline = NAN;
     job.on_step = on_step;
     job.on_epoch = on_epoch;
     job.ctx = &lc;
@@ -279,12 +293,19 @@ static int l_lora(lua_State *L)
              job.batch);
     if (aim_engine_job_begin(lc.eng, "lora", desc, job.lr, &e) != 0)
         return luaL_error(L, "%s", e.msg);
+    lc.view.running = 1;
+    aim_engine_job_probe(lc.eng, &lc.view);
     lm->busy = 1;
     tr->busy = te->busy = 1;
     aim_lora_result res;
+    l_norm_saved ns; /* normalised as in pretraining, like `aim lora` */
+    l_norm_as_model(m, tr->ds, te->ds, &ns);
     int rc = aim_lora_run(m, dtr, dte, &job, &res, &e);
+    l_norm_restore(tr->ds, te->ds, &ns);
     lm->busy = 0;
     tr->busy = te->busy = 0;
+    lc.view.running = 0;
+    aim_engine_job_probe(lc.eng, &lc.view);
     aim_model_lora_info(m, &li);
     if (rc == 0 && res.trunk)
         share = 100.0 * (double)res.adapters / (double)res.trunk;

@@ -228,7 +228,12 @@ static int l_probe(lua_State *L)
         lm->busy = 1;
     tr->busy = te->busy = 1;
     aim_probe_job_result res;
+    l_norm_saved ns; /* normalised as in pretraining, like `aim probe` */
+    if (lm)
+        l_norm_as_model(lm->m, tr->ds, te->ds, &ns);
     int rc = aim_probe_job_run(lm ? lm->m : NULL, dtr, dte, &job, &res, &e);
+    if (lm)
+        l_norm_restore(tr->ds, te->ds, &ns);
     if (lm)
         lm->busy = 0;
     tr->busy = te->busy = 0;

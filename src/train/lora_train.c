@@ -131,15 +131,23 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             return -1;
         aim_model_lora_info(m, &li);
     }
-    aim_model_lora_freeze_trunk(m);
+    /* frozen for the job only: afterwards the flags are as they were */
     aim_params *mp = aim_model_params(m);
+    unsigned *flags = aim_xmalloc((size_t)mp->n * sizeof *flags);
+    for (int i = 0; i < mp->n; i++)
+        flags[i] = mp->t[i].flags;
+    aim_model_lora_freeze_trunk(m);
     r->adapters = li.params;
     r->trunk = aim_config_trunk_params(c);
 
     aim_probe *pr = aim_probe_new(AIM_PROBE_ATTENTIVE, aim_config_tokens(c), c->width, c->heads,
                                   K, j->seed, e);
-    if (!pr)
+    if (!pr) {
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
         return -1;
+    }
     aim_params *hp = aim_probe_params(pr);
     r->trainable = aim_params_count(mp, 1) + aim_params_count(hp, 1);
     aim_params_alloc_moments(mp);
@@ -153,6 +161,9 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     aim_batcher *bt = aim_batcher_new(train, &bo, e);
     if (!bt) {
         aim_probe_free(pr);
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
         return -1;
     }
     const int B = j->batch;
@@ -230,6 +241,9 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             r->stopped = 1;
     }
 out:
+    for (int i = 0; i < mp->n; i++)
+        mp->t[i].flags = flags[i];
+    free(flags);
     r->steps = step;
     r->seconds = now_s() - t0;
     aim_batcher_free(bt);

@@ -87,7 +87,8 @@ local flags = {}
 for _, p in ipairs(m:params()) do
     flags[p.lora and "lora" or "other"] = (flags[p.lora and "lora" or "other"] or "") .. (p.trainable and "T" or "F")
 end
-T.ok(not flags.lora:find("F") and not flags.other:find("T"), "after aim.lora only the adapters are trainable")
+T.ok(not flags.lora:find("F") and not flags.other:find("F"),
+     "after aim.lora every tensor is trainable again (the trunk is frozen for the job only)")
 
 -- ------------------------------------------------------------ merge / unmerge
 local unmerged = loss(m)
