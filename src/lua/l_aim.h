@@ -73,6 +73,11 @@ void l_set_str(lua_State *L, const char *key, const char *v);
 void l_set_bool(lua_State *L, const char *key, int v);
 /* Return nil, message (the I/O failure channel). */
 int l_fail(lua_State *L, const char *msg);
+/* A job's step as the table on_step callbacks get (l_jobs.c). */
+void l_push_step_info(lua_State *L, const aim_step_info *s);
+/* The end of a job that did not go well (l_jobs.c): raises the callback's
+ * error kept at err_slot (failed), "interrupted!", or returns nil, msg. */
+int l_job_failure(lua_State *L, aim_engine *eng, int failed, int err_slot, const char *msg);
 /* Create a folder and its parents; -1 with a message. */
 int l_mkdir_p(const char *path, aim_err *e);
 

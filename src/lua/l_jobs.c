@@ -52,7 +52,7 @@ typedef struct step_ctx {
     aim_model *m;
 } step_ctx;
 
-static void push_info(lua_State *L, const aim_step_info *s)
+void l_push_step_info(lua_State *L, const aim_step_info *s)
 {
     lua_createtable(L, 0, 10);
     l_set_int(L, "step", s->step);
@@ -67,6 +67,17 @@ static void push_info(lua_State *L, const aim_step_info *s)
     l_set_num(L, "eta", s->eta_s);
 }
 
+int l_job_failure(lua_State *L, aim_engine *eng, int failed, int err_slot, const char *msg)
+{
+    if (failed) {
+        lua_pushvalue(L, err_slot);
+        return lua_error(L);
+    }
+    if (aim_engine_interrupted(eng))
+        return luaL_error(L, "interrupted!");
+    return l_fail(L, msg);
+}
+
 /* (ctx, info, on_step|nil) -> stop? ; runs under lua_pcall */
 static int step_protected(lua_State *L)
 {
@@ -76,7 +87,7 @@ static int step_protected(lua_State *L)
     aim_engine_job_publish(s->eng, info);
     if (lua_isfunction(L, 3) && (info->step % s->every == 0 || info->step == info->total)) {
         lua_pushvalue(L, 3);
-        push_info(L, info);
+        l_push_step_info(L, info);
         lua_call(L, 1, 1); /* ... r */
         const char *r = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         stop = r && !strcmp(r, "stop");

@@ -53,21 +53,6 @@ static void push_ints(lua_State *L, const int *v, int n)
     }
 }
 
-static void push_info(lua_State *L, const aim_step_info *s)
-{
-    lua_createtable(L, 0, 10);
-    l_set_int(L, "step", s->step);
-    l_set_int(L, "total", s->total);
-    l_set_int(L, "images", s->images);
-    l_set_num(L, "epoch", s->epoch);
-    l_set_num(L, "loss", s->loss);
-    l_set_num(L, "lr", s->lr);
-    l_set_num(L, "grad_norm", s->grad_norm);
-    l_set_num(L, "img_per_s", s->img_per_s);
-    l_set_num(L, "elapsed", s->elapsed_s);
-    l_set_num(L, "eta", s->eta_s);
-}
-
 static int is_stop(lua_State *L)
 {
     return lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "stop");
@@ -84,7 +69,7 @@ static int call_protected(lua_State *L)
         aim_engine_job_publish(c->eng, s);
         if (lua_isfunction(L, 4)) {
             lua_pushvalue(L, 4);
-            push_info(L, s);
+            l_push_step_info(L, s);
             lua_call(L, 1, 1);
             stop = is_stop(L);
             lua_pop(L, 1);
@@ -321,18 +306,9 @@ static int l_lora(lua_State *L)
     else
         snprintf(summary, sizeof summary, "failed: %.280s", e.msg);
     aim_engine_job_end(lc.eng, summary, res.steps ? &lc.last : NULL);
-    if (lc.failed) {
+    if (lc.failed || aim_engine_interrupted(lc.eng) || rc != 0) {
         aim_probe_free(res.probe);
-        lua_pushvalue(L, S_ERR);
-        return lua_error(L);
-    }
-    if (aim_engine_interrupted(lc.eng)) {
-        aim_probe_free(res.probe);
-        return luaL_error(L, "interrupted!");
-    }
-    if (rc != 0) {
-        aim_probe_free(res.probe);
-        return l_fail(L, e.msg);
+        return l_job_failure(L, lc.eng, lc.failed, S_ERR, e.msg);
     }
     if (save && aim_probe_save_with_model(save, m, res.probe, res.probe_label, &e) != 0) {
         aim_probe_free(res.probe);

@@ -245,18 +245,9 @@ static int l_probe(lua_State *L)
     if (!job.raw)
         aim_engine_job_probe(pc.eng, &pc.view);
     aim_engine_job_end(pc.eng, summary, NULL);
-    if (pc.failed) {
+    if (pc.failed || aim_engine_interrupted(pc.eng) || rc != 0) {
         aim_probe_free(res.best_probe);
-        lua_pushvalue(L, S_ERR);
-        return lua_error(L);
-    }
-    if (aim_engine_interrupted(pc.eng)) {
-        aim_probe_free(res.best_probe);
-        return luaL_error(L, "interrupted!");
-    }
-    if (rc != 0) {
-        aim_probe_free(res.best_probe);
-        return l_fail(L, e.msg);
+        return l_job_failure(L, pc.eng, pc.failed, S_ERR, e.msg);
     }
     if (save && res.best_probe) {
         int bad = !lm || aim_probe_save_with_model(save, lm->m, res.best_probe,
