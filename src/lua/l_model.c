@@ -15,7 +15,8 @@
  * tensor and the loss, m:features(x, {blocks={...}}) -> [B,N,D],
  * m:params() -> {{name=, shape=, trainable=, numel=}, ...} in table order,
  * m:param(name) -> a copy as a tensor, m:config() -> table, m:nparams() ->
- * trunk, head. x is a [B,C,H,W] tensor normalised as the model sees it;
+ * trunk, head; m:pca, m:stats, m:patch_loss (l_inspect.c). x is a [B,C,H,W]
+ * tensor normalised as the model sees it;
  * prefix is S in 1..N-1 (default 1) for every image or a table of B values.
  * Large batches are processed in chunks of 64 images.
  */
@@ -249,8 +250,7 @@ static int m_param(lua_State *L)
     return 1;
 }
 
-/* the per-image prefixes from opts.prefix (table at idx): a number or B numbers */
-static int32_t *read_prefixes(lua_State *L, int idx, int B, int N)
+int32_t *l_read_prefixes(lua_State *L, int idx, int B, int N)
 {
     int32_t *pre = lua_newuserdatauv(L, (size_t)B * sizeof *pre, 0); /* ... pre */
     int t = l_opt_get(L, idx, "prefix");                              /* ... pre v */
@@ -288,7 +288,7 @@ static int forward(lua_State *L, int want_pred)
     const aim_config *c = aim_model_config(m);
     int B = l_tensor_check_images(L, 2, x, c->channels, c->image, c->image);
     int N = aim_config_tokens(c), P = aim_config_patch_dim(c);
-    int32_t *pre = read_prefixes(L, 3, B, N); /* ... pre */
+    int32_t *pre = l_read_prefixes(L, 3, B, N); /* ... pre */
     l_tensor *out = NULL;
     if (want_pred) {
         int64_t shape[3] = {B, N, P};
@@ -373,6 +373,7 @@ static const luaL_Reg model_methods[] = {
     {"save", m_save},         {"export", m_save},   {"loss", m_loss},
     {"predict", m_predict},   {"features", m_features}, {"params", m_params},
     {"param", m_param},       {"config", m_config}, {"nparams", m_nparams},
+    {"pca", l_model_pca},     {"stats", l_model_stats}, {"patch_loss", l_model_patch_loss},
     {"close", m_gc},          {NULL, NULL},
 };
 
