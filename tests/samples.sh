@@ -23,4 +23,8 @@ run_aim run --threads 1 "$S/scaling.lua" widths=8,16 images=32 batch=8 depth=1 s
 ok $(test $rc -eq 0 && grep -q 'trunk params' "$T/out" && test "$(grep -cE '^ +(8|16) ' "$T/out")" -eq 2; echo $?) "scaling.lua prints a table with one row per width"
 run_aim run --threads 1 "$S/probe_layers.lua" weights="$T/pre/model.safetensors" epochs=1 batch=16 train=64 test=32
 ok $(test $rc -eq 0 && grep -q '^blocks 1 ' "$T/out" && grep -q 'random-init trunk' "$T/out" && grep -q 'raw pixels, linear' "$T/out" && grep -q '<- best' "$T/out"; echo $?) "probe_layers.lua: every block, both baselines, the best marked"
+run_aim run --threads 1 "$S/inspect.lua" weights="$T/pre/model.safetensors" n=3 error=true png="$T/i.png"
+ok $(test $rc -eq 0 && test -f "$T/i.png" && grep -q '^    1 ' "$T/out" && grep -q 'input | block 1 | error (S=1)' "$T/out"; echo $?) "inspect.lua: per-block statistics and the PNG of PCA maps"
+run_aim run --threads 1 "$S/inspect.lua" steps=2 batch=8 n=2 size=8 width=24 depth=2 png="$T/i2.png"
+ok $(test $rc -eq 0 && test -f "$T/i2.png" && grep -q 'input | block 1 | block 2)' "$T/out"; echo $?) "inspect.lua trains a model when given no weights"
 finish

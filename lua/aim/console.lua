@@ -27,6 +27,7 @@ aim console: Lua 5.4 with the `aim` module loaded.
   x = ds:batch(1, 8)                    images [8,C,H,W], normalised
   m:loss(x, {prefix=4})                 the AIM loss
   aim.reconstruct(m, x, {png="r.png"})  input | prediction | target
+  aim.inspect(m, x)                     PCA maps, statistics, error per block (TUI: i)
   pause() resume() stop() lr(3e-4)      control the running job (from a console)
   save() probe() recon()                checkpoint, live probe, reconstructions now
 Tab completes names (aim., m:, ...). Ctrl-C interrupts, Ctrl-D leaves.]]

@@ -6,7 +6,8 @@
 local M = {}
 
 --- pick(ds, n) -> images [n',C,H,W] of ds, one per class in class order
---- from the first 2000 images (then in order to fill up), and their labels
+--- from the first 2000 images (then more in dataset order to fill up), and
+--- their labels
 function M.pick(ds, n)
     local aim = require "aim"
     local scan = math.min(#ds, 2000)
@@ -26,7 +27,6 @@ function M.pick(ds, n)
         if #chosen == n then break end
         if not seen[i] then chosen[#chosen + 1] = i end
     end
-    table.sort(chosen)
     local parts, ys = {}, {}
     for k, i in ipairs(chosen) do
         local xi, yi = ds:batch(i, 1)
