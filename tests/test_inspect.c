@@ -157,6 +157,13 @@ static void test_eigh(void)
         sw += wd[i];
     }
     tap_ok(fabs(tr - sw) < 1e-9, "Jacobi: the eigenvalues sum to the trace");
+    static float wv[m];
+    rc = aim_eigh_top(As, m, m, wv, NULL, &e);
+    werr = 0;
+    for (int i = 0; i < m && rc == 0; i++)
+        werr = fmax(werr, fabs(wv[i] - wd[i]));
+    tap_ok(rc == 0 && werr < 1e-4, "aim_eigh_top without vectors: all 40 eigenvalues (%.2g)",
+           werr);
     tap_ok(aim_eigh_top(As, m, 0, ws, Vs, &e) == -1 && tap_contains(e.msg, "eigenpairs"),
            "aim_eigh_top refuses k = 0: %s", e.msg);
 }
@@ -384,6 +391,19 @@ static void test_model(void)
     tap_ok(st[0].erank >= 1 && st[0].erank <= N && st[0].cosine <= 1 && st[0].norm > 0,
            "block statistics are in range (norm %.3f, cosine %.3f, rank %.2f of %d)", st[0].norm,
            st[0].cosine, st[0].erank, N);
+
+    /* every block at once: each block's features */
+    float *all = malloc((size_t)L * B * N * D * sizeof *all);
+    rc = aim_inspect_trunk(m, x, B, all, &e);
+    double ferr = 0;
+    for (int l = 1; l <= L && rc == 0; l++) {
+        rc = aim_model_features(m, x, B, &l, 1, feats, &e);
+        for (size_t i = 0; i < (size_t)B * N * D; i++)
+            ferr = fmax(ferr, fabs(all[(size_t)(l - 1) * B * N * D + i] - feats[i]));
+    }
+    tap_ok(rc == 0 && ferr < 1e-4, "aim_inspect_trunk: every block's output, as "
+                                   "aim_model_features gives it (%.2g)", ferr);
+    free(all);
 
     /* PCA of a block: the features' PCA */
     int k = 3, blk = 2;

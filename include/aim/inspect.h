@@ -27,8 +27,9 @@
 /* ------------------------------------------------------------ eigensolver */
 /* The k largest eigenvalues of the symmetric n x n matrix A (row-major; only
  * read), descending, into w[k], and their unit eigenvectors as the rows of
- * V [k, n]. Each vector's sign is fixed so that its entry of largest
- * magnitude is positive (deterministic output). 1 <= k <= n. Uses LAPACK's
+ * V [k, n] (V NULL: the values only). Each vector's sign is fixed so that
+ * its entry of largest magnitude is positive (deterministic output).
+ * 1 <= k <= n. Uses LAPACK's
  * ssyevr when available (HAVE_SSYEVR), else aim_eigh_jacobi. Returns -1
  * with a message if the solver fails. */
 int aim_eigh_top(const float *A, int n, int k, float *w, float *V, aim_err *e);
@@ -74,6 +75,10 @@ int aim_token_stats_compute(const float *X, int B, int N, int D, aim_token_stats
                             aim_err *e);
 
 /* ------------------------------------------------------------ on a model */
+/* Every block's raw output for images x [B,C,H,W] (normalised as the model
+ * sees them), no mask: feats [L, B, N, D], block l at feats + (l-1) B N D.
+ * One trunk pass per 64 images. */
+int aim_inspect_trunk(aim_model *m, const float *x, int B, float *feats, aim_err *e);
 /* The statistics of every block's output for images x [B,C,H,W] (normalised
  * as the model sees them), no mask: stats[L], block l in stats[l - 1]. One
  * trunk pass per 64 images; every statistic is a mean over images, so the

@@ -157,23 +157,56 @@ int l_model_patch_loss(lua_State *L)
 
 /* ------------------------------------------------------------ the inspection */
 
+#define ONE_PASS_BYTES ((size_t)256 << 20)
+
+/* PCA and statistics of every block from one trunk pass (every block's
+ * output kept), or, when that would take more than ONE_PASS_BYTES, block by
+ * block with bounded memory */
+static int blocks_pca_stats(aim_model *m, const float *x, int B, int k, float *pca, float *expl,
+                            aim_token_stats *stats, aim_err *e)
+{
+    const aim_config *c = aim_model_config(m);
+    int N = aim_config_tokens(c), Ld = c->depth, D = c->width;
+    size_t tok = (size_t)B * N * D;
+    float var[64];
+    if ((double)Ld * tok * sizeof(float) > (double)ONE_PASS_BYTES) {
+        for (int l = 1; l <= Ld; l++) {
+            double total = 0;
+            if (aim_inspect_pca(m, x, B, l, k, pca + (size_t)(l - 1) * B * N * k, NULL, NULL,
+                                var, &total, e) != 0)
+                return -1;
+            for (int j = 0; j < k; j++)
+                expl[(size_t)(l - 1) * k + j] = total > 0 ? (float)(var[j] / total) : 0;
+        }
+        return aim_inspect_stats(m, x, B, stats, e);
+    }
+    float *feats = aim_xmalloc((size_t)Ld * tok * sizeof *feats); /* [L, B, N, D] */
+    float *mean = aim_xmalloc((size_t)D * sizeof *mean);
+    float *comps = aim_xmalloc((size_t)k * D * sizeof *comps);
+    int rc = aim_inspect_trunk(m, x, B, feats, e);
+    for (int l = 0; l < Ld && rc == 0; l++) {
+        const float *f = feats + (size_t)l * tok;
+        double total = 0;
+        rc = aim_pca_fit(f, (int64_t)B * N, D, k, mean, comps, var, &total, e);
+        if (rc == 0) {
+            aim_pca_project(f, (int64_t)B * N, D, k, mean, comps, pca + (size_t)l * B * N * k);
+            for (int j = 0; j < k; j++)
+                expl[(size_t)l * k + j] = total > 0 ? (float)(var[j] / total) : 0;
+            rc = aim_token_stats_compute(f, B, N, D, &stats[l], e);
+        }
+    }
+    free(feats);
+    free(mean);
+    free(comps);
+    return rc;
+}
+
 /* pca [L,B,N,k], expl [L,k], stats [L], err [B,N], att [B,NH,N] (NULL: no probe) */
 static int compute(aim_model *m, const float *x, int B, int k, int S, const l_probe *p,
                    float *pca, float *expl, aim_token_stats *stats, float *err, float *att,
                    aim_err *e)
 {
-    const aim_config *c = aim_model_config(m);
-    int N = aim_config_tokens(c), Ld = c->depth;
-    float var[64];
-    for (int l = 1; l <= Ld; l++) {
-        double total = 0;
-        if (aim_inspect_pca(m, x, B, l, k, pca + (size_t)(l - 1) * B * N * k, NULL, NULL, var,
-                            &total, e) != 0)
-            return -1;
-        for (int j = 0; j < k; j++)
-            expl[(size_t)(l - 1) * k + j] = total > 0 ? (float)(var[j] / total) : 0;
-    }
-    if (aim_inspect_stats(m, x, B, stats, e) != 0)
+    if (blocks_pca_stats(m, x, B, k, pca, expl, stats, e) != 0)
         return -1;
     int32_t *pre = aim_xmalloc((size_t)B * sizeof *pre);
     for (int b = 0; b < B; b++)

@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,24 @@
 #define CHUNK 64 /* images per trunk pass */
 
 /* ------------------------------------------------------------ eigensolver */
+
+/* The BLAS and LAPACK calls here work on small matrices: LAPACK's
+ * reductions are long sequences of small BLAS calls, and with more than one
+ * BLAS thread each of them waits at a barrier (on a loaded machine a PCA
+ * then took seconds instead of milliseconds). OpenBLAS's OpenMP build uses
+ * as many threads as the calling thread's OpenMP setting, so these calls run
+ * with it set to 1, for this thread only, and put back after. */
+static int serial_begin(void)
+{
+    int n = omp_get_max_threads();
+    omp_set_num_threads(1);
+    return n;
+}
+
+static void serial_end(int n)
+{
+    omp_set_num_threads(n);
+}
 
 #ifdef HAVE_SSYEVR
 /* LAPACK (Fortran calling convention, hidden string lengths last) */
@@ -133,26 +152,31 @@ int aim_eigh_top(const float *A, int n, int k, float *w, float *V, aim_err *e)
     float *a = aim_xmalloc((size_t)n * n * sizeof *a);
     memcpy(a, A, (size_t)n * n * sizeof *a);
     float *wa = aim_xmalloc((size_t)n * sizeof *wa);
-    float *z = aim_xmalloc((size_t)n * k * sizeof *z); /* column j = eigenvector j */
+    float *z = aim_xmalloc((size_t)n * (V ? k : 1) * sizeof *z); /* column j = vector j */
+    const char *jobz = V ? "V" : "N";
     int *isuppz = aim_xmalloc(2 * (size_t)k * sizeof *isuppz);
     int il = n - k + 1, iu = n, m = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
     float vl = 0, vu = 0, abstol = 0, wq = 0;
-    ssyevr_("V", "I", "L", &n, a, &n, &vl, &vu, &il, &iu, &abstol, &m, wa, z, &n, isuppz, &wq,
+    int nt = serial_begin();
+    ssyevr_(jobz, "I", "L", &n, a, &n, &vl, &vu, &il, &iu, &abstol, &m, wa, z, &n, isuppz, &wq,
             &lwork, &iwq, &liwork, &info, 1, 1, 1);
     if (info == 0) {
         lwork = (int)wq + 1;
         liwork = iwq;
         float *work = aim_xmalloc((size_t)lwork * sizeof *work);
         int *iwork = aim_xmalloc((size_t)liwork * sizeof *iwork);
-        ssyevr_("V", "I", "L", &n, a, &n, &vl, &vu, &il, &iu, &abstol, &m, wa, z, &n, isuppz,
+        ssyevr_(jobz, "I", "L", &n, a, &n, &vl, &vu, &il, &iu, &abstol, &m, wa, z, &n, isuppz,
                 work, &lwork, iwork, &liwork, &info, 1, 1, 1);
         free(work);
         free(iwork);
     }
+    serial_end(nt);
     int ok = info == 0 && m == k;
     if (ok)
         for (int i = 0; i < k; i++) { /* LAPACK gives them ascending */
             w[i] = wa[k - 1 - i];
+            if (!V)
+                continue;
             memcpy(V + (size_t)i * n, z + (size_t)(k - 1 - i) * n, (size_t)n * sizeof *V);
             fix_sign_f(V + (size_t)i * n, n);
         }
@@ -173,7 +197,7 @@ int aim_eigh_top(const float *A, int n, int k, float *w, float *V, aim_err *e)
     aim_eigh_jacobi(a, n, wd, vd);
     for (int i = 0; i < k; i++) {
         w[i] = (float)wd[i];
-        for (int j = 0; j < n; j++)
+        for (int j = 0; V && j < n; j++)
             V[(size_t)i * n + j] = (float)vd[(size_t)i * n + j];
     }
     free(a);
@@ -206,8 +230,10 @@ int aim_pca_fit(const float *X, int64_t n, int D, int k, float *mean, float *com
         for (int d = 0; d < D; d++)
             xc[(size_t)i * D + d] = (float)(X[(size_t)i * D + d] - mu[d]);
     float *cov = aim_xmalloc((size_t)D * D * sizeof *cov); /* [D, D] */
+    int nt = serial_begin();
     cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, D, (int)n, 1.0f / (float)(n - 1), xc, D,
                 0.0f, cov, D);
+    serial_end(nt);
     double tr = 0;
     for (int i = 0; i < D; i++) {
         tr += cov[(size_t)i * D + i];
@@ -244,19 +270,20 @@ void aim_pca_project(const float *X, int64_t n, int D, int k, const float *mean,
 /* ------------------------------------------------------------ statistics */
 
 /* effective rank of one token matrix x [N, D] (see inspect.h) */
-static int erank_one(const float *x, int N, int D, float *gram, float *w, float *V, double *out,
-                     aim_err *e)
+static int erank_one(const float *x, int N, int D, float *gram, float *w, double *out, aim_err *e)
 {
     // gram [r, r] with r = min(N, D): X X^T or X^T X (same non-zero spectrum)
     int r = N <= D ? N : D;
+    int nt = serial_begin();
     if (N <= D)
         cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, N, D, 1.0f, x, D, 0.0f, gram, N);
     else
         cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, D, N, 1.0f, x, D, 0.0f, gram, D);
+    serial_end(nt);
     for (int i = 0; i < r; i++)
         for (int j = i + 1; j < r; j++)
             gram[(size_t)i * r + j] = gram[(size_t)j * r + i];
-    if (aim_eigh_top(gram, r, r, w, V, e) != 0)
+    if (aim_eigh_top(gram, r, r, w, NULL, e) != 0) /* the singular values: no vectors */
         return -1;
     double ssum = 0;
     for (int i = 0; i < r; i++)
@@ -285,7 +312,6 @@ int aim_token_stats_compute(const float *X, int B, int N, int D, aim_token_stats
     int r = N <= D ? N : D;
     float *gram = aim_xmalloc((size_t)r * r * sizeof *gram);
     float *w = aim_xmalloc((size_t)r * sizeof *w);
-    float *V = aim_xmalloc((size_t)r * r * sizeof *V);
     double *u = aim_xmalloc((size_t)D * sizeof *u);
     double norm = 0, cosine = 0, erank = 0;
     int rc = 0;
@@ -312,7 +338,7 @@ int aim_token_stats_compute(const float *X, int B, int N, int D, aim_token_stats
             uu += u[d] * u[d];
         cosine += (uu - nonzero) / ((double)N * (N - 1));
         double er;
-        rc = erank_one(xb, N, D, gram, w, V, &er, e);
+        rc = erank_one(xb, N, D, gram, w, &er, e);
         erank += er;
     }
     if (rc == 0) {
@@ -322,7 +348,6 @@ int aim_token_stats_compute(const float *X, int B, int N, int D, aim_token_stats
     }
     free(gram);
     free(w);
-    free(V);
     free(u);
     return rc;
 }
@@ -332,6 +357,22 @@ int aim_token_stats_compute(const float *X, int B, int N, int D, aim_token_stats
 static int no_acts(aim_err *e, int B)
 {
     return aim_errf(e, "inspect: cannot allocate the activations for %d images", B);
+}
+
+int aim_inspect_trunk(aim_model *m, const float *x, int B, float *feats, aim_err *e)
+{
+    const aim_config *c = aim_model_config(m);
+    int L = c->depth, N = aim_config_tokens(c), D = c->width;
+    size_t img = (size_t)c->channels * c->image * c->image, tok = (size_t)N * D;
+    for (int b0 = 0; b0 < B; b0 += CHUNK) {
+        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
+        if (!aim_model_trunk(m, x + (size_t)b0 * img, NULL, nb, L))
+            return no_acts(e, nb);
+        for (int l = 1; l <= L; l++)
+            memcpy(feats + ((size_t)(l - 1) * B + b0) * tok, aim_model_block_output(m, l),
+                   (size_t)nb * tok * sizeof *feats);
+    }
+    return 0;
 }
 
 int aim_inspect_stats(aim_model *m, const float *x, int B, aim_token_stats *stats, aim_err *e)
