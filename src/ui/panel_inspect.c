@@ -182,8 +182,8 @@ static void inspect_draw(const ui_view *v, ui_rect r)
         w = 2 * rows;
     if (w > MAX_PX)
         w = MAX_PX;
-    /* whole pixels per image pixel (or per patch when the image must shrink) */
-    int unit = w >= iv->side ? iv->side : iv->grid;
+    /* whole screen pixels per image pixel from 2x on, else per patch */
+    int unit = w >= 2 * iv->side ? iv->side : iv->grid;
     if (w >= unit)
         w -= w % unit;
     if (w < 4 || rows < 2) {
