@@ -46,4 +46,8 @@ rc=$(cat "$T/rc")
 ok $(test "$rc" -eq 1 && grep -q 'run samples/pretrain.lua first' "$T/err"; echo $?) "lora.lua without any weights says to run pretrain.lua first"
 run_aim run --threads 1 "$S/lora.lua" weights="$T/pre/model.safetensors" probe_blocks=2
 ok $(test $rc -eq 1 && grep -q 'probe_blocks=2: block 2 is not in 1..1' "$T/err"; echo $?) "lora.lua checks the blocks against the trunk's depth"
+run_aim run --threads 1 "$S/inspect.lua" weights="$T/pre/model.safetensors" n=3 error=true png="$T/i.png"
+ok $(test $rc -eq 0 && test -f "$T/i.png" && grep -q '^    1 ' "$T/out" && grep -q 'input | block 1 | error (S=1)' "$T/out"; echo $?) "inspect.lua: per-block statistics and the PNG of PCA maps"
+run_aim run --threads 1 "$S/inspect.lua" steps=2 batch=8 n=2 size=8 width=24 depth=2 png="$T/i2.png"
+ok $(test $rc -eq 0 && test -f "$T/i2.png" && grep -q 'input | block 1 | block 2)' "$T/out"; echo $?) "inspect.lua trains a model when given no weights"
 finish

@@ -145,6 +145,46 @@ typedef struct aim_board {
     char msg[AIM_MSG_MAX][AIM_MSG_LEN];
 } aim_board;
 
+/* ------------------------------------------------------------ inspection */
+/* What the Inspect view shows (computed with aim/inspect.h), published by a
+ * pretraining job with its reconstructions, by aim.inspect() and by
+ * `aim tui --inspect WEIGHTS`: for a few images, per block the PCA map (the
+ * block's tokens projected on the first 3 principal components over these
+ * images' tokens, as RGB), per-block statistics, the next-patch error map
+ * and, with an attentive probe, its attention per head. Copied out apart
+ * from the board (aim_engine_inspect): it is large and changes rarely. */
+#define AIM_INSPECT_IMAGES 8
+#define AIM_INSPECT_BLOCKS 32  /* deeper trunks: the first 32 blocks */
+#define AIM_INSPECT_GRID 16    /* patches per side, at most */
+#define AIM_INSPECT_HEADS 16   /* probe heads shown, at most */
+#define AIM_INSPECT_CELLS (AIM_INSPECT_GRID * AIM_INSPECT_GRID)
+
+typedef struct aim_inspect_view {
+    uint64_t seq;          /* grows with every publish; 0 = nothing yet */
+    int n;                 /* images */
+    int channels, side;    /* input pixels, side <= AIM_RECON_SIDE */
+    int grid;              /* patches per side: N = grid * grid */
+    int depth;             /* blocks shown */
+    int heads;             /* attention maps per image (0: no attentive probe) */
+    int prefix;            /* S of the error map */
+    int64_t step;          /* the training step (0: outside a job) */
+    char source[96];       /* where the maps come from ("pretrain step 300", a file) */
+    char probe[96];        /* the probe ("attentive probe on blocks 3,4"; "" = none) */
+    /* the images, [image][channel][y][x], 0..255 */
+    uint8_t input[AIM_INSPECT_IMAGES][3 * AIM_RECON_SIDE * AIM_RECON_SIDE];
+    /* per block: patch colours [block][image][patch][r, g, b] */
+    uint8_t pca[AIM_INSPECT_BLOCKS][AIM_INSPECT_IMAGES][AIM_INSPECT_CELLS][3];
+    float explained[AIM_INSPECT_BLOCKS][3]; /* share of the variance on PC 1, 2, 3 */
+    float norm[AIM_INSPECT_BLOCKS];         /* mean token norm */
+    float cosine[AIM_INSPECT_BLOCKS];       /* mean cosine similarity between tokens */
+    float erank[AIM_INSPECT_BLOCKS];        /* mean effective rank (aim/inspect.h) */
+    /* per-patch next-patch loss (NaN: no prediction) and its mean per image */
+    float error[AIM_INSPECT_IMAGES][AIM_INSPECT_CELLS];
+    float loss[AIM_INSPECT_IMAGES];
+    /* probe attention [image][head][patch], each head's row sums to 1 */
+    float attn[AIM_INSPECT_IMAGES][AIM_INSPECT_HEADS][AIM_INSPECT_CELLS];
+} aim_inspect_view;
+
 typedef struct aim_engine_hooks {
     /* what Lua prints (print(); io.write is not redirected); engine thread */
     void (*output)(void *ctx, const char *text, size_t len);
@@ -237,6 +277,11 @@ void aim_engine_job_folder(aim_engine *eng, const char *run_dir, int threads,
 void aim_engine_job_val(aim_engine *eng, int64_t step, float loss);
 void aim_engine_job_probe(aim_engine *eng, const aim_probe_view *p); /* any time */
 void aim_engine_job_recon(aim_engine *eng, const aim_recon_view *r); /* any time */
+/* Replace the inspection (any time; seq is set here). */
+void aim_engine_job_inspect(aim_engine *eng, const aim_inspect_view *v);
+/* Any thread: copy the inspection out unless out->seq is already current
+ * (start with out->seq = 0). Returns 1 if it copied. */
+int aim_engine_inspect(aim_engine *eng, aim_inspect_view *out);
 /* 1 if aim_engine_interrupt was called since the current top-level chunk
  * began. */
 int aim_engine_interrupted(aim_engine *eng);

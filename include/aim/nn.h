@@ -107,6 +107,12 @@ void patch_targets(float *tgt, const float *img, int B, int C, int H, int W, int
  * mean over valid (b, j) of mean over P of (pred[b,j-1] - tgt[b,j])^2. */
 float loss_forward(const float *pred, const float *tgt, const int32_t *prefix,
                    int B, int N, int P);
+/* The same loss per target patch: err [B,N], err[b,j] = mean over P of
+ * (pred[b,j-1] - tgt[b,j])^2 for j >= prefix[b], NaN for j < prefix[b]
+ * (patch 0 is never a target). The mean of the non-NaN entries is
+ * loss_forward. */
+void loss_per_patch(float *err, const float *pred, const float *tgt, const int32_t *prefix,
+                    int B, int N, int P);
 /* dpred += dloss * d(loss)/d(pred); rows that predict nothing get 0. */
 void loss_backward(float *dpred, const float *pred, const float *tgt,
                    const int32_t *prefix, int B, int N, int P, float dloss);

@@ -27,6 +27,8 @@ void aim_probe_free(aim_probe *p);
 aim_params *aim_probe_params(aim_probe *p);
 aim_probe_kind aim_probe_get_kind(const aim_probe *p);
 int aim_probe_classes(const aim_probe *p);
+/* The sizes it was made for: tokens N, width D, heads (1 for a linear probe). */
+void aim_probe_shape(const aim_probe *p, int *N, int *D, int *heads);
 
 /* Forward on feats [B,N,D]: training = 1 uses batch statistics and updates the
  * running ones; 0 uses the running ones. Returns the mean cross-entropy when
@@ -145,6 +147,12 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
  * and probe_kind in the metadata. */
 int aim_probe_save_with_model(const char *path, aim_model *m, aim_probe *p,
                               const char *layers, aim_err *e);
+/* The probe of a file written by aim_probe_save_with_model (`aim probe
+ * --save`): the head.* tensors, sized from the model configuration and
+ * classes / probe_kind in the metadata, and its blocks (probe_layers, e.g.
+ * "3,4") in blocks[AIM_PROBE_MAX_BLOCKS] (1-based, *nblocks of them). NULL
+ * with a message naming the file when it holds no probe or a bad one. */
+aim_probe *aim_probe_load(const char *path, int *blocks, int *nblocks, aim_err *e);
 
 /* ------------------------------------------------------------ LoRA job */
 /* Fine-tuning with LoRA (shared/AIM.md): adapters of rank r on the chosen

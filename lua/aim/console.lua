@@ -29,6 +29,7 @@ aim console: Lua 5.4 with the `aim` module loaded.
   aim.probe(m, ds, test, {blocks={3,4}}) attentive probe of frozen block features
   aim.lora(m, ds, test, {rank=8})       LoRA fine-tuning: adapters + probe head
   aim.reconstruct(m, x, {png="r.png"})  input | prediction | target
+  aim.inspect(m, x)                     PCA maps, statistics, error per block (TUI: i)
   pause() resume() stop() lr(3e-4)      control the running job (from a console)
   save() probe() recon()                checkpoint, live probe, reconstructions now
 Tab completes names (aim., m:, ...). Ctrl-C interrupts, Ctrl-D leaves.]]

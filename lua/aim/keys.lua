@@ -14,7 +14,9 @@
 -- Key names: a printable character ("s", "?", "+"), or space, tab, enter,
 -- esc, backspace, up, down, left, right, pgup, pgdn, home, end, f1..f12,
 -- C-a..C-z (Ctrl). Screen actions: quit, help, console, back, pause,
--- log_scale, smooth_more, smooth_less, redraw, scroll_up, scroll_down.
+-- log_scale, smooth_more, smooth_less, redraw, scroll_up, scroll_down,
+-- inspect, inspect_prev_image, inspect_next_image, inspect_prev_block,
+-- inspect_next_block, inspect_map, inspect_head.
 local M = {}
 
 M.actions = {
@@ -29,6 +31,13 @@ M.actions = {
     redraw = "redraw the screen",
     scroll_up = "console: scroll the output back",
     scroll_down = "console: scroll the output forward",
+    inspect = "the Inspect view: PCA, attention and error maps per block, or back",
+    inspect_prev_image = "Inspect view: the previous image",
+    inspect_next_image = "Inspect view: the next image",
+    inspect_prev_block = "Inspect view: the previous block",
+    inspect_next_block = "Inspect view: the next block",
+    inspect_map = "Inspect view: the next map (PCA, attention, error)",
+    inspect_head = "Inspect view: the attention of the next probe head (or their mean)",
 }
 
 local bindings = {} -- key -> {key =, action = name | function, note =}
@@ -125,7 +134,7 @@ local function aim() return require "aim" end
 M.bind("space", "pause", "pause or resume the running job")
 M.bind(":", "console", "focus the Lua console (Esc comes back)")
 M.bind("tab", "console", "focus the Lua console (Tab there completes)")
-M.bind("esc", "back", "back: close help or a question")
+M.bind("esc", "back", "back: close help or a question, leave the Inspect view")
 M.bind("s", function() return aim().save_checkpoint() end,
        "save a checkpoint now (into the run folder)")
 M.bind("r", function() return aim().recon_now() end, "refresh the reconstructions now")
@@ -135,6 +144,15 @@ M.bind("l", "log_scale", "loss plot: logarithmic / linear y axis")
 M.bind("+", "smooth_more", "loss plot: more EMA smoothing (+0.1, up to 0.99)")
 M.bind("=", "smooth_more", "loss plot: more EMA smoothing (like +)")
 M.bind("-", "smooth_less", "loss plot: less EMA smoothing (-0.1, down to 0)")
+M.bind("i", "inspect", "the Inspect view (maps of what each block computed) / back")
+M.bind("[", "inspect_prev_image", "Inspect view: the previous image")
+M.bind("]", "inspect_next_image", "Inspect view: the next image")
+M.bind("<", "inspect_prev_block", "Inspect view: the previous block")
+M.bind(",", "inspect_prev_block", "Inspect view: the previous block (like <)")
+M.bind(">", "inspect_next_block", "Inspect view: the next block")
+M.bind(".", "inspect_next_block", "Inspect view: the next block (like >)")
+M.bind("m", "inspect_map", "Inspect view: next map (PCA, probe attention, next-patch error)")
+M.bind("h", "inspect_head", "Inspect view, attention: the next probe head, or their mean")
 M.bind("pgup", "scroll_up", "console output: scroll back")
 M.bind("pgdn", "scroll_down", "console output: scroll forward")
 M.bind("C-l", "redraw", "redraw the screen")

@@ -5,7 +5,8 @@
  * the tiny preset, or synthetic data with a notice when the dataset
  * package is missing). The sample is looked for beside the binary (the
  * build tree), in the source tree it was configured from, and where
- * `make install` puts it.
+ * `make install` puts it. `aim tui --inspect WEIGHTS` runs no script: the
+ * Inspect view opens on a saved model (lua/aim/inspector.lua).
  */
 #include "config.h"
 
@@ -24,7 +25,7 @@ static int tui_exec(int argc, char **argv);
 const struct aim_cmd cmd_tui_entry = {
     .name = "tui",
     .usage = "[--threads T] [--colors auto|direct|256|16|mono] [--ascii] [SCRIPT.lua] [--] "
-             "[ARGS...]",
+             "[ARGS...] | --inspect WEIGHTS",
     .summary = "the full-screen workbench (also: `aim` alone on a terminal)",
     .help = "Runs SCRIPT.lua (default: samples/pretrain.lua, the tiny model on Fashion-MNIST)\n"
             "under a screen that shows the training loss with its EMA and the learning\n"
@@ -34,7 +35,11 @@ const struct aim_cmd cmd_tui_entry = {
             "? lists the keys; they are defined in Lua (aim.ui.bind) and can be changed\n"
             "in $XDG_CONFIG_HOME/aim/init.lua (default ~/.config/aim/init.lua). The\n"
             "console's history is shared with `aim repl`. ARGS go to the script as arg[1..]\n"
-            "(the sample takes key=value pairs: steps=200 preset=tiny ...).",
+            "(the sample takes key=value pairs: steps=200 preset=tiny ...).\n"
+            "With --inspect WEIGHTS no script runs: the Inspect view (i) opens on the maps\n"
+            "of a saved model for a few test images (one per class): PCA of every block's\n"
+            "tokens, the next-patch error and, when the file holds a probe (`aim probe\n"
+            "--save`), its attention; m, x and probe are left in the console.",
     .exec = tui_exec,
 };
 
@@ -79,11 +84,19 @@ static int tui_exec(int argc, char **argv)
             printf("usage: aim tui %s\n\n%s\n\noptions:\n"
                    "  --threads T      threads for OpenMP and OpenBLAS\n"
                    "  --colors MODE    auto (default), direct, 256, 16 or mono\n"
-                   "  --ascii          no Unicode glyphs (braille, blocks) even in a UTF-8 locale\n",
+                   "  --ascii          no Unicode glyphs (braille, blocks) even in a UTF-8 locale\n"
+                   "  --inspect WEIGHTS  open the Inspect view on a saved model (no script)\n",
                    cmd_tui_entry.usage, cmd_tui_entry.help);
             return 0;
         } else if (!strcmp(a, "--ascii")) {
             o.ascii = 1;
+        } else if (!strncmp(a, "--inspect", 9) && (a[9] == 0 || a[9] == '=')) {
+            const char *v = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !*v)
+                return cmd_fail("tui: --inspect expects a weights file");
+            if (access(v, R_OK) != 0)
+                return cmd_fail("tui: %s: cannot read the weights", v);
+            o.inspect = v;
         } else if (!strncmp(a, "--threads", 9) || !strncmp(a, "--colors", 8)) {
             int th = a[2] == 't';
             size_t k = th ? 9 : 8;
@@ -107,7 +120,11 @@ static int tui_exec(int argc, char **argv)
         }
     }
     char *sample = NULL;
-    if (i < argc && strcmp(argv[i], "--") != 0) {
+    if (o.inspect) {
+        if (i < argc)
+            return cmd_fail("tui: --inspect runs no script (got \"%s\")", argv[i]);
+        o.script = o.inspect;
+    } else if (i < argc && strcmp(argv[i], "--") != 0) {
         o.script = argv[i++];
         if (access(o.script, R_OK) != 0)
             return cmd_fail("tui: %s: cannot read the script", o.script);

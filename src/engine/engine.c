@@ -5,7 +5,7 @@
  *
  * One mutex guards the queue, the replies, the job flags, the snapshot and
  * the board (what the TUI's panels show: curve, validation, probe,
- * reconstructions, messages);
+ * reconstructions, messages) and the inspection (the Inspect view's maps);
  * one condition variable (broadcast) signals every change. Lua runs with the
  * mutex released. Waits while paused are timed (100 ms) so that an
  * interrupt from a signal handler, which cannot take the mutex, is noticed.
@@ -51,6 +51,8 @@ struct aim_engine {
     int want_pause, want_stop;
     aim_snapshot snap;
     aim_board board;
+    aim_inspect_view *inspect; /* NULL until the first publish */
+    uint64_t inspect_seq;
     int64_t curve_open;  /* steps in the last curve point so far (0: closed) */
     /* engine thread only */
     int started;
@@ -188,6 +190,7 @@ void aim_engine_free(aim_engine *eng)
     lua_close(eng->L);
     pthread_cond_destroy(&eng->cv);
     pthread_mutex_destroy(&eng->mu);
+    free(eng->inspect);
     free(eng);
 }
 
@@ -664,6 +667,27 @@ void aim_engine_job_probe(aim_engine *eng, const aim_probe_view *p)
     eng->board.seq++;
     pthread_mutex_unlock(&eng->mu);
     wake(eng);
+}
+
+void aim_engine_job_inspect(aim_engine *eng, const aim_inspect_view *v)
+{
+    pthread_mutex_lock(&eng->mu);
+    if (!eng->inspect)
+        eng->inspect = aim_xmalloc(sizeof *eng->inspect);
+    *eng->inspect = *v;
+    eng->inspect->seq = ++eng->inspect_seq;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+int aim_engine_inspect(aim_engine *eng, aim_inspect_view *out)
+{
+    pthread_mutex_lock(&eng->mu);
+    int changed = eng->inspect && out->seq != eng->inspect->seq;
+    if (changed)
+        *out = *eng->inspect;
+    pthread_mutex_unlock(&eng->mu);
+    return changed;
 }
 
 void aim_engine_job_recon(aim_engine *eng, const aim_recon_view *r)

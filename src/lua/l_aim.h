@@ -19,10 +19,12 @@
 #include "aim/data.h"
 #include "aim/engine.h"
 #include "aim/model.h"
+#include "aim/probe.h"
 
 #define L_TENSOR_MT "aim.tensor"
 #define L_MODEL_MT "aim.model"
 #define L_DATASET_MT "aim.dataset"
+#define L_PROBE_MT "aim.probe"
 
 /* ------------------------------------------------------------ host.c */
 /* A new Lua state bound to eng (stored in the registry): standard libraries,
@@ -144,7 +146,41 @@ typedef struct l_model {
 } l_model;
 
 l_model *l_model_check(lua_State *L, int idx);
+/* The per-image prefixes from opts.prefix (the option table at idx): a
+ * number or a table of B numbers, each in 1..N-1 (default 1); pushed as a
+ * userdata that holds them (the returned pointer), raising on a bad value. */
+int32_t *l_read_prefixes(lua_State *L, int idx, int B, int N);
 void l_open_model(lua_State *L); /* aim.model, aim.load, aim.preset */
+
+/* The inspection methods (l_inspect.c) in the model's method table:
+ * m:pca, m:stats, m:patch_loss. */
+int l_model_pca(lua_State *L);
+int l_model_stats(lua_State *L);
+int l_model_patch_loss(lua_State *L);
+
+/* --------------------------------------------------------- l_probe.c */
+/* A trained probe head ("aim.probe"): aim.probe results carry the best one
+ * as r.probe, aim.load_probe(path) reads one saved with its model. */
+typedef struct l_probe {
+    aim_probe *p;     /* NULL: empty or closed */
+    int nblocks;
+    int blocks[64];   /* the blocks whose averaged features it reads, 1-based */
+} l_probe;
+l_probe *l_probe_check(lua_State *L, int idx);
+/* the probe given at idx: an aim.probe, or a table with one as .probe (an
+ * aim.probe result); NULL if nil; raises otherwise */
+l_probe *l_probe_opt(lua_State *L, int idx);
+/* "attentive probe on blocks 3,4" */
+void l_probe_describe(const l_probe *p, char *buf, size_t len);
+
+/* --------------------------------------------------------- l_inspect.c */
+void l_open_inspect(lua_State *L); /* aim.inspect, aim.maps */
+/* Compute what the Inspect view shows for B images x (normalised as m sees
+ * them; the first AIM_INSPECT_IMAGES are shown, PCA over all of them) with
+ * the error map at prefix S and, with an attentive probe p (may be NULL),
+ * its attention; publish it (aim_engine_job_inspect). -1 with a message. */
+int l_inspect_publish(aim_engine *eng, aim_model *m, const float *x, int B, const l_probe *p,
+                      int S, const char *source, int64_t step, aim_err *e);
 
 /* --------------------------------------------------------- l_jobs.c */
 void l_open_jobs(lua_State *L); /* aim.pretrain, aim.pause, aim.stop, aim.lr, ... */

@@ -9,7 +9,8 @@
  *
  * (the console's save(), probe() and recon()). Each returns a string saying
  * what will happen, or nil, message when it cannot (no job, no run folder,
- * no probe data). After a job has ended, probe_now() and recon_now() work on
+ * no probe data). The Inspect view's maps of the reconstruction images
+ * (l_inspect.c) are published with the reconstructions. After a job has ended, probe_now() and recon_now() work on
  * its model and data while they are still open.
  *
  * A board is a userdata ("aim.board") made when a job begins: it keeps the
@@ -46,6 +47,7 @@ struct l_board {
     float *rx;
     int rn;
     float baseline;       /* NaN until measured */
+    int inspect_off;      /* the Inspect view cannot show this model (said once) */
     aim_probe_view pv;
 };
 
@@ -225,6 +227,22 @@ static int publish_recon(l_board *b, aim_model *m, int64_t step, aim_err *e)
     return 0;
 }
 
+/* The Inspect view's maps of the same images (l_inspect.c): PCA per block,
+ * statistics, the error map from S = 1. A model the view cannot show is
+ * reported once. */
+static void publish_inspect(l_board *b, aim_model *m, int64_t step)
+{
+    if (b->inspect_off || b->rn == 0)
+        return;
+    char source[64];
+    snprintf(source, sizeof source, "pretrain step %lld", (long long)step);
+    aim_err e = {{0}};
+    if (l_inspect_publish(b->eng, m, b->rx, b->rn, NULL, 1, source, step, &e) != 0) {
+        b->inspect_off = 1;
+        aim_engine_job_message(b->eng, e.msg);
+    }
+}
+
 void l_board_step(l_board *b, aim_model *m, const aim_step_info *s)
 {
     int due = b->recon_req || s->step == 1 || s->step == s->total ||
@@ -235,6 +253,8 @@ void l_board_step(l_board *b, aim_model *m, const aim_step_info *s)
     aim_err e = {{0}};
     if (publish_recon(b, m, s->step, &e) != 0)
         aim_engine_job_message(b->eng, e.msg);
+    else
+        publish_inspect(b, m, s->step);
 }
 
 /* ------------------------------------------------------------ probes */
@@ -321,6 +341,7 @@ static int l_recon_now(lua_State *L)
     aim_engine_snapshot(b->eng, &s);
     if (publish_recon(b, m, s.step.step, &e) != 0)
         return l_fail(L, e.msg);
+    publish_inspect(b, m, s.step.step);
     lua_pushstring(L, "reconstructions refreshed");
     return 1;
 }

@@ -24,7 +24,8 @@
  * alone) and m:load_lora(path) (onto a model without adapters and with the
  * same trunk) return true or nil, message. m:params() lists the adapters
  * too, with their trainable flag. The methods that change the model refuse
- * while a job (aim.lora, aim.pretrain) uses it. x is a [B,C,H,W] tensor
+ * while a job (aim.lora, aim.pretrain) uses it. m:pca, m:stats,
+ * m:patch_loss: l_inspect.c. x is a [B,C,H,W] tensor
  * normalised as the model sees it; prefix is S in 1..N-1 (default 1) for
  * every image or a table of B values.
  * Large batches are processed in chunks of 64 images.
@@ -261,8 +262,7 @@ static int m_param(lua_State *L)
     return 1;
 }
 
-/* the per-image prefixes from opts.prefix (table at idx): a number or B numbers */
-static int32_t *read_prefixes(lua_State *L, int idx, int B, int N)
+int32_t *l_read_prefixes(lua_State *L, int idx, int B, int N)
 {
     int32_t *pre = lua_newuserdatauv(L, (size_t)B * sizeof *pre, 0); /* ... pre */
     int t = l_opt_get(L, idx, "prefix");                              /* ... pre v */
@@ -300,7 +300,7 @@ static int forward(lua_State *L, int want_pred)
     const aim_config *c = aim_model_config(m);
     int B = l_tensor_check_images(L, 2, x, c->channels, c->image, c->image);
     int N = aim_config_tokens(c), P = aim_config_patch_dim(c);
-    int32_t *pre = read_prefixes(L, 3, B, N); /* ... pre */
+    int32_t *pre = l_read_prefixes(L, 3, B, N); /* ... pre */
     l_tensor *out = NULL;
     if (want_pred) {
         int64_t shape[3] = {B, N, P};
@@ -507,6 +507,7 @@ static const luaL_Reg model_methods[] = {
     {"add_lora", m_add_lora}, {"lora", m_lora},     {"merge_lora", m_merge_lora},
     {"unmerge_lora", m_unmerge_lora}, {"save_lora", m_save_lora},
     {"load_lora", m_load_lora},
+    {"pca", l_model_pca},     {"stats", l_model_stats}, {"patch_loss", l_model_patch_loss},
     {"close", m_gc},          {NULL, NULL},
 };
 

@@ -8,17 +8,166 @@
  * function(r) called as each block set finishes (return "stop" to end),
  * on_epoch = function(e). Console lines queued meanwhile run between epochs.
  * result = {sets = {{blocks = {..}, label =, test_top1 =, train_top1 =,
- * loss =, seconds =}, ...}, best = <the best set>, kind =, stopped =}.
+ * loss =, seconds =}, ...}, best = <the best set>, kind =, stopped =,
+ * probe = <the best set's trained probe>}.
+ *
+ * Probes as objects ("aim.probe"): r.probe, or aim.load_probe(path) for a
+ * file written with save = path (or `aim probe --save`; nil, message when
+ * it holds none). p:attention(m, x) -> [B,NH,N], the attention weights of
+ * an attentive probe's query over the N patches of each image (features of
+ * p:blocks() from m, BatchNorm with the running statistics); p:blocks(),
+ * p:kind(), p:classes(), p:close().
  */
 #include "config.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "aim/inspect.h"
 #include "aim/probe.h"
 #include "lua/l_aim.h"
 
-enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSET, S_ONEPOCH, S_ERR };
+enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSET, S_ONEPOCH, S_ERR, S_PROBE };
+
+/* ------------------------------------------------------------ probe objects */
+
+l_probe *l_probe_check(lua_State *L, int idx)
+{
+    l_probe *p = luaL_checkudata(L, idx, L_PROBE_MT);
+    if (!p->p)
+        luaL_argerror(L, idx, "the probe is closed");
+    return p;
+}
+
+l_probe *l_probe_opt(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "probe"); /* ... p|nil (an aim.probe result) */
+        l_probe *p = luaL_testudata(L, -1, L_PROBE_MT);
+        lua_pop(L, 1); /* the result table keeps it alive */
+        if (!p || !p->p)
+            luaL_argerror(L, idx, "this table has no probe (an aim.probe result has r.probe)");
+        return p;
+    }
+    return l_probe_check(L, idx);
+}
+
+void l_probe_describe(const l_probe *p, char *buf, size_t len)
+{
+    size_t at = (size_t)snprintf(buf, len, "%s probe on block%s ",
+                                 aim_probe_get_kind(p->p) == AIM_PROBE_ATTENTIVE ? "attentive"
+                                                                                 : "linear",
+                                 p->nblocks > 1 ? "s" : "");
+    for (int i = 0; i < p->nblocks && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? "," : "", p->blocks[i]);
+}
+
+static l_probe *push_empty_probe(lua_State *L)
+{
+    l_probe *p = lua_newuserdatauv(L, sizeof *p, 0);
+    memset(p, 0, sizeof *p);
+    luaL_setmetatable(L, L_PROBE_MT);
+    return p;
+}
+
+static int probe_gc(lua_State *L)
+{
+    l_probe *p = luaL_checkudata(L, 1, L_PROBE_MT);
+    aim_probe_free(p->p);
+    p->p = NULL;
+    return 0;
+}
+
+static int probe_tostring(lua_State *L)
+{
+    l_probe *p = luaL_checkudata(L, 1, L_PROBE_MT);
+    if (!p->p) {
+        lua_pushstring(L, "aim.probe (closed)");
+        return 1;
+    }
+    char d[160];
+    l_probe_describe(p, d, sizeof d);
+    int N, D, NH;
+    aim_probe_shape(p->p, &N, &D, &NH);
+    lua_pushfstring(L, "aim.probe %s, %d classes, %d tokens of width %d, %d head(s)", d,
+                    aim_probe_classes(p->p), N, D, NH);
+    return 1;
+}
+
+static int probe_blocks(lua_State *L)
+{
+    l_probe *p = l_probe_check(L, 1);
+    lua_createtable(L, p->nblocks, 0);
+    for (int i = 0; i < p->nblocks; i++) {
+        lua_pushinteger(L, p->blocks[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int probe_kind(lua_State *L)
+{
+    l_probe *p = l_probe_check(L, 1);
+    lua_pushstring(L, aim_probe_get_kind(p->p) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear");
+    return 1;
+}
+
+static int probe_classes(lua_State *L)
+{
+    lua_pushinteger(L, aim_probe_classes(l_probe_check(L, 1)->p));
+    return 1;
+}
+
+static int probe_attention(lua_State *L)
+{
+    l_probe *p = l_probe_check(L, 1);
+    aim_model *m = l_model_check(L, 2)->m;
+    l_tensor *x = l_tensor_check(L, 3);
+    const aim_config *c = aim_model_config(m);
+    int B = l_tensor_check_images(L, 3, x, c->channels, c->image, c->image);
+    if (aim_probe_get_kind(p->p) != AIM_PROBE_ATTENTIVE)
+        return luaL_argerror(L, 1, "a linear probe has no attention (an attentive one has)");
+    int N, D, NH;
+    aim_probe_shape(p->p, &N, &D, &NH);
+    if (N != aim_config_tokens(c) || D != c->width)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "the probe takes %d tokens of width %d, "
+                                                      "the model gives %d of width %d",
+                                                   N, D, aim_config_tokens(c), c->width));
+    for (int i = 0; i < p->nblocks; i++)
+        if (p->blocks[i] > c->depth)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "the probe reads block %d; the model "
+                                                          "has %d", p->blocks[i], c->depth));
+    int64_t shape[3] = {B, NH, N};
+    l_tensor *out = l_tensor_push(L, 3, shape);
+    aim_err e;
+    if (aim_inspect_attention(m, p->p, p->blocks, p->nblocks, x->data, B, out->data, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    return 1;
+}
+
+static int l_load_probe(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    l_probe *p = push_empty_probe(L);
+    aim_err e;
+    p->p = aim_probe_load(path, p->blocks, &p->nblocks, &e);
+    if (!p->p)
+        return l_fail(L, e.msg);
+    return 1;
+}
+
+static const luaL_Reg probe_methods[] = {
+    {"attention", probe_attention}, {"blocks", probe_blocks}, {"kind", probe_kind},
+    {"classes", probe_classes},     {"close", probe_gc},      {NULL, NULL},
+};
+
+static const luaL_Reg probe_meta[] = {
+    {"__gc", probe_gc}, {"__close", probe_gc}, {"__tostring", probe_tostring}, {NULL, NULL},
+};
+
+/* ------------------------------------------------------------ aim.probe */
 
 typedef struct probe_ctx {
     lua_State *L;
@@ -101,7 +250,7 @@ static int callback(probe_ctx *c, int what, void *payload)
     lua_State *L = c->L;
     if (c->failed)
         return 1;
-    /* we run inside l_probe's frame (the C job calls back from within it),
+    /* we run inside l_probe_run's frame (the C job calls back from within it),
      * so its slots S_* are valid absolute indices here */
     lua_pushcfunction(L, call_protected);
     lua_pushlightuserdata(L, c);
@@ -133,7 +282,7 @@ static const char *const probe_options[] = {"blocks", "sweep", "window", "kind",
                                             "epochs", "batch", "lr", "wd", "seed", "save",
                                             "on_set", "on_epoch", NULL};
 
-static int l_probe(lua_State *L)
+static int l_probe_run(lua_State *L)
 {
     l_model *lm = lua_isnil(L, S_MODEL) ? NULL : l_model_check(L, S_MODEL);
     l_dataset *tr = l_dataset_check(L, S_TRAIN), *te = l_dataset_check(L, S_TEST);
@@ -189,7 +338,8 @@ static int l_probe(lua_State *L)
     int t2 = l_opt_get(L, S_OPTS, "on_epoch");   /* S_ONEPOCH */
     if ((t1 != LUA_TNIL && t1 != LUA_TFUNCTION) || (t2 != LUA_TNIL && t2 != LUA_TFUNCTION))
         return luaL_argerror(L, S_OPTS, "options 'on_set' and 'on_epoch' must be functions");
-    lua_pushnil(L); /* S_ERR */
+    lua_pushnil(L);       /* S_ERR */
+    push_empty_probe(L);  /* S_PROBE: receives the best probe */
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
     if (lm) {
         const aim_config *c = aim_model_config(lm->m);
@@ -257,8 +407,15 @@ static int l_probe(lua_State *L)
             return l_fail(L, lm ? e.msg : "save needs a model (not raw)");
         }
     }
-    aim_probe_free(res.best_probe);
-    lua_createtable(L, 0, 4);
+    l_probe *bp = lua_touserdata(L, S_PROBE);
+    if (res.best_probe && res.best >= 0 && !job.raw) {
+        bp->p = res.best_probe;
+        bp->nblocks = res.sets[res.best].nblocks;
+        memcpy(bp->blocks, res.sets[res.best].blocks, sizeof bp->blocks);
+    } else {
+        aim_probe_free(res.best_probe); /* raw pixels: no blocks to read features from */
+    }
+    lua_createtable(L, 0, 5);
     lua_createtable(L, res.nsets, 0);
     for (int s = 0; s < res.nsets; s++) {
         push_set(L, &res.sets[s]);
@@ -271,11 +428,22 @@ static int l_probe(lua_State *L)
     }
     l_set_str(L, "kind", job.raw ? "raw-linear" : kind);
     l_set_bool(L, "stopped", res.stopped);
+    if (bp->p) {
+        lua_pushvalue(L, S_PROBE);
+        lua_setfield(L, -2, "probe");
+    }
     return 1;
 }
 
 void l_open_probe(lua_State *L)
 {
-    lua_pushcfunction(L, l_probe);
+    luaL_newmetatable(L, L_PROBE_MT); /* aim mt */
+    luaL_setfuncs(L, probe_meta, 0);
+    luaL_newlib(L, probe_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_probe_run);
     lua_setfield(L, -2, "probe");
+    lua_pushcfunction(L, l_load_probe);
+    lua_setfield(L, -2, "load_probe");
 }

@@ -127,6 +127,13 @@ int aim_probe_classes(const aim_probe *p)
     return p->K;
 }
 
+void aim_probe_shape(const aim_probe *p, int *N, int *D, int *heads)
+{
+    *N = p->N;
+    *D = p->D;
+    *heads = p->NH;
+}
+
 static void reserve(aim_probe *p, int B)
 {
     if (B <= p->cap_B)

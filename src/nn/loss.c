@@ -4,10 +4,12 @@
  * only for j >= prefix[b] (the prefix patches are context, never targets):
  *   loss = (1/count) * sum_{b, j >= S_b} (1/P) * sum_k (pred[b,j-1,k] - tgt[b,j,k])^2
  * Rows before S_b - 1 and the last row predict nothing. Backward ADDS.
+ * loss_per_patch gives the same per target patch (the error map).
  */
 #include "config.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stddef.h>
 
 #include "aim/nn.h"
@@ -45,6 +47,29 @@ float loss_forward(const float *pred, const float *tgt, const int32_t *prefix,
         }
     }
     return (float)(sum / (double)count);
+}
+
+void loss_per_patch(float *err, const float *pred, const float *tgt, const int32_t *prefix,
+                    int B, int N, int P)
+{
+    // err [B,N], pred [B,N,P], tgt [B,N,P], prefix [B]
+    for (int b = 0; b < B; b++) {
+        assert(prefix[b] >= 1 && prefix[b] <= N - 1);
+        for (int j = 0; j < N; j++) {
+            if (j < prefix[b]) {
+                err[(size_t)b * N + j] = NAN;
+                continue;
+            }
+            const float *y = pred + ((size_t)b * N + (j - 1)) * P;
+            const float *t = tgt + ((size_t)b * N + j) * P;
+            double row = 0.0;
+            for (int k = 0; k < P; k++) {
+                double d = (double)y[k] - t[k];
+                row += d * d;
+            }
+            err[(size_t)b * N + j] = (float)(row / P);
+        }
+    }
 }
 
 void loss_backward(float *dpred, const float *pred, const float *tgt,

@@ -141,3 +141,70 @@ int aim_probe_save_with_model(const char *path, aim_model *m, aim_probe *p,
                          aim_probe_get_kind(p) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear"};
     return aim_model_save_with(m, path, aim_probe_params(p), kv, 3, e);
 }
+
+/* "3,4" -> blocks; -1 on anything else */
+static int parse_layers(const char *s, int L, int *blocks, int *nblocks)
+{
+    int n = 0;
+    while (*s) {
+        char *end;
+        long b = strtol(s, &end, 10);
+        if (end == s || b < 1 || b > L || n == AIM_PROBE_MAX_BLOCKS)
+            return -1;
+        blocks[n++] = (int)b;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    *nblocks = n;
+    return n > 0 ? 0 : -1;
+}
+
+aim_probe *aim_probe_load(const char *path, int *blocks, int *nblocks, aim_err *e)
+{
+    aim_st_file *f = aim_st_open(path, e);
+    if (!f)
+        return NULL;
+    aim_probe *p = NULL;
+    aim_config c;
+    if (aim_config_from_meta(f, &c, e) != 0)
+        goto done;
+    const char *kind = aim_st_meta(f, "probe_kind"), *layers = aim_st_meta(f, "probe_layers");
+    const char *classes = aim_st_meta(f, "classes");
+    if (!aim_st_find(f, "head.linear.weight") || !layers || !classes) {
+        aim_errf(e, "%s: no probe in this file (no head.* tensors with probe_layers and "
+                    "classes; `aim probe --save` writes one)", path);
+        goto done;
+    }
+    aim_probe_kind k = kind && !strcmp(kind, "linear") ? AIM_PROBE_LINEAR : AIM_PROBE_ATTENTIVE;
+    if (kind && strcmp(kind, "linear") && strcmp(kind, "attentive")) {
+        aim_errf(e, "%s: unknown probe_kind \"%s\"", path, kind);
+        goto done;
+    }
+    char *end;
+    long K = strtol(classes, &end, 10);
+    if (*end || K < 2 || K > 100000) {
+        aim_errf(e, "%s: bad classes \"%s\" in the metadata", path, classes);
+        goto done;
+    }
+    if (parse_layers(layers, c.depth, blocks, nblocks) != 0) {
+        aim_errf(e, "%s: bad probe_layers \"%s\" (block numbers in 1..%d)", path, layers,
+                 c.depth);
+        goto done;
+    }
+    p = aim_probe_new(k, aim_config_tokens(&c), c.width, c.heads, (int)K, 0, e);
+    if (!p)
+        goto done;
+    aim_params *t = aim_probe_params(p);
+    for (int i = 0; i < t->n; i++)
+        if (aim_st_copy_param(f, &t->t[i], t->t[i].name, t->data + t->t[i].offset, e) != 0) {
+            aim_probe_free(p);
+            p = NULL;
+            goto done;
+        }
+done:
+    aim_st_close(f);
+    return p;
+}

@@ -6,8 +6,10 @@
  * that stands in for fds 1 and 2 while the screen is up (so io.write, C
  * libraries and the script's stderr notices land in the console instead of
  * tearing the screen). Each turn it takes the engine's replies
- * (aim_engine_poll), copies the snapshot and the board when they changed,
- * handles keys, and draws at most every 50 ms.
+ * (aim_engine_poll), copies the snapshot, the board and the inspection
+ * when they changed, handles keys, and draws at most every 50 ms. The
+ * Inspect view (i) takes the place of the loss, probe and reconstruction
+ * panels while it is on.
  *
  * Key bindings come from Lua (lua/aim/keys.lua and the user's init.lua):
  * screen actions run here at once; Lua functions are sent to the engine as
@@ -383,7 +385,11 @@ static void handle_reply(tui *t, aim_reply *r)
             t->v.script = UI_SCRIPT_DONE;
             if (*text)
                 console_print(t->v.con, UI_NORMAL, text);
-            set_message(t, 0, "the script has finished; the console stays (q quits)");
+            if (t->v.script_name[0] && !strncmp(t->v.script_name, "inspect ", 8))
+                set_message(t, 0, "the maps are ready ([ ] < > m h: image, block, map, head; "
+                                  "q quits)");
+            else
+                set_message(t, 0, "the script has finished; the console stays (q quits)");
         } else {
             t->v.script = UI_SCRIPT_FAILED;
             char *cut = strstr(r->text, "\n\tconsole:"); /* the wrapper running it */
@@ -474,7 +480,7 @@ static int run_action(tui *t, const binding *b)
         submit(t, code, 0, T_KEY, b->key);
         return UI_HANDLED;
     }
-    const ui_panel *panels[] = {&panel_loss, &panel_probe, &panel_recon};
+    const ui_panel *panels[] = {&panel_inspect, &panel_loss, &panel_probe, &panel_recon};
     for (size_t i = 0; i < sizeof panels / sizeof panels[0]; i++)
         if (panels[i]->action) {
             int r = panels[i]->action(&t->v, a);
@@ -700,7 +706,9 @@ static void draw(tui *t)
     int msg_row = rows - con_h - 1;
     int mid_h = msg_row - 1;
     panel_status.draw(v, (ui_rect){0, 0, 1, cols});
-    if (mid_h >= 4) {
+    if (v->inspect && mid_h >= 4) {
+        panel_inspect.draw(v, (ui_rect){1, 0, mid_h, cols});
+    } else if (mid_h >= 4) {
         int rec_h = mid_h >= 12 ? mid_h * 2 / 5 : 0;
         int top_h = mid_h - rec_h;
         int probe_w = cols >= 60 ? (cols * 3 / 10 < 24 ? 24 : cols * 3 / 10 > 44 ? 44 : cols * 3 / 10)
@@ -795,6 +803,14 @@ static int set_nonblock(int fd)
 
 static char *script_chunk(const tui_opts *o)
 {
+    if (o->inspect) { /* the inspector module, no script */
+        size_t cap = 8 * strlen(o->inspect) + 128;
+        char *q = aim_xmalloc(cap), *code = aim_xmalloc(cap + 64);
+        lua_quote(o->inspect, q, cap);
+        snprintf(code, cap + 64, "require('aim.inspector').open(%s)", q);
+        free(q);
+        return code;
+    }
     size_t cap = 4096;
     for (int i = 0; i < o->argc; i++)
         cap += 4 * strlen(o->argv[i]) + 8;
@@ -821,9 +837,13 @@ int tui_run(const tui_opts *o)
     tui *t = aim_xcalloc(1, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
     t->v.board = aim_xcalloc(1, sizeof *t->v.board);
+    t->v.insp = aim_xcalloc(1, sizeof *t->v.insp);
+    t->v.insp_block = -1;
+    t->v.inspect = o->inspect != NULL;
     t->v.smoothing = 0.6f;
     t->saved_out = t->saved_err = t->tty_fd = t->cap_r = -1;
-    snprintf(t->v.script_name, sizeof t->v.script_name, "%s", o->script);
+    snprintf(t->v.script_name, sizeof t->v.script_name, "%s%s", o->inspect ? "inspect " : "",
+             o->inspect ? o->inspect : o->script);
     int status = 0;
     int wp[2];
     if (pipe(wp) != 0) {
@@ -895,7 +915,8 @@ int tui_run(const tui_opts *o)
     console_print(t->v.con, UI_DIM, "aim " PACKAGE_VERSION ": Lua console (: or Tab to type, "
                                     "Esc to leave, ? for keys, help() for the API)");
     char line[512];
-    snprintf(line, sizeof line, "terminal: %s; running %s", screen_describe(), o->script);
+    snprintf(line, sizeof line, "terminal: %s; %s %s", screen_describe(),
+             o->inspect ? "inspecting" : "running", o->inspect ? o->inspect : o->script);
     console_print(t->v.con, UI_DIM, line);
     if (init_err) {
         snprintf(line, sizeof line, "%s failed (default keys in use):", o->init);
@@ -946,6 +967,8 @@ int tui_run(const tui_opts *o)
             take_messages(t);
             t->dirty = 1;
         }
+        if (aim_engine_inspect(t->eng, t->v.insp) && t->v.inspect)
+            t->dirty = 1;
         int quit = 0;
         ui_key k;
         while (screen_read(&k)) {
@@ -1016,6 +1039,7 @@ int tui_run(const tui_opts *o)
     close(t->wake_w);
     free(t->out);
     free(t->v.board);
+    free(t->v.insp);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return status;

@@ -15,6 +15,8 @@ typedef struct tui_opts {
     int ascii;
     const char *history;  /* the console's history file (shared with `aim repl`), or NULL */
     const char *init;     /* the user's init.lua (key bindings), run if it exists, or NULL */
+    const char *inspect;  /* weights to inspect (`aim tui --inspect`): no script; the
+                             Inspect view opens on their maps */
 } tui_opts;
 
 /* Run the TUI until the user quits; returns the exit status (0, or 1 when

@@ -106,6 +106,13 @@ typedef struct ui_view {
     double message_time;
     int focus_console;
     console *con;
+    /* the Inspect view (panel_inspect.c): on or off, and what it shows */
+    aim_inspect_view *insp;    /* copied from the engine (large: heap) */
+    int inspect;
+    int insp_image;            /* 0-based */
+    int insp_block;            /* 0-based; -1: not chosen yet (the middle block) */
+    int insp_map;              /* PCA, attention, error */
+    int insp_head;             /* attention: 0 = the mean of the heads, else head h */
     double now;                /* monotonic seconds at this frame */
 } ui_view;
 
@@ -124,6 +131,7 @@ extern const ui_panel panel_loss;
 extern const ui_panel panel_probe;
 extern const ui_panel panel_recon;
 extern const ui_panel panel_console;
+extern const ui_panel panel_inspect;
 
 /* Small text helpers for panels (ui_text.c). */
 /* "1.2k", "35", "2.1M" */
