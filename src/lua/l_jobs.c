@@ -25,6 +25,11 @@
  * The per-step work runs under lua_pcall, so a Lua error never unwinds
  * through aim_pretrain: it stops the job and is raised once the C loop has
  * returned and cleaned up. Reconstruction lives in l_recon.c.
+ *
+ * Under mpirun (aim/dist.h) every rank runs the script and so this job; they
+ * train data-parallel on shares of each batch, and only rank 0 writes the
+ * run folder (run.json, metrics, checkpoints, weights) and makes
+ * reconstructions and live probes. Every rank gets the same result table.
  */
 #include "config.h"
 
@@ -35,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/dist.h"
 #include "aim/io.h"
 #include "aim/train.h"
 #include "lua/l_aim.h"
@@ -273,6 +279,8 @@ static int l_pretrain(lua_State *L)
                                              c->image, c->channels, c->image));
     aim_pretrain_opts po;
     aim_pretrain_opts_default(&po);
+    po.dist = aim_dist_world();
+    const int lead = aim_dist_rank(po.dist) == 0;
     po.batch = (int)l_opt_int(L, S_OPTS, "batch", 64, 1, 65536);
     po.steps = l_opt_int(L, S_OPTS, "steps", 0, 1, (lua_Integer)1 << 40);
     lua_Number epochs = l_opt_num(L, S_OPTS, "epochs", 0, 0, 1e6);
@@ -328,7 +336,7 @@ static int l_pretrain(lua_State *L)
         metrics = lua_pushfstring(L, "%s/metrics.jsonl", out);
         weights = lua_pushfstring(L, "%s/model.safetensors", out);
         const char *runjson = lua_pushfstring(L, "%s/run.json", out); /* ... m w r */
-        if (!resume && write_run_json(runjson, c, &po, ds, &e) != 0)
+        if (lead && !resume && write_run_json(runjson, c, &po, ds, &e) != 0)
             return l_fail(L, e.msg);
         lua_pop(L, 1);
         po.metrics_path = metrics;
@@ -347,7 +355,7 @@ static int l_pretrain(lua_State *L)
     po.probe_every = l_opt_int(L, S_OPTS, "probe_every", 0, 0, (lua_Integer)1 << 40);
     po.probe_images = (int)l_opt_int(L, S_OPTS, "probe_images", 2000, 2, 1 << 30);
     const aim_dataset *recon = opt_images(L, S_OPTS, "recon", c);
-    int recon_idx = recon ? lua_gettop(L) : 0;
+    int recon_idx = recon && lead ? lua_gettop(L) : 0;
     l_board_opts bo = {
         .recon_images = (int)l_opt_int(L, S_OPTS, "recon_images", 4, 0, AIM_RECON_MAX),
         .recon_every = l_opt_int(L, S_OPTS, "recon_every", 0, 0, (lua_Integer)1 << 40),
@@ -407,7 +415,7 @@ static int l_pretrain(lua_State *L)
         return luaL_error(L, "interrupted!");
     if (rc != 0)
         return l_fail(L, e.msg);
-    if (weights && aim_model_save(m, weights, &e) != 0)
+    if (lead && weights && aim_model_save(m, weights, &e) != 0)
         return l_fail(L, e.msg);
     lua_createtable(L, 0, 14);
     l_set_int(L, "steps", res.steps_done);
