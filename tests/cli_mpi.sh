@@ -3,8 +3,9 @@
 # 2 ranks x 32 images give the loss sequence of 1 process x 64 (20 steps,
 # 1e-5 relative), for `aim train` and for aim.pretrain in `aim run`; only
 # rank 0 writes the run folder and prints; checkpoints written by N ranks
-# resume on M; a failure on one rank ends the job with its message instead
-# of a hang. SKIPped when aim was built without MPI or mpirun is missing.
+# resume on M; `aim probe` computes its features data-parallel; a failure on
+# one rank ends the job with its message instead of a hang. SKIPped when aim
+# was built without MPI or mpirun is missing.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
 if "$AIM" --version | grep -q 'MPI: no'; then
@@ -79,6 +80,19 @@ ok $(test $rc -eq 0 && grep -q 'resuming .*ckpt-10' "$T/err"; echo $?) \
 losses "$T/one_to_three" >"$T/b.txt"
 worst=$(same_losses "$T/one.txt" "$T/b.txt")
 ok $? "... with the same loss sequence (largest difference $worst)"
+
+# ---- aim probe: features data-parallel, the same probes (their test top-1
+# within one image of 101: the features of an image may round differently
+# in another batch)
+PROBE="$T/one/model.safetensors --data synthetic --train-limit 301 --test-limit 101 --sweep --epochs 3 --threads 1 --quiet"
+run_aim probe $PROBE
+grep attentive "$T/out" >"$T/p1.txt"
+mpi 2 probe $PROBE --save "$T/probed.safetensors"
+grep attentive "$T/out" >"$T/p2.txt"
+ok $(test $rc -eq 0 && test "$(wc -l <"$T/p2.txt")" -eq 2 && test -f "$T/probed.safetensors" &&
+    paste "$T/p1.txt" "$T/p2.txt" | tr -d % | awk '{ d = $3 - $8; if (d < 0) d = -d;
+        if (d > 1 || $1 != $6) bad++ } END { exit NR != 2 || bad > 0 }'; echo $?) \
+    "mpirun -np 2 aim probe --sweep: the same blocks and test top-1 as one process, one report, rank 0 saves"
 
 # ---- aim.pretrain in a script: the same, and one rank prints
 cat >"$T/job.lua" <<'EOF'

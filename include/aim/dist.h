@@ -61,6 +61,10 @@ void aim_dist_max(const aim_dist *d, int *v, int n);
 /* Rank 0's bytes to every rank. */
 void aim_dist_bcast(const aim_dist *d, void *buf, size_t bytes);
 
+/* buf holds n items of item_bytes each, of which this rank has filled its
+ * share (aim_dist_share); afterwards every rank holds all n, in order. */
+void aim_dist_allgather(const aim_dist *d, void *buf, size_t item_bytes, int64_t n);
+
 /* Sum the gradients of the trainable tensors (not AIM_P_FROZEN) over the
  * ranks, in place. Buckets: runs of neighbouring trainable tensors in table
  * order, at most AIM_DIST_BUCKET floats each, all in flight at once

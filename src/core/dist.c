@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,26 @@ void aim_dist_bcast(const aim_dist *d, void *buf, size_t bytes)
     }
 }
 
+void aim_dist_allgather(const aim_dist *d, void *buf, size_t item_bytes, int64_t n)
+{
+    if (!d || n <= 0)
+        return;
+    assert(item_bytes <= INT_MAX && n <= INT_MAX);
+    MPI_Datatype item;
+    MPI_Type_contiguous((int)item_bytes, MPI_BYTE, &item);
+    MPI_Type_commit(&item);
+    int *count = aim_xmalloc((size_t)d->size * sizeof *count);
+    int *at = aim_xmalloc((size_t)d->size * sizeof *at);
+    for (int r = 0; r < d->size; r++) {
+        at[r] = (int)(n * r / d->size);
+        count[r] = (int)(n * (r + 1) / d->size) - at[r];
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, count, at, item, MPI_COMM_WORLD);
+    MPI_Type_free(&item);
+    free(count);
+    free(at);
+}
+
 void aim_dist_sum_grads(const aim_dist *d, aim_params *p)
 {
     if (!d || !p->grad)
@@ -191,6 +212,10 @@ void aim_dist_max(const aim_dist *d, int *v, int n)
 }
 
 void aim_dist_bcast(const aim_dist *d, void *buf, size_t bytes)
+{
+}
+
+void aim_dist_allgather(const aim_dist *d, void *buf, size_t item_bytes, int64_t n)
 {
 }
 
