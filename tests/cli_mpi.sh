@@ -121,6 +121,26 @@ mpi 2 run --threads 1 -q "$T/job.lua" "$T/lua3" fail
 ok $(test $rc -ne 0 && test $rc -ne 124 &&
     grep -q 'aim: rank 1: .*failing on purpose on the last rank' "$T/err"; echo $?) \
     "an error on rank 1 only ends the job (status $rc, not a hang) with rank 1's message"
+# a failure that the script catches: every rank leaves aim.pretrain with
+# nil, message and they go on together
+cat >"$T/catch.lua" <<'EOF'
+local aim = require "aim"
+local bad, good = ...
+local ds = aim.data.synthetic{n = 100, size = 8, channels = 3}
+local m = aim.model "micro"
+local r, msg = aim.pretrain(m, ds, {steps = 5, batch = 16, out = bad})
+print(string.format("rank %d: %s", aim.dist.rank, r and "trained" or msg))
+r = aim.pretrain(m, ds, {steps = 5, batch = 16, out = good})
+print(string.format("rank %d: then %d steps", aim.dist.rank, r.steps))
+EOF
+mkdir -p "$T/bad/metrics.jsonl"
+timeout 120 "$MPIRUN" $MPIFLAGS -np 2 -x AIM_ALL_RANKS=1 "$AIM" run -q --threads 1 "$T/catch.lua" \
+    "$T/bad" "$T/good" >"$T/out" 2>"$T/err"
+rc=$?
+ok $(test $rc -eq 0 && grep -q '^rank 0: .*metrics.jsonl: cannot open' "$T/out" &&
+    grep -q '^rank 1: pretrain: another rank failed' "$T/out" &&
+    test "$(grep -c 'then 5 steps' "$T/out")" -eq 2; echo $?) \
+    "rank 0 cannot open its metrics log: every rank returns nil, message and the script goes on (status $rc)"
 mkdir -p "$T/full"
 ln -s /dev/full "$T/full/metrics.jsonl"
 mpi 2 train $ARGS --steps 2000 --out "$T/full"

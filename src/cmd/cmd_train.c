@@ -300,7 +300,7 @@ static int train_exec(int argc, char **argv)
     const aim_dist *world = aim_dist_world();
     const int lead = aim_dist_rank(world) == 0;
     po.dist = world;
-    if (mkdir_p(out) != 0) {
+    if (lead && mkdir_p(out) != 0) {
         cmd_fail("%s: cannot create the run folder: %s", out, strerror(errno));
         goto done;
     }

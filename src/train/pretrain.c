@@ -319,25 +319,30 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         return -1;
     FILE *mf = NULL;
     aim_tfevents *tf = NULL;
+    int bad = 0; /* the metrics files (rank 0) */
     if (metrics_path && o->resume && truncate_metrics(metrics_path, o->resume->step, e)) {
+        bad = 1;
+    } else if (metrics_path) {
+        mf = fopen(metrics_path, "a");
+        if (!mf) {
+            aim_errf(e, "%s: cannot open for writing: %s", metrics_path, strerror(errno));
+            bad = 1;
+        } else if (!(tf = open_events(metrics_path, o->resume != NULL, e))) {
+            fclose(mf);
+            mf = NULL;
+            bad = 1;
+        }
+    }
+    if (dist) { /* every rank fails with rank 0, rather than wait for it */
+        int v = bad;
+        aim_dist_max(dist, &v, 1);
+        if (v && !bad)
+            aim_errf(e, "pretrain: another rank failed (its message says why)");
+        bad = v;
+    }
+    if (bad) {
         aim_batcher_free(b);
         return -1;
-    }
-    if (metrics_path) {
-        mf = fopen(metrics_path, "a");
-        if (mf) {
-            tf = open_events(metrics_path, o->resume != NULL, e);
-            if (!tf) {
-                fclose(mf);
-                aim_batcher_free(b);
-                return -1;
-            }
-        }
-        if (!mf) {
-            aim_batcher_free(b);
-            return aim_errf(e, "%s: cannot open for writing: %s", metrics_path,
-                            strerror(errno));
-        }
     }
     aim_params *p = aim_model_params(m);
     aim_params_alloc_moments(p);
