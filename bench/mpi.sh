@@ -9,14 +9,16 @@
 # CPU-second (what a loaded machine does not move) and the final loss.
 # Needs an aim built with --with-mpi. Not part of make check.
 # Usage: bench/mpi.sh [AIM] [STEPS] [ROUNDS] [PRESET] [DATA]
+# ($MPIRUN is the launcher, $MPIFLAGS more mpirun options, e.g.
+# "--mca mpi_yield_when_idle 1")
 AIM=${1:-./aim}
 STEPS=${2:-30}
 ROUNDS=${3:-3}
 PRESET=${4:-tiny}
 DATA=${5:-fashion-mnist}
 MPIRUN=${MPIRUN:-mpirun}
-FLAGS=""
-[ "$(id -u)" -eq 0 ] && FLAGS="--allow-run-as-root"
+FLAGS=${MPIFLAGS:-}
+[ "$(id -u)" -eq 0 ] && FLAGS="$FLAGS --allow-run-as-root"
 T=$(mktemp -d "${TMPDIR:-/tmp}/aimmpi.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 "$AIM" --version | grep -q 'MPI: no' && { echo "mpi.sh: $AIM was built without MPI" >&2; exit 1; }
