@@ -2,14 +2,22 @@
  * main.c - the `aim` command line: parses the command name and hands over to
  * the command's exec function (`aim` alone on a terminal is `aim tui`). See
  * shared DESIGN.md for the contract.
+ *
+ * Under mpirun (an MPI build, aim/dist.h) every rank runs the same command;
+ * ranks other than 0 send stdout and stderr to /dev/null (AIM_ALL_RANKS=1
+ * keeps them) except for cmd_fail's message, and a rank that exits with a
+ * failure ends all the others (MPI_Abort) instead of leaving them waiting.
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "aim/dist.h"
 #include "cmd/cmd.h"
 #include "cmd/opts.h"
 
@@ -29,16 +37,68 @@ static const struct aim_cmd *const cmd_table[] = {
     NULL,
 };
 
+/* where cmd_fail writes: stderr, or the saved stderr of a silenced rank */
+static int fail_fd = -1;
+
 int cmd_fail(const char *fmt, ...)
 {
     va_list ap;
     fflush(stdout);
-    fputs("aim: ", stderr);
+    const aim_dist *world = aim_dist_world();
+    FILE *f = stderr;
+    if (fail_fd >= 0) {
+        fflush(stderr);
+        f = fdopen(dup(fail_fd), "w");
+        if (!f)
+            return 1;
+    }
+    fputs("aim: ", f);
+    if (world)
+        fprintf(f, "rank %d: ", world->rank);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(f, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fputc('\n', f);
+    if (f != stderr)
+        fclose(f);
+    else
+        fflush(f);
     return 1;
+}
+
+/* ranks > 0 of an MPI run stay silent: rank 0 speaks for the job */
+static void silence_rank(void)
+{
+    const char *all = getenv("AIM_ALL_RANKS");
+    if (all && *all && strcmp(all, "0"))
+        return;
+    int null = open("/dev/null", O_WRONLY);
+    int keep = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (null < 0 || keep < 0) {
+        if (null >= 0)
+            close(null);
+        if (keep >= 0)
+            close(keep);
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    dup2(null, 1);
+    dup2(null, 2);
+    close(null);
+    fail_fd = keep;
+}
+
+/* at exit: a failed rank ends the whole job, the others leave MPI. The
+ * pause lets a rank that failed first (and whose failure stopped this one)
+ * print its own message before the job is torn down. */
+static void dist_exit(int status, void *arg)
+{
+    if (status != 0) {
+        usleep(300 * 1000);
+        aim_dist_abort(status);
+    }
+    aim_dist_finalize();
 }
 
 int cmd_wants_help(int argc, char **argv)
@@ -76,6 +136,17 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    aim_err de = {{0}};
+    if (aim_dist_init(&argc, &argv, &de) != 0)
+        return cmd_fail("%s", de.msg);
+    const aim_dist *world = aim_dist_world();
+    if (world) {
+        on_exit(dist_exit, NULL);
+        if (world->rank > 0)
+            silence_rank();
+    } else {
+        atexit(aim_dist_finalize); /* mpirun -np 1 */
+    }
     if (argc < 2) {
         /* on a terminal: the TUI on the default experiment; elsewhere (scripts,
          * CI) the usage, so nothing ever waits for a screen nobody sees */
@@ -92,7 +163,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
-        printf("aim %s (OpenBLAS: %s threads)\n", PACKAGE_VERSION, AIM_OPENBLAS_THREADS);
+        const char *mpi = aim_dist_library();
+        printf("aim %s (OpenBLAS: %s threads; MPI: %s)\n", PACKAGE_VERSION, AIM_OPENBLAS_THREADS,
+               mpi ? mpi : "no");
         return 0;
     }
     for (int i = 0; cmd_table[i]; i++) {

@@ -299,6 +299,31 @@ int main(void)
         aim_batcher_free(a);
         aim_batcher_free(b);
         aim_batcher_free(c);
+
+        /* shares of a batch (data parallel): three batchers making rows
+         * [0,5), [5,10), [10,16) of every batch give the whole stream */
+        a = must_new(busy, &o);
+        run_out whole = run_all(a, 6, 16, img);
+        run_out part = {malloc(6 * 16 * img * sizeof(float)), malloc(6 * 16 * sizeof(int32_t)),
+                        malloc(6 * 16 * sizeof(int32_t))};
+        const int cut[4] = {0, 5, 10, 16};
+        int pos_ok = 1;
+        for (int r = 0; r < 3; r++) {
+            aim_batcher *s = must_new(busy, &o);
+            for (int i = 0; i < 6; i++) {
+                size_t at = (size_t)i * 16 + cut[r];
+                aim_batcher_next_rows(s, cut[r], cut[r + 1], part.x + at * img, part.labels + at,
+                                      part.prefix + at);
+            }
+            pos_ok &= aim_batcher_position(s) == 6 * 16;
+            aim_batcher_free(s);
+        }
+        tap_ok(run_eq(whole, part, 6, 16, img) && pos_ok,
+               "rows [0,5) + [5,10) + [10,16) of every batch, made apart, are the whole stream "
+               "and each share advances it by the whole batch");
+        run_free(whole);
+        run_free(part);
+        aim_batcher_free(a);
     }
 
     /* -------------------------------------------------------- seek */

@@ -307,7 +307,7 @@ int main(void)
     const int *setv[3] = {s1, s2, s12};
     int sizes[3] = {1, 1, 2};
     aim_feats *fo[3];
-    tap_ok(aim_features_extract(m, ds, 30, 16, 3, setv, sizes, fo, NULL, NULL, &e) == 0 &&
+    tap_ok(aim_features_extract(m, ds, 30, 16, 3, setv, sizes, fo, NULL, NULL, NULL, &e) == 0 &&
                fo[0]->n == 30,
            "features of 3 block sets in one pass");
     float *f0 = malloc(30 * 16 * 16 * 4), *f1 = malloc(30 * 16 * 16 * 4), *f2 = malloc(30 * 16 * 16 * 4);
@@ -330,7 +330,7 @@ int main(void)
     const int *bsv[1] = {bad_set};
     int bsz[1] = {1};
     aim_feats *bo[1];
-    tap_ok(aim_features_extract(m, ds, 0, 16, 1, bsv, bsz, bo, NULL, NULL, &e) == -1 &&
+    tap_ok(aim_features_extract(m, ds, 0, 16, 1, bsv, bsz, bo, NULL, NULL, NULL, &e) == -1 &&
                tap_contains(e.msg, "block 3"),
            "a block beyond the depth is refused: %s", e.msg);
     aim_feats *raw = aim_features_raw(ds, 0, &e);

@@ -204,6 +204,64 @@ int main(void)
     tap_ok(!memcmp(aim_model_params(m1)->data, aim_model_params(m2)->data,
                    aim_model_params(m1)->total * 4),
            "... and the same final weights");
+    /* data parallel arithmetic (aim_model_set_loss_count): two shares of a
+     * batch, each backward divided by the whole batch's target count, add
+     * up to the whole batch's gradient, and the count-weighted losses to its
+     * loss */
+    {
+        aim_model *md = aim_model_new(&c, 7, &e);
+        aim_params *pd = aim_model_params(md);
+        aim_batcher_opts bo;
+        aim_batcher_opts_default(&bo);
+        bo.batch = 16;
+        bo.patch = c.patch;
+        aim_batcher *bt = aim_batcher_new(ds, &bo, &e);
+        size_t img = (size_t)c.image * c.image * c.channels;
+        float *x = malloc(16 * img * sizeof(float));
+        int32_t pre[16];
+        aim_batcher_next(bt, x, NULL, pre);
+        aim_params_zero_grad(pd);
+        float whole = aim_model_forward(md, x, pre, 16);
+        int64_t count = aim_model_loss_count(md);
+        aim_model_backward(md);
+        float *g = malloc(pd->total * sizeof(float));
+        memcpy(g, pd->grad, pd->total * sizeof(float));
+        aim_params_zero_grad(pd);
+        float l1 = aim_model_forward(md, x, pre, 7);
+        int64_t c1 = aim_model_loss_count(md);
+        aim_model_set_loss_count(md, count);
+        aim_model_backward(md);
+        float l2 = aim_model_forward(md, x + 7 * img, pre + 7, 9);
+        int64_t c2 = aim_model_loss_count(md);
+        aim_model_set_loss_count(md, count);
+        aim_model_backward(md);
+        double diff = 0, norm = 0;
+        for (size_t k = 0; k < pd->total; k++) {
+            diff += ((double)pd->grad[k] - g[k]) * ((double)pd->grad[k] - g[k]);
+            norm += (double)g[k] * g[k];
+        }
+        double joined = ((double)l1 * c1 + (double)l2 * c2) / (double)count;
+        tap_ok(c1 + c2 == count && tap_close(joined, whole, 1e-6, 0) &&
+                   sqrt(diff) <= 1e-6 * sqrt(norm),
+               "shares of 7 + 9 images with the batch's count (%lld targets) give its loss "
+               "(%.7f vs %.7f) and gradient (relative difference %.2g)",
+               (long long)count, joined, whole, sqrt(diff / norm));
+        /* the count holds until the next forward */
+        aim_params_zero_grad(pd);
+        aim_model_forward(md, x + 7 * img, pre + 7, 9);
+        aim_model_backward(md);
+        memcpy(g, pd->grad, pd->total * sizeof(float));
+        aim_params_zero_grad(pd);
+        aim_model_set_loss_count(md, count);
+        aim_model_forward(md, x + 7 * img, pre + 7, 9);
+        aim_model_backward(md);
+        tap_ok(!memcmp(pd->grad, g, pd->total * sizeof(float)),
+               "a forward clears the count: the next backward divides by its own again");
+        free(g);
+        free(x);
+        aim_batcher_free(bt);
+        aim_model_free(md);
+    }
     aim_model *m3 = aim_model_new(&c, 7, &e);
     po.on_step = stop_at_3;
     tap_ok(aim_pretrain(m3, ds, &po, &res, &e) == 0 && res.stopped && res.steps_done == 3,

@@ -167,6 +167,12 @@ void aim_batcher_free(aim_batcher *b);
  * every random draw for image k of the stream comes from its own stream
  * seeded by (seed, k). */
 void aim_batcher_next(aim_batcher *b, float *x, int32_t *labels, int32_t *prefix);
+/* The same batch, but only its rows [r0, r1) are made, into x[0..r1-r0)
+ * (and labels, prefix): the share of one rank of a data-parallel run. The
+ * stream still advances by the whole batch, so the ranks together see
+ * exactly the batches of one process. */
+void aim_batcher_next_rows(aim_batcher *b, int r0, int r1, float *x, int32_t *labels,
+                           int32_t *prefix);
 
 /* The position in the data stream: images consumed since the start. Saving
  * it and restoring it into a batcher with the same dataset and options gives

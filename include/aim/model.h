@@ -124,6 +124,14 @@ float aim_model_loss(aim_model *m, const float *x, const int32_t *prefix, int B)
 /* Backward of the last forward: ADDS parameter gradients into the grad slab
  * (frozen tensors are skipped). */
 void aim_model_backward(aim_model *m);
+/* The loss is a mean over the target tokens of the batch (patches at or
+ * after each image's prefix). aim_model_loss_count gives that count for the
+ * last training forward; aim_model_set_loss_count makes the next backward
+ * divide by `count` instead (data parallel: the count of the whole global
+ * batch, so the ranks' gradients add up to the one-process gradient). It
+ * holds until the next forward; 0 = this batch's own count. */
+int64_t aim_model_loss_count(const aim_model *m);
+void aim_model_set_loss_count(aim_model *m, int64_t count);
 /* Predictions of the last forward: [B,N,P] (row i predicts patch i+1). */
 const float *aim_model_predictions(const aim_model *m);
 /* Normalised-pixel targets of the last forward: [B,N,P]. */

@@ -61,12 +61,16 @@ float aim_half_to_float(uint16_t h);
 /* One trunk pass over the first n images of ds (n <= 0: all), no mask, and
  * for each of the nsets block sets (1-based block numbers) the average of
  * those blocks' raw outputs into its own cache. progress (may be NULL) is
- * called after every batch with the images done. Returns 0 or -1. */
+ * called after every batch with the images done. With ranks (dist, may be
+ * NULL; aim/dist.h) each rank computes its share of the images and the
+ * caches are then gathered, so every rank ends with all of them. Returns
+ * 0 or -1. */
+struct aim_dist;
 int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int batch,
                          int nsets, const int *const *sets, const int *set_sizes,
                          aim_feats **out, void (*progress)(void *ctx, int64_t done,
                                                            int64_t total),
-                         void *ctx, aim_err *e);
+                         void *ctx, const struct aim_dist *dist, aim_err *e);
 /* Raw pixels as features: [n, 1, C*H*W] (the raw-pixel linear baseline). */
 aim_feats *aim_features_raw(const aim_dataset *ds, int64_t n, aim_err *e);
 
@@ -127,6 +131,11 @@ typedef struct aim_probe_job {
     void (*on_features)(void *ctx, int64_t done, int64_t total);
     int (*on_set)(void *ctx, int index, const aim_probe_set_result *r);
     void *ctx;
+    /* ranks (aim/dist.h, NULL = one process): the features are computed
+     * data-parallel (each rank its share of the images, then gathered); the
+     * probes are then trained on every rank alike (their BatchNorm uses
+     * whole-batch statistics, so they are not split) */
+    const struct aim_dist *dist;
 } aim_probe_job;
 
 typedef struct aim_probe_job_result {

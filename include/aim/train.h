@@ -124,6 +124,18 @@ typedef struct aim_pretrain_opts {
     /* optional: a console's requests, read after on_step every step: a bit
      * set of AIM_REQ_* */
     int (*requests)(void *ctx);
+    /* data parallel (aim/dist.h): the ranks sharing this run, NULL = one
+     * process. `batch` is the global batch: rank r trains on its share of
+     * every batch of the one-process stream (aim_dist_share), the gradients
+     * are summed over the ranks and every rank applies the same update, so
+     * the run follows the one-process run up to float rounding. Every rank
+     * calls aim_pretrain with the same options; the validation loss is
+     * computed data-parallel too. Only rank 0 writes the metrics log and
+     * checkpoints and runs the live probe: on the others metrics_path,
+     * ckpt_dir and probe_test are ignored. Their on_step (and stop_flag)
+     * run as usual; a stop on any rank stops all of them after the same
+     * step, and a failure on one (a metrics write) ends the job on all. */
+    const struct aim_dist *dist;
 } aim_pretrain_opts;
 
 enum {

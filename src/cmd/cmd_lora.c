@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aim/dist.h"
 #include "aim/probe.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -167,7 +168,8 @@ static int lora_exec(int argc, char **argv)
     float frozen = -1;
     char label[128] = "";
     if (compare) {
-        aim_probe_job pj = {.kind = AIM_PROBE_ATTENTIVE, .feature_batch = 64};
+        aim_probe_job pj = {.kind = AIM_PROBE_ATTENTIVE, .feature_batch = 64,
+                            .dist = aim_dist_world()};
         aim_probe_opts_default(&pj.train);
         pj.train.epochs = probe_epochs;
         pj.train.lr = probe_lr;
@@ -228,6 +230,9 @@ static int lora_exec(int argc, char **argv)
         printf("gain over the frozen attentive probe: %+.2f points (%.2f%% -> %.2f%%)\n",
                res.test_top1 - frozen, frozen, res.test_top1);
     rc = 0;
+    /* not data-parallel yet: under mpirun every rank trains alike, rank 0 saves */
+    if (aim_dist_rank(aim_dist_world()) > 0)
+        save = save_adapters = NULL;
     if (save) {
         if (aim_probe_save_with_model(save, m, res.probe, res.probe_label, &e) != 0)
             rc = cmd_fail("%s", e.msg);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aim/dist.h"
 #include "aim/io.h"
 #include "aim/probe.h"
 #include "cmd/cmd.h"
@@ -151,7 +152,8 @@ static int probe_exec(int argc, char **argv)
         }
     }
 
-    aim_probe_job job = {.kind = kind, .raw = raw, .train = po, .feature_batch = fbatch};
+    aim_probe_job job = {.kind = kind, .raw = raw, .train = po, .feature_batch = fbatch,
+                         .dist = aim_dist_world()};
     int L = c.depth;
     if (!raw && sweep) {
         if (window < 1 || window > L) {
@@ -193,7 +195,7 @@ static int probe_exec(int argc, char **argv)
     if (res.nsets > 1)
         printf("best: blocks %s, %.2f%% top-1\n", res.sets[res.best].label,
                res.sets[res.best].test_top1);
-    if (save && res.best_probe) {
+    if (save && res.best_probe && aim_dist_rank(job.dist) == 0) {
         if (!m) {
             cmd_fail("probe: --save needs a trunk (not --raw)");
             aim_probe_free(res.best_probe);

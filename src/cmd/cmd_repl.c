@@ -31,6 +31,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "aim/dist.h"
 #include "aim/engine.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -253,6 +254,9 @@ static int repl_exec(int argc, char **argv)
         return 0;
     if (argc > 1)
         return cmd_fail("repl: unexpected argument \"%s\" (try `aim repl --help`)", argv[1]);
+    if (aim_dist_world())
+        return cmd_fail("repl: the console runs in one process (under mpirun only rank 0 "
+                        "would read it); use `aim run SCRIPT.lua`");
     cmd_progress pr = {.tty = isatty(2)};
     aim_engine_hooks hooks = {.output = cmd_progress_output, .event = cmd_progress_event,
                               .ctx = &pr};

@@ -94,8 +94,7 @@ static int run_exec(int argc, char **argv)
         fflush(stdout);
         if (pr.open_line)
             fputc('\n', stderr);
-        fprintf(stderr, "aim: %s\n", text ? text : "error");
-        rc = 1;
+        rc = cmd_fail("%s", text ? text : "error");
     }
     free(text);
     aim_engine_free(eng);

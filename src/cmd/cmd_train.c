@@ -2,7 +2,9 @@
  * cmd_train.c - `aim train`: headless AIM pretraining from the command line.
  * Opens the data, builds (or loads) the model, trains with the AIM.md recipe,
  * shows a progress line on stderr, logs metrics as JSON Lines in the run
- * folder and saves the weights there at the end.
+ * folder and saves the weights there at the end. Under mpirun every rank
+ * runs this; they train data-parallel on shares of each --batch
+ * (aim/dist.h) and rank 0 alone writes the run folder.
  */
 #include "config.h"
 
@@ -16,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aim/dist.h"
 #include "aim/io.h"
 #include "aim/train.h"
 #include "cmd/cmd.h"
@@ -294,7 +297,10 @@ static int train_exec(int argc, char **argv)
     }
     int rc = 1;
     char *metrics = NULL, *runjson = NULL, *weights = NULL;
-    if (mkdir_p(out) != 0) {
+    const aim_dist *world = aim_dist_world();
+    const int lead = aim_dist_rank(world) == 0;
+    po.dist = world;
+    if (lead && mkdir_p(out) != 0) {
         cmd_fail("%s: cannot create the run folder: %s", out, strerror(errno));
         goto done;
     }
@@ -312,7 +318,7 @@ static int train_exec(int argc, char **argv)
     po.nrecipe = 3;
     if (resume)
         po.resume = &state;
-    if (!resume && write_run_json(runjson, &c, &po, data, ds->n) != 0) {
+    if (lead && !resume && write_run_json(runjson, &c, &po, data, ds->n) != 0) {
         cmd_fail("%s: cannot write: %s", runjson, strerror(errno));
         goto done;
     }
@@ -321,13 +327,16 @@ static int train_exec(int argc, char **argv)
     po.on_message = on_message;
     po.ctx = &pr;
     po.stop_flag = &stop_requested;
+    char ranks[48] = "";
+    if (world)
+        snprintf(ranks, sizeof ranks, "%d ranks x ", world->size);
     if (state.step < po.steps)
         fprintf(stderr,
                 "aim train: %s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d "
-                "(%.2fM trunk + %.2fM head params) | %lld steps x %d | %d threads | %s\n",
+                "(%.2fM trunk + %.2fM head params) | %lld steps x %d | %s%d threads | %s\n",
                 data, (long long)ds->n, ds->c, ds->h, ds->w, c.width, c.depth, c.heads, c.patch,
                 aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
-                (long long)po.steps, po.batch, cmd_threads(), out);
+                (long long)po.steps, po.batch, ranks, cmd_threads(), out);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     aim_pretrain_result res = {0};
@@ -342,10 +351,10 @@ static int train_exec(int argc, char **argv)
                "resume with: aim train --resume %s\n",
                (long long)res.steps_done, (long long)po.steps,
                res.last_checkpoint[0] ? res.last_checkpoint : "(none written)", out);
-        rc = res.last_checkpoint[0] ? 0 : 1;
+        rc = res.last_checkpoint[0] || !lead ? 0 : 1; /* rank 0 writes the checkpoints */
         goto done;
     }
-    if (aim_model_save(m, weights, &e) != 0) {
+    if (lead && aim_model_save(m, weights, &e) != 0) {
         cmd_fail("%s", e.msg);
         goto done;
     }

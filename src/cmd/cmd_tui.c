@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aim/dist.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "ui/tui.h"
@@ -140,6 +141,11 @@ static int tui_exec(int argc, char **argv)
         i++;
     o.argc = argc - i;
     o.argv = argv + i;
+    if (aim_dist_world()) {
+        free(sample);
+        return cmd_fail("tui: the workbench runs in one process (mpirun gives its ranks no "
+                        "terminal); under mpirun use `aim run SCRIPT.lua` or `aim train`");
+    }
     if (!isatty(0) || !isatty(1)) {
         free(sample);
         return cmd_fail("tui: stdin and stdout must be a terminal (for scripts use `aim run`)");

@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -304,8 +305,15 @@ static void render(const aim_dataset *ds, const uint8_t *src, const thread_scrat
 
 void aim_batcher_next(aim_batcher *b, float *x, int32_t *labels, int32_t *prefix)
 {
+    aim_batcher_next_rows(b, 0, b->o.batch, x, labels, prefix);
+}
+
+void aim_batcher_next_rows(aim_batcher *b, int r0, int r1, float *x, int32_t *labels,
+                           int32_t *prefix)
+{
     const aim_dataset *ds = b->ds;
     int B = b->o.batch;
+    assert(0 <= r0 && r0 <= r1 && r1 <= B);
     /* the images of the batch, crossing epochs as needed (serial: it may
      * redraw the cached permutation) */
     for (int j = 0; j < B; j++) {
@@ -324,7 +332,7 @@ void aim_batcher_next(aim_batcher *b, float *x, int32_t *labels, int32_t *prefix
     if (nt < 1)
         nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int j = 0; j < B; j++) {
+    for (int j = r0; j < r1; j++) {
         int t = omp_get_thread_num();
         thread_scratch *s = &b->scratch[t < b->nthreads ? t : 0];
         aim_rng r;
@@ -340,11 +348,11 @@ void aim_batcher_next(aim_batcher *b, float *x, int32_t *labels, int32_t *prefix
         axis_table(ds->w, left, cw, flip, s->x0, s->x1, s->fx);
         axis_table(ds->h, top, ch, 0, s->y0, s->y1, s->fy);
         int64_t i = b->idx[j];
-        render(ds, ds->images + (size_t)i * img, s, b->o.normalize, x + (size_t)j * img);
+        render(ds, ds->images + (size_t)i * img, s, b->o.normalize, x + (size_t)(j - r0) * img);
         if (labels)
-            labels[j] = ds->labels[i];
+            labels[j - r0] = ds->labels[i];
         if (prefix && b->npatches > 0)
-            prefix[j] = pre;
+            prefix[j - r0] = pre;
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include <time.h>
 
+#include "aim/dist.h"
 #include "lua/l_aim.h"
 
 /* aim.clock() -> seconds on a monotonic clock, for timing in scripts */
@@ -35,5 +36,16 @@ int luaopen_aim_core(lua_State *L)
     lua_setfield(L, -2, "clock");
     lua_pushstring(L, PACKAGE_VERSION);
     lua_setfield(L, -2, "version");
+    /* aim.dist = {rank =, size =, mpi =}: which process of an mpirun job
+     * this is (rank 0 of 1 otherwise); mpi = the MPI library or false */
+    const aim_dist *world = aim_dist_world();
+    lua_createtable(L, 0, 3);
+    l_set_int(L, "rank", aim_dist_rank(world));
+    l_set_int(L, "size", aim_dist_size(world));
+    if (aim_dist_library())
+        l_set_str(L, "mpi", aim_dist_library());
+    else
+        l_set_bool(L, "mpi", 0);
+    lua_setfield(L, -2, "dist");
     return 1;
 }

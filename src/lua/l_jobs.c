@@ -25,6 +25,11 @@
  * The per-step work runs under lua_pcall, so a Lua error never unwinds
  * through aim_pretrain: it stops the job and is raised once the C loop has
  * returned and cleaned up. Reconstruction lives in l_recon.c.
+ *
+ * Under mpirun (aim/dist.h) every rank runs the script and so this job; they
+ * train data-parallel on shares of each batch, and only rank 0 writes the
+ * run folder (run.json, metrics, checkpoints, weights) and makes
+ * reconstructions and live probes. Every rank gets the same result table.
  */
 #include "config.h"
 
@@ -35,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/dist.h"
 #include "aim/io.h"
 #include "aim/train.h"
 #include "lua/l_aim.h"
@@ -186,6 +192,19 @@ static int write_run_json(const char *path, const aim_config *c, const aim_pretr
     return 0;
 }
 
+/* Under mpirun every rank must leave aim.pretrain the same way, or the ones
+ * that go on would wait for the others in a collective: a failure on one
+ * rank (a file only it could not read or write) fails them all. Returns 1
+ * when some rank failed. */
+static int any_rank_failed(const aim_dist *d, int failed)
+{
+    int v = failed;
+    aim_dist_max(d, &v, 1);
+    return v;
+}
+
+#define OTHER_RANK_FAILED "pretrain: another rank failed (its message says why)"
+
 static const char *const pretrain_options[] = {
     "steps", "epochs",    "batch",     "lr",  "warmup",  "wd",    "clip", "seed", "crop",
     "flip",  "scale_min", "log_every", "out", "on_step", "every", "run",
@@ -273,6 +292,8 @@ static int l_pretrain(lua_State *L)
                                              c->image, c->channels, c->image));
     aim_pretrain_opts po;
     aim_pretrain_opts_default(&po);
+    po.dist = aim_dist_world();
+    const int lead = aim_dist_rank(po.dist) == 0;
     po.batch = (int)l_opt_int(L, S_OPTS, "batch", 64, 1, 65536);
     po.steps = l_opt_int(L, S_OPTS, "steps", 0, 1, (lua_Integer)1 << 40);
     lua_Number epochs = l_opt_num(L, S_OPTS, "epochs", 0, 0, 1e6);
@@ -303,8 +324,10 @@ static int l_pretrain(lua_State *L)
     if (resume) {
         aim_err re;
         char *dir = resume_into(m, resume, &po, &state, &re);
-        if (!dir)
-            return l_fail(L, re.msg);
+        if (any_rank_failed(po.dist, !dir)) {
+            free(dir);
+            return l_fail(L, dir ? OTHER_RANK_FAILED : re.msg);
+        }
         snprintf(resume_dir, sizeof resume_dir, "%s", dir);
         free(dir);
         if (!out)
@@ -323,13 +346,14 @@ static int l_pretrain(lua_State *L)
     aim_err e;
     const char *metrics = NULL, *weights = NULL;
     if (out) {
-        if (l_mkdir_p(out, &e) != 0)
-            return l_fail(L, e.msg);
         metrics = lua_pushfstring(L, "%s/metrics.jsonl", out);
         weights = lua_pushfstring(L, "%s/model.safetensors", out);
         const char *runjson = lua_pushfstring(L, "%s/run.json", out); /* ... m w r */
-        if (!resume && write_run_json(runjson, c, &po, ds, &e) != 0)
-            return l_fail(L, e.msg);
+        /* rank 0 alone makes and writes the run folder */
+        int bad = lead && (l_mkdir_p(out, &e) != 0 ||
+                           (!resume && write_run_json(runjson, c, &po, ds, &e) != 0));
+        if (any_rank_failed(po.dist, bad))
+            return l_fail(L, bad ? e.msg : OTHER_RANK_FAILED);
         lua_pop(L, 1);
         po.metrics_path = metrics;
     }
@@ -347,7 +371,7 @@ static int l_pretrain(lua_State *L)
     po.probe_every = l_opt_int(L, S_OPTS, "probe_every", 0, 0, (lua_Integer)1 << 40);
     po.probe_images = (int)l_opt_int(L, S_OPTS, "probe_images", 2000, 2, 1 << 30);
     const aim_dataset *recon = opt_images(L, S_OPTS, "recon", c);
-    int recon_idx = recon ? lua_gettop(L) : 0;
+    int recon_idx = recon && lead ? lua_gettop(L) : 0;
     l_board_opts bo = {
         .recon_images = (int)l_opt_int(L, S_OPTS, "recon_images", 4, 0, AIM_RECON_MAX),
         .recon_every = l_opt_int(L, S_OPTS, "recon_every", 0, 0, (lua_Integer)1 << 40),
@@ -399,16 +423,20 @@ static int l_pretrain(lua_State *L)
              res.stopped ? ", stopped" : "");
     float peak = *po.live_lr;
     aim_engine_job_end(sc.eng, summary, res.steps_done ? &sc.last : NULL);
+    int bad = sc.failed || aim_engine_interrupted(sc.eng) || rc != 0, bad_save = 0;
+    if (!bad && lead && weights && aim_model_save(m, weights, &e) != 0)
+        bad = bad_save = 1;
+    int others = any_rank_failed(po.dist, bad);
     if (sc.failed) {
         lua_pushvalue(L, S_ERR);
         return lua_error(L);
     }
     if (aim_engine_interrupted(sc.eng))
         return luaL_error(L, "interrupted!");
-    if (rc != 0)
+    if (rc != 0 || bad_save)
         return l_fail(L, e.msg);
-    if (weights && aim_model_save(m, weights, &e) != 0)
-        return l_fail(L, e.msg);
+    if (others)
+        return l_fail(L, OTHER_RANK_FAILED);
     lua_createtable(L, 0, 14);
     l_set_int(L, "steps", res.steps_done);
     l_set_int(L, "total", po.steps);

@@ -29,6 +29,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "aim/dist.h"
 #include "aim/probe.h"
 #include "lua/l_aim.h"
 
@@ -310,6 +311,9 @@ static int l_lora(lua_State *L)
         aim_probe_free(res.probe);
         return l_job_failure(L, lc.eng, lc.failed, S_ERR, e.msg);
     }
+    /* not data-parallel yet: under mpirun every rank trains alike, rank 0 saves */
+    if (aim_dist_rank(aim_dist_world()) > 0)
+        save = save_adapters = NULL;
     if (save && aim_probe_save_with_model(save, m, res.probe, res.probe_label, &e) != 0) {
         aim_probe_free(res.probe);
         return l_fail(L, e.msg);

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "aim/dist.h"
 #include "aim/inspect.h"
 #include "aim/probe.h"
 #include "lua/l_aim.h"
@@ -293,6 +294,7 @@ static int l_probe_run(lua_State *L)
     aim_probe_job job;
     memset(&job, 0, sizeof job);
     aim_probe_opts_default(&job.train);
+    job.dist = aim_dist_world(); /* features data-parallel under mpirun */
     const char *kind = l_opt_str(L, S_OPTS, "kind", "attentive");
     if (!strcmp(kind, "attentive"))
         job.kind = AIM_PROBE_ATTENTIVE;
@@ -399,7 +401,7 @@ static int l_probe_run(lua_State *L)
         aim_probe_free(res.best_probe);
         return l_job_failure(L, pc.eng, pc.failed, S_ERR, e.msg);
     }
-    if (save && res.best_probe) {
+    if (save && res.best_probe && aim_dist_rank(job.dist) == 0) {
         int bad = !lm || aim_probe_save_with_model(save, lm->m, res.best_probe,
                                                    res.sets[res.best].label, &e) != 0;
         if (bad) {

@@ -95,6 +95,8 @@ struct aim_model {
     int B;                      /* batch of the last forward */
     float loss;
     int have_forward;           /* 1 after a training forward */
+    int64_t norm_count;         /* > 0: the next backward divides by this many
+                                   target tokens (aim_model_set_loss_count) */
     struct aim_prof *prof;      /* NULL unless profiling */
     int nslot;                  /* private gradient slabs, threads 1..nslot */
     float **gslot;              /* [nslot][p.total] */

@@ -573,6 +573,7 @@ static float forward_loss(aim_model *m, const float *x, const int32_t *prefix, i
     m->B = B;
     m->have_forward = !eval;
     m->fb_mode = 0;
+    m->norm_count = 0;
     return m->loss;
 }
 
@@ -829,13 +830,25 @@ static void reduce_slots(aim_model *m, int nt, int tid)
     }
 }
 
+void aim_model_set_loss_count(aim_model *m, int64_t count)
+{
+    m->norm_count = count > 0 ? count : 0;
+}
+
+int64_t aim_model_loss_count(const aim_model *m)
+{
+    return m->have_forward && !m->fb_mode ? loss_count(m->a.prefix, m->B, m->N) : 0;
+}
+
 void aim_model_backward(aim_model *m)
 {
     if (!m->have_forward)
         return;
     double t0 = m->prof ? aim_prof_now() : 0;
     int B = m->B;
-    int64_t count = m->fb_mode ? 0 : loss_count(m->a.prefix, B, m->N);
+    int64_t count = m->fb_mode          ? 0
+                    : m->norm_count > 0 ? m->norm_count
+                                        : loss_count(m->a.prefix, B, m->N);
     int nt = team(m, B, 1);
     if (nt > 1)
         mark_written(m);

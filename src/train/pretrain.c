@@ -3,7 +3,14 @@
  * flips and a random prefix per image, forward, backward, gradient clipping,
  * AdamW with warmup + cosine, a JSON Lines metrics log and a per-step
  * callback for progress, UIs and early stopping. Nothing is allocated inside
- * a step.
+ * a step (of a one-process run).
+ *
+ * Data parallel (o->dist, aim/dist.h): every rank runs this same loop on its
+ * share of each global batch; after the forward the ranks agree on the
+ * batch's loss and target count (one tiny allreduce), each backward divides
+ * by the global count, the gradients are summed (bucketed allreduce), and
+ * clipping and AdamW then see the one-process gradient on every rank. After
+ * each step the ranks agree on whether to stop (a second tiny allreduce).
  */
 #include "config.h"
 
@@ -15,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aim/dist.h"
 #include "aim/metrics.h"
 #include "aim/probe.h"
 #include "aim/tfevents.h"
@@ -225,28 +233,51 @@ static void checkpoint(aim_model *m, const aim_pretrain_opts *o, const aim_train
     free(path);
 }
 
-float aim_validation_loss(aim_model *m, const aim_dataset *ds, int n, int batch, uint64_t seed,
-                          float *x, int32_t *prefix)
+/* sum[0] += loss x targets and sum[1] += targets over images [i0, i1) */
+static void validation_range(aim_model *m, const aim_dataset *ds, int i0, int i1, int batch,
+                             uint64_t seed, float *x, int32_t *prefix, double sum[2])
 {
     const aim_config *c = aim_model_config(m);
     int N = aim_config_tokens(c);
-    if (n > ds->n)
-        n = (int)ds->n;
-    double sum = 0, count = 0;
-    for (int i0 = 0; i0 < n; i0 += batch) {
-        int nb = n - i0 < batch ? n - i0 : batch;
-        aim_dataset_get_batch(ds, i0, nb, 1, x, NULL);
+    for (int j0 = i0; j0 < i1; j0 += batch) {
+        int nb = i1 - j0 < batch ? i1 - j0 : batch;
+        aim_dataset_get_batch(ds, j0, nb, 1, x, NULL);
         double targets = 0;
         for (int b = 0; b < nb; b++) {
-            uint64_t h = aim_hash64(seed ^ aim_hash64((uint64_t)(i0 + b) + 0x7a1ULL));
+            uint64_t h = aim_hash64(seed ^ aim_hash64((uint64_t)(j0 + b) + 0x7a1ULL));
             prefix[b] = 1 + (int32_t)(h % (uint64_t)(N - 1));
             targets += N - prefix[b];
         }
         float l = aim_model_forward(m, x, prefix, nb);
-        sum += (double)l * targets;
-        count += targets;
+        sum[0] += (double)l * targets;
+        sum[1] += targets;
     }
-    return count > 0 ? (float)(sum / count) : 0.0f;
+}
+
+float aim_validation_loss(aim_model *m, const aim_dataset *ds, int n, int batch, uint64_t seed,
+                          float *x, int32_t *prefix)
+{
+    if (n > ds->n)
+        n = (int)ds->n;
+    double sum[2] = {0, 0};
+    validation_range(m, ds, 0, n, batch, seed, x, prefix, sum);
+    return sum[1] > 0 ? (float)(sum[0] / sum[1]) : 0.0f;
+}
+
+/* The same over the ranks: each takes its share of the images in batches of
+ * its share of the training batch; every rank gets the result. */
+static float validation_loss_dist(aim_model *m, const aim_dataset *ds, int n, int batch,
+                                  uint64_t seed, float *x, int32_t *prefix,
+                                  const aim_dist *dist)
+{
+    if (n > ds->n)
+        n = (int)ds->n;
+    int64_t i0, i1;
+    aim_dist_share(dist, n, &i0, &i1);
+    double sum[2] = {0, 0};
+    validation_range(m, ds, (int)i0, (int)i1, batch, seed, x, prefix, sum);
+    aim_dist_sum(dist, sum, 2);
+    return sum[1] > 0 ? (float)(sum[0] / sum[1]) : 0.0f;
 }
 
 int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
@@ -266,7 +297,19 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     if (o->val && (o->val->c != c->channels || o->val->h != c->image || o->val->w != c->image))
         return aim_errf(e, "pretrain: the validation data is %dx%dx%d but the model takes %dx%dx%d",
                         o->val->c, o->val->h, o->val->w, c->channels, c->image, c->image);
-    if (aim_model_reserve(m, o->batch, e) != 0)
+    /* data parallel: this rank's rows [r0, r1) of every batch; rank 0 alone
+     * writes files and runs the live probe */
+    const aim_dist *dist = o->dist;
+    if (o->batch < aim_dist_size(dist))
+        return aim_errf(e, "pretrain: a batch of %d cannot be shared by %d ranks", o->batch,
+                        aim_dist_size(dist));
+    int64_t r0, r1;
+    aim_dist_share(dist, o->batch, &r0, &r1);
+    const int nb = (int)(r1 - r0), lead = aim_dist_rank(dist) == 0;
+    const char *metrics_path = lead ? o->metrics_path : NULL;
+    const char *ckpt_dir = lead ? o->ckpt_dir : NULL;
+    const aim_dataset *probe_test = lead ? o->probe_test : NULL;
+    if (aim_model_reserve(m, nb, e) != 0)
         return -1;
     aim_batcher_opts bo = o->data;
     bo.batch = o->batch;
@@ -276,31 +319,36 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         return -1;
     FILE *mf = NULL;
     aim_tfevents *tf = NULL;
-    if (o->metrics_path && o->resume && truncate_metrics(o->metrics_path, o->resume->step, e)) {
+    int bad = 0; /* the metrics files (rank 0) */
+    if (metrics_path && o->resume && truncate_metrics(metrics_path, o->resume->step, e)) {
+        bad = 1;
+    } else if (metrics_path) {
+        mf = fopen(metrics_path, "a");
+        if (!mf) {
+            aim_errf(e, "%s: cannot open for writing: %s", metrics_path, strerror(errno));
+            bad = 1;
+        } else if (!(tf = open_events(metrics_path, o->resume != NULL, e))) {
+            fclose(mf);
+            mf = NULL;
+            bad = 1;
+        }
+    }
+    if (dist) { /* every rank fails with rank 0, rather than wait for it */
+        int v = bad;
+        aim_dist_max(dist, &v, 1);
+        if (v && !bad)
+            aim_errf(e, "pretrain: another rank failed (its message says why)");
+        bad = v;
+    }
+    if (bad) {
         aim_batcher_free(b);
         return -1;
-    }
-    if (o->metrics_path) {
-        mf = fopen(o->metrics_path, "a");
-        if (mf) {
-            tf = open_events(o->metrics_path, o->resume != NULL, e);
-            if (!tf) {
-                fclose(mf);
-                aim_batcher_free(b);
-                return -1;
-            }
-        }
-        if (!mf) {
-            aim_batcher_free(b);
-            return aim_errf(e, "%s: cannot open for writing: %s", o->metrics_path,
-                            strerror(errno));
-        }
     }
     aim_params *p = aim_model_params(m);
     aim_params_alloc_moments(p);
     size_t img = (size_t)c->channels * c->image * c->image;
-    float *x = aim_xaligned((size_t)o->batch * img * sizeof(float));
-    int32_t *prefix = aim_xmalloc((size_t)o->batch * sizeof(int32_t));
+    float *x = aim_xaligned((size_t)nb * img * sizeof(float));     /* [nb, C, H, W] */
+    int32_t *prefix = aim_xmalloc((size_t)nb * sizeof(int32_t));   /* [nb] */
     int64_t warmup = o->warmup >= 0 ? o->warmup : (int64_t)(0.025 * o->steps);
     if (warmup < 1)
         warmup = 1;
@@ -320,6 +368,16 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         start = o->resume->step;
         aim_batcher_seek(b, o->resume->data_position);
     }
+    if (dist) {
+        /* every rank starts from rank 0's weights, moments and position */
+        aim_dist_bcast(dist, p->data, p->total * sizeof(float));
+        aim_dist_bcast(dist, p->m, p->total * sizeof(float));
+        aim_dist_bcast(dist, p->v, p->total * sizeof(float));
+        int64_t where[2] = {start, (int64_t)aim_batcher_position(b)};
+        aim_dist_bcast(dist, where, sizeof where);
+        start = where[0];
+        aim_batcher_seek(b, (uint64_t)where[1]);
+    }
     double last_ckpt = now_s();
     float best_val = o->resume ? o->resume->best_val : 0;
     int val_images = o->val_images > 0 ? o->val_images : 512;
@@ -334,11 +392,22 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     int rc = 0;
     res->steps_done = start;
     for (int64_t step = start; step < o->steps; step++) {
-        aim_batcher_next(b, x, NULL, prefix);
+        aim_batcher_next_rows(b, (int)r0, (int)r1, x, NULL, prefix);
         aim_params_zero_grad(p);
-        float loss = aim_model_forward(m, x, prefix, o->batch);
-        aim_model_backward(m);
+        float loss = aim_model_forward(m, x, prefix, nb);
         float peak = o->live_lr && *o->live_lr > 0 ? *o->live_lr : o->lr;
+        if (dist) {
+            /* the global batch's loss (a mean over all its target tokens)
+             * and count, and rank 0's peak lr (a console may change it) */
+            double cnt = (double)aim_model_loss_count(m);
+            double g[3] = {(double)loss * cnt, cnt, lead ? peak : 0.0};
+            aim_dist_sum(dist, g, 3);
+            loss = (float)(g[0] / g[1]);
+            peak = (float)g[2];
+            aim_model_set_loss_count(m, (int64_t)g[1]);
+        }
+        aim_model_backward(m);
+        aim_dist_sum_grads(dist, p);
         float lr = aim_lr_at(step, o->steps, warmup, peak);
         /* norm, clip and AdamW in one pass; a non-finite gradient norm skips
          * the update inside it */
@@ -384,6 +453,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         info.eta_s = (t - t0) / (step + 1 - start) * (o->steps - step - 1);
         res->steps_done = step + 1;
         res->final_loss = loss;
+        int fail = 0;
         if (mf && ((step + 1) % log_every == 0 || step + 1 == o->steps)) {
             sink_begin(&sk, step + 1, "train");
             sink_num(&sk, "loss", loss);
@@ -394,16 +464,34 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             sink_num(&sk, "time", info.elapsed_s);
             sink_end(&sk);
             if (ferror(mf)) {
-                rc = aim_errf(e, "%s: write failed", o->metrics_path);
+                rc = aim_errf(e, "%s: write failed", metrics_path);
+                fail = 1;
+            }
+        }
+        int stop = 0;
+        if (!fail) {
+            stop = o->on_step && o->on_step(o->ctx, &info);
+            stop |= o->stop_flag && *o->stop_flag;
+        }
+        if (dist) { /* the ranks stop together */
+            int v[2] = {stop, fail};
+            aim_dist_max(dist, v, 2);
+            stop = v[0];
+            if (v[1] && !fail) {
+                rc = aim_errf(e, "pretrain: stopped at step %lld: another rank failed",
+                              (long long)(step + 1));
                 break;
             }
         }
-        int stop = o->on_step && o->on_step(o->ctx, &info);
-        stop |= o->stop_flag && *o->stop_flag;
+        if (fail)
+            break;
         int req = o->requests ? o->requests(o->ctx) : 0;
         int best_now = 0;
         if (o->val && o->val_every > 0 && ((step + 1) % o->val_every == 0 || step + 1 == o->steps)) {
-            float vl = aim_validation_loss(m, o->val, val_images, o->batch, bo.seed, x, prefix);
+            float vl = dist ? validation_loss_dist(m, o->val, val_images, nb, bo.seed, x, prefix,
+                                                   dist)
+                            : aim_validation_loss(m, o->val, val_images, o->batch, bo.seed, x,
+                                                  prefix);
             res->last_val = vl;
             if (best_val == 0 || vl < best_val) {
                 best_val = vl;
@@ -419,16 +507,16 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             if (o->on_val)
                 o->on_val(o->ctx, step + 1, vl);
         }
-        if ((req & AIM_REQ_PROBE) && !o->probe_test)
+        if ((req & AIM_REQ_PROBE) && !probe_test)
             message(o, "probe: this run has no probe data (probe_test)");
-        if (o->probe_test && ((o->probe_every > 0 && (step + 1) % o->probe_every == 0) ||
-                              (req & AIM_REQ_PROBE))) {
+        if (probe_test && ((o->probe_every > 0 && (step + 1) % o->probe_every == 0) ||
+                           (req & AIM_REQ_PROBE))) {
             int L = c->depth, ni = o->probe_images > 0 ? o->probe_images : 2000;
             float *top1 = aim_xcalloc((size_t)L, sizeof *top1);
             aim_err pe = {{0}};
             if (o->on_probe)
                 o->on_probe(o->ctx, step + 1, NULL, L);
-            if (aim_live_probe(m, ds, ni, o->probe_test, ni / 2, bo.seed, top1, &pe) == 0) {
+            if (aim_live_probe(m, ds, ni, probe_test, ni / 2, bo.seed, top1, &pe) == 0) {
                 if (o->on_probe)
                     o->on_probe(o->ctx, step + 1, top1, L);
                 int best = 0;
@@ -452,9 +540,9 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             }
             free(top1);
         }
-        if (o->ckpt_dir && best_now) {
+        if (ckpt_dir && best_now) {
             aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
-            char *path = aim_xasprintf("%s/best.safetensors", o->ckpt_dir);
+            char *path = aim_xasprintf("%s/best.safetensors", ckpt_dir);
             aim_err be = {{0}};
             if (aim_checkpoint_save(path, m, &eo, &st, &be) != 0) {
                 res->checkpoint_failures++;
@@ -462,9 +550,9 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             }
             free(path);
         }
-        if ((req & AIM_REQ_CHECKPOINT) && !o->ckpt_dir)
+        if ((req & AIM_REQ_CHECKPOINT) && !ckpt_dir)
             message(o, "checkpoint: this run has no checkpoint folder");
-        if (o->ckpt_dir) {
+        if (ckpt_dir) {
             int due = (stop && !(req & AIM_REQ_NO_SAVE)) || step + 1 == o->steps ||
                       (req & AIM_REQ_CHECKPOINT) ||
                       (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) ||
@@ -490,10 +578,16 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         s += recent[i];
     res->mean_loss_last = k ? (float)(s / k) : 0;
     res->seconds = now_s() - t0;
+    /* the ranks' weights must still be bit-identical (they apply the same
+     * update to the same values); say so if the MPI sums were not */
+    if (dist && !aim_dist_same(dist, p->data, p->total * sizeof(float)))
+        message(o, "warning: the ranks' weights differ after step %lld (the gradient sums were "
+                   "not the same on every rank); rank 0's are the ones saved",
+                (long long)res->steps_done);
     if (tf && aim_tfevents_close(tf) != 0 && rc == 0)
-        rc = aim_errf(e, "%s: TensorBoard event file write failed", o->metrics_path);
+        rc = aim_errf(e, "%s: TensorBoard event file write failed", metrics_path);
     if (mf && fclose(mf) != 0 && rc == 0)
-        rc = aim_errf(e, "%s: write failed: %s", o->metrics_path, strerror(errno));
+        rc = aim_errf(e, "%s: write failed: %s", metrics_path, strerror(errno));
     free(x);
     free(prefix);
     aim_batcher_free(b);

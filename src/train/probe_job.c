@@ -74,8 +74,9 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
             setp[s] = bl[s];
         int fb = j->feature_batch > 0 ? j->feature_batch : 64;
         if (aim_features_extract(m, train, 0, fb, nsets, setp, nb, ftr, j->on_features, j->ctx,
-                                 e) ||
-            aim_features_extract(m, test, 0, fb, nsets, setp, nb, fte, j->on_features, j->ctx, e))
+                                 j->dist, e) ||
+            aim_features_extract(m, test, 0, fb, nsets, setp, nb, fte, j->on_features, j->ctx,
+                                 j->dist, e))
             goto done;
     }
     float best_top1 = -1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aim/dist.h"
 #include "aim/probe.h"
 #include "aim/train.h"
 
@@ -118,7 +119,7 @@ int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int bat
                          int nsets, const int *const *sets, const int *set_sizes,
                          aim_feats **out, void (*progress)(void *ctx, int64_t done,
                                                            int64_t total),
-                         void *ctx, aim_err *e)
+                         void *ctx, const aim_dist *dist, aim_err *e)
 {
     const aim_config *c = aim_model_config(m);
     if (ds->c != c->channels || ds->h != c->image || ds->w != c->image)
@@ -157,8 +158,10 @@ int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int bat
     size_t img = (size_t)c->channels * c->image * c->image, row = (size_t)N * D;
     float *x = aim_xaligned((size_t)batch * img * sizeof(float));
     int32_t *lab = aim_xmalloc((size_t)batch * sizeof *lab);
-    for (int64_t i0 = 0; i0 < n; i0 += batch) {
-        int nb = (int)(n - i0 < batch ? n - i0 : batch);
+    int64_t s0, s1; /* this rank's images */
+    aim_dist_share(dist, n, &s0, &s1);
+    for (int64_t i0 = s0; i0 < s1; i0 += batch) {
+        int nb = (int)(s1 - i0 < batch ? s1 - i0 : batch);
         aim_dataset_get_batch(ds, i0, nb, 1, x, lab);
         aim_model_trunk(m, x, NULL, nb, deepest);
         for (int s = 0; s < nsets; s++) {
@@ -176,8 +179,12 @@ int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int bat
                 }
             }
         }
-        if (progress)
-            progress(ctx, i0 + nb, n);
+        if (progress) /* this rank's progress, as a share of the whole */
+            progress(ctx, s1 - s0 == n ? i0 + nb : n * (i0 + nb - s0) / (s1 - s0), n);
+    }
+    for (int s = 0; s < nsets; s++) {
+        aim_dist_allgather(dist, out[s]->data, row * sizeof *out[s]->data, n);
+        aim_dist_allgather(dist, out[s]->labels, sizeof *out[s]->labels, n);
     }
     free(x);
     free(lab);

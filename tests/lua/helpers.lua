@@ -39,6 +39,9 @@ T.is(printed[1], '{x = 1}\ts', "pp prints formatted values")
 T.is(printed[2], "a\n-\n1", "print_table prints the table")
 T.ok(printed[3] and printed[3]:find("aim.pretrain", 1, true), "help() prints an overview")
 T.ok(aim.version:match("^%d+%.%d+%.%d+"), "aim.version: " .. aim.version)
+T.ok(aim.dist.rank == 0 and aim.dist.size == 1 and
+     (aim.dist.mpi == false or type(aim.dist.mpi) == "string"),
+     "aim.dist outside mpirun: rank 0 of 1, mpi = " .. tostring(aim.dist.mpi))
 
 -- aim.args
 local a = aim.args({"steps=20", "lr=3e-4", "name=run1", "flip", "size=8.0"},
