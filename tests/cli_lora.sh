@@ -38,6 +38,14 @@ frozen=$(grep '^frozen attentive probe, blocks 1:' "$T/out")
 gain=$(grep '^gain over the frozen attentive probe: [+-][0-9.]* points ([0-9.]*% -> [0-9.]*%)$' "$T/out")
 ok $(test $rc -eq 0 && test -n "$frozen" && test -n "$gain" && test ! -s "$T/err"; echo $?) "--compare: $frozen | $gain"
 
+# starting from a saved frozen probe (LP-FT), and heads that do not fit
+run_aim probe "$W" --data synthetic --train-limit 300 --test-limit 200 --blocks 1 --epochs 2 --batch 32 --threads 1 --quiet --save "$T/probed.safetensors"
+ok $(test $rc -eq 0; echo $?) "a saved attentive probe"
+run_aim lora "$W" $P --epochs 1 --head "$T/probed.safetensors"
+ok $(test $rc -eq 0 && grep -q '| the saved head |' "$T/err" && grep -q '^lora r=2, probe blocks 1:' "$T/out"; echo $?) "--head FILE: LoRA starts from a saved probe, on its blocks"
+run_aim probe "$W" --data synthetic --train-limit 300 --test-limit 200 --blocks 1 --epochs 1 --batch 32 --threads 1 --quiet --kind linear --save "$T/linear.safetensors"
+expect_error "does not fit" "--head with a linear probe" lora "$W" $P --head "$T/linear.safetensors"
+expect_error "--head and --compare exclude each other" "--head with --compare" lora "$W" $P --head "$T/probed.safetensors" --compare
 expect_error "WEIGHTS" "lora without weights" lora $P
 expect_error "--rank >= 1" "--rank 0" lora "$W" $P --rank 0
 expect_error "--rank 65 exceeds the trunk width 64" "a rank above the width" lora "$W" $P --rank 65

@@ -31,12 +31,15 @@ const struct aim_cmd cmd_lora_entry = {
             "would learn nothing). Everything else is frozen; the adapters and a new\n"
             "attentive probe head on the features of --probe-blocks (default: the\n"
             "middle blocks) train jointly: AdamW, warmup + cosine, the adapters at --lr and\n"
-            "the head at --head-lr, random flips and mild crops. Every step runs the trunk\n"
+            "the head at --head-lr (--augment: random flips and mild crops). Every step runs the trunk\n"
             "forward and backward (down to the lowest adapted block), so an epoch costs\n"
             "about two thirds of a pretraining epoch. WEIGHTS with adapters already\n"
             "(a --save of an earlier run) continue training them.\n"
             "--compare first trains the frozen attentive probe on the same blocks with the\n"
-            "same images (aim probe's protocol) and prints the difference at the end.",
+            "same images (aim probe's protocol), then LoRA starts from that head (linear\n"
+            "probing then fine-tuning, LP-FT; --fresh-head starts from a new one), and\n"
+            "prints the difference at the end. --head FILE starts from a probe saved by\n"
+            "aim probe --save (its blocks become the probe blocks).",
     .exec = lora_exec,
 };
 
@@ -86,8 +89,8 @@ static int parse_blocks(const char *what, const char *s, int *out, int L)
 static int lora_exec(int argc, char **argv)
 {
     const char *data = "fashion-mnist", *blocks_s = NULL, *probe_s = NULL, *save = NULL;
-    const char *save_adapters = NULL;
-    int threads = 0, quiet = 0, no_augment = 0, compare = 0;
+    const char *save_adapters = NULL, *head_file = NULL;
+    int threads = 0, quiet = 0, augment = 0, compare = 0, fresh_head = 0;
     int64_t train_limit = 0, test_limit = 0, seed = 0;
     float probe_lr = 1e-2f;
     int probe_epochs = 15;
@@ -104,10 +107,12 @@ static int lora_exec(int argc, char **argv)
         {"lr", OPT_FLOAT, &job.lr, "LR", "adapters' peak learning rate (default 1e-3)"},
         {"head-lr", OPT_FLOAT, &job.head_lr, "LR", "head's peak learning rate (default 3e-3)"},
         {"wd", OPT_FLOAT, &job.weight_decay, "WD", "head weight decay (default 0.05)"},
-        {"no-augment", OPT_FLAG, &no_augment, NULL, "no flips or crops"},
+        {"augment", OPT_FLAG, &augment, NULL, "random flips and mild crops (off: they cost points here)"},
         {"train-limit", OPT_I64, &train_limit, "N", "use the first N training images"},
         {"test-limit", OPT_I64, &test_limit, "N", "use the first N test images"},
         {"compare", OPT_FLAG, &compare, NULL, "first the frozen attentive probe, same blocks"},
+        {"fresh-head", OPT_FLAG, &fresh_head, NULL, "with --compare: LoRA's head starts anew"},
+        {"head", OPT_STR, &head_file, "FILE", "start the head from a probe saved by aim probe --save"},
         {"probe-epochs", OPT_INT, &probe_epochs, "E", "with --compare: its epochs (default 15)"},
         {"probe-lr", OPT_FLOAT, &probe_lr, "LR", "with --compare: its lr (default 1e-2)"},
         {"seed", OPT_I64, &seed, "S", "seed (default 0)"},
@@ -131,7 +136,7 @@ static int lora_exec(int argc, char **argv)
                         "--alpha and --wd >= 0 are needed");
     if (compare && (probe_epochs < 1 || !(probe_lr > 0)))
         return cmd_fail("lora: --probe-epochs >= 1 and --probe-lr > 0 are needed");
-    job.augment = !no_augment;
+    job.augment = augment;
     job.seed = (uint64_t)seed;
     cmd_set_threads(threads);
     aim_err e = {{0}};
@@ -141,11 +146,40 @@ static int lora_exec(int argc, char **argv)
     const aim_config c = *aim_model_config(m);
     int rc = 1;
     aim_dataset *tr = NULL, *te = NULL;
+    aim_probe *start_head = NULL; /* the head LoRA starts from (NULL: a new one) */
     if (blocks_s && (job.nblocks = parse_blocks("--blocks", blocks_s, job.blocks, c.depth)) < 0)
         goto done;
     if (probe_s && (job.nprobe = parse_blocks("--probe-blocks", probe_s, job.probe_blocks,
                                               c.depth)) < 0)
         goto done;
+    if (head_file) {
+        if (compare) {
+            cmd_fail("lora: --head and --compare exclude each other");
+            goto done;
+        }
+        int hb[64], hn = 0;
+        start_head = aim_probe_load(head_file, hb, &hn, &e);
+        if (!start_head) {
+            cmd_fail("%s", e.msg);
+            goto done;
+        }
+        int hN, hD, hH;
+        aim_probe_shape(start_head, &hN, &hD, &hH);
+        if (aim_probe_get_kind(start_head) != AIM_PROBE_ATTENTIVE || hN != aim_config_tokens(&c) ||
+            hD != c.width || hH != c.heads) {
+            cmd_fail("lora: %s: the head does not fit: LoRA trains an attentive head on %d "
+                     "tokens x %d with %d heads, this is a%s probe on %d x %d",
+                     head_file, aim_config_tokens(&c), c.width, c.heads,
+                     aim_probe_get_kind(start_head) == AIM_PROBE_ATTENTIVE ? "n attentive"
+                                                                           : " linear",
+                     hN, hD);
+            goto done;
+        }
+        if (!probe_s && hn > 0) { /* the head reads the blocks it was trained on */
+            job.nprobe = hn;
+            memcpy(job.probe_blocks, hb, (size_t)hn * sizeof *hb);
+        }
+    }
     if (aim_lora_job_resolve(&job, c.depth, &e) != 0) {
         cmd_fail("%s", e.msg);
         goto done;
@@ -186,7 +220,10 @@ static int lora_exec(int argc, char **argv)
             cmd_fail("%s", e.msg);
             goto done;
         }
-        aim_probe_free(pr.best_probe);
+        if (fresh_head)
+            aim_probe_free(pr.best_probe);
+        else
+            start_head = pr.best_probe; /* LP-FT: LoRA starts from this head */
         frozen = pr.sets[0].test_top1;
         snprintf(label, sizeof label, "%s", pr.sets[0].label);
         printf("frozen attentive probe, blocks %s: %.2f%% test top-1 (%.0f s)\n", label, frozen,
@@ -201,6 +238,7 @@ static int lora_exec(int argc, char **argv)
     job.on_step = on_step;
     job.on_epoch = on_epoch;
     job.ctx = &lc;
+    job.init_head = start_head;
     uint64_t trunk = aim_config_trunk_params(&c);
     /* the same numbers the job reports, known before it starts */
     uint64_t per_block = 6ull * (uint64_t)rank * (uint64_t)c.width;
@@ -208,11 +246,12 @@ static int lora_exec(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "aim lora: %s | rank %d alpha %g on %d block(s): %llu adapter values = %.3f%% "
-                "of the trunk's %.2fM | %lld + %lld images | %d epochs x %lld steps of %d | "
-                "%d threads\n",
+                "of the trunk's %.2fM | %s head | %lld + %lld images | %d epochs x %lld steps "
+                "of %d | %d threads\n",
                 li.rank ? "continuing its adapters" : "new adapters", rank, alpha, nad,
                 (unsigned long long)(per_block * nad), 100.0 * per_block * nad / trunk,
-                trunk / 1e6, (long long)tr->n, (long long)te->n, job.epochs,
+                trunk / 1e6, start_head ? (head_file ? "the saved" : "the frozen probe's") : "a new",
+                (long long)tr->n, (long long)te->n, job.epochs,
                 (long long)(tr->n / job.batch), job.batch, cmd_threads());
     aim_lora_result res;
     if (aim_lora_run(m, tr, te, &job, &res, &e) != 0) {
@@ -247,6 +286,7 @@ static int lora_exec(int argc, char **argv)
     }
     aim_probe_free(res.probe);
 done:
+    aim_probe_free(start_head);
     aim_dataset_free(tr);
     aim_dataset_free(te);
     aim_model_free(m);

@@ -10,7 +10,8 @@
  * only for new adapters: when m has some, they go on training as they are -
  * probe_blocks = {..} (default the middle blocks, as aim.probe), epochs
  * (4), batch (64), lr (the adapters', 1e-3), head_lr (3e-3), wd (the
- * head's, 0.05), augment (flips and mild crops, true), seed, save = path
+ * head's, 0.05), augment (flips and mild crops, false), seed, head = an
+ * aim.probe or aim.probe result to start the head from (LP-FT), save = path
  * (trunk + adapters + head), save_adapters = path (the adapters alone),
  * on_epoch = function(e) with e = {epoch =, loss =, train_top1 =,
  * test_top1 =} after every epoch and on_step = function(info) after every
@@ -188,7 +189,7 @@ static void blocks_label(const int *b, int n, char *buf, size_t len)
 static const char *const lora_options[] = {
     "rank",    "alpha", "blocks", "probe_blocks", "epochs",        "batch",
     "lr",      "head_lr", "wd",   "augment",      "seed",          "save",
-    "save_adapters", "on_epoch", "on_step", NULL,
+    "save_adapters", "on_epoch", "on_step", "head", NULL,
 };
 
 static int l_lora(lua_State *L)
@@ -213,8 +214,29 @@ static int l_lora(lua_State *L)
     job.lr = (float)l_opt_num(L, S_OPTS, "lr", job.lr, 1e-12, 10);
     job.head_lr = (float)l_opt_num(L, S_OPTS, "head_lr", job.head_lr, 1e-12, 10);
     job.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", job.weight_decay, 0, 10);
-    job.augment = l_opt_bool(L, S_OPTS, "augment", 1);
+    job.augment = l_opt_bool(L, S_OPTS, "augment", 0);
     job.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
+    /* head = an aim.probe (or an aim.probe result): LoRA starts from it,
+     * reading its blocks unless probe_blocks says otherwise (LP-FT) */
+    l_probe *head = NULL;
+    if (lua_istable(L, S_OPTS)) {
+        lua_getfield(L, S_OPTS, "head");
+        if (!lua_isnil(L, -1)) {
+            int at = lua_gettop(L);
+            if (!lua_istable(L, at) && !luaL_testudata(L, at, L_PROBE_MT))
+                return luaL_argerror(L, S_OPTS, "option 'head' must be an aim.probe or an "
+                                                "aim.probe result");
+            head = l_probe_opt(L, at);
+        }
+        lua_pop(L, 1); /* the options table keeps it alive */
+    }
+    if (head) {
+        job.init_head = head->p;
+        if (job.nprobe == 0 && head->nblocks > 0) {
+            job.nprobe = head->nblocks;
+            memcpy(job.probe_blocks, head->blocks, (size_t)head->nblocks * sizeof(int));
+        }
+    }
     const char *save = l_opt_str(L, S_OPTS, "save", NULL);
     const char *save_adapters = l_opt_str(L, S_OPTS, "save_adapters", NULL);
     int t1 = l_opt_get(L, S_OPTS, "on_step");  /* S_ONSTEP */

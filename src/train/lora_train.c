@@ -28,7 +28,7 @@ void aim_lora_job_default(aim_lora_job *j)
     j->lr = 1e-3f;
     j->head_lr = 3e-3f;
     j->weight_decay = 0.05f;
-    j->augment = 1;
+    j->augment = 0;
 }
 
 int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e)
@@ -149,6 +149,27 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
         return -1;
     }
     aim_params *hp = aim_probe_params(pr);
+    if (j->init_head) {
+        aim_probe *ih = (aim_probe *)j->init_head; /* read only */
+        int n1, d1, h1, n2, d2, h2;
+        aim_probe_shape(ih, &n1, &d1, &h1);
+        aim_probe_shape(pr, &n2, &d2, &h2);
+        aim_params *ip = aim_probe_params(ih);
+        if (aim_probe_get_kind(ih) != AIM_PROBE_ATTENTIVE || n1 != n2 || d1 != d2 ||
+            h1 != h2 || aim_probe_classes(ih) != K || ip->total != hp->total) {
+            aim_errf(e, "lora: the starting head (a %s probe, %d tokens x %d, %d heads, %d "
+                        "classes) does not fit this trunk and data (%d x %d, %d heads, %d "
+                        "classes)",
+                     aim_probe_get_kind(ih) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear", n1,
+                     d1, h1, aim_probe_classes(ih), n2, d2, h2, K);
+            aim_probe_free(pr);
+            for (int i = 0; i < mp->n; i++)
+                mp->t[i].flags = flags[i];
+            free(flags);
+            return -1;
+        }
+        memcpy(hp->data, ip->data, hp->total * sizeof(float));
+    }
     r->trainable = aim_params_count(mp, 1) + aim_params_count(hp, 1);
     aim_params_alloc_moments(mp);
     aim_params_alloc_moments(hp);

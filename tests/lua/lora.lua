@@ -120,6 +120,24 @@ T.fails("not this one", "load_lora onto another trunk", other.load_lora, other, 
 T.write(T.path("corrupt.safetensors"), "\8\0\0\0\0\0\0\0{bad}   ")
 T.fails("corrupt.safetensors", "load_lora of a corrupt file", aim.load(BASE).load_lora, aim.load(BASE), T.path("corrupt.safetensors"))
 
+-- ------------------------------------------------------------ aim.lora from a trained head (LP-FT)
+do
+    local mh = assert(aim.load(BASE))
+    local pr = aim.probe(mh, tr, te, {blocks = {2}, epochs = 3, batch = 32})
+    local frozen = pr.best.test_top1
+    -- one step at a tiny learning rate: the head it starts from decides the result
+    local rh = aim.lora(mh, tr, te, {head = pr, epochs = 1, batch = 32, lr = 1e-9, head_lr = 1e-9})
+    T.ok(rh and aim.format(rh.probe_blocks) == "{2}" and math.abs(rh.test_top1 - frozen) < 2,
+         string.format("head = an aim.probe result: LoRA starts from that head and its blocks (%.1f%% -> %.1f%%)",
+                       frozen, rh and rh.test_top1 or -1))
+    local rn = aim.lora(assert(aim.load(BASE)), tr, te, {probe_blocks = {2}, epochs = 1, batch = 32, lr = 1e-9, head_lr = 1e-9})
+    T.ok(rn.test_top1 < frozen - 5, string.format("... a new head at that rate is far below it (%.1f%%)", rn.test_top1))
+    local lin = aim.probe(aim.load(BASE), tr, te, {blocks = {2}, kind = "linear", epochs = 1, batch = 32})
+    local ok, err = aim.lora(aim.load(BASE), tr, te, {head = lin, epochs = 1, batch = 32})
+    T.ok(ok == nil and tostring(err):find("does not fit", 1, true), "a linear probe as the head: nil, message: " .. tostring(err))
+    T.raises("option 'head' must be", "head = a number raises", function() aim.lora(aim.load(BASE), tr, te, {head = 3}) end)
+end
+
 -- ------------------------------------------------------------ aim.lora on a model without adapters, saving
 local m2 = assert(aim.load(BASE))
 local SAVE, SAVEA = T.path("lora.safetensors"), T.path("lora-adapters.safetensors")
