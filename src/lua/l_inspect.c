@@ -78,17 +78,18 @@ int l_model_pca(lua_State *L)
     if (aim_inspect_pca(m, x->data, B, block, k, proj->data, mean->data, comps->data, var,
                         &total, &e) != 0)
         return luaL_error(L, "%s", e.msg);
-    lua_pop(L, 1); /* proj info */
-    l_set_int(L, "block", block);
-    l_set_num(L, "total", total);
+    /* the variance tables while var (the userdata on top) is still anchored */
     for (int pass = 0; pass < 2; pass++) {
-        lua_createtable(L, k, 0);
+        lua_createtable(L, k, 0); /* proj info var t */
         for (int j = 0; j < k; j++) {
             lua_pushnumber(L, pass ? (total > 0 ? var[j] / total : 0) : var[j]);
             lua_rawseti(L, -2, j + 1);
         }
-        lua_setfield(L, -2, pass ? "explained" : "variance");
+        lua_setfield(L, -3, pass ? "explained" : "variance");
     }
+    lua_pop(L, 1); /* proj info */
+    l_set_int(L, "block", block);
+    l_set_num(L, "total", total);
     return 2;
 }
 
