@@ -91,11 +91,12 @@ static void silence_rank(void)
 
 /* at exit: a failed rank ends the whole job, the others leave MPI. The
  * pause lets a rank that failed first (and whose failure stopped this one)
- * print its own message before the job is torn down. */
+ * print its own message before the job is torn down; on a loaded machine
+ * that rank can be seconds behind (CI lost its message with 300 ms). */
 static void dist_exit(int status, void *arg)
 {
     if (status != 0) {
-        usleep(300 * 1000);
+        sleep(3);
         aim_dist_abort(status);
     }
     aim_dist_finalize();
