@@ -89,16 +89,15 @@ static void silence_rank(void)
     fail_fd = keep;
 }
 
-/* at exit: a failed rank ends the whole job, the others leave MPI. The
- * pause lets a rank that failed first (and whose failure stopped this one)
- * print its own message before the job is torn down; on a loaded machine
- * that rank can be seconds behind (CI lost its message with 300 ms). */
+/* at exit: a failed rank waits (up to 20 s) for the others. When they all
+ * failed together (the jobs agree on failures each step), every rank has
+ * printed its own message and MPI ends normally; otherwise this rank ends
+ * the whole job (MPI_Abort) so nobody waits for it forever. (Aborting at
+ * once lost the first rank's message on a loaded machine.) */
 static void dist_exit(int status, void *arg)
 {
-    if (status != 0) {
-        sleep(3);
+    if (status != 0 && aim_dist_meet(20.0) != 0)
         aim_dist_abort(status);
-    }
     aim_dist_finalize();
 }
 

@@ -39,6 +39,10 @@ void aim_dist_finalize(void);
  * after a failure on this one, so the others never wait for it. Returns
  * only when MPI is not running. */
 void aim_dist_abort(int status);
+/* Front ends, at a failed exit: wait up to `seconds` for every rank to get
+ * here too (a failure they all saw: each has printed its message, and MPI
+ * can end normally). 0 if they did, -1 if not (then abort). */
+int aim_dist_meet(double seconds);
 /* "Open MPI v4.1.4, ..." for --version, or NULL in a build without MPI. */
 const char *aim_dist_library(void);
 

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "aim/dist.h"
@@ -70,6 +71,28 @@ void aim_dist_abort(int status)
 {
     if (world_up)
         MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
+}
+
+int aim_dist_meet(double seconds)
+{
+    if (!world_up)
+        return 0;
+    MPI_Request req;
+    if (MPI_Ibarrier(MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return -1;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int done = 0;
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) * 1e-9 > seconds)
+            return -1; /* the request stays pending: MPI_Abort follows */
+        struct timespec nap = {0, 10 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
 }
 
 const char *aim_dist_library(void)
@@ -196,6 +219,11 @@ void aim_dist_finalize(void)
 
 void aim_dist_abort(int status)
 {
+}
+
+int aim_dist_meet(double seconds)
+{
+    return 0;
 }
 
 const char *aim_dist_library(void)
