@@ -72,12 +72,13 @@ local test = aim.data.default("test", {channels = cfg.channels, size = cfg.image
 print(string.format("model: %s\ndata:  %s\ntest:  %s", tostring(m), tostring(train), tostring(test)))
 local label = table.concat(probe_blocks, ",")
 
-local frozen
+local frozen, head
 if a.compare then
     print(string.format("frozen attentive probe on blocks %s first (%d epochs, lr %g)", label, a.probe_epochs, a.probe_lr))
     local p = aim.probe(m, train, test, {blocks = probe_blocks, kind = "attentive", epochs = a.probe_epochs,
                                          lr = a.probe_lr, batch = math.min(256, #train), seed = a.seed})
     frozen = p.best
+    head = p -- LoRA starts from this head (linear probing, then fine-tuning)
 end
 
 print(string.format("LoRA rank %d on blocks %s, head on blocks %s (%d epochs, lr %g, head lr %g)", a.rank,
@@ -85,7 +86,7 @@ print(string.format("LoRA rank %d on blocks %s, head on blocks %s (%d epochs, lr
 local epochs = {}
 local r, lerr = aim.lora(m, train, test, {rank = a.rank, alpha = a.alpha > 0 and a.alpha or nil, blocks = blocks,
                                     probe_blocks = probe_blocks, epochs = a.epochs, batch = a.batch,
-                                    lr = a.lr, head_lr = a.head_lr, seed = a.seed,
+                                    lr = a.lr, head_lr = a.head_lr, seed = a.seed, head = head,
                                     save = a.save ~= "" and a.save or nil,
                                     on_epoch = function(e) epochs[#epochs + 1] = e end})
 if not r then error(lerr, 0) end
