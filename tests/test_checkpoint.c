@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aim/io.h"
 #include "aim/train.h"
@@ -238,5 +239,30 @@ int main(void)
     free(d2);
     aim_model_free(m1);
     aim_dataset_free(ds);
+    /* pruning: temporaries of a killed writer go, this process's own stays */
+    {
+        char dir[600], mine[700], cmd[1400];
+        snprintf(dir, sizeof dir, "%s", tap_path("prune"));
+        mkdir(dir, 0700);
+        const char *names[] = {"best.safetensors.tmp.999999999", "ckpt-5.safetensors.tmp.1",
+                               "model.safetensors.tmp.42", "notes.txt"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(cmd, sizeof cmd, "%s/%s", dir, names[i]);
+            tap_write(cmd, "x", 1);
+        }
+        snprintf(mine, sizeof mine, "%s/best.safetensors.tmp.%ld", dir, (long)getpid());
+        tap_write(mine, "x", 1);
+        aim_checkpoint_prune(dir, 3);
+        struct stat sb;
+        int gone = 1;
+        for (int i = 0; i < 3; i++) {
+            snprintf(cmd, sizeof cmd, "%s/%s", dir, names[i]);
+            gone &= stat(cmd, &sb) != 0;
+        }
+        snprintf(cmd, sizeof cmd, "%s/notes.txt", dir);
+        tap_ok(gone && stat(cmd, &sb) == 0 && stat(mine, &sb) == 0,
+               "prune removes the temporaries a killed writer left (checkpoints, best, model), "
+               "keeps this process's own and other files");
+    }
     return tap_done();
 }

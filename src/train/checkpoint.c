@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "aim/io.h"
@@ -429,10 +430,16 @@ void aim_checkpoint_prune(const char *dir, int keep)
                 steps = aim_xrealloc(steps, (size_t)cap * sizeof *steps);
             }
             steps[n++] = st;
-        } else if (!strncmp(de->d_name, "ckpt-", 5) && strstr(de->d_name, ".safetensors.tmp.")) {
-            char *p = aim_xasprintf("%s/%s", dir, de->d_name);
-            remove(p);
-            free(p);
+        } else if (strstr(de->d_name, ".safetensors.tmp.")) {
+            /* a checkpoint, best.safetensors or model.safetensors half written
+             * by a process that was killed (not this one's: it writes one file
+             * at a time and is not writing now) */
+            const char *pid = strstr(de->d_name, ".safetensors.tmp.") + 17;
+            if (strtol(pid, NULL, 10) != (long)getpid()) {
+                char *p = aim_xasprintf("%s/%s", dir, de->d_name);
+                remove(p);
+                free(p);
+            }
         }
     }
     closedir(d);
