@@ -157,6 +157,8 @@ static int parse_line(const char *s, size_t len, aim_metric *r, char *run, size_
             if (!number(&l, &v))
                 return -1;
             if (!strcmp(key, "step")) {
+                if (!(v >= 0 && v < 9.0e18)) /* null (NaN), negative or huge: not a step */
+                    return -1;
                 r->step = (int64_t)v;
                 have_step = 1;
             } else if (nk < 64) {
