@@ -42,27 +42,30 @@ static int fail_fd = -1;
 
 int cmd_fail(const char *fmt, ...)
 {
-    va_list ap;
     fflush(stdout);
+    /* the whole line in one write: under mpirun two ranks' messages would
+     * otherwise interleave piece by piece */
+    char line[2048];
+    int at = snprintf(line, sizeof line, "aim: ");
     const aim_dist *world = aim_dist_world();
-    FILE *f = stderr;
-    if (fail_fd >= 0) {
-        fflush(stderr);
-        f = fdopen(dup(fail_fd), "w");
-        if (!f)
-            return 1;
-    }
-    fputs("aim: ", f);
     if (world)
-        fprintf(f, "rank %d: ", world->rank);
+        at += snprintf(line + at, sizeof line - (size_t)at, "rank %d: ", world->rank);
+    va_list ap;
     va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
+    int k = vsnprintf(line + at, sizeof line - (size_t)at, fmt, ap);
     va_end(ap);
-    fputc('\n', f);
-    if (f != stderr)
-        fclose(f);
-    else
-        fflush(f);
+    at += k < 0 ? 0 : k;
+    if (at > (int)sizeof line - 2)
+        at = (int)sizeof line - 2;
+    line[at++] = '\n';
+    fflush(stderr);
+    int fd = fail_fd >= 0 ? fail_fd : 2;
+    for (int off = 0; off < at;) {
+        ssize_t w = write(fd, line + off, (size_t)(at - off));
+        if (w <= 0)
+            break;
+        off += (int)w;
+    }
     return 1;
 }
 
