@@ -143,6 +143,31 @@ int main(void)
     check_eval(eng, "lr(1e-3)", AIM_EVAL_ERROR, "no job is running", "lr without a job");
     check_eval(eng, "type(aim.pretrain), type(stop)", AIM_EVAL_OK, "function\tfunction",
                "aim and the console globals are there");
+    /* memory: a runaway allocation is an error and the state goes on, even
+     * when the garbage is still referenced (so the next line's own strings
+     * cannot be allocated either: that must be an error, not Lua's panic) */
+    check_eval(eng, "select(2, aim.memory_limit(24 * 2^20)) < 24 * 2^20", AIM_EVAL_OK, "true",
+               "memory: the limit can be lowered");
+    check_eval(eng, "hog = {} for i = 1, 1e9 do hog[i] = ('x'):rep(200) .. i end",
+               AIM_EVAL_ERROR, "not enough memory (Lua values and tensors may use 24.0 MiB",
+               "memory: a runaway loop stops at the limit with an explanation");
+    check_eval(eng, "local s = {} for i = 1, 1e6 do s[i] = ('y'):rep(500) .. i end return #s",
+               AIM_EVAL_ERROR, "not enough memory",
+               "memory: still full (the hog is referenced): the next line fails cleanly too");
+    check_eval(eng, "hog = nil collectgarbage() return select(2, aim.memory_limit()) < 8 * 2^20",
+               AIM_EVAL_OK, "true", "memory: released when the garbage is collected");
+    check_eval(eng, "aim.tensor.zeros{4096, 4096}", AIM_EVAL_ERROR,
+               "not enough memory for a tensor of shape [4096,4096]",
+               "memory: tensor storage counts against the limit");
+    check_eval(eng, "local t = aim.tensor.zeros{1024, 1024} local a, b = aim.memory_limit() "
+                    "return b > 4 * 2^20",
+               AIM_EVAL_OK, "true", "memory: a live tensor is counted");
+    check_eval(eng, "collectgarbage() collectgarbage() return select(2, aim.memory_limit()) < 4 * 2^20",
+               AIM_EVAL_OK, "true", "memory: a collected tensor is given back");
+    check_eval(eng, "aim.memory_limit(1000)", AIM_EVAL_ERROR, "under 1 MiB",
+               "memory: a limit too small to run is refused");
+    check_eval(eng, "aim.memory_limit(0) == 0", AIM_EVAL_OK, "true", "memory: 0 = no limit");
+
     char *text = NULL;
     char *argv[] = {"a"};
     aim_eval_status st = aim_engine_run_file(eng, "/nonexistent/x.lua", 1, argv, &text);

@@ -151,6 +151,13 @@ check $? "Ctrl-C interrupts the runaway line"
 sleep 0.5
 a=$(step_now); sleep 1.5; b=$(step_now)
 check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "... and the job goes on ($a -> $b)"
+type_line 'aim.memory_limit(96 * 2^20) local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(100) .. i end'
+wait_for "not enough memory (Lua values"
+check $? "a console line that eats memory stops at the limit with an error"
+sleep 0.5
+a=$(step_now); sleep 1.5; b=$(step_now)
+check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "... and the job goes on ($a -> $b)"
+type_line 'aim.memory_limit(0)'
 type_line 'os.exit(3)'
 wait_for "quit?"
 check $? "os.exit in the console asks first while a job runs"

@@ -187,7 +187,7 @@ void aim_engine_free(aim_engine *eng)
         free(n->r.text);
         free(n);
     }
-    lua_close(eng->L);
+    l_host_close(eng->L);
     pthread_cond_destroy(&eng->cv);
     pthread_mutex_destroy(&eng->mu);
     free(eng->inspect);

@@ -6,18 +6,131 @@
  * incomplete input detected by the "<eof>" syntax error).
  *
  * The host's context (the engine pointer) lives in the registry under the
- * address of `engine_key`, never in a C global.
+ * address of `engine_key`, never in a C global. The state allocates through
+ * a memory account (l_mem, the allocator's user data): Lua's own memory and
+ * tensor storage are counted against a limit, so a runaway allocation is a
+ * Lua error ("not enough memory", catchable by pcall) and not the kernel's
+ * OOM killer ending the program with its training run.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
 #include "lua/l_aim.h"
 
 static const char engine_key = 'e';
+
+/* ------------------------------------------------------------ memory */
+
+struct l_mem {
+    size_t used, limit; /* bytes; limit 0 = none */
+    size_t grace;       /* allowed beyond the limit while the host itself
+                           compiles a line or formats results, so that after
+                           a script filled memory `big = nil` still runs */
+};
+
+#define HOST_GRACE ((size_t)4 << 20)
+
+l_mem *l_mem_of(lua_State *L)
+{
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+int l_mem_take(l_mem *m, size_t n)
+{
+    size_t limit = m->limit + m->grace;
+    if (m->limit && (n > limit || m->used > limit - n))
+        return -1;
+    m->used += n;
+    return 0;
+}
+
+void l_mem_give(l_mem *m, size_t n)
+{
+    m->used = n < m->used ? m->used - n : 0;
+}
+
+size_t l_mem_used(const l_mem *m)
+{
+    return m->used;
+}
+
+size_t l_mem_limit(const l_mem *m)
+{
+    return m->limit;
+}
+
+void l_mem_set_limit(l_mem *m, size_t limit)
+{
+    m->limit = limit;
+}
+
+/* lua_Alloc with the account: a block that would pass the limit is refused
+ * (NULL), which Lua turns into a memory error after a full collection */
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    l_mem *m = ud;
+    if (!ptr)
+        osize = 0; /* osize then codes the object's type */
+    if (nsize == 0) {
+        free(ptr);
+        l_mem_give(m, osize);
+        return NULL;
+    }
+    if (nsize > osize && l_mem_take(m, nsize - osize) != 0)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        if (nsize > osize)
+            l_mem_give(m, nsize - osize);
+        return NULL;
+    }
+    if (nsize < osize)
+        l_mem_give(m, osize - nsize);
+    return p;
+}
+
+/* half the machine's memory: enough for any script, and a runaway one stops
+ * before the machine runs out */
+static size_t default_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || size <= 0)
+        return (size_t)4 << 30;
+    return (size_t)pages / 2 * (size_t)size;
+}
+
+static void fmt_bytes(char *buf, size_t len, size_t n)
+{
+    if (n >= (size_t)1 << 30)
+        snprintf(buf, len, "%.1f GiB", (double)n / (1 << 30));
+    else
+        snprintf(buf, len, "%.1f MiB", (double)n / (1 << 20));
+}
+
+void l_mem_status(const l_mem *m, char *buf, size_t len)
+{
+    char lim[32], used[32];
+    fmt_bytes(lim, sizeof lim, m->limit);
+    fmt_bytes(used, sizeof used, m->used);
+    snprintf(buf, len, "Lua values and tensors may use %s, %s in use; aim.memory_limit(bytes) "
+                       "changes the limit", lim, used);
+}
+
+void l_mem_explain(lua_State *L)
+{
+    char st[160];
+    l_mem_status(l_mem_of(L), st, sizeof st);
+    lua_pop(L, 1);
+    lua_pushfstring(L, "not enough memory (%s)", st);
+}
 
 aim_engine *l_engine(lua_State *L)
 {
@@ -56,6 +169,15 @@ static int load_embedded(lua_State *L)
     lua_pushstring(L, m->module); /* f name */
     lua_call(L, 1, 1);
     return 1;
+}
+
+/* an error outside any protected call (lauxlib's panic): say what it was */
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "aim: PANIC: unprotected error in a Lua call (%s)\n",
+            msg ? msg : "error object is not a string");
+    return 0; /* abort */
 }
 
 /* message handler: the message plus a traceback (lua.c's msghandler) */
@@ -98,19 +220,32 @@ static int open_state(lua_State *L)
 
 lua_State *l_host_open(aim_engine *eng, aim_err *e)
 {
-    lua_State *L = luaL_newstate();
+    l_mem *m = aim_xcalloc(1, sizeof *m);
+    m->limit = default_limit();
+    lua_State *L = lua_newstate(l_alloc, m);
     if (!L) {
+        free(m);
         aim_errf(e, "lua: cannot create a state (out of memory)");
         return NULL;
     }
+    lua_atpanic(L, panic);
     lua_pushcfunction(L, open_state);
     lua_pushlightuserdata(L, eng);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         aim_errf(e, "lua: %s", lua_tostring(L, -1));
-        lua_close(L);
+        l_host_close(L);
         return NULL;
     }
     return L;
+}
+
+void l_host_close(lua_State *L)
+{
+    if (!L)
+        return;
+    l_mem *m = l_mem_of(L);
+    lua_close(L);
+    free(m);
 }
 
 /* Format the n values on top of the stack as the console shows them, with
@@ -180,73 +315,147 @@ static int compile(lua_State *L, const char *code, const char *name, int repl)
     return luaL_loadbuffer(L, code, strlen(code), name);
 }
 
-aim_eval_status l_host_eval(lua_State *L, const char *code, const char *name, int repl,
-                            char **text)
+/* What the protected bodies below get and give back. Everything that may
+ * allocate in Lua runs inside them: near the memory limit even pushing a
+ * string can fail, and that error must land in a pcall, not in Lua's panic
+ * handler (which would end the program). */
+typedef struct run_args {
+    const char *code, *name, *path;
+    int repl, argc;
+    char *const *argv;
+    char *text;          /* malloc'd result or message */
+    aim_eval_status rc;
+} run_args;
+
+static void set_text(run_args *a, lua_State *L)
+{
+    free(a->text);
+    a->text = dup_top(L);
+}
+
+/* (args) -> (): compile and run a->code */
+static int eval_body(lua_State *L)
+{
+    run_args *a = lua_touserdata(L, 1);
+    int top = lua_gettop(L);
+    l_mem *m = l_mem_of(L);
+    lua_pushcfunction(L, traceback); /* args tb */
+    m->grace = HOST_GRACE;
+    int st = compile(L, a->code, a->name ? a->name : "=stdin", a->repl); /* args tb f|msg */
+    if (st != LUA_OK) {
+        a->rc = a->repl && st == LUA_ERRSYNTAX && incomplete(L) ? AIM_EVAL_INCOMPLETE
+                                                                 : AIM_EVAL_ERROR;
+        if (st == LUA_ERRMEM)
+            l_mem_explain(L);
+        set_text(a, L);
+        return 0;
+    }
+    m->grace = 0;
+    st = lua_pcall(L, 0, LUA_MULTRET, top + 1); /* args tb results... | args tb msg */
+    m->grace = HOST_GRACE;
+    if (st != LUA_OK) {
+        a->rc = AIM_EVAL_ERROR;
+        if (st == LUA_ERRMEM)
+            l_mem_explain(L);
+        set_text(a, L);
+        return 0;
+    }
+    int n = lua_gettop(L) - (top + 1);
+    a->rc = AIM_EVAL_OK;
+    if (n == 0) {
+        free(a->text);
+        a->text = aim_xstrdup("");
+    } else {
+        format_values(L, n); /* args tb s */
+        set_text(a, L);
+    }
+    return 0;
+}
+
+/* (args) -> (): arg = {...}, load and run a->path */
+static int run_file_body(lua_State *L)
+{
+    run_args *a = lua_touserdata(L, 1);
+    int top = lua_gettop(L);
+    a->rc = AIM_EVAL_ERROR;
+    luaL_checkstack(L, a->argc + 8, "too many script arguments");
+    /* arg = {[0] = path, argv...}, as lua.c builds it */
+    lua_createtable(L, a->argc, 1);
+    lua_pushstring(L, a->path);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < a->argc; i++) {
+        lua_pushstring(L, a->argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+    lua_pushcfunction(L, traceback); /* args tb */
+    int st = luaL_loadfile(L, a->path);
+    if (st == LUA_OK) {
+        for (int i = 0; i < a->argc; i++)
+            lua_pushstring(L, a->argv[i]); /* args tb f args... */
+        st = lua_pcall(L, a->argc, 0, top + 1);
+    }
+    if (st != LUA_OK) {
+        if (st == LUA_ERRMEM)
+            l_mem_explain(L);
+        set_text(a, L);
+        return 0;
+    }
+    a->rc = AIM_EVAL_OK;
+    return 0;
+}
+
+/* Run body(args) protected; an error that escaped it (a memory error while
+ * building a message) becomes the text, made without Lua's help. */
+static aim_eval_status run_protected(lua_State *L, lua_CFunction body, run_args *a)
 {
     int top = lua_gettop(L);
     l_engine_chunk_begin(l_engine(L));
-    aim_eval_status rc;
+    a->rc = AIM_EVAL_ERROR;
     if (!lua_checkstack(L, 8)) {
-        *text = aim_xstrdup("lua: stack overflow");
-        return AIM_EVAL_ERROR;
+        a->text = aim_xstrdup("lua: stack overflow");
+        return a->rc;
     }
-    lua_pushcfunction(L, traceback); /* tb */
-    int st = compile(L, code, name ? name : "=stdin", repl); /* tb f|msg */
+    lua_pushcfunction(L, body);
+    lua_pushlightuserdata(L, a);
+    int st = lua_pcall(L, 1, 0, 0);
+    l_mem_of(L)->grace = 0;
     if (st != LUA_OK) {
-        rc = repl && st == LUA_ERRSYNTAX && incomplete(L) ? AIM_EVAL_INCOMPLETE : AIM_EVAL_ERROR;
-        *text = dup_top(L);
-        lua_settop(L, top);
-        return rc;
-    }
-    st = lua_pcall(L, 0, LUA_MULTRET, top + 1); /* tb results... | tb msg */
-    if (st != LUA_OK) {
-        *text = dup_top(L);
-        lua_settop(L, top);
-        return AIM_EVAL_ERROR;
-    }
-    int n = lua_gettop(L) - (top + 1);
-    if (n == 0) {
-        *text = aim_xstrdup("");
-    } else {
-        format_values(L, n); /* tb s */
-        *text = dup_top(L);
+        a->rc = AIM_EVAL_ERROR;
+        free(a->text);
+        if (st == LUA_ERRMEM) {
+            char m[160];
+            l_mem_status(l_mem_of(L), m, sizeof m);
+            a->text = aim_xasprintf("not enough memory (%s)", m);
+        } else {
+            const char *msg = lua_tostring(L, -1);
+            a->text = aim_xstrdup(msg ? msg : "lua: error");
+        }
     }
     lua_settop(L, top);
-    return AIM_EVAL_OK;
+    if (!a->text)
+        a->text = aim_xstrdup("");
+    return a->rc;
+}
+
+aim_eval_status l_host_eval(lua_State *L, const char *code, const char *name, int repl,
+                            char **text)
+{
+    run_args a = {.code = code, .name = name, .repl = repl};
+    aim_eval_status rc = run_protected(L, eval_body, &a);
+    *text = a.text;
+    return rc;
 }
 
 aim_eval_status l_host_run_file(lua_State *L, const char *path, int argc, char *const *argv,
                                 char **text)
 {
-    int top = lua_gettop(L);
-    l_engine_chunk_begin(l_engine(L));
-    *text = NULL;
-    if (!lua_checkstack(L, argc + 8)) {
-        *text = aim_xstrdup("lua: too many script arguments");
-        return AIM_EVAL_ERROR;
+    run_args a = {.path = path, .argc = argc, .argv = argv};
+    aim_eval_status rc = run_protected(L, run_file_body, &a);
+    if (rc == AIM_EVAL_OK) { /* as before: no text on success */
+        free(a.text);
+        a.text = NULL;
     }
-    /* arg = {[0] = path, argv...}, as lua.c builds it */
-    lua_createtable(L, argc, 1);
-    lua_pushstring(L, path);
-    lua_rawseti(L, -2, 0);
-    for (int i = 0; i < argc; i++) {
-        lua_pushstring(L, argv[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_setglobal(L, "arg");
-    lua_pushcfunction(L, traceback); /* tb */
-    if (luaL_loadfile(L, path) != LUA_OK) {
-        *text = dup_top(L);
-        lua_settop(L, top);
-        return AIM_EVAL_ERROR;
-    }
-    for (int i = 0; i < argc; i++)
-        lua_pushstring(L, argv[i]); /* tb f args... */
-    if (lua_pcall(L, argc, 0, top + 1) != LUA_OK) {
-        *text = dup_top(L);
-        lua_settop(L, top);
-        return AIM_EVAL_ERROR;
-    }
-    lua_settop(L, top);
-    return AIM_EVAL_OK;
+    *text = a.text;
+    return rc;
 }

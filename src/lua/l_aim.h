@@ -31,6 +31,26 @@
  * print() through the engine, the aim modules in package.preload, the global
  * `aim` and the console globals. NULL with a message on failure. */
 lua_State *l_host_open(aim_engine *eng, aim_err *e);
+/* Close a state made by l_host_open (and free its memory account). */
+void l_host_close(lua_State *L);
+/* The state's memory account: everything Lua allocates plus tensor storage
+ * is counted against a limit (default: half the machine's memory), so a
+ * runaway script gets Lua's "not enough memory" error instead of the
+ * machine's OOM killer taking the whole program (and its training run). */
+typedef struct l_mem l_mem;
+l_mem *l_mem_of(lua_State *L);
+/* Count n more bytes; -1 (nothing counted) when that would pass the limit. */
+int l_mem_take(l_mem *m, size_t n);
+void l_mem_give(l_mem *m, size_t n);
+size_t l_mem_used(const l_mem *m);
+size_t l_mem_limit(const l_mem *m);
+/* 0 = no limit */
+void l_mem_set_limit(l_mem *m, size_t limit);
+/* Replace the message of a memory error on top of the stack with one that
+ * says what the limit is and how to change it. */
+void l_mem_explain(lua_State *L);
+/* "Lua values and tensors may use 12.0 GiB, 1.2 MiB in use; ..." */
+void l_mem_status(const l_mem *m, char *buf, size_t len);
 /* The engine a state belongs to (from the registry). */
 aim_engine *l_engine(lua_State *L);
 /* See aim_engine_eval / aim_engine_run_file. */
@@ -91,6 +111,7 @@ typedef struct l_storage {
     int refs;
     size_t n;      /* floats */
     float *data;
+    l_mem *mem;    /* the account n floats are counted in */
 } l_storage;
 
 typedef struct l_tensor {
@@ -104,6 +125,10 @@ l_tensor *l_tensor_check(lua_State *L, int idx);
 l_tensor *l_tensor_test(lua_State *L, int idx); /* NULL if not a live tensor */
 /* Push an empty tensor userdata with its metatable (safe to collect). */
 l_tensor *l_tensor_push_empty(lua_State *L);
+/* Give t (empty) a new storage of n floats (zeroed when zero != 0), counted
+ * in the state's memory account; NULL (t unchanged) when over the limit or
+ * out of memory. */
+float *l_storage_new(lua_State *L, l_tensor *t, size_t n, int zero);
 /* Push a new zeroed tensor; raises on a shape that is too large. */
 l_tensor *l_tensor_push(lua_State *L, int ndim, const int64_t *shape);
 size_t l_tensor_numel(const l_tensor *t);

@@ -19,6 +19,29 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* aim.memory_limit([bytes]) -> limit, used: what Lua values and tensors may
+ * use together (bytes; 0 = no limit) and use now; with an argument, sets the
+ * limit first (0 or false: none). A limit below what is in use is allowed:
+ * new allocations fail until enough is collected. */
+static int l_memory_limit(lua_State *L)
+{
+    l_mem *m = l_mem_of(L);
+    if (!lua_isnoneornil(L, 1)) {
+        if (lua_isboolean(L, 1) && !lua_toboolean(L, 1)) {
+            l_mem_set_limit(m, 0);
+        } else {
+            lua_Number v = luaL_checknumber(L, 1);
+            luaL_argcheck(L, v >= 0 && v <= 0x1p62, 1, "expected bytes >= 0 (0: no limit)");
+            luaL_argcheck(L, v == 0 || v >= (1 << 20), 1,
+                          "a limit under 1 MiB would leave Lua unable to run");
+            l_mem_set_limit(m, (size_t)v);
+        }
+    }
+    lua_pushinteger(L, (lua_Integer)l_mem_limit(m));
+    lua_pushinteger(L, (lua_Integer)l_mem_used(m));
+    return 2;
+}
+
 int luaopen_aim_core(lua_State *L)
 {
     lua_createtable(L, 0, 24); /* aim */
@@ -34,6 +57,8 @@ int luaopen_aim_core(lua_State *L)
     l_open_inspect(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
+    lua_pushcfunction(L, l_memory_limit);
+    lua_setfield(L, -2, "memory_limit");
     lua_pushstring(L, PACKAGE_VERSION);
     lua_setfield(L, -2, "version");
     /* aim.dist = {rank =, size =, mpi =}: which process of an mpirun job

@@ -25,9 +25,28 @@
 static void storage_release(l_storage *s)
 {
     if (s && --s->refs == 0) {
+        l_mem_give(s->mem, s->n * sizeof(float));
         free(s->data);
         free(s);
     }
+}
+
+float *l_storage_new(lua_State *L, l_tensor *t, size_t n, int zero)
+{
+    l_mem *mem = l_mem_of(L);
+    if (l_mem_take(mem, n * sizeof(float)) != 0)
+        return NULL;
+    l_storage *st = malloc(sizeof *st);
+    float *data = !st ? NULL : zero ? calloc(n, sizeof(float)) : malloc(n * sizeof(float));
+    if (!data) {
+        free(st);
+        l_mem_give(mem, n * sizeof(float));
+        return NULL;
+    }
+    *st = (l_storage){.refs = 1, .n = n, .data = data, .mem = mem};
+    t->st = st;
+    t->data = data;
+    return data;
 }
 
 size_t l_tensor_numel(const l_tensor *t)
@@ -70,15 +89,11 @@ l_tensor *l_tensor_push(lua_State *L, int ndim, const int64_t *shape)
     if (aim_shape_numel(shape, ndim, AIM_MAX_ALLOC / sizeof(float), &n) != 0)
         luaL_error(L, "tensor shape %s is too large", s);
     l_tensor *t = l_tensor_push_empty(L); /* t */
-    l_storage *st = malloc(sizeof *st);
-    float *data = st ? calloc((size_t)n, sizeof(float)) : NULL;
-    if (!data) {
-        free(st);
-        luaL_error(L, "not enough memory for a tensor of shape %s", s);
+    if (!l_storage_new(L, t, (size_t)n, 1)) {
+        char st[160];
+        l_mem_status(l_mem_of(L), st, sizeof st);
+        luaL_error(L, "not enough memory for a tensor of shape %s (%s)", s, st);
     }
-    *st = (l_storage){.refs = 1, .n = (size_t)n, .data = data};
-    t->st = st;
-    t->data = data;
     t->ndim = ndim;
     memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     return t;

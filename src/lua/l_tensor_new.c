@@ -32,12 +32,12 @@ static int tensor_load(lua_State *L)
     else if (a.dtype != AIM_F32 && a.dtype != AIM_U8 && a.dtype != AIM_F64 &&
              a.dtype != AIM_I32 && a.dtype != AIM_I64)
         bad = "this dtype is not supported (float32, uint8, float64, int32, int64 are)";
-    l_storage *st = bad ? NULL : malloc(sizeof *st);
-    float *data = st ? malloc(n * sizeof(float)) : NULL;
+    float *data = bad ? NULL : l_storage_new(L, t, n, 0);
     if (!data) {
-        free(st);
         aim_array_free(&a);
-        return l_fail(L, lua_pushfstring(L, "%s: %s", path, bad ? bad : "not enough memory"));
+        return l_fail(L, lua_pushfstring(L, "%s: %s", path,
+                                         bad ? bad : "not enough memory for its values "
+                                                     "(aim.memory_limit)"));
     }
     for (size_t i = 0; i < n; i++) {
         switch (a.dtype) {
@@ -48,9 +48,6 @@ static int tensor_load(lua_State *L)
         default: data[i] = (float)((const int64_t *)a.data)[i]; break;
         }
     }
-    *st = (l_storage){.refs = 1, .n = n, .data = data};
-    t->st = st;
-    t->data = data;
     t->ndim = a.ndim ? a.ndim : 1;
     memcpy(t->shape, shape, (size_t)t->ndim * sizeof *shape);
     aim_array_free(&a);
