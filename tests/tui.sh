@@ -69,6 +69,15 @@ wait_gone() {
 }
 # the step counter of the status line
 step_now() { screen | sed -n '1s/.*step \([0-9][0-9]*\)\/.*/\1/p'; }
+# check_steps moving|still SECONDS LABEL: the counter moves (or stays) over SECONDS
+check_steps() {
+    a=$(step_now); sleep "$2"; b=$(step_now)
+    if [ "$1" = moving ]; then
+        check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "$3 ($a -> $b)"
+    else
+        check $(test -n "$a" && test "$a" = "$b"; echo $?) "$3 ($a -> $b)"
+    fi
+}
 keys() { tm send-keys -t "$sess" "$@"; sleep 0.3; }
 type_text() { tm send-keys -t "$sess" -l "$1"; }
 type_line() { type_text "$1"; tm send-keys -t "$sess" Enter; }
@@ -125,8 +134,7 @@ check $? "a Lua expression typed in the console shows its value"
 type_line 'error("boom-" .. 1)'
 wait_for "boom-1" && wait_for "stack traceback"
 check $? "an error shows its traceback in the console"
-a=$(step_now); sleep 1; b=$(step_now)
-check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "... and training goes on ($a -> $b)"
+check_steps moving 1 "... and training goes on"
 type_text 'aim.data.fash'
 keys Tab
 wait_for "aim.data.fashion_mnist"
@@ -143,40 +151,34 @@ wait_for "46001 bytes"
 check $? "a huge print keeps its start and says how much it lost"
 type_line 'while true do end'
 sleep 1
-a=$(step_now); sleep 1; b=$(step_now)
-check $(test -n "$a" && test "$a" = "$b"; echo $?) "a runaway console line holds the job ($a -> $b)"
+check_steps still 1 "a runaway console line holds the job"
 keys C-c
 wait_for "interrupted!"
 check $? "Ctrl-C interrupts the runaway line"
 sleep 0.5
-a=$(step_now); sleep 1.5; b=$(step_now)
-check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "... and the job goes on ($a -> $b)"
+check_steps moving 1.5 "... and the job goes on"
 type_line 'aim.memory_limit(96 * 2^20) local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(100) .. i end'
 wait_for "not enough memory (Lua values"
 check $? "a console line that eats memory stops at the limit with an error"
 sleep 0.5
-a=$(step_now); sleep 1.5; b=$(step_now)
-check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "... and the job goes on ($a -> $b)"
+check_steps moving 1.5 "... and the job goes on"
 type_line 'aim.memory_limit(0)'
 type_line 'os.exit(3)'
 wait_for "quit?"
 check $? "os.exit in the console asks first while a job runs"
 keys Escape
 wait_gone "quit?"
-a=$(step_now); sleep 1.5; b=$(step_now)
-check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "Esc: no quitting, training goes on ($a -> $b)"
+check_steps moving 1.5 "Esc: no quitting, training goes on"
 keys Escape
 
 keys Space
 wait_for "paused"
 check $? "Space pauses the job"
 sleep 0.5
-a=$(step_now); sleep 1.5; b=$(step_now)
-check $(test -n "$a" && test "$a" = "$b"; echo $?) "the step counter stops while paused ($a -> $b)"
+check_steps still 1.5 "the step counter stops while paused"
 keys Space
 wait_gone "paused"
-a=$(step_now); sleep 1.5; b=$(step_now)
-check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "Space resumes: the counter moves again ($a -> $b)"
+check_steps moving 1.5 "Space resumes: the counter moves again"
 
 tm resize-window -t "$sess" -x 120 -y 40
 sleep 1
