@@ -50,6 +50,22 @@ len=$(printf '%s' "$h" | wc -c)
 printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000%s12345678" "$h" >"$T/other.safetensors"
 expect_error "no \"image\"" "a safetensors file without AIM metadata" loss "$T/other.safetensors" --images "$T/x.npy" --prefix 3
 
+# TensorBoard images: with validation, the reconstructions of 4 validation
+# images at each validation point (--recon-images, 0 = none); the PNGs
+# themselves are decoded and checked in tests/test_train.c
+run_aim train --data synthetic --limit 256 --preset micro --steps 20 --batch 8 --val-every 10 \
+    --val-images 32 --out "$T/rv" --threads 1
+nimg=$(grep -a -o 'recon/val' "$T/rv/events.out.tfevents.aim" 2>/dev/null | wc -l)
+ok $(test $rc -eq 0 && test "$nimg" -eq 2; echo $?) "with --val-every 10 of 20 steps the event file holds 2 recon/val images ($nimg)"
+run_aim train --data synthetic --limit 256 --preset micro --steps 20 --batch 8 --val-every 10 \
+    --val-images 32 --recon-images 0 --out "$T/rv0" --threads 1
+nimg=$(grep -a -o 'recon/val' "$T/rv0/events.out.tfevents.aim" 2>/dev/null | wc -l)
+ok $(test $rc -eq 0 && test "$nimg" -eq 0 && grep -a -q 'val/val_loss' "$T/rv0/events.out.tfevents.aim"; echo $?) "--recon-images 0: no images, the validation scalars are there"
+ok $(cmp -s "$T/rv/model.safetensors" "$T/rv0/model.safetensors"; echo $?) "the images change nothing in the training: identical weights with and without"
+expect_error "0..8" "--recon-images above 8 is refused" train --data synthetic --recon-images 9
+run_aim train --help
+ok $(test $rc -eq 0 && grep -q -- '--recon-images' "$T/out"; echo $?) "aim train --help lists --recon-images"
+
 # bench runs and reports MFU
 run_aim bench --preset micro --batch 4 --steps 2 --gemm-seconds 0.1
 ok $(test $rc -eq 0 && grep -q 'MFU' "$T/out" && grep -q '^training' "$T/out"; echo $?) "aim bench reports training and forward MFU"

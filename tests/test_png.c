@@ -540,6 +540,18 @@ static void check_grid(int c)
     const uint8_t *p11 = im.data + ((size_t)1 * W + 1) * c;
     const uint8_t *p22 = im.data + ((size_t)2 * W + 2) * c;
     tap_ok(p11[0] == 100 && p22[0] == 100 && im.data[0] == bv, "grid c=%d: spot values", c);
+    /* in memory (aim_png_encode_grid): the same encoder, so the same bytes
+     * as the file, and the grid's size */
+    uint8_t *file = NULL, *mem = NULL;
+    size_t flen = 0, mlen = 0;
+    int mw = 0, mh = 0;
+    int mrc = aim_png_encode_grid(imgs, n, c, h, w, cols, border, scale, bv, &mem, &mlen, &mw,
+                                  &mh, &e);
+    aim_read_file(path, 1 << 20, &file, &flen, &e);
+    tap_ok(mrc == 0 && mw == W && mh == H && file && mlen == flen && !memcmp(mem, file, flen),
+           "grid c=%d in memory: %dx%d, the file's %zu bytes exactly", c, mw, mh, mlen);
+    free(file);
+    free(mem);
     aim_image_free(&im);
     free(imgs);
 }
@@ -558,6 +570,13 @@ static void grid_errors(void)
            e.msg);
     tap_ok(aim_png_write_grid(p, px, 2, 2, 2, 2, 2, 1, 1, 0, &e) == -1, "grid: c = 2 refused: %s",
            e.msg);
+    uint8_t *mem = (uint8_t *)1;
+    size_t mlen = 1;
+    tap_ok(aim_png_encode_grid(px, 2, 2, 2, 2, 2, 1, 1, 0, &mem, &mlen, NULL, NULL, &e) == -1 &&
+               mem == NULL && mlen == 0 && tap_contains(e.msg, "<memory>"),
+           "grid in memory: c = 2 refused, nothing returned: %s", e.msg);
+    tap_ok(aim_png_encode(px, 2, 2, 2, &mem, &mlen, &e) == -1 && mem == NULL,
+           "encode in memory refuses 2 channels: %s", e.msg);
     tap_ok(aim_png_write_grid(p, px, 2, 1, 2, 2, 2, -1, 1, 0, &e) == -1,
            "grid: negative border refused: %s", e.msg);
     tap_ok(aim_png_write_grid(p, px, 2, 1, 2, 2, 2, 1, 100000, 0, &e) == -1 &&

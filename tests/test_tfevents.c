@@ -1,75 +1,20 @@
 /*
  * test_tfevents.c - the TensorBoard writer against values computed
  * independently here: published CRC-32C vectors (RFC 3720) and a bitwise
- * CRC, TFRecord framing, and the Event/Summary protobufs decoded by hand.
+ * CRC, TFRecord framing, and the Event/Summary protobufs decoded by hand;
+ * reconstruction grids as image summaries, read back to the pixel
+ * (tests/tfread.h).
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/io.h"
+#include "aim/recon.h"
 #include "aim/tfevents.h"
 #include "tap.h"
-
-/* bit-by-bit CRC-32C, independent of the table-driven one */
-static uint32_t crc_bitwise(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
-    }
-    return ~c;
-}
-
-static uint64_t varint(const uint8_t **p)
-{
-    uint64_t v = 0;
-    int shift = 0;
-    while (**p & 0x80) {
-        v |= (uint64_t)(**p & 0x7f) << shift;
-        shift += 7;
-        (*p)++;
-    }
-    v |= (uint64_t)**p << shift;
-    (*p)++;
-    return v;
-}
-
-typedef struct field {
-    int num, wire;
-    uint64_t u;           /* varint */
-    const uint8_t *data;  /* length-delimited / fixed */
-    size_t len;
-} field;
-
-/* decode the fields of one message into f[] (max 8) */
-static int decode(const uint8_t *p, size_t n, field *f)
-{
-    const uint8_t *end = p + n;
-    int k = 0;
-    while (p < end && k < 8) {
-        uint64_t key = varint(&p);
-        f[k].num = (int)(key >> 3);
-        f[k].wire = (int)(key & 7);
-        if (f[k].wire == 0) {
-            f[k].u = varint(&p);
-        } else if (f[k].wire == 2) {
-            f[k].len = varint(&p);
-            f[k].data = p;
-            p += f[k].len;
-        } else if (f[k].wire == 1) {
-            f[k].data = p, f[k].len = 8, p += 8;
-        } else if (f[k].wire == 5) {
-            f[k].data = p, f[k].len = 4, p += 4;
-        } else {
-            return -1;
-        }
-        k++;
-    }
-    return p == end ? k : -1;
-}
+#include "tfread.h"
 
 int main(void)
 {
@@ -168,6 +113,96 @@ int main(void)
     tap_ok(count == 4, "reopening appends (4 records, one header)");
     free(buf);
     free(path);
+
+    /* a real reconstruction grid: 2 images of 4 x 4 pixels with known
+     * values, grey (through aim_recon_png + aim_tfevents_image, scale 3) and
+     * RGB (through aim_recon_summary, scale aim_recon_scale(4) = 4), read
+     * back: un-framed with the CRCs checked, the protobuf decoded down to
+     * Summary.Value.image, the PNG decoded by libpng, every pixel compared */
+    {
+        const int B = 2, H = 4, bd = AIM_RECON_BORDER;
+        float *cells[2][3]; /* [grey | rgb][input | prediction | target] */
+        for (int g = 0; g < 2; g++) {
+            int C = g ? 3 : 1;
+            for (int j = 0; j < 3; j++) {
+                cells[g][j] = malloc(sizeof(float) * B * C * H * H);
+                for (int b = 0; b < B; b++)
+                    for (int ch = 0; ch < C; ch++)
+                        for (int q = 0; q < H * H; q++) {
+                            int val8 = (37 * (b * 3 + j) + 71 * ch + 13 * q + 1) % 256;
+                            cells[g][j][((size_t)b * C + ch) * H * H + q] = val8 / 255.0f;
+                        }
+            }
+        }
+        uint8_t *gpng;
+        size_t plen;
+        int pw = 0, ph = 0;
+        int grc = aim_recon_png(cells[0][0], cells[0][1], cells[0][2], B, 1, H, 3, &gpng, &plen,
+                                &pw, &ph, &e);
+        tap_ok(grc == 0 &&
+                   pw == 3 * H * 3 + 4 * bd && ph == B * H * 3 + (B + 1) * bd,
+               "aim_recon_png: a %d x %d grid (3 cells of 4 px x 3 per row, %d px borders)", pw,
+               ph, bd);
+        char *ipath = aim_xstrdup(tap_path("images.tfevents"));
+        aim_tfevents *iw = aim_tfevents_open_path(ipath, &e);
+        int wrote = iw && aim_tfevents_image(iw, "recon/val", 5, 1700000002.0, ph, pw, 1, gpng,
+                                             plen) == 0;
+        wrote &= iw && aim_recon_summary(iw, "recon/board", 9, cells[1][0], cells[1][1],
+                                         cells[1][2], B, 3, H, &e) == 0;
+        wrote &= aim_tfevents_close(iw) == 0;
+        tap_ok(wrote, "two image summaries written: %s", wrote ? "ok" : e.msg);
+        free(gpng);
+        uint8_t *ib = NULL;
+        size_t in = 0;
+        aim_read_file(ipath, 1 << 20, &ib, &in, &e);
+        tf_image ti[4];
+        int crc = 0, records = 0;
+        int ni = ib ? tf_images(ib, in, ti, 4, &crc, &records) : -1;
+        tap_ok(ni == 2 && records == 3 && crc, "the file: %d records (header + 2 images), %d "
+                                               "images, every masked CRC right", records, ni);
+        for (int g = 0; g < 2 && ni == 2; g++) {
+            int C = g ? 3 : 1, sc = g ? 4 : 3;
+            int W = 3 * H * sc + 4 * bd, Hh = B * H * sc + (B + 1) * bd;
+            tap_ok(!strcmp(ti[g].tag, g ? "recon/board" : "recon/val") &&
+                       ti[g].step == (g ? 9 : 5) && ti[g].height == Hh && ti[g].width == W &&
+                       ti[g].colorspace == C && ti[g].png && ti[g].len > 8,
+                   "image %d: tag %s, step %lld, height %d, width %d, colorspace %d, %zu PNG "
+                   "bytes",
+                   g + 1, ti[g].tag, (long long)ti[g].step, ti[g].height, ti[g].width,
+                   ti[g].colorspace, ti[g].len);
+            int dw = 0, dh = 0, color = -1;
+            uint8_t *pix = tf_png_pixels(ti[g].png, ti[g].len, C, &dw, &dh, &color);
+            int same = pix && dw == W && dh == Hh && color == (C == 3), bad_at = -1;
+            for (int Y = 0; same && Y < Hh; Y++)
+                for (int X = 0; same && X < W; X++)
+                    for (int ch = 0; same && ch < C; ch++) {
+                        /* which cell, if any: borders of bd pixels around cells of H*sc */
+                        int cx = (X - bd) / (H * sc + bd), xx = (X - bd) % (H * sc + bd);
+                        int cy = (Y - bd) / (H * sc + bd), yy = (Y - bd) % (H * sc + bd);
+                        int want = 255;
+                        if (X >= bd && Y >= bd && xx < H * sc && yy < H * sc) {
+                            int q = (yy / sc) * H + xx / sc;
+                            want = (37 * (cy * 3 + cx) + 71 * ch + 13 * q + 1) % 256;
+                        }
+                        if (pix[((size_t)Y * W + X) * C + ch] != want) {
+                            same = 0;
+                            bad_at = Y * W + X;
+                        }
+                    }
+            tap_ok(same, "image %d: the decoded %s PNG (%d x %d) is the grid, pixel for pixel%s",
+                   g + 1, C == 3 ? "RGB" : "grey", dw, dh, bad_at >= 0 ? " (a pixel differs)" : "");
+            free(pix);
+        }
+        free(ib);
+        free(ipath);
+        tap_ok(aim_recon_png(cells[0][0], cells[0][1], cells[0][2], B, 2, H, 1, &gpng, &plen,
+                             NULL, NULL, &e) == -1 && gpng == NULL &&
+                   tap_contains(e.msg, "2 channels"),
+               "a 2-channel grid is refused: %s", e.msg);
+        for (int g = 0; g < 2; g++)
+            for (int j = 0; j < 3; j++)
+                free(cells[g][j]);
+    }
     tap_ok(aim_tfevents_open(tap_path("missing/dir"), &e) == NULL && tap_contains(e.msg, "missing/dir"),
            "an unwritable folder is an error: %s", e.msg);
     return tap_done();

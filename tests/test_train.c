@@ -1,7 +1,8 @@
 /*
  * test_train.c - AdamW against a hand computation, the warmup + cosine
  * schedule, gradient clipping, and the pretraining loop: the loss falls on
- * synthetic data, the same seed gives the same losses, metrics are logged.
+ * synthetic data, the same seed gives the same losses, metrics are logged,
+ * reconstruction grids reach the TensorBoard event file (recon_images).
  */
 #include "config.h"
 
@@ -9,8 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include "aim/recon.h"
 #include "aim/train.h"
 #include "tap.h"
+#include "tfread.h"
 
 typedef struct record {
     float loss[64];
@@ -38,6 +43,31 @@ static int change_lr(void *ctx, const aim_step_info *s)
     if (s->step == 4)
         p->live = 1e-4f;
     return 0;
+}
+
+/* counts the steps whose info carries the job's event file, and those
+ * without */
+static int count_events(void *ctx, const aim_step_info *s)
+{
+    int *n = ctx;
+    n[s->events ? 0 : 1]++;
+    return 0;
+}
+
+/* The image summaries of dir/events.out.tfevents.aim into im[max]; -1 if
+ * the file is missing or malformed or a CRC is wrong. *records: all records. */
+static int read_images(const char *dir, tf_image *im, int max, uint8_t **buf, int *records)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/events.out.tfevents.aim", dir);
+    size_t n;
+    aim_err e;
+    *buf = NULL;
+    if (aim_read_file(path, 1 << 26, buf, &n, &e) != 0)
+        return -1;
+    int crc_ok = 0;
+    int k = tf_images(*buf, n, im, max, &crc_ok, records);
+    return crc_ok ? k : -1;
 }
 
 static int stop_at_3(void *ctx, const aim_step_info *s)
@@ -261,6 +291,97 @@ int main(void)
         free(x);
         aim_batcher_free(bt);
         aim_model_free(md);
+    }
+    /* reconstruction images: the first recon_images validation images at
+     * each validation point, "recon/val" in the event file beside the log */
+    {
+        aim_synth_opts vo = so;
+        vo.n = 32;
+        vo.seed = 2;
+        aim_dataset *val = aim_data_synthetic(&vo, &e);
+        char dir[2][512];
+        snprintf(dir[0], sizeof dir[0], "%s", tap_path("recon2"));
+        snprintf(dir[1], sizeof dir[1], "%s", tap_path("recon0"));
+        mkdir(dir[0], 0755);
+        mkdir(dir[1], 0755);
+        aim_pretrain_opts ro;
+        aim_pretrain_opts_default(&ro);
+        ro.steps = 6;
+        ro.batch = 8;
+        ro.lr = 3e-3f;
+        ro.val = val;
+        ro.val_every = 4; /* steps 4 and 6 (the last) */
+        ro.val_images = 16;
+        int seen[2] = {0, 0};
+        ro.on_step = count_events;
+        ro.ctx = seen;
+        char mpath[2][600];
+        int nimg[2], records[2];
+        tf_image im[2][4];
+        uint8_t *buf[2];
+        int rcs[2];
+        for (int run = 0; run < 2; run++) {
+            snprintf(mpath[run], sizeof mpath[run], "%s/metrics.jsonl", dir[run]);
+            ro.metrics_path = mpath[run];
+            ro.recon_images = run == 0 ? 2 : 0;
+            aim_model *mr = aim_model_new(&c, 7, &e);
+            rcs[run] = aim_pretrain(mr, ds, &ro, &res, &e);
+            aim_model_free(mr);
+            nimg[run] = read_images(dir[run], im[run], 4, &buf[run], &records[run]);
+        }
+        tap_ok(rcs[0] == 0 && rcs[1] == 0 && seen[0] == 12 && seen[1] == 0,
+               "runs with validation and an event file; on_step saw the writer every step "
+               "(%d with, %d without)", seen[0], seen[1]);
+        /* 2 images of 16 px, x4 (aim_recon_scale), borders of AIM_RECON_BORDER */
+        const int sc = aim_recon_scale(16), bd = AIM_RECON_BORDER;
+        const int W = 3 * 16 * sc + 4 * bd, H = 2 * 16 * sc + 3 * bd;
+        tap_ok(sc == 4 && nimg[0] == 2 && !strcmp(im[0][0].tag, "recon/val") &&
+                   !strcmp(im[0][1].tag, "recon/val") && im[0][0].step == 4 &&
+                   im[0][1].step == 6,
+               "recon_images = 2: two recon/val summaries, at the validation steps 4 and 6 "
+               "(%d found)", nimg[0]);
+        int okpix = nimg[0] == 2, tgt = 1, inp = 1, pred_top = 1, pw = 0, ph = 0;
+        for (int k = 0; okpix && k < 2; k++) {
+            int color = -1;
+            uint8_t *pix = tf_png_pixels(im[0][k].png, im[0][k].len, 1, &pw, &ph, &color);
+            okpix = pix && im[0][k].width == W && im[0][k].height == H &&
+                    im[0][k].colorspace == 1 && pw == W && ph == H && color == 0;
+            /* target cells = the validation images; input cells = the
+             * first N/2 = 8 patches (rows 0..7) given, the rest grey */
+            for (int bi = 0; okpix && bi < 2; bi++)
+                for (int y = 0; y < 16 * sc; y++)
+                    for (int x = 0; x < 16 * sc; x++) {
+                        int Y = bd + bi * (16 * sc + bd) + y;
+                        uint8_t want = val->images[(size_t)bi * 256 + (y / sc) * 16 + x / sc];
+                        const uint8_t *row = pix + (size_t)Y * W;
+                        tgt &= row[bd + 2 * (16 * sc + bd) + x] == want;
+                        inp &= row[bd + x] == (y / sc < 8 ? want : 128);
+                        if (y / sc < 8)
+                            pred_top &= row[bd + (16 * sc + bd) + x] == want;
+                    }
+            free(pix);
+        }
+        tap_ok(okpix, "both PNGs decode to %d x %d grey pixels (3 cells of 16 x %d per row, 2 "
+                      "rows), the size the summaries give", pw, ph, sc);
+        tap_ok(okpix && tgt && inp && pred_top,
+               "the grids' rows: input (top half given, bottom grey) | prediction (top half "
+               "given) | target = the validation images, x%d", sc);
+        tap_ok(nimg[1] == 0 && records[1] > 10,
+               "recon_images = 0: no image summaries (%d), the scalars are there (%d records)",
+               nimg[1], records[1]);
+        free(buf[0]);
+        free(buf[1]);
+        aim_model *mr = aim_model_new(&c, 7, &e);
+        ro.metrics_path = NULL;
+        ro.recon_images = 2;
+        seen[0] = seen[1] = 0;
+        tap_ok(aim_pretrain(mr, ds, &ro, &res, &e) == 0 && seen[0] == 0 && seen[1] == 6,
+               "without a metrics log there is no event file: on_step's events is NULL");
+        ro.recon_images = AIM_RECON_IMAGES_MAX + 1;
+        tap_ok(aim_pretrain(mr, ds, &ro, &res, &e) == -1 && tap_contains(e.msg, "recon_images"),
+               "recon_images above %d is refused: %s", AIM_RECON_IMAGES_MAX, e.msg);
+        aim_model_free(mr);
+        aim_dataset_free(val);
     }
     aim_model *m3 = aim_model_new(&c, 7, &e);
     po.on_step = stop_at_3;

@@ -111,4 +111,13 @@ int aim_png_write_grid(const char *path, const uint8_t *imgs, int n, int c, int 
                        int w, int cols, int border, int scale, uint8_t border_value,
                        aim_err *e);
 
+/* The same two encoders into memory: *out (malloc'd, *len bytes; the caller
+ * frees it) holds the PNG file; errors name "<memory>". The grid's size in
+ * pixels goes to *width and *height (either may be NULL). */
+int aim_png_encode(const uint8_t *pix, int w, int h, int c, uint8_t **out, size_t *len,
+                   aim_err *e);
+int aim_png_encode_grid(const uint8_t *imgs, int n, int c, int h, int w, int cols, int border,
+                        int scale, uint8_t border_value, uint8_t **out, size_t *len,
+                        int *width, int *height, aim_err *e);
+
 #endif

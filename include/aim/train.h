@@ -45,6 +45,13 @@ typedef struct aim_step_info {
     float loss, lr, grad_norm;
     double img_per_s;         /* recent throughput */
     double elapsed_s, eta_s;
+    /* the job's TensorBoard event file (aim/tfevents.h), NULL when it has
+     * none: on_step may add its own summaries (a Lua job's reconstructions,
+     * tag "recon/board"). on_step runs on the thread that called
+     * aim_pretrain, between steps, so writing here never races the loop's
+     * own writes. Valid only during the call: the writer is closed when
+     * aim_pretrain returns, so never keep the pointer. */
+    struct aim_tfevents *events;
 } aim_step_info;
 
 /* Where a run stands: what a checkpoint restores besides the tensors. All
@@ -105,6 +112,13 @@ typedef struct aim_pretrain_opts {
     const aim_dataset *val;
     int64_t val_every;
     int val_images;
+    /* with val, val_every and an event file (metrics_path): at each
+     * validation point (the last step is one) the first recon_images
+     * (0..AIM_RECON_IMAGES_MAX, aim/recon.h; default 0 = none) images of
+     * `val` are reconstructed at prefix N/2 and written to the event file as
+     * the image summary "recon/val" (aim_recon_summary: input | prediction |
+     * target per row), 1- or 3-channel models only */
+    int recon_images;
     /* live linear probe every probe_every steps on the first probe_images
      * (default 2000) of the training data and half as many of probe_test,
      * logged as kind "probe" with top1 per block */

@@ -20,6 +20,7 @@
 
 #include "aim/dist.h"
 #include "aim/io.h"
+#include "aim/recon.h"
 #include "aim/train.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -119,7 +120,7 @@ static int train_exec(int argc, char **argv)
     const char *data = "fashion-mnist", *out = NULL, *init = NULL, *resume = NULL;
     const char *val_data = NULL;
     int64_t val_every = 0, probe_every = 0;
-    int val_images = 512, probe_images = 2000;
+    int val_images = 512, probe_images = 2000, recon_images = 4;
     int threads = 0, log_every = 1;
     float epochs = 0, ckpt_minutes = 10;
     int64_t limit = 0, seed = 0, ckpt_every = 0;
@@ -160,6 +161,8 @@ static int train_exec(int argc, char **argv)
          "validation loss every N steps; the best is kept as best.safetensors"},
         {"val-data", OPT_STR, &val_data, "SPEC", "validation data (default: the test split)"},
         {"val-images", OPT_INT, &val_images, "N", "validation images (default 512)"},
+        {"recon-images", OPT_INT, &recon_images, "N",
+         "TensorBoard images of N validation reconstructions (default 4, 0 = off, max 8)"},
         {"probe-every", OPT_I64, &probe_every, "N",
          "live linear probe of every block every N steps (logged as kind probe)"},
         {"probe-images", OPT_INT, &probe_images, "N",
@@ -180,6 +183,9 @@ static int train_exec(int argc, char **argv)
         return cmd_fail("train: --resume and --init exclude each other");
     if (strcmp(on_nan, "skip") && strcmp(on_nan, "stop"))
         return cmd_fail("train: --on-nan must be skip or stop (got \"%s\")", on_nan);
+    if (recon_images < 0 || recon_images > AIM_RECON_IMAGES_MAX)
+        return cmd_fail("train: --recon-images must be in 0..%d (got %d)", AIM_RECON_IMAGES_MAX,
+                        recon_images);
     cmd_set_threads(threads);
     aim_err e = {{0}};
     aim_model *m = NULL;
@@ -282,6 +288,9 @@ static int train_exec(int argc, char **argv)
         po.probe_images = probe_images;
     }
     po.val = vds;
+    /* the event file is always there (beside metrics.jsonl); images need the
+     * validation set. Not part of the checkpoint: a resume takes the flag. */
+    po.recon_images = vds ? recon_images : 0;
     po.probe_test = pds;
     po.nan_policy = strcmp(on_nan, "stop") ? AIM_NAN_SKIP : AIM_NAN_STOP;
 

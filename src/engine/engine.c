@@ -521,6 +521,7 @@ void aim_engine_job_publish(aim_engine *eng, const aim_step_info *info)
 {
     pthread_mutex_lock(&eng->mu);
     eng->snap.step = *info;
+    eng->snap.step.events = NULL; /* the job's writer: valid during its on_step only */
     eng->snap.seq++;
     curve_add(eng, info);
     pthread_mutex_unlock(&eng->mu);

@@ -29,6 +29,9 @@
  *
  * Writing goes through aim_write_atomic(); libpng writes to the temporary
  * FILE and any libpng error becomes an aim_err and aborts the write.
+ * aim_png_encode() and aim_png_encode_grid() run the same encoder into a
+ * growing memory buffer instead (png_set_write_fn), for PNGs that go
+ * somewhere other than a file of their own (TensorBoard image summaries).
  */
 #include "config.h"
 
@@ -375,18 +378,51 @@ void aim_image_free(aim_image *im)
 /* ----------------------------------------------------------------- write */
 
 typedef struct wr_state {
-    const char *path;
+    const char *path;   /* for messages ("<memory>" when encoding to memory) */
     const uint8_t *pix; /* interleaved [h, w, c] */
     int w, h, c;
     png_bytep *rows;
+    /* encoding to memory: the file grows here (kept in memory, not in
+     * locals, so a longjmp loses nothing) */
+    uint8_t *buf;
+    size_t len, cap;
 } wr_state;
 
-/* libpng calls for one write; returns -1 after a libpng error. */
+static void mem_write(png_structp png, png_bytep data, png_size_t n)
+{
+    wr_state *wr = png_get_io_ptr(png);
+    if (n > wr->cap - wr->len) {
+        size_t cap = wr->cap ? wr->cap : 4096;
+        while (n > cap - wr->len) {
+            if (cap > ((size_t)1 << 40))
+                png_error(png, "the encoded image is too large");
+            cap *= 2;
+        }
+        uint8_t *nb = realloc(wr->buf, cap);
+        if (!nb)
+            png_error(png, "out of memory for the encoded image");
+        wr->buf = nb;
+        wr->cap = cap;
+    }
+    memcpy(wr->buf + wr->len, data, n);
+    wr->len += n;
+}
+
+static void mem_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* libpng calls for one write, to f or (f NULL) into wr->buf; returns -1
+ * after a libpng error. */
 static int write_rows(png_structp png, png_infop info, FILE *f, wr_state *wr)
 {
     if (setjmp(png_jmpbuf(png)))
         return -1;
-    png_init_io(png, f);
+    if (f)
+        png_init_io(png, f);
+    else
+        png_set_write_fn(png, wr, mem_write, mem_flush);
     static const int ctypes[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
                                   PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
     png_set_IHDR(png, info, (png_uint_32)wr->w, (png_uint_32)wr->h, 8, ctypes[wr->c],
@@ -397,9 +433,9 @@ static int write_rows(png_structp png, png_infop info, FILE *f, wr_state *wr)
     return 0;
 }
 
-static int write_cb(FILE *f, void *ctx, aim_err *e)
+/* One encode, to f or (f NULL) into memory. */
+static int encode(FILE *f, wr_state *wr, aim_err *e)
 {
-    wr_state *wr = ctx;
     io_ctx cx = {.name = wr->path, .e = e};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &cx, on_error,
                                               on_warning);
@@ -415,6 +451,11 @@ static int write_cb(FILE *f, void *ctx, aim_err *e)
     return rc;
 }
 
+static int write_cb(FILE *f, void *ctx, aim_err *e)
+{
+    return encode(f, ctx, e);
+}
+
 static int check_out_size(const char *path, int64_t w, int64_t h, aim_err *e)
 {
     if (w <= 0 || h <= 0 || w > AIM_PNG_MAX_SIDE || h > AIM_PNG_MAX_SIDE ||
@@ -426,48 +467,98 @@ static int check_out_size(const char *path, int64_t w, int64_t h, aim_err *e)
     return 0;
 }
 
-int aim_png_write(const char *path, const uint8_t *pix, int w, int h, int c, aim_err *e)
+/* Check the arguments of a write and point wr->rows at the pixel rows. */
+static int write_begin(wr_state *wr, const char *path, const uint8_t *pix, int w, int h, int c,
+                       aim_err *e)
 {
+    memset(wr, 0, sizeof *wr);
     if (c != 1 && c != 3 && c != 4)
         return aim_errf(e, "%s: cannot write %d channels (use 1, 3 or 4)", path, c);
     if (check_out_size(path, w, h, e) < 0)
         return -1;
     if (!pix)
         return aim_errf(e, "%s: no pixels to write", path);
-    wr_state wr = {.path = path, .pix = pix, .w = w, .h = h, .c = c};
-    wr.rows = aim_xmalloc((size_t)h * sizeof *wr.rows);
+    wr->path = path;
+    wr->pix = pix;
+    wr->w = w;
+    wr->h = h;
+    wr->c = c;
+    wr->rows = aim_xmalloc((size_t)h * sizeof *wr->rows);
     for (int y = 0; y < h; y++)
-        wr.rows[y] = (png_bytep)(pix + (size_t)y * w * c);
+        wr->rows[y] = (png_bytep)(pix + (size_t)y * w * c);
+    return 0;
+}
+
+int aim_png_write(const char *path, const uint8_t *pix, int w, int h, int c, aim_err *e)
+{
+    wr_state wr;
+    if (write_begin(&wr, path, pix, w, h, c, e) < 0)
+        return -1;
     int rc = aim_write_atomic(path, write_cb, &wr, e);
     free(wr.rows);
     return rc;
 }
 
-int aim_png_write_grid(const char *path, const uint8_t *imgs, int n, int c, int h,
-                       int w, int cols, int border, int scale, uint8_t border_value,
-                       aim_err *e)
+int aim_png_encode(const uint8_t *pix, int w, int h, int c, uint8_t **out, size_t *len,
+                   aim_err *e)
 {
-    if (n <= 0)
-        return aim_errf(e, "%s: a grid needs at least one image (n = %d)", path, n);
-    if (c != 1 && c != 3)
-        return aim_errf(e, "%s: grid images must have 1 or 3 channels, not %d", path, c);
-    if (h <= 0 || w <= 0)
-        return aim_errf(e, "%s: grid images of %d x %d pixels", path, h, w);
-    if (cols <= 0)
-        return aim_errf(e, "%s: a grid needs at least one column (cols = %d)", path, cols);
-    if (border < 0)
-        return aim_errf(e, "%s: negative grid border %d", path, border);
-    if (scale <= 0)
-        return aim_errf(e, "%s: grid scale must be positive, not %d", path, scale);
-    if (!imgs)
-        return aim_errf(e, "%s: no images to write", path);
+    *out = NULL;
+    *len = 0;
+    wr_state wr;
+    if (write_begin(&wr, "<memory>", pix, w, h, c, e) < 0)
+        return -1;
+    int rc = encode(NULL, &wr, e);
+    free(wr.rows);
+    if (rc < 0) {
+        free(wr.buf);
+        return -1;
+    }
+    *out = wr.buf;
+    *len = wr.len;
+    return 0;
+}
+
+/* The pixels of a grid (see aim_png_write_grid): a malloc'd interleaved
+ * [H, W, c] image, or NULL with a message naming `name`. */
+static uint8_t *grid_pixels(const char *name, const uint8_t *imgs, int n, int c, int h, int w,
+                            int cols, int border, int scale, uint8_t border_value, int *Wout,
+                            int *Hout, aim_err *e)
+{
+    if (n <= 0) {
+        aim_errf(e, "%s: a grid needs at least one image (n = %d)", name, n);
+        return NULL;
+    }
+    if (c != 1 && c != 3) {
+        aim_errf(e, "%s: grid images must have 1 or 3 channels, not %d", name, c);
+        return NULL;
+    }
+    if (h <= 0 || w <= 0) {
+        aim_errf(e, "%s: grid images of %d x %d pixels", name, h, w);
+        return NULL;
+    }
+    if (cols <= 0) {
+        aim_errf(e, "%s: a grid needs at least one column (cols = %d)", name, cols);
+        return NULL;
+    }
+    if (border < 0) {
+        aim_errf(e, "%s: negative grid border %d", name, border);
+        return NULL;
+    }
+    if (scale <= 0) {
+        aim_errf(e, "%s: grid scale must be positive, not %d", name, scale);
+        return NULL;
+    }
+    if (!imgs) {
+        aim_errf(e, "%s: no images to write", name);
+        return NULL;
+    }
     int64_t rows = ((int64_t)n + cols - 1) / cols;
     /* 64-bit sums of values below 2^31: no overflow; the limits check below */
     int64_t cw = (int64_t)w * scale, chh = (int64_t)h * scale;
     int64_t W = cols * cw + (int64_t)(cols + 1) * border;
     int64_t H = rows * chh + (rows + 1) * border;
-    if (check_out_size(path, W, H, e) < 0)
-        return -1;
+    if (check_out_size(name, W, H, e) < 0)
+        return NULL;
 
     size_t plane = (size_t)h * (size_t)w;
     uint8_t *out = aim_xmalloc((size_t)W * (size_t)H * (size_t)c);
@@ -486,7 +577,43 @@ int aim_png_write_grid(const char *path, const uint8_t *imgs, int n, int c, int 
             }
         }
     }
-    int rc = aim_png_write(path, out, (int)W, (int)H, c, e);
-    free(out);
+    *Wout = (int)W;
+    *Hout = (int)H;
+    return out;
+}
+
+int aim_png_write_grid(const char *path, const uint8_t *imgs, int n, int c, int h,
+                       int w, int cols, int border, int scale, uint8_t border_value,
+                       aim_err *e)
+{
+    int W, H;
+    uint8_t *pix = grid_pixels(path, imgs, n, c, h, w, cols, border, scale, border_value, &W,
+                               &H, e);
+    if (!pix)
+        return -1;
+    int rc = aim_png_write(path, pix, W, H, c, e);
+    free(pix);
+    return rc;
+}
+
+int aim_png_encode_grid(const uint8_t *imgs, int n, int c, int h, int w, int cols, int border,
+                        int scale, uint8_t border_value, uint8_t **out, size_t *len,
+                        int *width, int *height, aim_err *e)
+{
+    *out = NULL;
+    *len = 0;
+    int W, H;
+    uint8_t *pix = grid_pixels("<memory>", imgs, n, c, h, w, cols, border, scale, border_value,
+                               &W, &H, e);
+    if (!pix)
+        return -1;
+    int rc = aim_png_encode(pix, W, H, c, out, len, e);
+    free(pix);
+    if (rc == 0) {
+        if (width)
+            *width = W;
+        if (height)
+            *height = H;
+    }
     return rc;
 }

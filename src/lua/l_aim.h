@@ -213,14 +213,6 @@ void l_open_jobs(lua_State *L); /* aim.pretrain, aim.pause, aim.stop, aim.lr, ..
 void l_open_recon(lua_State *L); /* aim.reconstruct */
 void l_open_probe(lua_State *L); /* aim.probe */
 void l_open_lora(lua_State *L);  /* aim.lora (l_lora.c) */
-/* For B images x [B,C,H,W] (normalised as the model sees them) and prefix S:
- * in, pr, tg [B,C,H,W] in [0,1] (input with patches >= S greyed out,
- * next-patch predictions, target), un-normalised with mean/sd per channel;
- * *loss = the AIM loss at S. -1 with a message if activations cannot be
- * allocated. */
-int l_recon_compute(aim_model *m, const float *x, int B, int S, const float *mean,
-                    const float *sd, float *in, float *pr, float *tg, double *loss, aim_err *e);
-
 /* l_board.c: what a job publishes for the TUI (aim/engine.h "the board")
  * and the console's requests to it (aim.save_checkpoint, aim.probe_now,
  * aim.recon_now) */

@@ -18,6 +18,9 @@
  * reconstruction images (normalised with the model's statistics), the
  * raw-pixel probe baseline and the console's pending requests. The newest
  * one is kept in the registry. Everything here runs on the engine thread.
+ * During a job with a run folder its reconstructions also go to the job's
+ * TensorBoard event file (aim_step_info.events, handed to l_board_step by
+ * the training loop's on_step on this same thread) as "recon/board".
  */
 #include "config.h"
 
@@ -26,6 +29,7 @@
 #include <string.h>
 
 #include "aim/probe.h"
+#include "aim/recon.h"
 #include "lua/l_aim.h"
 
 #define L_BOARD_MT "aim.board"
@@ -173,8 +177,12 @@ int l_board_request(lua_State *L, int bits)
 
 /* ------------------------------------------------------ reconstructions */
 
-/* Compute and publish the reconstructions of the board's images on m. */
-static int publish_recon(l_board *b, aim_model *m, int64_t step, aim_err *e)
+/* Compute and publish the reconstructions of the board's images on m; with
+ * the job's event file (events, NULL: none), also write them there at full
+ * resolution as the image summary "recon/board" (a failed write is a
+ * message, not a failure). */
+static int publish_recon(l_board *b, aim_model *m, int64_t step, aim_tfevents *events,
+                         aim_err *e)
 {
     if (b->rn == 0)
         return aim_errf(e, "recon: this job has no reconstruction images (option recon)");
@@ -191,11 +199,15 @@ static int publish_recon(l_board *b, aim_model *m, int64_t step, aim_err *e)
     size_t img = (size_t)C * H * H;
     float *out = aim_xmalloc(3 * (size_t)b->rn * img * sizeof(float));
     double loss = 0;
-    if (l_recon_compute(m, b->rx, b->rn, S, mean, sd, out, out + b->rn * img,
-                        out + 2 * b->rn * img, &loss, e) != 0) {
+    if (aim_model_reconstruct(m, b->rx, b->rn, S, mean, sd, out, out + b->rn * img,
+                              out + 2 * b->rn * img, &loss, e) != 0) {
         free(out);
         return -1;
     }
+    aim_err te = {{0}};
+    if (events && aim_recon_summary(events, "recon/board", step, out, out + b->rn * img,
+                                    out + 2 * b->rn * img, b->rn, C, H, &te) != 0)
+        aim_engine_job_message(b->eng, te.msg);
     aim_recon_view *v = aim_xcalloc(1, sizeof *v);
     int f = (H + AIM_RECON_SIDE - 1) / AIM_RECON_SIDE; /* box filter factor */
     int side = H / f;
@@ -251,7 +263,7 @@ void l_board_step(l_board *b, aim_model *m, const aim_step_info *s)
         return;
     b->recon_req = 0;
     aim_err e = {{0}};
-    if (publish_recon(b, m, s->step, &e) != 0)
+    if (publish_recon(b, m, s->step, s->events, &e) != 0)
         aim_engine_job_message(b->eng, e.msg);
     else
         publish_inspect(b, m, s->step);
@@ -339,7 +351,7 @@ static int l_recon_now(lua_State *L)
     aim_err e = {{0}};
     aim_snapshot s;
     aim_engine_snapshot(b->eng, &s);
-    if (publish_recon(b, m, s.step.step, &e) != 0)
+    if (publish_recon(b, m, s.step.step, NULL, &e) != 0) /* the job's event file is closed */
         return l_fail(L, e.msg);
     publish_inspect(b, m, s.step.step);
     lua_pushstring(L, "reconstructions refreshed");

@@ -13,7 +13,12 @@
  *       recon_every, recon_images; checkpoints in the run folder with
  *       ckpt_every, ckpt_minutes, keep, or checkpoints = true (only on
  *       stop, at the end and on request). What these produce also goes to
- *       the engine's board (l_board.c) for the TUI's panels.
+ *       the engine's board (l_board.c) for the TUI's panels. With out, the
+ *       run folder's TensorBoard event file gets, besides the metrics as
+ *       scalars, reconstruction grids: "recon/val" (the first recon_images
+ *       images of val, 0..8, default 4, at each validation) and
+ *       "recon/board" (those of recon, at most 4, when the panel's are
+ *       refreshed); recon_images = 0 turns both off.
  *   aim.pause(), aim.resume(), aim.stop(): act on the running job; each
  *       returns true if it changed something. aim.stop{save = false}
  *       skips the checkpoint a job with a checkpoint folder writes on stop. aim.lr(x) sets the running
@@ -42,6 +47,7 @@
 
 #include "aim/dist.h"
 #include "aim/io.h"
+#include "aim/recon.h"
 #include "aim/train.h"
 #include "lua/l_aim.h"
 
@@ -111,6 +117,7 @@ static int job_on_step(void *ctx, const aim_step_info *info)
     step_ctx *s = ctx;
     lua_State *L = s->L;
     s->last = *info;
+    s->last.events = NULL; /* kept after the job: the writer is closed by then */
     if (!lua_checkstack(L, 8))
         return 1;
     lua_pushcfunction(L, step_protected);
@@ -372,8 +379,12 @@ static int l_pretrain(lua_State *L)
     po.probe_images = (int)l_opt_int(L, S_OPTS, "probe_images", 2000, 2, 1 << 30);
     const aim_dataset *recon = opt_images(L, S_OPTS, "recon", c);
     int recon_idx = recon && lead ? lua_gettop(L) : 0;
+    /* recon_images: the first ones of val go to the event file as "recon/val"
+     * at each validation; up to AIM_RECON_MAX of recon to the TUI's panel
+     * (and the event file as "recon/board") */
+    po.recon_images = (int)l_opt_int(L, S_OPTS, "recon_images", 4, 0, AIM_RECON_IMAGES_MAX);
     l_board_opts bo = {
-        .recon_images = (int)l_opt_int(L, S_OPTS, "recon_images", 4, 0, AIM_RECON_MAX),
+        .recon_images = po.recon_images < AIM_RECON_MAX ? po.recon_images : AIM_RECON_MAX,
         .recon_every = l_opt_int(L, S_OPTS, "recon_every", 0, 0, (lua_Integer)1 << 40),
         .probe_images = po.probe_images,
         .seed = po.data.seed,

@@ -17,8 +17,9 @@
  * three are written side by side, one image per row (input | prediction |
  * target), each pixel scaled by opts.scale (default: up to about 128
  * pixels); C must then be 1 or 3. A failed write gives nil, message.
- * The computation itself (l_recon_compute) also serves the TUI's
- * reconstruction panel (l_jobs.c).
+ * The computation itself is the library's (aim/recon.h), shared with the
+ * TUI's reconstruction panel (l_board.c) and the pretraining loop's
+ * TensorBoard images.
  */
 #include "config.h"
 
@@ -27,9 +28,8 @@
 #include <string.h>
 
 #include "aim/io.h"
+#include "aim/recon.h"
 #include "lua/l_aim.h"
-
-#define CHUNK 64
 
 static int read_stats(lua_State *L, int idx, const char *key, float *out, int c)
 {
@@ -46,71 +46,6 @@ static int read_stats(lua_State *L, int idx, const char *key, float *out, int c)
     }
     lua_pop(L, 1);
     return 1;
-}
-
-static float clamp01(float v)
-{
-    return v < 0 ? 0 : v > 1 ? 1 : v;
-}
-
-int l_recon_compute(aim_model *m, const float *x, int B, int S, const float *mean,
-                    const float *sd, float *in, float *pr, float *tg, double *loss, aim_err *e)
-{
-    const aim_config *c = aim_model_config(m);
-    int C = c->channels, H = c->image, p = c->patch, gw = H / p;
-    int N = aim_config_tokens(c), P = aim_config_patch_dim(c);
-    int32_t pre[CHUNK];
-    for (int b = 0; b < CHUNK; b++)
-        pre[b] = S;
-    if (aim_model_reserve(m, B < CHUNK ? B : CHUNK, e) != 0)
-        return -1;
-    size_t plane = (size_t)H * H, img = (size_t)C * plane;
-    double lsum = 0;
-    for (int b0 = 0; b0 < B; b0 += CHUNK) {
-        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-        lsum += (double)aim_model_forward(m, x + (size_t)b0 * img, pre, nb) * nb;
-        const float *pred = aim_model_predictions(m); /* [nb, N, P], (py, px, c) order */
-        for (int b = 0; b < nb; b++) {
-            const float *xi = x + (size_t)(b0 + b) * img;
-            float *ii = in + (size_t)(b0 + b) * img;
-            float *pi = pr + (size_t)(b0 + b) * img;
-            float *ti = tg + (size_t)(b0 + b) * img;
-            for (int j = 0; j < N; j++) {
-                int row = j / gw, col = j % gw;
-                /* the target patch's statistics, as patch_targets computes them */
-                double mu = 0, var = 0;
-                for (int k = 0; k < C; k++)
-                    for (int py = 0; py < p; py++)
-                        for (int px = 0; px < p; px++)
-                            mu += xi[k * plane + (size_t)(row * p + py) * H + col * p + px];
-                mu /= P;
-                for (int k = 0; k < C; k++)
-                    for (int py = 0; py < p; py++)
-                        for (int px = 0; px < p; px++) {
-                            size_t at = k * plane + (size_t)(row * p + py) * H + col * p + px;
-                            var += (xi[at] - mu) * (xi[at] - mu);
-                        }
-                double s = sqrt(var / (P - 1) + 1e-6);
-                const float *pv = j >= S ? pred + ((size_t)b * N + j - 1) * P : NULL;
-                for (int k = 0; k < C; k++)
-                    for (int py = 0; py < p; py++)
-                        for (int px = 0; px < p; px++) {
-                            size_t at = k * plane + (size_t)(row * p + py) * H + col * p + px;
-                            float v = clamp01(xi[at] * sd[k] + mean[k]);
-                            ti[at] = v;
-                            ii[at] = j < S ? v : 0.5f;
-                            if (pv) {
-                                float n = (float)(pv[(py * p + px) * C + k] * s + mu);
-                                pi[at] = clamp01(n * sd[k] + mean[k]);
-                            } else {
-                                pi[at] = v;
-                            }
-                        }
-            }
-        }
-    }
-    *loss = lsum / B;
-    return 0;
 }
 
 static const char *const recon_options[] = {"prefix", "png", "scale", "mean", "std", NULL};
@@ -153,21 +88,13 @@ static int l_reconstruct(lua_State *L)
     l_set_int(L, "prefix", S);
     aim_err e;
     double loss;
-    if (l_recon_compute(m, x->data, B, S, mean, sd, in->data, pr->data, tg->data, &loss, &e) != 0)
+    if (aim_model_reconstruct(m, x->data, B, S, mean, sd, in->data, pr->data, tg->data, &loss, &e) != 0)
         return luaL_error(L, "%s", e.msg);
     l_set_num(L, "loss", loss);
     if (png) {
         size_t n3 = 3 * (size_t)B * img;
         uint8_t *pix = lua_newuserdatauv(L, n3, 0); /* res pix */
-        for (int b = 0; b < B; b++) {
-            const l_tensor *src[3] = {in, pr, tg};
-            for (int k = 0; k < 3; k++) {
-                const float *f = src[k]->data + (size_t)b * img;
-                uint8_t *o = pix + ((size_t)b * 3 + k) * img;
-                for (size_t q = 0; q < img; q++)
-                    o[q] = (uint8_t)lrintf(f[q] * 255.0f);
-            }
-        }
+        aim_recon_cells(in->data, pr->data, tg->data, B, C, H, pix);
         if (aim_png_write_grid(png, pix, 3 * B, C, H, H, 3, 1, scale, 128, &e) != 0)
             return l_fail(L, e.msg);
         lua_pop(L, 1);

@@ -25,6 +25,7 @@
 #include "aim/dist.h"
 #include "aim/metrics.h"
 #include "aim/probe.h"
+#include "aim/recon.h"
 #include "aim/tfevents.h"
 #include "aim/train.h"
 
@@ -120,7 +121,11 @@ static void sink_end(sink *s)
 }
 
 /* The event file beside the metrics log; on resume it is rebuilt from the
- * (already truncated) log so it holds no steps past the checkpoint. */
+ * (already truncated) log so it holds no steps past the checkpoint. The log
+ * holds scalars only, so the image summaries written before the resume
+ * ("recon/val", "recon/board") are not carried over: a resumed run's event
+ * file has images from the resume on. Acceptable: they are pictures of the
+ * model at that time, and the new ones show it from here. */
 static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *e)
 {
     const char *slash = strrchr(metrics_path, '/');
@@ -280,6 +285,67 @@ static float validation_loss_dist(aim_model *m, const aim_dataset *ds, int n, in
     return sum[1] > 0 ? (float)(sum[0] / sum[1]) : 0.0f;
 }
 
+/* ------------------------------------------------------------ recon/val */
+/* The fixed images whose reconstructions go to the event file at each
+ * validation point: the first n of the validation set, normalised as the
+ * validation loss sees them (the validation set's statistics, which also
+ * undo it). */
+typedef struct recon_val {
+    int n, C, H;
+    float *x;      /* [n, C, H, H] */
+    float *out;    /* input, prediction, target: 3 x [n, C, H, H] */
+    float mean[AIM_MAX_CHANNELS], std[AIM_MAX_CHANNELS];
+} recon_val;
+
+static void recon_val_init(recon_val *r, const aim_model *m, const aim_pretrain_opts *o,
+                           int want)
+{
+    const aim_config *c = aim_model_config(m);
+    memset(r, 0, sizeof *r);
+    if (want <= 0 || !o->val || o->val_every <= 0 || o->val->n <= 0)
+        return;
+    if (c->channels != 1 && c->channels != 3) {
+        message(o, "recon images: a %d-channel model cannot be shown as a PNG; none are "
+                   "written", c->channels);
+        return;
+    }
+    r->n = want < o->val->n ? want : (int)o->val->n;
+    r->C = c->channels;
+    r->H = c->image;
+    size_t img = (size_t)r->C * r->H * r->H;
+    r->x = aim_xmalloc((size_t)r->n * img * sizeof(float));
+    r->out = aim_xmalloc(3 * (size_t)r->n * img * sizeof(float));
+    aim_dataset_get_batch(o->val, 0, r->n, 1, r->x, NULL);
+    for (int k = 0; k < r->C; k++) {
+        r->mean[k] = o->val->mean[k];
+        r->std[k] = o->val->std[k];
+    }
+}
+
+/* Reconstruct at N/2 and write "recon/val"; a failure is a message. */
+static void recon_val_write(recon_val *r, aim_model *m, aim_tfevents *tf,
+                            const aim_pretrain_opts *o, int64_t step)
+{
+    if (r->n == 0 || !tf)
+        return;
+    int N = aim_config_tokens(aim_model_config(m));
+    size_t all = (size_t)r->n * r->C * r->H * r->H;
+    double loss;
+    aim_err re = {{0}};
+    if (aim_model_reconstruct(m, r->x, r->n, N / 2 > 0 ? N / 2 : 1, r->mean, r->std, r->out,
+                              r->out + all, r->out + 2 * all, &loss, &re) != 0 ||
+        aim_recon_summary(tf, "recon/val", step, r->out, r->out + all, r->out + 2 * all, r->n,
+                          r->C, r->H, &re) != 0)
+        message(o, "step %lld: reconstruction images not written: %s", (long long)step, re.msg);
+}
+
+static void recon_val_free(recon_val *r)
+{
+    free(r->x);
+    free(r->out);
+    r->x = r->out = NULL;
+}
+
 int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
                  aim_pretrain_result *res, aim_err *e)
 {
@@ -294,6 +360,9 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     if (ds->c != c->channels || ds->h != c->image || ds->w != c->image)
         return aim_errf(e, "pretrain: the data is %dx%dx%d but the model takes %dx%dx%d", ds->c,
                         ds->h, ds->w, c->channels, c->image, c->image);
+    if (o->recon_images < 0 || o->recon_images > AIM_RECON_IMAGES_MAX)
+        return aim_errf(e, "pretrain: recon_images must be in 0..%d (got %d)",
+                        AIM_RECON_IMAGES_MAX, o->recon_images);
     if (o->val && (o->val->c != c->channels || o->val->h != c->image || o->val->w != c->image))
         return aim_errf(e, "pretrain: the validation data is %dx%dx%d but the model takes %dx%dx%d",
                         o->val->c, o->val->h, o->val->w, c->channels, c->image, c->image);
@@ -386,6 +455,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     const char *run = o->run_name ? o->run_name : "run";
 
     sink sk = {mf, tf, run, NULL, 0, 0};
+    recon_val rv;
+    recon_val_init(&rv, m, o, tf ? o->recon_images : 0); /* rank 0 alone has tf */
     double t0 = now_s(), tprev = t0, ips = 0;
     double recent[100];
     int nrecent = 0, bad_run = 0;
@@ -449,6 +520,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             .grad_norm = norm,
             .img_per_s = ips,
             .elapsed_s = t - t0,
+            .events = tf,
         };
         info.eta_s = (t - t0) / (step + 1 - start) * (o->steps - step - 1);
         res->steps_done = step + 1;
@@ -506,6 +578,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                     best_now ? " (best so far)" : "");
             if (o->on_val)
                 o->on_val(o->ctx, step + 1, vl);
+            recon_val_write(&rv, m, tf, o, step + 1);
         }
         if ((req & AIM_REQ_PROBE) && !probe_test)
             message(o, "probe: this run has no probe data (probe_test)");
@@ -588,6 +661,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         rc = aim_errf(e, "%s: TensorBoard event file write failed", metrics_path);
     if (mf && fclose(mf) != 0 && rc == 0)
         rc = aim_errf(e, "%s: write failed: %s", metrics_path, strerror(errno));
+    recon_val_free(&rv);
     free(x);
     free(prefix);
     aim_batcher_free(b);

@@ -1,8 +1,9 @@
 -- board.lua - what the TUI is built on, from Lua: the key bindings module
 -- (aim.ui: key names, screen actions, notes, the export the TUI reads,
 -- press), aim.pretrain's options for validation, the live probe,
--- reconstructions and checkpoints (and their errors), and the console's
--- requests save() / probe() / recon() outside and inside a job.
+-- reconstructions (also as TensorBoard images) and checkpoints (and their
+-- errors), and the console's requests save() / probe() / recon() outside
+-- and inside a job.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local T = require "tap"
 local aim = require "aim"
@@ -79,9 +80,34 @@ for f in io.popen("ls '" .. out .. "'"):lines() do
 end
 table.sort(ck)
 T.is(table.concat(ck, ","), "3,12", "checkpoints: the requested one and the final one")
+-- the run folder's event file: reconstruction grids as TensorBoard images
+-- (tests/test_tfevents.c and tests/test_train.c decode them)
+local function count(path, s)
+    local f = io.open(path, "rb")
+    local data = f and f:read("a") or ""
+    if f then f:close() end
+    local k, i = 0, 1
+    while true do
+        local a, b = data:find(s, i, true)
+        if not a then return k end
+        k, i = k + 1, b + 1
+    end
+end
+local ev = out .. "/events.out.tfevents.aim"
+T.is(count(ev, "recon/val"), 3, "recon/val images at each validation (steps 4, 8, 12)")
+T.is(count(ev, "recon/board"), 4, "recon/board images with the panel's (steps 1, 5, 10, 12)")
 T.ok(recon():find("refreshed", 1, true), "recon() after the job refreshes from its model")
 local p = probe()
 T.ok(p and p:find("best block", 1, true), "probe() after the job runs a probe: " .. tostring(p))
 m:close()
 T.fails("closed", "recon() once the model is closed", recon)
+local out0 = T.path("run0")
+local r0 = aim.pretrain(aim.model{preset = "micro", seed = 3}, ds,
+                        {steps = 4, batch = 4, out = out0, val = test, val_every = 2, val_images = 8,
+                         recon = test, recon_every = 2, recon_images = 0})
+T.ok(r0 and count(out0 .. "/events.out.tfevents.aim", "recon/") == 0 and
+     count(out0 .. "/events.out.tfevents.aim", "val/val_loss") == 2,
+     "recon_images = 0: no images in the event file, the validation scalars are there")
+T.raises("option 'recon_images' must be in 0..8", "recon_images above 8 raises",
+         aim.pretrain, aim.model{preset = "micro"}, ds, {steps = 1, recon_images = 9})
 T.done()
