@@ -52,6 +52,7 @@ struct l_board {
     int rn;
     float baseline;       /* NaN until measured */
     int inspect_off;      /* the Inspect view cannot show this model (said once) */
+    int events_off;       /* writing images to the event file failed (said once) */
     aim_probe_view pv;
 };
 
@@ -205,9 +206,12 @@ static int publish_recon(l_board *b, aim_model *m, int64_t step, aim_tfevents *e
         return -1;
     }
     aim_err te = {{0}};
-    if (events && aim_recon_summary(events, "recon/board", step, out, out + b->rn * img,
-                                    out + 2 * b->rn * img, b->rn, C, H, &te) != 0)
+    if (events && !b->events_off &&
+        aim_recon_summary(events, "recon/board", step, out, out + b->rn * img,
+                          out + 2 * b->rn * img, b->rn, C, H, &te) != 0) {
+        b->events_off = 1; /* the scalars' writer reports its own failures */
         aim_engine_job_message(b->eng, te.msg);
+    }
     aim_recon_view *v = aim_xcalloc(1, sizeof *v);
     int f = (H + AIM_RECON_SIDE - 1) / AIM_RECON_SIDE; /* box filter factor */
     int side = H / f;
