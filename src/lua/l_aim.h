@@ -188,6 +188,7 @@ void l_open_jobs(lua_State *L); /* aim.pretrain, aim.pause, aim.stop, aim.lr, ..
 void l_open_recon(lua_State *L); /* aim.reconstruct */
 void l_open_probe(lua_State *L); /* aim.probe */
 void l_open_lora(lua_State *L);  /* aim.lora (l_lora.c) */
+void l_open_compare(lua_State *L); /* aim.compare (l_compare.c) */
 /* For B images x [B,C,H,W] (normalised as the model sees them) and prefix S:
  * in, pr, tg [B,C,H,W] in [0,1] (input with patches >= S greyed out,
  * next-patch predictions, target), un-normalised with mean/sd per channel;
