@@ -185,6 +185,50 @@ typedef struct aim_inspect_view {
     float attn[AIM_INSPECT_IMAGES][AIM_INSPECT_HEADS][AIM_INSPECT_CELLS];
 } aim_inspect_view;
 
+/* ------------------------------------------------------------ comparison */
+/* Finished runs side by side (aim.compare, `aim tui --compare RUN...`): per
+ * run folder its label, its training curve reduced to at most
+ * AIM_COMPARE_POINTS points (consecutive steps in equal buckets: mean loss,
+ * min, max, the lr at the bucket's last step), its validation points and
+ * its last probe per block. Read from the run's metrics.jsonl
+ * (aim_compare_run_read), published as a whole with
+ * aim_engine_compare_set and copied out apart from the board
+ * (aim_engine_compare): it is large and changes rarely. */
+#define AIM_COMPARE_RUNS 8
+#define AIM_COMPARE_POINTS 512
+#define AIM_COMPARE_VAL 128
+#define AIM_COMPARE_LABEL 48
+
+typedef struct aim_compare_run {
+    char label[AIM_COMPARE_LABEL]; /* the run folder's name */
+    int64_t steps;                 /* the last training step */
+    int64_t train_lines;           /* training steps logged (finite loss or not) */
+    int nonfinite;                 /* NaN / Inf training losses (left out of the curve) */
+    float final_loss;              /* the last finite training loss */
+    float best_val;                /* the lowest validation loss; NaN = none */
+    int64_t best_val_step;
+    int ncurve;
+    aim_curve_point curve[AIM_COMPARE_POINTS];
+    int nval;
+    aim_val_point val[AIM_COMPARE_VAL]; /* evenly thinned, the last one kept */
+    int nprobe;                    /* blocks of the last probe (0 = no probe logged) */
+    int64_t probe_step;
+    float top1[AIM_PROBE_BLOCKS];  /* percent; NaN = not measured */
+} aim_compare_run;
+
+typedef struct aim_compare_view {
+    uint64_t seq;                  /* grows with every publish; 0 = nothing yet */
+    int n;                         /* runs; 0 = no comparison */
+    aim_compare_run run[AIM_COMPARE_RUNS];
+} aim_compare_view;
+
+/* Fill *out from a metrics log (aim/metrics.h) read from `path` (for the
+ * messages) under `label`. -1 with a message naming path when it holds no
+ * training step. */
+struct aim_metrics;
+int aim_compare_run_from_metrics(const struct aim_metrics *m, const char *path,
+                                 const char *label, aim_compare_run *out, aim_err *e);
+
 typedef struct aim_engine_hooks {
     /* what Lua prints (print(); io.write is not redirected); engine thread */
     void (*output)(void *ctx, const char *text, size_t len);
@@ -282,6 +326,12 @@ void aim_engine_job_inspect(aim_engine *eng, const aim_inspect_view *v);
 /* Any thread: copy the inspection out unless out->seq is already current
  * (start with out->seq = 0). Returns 1 if it copied. */
 int aim_engine_inspect(aim_engine *eng, aim_inspect_view *out);
+/* Replace the comparison (any time; v = NULL or v->n = 0 clears it; seq
+ * is set here). */
+void aim_engine_compare_set(aim_engine *eng, const aim_compare_view *v);
+/* Any thread: copy the comparison out unless out->seq is already current
+ * (start with out->seq = 0). Returns 1 if it copied. */
+int aim_engine_compare(aim_engine *eng, aim_compare_view *out);
 /* 1 if aim_engine_interrupt was called since the current top-level chunk
  * began. */
 int aim_engine_interrupted(aim_engine *eng);

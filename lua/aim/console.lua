@@ -30,6 +30,7 @@ aim console: Lua 5.4 with the `aim` module loaded.
   aim.lora(m, ds, test, {rank=8})       LoRA fine-tuning: adapters + probe head
   aim.reconstruct(m, x, {png="r.png"})  input | prediction | target
   aim.inspect(m, x)                     PCA maps, statistics, error per block (TUI: i)
+  aim.compare{"runs/a", "runs/b"}       runs side by side: loss curves, probes (TUI)
   pause() resume() stop() lr(3e-4)      control the running job (from a console)
   save() probe() recon()                checkpoint, live probe, reconstructions now
 Tab completes names (aim., m:, ...). Ctrl-C interrupts, Ctrl-D leaves.]]

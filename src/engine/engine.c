@@ -5,7 +5,8 @@
  *
  * One mutex guards the queue, the replies, the job flags, the snapshot and
  * the board (what the TUI's panels show: curve, validation, probe,
- * reconstructions, messages) and the inspection (the Inspect view's maps);
+ * reconstructions, messages), the inspection (the Inspect view's maps) and
+ * the comparison of finished runs (aim.compare);
  * one condition variable (broadcast) signals every change. Lua runs with the
  * mutex released. Waits while paused are timed (100 ms) so that an
  * interrupt from a signal handler, which cannot take the mutex, is noticed.
@@ -53,6 +54,8 @@ struct aim_engine {
     aim_board board;
     aim_inspect_view *inspect; /* NULL until the first publish */
     uint64_t inspect_seq;
+    aim_compare_view *compare; /* NULL until the first publish */
+    uint64_t compare_seq;
     int64_t curve_open;  /* steps in the last curve point so far (0: closed) */
     /* engine thread only */
     int started;
@@ -191,6 +194,7 @@ void aim_engine_free(aim_engine *eng)
     pthread_cond_destroy(&eng->cv);
     pthread_mutex_destroy(&eng->mu);
     free(eng->inspect);
+    free(eng->compare);
     free(eng);
 }
 
@@ -698,4 +702,36 @@ void aim_engine_job_recon(aim_engine *eng, const aim_recon_view *r)
     eng->board.seq++;
     pthread_mutex_unlock(&eng->mu);
     wake(eng);
+}
+
+void aim_engine_compare_set(aim_engine *eng, const aim_compare_view *v)
+{
+    pthread_mutex_lock(&eng->mu);
+    if (!eng->compare)
+        eng->compare = aim_xcalloc(1, sizeof *eng->compare);
+    if (v && v->n > 0) {
+        *eng->compare = *v;
+        if (eng->compare->n > AIM_COMPARE_RUNS)
+            eng->compare->n = AIM_COMPARE_RUNS;
+    } else {
+        eng->compare->n = 0;
+    }
+    eng->compare->seq = ++eng->compare_seq;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+int aim_engine_compare(aim_engine *eng, aim_compare_view *out)
+{
+    pthread_mutex_lock(&eng->mu);
+    int changed = eng->compare && out->seq != eng->compare->seq;
+    if (changed) {
+        /* only the runs in use: the view is large */
+        const aim_compare_view *c = eng->compare;
+        out->seq = c->seq;
+        out->n = c->n;
+        memcpy(out->run, c->run, (size_t)c->n * sizeof c->run[0]);
+    }
+    pthread_mutex_unlock(&eng->mu);
+    return changed;
 }

@@ -55,6 +55,7 @@ int luaopen_aim_core(lua_State *L)
     l_open_lora(L);
     l_open_board(L);
     l_open_inspect(L);
+    l_open_compare(L);
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_memory_limit);

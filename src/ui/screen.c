@@ -101,6 +101,15 @@ static const style_def style_defs[UI_NSTYLES] = {
     [UI_PROMPT] = {114, COLOR_GREEN, A_BOLD, A_BOLD},
     [UI_KEY] = {117, COLOR_CYAN, A_BOLD, A_BOLD},
     [UI_OVERLAY] = {255, COLOR_WHITE, A_NORMAL, A_NORMAL},
+    /* compared runs: far apart in hue, none the live EMA's orange */
+    [UI_RUN0 + 0] = {39, COLOR_CYAN, A_BOLD, A_BOLD},
+    [UI_RUN0 + 1] = {203, COLOR_RED, A_BOLD, A_BOLD},
+    [UI_RUN0 + 2] = {113, COLOR_GREEN, A_BOLD, A_BOLD},
+    [UI_RUN0 + 3] = {177, COLOR_MAGENTA, A_BOLD, A_BOLD},
+    [UI_RUN0 + 4] = {226, COLOR_YELLOW, A_NORMAL, A_NORMAL},
+    [UI_RUN0 + 5] = {33, COLOR_BLUE, A_BOLD, A_BOLD},
+    [UI_RUN0 + 6] = {250, COLOR_WHITE, A_NORMAL, A_NORMAL},
+    [UI_RUN0 + 7] = {216, COLOR_CYAN, A_NORMAL, A_NORMAL},
 };
 
 static void setup_styles(void)

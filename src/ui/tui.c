@@ -9,7 +9,9 @@
  * (aim_engine_poll), copies the snapshot, the board and the inspection
  * when they changed, handles keys, and draws at most every 50 ms. The
  * Inspect view (i) takes the place of the loss, probe and reconstruction
- * panels while it is on.
+ * panels while it is on. Runs compared with aim.compare (`aim tui --compare`
+ * runs lua/aim/compare.lua instead of a script) are drawn over the loss and
+ * probe panels.
  *
  * Key bindings come from Lua (lua/aim/keys.lua and the user's init.lua):
  * screen actions run here at once; Lua functions are sent to the engine as
@@ -388,6 +390,9 @@ static void handle_reply(tui *t, aim_reply *r)
             if (t->v.script_name[0] && !strncmp(t->v.script_name, "inspect ", 8))
                 set_message(t, 0, "the maps are ready ([ ] < > m h: image, block, map, head; "
                                   "q quits)");
+            else if (!strncmp(t->v.script_name, "compare ", 8))
+                set_message(t, 0, "the runs are compared (l: log axis, + -: smoothing; "
+                                  "aim.compare{...} shows others; q quits)");
             else
                 set_message(t, 0, "the script has finished; the console stays (q quits)");
         } else {
@@ -710,6 +715,8 @@ static void draw(tui *t)
         panel_inspect.draw(v, (ui_rect){1, 0, mid_h, cols});
     } else if (mid_h >= 4) {
         int rec_h = mid_h >= 12 ? mid_h * 2 / 5 : 0;
+        if (v->cmp->n > 0 && v->board->recon.n == 0)
+            rec_h = 0; /* comparing finished runs: the curves take the room */
         int top_h = mid_h - rec_h;
         int probe_w = cols >= 60 ? (cols * 3 / 10 < 24 ? 24 : cols * 3 / 10 > 44 ? 44 : cols * 3 / 10)
                                  : 0;
@@ -803,6 +810,20 @@ static int set_nonblock(int fd)
 
 static char *script_chunk(const tui_opts *o)
 {
+    if (o->ncompare > 0) { /* the comparison module, no script */
+        size_t cap = 64;
+        for (int i = 0; i < o->ncompare; i++)
+            cap += 4 * strlen(o->compare[i]) + 8;
+        char *code = aim_xmalloc(cap), *q = aim_xmalloc(cap);
+        size_t at = (size_t)snprintf(code, cap, "require('aim.compare').open{");
+        for (int i = 0; i < o->ncompare; i++) {
+            lua_quote(o->compare[i], q, cap);
+            at += (size_t)snprintf(code + at, cap - at, "%s%s", i ? ", " : "", q);
+        }
+        snprintf(code + at, cap - at, "}");
+        free(q);
+        return code;
+    }
     if (o->inspect) { /* the inspector module, no script */
         size_t cap = 8 * strlen(o->inspect) + 128;
         char *q = aim_xmalloc(cap), *code = aim_xmalloc(cap + 64);
@@ -838,12 +859,19 @@ int tui_run(const tui_opts *o)
     pthread_mutex_init(&t->mu, NULL);
     t->v.board = aim_xcalloc(1, sizeof *t->v.board);
     t->v.insp = aim_xcalloc(1, sizeof *t->v.insp);
+    t->v.cmp = aim_xcalloc(1, sizeof *t->v.cmp);
     t->v.insp_block = -1;
     t->v.inspect = o->inspect != NULL;
     t->v.smoothing = 0.6f;
     t->saved_out = t->saved_err = t->tty_fd = t->cap_r = -1;
     snprintf(t->v.script_name, sizeof t->v.script_name, "%s%s", o->inspect ? "inspect " : "",
              o->inspect ? o->inspect : o->script);
+    if (o->ncompare > 0) {
+        size_t at = (size_t)snprintf(t->v.script_name, sizeof t->v.script_name, "compare");
+        for (int i = 0; i < o->ncompare && at < sizeof t->v.script_name; i++)
+            at += (size_t)snprintf(t->v.script_name + at, sizeof t->v.script_name - at, " %s",
+                                   o->compare[i]);
+    }
     int status = 0;
     int wp[2];
     if (pipe(wp) != 0) {
@@ -915,8 +943,11 @@ int tui_run(const tui_opts *o)
     console_print(t->v.con, UI_DIM, "aim " PACKAGE_VERSION ": Lua console (: or Tab to type, "
                                     "Esc to leave, ? for keys, help() for the API)");
     char line[512];
-    snprintf(line, sizeof line, "terminal: %s; %s %s", screen_describe(),
-             o->inspect ? "inspecting" : "running", o->inspect ? o->inspect : o->script);
+    if (o->ncompare > 0)
+        snprintf(line, sizeof line, "terminal: %s; %s", screen_describe(), t->v.script_name);
+    else
+        snprintf(line, sizeof line, "terminal: %s; %s %s", screen_describe(),
+                 o->inspect ? "inspecting" : "running", o->inspect ? o->inspect : o->script);
     console_print(t->v.con, UI_DIM, line);
     if (init_err) {
         snprintf(line, sizeof line, "%s failed (default keys in use):", o->init);
@@ -968,6 +999,8 @@ int tui_run(const tui_opts *o)
             t->dirty = 1;
         }
         if (aim_engine_inspect(t->eng, t->v.insp) && t->v.inspect)
+            t->dirty = 1;
+        if (aim_engine_compare(t->eng, t->v.cmp))
             t->dirty = 1;
         int quit = 0;
         ui_key k;
@@ -1040,6 +1073,7 @@ int tui_run(const tui_opts *o)
     free(t->out);
     free(t->v.board);
     free(t->v.insp);
+    free(t->v.cmp);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return status;

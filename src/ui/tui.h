@@ -17,6 +17,8 @@ typedef struct tui_opts {
     const char *init;     /* the user's init.lua (key bindings), run if it exists, or NULL */
     const char *inspect;  /* weights to inspect (`aim tui --inspect`): no script; the
                              Inspect view opens on their maps */
+    int ncompare;         /* run folders to compare (`aim tui --compare`): no script; */
+    const char *const *compare; /* aim.compare publishes them (lua/aim/compare.lua) */
 } tui_opts;
 
 /* Run the TUI until the user quits; returns the exit status (0, or 1 when

@@ -44,6 +44,8 @@ typedef enum ui_style {
     UI_PROMPT,
     UI_KEY,       /* key names in the help */
     UI_OVERLAY,   /* help / question boxes */
+    UI_RUN0,      /* compared runs (aim.compare): one colour each, UI_RUN0 + k */
+    UI_RUN7 = UI_RUN0 + 7,
     UI_NSTYLES
 } ui_style;
 
@@ -108,6 +110,8 @@ typedef struct ui_view {
     console *con;
     /* the Inspect view (panel_inspect.c): on or off, and what it shows */
     aim_inspect_view *insp;    /* copied from the engine (large: heap) */
+    aim_compare_view *cmp;     /* runs compared (aim.compare), copied from the engine
+                                  (heap); cmp->n = 0: none */
     int inspect;
     int insp_image;            /* 0-based */
     int insp_block;            /* 0-based; -1: not chosen yet (the middle block) */
@@ -142,5 +146,10 @@ void ui_fmt_duration(double s, char *buf, size_t len);
 int ui_text_width(const char *s);
 /* copy at most `cols` display columns of s into buf (whole characters) */
 void ui_text_clip(const char *s, int cols, char *buf, size_t len);
+/* Compared run k (0..AIM_COMPARE_RUNS-1): its style (colour) and its mark,
+ * an ASCII character that tells the runs apart where colours or braille
+ * cannot (--colors mono, --ascii): 'o' 'x' '+' '#' '%' '@' '&' '='. */
+ui_style ui_run_style(int k);
+char ui_run_mark(int k);
 
 #endif

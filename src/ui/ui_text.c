@@ -136,3 +136,13 @@ void ui_text_clip(const char *s, int cols, char *buf, size_t len)
     memcpy(buf, s, at);
     buf[at] = 0;
 }
+
+ui_style ui_run_style(int k)
+{
+    return (ui_style)(UI_RUN0 + (k & 7));
+}
+
+char ui_run_mark(int k)
+{
+    return "ox+#%@&="[k & 7];
+}
