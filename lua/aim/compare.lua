@@ -12,7 +12,10 @@ end
 --- open(paths) -> the aim.compare summaries, after printing them
 function M.open(paths)
     local aim = require "aim"
-    local runs = aim.compare(paths)
+    local runs, err = aim.compare(paths)
+    if not runs then
+        error(err, 0)
+    end
     local rows = {}
     for i, r in ipairs(runs) do
         rows[i] = {

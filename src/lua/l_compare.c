@@ -157,7 +157,7 @@ static int l_compare(lua_State *L)
     for (int i = 0; i < n; i++) {
         aim_err e = {{0}};
         if (read_run(paths[i], &v->run[i], &e) != 0)
-            return luaL_error(L, "compare: %s", e.msg);
+            return l_fail(L, e.msg); /* nil, message: as aim.load (DESIGN.md) */
     }
     v->n = n;
     unique_labels(v);
