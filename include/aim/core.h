@@ -67,6 +67,9 @@ typedef int (*aim_write_fn)(FILE *f, void *ctx, aim_err *e);
 int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e);
 /* 1 if path is a directory, 0 if not (or missing). */
 int aim_is_dir(const char *path);
+/* Create a folder and its parents (mkdir -p); -1 with a message naming the
+ * part that could not be made or that exists and is not a folder. */
+int aim_mkdir_p(const char *path, aim_err *e);
 /* Base name (pointer into path) */
 const char *aim_basename(const char *path);
 

@@ -86,6 +86,11 @@ typedef struct aim_probe_opts {
     int (*on_epoch)(void *ctx, int epoch, float train_loss, float train_top1,
                     float test_top1);
     void *ctx;
+    /* a run folder's log (aim/runlog.h; NULL: none): after every epoch one
+     * line of kind "probe_epoch", step = the epoch, with set (log_set),
+     * loss, train_top1, test_top1 and lr (the epoch's last) */
+    struct aim_runlog *log;
+    int log_set;
 } aim_probe_opts;
 
 void aim_probe_opts_default(aim_probe_opts *o);
@@ -136,6 +141,15 @@ typedef struct aim_probe_job {
      * probes are then trained on every rank alike (their BatchNorm uses
      * whole-batch statistics, so they are not split) */
     const struct aim_dist *dist;
+    /* a run folder's log (aim/runlog.h; NULL: none; rank 0's alone): run.json
+     * (kind "probe": weights, probe kind, sets, epochs, lr ...) before the
+     * features are computed, the "probe_epoch" lines of every set (set =
+     * its number) and at the end one "probe_result" line, step = epochs:
+     * top1 per set as an array (probe_result/top1_block<i> in TensorBoard;
+     * per block for a sweep), best_set and time - or, for raw pixels, the
+     * baseline's top-1 as "baseline" */
+    struct aim_runlog *log;
+    const char *weights;              /* for run.json: where the trunk came from */
 } aim_probe_job;
 
 typedef struct aim_probe_job_result {
@@ -193,6 +207,15 @@ typedef struct aim_lora_job {
     int (*on_epoch)(void *ctx, int epoch, float train_loss, float train_top1,
                     float test_top1);
     void *ctx;
+    /* a run folder's log (aim/runlog.h; NULL: none): run.json (kind "lora":
+     * weights, rank, alpha, blocks, probe blocks, epochs, lrs, adapter values
+     * and their share of the trunk) once the adapters are in place, a
+     * "lora_step" line every log_every steps (loss, lr, head_lr, grad_norm,
+     * img_per_s, epoch, time) and a "lora" line after every epoch, step =
+     * the steps done (epoch, loss, train_top1, test_top1, time) */
+    struct aim_runlog *log;
+    const char *weights;     /* for run.json: where the trunk came from */
+    int log_every;           /* default 10 */
 } aim_lora_job;
 
 void aim_lora_job_default(aim_lora_job *j);

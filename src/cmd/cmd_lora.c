@@ -39,7 +39,12 @@ const struct aim_cmd cmd_lora_entry = {
             "same images (aim probe's protocol), then LoRA starts from that head (linear\n"
             "probing then fine-tuning, LP-FT; --fresh-head starts from a new one), and\n"
             "prints the difference at the end. --head FILE starts from a probe saved by\n"
-            "aim probe --save (its blocks become the probe blocks).",
+            "aim probe --save (its blocks become the probe blocks).\n"
+            "--out DIR makes DIR a run folder (created if needed): run.json, and in\n"
+            "metrics.jsonl and a TensorBoard event file a \"lora_step\" line every\n"
+            "--log-every steps and a \"lora\" line per epoch (test_top1: aim runs' LoRA\n"
+            "column); with --compare also the frozen probe's \"probe_epoch\" and\n"
+            "\"probe_result\" lines.",
     .exec = lora_exec,
 };
 
@@ -89,7 +94,7 @@ static int parse_blocks(const char *what, const char *s, int *out, int L)
 static int lora_exec(int argc, char **argv)
 {
     const char *data = "fashion-mnist", *blocks_s = NULL, *probe_s = NULL, *save = NULL;
-    const char *save_adapters = NULL, *head_file = NULL;
+    const char *save_adapters = NULL, *head_file = NULL, *out = NULL;
     int threads = 0, quiet = 0, augment = 0, compare = 0, fresh_head = 0;
     int64_t train_limit = 0, test_limit = 0, seed = 0;
     float probe_lr = 1e-2f;
@@ -120,6 +125,8 @@ static int lora_exec(int argc, char **argv)
         {"save", OPT_STR, &save, "OUT", "save trunk + adapters + head as safetensors"},
         {"save-adapters", OPT_STR, &save_adapters, "OUT", "save the adapters alone"},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress on stderr"},
+        {"out", OPT_STR, &out, "DIR", "run folder: run.json, metrics.jsonl, TensorBoard events"},
+        {"log-every", OPT_INT, &job.log_every, "N", "with --out: a lora_step line every N steps (10)"},
         {0},
     };
     if (cmd_help(&cmd_lora_entry, argc, argv, opts))
@@ -131,9 +138,9 @@ static int lora_exec(int argc, char **argv)
     if (npos == 0)
         return cmd_fail("lora: give the pretrained WEIGHTS to fine-tune");
     if (job.rank < 1 || job.epochs < 1 || job.batch < 2 || !(job.lr > 0) || !(job.head_lr > 0) ||
-        job.alpha < 0 || job.weight_decay < 0)
+        job.alpha < 0 || job.weight_decay < 0 || job.log_every < 1)
         return cmd_fail("lora: --rank >= 1, --epochs >= 1, --batch >= 2, --lr and --head-lr > 0, "
-                        "--alpha and --wd >= 0 are needed");
+                        "--alpha and --wd >= 0, --log-every >= 1 are needed");
     if (compare && (probe_epochs < 1 || !(probe_lr > 0)))
         return cmd_fail("lora: --probe-epochs >= 1 and --probe-lr > 0 are needed");
     job.augment = augment;
@@ -197,6 +204,10 @@ static int lora_exec(int argc, char **argv)
             tr->mean[k] = te->mean[k] = c.mean[k];
             tr->std[k] = te->std[k] = c.std[k];
         }
+    /* the run folder, before any work (not data-parallel yet: rank 0 writes it) */
+    job.weights = pos[0];
+    if (out && cmd_open_runlog(out, aim_dist_world(), &job.log) != 0)
+        goto done;
     lctx lc = {.tty = isatty(2), .quiet = quiet};
 
     float frozen = -1;
@@ -210,6 +221,8 @@ static int lora_exec(int argc, char **argv)
         pj.train.seed = (uint64_t)seed;
         pj.train.on_epoch = probe_epoch;
         pj.train.ctx = &lc;
+        pj.log = job.log; /* its probe_epoch and probe_result lines; LoRA's run.json follows */
+        pj.weights = pos[0];
         pj.nsets = 1;
         pj.nblocks[0] = job.nprobe;
         memcpy(pj.blocks[0], job.probe_blocks, sizeof job.probe_blocks);
@@ -258,6 +271,12 @@ static int lora_exec(int argc, char **argv)
         cmd_fail("%s", e.msg);
         goto done;
     }
+    aim_runlog *log = job.log;
+    job.log = NULL; /* closed here, whatever follows */
+    if (cmd_close_runlog(log) != 0) {
+        aim_probe_free(res.probe);
+        goto done;
+    }
     char took[32];
     cmd_duration(res.seconds, took, sizeof took);
     printf("lora r=%d, probe blocks %s: %.2f%% test top-1 (train %.2f%%) after %d epoch(s), %s;"
@@ -286,6 +305,7 @@ static int lora_exec(int argc, char **argv)
     }
     aim_probe_free(res.probe);
 done:
+    cmd_close_runlog(job.log);
     aim_probe_free(start_head);
     aim_dataset_free(tr);
     aim_dataset_free(te);

@@ -32,7 +32,10 @@ const struct aim_cmd cmd_probe_entry = {
             "token mean, BatchNorm, linear. AdamW, warmup + cosine, cross-entropy.\n"
             "Without --blocks or --sweep the middle blocks are probed. Baselines:\n"
             "--random-init probes a freshly initialised trunk of the same config;\n"
-            "--raw fits the linear probe on raw pixels (no WEIGHTS needed).",
+            "--raw fits the linear probe on raw pixels (no WEIGHTS needed).\n"
+            "--out DIR makes DIR a run folder (created if needed): run.json, and in\n"
+            "metrics.jsonl and a TensorBoard event file a \"probe_epoch\" line per epoch of\n"
+            "each set and a \"probe_result\" line with top-1 per set (aim runs lists it).",
     .exec = probe_exec,
 };
 
@@ -71,7 +74,7 @@ static int on_set(void *ctx, int index, const aim_probe_set_result *r)
 static int probe_exec(int argc, char **argv)
 {
     const char *data = "fashion-mnist", *blocks_s = NULL, *kind_s = "attentive", *save = NULL;
-    const char *preset = NULL;
+    const char *preset = NULL, *out = NULL;
     int sweep = 0, window = 1, random_init = 0, raw = 0, threads = 0, quiet = 0, fbatch = 64;
     int64_t train_limit = 0, test_limit = 0, seed = 0;
     aim_probe_opts po;
@@ -95,6 +98,7 @@ static int probe_exec(int argc, char **argv)
         {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
         {"save", OPT_STR, &save, "OUT", "save trunk + probe head (head.*) as safetensors"},
         {"quiet", OPT_FLAG, &quiet, NULL, "no per-epoch lines on stderr"},
+        {"out", OPT_STR, &out, "DIR", "run folder: run.json, metrics.jsonl, TensorBoard events"},
         {0},
     };
     if (cmd_help(&cmd_probe_entry, argc, argv, opts))
@@ -175,6 +179,13 @@ static int probe_exec(int argc, char **argv)
         job.nblocks[0] = nb;
         job.nsets = 1;
     }
+    /* the run folder (rank 0 writes it), before any work */
+    char source[1024];
+    if (random_init)
+        snprintf(source, sizeof source, "random-init:%s", npos ? pos[0] : preset ? preset : "tiny");
+    job.weights = raw ? NULL : random_init ? source : pos[0];
+    if (out && cmd_open_runlog(out, job.dist, &job.log) != 0)
+        goto done_data;
     pctx pc = {.tty = isatty(2), .verbose = !quiet, .kind = raw ? "raw-lin" : kind_s};
     job.train.on_epoch = on_epoch;
     job.train.ctx = &pc;
@@ -190,6 +201,11 @@ static int probe_exec(int argc, char **argv)
     aim_probe_job_result res;
     if (aim_probe_job_run(m, tr, te, &job, &res, &e) != 0) {
         cmd_fail("%s", e.msg);
+        cmd_close_runlog(job.log);
+        goto done_data;
+    }
+    if (cmd_close_runlog(job.log) != 0) {
+        aim_probe_free(res.best_probe);
         goto done_data;
     }
     if (res.nsets > 1)

@@ -1,7 +1,8 @@
 /*
  * cmd_runs.c - `aim runs [FOLDER]`: a table of the run folders under FOLDER
  * (default runs/): model, steps, final loss, best validation loss, best live
- * probe top-1, LoRA top-1 and wall time, so runs can be compared at a glance.
+ * probe (or probe job) top-1, LoRA top-1 and wall time, so runs - pretraining,
+ * probe and LoRA jobs - can be compared at a glance.
  */
 #include "config.h"
 
@@ -21,7 +22,10 @@ const struct aim_cmd cmd_runs_entry = {
     .name = "runs",
     .usage = "[FOLDER]",
     .summary = "a table of run folders: steps, losses, probe and LoRA top-1, time",
-    .help = "Lists every sub-folder of FOLDER (default runs) holding a metrics.jsonl.",
+    .help = "Lists every sub-folder of FOLDER (default runs) holding a metrics.jsonl: runs of\n"
+            "aim train, and of aim probe and aim lora with --out (steps and loss are LoRA's,\n"
+            "probe% the best top-1 of the live probe or of a probe job's sets, lora% the\n"
+            "last LoRA epoch's test top-1, time the jobs' seconds together).",
     .exec = runs_exec,
 };
 
@@ -62,31 +66,50 @@ static void one_run(const char *dir, const char *name)
         free(t);
         free(rj);
     }
-    int64_t steps = 0;
-    double loss = NAN, best_val = NAN, best_probe = NAN, lora = NAN, secs = NAN;
+    /* pretraining ("train" lines) gives steps, loss and time; a LoRA job
+     * ("lora" lines) its steps, last loss, test top-1 and time; a probe job
+     * ("probe_result") its top-1 per set and time; the live probe ("probe")
+     * top-1 per block */
+    int64_t steps = -1;
+    double loss = NAN, best_val = NAN, best_probe = NAN, lora = NAN;
+    double train_s = NAN, lora_s = NAN, probe_s = 0;
     for (int r = 0; r < m.n; r++) {
         const aim_metric *row = &m.rows[r];
+        const char *kind = row->kind;
+        int train = !strcmp(kind, "train"), lo = !strcmp(kind, "lora");
         for (int k = 0; k < row->n; k++) {
             const char *key = row->keys[k];
             double v = row->vals[k];
             if (isnan(v))
                 continue;
-            if (!strcmp(row->kind, "train")) {
+            if (train || lo) {
                 steps = row->step > steps ? row->step : steps;
-                if (!strcmp(key, "loss"))
+                if (!strcmp(key, train ? "loss" : "lora_loss"))
                     loss = v;
-                if (!strcmp(key, "time"))
-                    secs = v;
+                if (!strcmp(key, train ? "time" : "lora_time")) {
+                    if (train)
+                        train_s = v;
+                    else
+                        lora_s = v;
+                }
+                if (lo && !strcmp(key, "lora_test_top1"))
+                    lora = v;
             } else if (!strcmp(key, "val_loss") && !(v >= best_val)) {
                 best_val = v;
-            } else if (!strcmp(row->kind, "probe") && strstr(key, "top1") && !(v <= best_probe)) {
+            } else if ((!strcmp(kind, "probe") || !strcmp(kind, "probe_result")) &&
+                       strstr(key, "top1") && !(v <= best_probe)) {
                 best_probe = v;
-            } else if (!strcmp(row->kind, "lora") && strstr(key, "test_top1")) {
-                lora = v;
+            } else if (!strcmp(key, "probe_result_time")) {
+                probe_s += v;
             }
         }
     }
-    char t[32] = "-", l[32] = "-", bv[32] = "-", bp[32] = "-", lo[32] = "-";
+    double secs = (isnan(train_s) ? 0 : train_s) + (isnan(lora_s) ? 0 : lora_s) + probe_s;
+    if (isnan(train_s) && isnan(lora_s) && probe_s == 0)
+        secs = NAN;
+    char t[32] = "-", l[32] = "-", bv[32] = "-", bp[32] = "-", lo[32] = "-", st[32] = "-";
+    if (steps >= 0)
+        snprintf(st, sizeof st, "%lld", (long long)steps);
     if (!isnan(secs))
         snprintf(t, sizeof t, "%.0fm%02.0fs", floor(secs / 60), fmod(secs, 60));
     if (!isnan(loss))
@@ -97,8 +120,7 @@ static void one_run(const char *dir, const char *name)
         snprintf(bp, sizeof bp, "%.2f", best_probe);
     if (!isnan(lora))
         snprintf(lo, sizeof lo, "%.2f", lora);
-    printf("%-28s %-22s %7lld %9s %9s %7s %7s %9s\n", name, model, (long long)steps, l, bv, bp,
-           lo, t);
+    printf("%-28s %-22s %7s %9s %9s %7s %7s %9s\n", name, model, st, l, bv, bp, lo, t);
     aim_metrics_free(&m);
     free(mpath);
     free(rpath);
@@ -116,7 +138,7 @@ static int runs_exec(int argc, char **argv)
     const char *dir = npos ? pos[0] : "runs";
     DIR *d = opendir(dir);
     if (!d)
-        return cmd_fail("%s: cannot list: no such folder (runs are made by `aim train --out`)", dir);
+        return cmd_fail("%s: cannot list: no such folder (runs are made by `aim train --out`, or aim probe / aim lora --out)", dir);
     char **names = NULL;
     int n = 0;
     struct dirent *de;

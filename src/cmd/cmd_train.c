@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,23 +36,6 @@ static int on_step(void *ctx, const aim_step_info *s)
     if (cmd_step_line(s, p->tty) && p->tty && s->step == s->total)
         fputc('\n', stderr);
     return 0;
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *s = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return aim_is_dir(buf) ? 0 : -1;
 }
 
 static int write_run_json(const char *path, const aim_config *c, const aim_pretrain_opts *o,
@@ -309,8 +291,9 @@ static int train_exec(int argc, char **argv)
     const aim_dist *world = aim_dist_world();
     const int lead = aim_dist_rank(world) == 0;
     po.dist = world;
-    if (lead && mkdir_p(out) != 0) {
-        cmd_fail("%s: cannot create the run folder: %s", out, strerror(errno));
+    aim_err me;
+    if (lead && aim_mkdir_p(out, &me) != 0) {
+        cmd_fail("cannot create the run folder: %s", me.msg);
         goto done;
     }
     metrics = aim_xasprintf("%s/metrics.jsonl", out);

@@ -129,3 +129,15 @@ char *cmd_config_path(const char *name)
         return aim_xasprintf("%s/.config/aim/%s", home, name);
     return NULL;
 }
+
+int cmd_open_runlog(const char *dir, const aim_dist *dist, aim_runlog **log)
+{
+    aim_err e;
+    return aim_runlog_open_lead(dir, dist, log, &e) != 0 ? cmd_fail("--out: %s", e.msg) : 0;
+}
+
+int cmd_close_runlog(aim_runlog *log)
+{
+    aim_err e;
+    return aim_runlog_close(log, &e) != 0 ? cmd_fail("%s", e.msg) : 0;
+}

@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include "aim/data.h"
+#include "aim/dist.h"
 #include "aim/model.h"
+#include "aim/runlog.h"
 
 /* Model shape options: a preset and explicit overrides (0 = keep). */
 typedef struct cmd_model_opts {
@@ -46,6 +48,13 @@ int cmd_threads(void);
 
 /* "1h02m", "3m12s", "45s" */
 void cmd_duration(double s, char *buf, int len);
+
+/* A job's --out DIR: rank 0 makes it a run folder (aim_runlog_open_dir) and
+ * gets its log in *log, the other ranks NULL; when rank 0 cannot, every
+ * rank fails. Returns 0, or 1 after printing the error. */
+int cmd_open_runlog(const char *dir, const aim_dist *dist, aim_runlog **log);
+/* Close it (NULL is fine): 0, or 1 after printing a failed write. */
+int cmd_close_runlog(aim_runlog *log);
 
 /* The console history file shared by `aim repl` and the TUI:
  * $XDG_STATE_HOME/aim/history (default ~/.local/state/aim/history); its

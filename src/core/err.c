@@ -263,6 +263,27 @@ int aim_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+int aim_mkdir_p(const char *path, aim_err *e)
+{
+    char buf[4096];
+    if (!path[0] || strlen(path) >= sizeof buf)
+        return aim_errf(e, "%s: bad folder name", path);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return aim_errf(e, "%s: cannot create: %s", buf, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return aim_errf(e, "%s: cannot create: %s", buf, strerror(errno));
+    if (!aim_is_dir(buf))
+        return aim_errf(e, "%s: exists and is not a folder", buf);
+    return 0;
+}
+
 const char *aim_basename(const char *path)
 {
     const char *s = strrchr(path, '/');

@@ -100,8 +100,6 @@ void l_push_step_info(lua_State *L, const aim_step_info *s);
 /* The end of a job that did not go well (l_jobs.c): raises the callback's
  * error kept at err_slot (failed), "interrupted!", or returns nil, msg. */
 int l_job_failure(lua_State *L, aim_engine *eng, int failed, int err_slot, const char *msg);
-/* Create a folder and its parents; -1 with a message. */
-int l_mkdir_p(const char *path, aim_err *e);
 
 /* --------------------------------------------------------- l_tensor.c */
 /* Tensors are float32, C order and always contiguous; t[i] and t:narrow(1,

@@ -357,7 +357,7 @@ static int l_pretrain(lua_State *L)
         weights = lua_pushfstring(L, "%s/model.safetensors", out);
         const char *runjson = lua_pushfstring(L, "%s/run.json", out); /* ... m w r */
         /* rank 0 alone makes and writes the run folder */
-        int bad = lead && (l_mkdir_p(out, &e) != 0 ||
+        int bad = lead && (aim_mkdir_p(out, &e) != 0 ||
                            (!resume && write_run_json(runjson, c, &po, ds, &e) != 0));
         if (any_rank_failed(po.dist, bad))
             return l_fail(L, bad ? e.msg : OTHER_RANK_FAILED);

@@ -13,6 +13,9 @@
  * head's, 0.05), augment (flips and mild crops, false), seed, head = an
  * aim.probe or aim.probe result to start the head from (LP-FT), save = path
  * (trunk + adapters + head), save_adapters = path (the adapters alone),
+ * out = DIR (a run folder as `aim lora --out`: run.json, a lora_step line
+ * every log_every (10) steps and a lora line per epoch in metrics.jsonl and
+ * the event file),
  * on_epoch = function(e) with e = {epoch =, loss =, train_top1 =,
  * test_top1 =} after every epoch and on_step = function(info) after every
  * step (info as aim.pretrain's); either returning "stop" ends the job.
@@ -32,6 +35,7 @@
 
 #include "aim/dist.h"
 #include "aim/probe.h"
+#include "aim/runlog.h"
 #include "lua/l_aim.h"
 
 enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSTEP, S_ONEPOCH, S_ERR };
@@ -189,7 +193,7 @@ static void blocks_label(const int *b, int n, char *buf, size_t len)
 static const char *const lora_options[] = {
     "rank",    "alpha", "blocks", "probe_blocks", "epochs",        "batch",
     "lr",      "head_lr", "wd",   "augment",      "seed",          "save",
-    "save_adapters", "on_epoch", "on_step", "head", NULL,
+    "save_adapters", "on_epoch", "on_step", "head", "out", "log_every", NULL,
 };
 
 static int l_lora(lua_State *L)
@@ -216,6 +220,7 @@ static int l_lora(lua_State *L)
     job.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", job.weight_decay, 0, 10);
     job.augment = l_opt_bool(L, S_OPTS, "augment", 0);
     job.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
+    job.log_every = (int)l_opt_int(L, S_OPTS, "log_every", job.log_every, 1, 1 << 30);
     /* head = an aim.probe (or an aim.probe result): LoRA starts from it,
      * reading its blocks unless probe_blocks says otherwise (LP-FT) */
     l_probe *head = NULL;
@@ -299,8 +304,14 @@ static int l_lora(lua_State *L)
              (double)alpha, adapted, (unsigned long long)adapters, share, trunk / 1e6, probed,
              (long long)dtr->n, (long long)dte->n, job.epochs, (long long)(dtr->n / job.batch),
              job.batch);
-    if (aim_engine_job_begin(lc.eng, "lora", desc, job.lr, &e) != 0)
+    /* the run folder (not data-parallel yet: rank 0 writes it), before any work */
+    const char *out = l_opt_str(L, S_OPTS, "out", NULL);
+    if (out && aim_runlog_open_lead(out, aim_dist_world(), &job.log, &e) != 0)
+        return l_fail(L, e.msg);
+    if (aim_engine_job_begin(lc.eng, "lora", desc, job.lr, &e) != 0) {
+        aim_runlog_close(job.log, NULL);
         return luaL_error(L, "%s", e.msg);
+    }
     lc.view.running = 1;
     aim_engine_job_probe(lc.eng, &lc.view);
     lm->busy = 1;
@@ -309,6 +320,11 @@ static int l_lora(lua_State *L)
     l_norm_saved ns; /* normalised as in pretraining, like `aim lora` */
     l_norm_as_model(m, tr->ds, te->ds, &ns);
     int rc = aim_lora_run(m, dtr, dte, &job, &res, &e);
+    aim_err ce;
+    if (aim_runlog_close(job.log, &ce) != 0 && rc == 0) {
+        rc = -1;
+        e = ce;
+    }
     l_norm_restore(tr->ds, te->ds, &ns);
     lm->busy = 0;
     tr->busy = te->busy = 0;

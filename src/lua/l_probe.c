@@ -4,9 +4,10 @@
  *
  * opts (the `aim probe` flags): blocks = {3, 4} | sweep = true [window = k],
  * kind = "attentive" | "linear", raw = true (pixels; m may be nil), epochs,
- * batch, lr, wd, seed, save = path (trunk + best probe), on_set =
- * function(r) called as each block set finishes (return "stop" to end),
- * on_epoch = function(e). Console lines queued meanwhile run between epochs.
+ * batch, lr, wd, seed, save = path (trunk + best probe), out = DIR (a run
+ * folder as `aim probe --out`: run.json, probe_epoch and probe_result lines
+ * in metrics.jsonl and the event file), on_set = function(r) called as each
+ * block set finishes (return "stop" to end), on_epoch = function(e). Console lines queued meanwhile run between epochs.
  * result = {sets = {{blocks = {..}, label =, test_top1 =, train_top1 =,
  * loss =, seconds =}, ...}, best = <the best set>, kind =, stopped =,
  * probe = <the best set's trained probe>}.
@@ -26,6 +27,7 @@
 #include "aim/dist.h"
 #include "aim/inspect.h"
 #include "aim/probe.h"
+#include "aim/runlog.h"
 #include "lua/l_aim.h"
 
 enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSET, S_ONEPOCH, S_ERR, S_PROBE };
@@ -281,7 +283,7 @@ static int on_set(void *ctx, int index, const aim_probe_set_result *r)
 
 static const char *const probe_options[] = {"blocks", "sweep", "window", "kind", "raw",
                                             "epochs", "batch", "lr", "wd", "seed", "save",
-                                            "on_set", "on_epoch", NULL};
+                                            "on_set", "on_epoch", "out", NULL};
 
 static int l_probe_run(lua_State *L)
 {
@@ -367,12 +369,18 @@ static int l_probe_run(lua_State *L)
     job.on_set = on_set;
     job.ctx = &pc;
     aim_err e;
+    /* the run folder (rank 0 writes it), before any work */
+    const char *out = l_opt_str(L, S_OPTS, "out", NULL);
+    if (out && aim_runlog_open_lead(out, job.dist, &job.log, &e) != 0)
+        return l_fail(L, e.msg);
     char desc[256];
     snprintf(desc, sizeof desc, "%s probe on %s, %lld + %lld images", job.raw ? "raw-pixel" : kind,
              job.raw ? "pixels" : (job.nsets > 1 ? "a block sweep" : "one block set"),
              (long long)dtr->n, (long long)dte->n);
-    if (aim_engine_job_begin(pc.eng, "probe", desc, job.train.lr, &e) != 0)
+    if (aim_engine_job_begin(pc.eng, "probe", desc, job.train.lr, &e) != 0) {
+        aim_runlog_close(job.log, NULL);
         return luaL_error(L, "%s", e.msg);
+    }
     pc.view.running = 1;
     if (!job.raw)
         aim_engine_job_probe(pc.eng, &pc.view);
@@ -384,6 +392,11 @@ static int l_probe_run(lua_State *L)
     if (lm)
         l_norm_as_model(lm->m, tr->ds, te->ds, &ns);
     int rc = aim_probe_job_run(lm ? lm->m : NULL, dtr, dte, &job, &res, &e);
+    aim_err ce;
+    if (aim_runlog_close(job.log, &ce) != 0 && rc == 0) {
+        rc = -1;
+        e = ce;
+    }
     if (lm)
         l_norm_restore(tr->ds, te->ds, &ns);
     if (lm)

@@ -2,14 +2,12 @@
  * l_util.c - small helpers the Lua bindings share: strict option tables
  * (unknown keys are errors with a "did you mean" hint; each value is checked
  * and a bad one raises naming the option), setting fields of result tables,
- * the `nil, message` return of an I/O failure, and mkdir -p.
+ * the `nil, message` return of an I/O failure.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "lua/l_aim.h"
 
@@ -178,25 +176,4 @@ int l_fail(lua_State *L, const char *msg)
     lua_pushnil(L);
     lua_pushstring(L, msg);
     return 2;
-}
-
-int l_mkdir_p(const char *path, aim_err *e)
-{
-    char buf[4096];
-    if (!path[0] || strlen(path) >= sizeof buf)
-        return aim_errf(e, "%s: bad folder name", path);
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return aim_errf(e, "%s: cannot create: %s", buf, strerror(errno));
-        *s = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return aim_errf(e, "%s: cannot create: %s", buf, strerror(errno));
-    if (!aim_is_dir(buf))
-        return aim_errf(e, "%s: exists and is not a folder", buf);
-    return 0;
 }

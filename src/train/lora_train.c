@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aim/probe.h"
+#include "aim/runlog.h"
 #include "aim/train.h"
 
 void aim_lora_job_default(aim_lora_job *j)
@@ -29,6 +30,7 @@ void aim_lora_job_default(aim_lora_job *j)
     j->head_lr = 3e-3f;
     j->weight_decay = 0.05f;
     j->augment = 0;
+    j->log_every = 10;
 }
 
 int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e)
@@ -68,6 +70,48 @@ static void zero_trainable(aim_params *p)
     for (int i = 0; i < p->n; i++)
         if (!(p->t[i].flags & AIM_P_FROZEN))
             memset(p->grad + p->t[i].offset, 0, p->t[i].numel * sizeof(float));
+}
+
+/* run.json of a LoRA job */
+typedef struct job_info {
+    const aim_lora_job *j;
+    const aim_config *c;
+    const aim_lora_info *li;
+    const int *probe_blocks;
+    int nprobe;
+    uint64_t trunk;
+    int64_t ntrain, ntest;
+} job_info;
+
+static void json_ints(FILE *f, const char *key, const int *v, int n)
+{
+    fprintf(f, ",\"%s\":[", key);
+    for (int k = 0; k < n; k++)
+        fprintf(f, "%s%d", k ? "," : "", v[k]);
+    fprintf(f, "]");
+}
+
+static int write_info(FILE *f, void *ctx, aim_err *e)
+{
+    (void)e;
+    const job_info *in = ctx;
+    const aim_lora_job *j = in->j;
+    fprintf(f, "{\"kind\":\"lora\",\"weights\":");
+    aim_json_string(f, j->weights);
+    fprintf(f, ",\"rank\":%d,\"alpha\":%.9g", in->li->rank, in->li->alpha);
+    json_ints(f, "blocks", in->li->blocks, in->li->nblocks < 64 ? in->li->nblocks : 64);
+    json_ints(f, "probe_blocks", in->probe_blocks, in->nprobe);
+    fprintf(f, ",\"head\":\"%s\",\n \"epochs\":%d,\"batch\":%d,\"lr\":%.9g,\"head_lr\":%.9g,"
+               "\"weight_decay\":%.9g,\"augment\":%d,\"seed\":%llu,\"train_images\":%lld,"
+               "\"test_images\":%lld,\n \"adapters\":%llu,\"trunk\":%llu,\"share\":%.6g,\n ",
+            j->init_head ? "given" : "new", j->epochs, j->batch, j->lr, j->head_lr,
+            j->weight_decay, j->augment, (unsigned long long)j->seed, (long long)in->ntrain,
+            (long long)in->ntest, (unsigned long long)in->li->params,
+            (unsigned long long)in->trunk,
+            in->trunk ? 100.0 * (double)in->li->params / (double)in->trunk : 0.0);
+    aim_json_config(f, in->c);
+    fprintf(f, "}\n");
+    return 0; /* aim_write_atomic checks the stream */
 }
 
 /* test top-1 (percent) of the adapted trunk + head, no augmentation */
@@ -139,6 +183,13 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     aim_model_lora_freeze_trunk(m);
     r->adapters = li.params;
     r->trunk = aim_config_trunk_params(c);
+    job_info info = {j, c, &li, bl, nb, r->trunk, train->n, test->n};
+    if (aim_runlog_write_info(j->log, write_info, &info, e) != 0) {
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
+        return -1;
+    }
 
     aim_probe *pr = aim_probe_new(AIM_PROBE_ATTENTIVE, aim_config_tokens(c), c->width, c->heads,
                                   K, j->seed, e);
@@ -201,6 +252,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     ho.weight_decay = j->weight_decay;
     const int64_t per_epoch = train->n / B, total = per_epoch * j->epochs;
     const int64_t warmup = total / 20 > 0 ? total / 20 : 1;
+    const int log_every = j->log_every > 0 ? j->log_every : 10;
     double t0 = now_s(), tw = t0;
     int64_t step = 0, win_images = 0;
     int rc = 0;
@@ -227,24 +279,31 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             hits += correct;
             seen += B;
             win_images += B;
-            if (j->on_step) {
-                double now = now_s();
-                aim_step_info si = {.step = step + 1, .total = total,
-                                    .images = (step + 1) * B,
-                                    .epoch = (double)(step + 1) * B / train->n,
-                                    .loss = loss, .lr = f * j->lr, .grad_norm = gn,
-                                    .elapsed_s = now - t0};
-                si.img_per_s = now > tw ? win_images / (now - tw) : 0;
-                si.eta_s = si.elapsed_s / (step + 1) * (total - step - 1);
-                if (now - tw > 5) {
-                    tw = now;
-                    win_images = 0;
-                }
-                if (j->on_step(j->ctx, &si)) {
-                    r->stopped = 1;
-                    step++; /* this step is done: count it (the loop's ++ is skipped) */
-                    break;
-                }
+            double now = now_s();
+            aim_step_info si = {.step = step + 1, .total = total, .images = (step + 1) * B,
+                                .epoch = (double)(step + 1) * B / train->n, .loss = loss,
+                                .lr = f * j->lr, .grad_norm = gn, .elapsed_s = now - t0};
+            si.img_per_s = now > tw ? win_images / (now - tw) : 0;
+            si.eta_s = si.elapsed_s / (step + 1) * (total - step - 1);
+            if (now - tw > 5) {
+                tw = now;
+                win_images = 0;
+            }
+            if (j->log && (step + 1) % log_every == 0) {
+                aim_runlog_begin(j->log, step + 1, "lora_step");
+                aim_runlog_num(j->log, "loss", loss);
+                aim_runlog_num(j->log, "lr", si.lr);
+                aim_runlog_num(j->log, "head_lr", f * j->head_lr);
+                aim_runlog_num(j->log, "grad_norm", gn);
+                aim_runlog_num(j->log, "img_per_s", si.img_per_s);
+                aim_runlog_num(j->log, "epoch", si.epoch);
+                aim_runlog_num(j->log, "time", si.elapsed_s);
+                aim_runlog_end(j->log);
+            }
+            if (j->on_step && j->on_step(j->ctx, &si)) {
+                r->stopped = 1;
+                step++; /* this step is done: count it (the loop's ++ is skipped) */
+                break;
             }
         }
         if (seen) {
@@ -257,6 +316,14 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             goto out;
         }
         r->epochs_done = ep + 1;
+        aim_runlog_begin(j->log, step, "lora");
+        aim_runlog_num(j->log, "epoch", ep + 1);
+        aim_runlog_num(j->log, "loss", r->train_loss);
+        aim_runlog_num(j->log, "train_top1", r->train_top1);
+        aim_runlog_num(j->log, "test_top1", r->test_top1);
+        aim_runlog_num(j->log, "time", now_s() - t0);
+        aim_runlog_end(j->log);
+        aim_runlog_flush(j->log);
         if (j->on_epoch &&
             j->on_epoch(j->ctx, ep + 1, r->train_loss, r->train_top1, r->test_top1))
             r->stopped = 1;

@@ -14,7 +14,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,7 +25,7 @@
 #include "aim/metrics.h"
 #include "aim/probe.h"
 #include "aim/recon.h"
-#include "aim/tfevents.h"
+#include "aim/runlog.h"
 #include "aim/train.h"
 
 void aim_pretrain_opts_default(aim_pretrain_opts *o)
@@ -50,103 +49,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* a JSON number, or null for NaN / Inf (JSON has no such values) */
-static void json_num(FILE *f, const char *key, double v)
-{
-    if (isfinite(v))
-        fprintf(f, ",\"%s\":%.9g", key, v);
-    else
-        fprintf(f, ",\"%s\":null", key);
-}
-
-/* ------------------------------------------------------------ metrics sink */
-/* One event goes to the JSON Lines log and, as scalars, to the TensorBoard
- * event file beside it (tags "<kind>/<key>", arrays "<kind>/<key>_block<i>",
- * the names aim_metrics_read gives the same values). */
-typedef struct sink {
-    FILE *mf;
-    aim_tfevents *tf;
-    const char *run, *kind;
-    int64_t step;
-    double wall;
-} sink;
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void sink_begin(sink *s, int64_t step, const char *kind)
-{
-    s->step = step;
-    s->kind = kind;
-    s->wall = wall_now();
-    if (s->mf)
-        fprintf(s->mf, "{\"run\":\"%s\",\"step\":%lld,\"kind\":\"%s\",\"wall\":%.3f", s->run,
-                (long long)step, kind, s->wall);
-}
-
-static void sink_num(sink *s, const char *key, double v)
-{
-    if (s->mf)
-        json_num(s->mf, key, v);
-    if (s->tf && isfinite(v)) {
-        char tag[96];
-        snprintf(tag, sizeof tag, "%s/%s", s->kind, key);
-        aim_tfevents_scalar(s->tf, tag, s->step, s->wall, (float)v);
-    }
-}
-
-static void sink_array(sink *s, const char *key, const float *v, int n)
-{
-    if (s->mf) {
-        fprintf(s->mf, ",\"%s\":[", key);
-        for (int i = 0; i < n; i++)
-            fprintf(s->mf, "%s%.4g", i ? "," : "", v[i]);
-        fprintf(s->mf, "]");
-    }
-    for (int i = 0; s->tf && i < n; i++) {
-        char tag[96];
-        snprintf(tag, sizeof tag, "%s/%s_block%d", s->kind, key, i + 1);
-        aim_tfevents_scalar(s->tf, tag, s->step, s->wall, v[i]);
-    }
-}
-
-static void sink_end(sink *s)
-{
-    if (s->mf)
-        fprintf(s->mf, "}\n");
-}
-
-/* The event file beside the metrics log; on resume it is rebuilt from the
- * (already truncated) log so it holds no steps past the checkpoint. The log
- * holds scalars only, so the image summaries written before the resume
- * ("recon/val", "recon/board") are not carried over: a resumed run's event
- * file has images from the resume on. Acceptable: they are pictures of the
- * model at that time, and the new ones show it from here. */
-static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *e)
-{
-    const char *slash = strrchr(metrics_path, '/');
-    char *path = slash ? aim_xasprintf("%.*s/events.out.tfevents.aim", (int)(slash - metrics_path),
-                                       metrics_path)
-                       : aim_xstrdup("events.out.tfevents.aim");
-    if (resume && aim_file_size(metrics_path, NULL) >= 0) {
-        aim_metrics mm;
-        if (aim_metrics_read(metrics_path, &mm, e) != 0 ||
-            aim_metrics_write_tfevents(&mm, path, e) != 0) {
-            aim_metrics_free(&mm);
-            free(path);
-            return NULL;
-        }
-        aim_metrics_free(&mm);
-    }
-    aim_tfevents *w = aim_tfevents_open_path(path, e);
-    free(path);
-    return w;
-}
-
 /* the first tensor (in table order) whose gradient is not finite */
 static const char *nonfinite_tensor(const aim_params *p)
 {
@@ -159,47 +61,6 @@ static const char *nonfinite_tensor(const aim_params *p)
                 return p->t[i].name;
     }
     return NULL;
-}
-
-/* ------------------------------------------------------------ resume */
-
-typedef struct kept_lines {
-    const uint8_t *buf;
-    size_t len;
-    int64_t upto;
-} kept_lines;
-
-static int write_kept(FILE *f, void *ctx, aim_err *e)
-{
-    const kept_lines *k = ctx;
-    size_t i = 0;
-    while (i < k->len) {
-        const uint8_t *nl = memchr(k->buf + i, '\n', k->len - i);
-        size_t end = nl ? (size_t)(nl - k->buf) + 1 : k->len;
-        const char *st = memmem(k->buf + i, end - i, "\"step\":", 7);
-        long long step = st ? strtoll(st + 7, NULL, 10) : 0;
-        if (nl && step <= k->upto)
-            fwrite(k->buf + i, 1, end - i, f);
-        i = end;
-    }
-    return 0;
-}
-
-/* Drop metrics lines logged after the checkpoint we resume from (the
- * interrupted run got further than its last checkpoint), and any partial
- * last line. */
-static int truncate_metrics(const char *path, int64_t upto, aim_err *e)
-{
-    if (aim_file_size(path, NULL) < 0)
-        return 0; /* nothing logged yet */
-    uint8_t *buf;
-    size_t len;
-    if (aim_read_file(path, (uint64_t)1 << 32, &buf, &len, e) != 0)
-        return -1;
-    kept_lines k = {buf, len, upto};
-    int rc = aim_write_atomic(path, write_kept, &k, e);
-    free(buf);
-    return rc;
 }
 
 /* ------------------------------------------------------------ checkpoints */
@@ -386,21 +247,12 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     aim_batcher *b = aim_batcher_new(ds, &bo, e);
     if (!b)
         return -1;
-    FILE *mf = NULL;
-    aim_tfevents *tf = NULL;
-    int bad = 0; /* the metrics files (rank 0) */
-    if (metrics_path && o->resume && truncate_metrics(metrics_path, o->resume->step, e)) {
-        bad = 1;
-    } else if (metrics_path) {
-        mf = fopen(metrics_path, "a");
-        if (!mf) {
-            aim_errf(e, "%s: cannot open for writing: %s", metrics_path, strerror(errno));
-            bad = 1;
-        } else if (!(tf = open_events(metrics_path, o->resume != NULL, e))) {
-            fclose(mf);
-            mf = NULL;
-            bad = 1;
-        }
+    const char *run = o->run_name ? o->run_name : "run";
+    aim_runlog *rl = NULL; /* the metrics files (rank 0) */
+    int bad = 0;
+    if (metrics_path) {
+        rl = aim_runlog_open(metrics_path, run, o->resume ? o->resume->step : -1, e);
+        bad = !rl;
     }
     if (dist) { /* every rank fails with rank 0, rather than wait for it */
         int v = bad;
@@ -429,8 +281,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
             free(x);
             free(prefix);
             aim_batcher_free(b);
-            if (mf)
-                fclose(mf);
+            aim_runlog_close(rl, NULL);
             return aim_errf(e, "pretrain: cannot resume at step %lld of %lld",
                             (long long)o->resume->step, (long long)o->steps);
         }
@@ -452,11 +303,9 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     int val_images = o->val_images > 0 ? o->val_images : 512;
     eo.val_images = val_images;
     int log_every = o->log_every > 0 ? o->log_every : 1;
-    const char *run = o->run_name ? o->run_name : "run";
-
-    sink sk = {mf, tf, run, NULL, 0, 0};
+    aim_tfevents *tf = aim_runlog_events(rl); /* rank 0 alone has one */
     recon_val rv;
-    recon_val_init(&rv, m, o, tf ? o->recon_images : 0); /* rank 0 alone has tf */
+    recon_val_init(&rv, m, o, tf ? o->recon_images : 0);
     double t0 = now_s(), tprev = t0, ips = 0;
     double recent[100];
     int nrecent = 0, bad_run = 0;
@@ -526,16 +375,15 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         res->steps_done = step + 1;
         res->final_loss = loss;
         int fail = 0;
-        if (mf && ((step + 1) % log_every == 0 || step + 1 == o->steps)) {
-            sink_begin(&sk, step + 1, "train");
-            sink_num(&sk, "loss", loss);
-            sink_num(&sk, "lr", lr);
-            sink_num(&sk, "grad_norm", norm);
-            sink_num(&sk, "img_per_s", ips);
-            sink_num(&sk, "epoch", info.epoch);
-            sink_num(&sk, "time", info.elapsed_s);
-            sink_end(&sk);
-            if (ferror(mf)) {
+        if (rl && ((step + 1) % log_every == 0 || step + 1 == o->steps)) {
+            aim_runlog_begin(rl, step + 1, "train");
+            aim_runlog_num(rl, "loss", loss);
+            aim_runlog_num(rl, "lr", lr);
+            aim_runlog_num(rl, "grad_norm", norm);
+            aim_runlog_num(rl, "img_per_s", ips);
+            aim_runlog_num(rl, "epoch", info.epoch);
+            aim_runlog_num(rl, "time", info.elapsed_s);
+            if (aim_runlog_end(rl) != 0) {
                 rc = aim_errf(e, "%s: write failed", metrics_path);
                 fail = 1;
             }
@@ -570,10 +418,10 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                 best_now = 1;
             }
             res->best_val = best_val;
-            sink_begin(&sk, step + 1, "val");
-            sink_num(&sk, "val_loss", vl);
-            sink_num(&sk, "best_val_loss", best_val);
-            sink_end(&sk);
+            aim_runlog_begin(rl, step + 1, "val");
+            aim_runlog_num(rl, "val_loss", vl);
+            aim_runlog_num(rl, "best_val_loss", best_val);
+            aim_runlog_end(rl);
             message(o, "step %lld: validation loss %.4f%s", (long long)(step + 1), vl,
                     best_now ? " (best so far)" : "");
             if (o->on_val)
@@ -595,11 +443,11 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                 int best = 0;
                 for (int l = 1; l < L; l++)
                     best = top1[l] > top1[best] ? l : best;
-                sink_begin(&sk, step + 1, "probe");
-                sink_num(&sk, "images", ni);
-                sink_array(&sk, "top1", top1, L);
-                sink_num(&sk, "best_block", best + 1);
-                sink_end(&sk);
+                aim_runlog_begin(rl, step + 1, "probe");
+                aim_runlog_num(rl, "images", ni);
+                aim_runlog_array(rl, "top1", top1, L);
+                aim_runlog_num(rl, "best_block", best + 1);
+                aim_runlog_end(rl);
                 char line[512];
                 int off = snprintf(line, sizeof line, "step %lld: live linear probe top-1 per block:",
                                    (long long)(step + 1));
@@ -631,10 +479,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
                       (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) ||
                       (o->ckpt_minutes > 0 && t - last_ckpt >= 60 * o->ckpt_minutes);
             if (due) {
-                if (mf)
-                    fflush(mf); /* the log is never behind a checkpoint */
-                if (tf)
-                    aim_tfevents_flush(tf);
+                aim_runlog_flush(rl); /* the log is never behind a checkpoint */
                 aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
                 checkpoint(m, &eo, &st, res);
                 last_ckpt = now_s();
@@ -657,10 +502,9 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         message(o, "warning: the ranks' weights differ after step %lld (the gradient sums were "
                    "not the same on every rank); rank 0's are the ones saved",
                 (long long)res->steps_done);
-    if (tf && aim_tfevents_close(tf) != 0 && rc == 0)
-        rc = aim_errf(e, "%s: TensorBoard event file write failed", metrics_path);
-    if (mf && fclose(mf) != 0 && rc == 0)
-        rc = aim_errf(e, "%s: write failed: %s", metrics_path, strerror(errno));
+    aim_err ce;
+    if (aim_runlog_close(rl, &ce) != 0 && rc == 0)
+        rc = aim_errf(e, "%s", ce.msg);
     recon_val_free(&rv);
     free(x);
     free(prefix);

@@ -6,11 +6,14 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aim/io.h"
 #include "aim/probe.h"
+#include "aim/runlog.h"
 
 int aim_probe_job_sweep(aim_probe_job *j, int L, int window)
 {
@@ -24,6 +27,69 @@ int aim_probe_job_sweep(aim_probe_job *j, int L, int window)
         j->nsets++;
     }
     return j->nsets;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* run.json of a probing job */
+typedef struct job_info {
+    const aim_probe_job *j;
+    const aim_config *c; /* NULL for raw pixels */
+    aim_probe_kind kind;
+    int nsets;
+    const int *nb;
+    const int (*bl)[AIM_PROBE_MAX_BLOCKS];
+    int64_t ntrain, ntest;
+} job_info;
+
+static int write_info(FILE *f, void *ctx, aim_err *e)
+{
+    (void)e;
+    const job_info *in = ctx;
+    const aim_probe_job *j = in->j;
+    fprintf(f, "{\"kind\":\"probe\",\"weights\":");
+    aim_json_string(f, j->weights);
+    fprintf(f, ",\"probe_kind\":\"%s\",\"raw\":%d,\"sets\":[",
+            in->kind == AIM_PROBE_ATTENTIVE ? "attentive" : "linear", j->raw);
+    for (int s = 0; s < in->nsets; s++) {
+        fprintf(f, "%s[", s ? "," : "");
+        for (int k = 0; k < in->nb[s]; k++)
+            fprintf(f, "%s%d", k ? "," : "", in->bl[s][k]);
+        fprintf(f, "]");
+    }
+    fprintf(f, "],\n \"epochs\":%d,\"batch\":%d,\"lr\":%.9g,\"weight_decay\":%.9g,"
+               "\"seed\":%llu,\"train_images\":%lld,\"test_images\":%lld",
+            j->train.epochs, j->train.batch, j->train.lr, j->train.weight_decay,
+            (unsigned long long)j->train.seed, (long long)in->ntrain, (long long)in->ntest);
+    if (in->c) {
+        fprintf(f, ",\n ");
+        aim_json_config(f, in->c);
+    }
+    fprintf(f, "}\n");
+    return 0; /* aim_write_atomic checks the stream */
+}
+
+/* the job's last line: top-1 per set (or the raw-pixel baseline) */
+static void log_result(const aim_probe_job *j, const aim_probe_job_result *r, double seconds)
+{
+    float top1[AIM_PROBE_MAX_SETS];
+    for (int s = 0; s < r->nsets; s++)
+        top1[s] = r->sets[s].test_top1;
+    aim_runlog_begin(j->log, j->train.epochs, "probe_result");
+    if (j->raw) {
+        aim_runlog_num(j->log, "baseline", r->nsets ? top1[0] : NAN);
+    } else {
+        aim_runlog_array(j->log, "top1", top1, r->nsets);
+        aim_runlog_num(j->log, "best_set", r->best + 1);
+    }
+    aim_runlog_num(j->log, "time", seconds);
+    aim_runlog_end(j->log);
+    aim_runlog_flush(j->log);
 }
 
 int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
@@ -61,6 +127,15 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
             }
         }
     }
+    double t0 = now_s();
+    if (j->raw) { /* one set: the pixels */
+        nsets = 1;
+        nb[0] = 0;
+    }
+    job_info info = {j, m ? aim_model_config(m) : NULL, kind, nsets, nb,
+                     (const int (*)[AIM_PROBE_MAX_BLOCKS])bl, train->n, test->n};
+    if (aim_runlog_write_info(j->log, write_info, &info, e) != 0)
+        return -1;
     aim_feats *ftr[AIM_PROBE_MAX_SETS] = {0}, *fte[AIM_PROBE_MAX_SETS] = {0};
     int rc = -1;
     if (j->raw) {
@@ -97,8 +172,11 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
         aim_probe *p = aim_probe_new(kind, ftr[s]->N, ftr[s]->D, heads, K, j->train.seed, e);
         if (!p)
             goto done;
+        aim_probe_opts to = j->train;
+        to.log = j->log;
+        to.log_set = s + 1;
         aim_probe_result pr;
-        if (aim_probe_train(p, ftr[s], fte[s], &j->train, &pr, e) != 0) {
+        if (aim_probe_train(p, ftr[s], fte[s], &to, &pr, e) != 0) {
             aim_probe_free(p);
             goto done;
         }
@@ -124,6 +202,7 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
             break;
         }
     }
+    log_result(j, r, now_s() - t0);
     rc = 0;
 done:
     for (int s = 0; s < nsets; s++) {

@@ -12,6 +12,7 @@
 
 #include "aim/dist.h"
 #include "aim/probe.h"
+#include "aim/runlog.h"
 #include "aim/train.h"
 
 /* ------------------------------------------------------------ half floats */
@@ -304,8 +305,16 @@ int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
         r->train_top1 = (float)(100.0 * hits / seen);
         r->epochs_done = ep + 1;
         int last = ep + 1 == o->epochs;
-        if (test && (o->eval_every_epoch || last))
+        int tested = test && (o->eval_every_epoch || last);
+        if (tested)
             r->test_top1 = aim_probe_evaluate(p, test, batch);
+        aim_runlog_begin(o->log, ep + 1, "probe_epoch");
+        aim_runlog_num(o->log, "set", o->log_set);
+        aim_runlog_num(o->log, "loss", r->train_loss);
+        aim_runlog_num(o->log, "train_top1", r->train_top1);
+        aim_runlog_num(o->log, "test_top1", tested ? r->test_top1 : NAN);
+        aim_runlog_num(o->log, "lr", aim_lr_at(step - 1, total, warmup, o->lr));
+        aim_runlog_end(o->log);
         if (o->on_epoch && o->on_epoch(o->ctx, ep + 1, r->train_loss, r->train_top1,
                                        test ? r->test_top1 : -1))
             break;
