@@ -3,7 +3,7 @@
 # on synthetic data: the result line (test top-1, adapter values, their
 # share of the trunk), --compare's gain line, --save (trunk + adapters +
 # head) and --save-adapters (the adapters alone), continuing saved adapters,
-# and argument and file errors.
+# run folders (--out), and argument and file errors.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
 # a micro trunk made wider (D=64) so that rank-2 adapters on one block are
@@ -37,6 +37,29 @@ run_aim lora "$W" $P --epochs 1 --compare --probe-epochs 2 --quiet
 frozen=$(grep '^frozen attentive probe, blocks 1:' "$T/out")
 gain=$(grep '^gain over the frozen attentive probe: [+-][0-9.]* points ([0-9.]*% -> [0-9.]*%)$' "$T/out")
 ok $(test $rc -eq 0 && test -n "$frozen" && test -n "$gain" && test ! -s "$T/err"; echo $?) "--compare: $frozen | $gain"
+
+# --out: a run folder with run.json, lora_step / lora lines, the event file
+run_aim lora "$W" $P --out "$T/runs/l" --log-every 3
+top=$(sed -n 's/^lora r=2.*: \([0-9.]*\)% test top-1.*/\1/p' "$T/out")
+last=$(sed -n 's/.*"kind":"lora",.*"test_top1":\([0-9.]*\).*/\1/p' "$T/runs/l/metrics.jsonl" | tail -n 1)
+ok $(test $rc -eq 0 && grep -q '"kind":"lora"' "$T/runs/l/run.json" && grep -q '"rank":2,' "$T/runs/l/run.json" && grep -q '"adapters":768,' "$T/runs/l/run.json" && grep -q "\"weights\":\"$W\"" "$T/runs/l/run.json" && grep -q '"probe_blocks":\[1\]' "$T/runs/l/run.json" && test -s "$T/runs/l/events.out.tfevents.aim"; echo $?) "--out: run.json (kind, weights, rank, adapters, probe blocks) and an event file"
+ok $(test "$(grep -c '"kind":"lora",' "$T/runs/l/metrics.jsonl")" -eq 2 && test "$(grep -c '"kind":"lora_step",.*"grad_norm":[0-9.e-]*,"img_per_s"' "$T/runs/l/metrics.jsonl")" -eq 6; echo $?) "a lora line per epoch, a lora_step line every 3 of 18 steps"
+ok $(awk -v a="$top" -v b="$last" 'BEGIN { exit !(a != "" && b != "" && a - b < 0.01 && b - a < 0.01) }'; echo $?) "the last lora line's test_top1 is the printed one ($last, printed $top)"
+run_aim export-csv "$T/runs/l"
+ok $(test $rc -eq 0 && head -n 1 "$T/runs/l/metrics.csv" | grep -q 'lora_step_loss,.*lora_step_grad_norm,.*lora_test_top1'; echo $?) "export-csv of a LoRA run folder"
+run_aim runs "$T/runs"
+ok $(test $rc -eq 0 && awk -v t="$top" '$1 == "l" { found = ($5 == 18 && $9 == t) } END { exit !found }' "$T/out"; echo $?) "aim runs lists it: 18 steps, lora% $top"
+run_aim lora "$W" $P --epochs 1 --compare --probe-epochs 2 --quiet --out "$T/runs/c"
+frozen=$(sed -n 's/^frozen attentive probe, blocks 1: \([0-9.]*\)%.*/\1/p' "$T/out")
+logged=$(sed -n 's/.*"kind":"probe_result".*"top1":\[\([0-9.]*\)\].*/\1/p' "$T/runs/c/metrics.jsonl")
+ok $(test $rc -eq 0 && grep -q '"kind":"lora"' "$T/runs/c/run.json" && test "$(grep -c '"kind":"probe_epoch"' "$T/runs/c/metrics.jsonl")" -eq 2 && awk -v a="$frozen" -v b="$logged" 'BEGIN { exit !(a != "" && b != "" && a - b < 0.01 && b - a < 0.01) }'; echo $?) "--compare --out: the frozen probe's probe_result ($logged, printed $frozen), run.json of the LoRA job"
+run_aim runs "$T/runs"
+ok $(awk -v f="$frozen" '$1 == "c" { found = ($8 == f && $9 != "-") } END { exit !found }' "$T/out"; echo $?) "aim runs shows both: probe% $frozen and the LoRA top-1"
+printf 'x' >"$T/plain"
+expect_error "plain/sub: cannot create" "--out under a regular file" lora "$W" $P --out "$T/plain/sub"
+ok $(test ! -s "$T/out"; echo $?) "... refused before any work (nothing printed)"
+expect_error "pretraining run" "--out into a pretraining run's folder" lora "$W" $P --out "$T/run"
+expect_error "--log-every >= 1" "--log-every 0" lora "$W" $P --log-every 0
 
 # starting from a saved frozen probe (LP-FT), and heads that do not fit
 run_aim probe "$W" --data synthetic --train-limit 300 --test-limit 200 --blocks 1 --epochs 2 --batch 32 --threads 1 --quiet --save "$T/probed.safetensors"

@@ -109,73 +109,166 @@ typedef struct tf_image {
     size_t len;
 } tf_image;
 
-/* Un-frame a whole event file (buf, n): every record's length and masked
- * CRCs are checked (*crc_ok = 0 on any mismatch, *records = their count);
- * the image summaries found go to out[max]. Returns how many images there
- * are (all of them, even past max), or -1 if the framing or a protobuf is
+/* The next record of an event file at *p (before end): its data in *rec,
+ * *len; its length and masked CRCs are checked (*crc_ok = 0 on a mismatch).
+ * 1 for a record, 0 at the end, -1 if the framing is malformed. */
+__attribute__((unused))
+static int tf_record(const uint8_t **p, const uint8_t *end, const uint8_t **rec, uint64_t *len,
+                     int *crc_ok)
+{
+    if (*p == end)
+        return 0;
+    uint32_t c1, c2;
+    if (end - *p < 16)
+        return -1;
+    memcpy(len, *p, 8);
+    if (*len > (uint64_t)(end - *p) - 16)
+        return -1;
+    memcpy(&c1, *p + 8, 4);
+    memcpy(&c2, *p + 12 + *len, 4);
+    *crc_ok &= c1 == crc_mask(crc_bitwise(*p, 8)) && c2 == crc_mask(crc_bitwise(*p + 12, *len));
+    *rec = *p + 12;
+    *p += 16 + *len;
+    return 1;
+}
+
+/* The summary values of one event record: val[k] = the fields of each
+ * (at most 8 values), *step the event's step. Returns how many (0 for the
+ * header, which has no summary), -1 if a protobuf is malformed. */
+__attribute__((unused))
+static int tf_values(const uint8_t *rec, uint64_t len, int64_t *step, field val[8][8],
+                     int nval[8])
+{
+    field ev[8], sm[8];
+    int ke = decode(rec, len, ev);
+    if (ke < 0)
+        return -1;
+    const field *st = field_get(ev, ke, 2), *su = field_get(ev, ke, 5);
+    *step = st ? (int64_t)st->u : 0;
+    if (!su)
+        return 0; /* the header: file_version */
+    int ks = decode(su->data, su->len, sm), n = 0;
+    if (ks < 0)
+        return -1;
+    for (int i = 0; i < ks; i++) {
+        if (sm[i].num != 1 || sm[i].wire != 2)
+            continue;
+        if ((nval[n] = decode(sm[i].data, sm[i].len, val[n])) < 0)
+            return -1;
+        n++;
+    }
+    return n;
+}
+
+/* Every summary value of an event file (buf, n), in order: fn(ctx, step,
+ * the value's fields, their count) returning -1 on a malformed one. Every
+ * record's length and masked CRCs are checked (*crc_ok = 0 on a mismatch;
+ * *records = their count). 0, or -1 if the framing or a protobuf is
  * malformed. */
+typedef int (*tf_value_fn)(void *ctx, int64_t step, const field *val, int nval);
+
+__attribute__((unused))
+static int tf_each_value(const uint8_t *buf, size_t n, tf_value_fn fn, void *ctx, int *crc_ok,
+                         int *records)
+{
+    const uint8_t *p = buf, *end = buf + n, *rec;
+    uint64_t len;
+    int r;
+    *crc_ok = 1;
+    *records = 0;
+    while ((r = tf_record(&p, end, &rec, &len, crc_ok)) == 1) {
+        ++*records;
+        field val[8][8];
+        int nv[8];
+        int64_t step;
+        int k = tf_values(rec, len, &step, val, nv);
+        if (k < 0)
+            return -1;
+        for (int i = 0; i < k; i++)
+            if (fn(ctx, step, val[i], nv[i]) != 0)
+                return -1;
+    }
+    return r < 0 ? -1 : 0;
+}
+
+/* what tf_images and tf_scalars collect: out[max], n found */
+typedef struct tf_found {
+    void *out;
+    int max, n;
+} tf_found;
+
+__attribute__((unused))
+static int image_value(void *ctx, int64_t step, const field *val, int nval)
+{
+    tf_found *fd = ctx;
+    field im[8];
+    const field *tag = field_get(val, nval, 1), *img = field_get(val, nval, 4);
+    if (!img)
+        return 0;
+    int ki = decode(img->data, img->len, im);
+    if (ki < 0)
+        return -1;
+    if (fd->n < fd->max) {
+        tf_image *t = (tf_image *)fd->out + fd->n;
+        memset(t, 0, sizeof *t);
+        t->step = step;
+        if (tag)
+            snprintf(t->tag, sizeof t->tag, "%.*s", (int)tag->len, (const char *)tag->data);
+        const field *h = field_get(im, ki, 1), *w = field_get(im, ki, 2),
+                    *cs = field_get(im, ki, 3), *enc = field_get(im, ki, 4);
+        t->height = h ? (int)h->u : -1;
+        t->width = w ? (int)w->u : -1;
+        t->colorspace = cs ? (int)cs->u : -1;
+        t->png = enc ? enc->data : NULL;
+        t->len = enc ? enc->len : 0;
+    }
+    fd->n++;
+    return 0;
+}
+
+/* The image summaries of an event file go to out[max] (every record's
+ * length and CRCs checked, as tf_each_value). Returns how many images there
+ * are (all of them, even past max), or -1 if the file is malformed. */
 __attribute__((unused))
 static int tf_images(const uint8_t *buf, size_t n, tf_image *out, int max, int *crc_ok,
                      int *records)
 {
-    const uint8_t *p = buf, *end = buf + n;
-    int nimg = 0;
-    *crc_ok = 1;
-    *records = 0;
-    while (p < end) {
-        uint64_t len;
-        uint32_t c1, c2;
-        if (end - p < 16)
-            return -1;
-        memcpy(&len, p, 8);
-        if (len > (uint64_t)(end - p) - 16)
-            return -1;
-        memcpy(&c1, p + 8, 4);
-        memcpy(&c2, p + 12 + len, 4);
-        *crc_ok &= c1 == crc_mask(crc_bitwise(p, 8)) && c2 == crc_mask(crc_bitwise(p + 12, len));
-        const uint8_t *rec = p + 12;
-        p += 16 + len;
-        ++*records;
-        field ev[8], sm[8], val[8], im[8];
-        int ke = decode(rec, len, ev);
-        if (ke < 0)
-            return -1;
-        const field *st = field_get(ev, ke, 2), *su = field_get(ev, ke, 5);
-        if (!su)
-            continue; /* the header: file_version */
-        int ks = decode(su->data, su->len, sm);
-        if (ks < 0)
-            return -1;
-        for (int i = 0; i < ks; i++) {
-            if (sm[i].num != 1 || sm[i].wire != 2)
-                continue;
-            int kv = decode(sm[i].data, sm[i].len, val);
-            if (kv < 0)
-                return -1;
-            const field *tag = field_get(val, kv, 1), *img = field_get(val, kv, 4);
-            if (!img)
-                continue;
-            int ki = decode(img->data, img->len, im);
-            if (ki < 0)
-                return -1;
-            if (nimg < max) {
-                tf_image *t = &out[nimg];
-                memset(t, 0, sizeof *t);
-                t->step = st ? (int64_t)st->u : 0;
-                if (tag)
-                    snprintf(t->tag, sizeof t->tag, "%.*s", (int)tag->len, (const char *)tag->data);
-                const field *h = field_get(im, ki, 1), *w = field_get(im, ki, 2),
-                            *cs = field_get(im, ki, 3), *enc = field_get(im, ki, 4);
-                t->height = h ? (int)h->u : -1;
-                t->width = w ? (int)w->u : -1;
-                t->colorspace = cs ? (int)cs->u : -1;
-                t->png = enc ? enc->data : NULL;
-                t->len = enc ? enc->len : 0;
-            }
-            nimg++;
-        }
+    tf_found fd = {out, max, 0};
+    return tf_each_value(buf, n, image_value, &fd, crc_ok, records) < 0 ? -1 : fd.n;
+}
+
+typedef struct tf_scalar {
+    int64_t step;
+    char tag[64];
+    float value;
+} tf_scalar;
+
+__attribute__((unused))
+static int scalar_value(void *ctx, int64_t step, const field *val, int nval)
+{
+    tf_found *fd = ctx;
+    const field *tag = field_get(val, nval, 1), *sv = field_get(val, nval, 2);
+    if (!sv || sv->wire != 5)
+        return 0;
+    if (fd->n < fd->max) {
+        tf_scalar *t = (tf_scalar *)fd->out + fd->n;
+        t->step = step;
+        snprintf(t->tag, sizeof t->tag, "%.*s", tag ? (int)tag->len : 0,
+                 tag ? (const char *)tag->data : "");
+        memcpy(&t->value, sv->data, 4);
     }
-    return nimg;
+    fd->n++;
+    return 0;
+}
+
+/* The scalar summaries (simple_value) of an event file, as tf_images does
+ * the images: out[max], the count of all of them, or -1 if malformed. */
+__attribute__((unused))
+static int tf_scalars(const uint8_t *buf, size_t n, tf_scalar *out, int max, int *crc_ok)
+{
+    tf_found fd = {out, max, 0};
+    int records;
+    return tf_each_value(buf, n, scalar_value, &fd, crc_ok, &records) < 0 ? -1 : fd.n;
 }
 
 /* Decode a PNG with libpng's simplified API into 8-bit gray (channels 1) or

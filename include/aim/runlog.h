@@ -58,9 +58,11 @@ int aim_runlog_flush(aim_runlog *l);
 /* Close both files; -1 with a message if any write failed. */
 int aim_runlog_close(aim_runlog *l, aim_err *e);
 
-/* Helpers for run.json writers: a JSON string (quotes and escapes; NULL is
- * null), and the model's shape as "image":..,"channels":..,"patch":..,
+/* Helpers for a job's run.json: its start {"kind":KIND,"weights":WEIGHTS
+ * (the rest follows, then "}"); a JSON string (quotes and escapes; NULL is
+ * null); the model's shape as "image":..,"channels":..,"patch":..,
  * "width":..,"depth":..,"heads":.. (the keys `aim runs` reads). */
+void aim_json_job(FILE *f, const char *kind, const char *weights);
 void aim_json_string(FILE *f, const char *s);
 void aim_json_config(FILE *f, const aim_config *c);
 

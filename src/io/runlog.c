@@ -295,6 +295,14 @@ void aim_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void aim_json_job(FILE *f, const char *kind, const char *weights)
+{
+    fprintf(f, "{\"kind\":");
+    aim_json_string(f, kind);
+    fprintf(f, ",\"weights\":");
+    aim_json_string(f, weights);
+}
+
 void aim_json_config(FILE *f, const aim_config *c)
 {
     fprintf(f, "\"image\":%d,\"channels\":%d,\"patch\":%d,\"width\":%d,\"depth\":%d,\"heads\":%d",

@@ -9,10 +9,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aim/io.h"
 #include "aim/probe.h"
+#include "aim/prof.h"
 #include "aim/runlog.h"
 
 int aim_probe_job_sweep(aim_probe_job *j, int L, int window)
@@ -27,13 +27,6 @@ int aim_probe_job_sweep(aim_probe_job *j, int L, int window)
         j->nsets++;
     }
     return j->nsets;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* run.json of a probing job */
@@ -52,8 +45,7 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     (void)e;
     const job_info *in = ctx;
     const aim_probe_job *j = in->j;
-    fprintf(f, "{\"kind\":\"probe\",\"weights\":");
-    aim_json_string(f, j->weights);
+    aim_json_job(f, "probe", j->weights);
     fprintf(f, ",\"probe_kind\":\"%s\",\"raw\":%d,\"sets\":[",
             in->kind == AIM_PROBE_ATTENTIVE ? "attentive" : "linear", j->raw);
     for (int s = 0; s < in->nsets; s++) {
@@ -127,7 +119,7 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
             }
         }
     }
-    double t0 = now_s();
+    double t0 = aim_prof_now();
     if (j->raw) { /* one set: the pixels */
         nsets = 1;
         nb[0] = 0;
@@ -202,7 +194,7 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
             break;
         }
     }
-    log_result(j, r, now_s() - t0);
+    log_result(j, r, aim_prof_now() - t0);
     rc = 0;
 done:
     for (int s = 0; s < nsets; s++) {

@@ -1,7 +1,7 @@
 -- lora.lua - LoRA from Lua: m:add_lora / m:lora / merge / unmerge /
 -- save_lora / load_lora on a small pretrained trunk, and aim.lora (the
 -- fine-tuning job): its result fields, the frozen trunk, callbacks and
--- "stop", saving, and argument errors.
+-- "stop", saving, run folders (out), and argument errors.
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local T = require "tap"
 local aim = require "aim"
@@ -153,6 +153,28 @@ T.ok(saved and saved:lora() and saved:lora().rank == 2 and aim.format(saved:lora
 T.near(saved and loss(saved) or 0, loss(m2), 1e-6, "the saved model gives the same loss")
 local fa = aim.load(BASE)
 T.ok(fa:load_lora(SAVEA) and fa:lora().params == r2.adapters, "save_adapters= writes the adapters alone")
+
+-- ------------------------------------------------------------ out = DIR: a run folder as `aim lora --out`
+local lout = T.path("runs/l")
+local rl = aim.lora(aim.load(BASE), tr, te, {rank = 2, epochs = 2, batch = 32, out = lout, log_every = 3})
+local llog = T.read(lout .. "/metrics.jsonl") or ""
+local _, nsteps = llog:gsub('"kind":"lora_step"', "")
+local _, nepochs = llog:gsub('"kind":"lora",', "")
+local rjson = T.read(lout .. "/run.json") or ""
+T.ok(rl and rjson:find('"kind":"lora"', 1, true) and rjson:find('"adapters":' .. rl.adapters .. ",", 1, true)
+     and T.exists(lout .. "/events.out.tfevents.aim"), "out = DIR: run.json (kind, adapters) and the event file")
+T.ok(nepochs == 2 and nsteps == rl.steps // 3,
+     string.format("a lora line per epoch (%d), a lora_step line every log_every = 3 steps (%d of %d)", nepochs, nsteps, rl.steps))
+local logged
+for v in llog:gmatch('"kind":"lora",[^\n]-"test_top1":([%d.e+-]+)') do logged = tonumber(v) end
+T.near(logged or -1, rl.test_top1, 1e-4, "the last lora line's test_top1 is the result's")
+local pre = T.path("pre")
+aim.pretrain(aim.model{preset = "micro", seed = 2}, tr, {steps = 2, batch = 16, out = pre})
+local pre_json = T.read(pre .. "/run.json")
+T.fails("pretraining run", "out = a pretraining run's folder is refused", aim.lora, aim.load(BASE), tr, te, {epochs = 1, batch = 32, out = pre})
+T.ok(T.read(pre .. "/run.json") == pre_json and not (T.read(pre .. "/metrics.jsonl") or ""):find("lora", 1, true),
+     "... and left as it was")
+T.raises("option 'log_every'", "log_every = 0 raises", function() aim.lora(aim.load(BASE), tr, te, {log_every = 0}) end)
 
 -- ------------------------------------------------------------ stopping
 local calls = 0

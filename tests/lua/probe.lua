@@ -1,6 +1,6 @@
 -- probe.lua - aim.probe: a sweep streams one result per block, block lists,
 -- the linear probe, the raw-pixel baseline, saving the best probe with the
--- trunk, callbacks (stop, errors) and argument errors.
+-- trunk, callbacks (stop, errors), argument errors and run folders (out).
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local T = require "tap"
 local aim = require "aim"
@@ -42,4 +42,19 @@ T.raises("boom", "an error in on_set stops the job and is raised",
          function() aim.probe(m, tr, te, {epochs = 1, batch = 50, on_set = function() error("boom") end}) end)
 local small = aim.data.synthetic{n = 20, channels = 1, size = 8}
 T.raises("the data is 1x8x8", "data of the wrong shape", function() aim.probe(m, small, te) end)
+
+-- out = DIR: a run folder as `aim probe --out`
+local pout = T.path("runs/p")
+local rp = aim.probe(m, tr, te, {sweep = true, epochs = 2, batch = 50, out = pout})
+local log = T.read(pout .. "/metrics.jsonl") or ""
+local _, nepochs = log:gsub('"kind":"probe_epoch"', "")
+T.ok(rp and (T.read(pout .. "/run.json") or ""):find('"kind":"probe"', 1, true) and nepochs == 4
+     and T.exists(pout .. "/events.out.tfevents.aim"),
+     string.format("out = DIR: run.json, a probe_epoch line per epoch of each set (%d), the event file", nepochs))
+local a1, a2 = log:match('"kind":"probe_result".-"top1":%[([%d.e+-]+),([%d.e+-]+)%]')
+T.ok(a1 and math.abs(tonumber(a1) - rp.sets[1].test_top1) < 0.01 and math.abs(tonumber(a2) - rp.sets[2].test_top1) < 0.01,
+     string.format("probe_result: top1 per block as the result has it (%s, %s)", a1, a2))
+T.write(T.path("plain"), "x")
+T.fails("cannot create", "an out folder that cannot be made", aim.probe, m, tr, te, {epochs = 1, batch = 50, out = T.path("plain/sub")})
+T.raises("option 'out'", "out must be a string", function() aim.probe(m, tr, te, {out = 5}) end)
 T.done()
