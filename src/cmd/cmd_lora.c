@@ -271,9 +271,9 @@ static int lora_exec(int argc, char **argv)
         cmd_fail("%s", e.msg);
         goto done;
     }
-    aim_runlog *log = job.log;
+    aim_runlog *rl = job.log;
     job.log = NULL; /* closed here, whatever follows */
-    if (cmd_close_runlog(log) != 0) {
+    if (cmd_close_runlog(rl) != 0) {
         aim_probe_free(res.probe);
         goto done;
     }

@@ -7,7 +7,8 @@
  * batch, lr, wd, seed, save = path (trunk + best probe), out = DIR (a run
  * folder as `aim probe --out`: run.json, probe_epoch and probe_result lines
  * in metrics.jsonl and the event file), on_set = function(r) called as each
- * block set finishes (return "stop" to end), on_epoch = function(e). Console lines queued meanwhile run between epochs.
+ * block set finishes (return "stop" to end), on_epoch = function(e).
+ * Console lines queued meanwhile run between epochs.
  * result = {sets = {{blocks = {..}, label =, test_top1 =, train_top1 =,
  * loss =, seconds =}, ...}, best = <the best set>, kind =, stopped =,
  * probe = <the best set's trained probe>}.
