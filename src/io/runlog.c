@@ -257,7 +257,7 @@ void aim_runlog_array(aim_runlog *l, const char *key, const float *v, int n)
         return;
     fprintf(l->mf, ",\"%s\":[", key);
     for (int i = 0; i < n; i++)
-        fprintf(l->mf, "%s%.4g", i ? "," : "", v[i]);
+        fprintf(l->mf, "%s%.7g", i ? "," : "", v[i]);
     fprintf(l->mf, "]");
     for (int i = 0; i < n; i++) {
         char tag[96];
