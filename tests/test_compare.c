@@ -146,6 +146,28 @@ int main(void)
     tap_ok(rc != 0 && tap_contains(e.msg, "gamma/metrics.jsonl: no training steps"),
            "a log without training steps is refused: %s", e.msg);
 
+    /* ---- a LoRA run folder (aim lora --out): its lora_step losses are the
+     * curve, its probe job's per-set top-1 (probe_result) the bars */
+    const char *d = tap_path("delta");
+    mkdir(d, 0777);
+    char dpath[600];
+    snprintf(dpath, sizeof dpath, "%s/metrics.jsonl", d);
+    const char *lora_log =
+        "{\"run\":\"d\",\"step\":15,\"kind\":\"probe_result\",\"top1\":[81.5,82.25]}\n"
+        "{\"run\":\"d\",\"step\":10,\"kind\":\"lora_step\",\"loss\":0.5,\"lr\":0.001}\n"
+        "{\"run\":\"d\",\"step\":20,\"kind\":\"lora_step\",\"loss\":0.25,\"lr\":0.0005}\n"
+        "{\"run\":\"d\",\"step\":20,\"kind\":\"lora\",\"test_top1\":84}\n";
+    tap_write(dpath, lora_log, strlen(lora_log));
+    rc = read_run(d, r, &e);
+    tap_ok(rc == 0 && r->ncurve == 2 && r->curve[0].step == 10 && r->curve[0].loss == 0.5f &&
+               r->curve[1].step == 20 && r->curve[1].loss == 0.25f && r->curve[1].lr == 0.0005f &&
+               r->steps == 20 && r->final_loss == 0.25f,
+           "a LoRA run: the curve from its lora_step lines (%d points, final %g)", r->ncurve,
+           rc == 0 ? r->final_loss : -1.0);
+    tap_ok(rc == 0 && r->nprobe == 2 && r->top1[0] == 81.5f && r->top1[1] == 82.25f &&
+               r->probe_step == 15,
+           "... and the bars from its probe_result line (%d)", r->nprobe);
+
     /* ---- through the engine */
     aim_engine *eng = aim_engine_new(NULL, &e);
     if (!tap_ok(eng != NULL, "an engine: %s", eng ? "made" : e.msg)) {

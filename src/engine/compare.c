@@ -37,6 +37,17 @@ static void copy_label(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
+/* "<kind>_top1_block<b>" -> b in 1..AIM_PROBE_BLOCKS, else 0 */
+static long probe_block(const char *kind, const char *key)
+{
+    size_t n = strlen(kind);
+    if (strncmp(key, kind, n) || strncmp(key + n, "_top1_block", 11))
+        return 0;
+    char *end;
+    long b = strtol(key + n + 11, &end, 10);
+    return *end || b < 1 || b > AIM_PROBE_BLOCKS ? 0 : b;
+}
+
 /* Reduce nf finite training points (step, loss, lr) to out->curve. */
 static void reduce_curve(const int64_t *step, const float *loss, const float *lr, int64_t nf,
                          aim_compare_run *out)
@@ -64,14 +75,20 @@ int aim_compare_run_from_metrics(const aim_metrics *m, const char *path, const c
     copy_label(out->label, sizeof out->label, label);
     out->final_loss = NAN;
     out->best_val = NAN;
-    int64_t ntrain = 0, nval = 0;
+    /* the curve: pretraining's "train" lines, or for a LoRA run folder
+     * (aim lora --out) its "lora_step" lines */
+    int64_t ntrain = 0, nlora = 0, nval = 0;
     for (int r = 0; r < m->n; r++) {
         ntrain += !strcmp(m->rows[r].kind, "train");
+        nlora += !strcmp(m->rows[r].kind, "lora_step");
         nval += !strcmp(m->rows[r].kind, "val") && isfinite(value_of(&m->rows[r], "val_loss"));
     }
+    const char *ck = ntrain ? "train" : "lora_step";
+    const char *lk = ntrain ? "loss" : "lora_step_loss", *rk = ntrain ? "lr" : "lora_step_lr";
+    ntrain = ntrain ? ntrain : nlora;
     if (ntrain == 0)
-        return aim_errf(e, "%s: no training steps (a run's metrics.jsonl has a \"train\" line "
-                           "per step)", path);
+        return aim_errf(e, "%s: no training steps (a run's metrics.jsonl has a \"train\" or "
+                           "\"lora_step\" line per step)", path);
     int64_t *step = aim_xmalloc((size_t)ntrain * sizeof *step);
     float *loss = aim_xmalloc((size_t)ntrain * sizeof *loss);
     float *lr = aim_xmalloc((size_t)ntrain * sizeof *lr);
@@ -81,17 +98,17 @@ int aim_compare_run_from_metrics(const aim_metrics *m, const char *path, const c
     const aim_metric *probe = NULL;
     for (int r = 0; r < m->n; r++) {
         const aim_metric *row = &m->rows[r];
-        if (!strcmp(row->kind, "train")) {
+        if (!strcmp(row->kind, ck)) {
             out->train_lines++;
             out->steps = row->step > out->steps ? row->step : out->steps;
-            double l = value_of(row, "loss");
+            double l = value_of(row, lk);
             if (!isfinite(l) || !isfinite((float)l)) {
                 out->nonfinite++;
                 continue;
             }
             step[nf] = row->step;
             loss[nf] = (float)l;
-            lr[nf] = (float)value_of(row, "lr");
+            lr[nf] = (float)value_of(row, rk);
             out->final_loss = loss[nf];
             nf++;
         } else if (!strcmp(row->kind, "val")) {
@@ -105,9 +122,10 @@ int aim_compare_run_from_metrics(const aim_metrics *m, const char *path, const c
                 out->best_val_step = row->step;
             }
             nv++;
-        } else if (!strcmp(row->kind, "probe")) {
+        } else if (!strcmp(row->kind, "probe") || !strcmp(row->kind, "probe_result")) {
+            /* the live probe's top-1 per block, or a probe job's per set */
             for (int k = 0; k < row->n; k++)
-                if (!strncmp(row->keys[k], "probe_top1_block", 16)) {
+                if (probe_block(row->kind, row->keys[k]) > 0) {
                     probe = row;
                     break;
                 }
@@ -125,11 +143,8 @@ int aim_compare_run_from_metrics(const aim_metrics *m, const char *path, const c
             out->top1[b] = NAN;
         out->probe_step = probe->step;
         for (int k = 0; k < probe->n; k++) {
-            if (strncmp(probe->keys[k], "probe_top1_block", 16))
-                continue;
-            char *end;
-            long b = strtol(probe->keys[k] + 16, &end, 10);
-            if (*end || b < 1 || b > AIM_PROBE_BLOCKS)
+            long b = probe_block(probe->kind, probe->keys[k]);
+            if (b < 1)
                 continue;
             out->top1[b - 1] = (float)probe->vals[k];
             out->nprobe = (int)b > out->nprobe ? (int)b : out->nprobe;
