@@ -9,7 +9,9 @@
  * The board (what the TUI draws): the curve follows the steps and stays
  * bounded, validation points, the live probe with its raw-pixel baseline,
  * reconstructions, messages, and the console's save() / probe() / recon()
- * requests to a running job.
+ * requests to a running job. The live MFU: a pretraining job publishes its
+ * FLOPs per image; the sgemm peak only when the engine is asked to measure
+ * it, then once for the same shapes and threads.
  */
 #include "config.h"
 
@@ -20,6 +22,7 @@
 #include <time.h>
 
 #include "aim/engine.h"
+#include "aim/model.h"
 #include "tap.h"
 
 typedef struct seen {
@@ -408,5 +411,36 @@ int main(void)
     tap_ok(wait_for(eng, step_at_least, 2, &snap), "a third job runs");
     aim_engine_free(eng);
     tap_ok(1, "freeing the engine stops the running job and the thread");
+
+    /* ---- the live MFU: FLOPs per image always, the peak only when asked */
+    aim_config mc;
+    aim_config_preset("micro", &mc, &e);
+    double want = 3 * aim_config_flops_forward(&mc);
+    eng = aim_engine_new(NULL, &e);
+    check_eval(eng,
+               "m = aim.model 'micro'; ds = aim.data.synthetic{n = 16, channels = 3, size = 8};"
+               "return aim.pretrain(m, ds, {steps = 2, batch = 4}).steps",
+               AIM_EVAL_OK, "2", "a job on an engine that does not measure the peak");
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.train_flops == want && snap.peak_flops == 0,
+           "... publishes its training FLOPs per image (%g = 3 x forward), no peak",
+           snap.train_flops);
+    aim_engine_measure_peak(eng, 0.05);
+    check_eval(eng, "return aim.pretrain(m, ds, {steps = 2, batch = 4}).steps", AIM_EVAL_OK, "2",
+               "a job on an engine that measures the peak");
+    aim_engine_snapshot(eng, &snap);
+    double peak1 = snap.peak_flops;
+    tap_ok(peak1 > 0 && snap.train_flops == want, "... publishes the peak (%.3g GFLOP/s)",
+           peak1 / 1e9);
+    check_eval(eng, "return aim.pretrain(m, ds, {steps = 2, batch = 4}).steps", AIM_EVAL_OK, "2",
+               "a second job on the same shapes");
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.peak_flops == peak1, "... gets the kept peak, not a new measurement");
+    check_eval(eng, "return aim.pretrain(m, ds, {steps = 1, batch = 8}).steps", AIM_EVAL_OK, "1",
+               "a job with another batch");
+    aim_engine_snapshot(eng, &snap);
+    tap_ok(snap.peak_flops > 0, "... has a peak for its own shapes (%.3g GFLOP/s)",
+           snap.peak_flops / 1e9);
+    aim_engine_free(eng);
     return tap_done();
 }

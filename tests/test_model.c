@@ -1,7 +1,9 @@
 /*
  * test_model.c - the whole AIM model on the `micro` preset: a finite-
  * difference check of the gradient of every named tensor, frozen tensors,
- * per-image prefixes, parameter table and init, save/load.
+ * per-image prefixes, parameter table and init, save/load; the sgemm peak
+ * on the model's GEMM shapes (aim/prof.h): the shapes add up to the
+ * model's forward FLOPs, the peak is the rows' FLOP-weighted rate.
  */
 #include "config.h"
 
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "aim/model.h"
+#include "aim/prof.h"
 #include "tap.h"
 
 static void random_batch(float *x, size_t n, int32_t *prefix, int B, int N, uint64_t seed)
@@ -304,6 +307,39 @@ int main(void)
     tap_ok(aim_model_load(tap_path("none.safetensors"), &e) == NULL &&
                tap_contains(e.msg, "none.safetensors"),
            "missing file: %s", e.msg);
+
+    /* the sgemm peak on the model's shapes: structure, never speed */
+    aim_gemm_row rows[AIM_GEMM_SHAPES_MAX];
+    int nr = aim_gemm_shapes(&c, B, rows);
+    double shape_flops = 0;
+    for (int i = 0; i < nr; i++)
+        shape_flops += 2.0 * rows[i].M * rows[i].K * rows[i].N * rows[i].count;
+    int Nt = aim_config_tokens(&c);
+    double gemm_fwd = aim_config_flops_forward(&c) - c.depth * 4.0 * Nt * Nt * c.width;
+    tap_ok(nr == 9 && rows[0].M == B * Nt &&
+               fabs(shape_flops - B * gemm_fwd) <= 1e-9 * shape_flops,
+           "%d GEMM shapes hold the forward FLOPs less the attention core (%g vs %g per batch)",
+           nr, shape_flops, B * gemm_fwd);
+    aim_peak pk;
+    double peak = aim_gemm_peak(&c, B, 0.05, &pk);
+    double fl = 0, tm = 0;
+    int rows_ok = pk.nrows == nr;
+    for (int i = 0; i < pk.nrows; i++) {
+        double f = 2.0 * pk.row[i].M * pk.row[i].K * pk.row[i].N * pk.row[i].count;
+        rows_ok &= pk.row[i].flops_per_s > 0 && isfinite(pk.row[i].flops_per_s) &&
+                   pk.row[i].M == rows[i].M && pk.row[i].N == rows[i].N;
+        fl += f;
+        tm += f / pk.row[i].flops_per_s;
+    }
+    tap_ok(peak > 0 && isfinite(peak) && peak == pk.flops_per_s && rows_ok,
+           "the sgemm peak is positive and finite (%.3g GFLOP/s), every row too", peak / 1e9);
+    tap_ok(fabs(fl / tm - peak) <= 1e-9 * peak,
+           "the peak is the rows' FLOP-weighted rate (%.6g vs %.6g)", fl / tm, peak);
+    tap_ok(pk.flops_per_cpu_s > 0 && pk.cores > 0, "... with its rate per CPU second (%.2f cores)",
+           pk.cores);
+    tap_ok(aim_gemm_peak(&c, 0, 0.05, &pk) == 0 && pk.nrows == 0 &&
+               aim_gemm_peak(&c, B, 0, NULL) == 0,
+           "no batch or no time: no peak");
 
     free(g);
     free(x);

@@ -3,12 +3,15 @@
  * src/ui/ui_text.c): braille dot bits, lines that stay connected, the
  * series priority of a cell, TensorBoard's de-biased EMA against values
  * worked out by hand, quantiles, tick values (linear and log), labels,
- * image resampling, key names, counts, durations and display widths.
+ * image resampling, key names, counts, durations and display widths; the
+ * status line's fields: "% peak" from img/s, FLOPs per image and the sgemm
+ * peak, absent when either is unknown, dropped first when the line is narrow.
  */
 #include "config.h"
 
 #include <locale.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tap.h"
@@ -140,5 +143,48 @@ int main(void)
     tap_ok(ui_text_width("a\u2588\u2800b") == 4, "display width counts characters, not bytes");
     ui_text_clip("\u2588\u2588\u2588\u2588", 2, buf, sizeof buf);
     tap_ok(!strcmp(buf, "\u2588\u2588"), "clipping keeps whole characters");
+
+    /* ---- the status line: % of the sgemm peak */
+    aim_board *bd = calloc(1, sizeof *bd);
+    bd->threads = 4;
+    aim_snapshot sn;
+    memset(&sn, 0, sizeof sn);
+    sn.state = AIM_JOB_RUNNING;
+    snprintf(sn.job, sizeof sn.job, "pretrain");
+    sn.step = (aim_step_info){.step = 10, .total = 100, .epoch = 0.5, .loss = 0.25f, .lr = 1e-3f,
+                              .img_per_s = 100, .eta_s = 90};
+    double F = 2e6;                 /* forward FLOPs per image */
+    sn.train_flops = 3 * F;         /* a training step: 3x forward */
+    sn.peak_flops = 1.5e9;          /* 100 img/s x 6 MFLOP = 0.6 GFLOP/s of 1.5: 40% */
+    double want = 100.0 * 100 * 3 * F / sn.peak_flops;
+    tap_ok(near(ui_peak_percent(&sn), want, 1e-9), "%% of peak = 100 * img/s * FLOPs / peak: %g",
+           ui_peak_percent(&sn));
+    char line[1024];
+    ui_status_fields(&sn, bd, 120, 0, line, sizeof line);
+    tap_ok(tap_contains(line, "100 img/s") && tap_contains(line, "  40% peak"),
+           "120 columns: img/s and %% of peak (\"%s\")", line);
+    /* as wide as the other fields need: the peak is the one left out */
+    sn.peak_flops = 0;
+    ui_status_fields(&sn, bd, 120, 0, line, sizeof line);
+    int others = ui_text_width(line);
+    tap_ok(!tap_contains(line, "peak") && tap_contains(line, "img/s") &&
+               isnan(ui_peak_percent(&sn)),
+           "no peak measured: no %% (\"%s\")", line);
+    sn.peak_flops = 1.5e9;
+    ui_status_fields(&sn, bd, others, 0, line, sizeof line);
+    tap_ok(!tap_contains(line, "peak") && tap_contains(line, "100 img/s") &&
+               tap_contains(line, "4 thr") && tap_contains(line, "step 10/100"),
+           "%d columns: %% of peak is dropped first (\"%s\")", others, line);
+    ui_status_fields(&sn, bd, others + 11, 0, line, sizeof line);
+    tap_ok(tap_contains(line, "40% peak"), "%d columns: it fits again", others + 11);
+    sn.train_flops = 0; /* a LoRA or probe job: FLOPs not counted */
+    ui_status_fields(&sn, bd, 200, 0, line, sizeof line);
+    tap_ok(!tap_contains(line, "peak") && isnan(ui_peak_percent(&sn)),
+           "a job whose FLOPs are not counted shows no %%");
+    sn.train_flops = 3 * F;
+    sn.step.img_per_s = 400;
+    tap_ok(near(ui_peak_percent(&sn), 4 * want, 1e-9), "the %% follows img/s (%g)",
+           ui_peak_percent(&sn));
+    free(bd);
     return tap_done();
 }

@@ -4,12 +4,13 @@
 # private XDG folders). A tiny synthetic experiment (samples/pretrain.lua,
 # micro preset) runs while the test waits for the panels, types Lua in the
 # console and reads its value, raises an error and reads the traceback,
-# pauses and resumes (the step counter stops, then moves), resizes to
-# 120x40 and back, opens the help (with a key bound in init.lua), presses
-# that key, and quits with a checkpoint (exit status 0, terminal modes as
-# before, alternate screen left). Then: SIGTERM while training, SIGSEGV
-# (the handler restores the terminal), a script that fails, and `aim` alone
-# on a terminal. Without tmux the terminal tests
+# pauses and resumes (the step counter stops, then moves), resizes to 150
+# columns (the status line shows % of the sgemm peak), to 120x40 and back,
+# opens the help (with a key bound in init.lua), presses that key, and
+# quits with a checkpoint (exit status 0, terminal modes as before,
+# alternate screen left). Then: SIGTERM while training, SIGSEGV (the
+# handler restores the terminal), a script that fails, and `aim` alone on
+# a terminal. Without tmux the terminal tests
 # are reported as SKIP.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 S="${top_srcdir:-.}/samples"
@@ -25,7 +26,7 @@ expect_error "nosuch.lua: cannot read" "aim tui with a missing script" tui "$T/n
 run_aim tui --help
 ok $(test $rc -eq 0 && grep -q 'usage: aim tui' "$T/out" && grep -q 'init.lua' "$T/out"; echo $?) "aim tui --help"
 
-NTMUX=32
+NTMUX=33
 if ! command -v tmux >/dev/null 2>&1; then
     i=0
     while [ $i -lt $NTMUX ]; do
@@ -180,6 +181,11 @@ keys Space
 wait_gone "paused"
 check_steps moving 1.5 "Space resumes: the counter moves again"
 
+# 150 columns: room for every field (this run's step and epoch are long)
+tm resize-window -t "$sess" -x 150 -y 40
+sleep 1
+check $(screen | head -1 | grep -q 'img/s  [0-9][0-9]*% peak'; echo $?) \
+    "a wide status line shows img/s and % of the sgemm peak"
 tm resize-window -t "$sess" -x 120 -y 40
 sleep 1
 wait_for "probe top-1"

@@ -59,6 +59,11 @@ typedef struct aim_snapshot {
     char job[16];        /* "pretrain"; "" before the first job */
     aim_step_info step;  /* last step of the running (or last) job; step 0 = none yet */
     float lr_peak;       /* the job's peak learning rate (changed by lr(x)) */
+    /* the live MFU: achieved FLOP/s = step.img_per_s * train_flops, out of
+     * peak_flops (aim_engine_measure_peak) */
+    double train_flops;  /* FLOPs per image of a training step (0: not counted for
+                            this job: probes, LoRA, several ranks) */
+    double peak_flops;   /* sgemm peak on the job's GEMM shapes, FLOP/s (0: not measured) */
     int64_t jobs_done;
     int64_t queued;      /* chunks waiting to run */
 } aim_snapshot;
@@ -264,6 +269,13 @@ aim_eval_status aim_engine_eval(aim_engine *eng, const char *code, const char *n
 aim_eval_status aim_engine_run_file(aim_engine *eng, const char *path, int argc,
                                     char *const *argv, char **text);
 
+/* Turn on the live MFU (the TUI does): pretraining jobs then measure the
+ * machine's sgemm peak for about `seconds` when they start (aim/prof.h
+ * aim_gemm_peak; once per config, batch and thread count). Off (0) by
+ * default: headless runs measure nothing. Before aim_engine_start or on the
+ * engine thread. */
+void aim_engine_measure_peak(aim_engine *eng, double seconds);
+
 /* ---------------------------------------------------- on the engine's thread */
 /* Start the engine thread: from now on only it touches Lua. */
 int aim_engine_start(aim_engine *eng, aim_err *e);
@@ -300,6 +312,15 @@ int aim_engine_board(aim_engine *eng, aim_board *out);
  * desc is the JOB_START event's text; lr_peak the initial peak lr. */
 int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, float lr_peak,
                          aim_err *e);
+/* Engine thread, before the first step: publish the job's training FLOPs per
+ * image (0: not counted) for the model c at `batch` images per step. When
+ * the engine measures the peak (aim_engine_measure_peak) it also publishes
+ * the sgemm peak on c's GEMM shapes at that batch with the threads in
+ * effect: measured here, on this thread, the first time, and kept for the
+ * next jobs with the same shapes and thread count. */
+struct aim_config;
+void aim_engine_job_flops(aim_engine *eng, const struct aim_config *c, int batch,
+                          double train_flops);
 /* After each step: publish it (snapshot and a STEP event). */
 void aim_engine_job_publish(aim_engine *eng, const aim_step_info *info);
 /* Between two steps, after publishing (and after the job's own callbacks):

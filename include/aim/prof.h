@@ -8,6 +8,9 @@
  * time per kernel, its share of the step, GFLOP/s per GEMM (per wall second
  * and per CPU second: the second does not move when other processes take
  * the cores) and how busy each thread was.
+ *
+ * Also the machine's practical GEMM peak for a model (aim_gemm_peak, in
+ * src/model/peak.c): what MFU is measured against.
  */
 #ifndef AIM_PROF_H
 #define AIM_PROF_H
@@ -104,6 +107,14 @@ static inline double aim_prof_cpu(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* CPU seconds of the whole process (all threads) */
+static inline double aim_prof_process_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* A lap timer for one thread: aim_lap_start, then aim_lap after each kernel
  * charges the time since the previous lap to kernel k. No clock is read when
  * the profile is NULL. */
@@ -143,5 +154,39 @@ static inline void aim_lap(aim_laptimer *l, int k, double flops)
         l->c0 = c;
     }
 }
+
+/* ------------------------------------------------ the machine's GEMM peak */
+/* The sgemm rate on a model's own forward GEMM shapes (R = batch * tokens
+ * rows) with the threads in effect: `aim bench`'s "(1) sgemm peak" and the
+ * TUI's "% peak". The peak is FLOP-weighted: the FLOPs of one forward pass's
+ * GEMMs over the time they take at the measured rates, i.e. the rows'
+ * FLOP-weighted harmonic mean. A measurement, so noisy on a shared machine. */
+struct aim_config;
+
+#define AIM_GEMM_SHAPES_MAX 16
+
+typedef struct aim_gemm_row {
+    const char *name;   /* "attn.qkv", ... (static) */
+    int M, K, N;        /* out[M,N] = in[M,K] @ W[N,K]^T */
+    int count;          /* times per forward pass */
+    double flops_per_s; /* measured rate (0 from aim_gemm_shapes) */
+} aim_gemm_row;
+
+typedef struct aim_peak {
+    double flops_per_s;     /* the peak: pass FLOPs / pass time */
+    double flops_per_cpu_s; /* the same per CPU second of the process */
+    double cores;           /* CPU time / wall time while measuring */
+    int nrows;
+    aim_gemm_row row[AIM_GEMM_SHAPES_MAX];
+} aim_peak;
+
+/* The forward GEMMs of one pass of model c on `batch` images into g (room
+ * for AIM_GEMM_SHAPES_MAX); returns how many. */
+int aim_gemm_shapes(const struct aim_config *c, int batch, aim_gemm_row *g);
+/* Time sgemm on each shape for about seconds / shapes (one warm-up call,
+ * then repeats until that much time passed, at most 10000) and return the
+ * peak in FLOP/s; out (may be NULL) gets it with the rows. 0 (and a zeroed
+ * *out) when batch < 1 or seconds <= 0. */
+double aim_gemm_peak(const struct aim_config *c, int batch, double seconds, aim_peak *out);
 
 #endif

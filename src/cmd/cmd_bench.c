@@ -1,7 +1,8 @@
 /*
  * cmd_bench.c - `aim bench`: how fast is aim on this machine, and how close
  * to the machine's limit? Measures, in one process: the sgemm rate on the
- * model's own GEMM shapes (the practical peak), training and forward-only
+ * model's own GEMM shapes (the practical peak: aim_gemm_peak in aim/prof.h,
+ * which the TUI's "% peak" uses too), training and forward-only
  * img/s, the model's FLOPs per image, and MFU = achieved FLOP/s / that peak.
  *
  * FLOPs per image (2 per multiply-add; see aim_config_flops_forward):
@@ -10,12 +11,10 @@
  */
 #include "config.h"
 
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "aim/model.h"
 #include "aim/prof.h"
@@ -23,52 +22,6 @@
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "cmd/opts.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds of the whole process (all threads) */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-typedef struct gemm_shape {
-    const char *name;
-    int M, K, Nn;  /* out[M,Nn] = in[M,K] @ W[Nn,K]^T */
-    int count;     /* times per forward pass */
-} gemm_shape;
-
-/* The forward GEMMs of one model pass, with R = B*N rows. */
-static int model_gemms(const aim_config *c, int B, gemm_shape *g)
-{
-    int R = B * aim_config_tokens(c), D = c->width, Dh = c->head_width;
-    int P = aim_config_patch_dim(c), n = 0;
-    g[n++] = (gemm_shape){"patch embed", R, P, D, 1};
-    g[n++] = (gemm_shape){"attn.qkv", R, D, 3 * D, c->depth};
-    g[n++] = (gemm_shape){"attn.proj", R, D, D, c->depth};
-    g[n++] = (gemm_shape){"mlp.fc1", R, D, 4 * D, c->depth};
-    g[n++] = (gemm_shape){"mlp.fc2", R, 4 * D, D, c->depth};
-    g[n++] = (gemm_shape){"head.proj", R, D, Dh, 1};
-    if (c->head_depth) {
-        g[n++] = (gemm_shape){"head.fc1", R, Dh, 4 * Dh, c->head_depth};
-        g[n++] = (gemm_shape){"head.fc2", R, 4 * Dh, Dh, c->head_depth};
-    }
-    g[n++] = (gemm_shape){"head.pred", R, Dh, P, 1};
-    return n;
-}
-
-static void fill(float *p, size_t n, aim_rng *r)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (float)(aim_rng_uniform(r) - 0.5);
-}
 
 /* One training step, each optimiser phase charged to its profile entry. */
 static void train_step(aim_model *m, aim_params *p, const aim_adamw_opts *ao, const float *x,
@@ -224,52 +177,22 @@ static int bench_exec(int argc, char **argv)
            fwd_flops / 1e6, 3 * fwd_flops / 1e6);
 
     /* (1) sgemm peak on the model's shapes */
-    gemm_shape g[16];
-    int ng = model_gemms(&c, batch, g);
-    size_t maxa = 0, maxw = 0, maxo = 0;
-    for (int i = 0; i < ng; i++) {
-        size_t a = (size_t)g[i].M * g[i].K, w = (size_t)g[i].Nn * g[i].K,
-               o = (size_t)g[i].M * g[i].Nn;
-        maxa = a > maxa ? a : maxa;
-        maxw = w > maxw ? w : maxw;
-        maxo = o > maxo ? o : maxo;
-    }
-    float *A = aim_xaligned(maxa * 4), *Wt = aim_xaligned(maxw * 4), *O = aim_xaligned(maxo * 4);
-    aim_rng r;
-    aim_rng_seed(&r, 7);
-    fill(A, maxa, &r);
-    fill(Wt, maxw, &r);
+    aim_peak pk;
+    double peak = aim_gemm_peak(&c, batch, seconds, &pk), peak_cpu = pk.flops_per_cpu_s;
     printf("%-12s %8s %6s %6s %5s %9s\n", "gemm", "M", "K", "N", "x", "GFLOP/s");
-    double pass_flops = 0, pass_time = 0, pass_cpu = 0;
-    for (int i = 0; i < ng; i++) {
-        double f = 2.0 * g[i].M * g[i].K * g[i].Nn;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g[i].M, g[i].Nn, g[i].K, 1.0f, A,
-                    g[i].K, Wt, g[i].K, 0.0f, O, g[i].Nn); /* warm up */
-        int reps = 0;
-        double t0 = now_s(), c0 = cpu_s(), t;
-        do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g[i].M, g[i].Nn, g[i].K, 1.0f,
-                        A, g[i].K, Wt, g[i].K, 0.0f, O, g[i].Nn);
-            reps++;
-            t = now_s() - t0;
-        } while (t < seconds / ng && reps < 10000);
-        double per = t / reps, cper = (cpu_s() - c0) / reps;
-        printf("%-12s %8d %6d %6d %5d %9.1f\n", g[i].name, g[i].M, g[i].K, g[i].Nn, g[i].count,
-               f / per / 1e9);
-        pass_flops += f * g[i].count;
-        pass_time += per * g[i].count;
-        pass_cpu += cper * g[i].count;
+    for (int i = 0; i < pk.nrows; i++) {
+        const aim_gemm_row *g = &pk.row[i];
+        printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
+               g->flops_per_s / 1e9);
     }
-    double peak = pass_flops / pass_time, peak_cpu = pass_flops / pass_cpu;
     printf("sgemm peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
            "CPU-second (%.2f cores)\n\n",
-           peak / 1e9, peak_cpu / 1e9, pass_cpu / pass_time);
-    free(A);
-    free(Wt);
-    free(O);
+           peak / 1e9, peak_cpu / 1e9, pk.cores);
 
     /* (2) training steps and (3) forward passes on random data */
     size_t img = (size_t)c.channels * c.image * c.image;
+    aim_rng r;
+    aim_rng_seed(&r, 7);
     float *x = aim_xaligned((size_t)batch * img * 4);
     int32_t *prefix = aim_xmalloc((size_t)batch * 4);
     for (size_t i = 0; i < (size_t)batch * img; i++)
@@ -281,19 +204,19 @@ static int bench_exec(int argc, char **argv)
     aim_adamw_opts_default(&ao);
     double ttrain = 0, tfwd = 0, ctrain = 0, cfwd = 0;
     for (int s = -2; s < steps; s++) {
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
         train_step(m, p, &ao, x, prefix, batch, s + 3, NULL);
         if (s >= 0) {
-            ttrain += now_s() - t0;
-            ctrain += cpu_s() - c0;
+            ttrain += aim_prof_now() - t0;
+            ctrain += aim_prof_process_cpu() - c0;
         }
     }
     for (int s = -2; s < steps; s++) {
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
         aim_model_loss(m, x, prefix, batch);
         if (s >= 0) {
-            tfwd += now_s() - t0;
-            cfwd += cpu_s() - c0;
+            tfwd += aim_prof_now() - t0;
+            cfwd += aim_prof_process_cpu() - c0;
         }
     }
     double train_ips = batch * steps / ttrain, fwd_ips = batch * steps / tfwd;
@@ -320,17 +243,17 @@ static int bench_exec(int argc, char **argv)
         aim_model_set_profile(m, pr);
         double tp = 0;
         for (int s = 0; s < steps; s++) {
-            double t0 = now_s();
+            double t0 = aim_prof_now();
             train_step(m, p, &ao, x, prefix, batch, steps + 3 + s, pr);
-            tp += now_s() - t0;
+            tp += aim_prof_now() - t0;
         }
         print_profile(pr, steps, tp / steps, "training step (forward + backward + optimiser)");
         aim_prof_reset(pr);
         tp = 0;
         for (int s = 0; s < steps; s++) {
-            double t0 = now_s();
+            double t0 = aim_prof_now();
             aim_model_loss(m, x, prefix, batch);
-            tp += now_s() - t0;
+            tp += aim_prof_now() - t0;
         }
         print_profile(pr, steps, tp / steps, "forward pass with loss (evaluation)");
         aim_model_set_profile(m, NULL);

@@ -7,6 +7,8 @@
  * the board (what the TUI's panels show: curve, validation, probe,
  * reconstructions, messages), the inspection (the Inspect view's maps) and
  * the comparison of finished runs (aim.compare);
+ * the sgemm peak a job's MFU is shown against is measured on the engine
+ * thread and kept in the engine (peak_*) for the next job;
  * one condition variable (broadcast) signals every change. Lua runs with the
  * mutex released. Waits while paused are timed (100 ms) so that an
  * interrupt from a signal handler, which cannot take the mutex, is noticed.
@@ -15,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "aim/prof.h"
 #include "lua/l_aim.h"
 
 typedef struct request {
@@ -62,6 +66,12 @@ struct aim_engine {
     pthread_t thread;
     int in_job;
     float lr_live;
+    /* the live MFU's sgemm peak: measured for this long (0: never), and
+     * the last one measured with what it was measured on */
+    double peak_seconds;
+    double peak_flops;
+    int peak_threads, peak_nrows;
+    aim_gemm_row peak_rows[AIM_GEMM_SHAPES_MAX];
     /* any thread, signal handlers included */
     atomic_int interrupted;
     /* a console line runs between two steps of a job: an interrupt then
@@ -464,6 +474,7 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     snprintf(eng->snap.job, sizeof eng->snap.job, "%s", name);
     memset(&eng->snap.step, 0, sizeof eng->snap.step);
     eng->snap.lr_peak = lr_peak;
+    eng->snap.train_flops = eng->snap.peak_flops = 0;
     eng->snap.seq++;
     eng->want_pause = eng->want_stop = 0;
     /* a new job starts a new curve; probes, reconstructions and messages stay */
@@ -481,6 +492,47 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     emit(eng, AIM_EV_JOB_START, desc, NULL);
     wake(eng);
     return 0;
+}
+
+void aim_engine_measure_peak(aim_engine *eng, double seconds)
+{
+    eng->peak_seconds = seconds > 0 ? seconds : 0;
+}
+
+/* Whether the kept peak was measured on these shapes and threads. */
+static int peak_cached(const aim_engine *eng, const aim_gemm_row *g, int n, int threads)
+{
+    if (eng->peak_flops <= 0 || eng->peak_threads != threads || eng->peak_nrows != n)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const aim_gemm_row *a = &eng->peak_rows[i];
+        if (a->M != g[i].M || a->K != g[i].K || a->N != g[i].N || a->count != g[i].count)
+            return 0;
+    }
+    return 1;
+}
+
+void aim_engine_job_flops(aim_engine *eng, const aim_config *c, int batch, double train_flops)
+{
+    double peak = 0;
+    if (eng->peak_seconds > 0 && train_flops > 0) {
+        aim_gemm_row g[AIM_GEMM_SHAPES_MAX];
+        int n = aim_gemm_shapes(c, batch, g), threads = omp_get_max_threads();
+        if (!peak_cached(eng, g, n, threads)) {
+            aim_peak pk;
+            eng->peak_flops = aim_gemm_peak(c, batch, eng->peak_seconds, &pk);
+            eng->peak_threads = threads;
+            eng->peak_nrows = pk.nrows;
+            memcpy(eng->peak_rows, pk.row, sizeof pk.row);
+        }
+        peak = eng->peak_flops;
+    }
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.train_flops = train_flops > 0 ? train_flops : 0;
+    eng->snap.peak_flops = peak;
+    eng->snap.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
 }
 
 /* Add a training step to the board's curve (mu held). */

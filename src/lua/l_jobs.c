@@ -412,6 +412,11 @@ static int l_pretrain(lua_State *L)
     if (aim_engine_job_begin(sc.eng, "pretrain", desc, po.lr, &e) != 0)
         return luaL_error(L, "%s", e.msg);
     aim_engine_job_folder(sc.eng, out, omp_get_max_threads(), ckpt);
+    /* FLOPs per image of a step (backward is two GEMMs per forward one) for
+     * the live MFU; not counted across ranks: img/s is then the world's,
+     * the peak one process's */
+    aim_engine_job_flops(sc.eng, c, po.batch,
+                         aim_dist_size(po.dist) == 1 ? 3 * aim_config_flops_forward(c) : 0);
     sc.board = l_board_new(L, sc.eng, S_MODEL, S_DATA, probe_idx, recon_idx, &bo);
     sc.m = m;
     po.live_lr = aim_engine_job_lr(sc.eng);

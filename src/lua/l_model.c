@@ -15,7 +15,9 @@
  * tensor and the loss, m:features(x, {blocks={...}}) -> [B,N,D],
  * m:params() -> {{name=, shape=, trainable=, numel= [, lora=true]}, ...}
  * in table order, m:param(name) -> a copy as a tensor, m:config() -> table,
- * m:nparams() -> trunk, head. LoRA (shared/AIM.md): m:add_lora{rank=8, alpha=rank,
+ * m:nparams() -> trunk, head, m:gemm_peak{batch=64, seconds=0.5} -> the
+ * machine's sgemm peak on the model's GEMM shapes (aim/prof.h; `aim
+ * bench`'s, with its rows) and the FLOPs per image of a training step. LoRA (shared/AIM.md): m:add_lora{rank=8, alpha=rank,
  * blocks={..} (default every block), seed=} adds adapters (B = 0, so the
  * model is unchanged) and returns m:lora(); m:lora() -> nil or {rank =,
  * alpha =, merged =, blocks = {..}, params = (adapter values)};
@@ -36,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/prof.h"
 #include "lua/l_aim.h"
 
 #define CHUNK 64
@@ -224,6 +227,40 @@ static int m_nparams(lua_State *L)
     lua_pushinteger(L, (lua_Integer)aim_config_trunk_params(c));
     lua_pushinteger(L, (lua_Integer)aim_config_head_params(c));
     return 2;
+}
+
+static const char *const peak_options[] = {"batch", "seconds", NULL};
+
+static int m_gemm_peak(lua_State *L)
+{
+    const aim_config *c = aim_model_config(l_model_check(L, 1)->m);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    l_check_options(L, 2, peak_options);
+    int batch = (int)l_opt_int(L, 2, "batch", 64, 1, 4096);
+    double seconds = l_opt_num(L, 2, "seconds", 0.5, 0.001, 600);
+    aim_peak pk;
+    aim_gemm_peak(c, batch, seconds, &pk);
+    lua_createtable(L, 0, 6);
+    l_set_num(L, "gflops", pk.flops_per_s / 1e9);
+    l_set_num(L, "gflops_per_cpu", pk.flops_per_cpu_s / 1e9);
+    l_set_num(L, "cores", pk.cores);
+    l_set_num(L, "train_flops", 3 * aim_config_flops_forward(c));
+    l_set_int(L, "batch", batch);
+    lua_createtable(L, pk.nrows, 0); /* r rows */
+    for (int i = 0; i < pk.nrows; i++) {
+        const aim_gemm_row *g = &pk.row[i];
+        lua_createtable(L, 0, 6);
+        l_set_str(L, "name", g->name);
+        l_set_int(L, "M", g->M);
+        l_set_int(L, "K", g->K);
+        l_set_int(L, "N", g->N);
+        l_set_int(L, "count", g->count);
+        l_set_num(L, "gflops", g->flops_per_s / 1e9);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "rows");
+    return 1;
 }
 
 static int m_params(lua_State *L)
@@ -504,6 +541,7 @@ static const luaL_Reg model_methods[] = {
     {"save", m_save},         {"export", m_save},   {"loss", m_loss},
     {"predict", m_predict},   {"features", m_features}, {"params", m_params},
     {"param", m_param},       {"config", m_config}, {"nparams", m_nparams},
+    {"gemm_peak", m_gemm_peak},
     {"add_lora", m_add_lora}, {"lora", m_lora},     {"merge_lora", m_merge_lora},
     {"unmerge_lora", m_unmerge_lora}, {"save_lora", m_save_lora},
     {"load_lora", m_load_lora},

@@ -890,6 +890,10 @@ int tui_run(const tui_opts *o)
         fprintf(stderr, "aim: %s\n", e.msg);
         return 1;
     }
+    /* pretraining jobs measure the sgemm peak when they start, for the
+     * status line's "% peak" (about 0.4 s, once per model, batch and
+     * thread count) */
+    aim_engine_measure_peak(t->eng, 0.4);
     /* the user's init.lua (key bindings), then the bindings, before the
      * engine thread starts (this thread may still run Lua now) */
     char *init_err = NULL;

@@ -146,6 +146,19 @@ void ui_fmt_duration(double s, char *buf, size_t len);
 int ui_text_width(const char *s);
 /* copy at most `cols` display columns of s into buf (whole characters) */
 void ui_text_clip(const char *s, int cols, char *buf, size_t len);
+/* The status line after its state badge (panel_status.c), for a snapshot
+ * with a job: "  field" for each of job, step/total, epoch, loss, lr,
+ * img/s, "% peak", ETA (or "took" once idle), threads and the run folder
+ * that fit in w display columns. Fields are kept by priority (step, loss,
+ * ETA, lr, img/s, epoch, job, threads, % peak: the last dropped first), the
+ * run folder gets what is left, shortened from the left ("\u2026" when uni,
+ * else "~"). */
+void ui_status_fields(const aim_snapshot *s, const aim_board *b, int w, int uni, char *line,
+                      size_t len);
+/* The live MFU: the job's achieved training FLOP/s (img/s x FLOPs per
+ * image) as a percentage of the measured sgemm peak; NaN when either is
+ * not known (not measured, a job whose FLOPs are not counted, no step yet). */
+double ui_peak_percent(const aim_snapshot *s);
 /* Compared run k (0..AIM_COMPARE_RUNS-1): its style (colour) and its mark,
  * an ASCII character that tells the runs apart where colours or braille
  * cannot (--colors mono, --ascii): 'o' 'x' '+' '#' '%' '@' '&' '='. */

@@ -1,7 +1,7 @@
 /*
  * ui_text.c - text helpers the panels share (ui.h): key names as the
- * bindings spell them, counts and durations for the status line, and
- * display widths of UTF-8 strings. No curses.
+ * bindings spell them, counts and durations, the status line's fields
+ * (which of them fit), and display widths of UTF-8 strings. No curses.
  */
 #include "config.h"
 
@@ -135,6 +135,79 @@ void ui_text_clip(const char *s, int cols, char *buf, size_t len)
     }
     memcpy(buf, s, at);
     buf[at] = 0;
+}
+
+/* ------------------------------------------------------------ status line */
+
+double ui_peak_percent(const aim_snapshot *s)
+{
+    if (!(s->train_flops > 0) || !(s->peak_flops > 0) || !(s->step.img_per_s > 0))
+        return NAN;
+    return 100.0 * s->step.img_per_s * s->train_flops / s->peak_flops;
+}
+
+enum { F_JOB, F_STEP, F_EPOCH, F_LOSS, F_LR, F_IPS, F_PEAK, F_ETA, F_THREADS, F_RUN, NF };
+
+/* which fields are shown when not all fit: the most useful first (the run
+ * folder gets what is left) */
+static const int priority[NF] = {F_STEP, F_LOSS, F_ETA, F_LR, F_IPS, F_EPOCH, F_JOB, F_THREADS,
+                                 F_PEAK, F_RUN};
+
+void ui_status_fields(const aim_snapshot *s, const aim_board *b, int w, int uni, char *line,
+                      size_t len)
+{
+    char f[NF][300];
+    memset(f, 0, sizeof f);
+    const aim_step_info *st = &s->step;
+    snprintf(f[F_JOB], sizeof f[0], "%s", s->job);
+    if (st->step > 0) {
+        snprintf(f[F_STEP], sizeof f[0], "step %lld/%lld", (long long)st->step,
+                 (long long)st->total);
+        snprintf(f[F_EPOCH], sizeof f[0], "ep %.2f", st->epoch);
+        snprintf(f[F_LOSS], sizeof f[0], "loss %.4f", st->loss);
+        snprintf(f[F_LR], sizeof f[0], "lr %.2e", st->lr);
+        snprintf(f[F_IPS], sizeof f[0], "%.0f img/s", st->img_per_s);
+        double pct = ui_peak_percent(s);
+        if (isfinite(pct))
+            snprintf(f[F_PEAK], sizeof f[0], "%.0f%% peak", pct);
+        char d[32];
+        ui_fmt_duration(s->state == AIM_JOB_IDLE ? st->elapsed_s : st->eta_s, d, sizeof d);
+        snprintf(f[F_ETA], sizeof f[0], "%s %s", s->state == AIM_JOB_IDLE ? "took" : "ETA", d);
+    }
+    if (b->threads > 0)
+        snprintf(f[F_THREADS], sizeof f[0], "%d thr", b->threads);
+    /* pick fields by priority, the run folder gets what is left */
+    int on[NF] = {0}, used = 0;
+    for (int i = 0; i < NF; i++) {
+        int k = priority[i];
+        if (k == F_RUN || !f[k][0])
+            continue;
+        int fw = ui_text_width(f[k]) + 2;
+        if (used + fw <= w) {
+            on[k] = 1;
+            used += fw;
+        }
+    }
+    if (b->run_dir[0] && w - used > 14) {
+        int room = w - used - 3;
+        const char *d = b->run_dir, *base = strrchr(d, '/');
+        if (ui_text_width(d) > room && base && base[1] && ui_text_width(base + 1) <= room)
+            d = base + 1; /* the folder's own name */
+        if (ui_text_width(d) > room) { /* keep its end */
+            while (*d && ui_text_width(d) > room - 1)
+                d++;
+            snprintf(f[F_RUN], sizeof f[0], "%s%s", uni ? "\u2026" : "~", d);
+        } else {
+            snprintf(f[F_RUN], sizeof f[0], "%s", d);
+        }
+        on[F_RUN] = 1;
+    }
+    size_t at = 0;
+    if (len)
+        line[0] = 0;
+    for (int k = 0; k < NF && at < len; k++)
+        if (on[k])
+            at += (size_t)snprintf(line + at, len - at, "  %s", f[k]);
 }
 
 ui_style ui_run_style(int k)

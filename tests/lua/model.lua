@@ -120,6 +120,20 @@ x:save(T.path("x.npy"))
 T.fails("x.npy", "load of something else", aim.load, T.path("x.npy"))
 T.fails("no/such", "save into a missing folder", m.save, m, T.path("no/such/m.safetensors"))
 
+-- the sgemm peak on the model's shapes (structure, not speed)
+local pk = m:gemm_peak{batch = 2, seconds = 0.02}
+local fl, tm = 0, 0
+for _, r in ipairs(pk.rows) do
+    local f = 2 * r.M * r.K * r.N * r.count
+    fl, tm = fl + f, tm + f / r.gflops
+end
+T.ok(#pk.rows == 9 and pk.rows[2].name == "attn.qkv" and pk.rows[2].M == 2 * 16 and pk.rows[2].N == 48
+     and pk.rows[2].count == 2, "gemm_peak: the model's GEMM shapes at batch 2")
+T.ok(pk.gflops > 0 and pk.gflops < math.huge, "gemm_peak: a positive, finite peak")
+T.near(fl / tm, pk.gflops, 1e-9 * pk.gflops, "gemm_peak: the rows' FLOP-weighted rate is the peak")
+T.is(pk.train_flops, 3 * 259072, "gemm_peak: training FLOPs per image (3x forward)")
+T.raises("did you mean 'batch'", "gemm_peak's options are checked", m.gemm_peak, m, {bacth = 2})
+
 -- closing
 local closed
 do
