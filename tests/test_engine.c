@@ -61,6 +61,13 @@ static void on_wake(void *ctx)
     pthread_mutex_unlock(&s->mu);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -441,6 +448,55 @@ int main(void)
     aim_engine_snapshot(eng, &snap);
     tap_ok(snap.peak_flops > 0, "... has a peak for its own shapes (%.3g GFLOP/s)",
            snap.peak_flops / 1e9);
+    aim_engine_free(eng);
+
+    /* ---- an engine whose front end owns the terminal (the workbench) */
+    seen s2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    aim_engine_hooks h2 = {.output = on_output, .ctx = &s2};
+    eng = aim_engine_new(&h2, &e);
+    tap_ok(eng && aim_engine_detach_stdio(eng, &e) == 0, "stdio: detached (%s)",
+           eng ? e.msg : "no engine");
+    check_eval(eng, "io.read(), io.read('a'), io.stdin:read('l')", AIM_EVAL_OK, "nil\t\tnil",
+               "stdio: standard input reads as empty at once (no wait on the terminal)");
+    check_eval(eng, "local n = 0 for _ in io.lines() do n = n + 1 end return n", AIM_EVAL_OK, "0",
+               "stdio: io.lines() has no lines");
+    check_eval(eng, "io.write('wr-', 1, '\\n') io.stdout:write('so ') io.stderr:write('se\\n') "
+                    "print('pr')",
+               AIM_EVAL_OK, "", "stdio: io.write, io.stdout and io.stderr run");
+    pthread_mutex_lock(&s2.mu);
+    tap_ok(!strcmp(s2.out, "wr-1\nso se\npr\n"),
+           "... and land in the output hook in order with print: \"%s\"", s2.out);
+    s2.out[0] = 0;
+    pthread_mutex_unlock(&s2.mu);
+    check_eval(eng, "io.stdout:close()", AIM_EVAL_OK, "cannot close standard file",
+               "stdio: the console stream cannot be closed");
+    check_eval(eng, "os.execute('echo sh-out; echo sh-err >&2; read x; echo read=$?; exit 3')",
+               AIM_EVAL_OK, "nil\texit\t3", "stdio: os.execute gives its status");
+    pthread_mutex_lock(&s2.mu);
+    tap_ok(tap_contains(s2.out, "sh-out\n") && tap_contains(s2.out, "sh-err\n") &&
+               tap_contains(s2.out, "read=1"),
+           "... its output and errors in the output hook, no input: \"%s\"", s2.out);
+    pthread_mutex_unlock(&s2.mu);
+    check_eval(eng, "os.execute('exit 0')", AIM_EVAL_OK, "true\texit\t0",
+               "stdio: a command that succeeds");
+    check_eval(eng, "io.popen('cat'):read('a')", AIM_EVAL_OK, "",
+               "stdio: io.popen's command reads no terminal (cat ends at once)");
+    check_eval(eng, "local f = io.popen('echo po; echo pe >&2') local t = f:read('a') f:close() "
+                    "return t",
+               AIM_EVAL_OK, "po\npe", "stdio: io.popen reads the command's output and errors");
+    tap_ok(aim_engine_start(eng, &e) == 0, "stdio: the engine thread starts");
+    tap_ok(aim_engine_detach_stdio(eng, &e) != 0, "stdio: detaching after the start is refused");
+    t = aim_engine_submit(eng, "os.execute('sleep 30')", 1);
+    sleep_ms(300);
+    double t0 = now_ms();
+    aim_engine_interrupt(eng);
+    r = (aim_reply){0};
+    got = aim_engine_wait(eng, t, 10000, &r);
+    tap_ok(got == 0 && r.status == AIM_EVAL_ERROR && tap_contains(r.text, "interrupted!"),
+           "stdio: an interrupt kills a running os.execute (%.0f ms): %.40s", now_ms() - t0,
+           r.text ? r.text : "");
+    aim_reply_free(&r);
+    check(eng, "1 + 2", AIM_EVAL_OK, "3", "stdio: the next chunk runs normally");
     aim_engine_free(eng);
     return tap_done();
 }

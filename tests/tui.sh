@@ -164,6 +164,16 @@ check $? "a console line that eats memory stops at the limit with an error"
 sleep 0.5
 check_steps moving 1.5 "... and the job goes on"
 type_line 'aim.memory_limit(0)'
+type_line 'print("in=" .. tostring(io.read()))'
+wait_for "in=nil"
+check $? "io.read() in the console reads nothing at once (the terminal is the screen's)"
+check_steps moving 1 "... and the job goes on"
+type_line 'os.execute("sleep 30")'
+sleep 1
+keys C-c
+wait_for "interrupted!"
+check $? "Ctrl-C kills a console line's os.execute"
+check_steps moving 1.5 "... and the job goes on"
 type_line 'os.exit(3)'
 wait_for "quit?"
 check $? "os.exit in the console asks first while a job runs"

@@ -235,7 +235,8 @@ int aim_compare_run_from_metrics(const struct aim_metrics *m, const char *path,
                                  const char *label, aim_compare_run *out, aim_err *e);
 
 typedef struct aim_engine_hooks {
-    /* what Lua prints (print(); io.write is not redirected); engine thread */
+    /* what Lua prints (print(); io.write too after aim_engine_detach_stdio);
+     * engine thread */
     void (*output)(void *ctx, const char *text, size_t len);
     /* job events; engine thread; keep it short (it runs between steps) */
     void (*event)(void *ctx, const aim_event *ev);
@@ -253,6 +254,14 @@ typedef struct aim_engine_hooks {
  * and set as a global, and the console globals pause/resume/stop/lr. hooks
  * may be NULL (output and events are then dropped). */
 aim_engine *aim_engine_new(const aim_engine_hooks *hooks, aim_err *e);
+/* For a front end that owns the terminal (a full-screen UI), before the
+ * engine thread starts: Lua's standard input reads as empty, io.write /
+ * io.stdout / io.stderr go to the output hook like print(), and os.execute /
+ * io.popen run commands without the terminal (os.execute's output goes to
+ * the output hook, and aim_engine_interrupt kills it). Without this a
+ * console line such as io.read() would block on the screen's terminal and
+ * hold a running job forever. -1 with a message on failure. */
+int aim_engine_detach_stdio(aim_engine *eng, aim_err *e);
 /* Stops a running job and the engine thread (if started), closes Lua. */
 void aim_engine_free(aim_engine *eng);
 struct lua_State *aim_engine_lua(aim_engine *eng);

@@ -177,6 +177,13 @@ aim_engine *aim_engine_new(const aim_engine_hooks *hooks, aim_err *e)
     return eng;
 }
 
+int aim_engine_detach_stdio(aim_engine *eng, aim_err *e)
+{
+    if (eng->started)
+        return aim_errf(e, "engine: detach the standard streams before the thread starts");
+    return l_stdio_detach(eng->L, eng, e);
+}
+
 void aim_engine_free(aim_engine *eng)
 {
     if (!eng)

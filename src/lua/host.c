@@ -244,6 +244,7 @@ void l_host_close(lua_State *L)
     if (!L)
         return;
     l_mem *m = l_mem_of(L);
+    l_stdio_close(L);
     lua_close(L);
     free(m);
 }

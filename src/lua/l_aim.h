@@ -31,6 +31,13 @@
  * print() through the engine, the aim modules in package.preload, the global
  * `aim` and the console globals. NULL with a message on failure. */
 lua_State *l_host_open(aim_engine *eng, aim_err *e);
+/* l_stdio.c: the standard streams when a front end owns the terminal
+ * (aim_engine_detach_stdio): stdin empty, io.write / io.stdout / io.stderr
+ * into the console, os.execute and io.popen without the terminal. */
+int l_stdio_detach(lua_State *L, aim_engine *eng, aim_err *e);
+/* before lua_close: close the console stream (nothing may write through it
+ * once the engine is gone) */
+void l_stdio_close(lua_State *L);
 /* Close a state made by l_host_open (and free its memory account). */
 void l_host_close(lua_State *L);
 /* The state's memory account: everything Lua allocates plus tensor storage

@@ -903,12 +903,19 @@ int tui_run(const tui_opts *o)
     char *ex = NULL;
     aim_engine_eval(t->eng, "os.exit = aim.quit", "=tui", 0, &ex);
     free(ex);
+    /* the terminal is the screen's: io.read() must not wait on it (and hold
+     * the job), io.write must not draw over it, os.execute must not give it
+     * to a child */
+    if (aim_engine_detach_stdio(t->eng, &e) != 0)
+        init_err = aim_xstrdup(e.msg);
     if (o->init && stat(o->init, &sb) == 0) {
         char *text = NULL;
-        if (aim_engine_run_file(t->eng, o->init, 0, NULL, &text) != AIM_EVAL_OK)
+        if (aim_engine_run_file(t->eng, o->init, 0, NULL, &text) != AIM_EVAL_OK) {
+            free(init_err);
             init_err = text;
-        else
+        } else {
             free(text);
+        }
     }
     char *keys = NULL;
     aim_engine_eval(t->eng, "return aim.ui.export()", "=keys", 0, &keys);
