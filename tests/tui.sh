@@ -27,61 +27,8 @@ run_aim tui --help
 ok $(test $rc -eq 0 && grep -q 'usage: aim tui' "$T/out" && grep -q 'init.lua' "$T/out"; echo $?) "aim tui --help"
 
 NTMUX=33
-if ! command -v tmux >/dev/null 2>&1; then
-    i=0
-    while [ $i -lt $NTMUX ]; do
-        n=$((n + 1)); i=$((i + 1))
-        echo "ok $n # SKIP tmux is not installed"
-    done
-    finish
-    exit $?
-fi
-
-sock="aimtui$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
-sess=tui0
-# check STATUS DESCRIPTION: ok, and on failure the screen as TAP comments
-check() {
-    ok "$1" "$2"
-    [ "$1" -eq 0 ] || screen 2>/dev/null | sed 's/^/# /'
-}
-screen() { tm capture-pane -p -t "$sess"; }
-# wait_for TEXT [SECONDS]: until TEXT is on the screen (default 30 s)
-wait_for() {
-    i=0
-    lim=$(( ${2:-30} * 10 ))
-    while [ $i -lt $lim ]; do
-        screen 2>/dev/null | grep -qF -- "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-# wait_gone TEXT: until TEXT has left the screen (10 s)
-wait_gone() {
-    i=0
-    while [ $i -lt 100 ]; do
-        screen 2>/dev/null | grep -qF -- "$1" || return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-# the step counter of the status line
-step_now() { screen | sed -n '1s/.*step \([0-9][0-9]*\)\/.*/\1/p'; }
-# check_steps moving|still SECONDS LABEL: the counter moves (or stays) over SECONDS
-check_steps() {
-    a=$(step_now); sleep "$2"; b=$(step_now)
-    if [ "$1" = moving ]; then
-        check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "$3 ($a -> $b)"
-    else
-        check $(test -n "$a" && test "$a" = "$b"; echo $?) "$3 ($a -> $b)"
-    fi
-}
-keys() { tm send-keys -t "$sess" "$@"; sleep 0.3; }
-type_text() { tm send-keys -t "$sess" -l "$1"; }
-type_line() { type_text "$1"; tm send-keys -t "$sess" Enter; }
+. "${top_srcdir:-.}/tests/tui_lib.sh"
+tui_setup tui "$NTMUX"
 
 mkdir -p "$T/state" "$T/config/aim" "$T/work"
 cat >"$T/config/aim/init.lua" <<'EOF'

@@ -53,39 +53,8 @@ run_aim tui --help
 ok $(test $rc -eq 0 && grep -q -- '--compare RUN' "$T/out"; echo $?) "tui --help describes --compare"
 
 NTMUX=21
-if ! command -v tmux >/dev/null 2>&1; then
-    i=0
-    while [ $i -lt $NTMUX ]; do
-        n=$((n + 1)); i=$((i + 1))
-        echo "ok $n # SKIP tmux is not installed"
-    done
-    finish
-    exit $?
-fi
-
-sock="aimcmp$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
-sess=cmp0
-check() {
-    ok "$1" "$2"
-    [ "$1" -eq 0 ] || screen 2>/dev/null | sed 's/^/# /'
-}
-screen() { tm capture-pane -p -t "$sess"; }
-colours() { tm capture-pane -p -e -t "$sess"; }
-wait_for() {
-    i=0
-    lim=$(( ${2:-30} * 10 ))
-    while [ $i -lt $lim ]; do
-        screen 2>/dev/null | grep -qF -- "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-keys() { tm send-keys -t "$sess" "$@"; sleep 0.3; }
-type_line() { tm send-keys -t "$sess" -l "$1"; tm send-keys -t "$sess" Enter; }
-step_now() { screen | sed -n '1s/.*step \([0-9][0-9]*\)\/.*/\1/p'; }
+. "${top_srcdir:-.}/tests/tui_lib.sh"
+tui_setup cmp "$NTMUX"
 
 mkdir -p "$T/state" "$T/config" "$T/work"
 # start W H ARGS: aim ARGS in a fresh session of W x H
@@ -104,11 +73,6 @@ EOF
     sess="cmp$(( ${sess#cmp} + 1 ))"
     tm new-session -d -s "$sess" -x "$1" -y "$2" "sh '$T/run.sh'"
     tm kill-session -t "$old" 2>/dev/null
-}
-wait_exit() {
-    i=0
-    while [ ! -f "$T/status" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-    test -f "$T/status"
 }
 # the loss panel's plot rows (below the legend, left of the probe panel)
 plot() { screen | sed -n '4,18p' | cut -c1-"$1"; }

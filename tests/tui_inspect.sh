@@ -33,51 +33,11 @@ expect_error "must be a terminal" "aim tui --inspect without a terminal" \
     tui --inspect "$T/probed.safetensors"
 
 NTMUX=30
-if ! command -v tmux >/dev/null 2>&1; then
-    i=0
-    while [ $i -lt $NTMUX ]; do
-        n=$((n + 1)); i=$((i + 1))
-        echo "ok $n # SKIP tmux is not installed"
-    done
-    finish
-    exit $?
-fi
-
-sock="aiminsp$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
-sess=insp0
-check() {
-    ok "$1" "$2"
-    [ "$1" -eq 0 ] || screen 2>/dev/null | sed 's/^/# /'
-}
-screen() { tm capture-pane -p -t "$sess"; }
+. "${top_srcdir:-.}/tests/tui_lib.sh"
+tui_setup insp "$NTMUX"
 # the pixel colours of the two images (rows 3..14: half blocks, whose
 # background is the lower pixel), one per line, as tmux reports them
 pixels() { tm capture-pane -p -e -t "$sess" -S 2 -E 13 | grep -o '48;5;[0-9]*'; }
-wait_for() {
-    i=0
-    lim=$(( ${2:-30} * 10 ))
-    while [ $i -lt $lim ]; do
-        screen 2>/dev/null | grep -qF -- "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-wait_gone() {
-    i=0
-    while [ $i -lt 100 ]; do
-        screen 2>/dev/null | grep -qF -- "$1" || return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-step_now() { screen | sed -n '1s/.*step \([0-9][0-9]*\)\/.*/\1/p'; }
-keys() { tm send-keys -t "$sess" "$@"; sleep 0.3; }
-type_text() { tm send-keys -t "$sess" -l "$1"; }
-type_line() { type_text "$1"; tm send-keys -t "$sess" Enter; }
 
 mkdir -p "$T/state" "$T/config" "$T/work"
 start() {
@@ -95,11 +55,6 @@ EOF
     sess="insp$(( ${sess#insp} + 1 ))"
     tm new-session -d -s "$sess" -x 80 -y 24 "sh '$T/run.sh'"
     tm kill-session -t "$old" 2>/dev/null
-}
-wait_exit() {
-    i=0
-    while [ ! -f "$T/status" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-    test -f "$T/status"
 }
 
 # ---- 1. a saved model with a probe

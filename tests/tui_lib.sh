@@ -1,0 +1,72 @@
+# tui_lib.sh - the tmux harness the terminal tests share (tests/tui.sh,
+# tui_inspect.sh, tui_compare.sh), sourced after cli_lib.sh:
+#   tui_setup PREFIX NTMUX   a private tmux server (its own socket, no config
+#                            file); without tmux, NTMUX checks are reported
+#                            as SKIP and the script ends here
+#   tm ARGS                  tmux on that server; sessions are PREFIX0, 1, ...
+#   check STATUS TEXT        ok, and on failure the screen as TAP comments
+#   screen / colours         the screen's text (with -e: its colour escapes)
+#   wait_for TEXT [SECONDS]  until TEXT is on the screen (default 30 s)
+#   wait_gone TEXT           until it has left (10 s)
+#   keys K... / type_text S / type_line S   keys; literal text (+ Enter)
+#   step_now                 the status line's step counter
+#   check_steps moving|still SECONDS LABEL  the counter moves (or stays)
+#   wait_exit                until the wrapper wrote $T/status (30 s)
+
+tui_setup() {
+    if ! command -v tmux >/dev/null 2>&1; then
+        i=0
+        while [ $i -lt "$2" ]; do
+            n=$((n + 1)); i=$((i + 1))
+            echo "ok $n # SKIP tmux is not installed"
+        done
+        finish
+        exit $?
+    fi
+    sock="aim$1$$"
+    sess="${1}0"
+    trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
+}
+tm() { tmux -L "$sock" -f /dev/null "$@"; }
+check() {
+    ok "$1" "$2"
+    [ "$1" -eq 0 ] || screen 2>/dev/null | sed 's/^/# /'
+}
+screen() { tm capture-pane -p -t "$sess"; }
+colours() { tm capture-pane -p -e -t "$sess"; }
+wait_for() {
+    i=0
+    lim=$(( ${2:-30} * 10 ))
+    while [ $i -lt $lim ]; do
+        screen 2>/dev/null | grep -qF -- "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+wait_gone() {
+    i=0
+    while [ $i -lt 100 ]; do
+        screen 2>/dev/null | grep -qF -- "$1" || return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+keys() { tm send-keys -t "$sess" "$@"; sleep 0.3; }
+type_text() { tm send-keys -t "$sess" -l "$1"; }
+type_line() { type_text "$1"; tm send-keys -t "$sess" Enter; }
+step_now() { screen | sed -n '1s/.*step \([0-9][0-9]*\)\/.*/\1/p'; }
+check_steps() {
+    a=$(step_now); sleep "$2"; b=$(step_now)
+    if [ "$1" = moving ]; then
+        check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "$3 ($a -> $b)"
+    else
+        check $(test -n "$a" && test "$a" = "$b"; echo $?) "$3 ($a -> $b)"
+    fi
+}
+wait_exit() {
+    i=0
+    while [ ! -f "$T/status" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    test -f "$T/status"
+}
