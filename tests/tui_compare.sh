@@ -56,24 +56,6 @@ NTMUX=21
 . "${top_srcdir:-.}/tests/tui_lib.sh"
 tui_setup cmp "$NTMUX"
 
-mkdir -p "$T/state" "$T/config" "$T/work"
-# start W H ARGS: aim ARGS in a fresh session of W x H
-start() {
-    rm -f "$T/status"
-    cat >"$T/run.sh" <<EOF
-cd "$T/work"
-ulimit -c 0
-env XDG_STATE_HOME="$T/state" XDG_CONFIG_HOME="$T/config" AIM_FASHION_MNIST="$T/none" \
-    LANG=C.UTF-8 LC_ALL= TERM=tmux-256color "$AIM" $3
-echo "exit=\$?" >"$T/status"
-echo TUI-EXITED
-sleep 600
-EOF
-    old=$sess
-    sess="cmp$(( ${sess#cmp} + 1 ))"
-    tm new-session -d -s "$sess" -x "$1" -y "$2" "sh '$T/run.sh'"
-    tm kill-session -t "$old" 2>/dev/null
-}
 # the loss panel's plot rows (below the legend, left of the probe panel)
 plot() { screen | sed -n '4,18p' | cut -c1-"$1"; }
 # byte patterns (grep in the C locale): a braille cell; a full or partial bar cell
@@ -82,7 +64,7 @@ BAR=$(printf '\342\226[\210-\217]')
 cgrep() { LC_ALL=C grep "$@"; }
 
 # ---- 2. two runs at 80x24
-start 80 24 "tui --threads 1 --compare '$T/trained' '$T/written'"
+tui_start 80 24 "tui --threads 1 --compare '$T/trained' '$T/written'"
 wait_for "the runs are compared" 30
 check $? "--compare opens and says the runs are compared"
 check $(screen | grep -q '■ trained  ■ written'; echo $?) "the legend names both runs"
@@ -129,7 +111,7 @@ wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "q quits ($(cat "$T/status" 2>/dev/null))"
 
 # ---- 3. mono and ASCII: a mark per run
-start 80 24 "tui --threads 1 --colors mono --compare '$T/trained' '$T/written'"
+tui_start 80 24 "tui --threads 1 --colors mono --compare '$T/trained' '$T/written'"
 wait_for "the runs are compared" 30
 check $(screen | grep -q ' o trained  x written'; echo $?) "--colors mono: the legend gives each run its mark"
 p=$(plot 55)
@@ -139,7 +121,7 @@ check $(screen | cgrep -qE '│ +x+ +61\.5$' && screen | cgrep -qE '│ +x+ +47\
     "... and the bars too"
 keys q
 wait_exit
-start 80 24 "tui --threads 1 --ascii --compare '$T/trained' '$T/written'"
+tui_start 80 24 "tui --threads 1 --ascii --compare '$T/trained' '$T/written'"
 wait_for "the runs are compared" 30
 check $(screen | grep -q ' o trained  x written' && screen | grep -qE '\| +x+ +61\.5$'; echo $?) \
     "--ascii: the same marks in the legend and the bars"
@@ -155,7 +137,7 @@ aim.compare{"$T/trained", "$T/written"}
 local m = aim.model{preset = "micro", seed = 1}
 aim.pretrain(m, aim.data.synthetic{n = 256, channels = 3, size = 8}, {steps = 100000, batch = 8})
 EOF
-start 100 30 "tui --threads 1 '$T/live.lua'"
+tui_start 100 30 "tui --threads 1 '$T/live.lua'"
 wait_for "■ live" 30
 r=$?
 check $(test $r -eq 0 && screen | grep -q '■ trained  ■ written  ■ live'; echo $?) \

@@ -39,26 +39,9 @@ tui_setup insp "$NTMUX"
 # background is the lower pixel), one per line, as tmux reports them
 pixels() { tm capture-pane -p -e -t "$sess" -S 2 -E 13 | grep -o '48;5;[0-9]*'; }
 
-mkdir -p "$T/state" "$T/config" "$T/work"
-start() {
-    rm -f "$T/status"
-    cat >"$T/run.sh" <<EOF
-cd "$T/work"
-ulimit -c 0
-env XDG_STATE_HOME="$T/state" XDG_CONFIG_HOME="$T/config" AIM_FASHION_MNIST="$T/none" \
-    LANG=C.UTF-8 LC_ALL= TERM=tmux-256color $1
-echo "exit=\$?" >"$T/status"
-echo TUI-EXITED
-sleep 600
-EOF
-    old=$sess
-    sess="insp$(( ${sess#insp} + 1 ))"
-    tm new-session -d -s "$sess" -x 80 -y 24 "sh '$T/run.sh'"
-    tm kill-session -t "$old" 2>/dev/null
-}
 
 # ---- 1. a saved model with a probe
-start "\"$AIM\" tui --threads 1 --inspect \"$T/probed.safetensors\""
+tui_start 80 24 "tui --threads 1 --inspect '$T/probed.safetensors'"
 wait_for "inspect  image 1/8  block 1/2  map PCA" 30 && wait_for "probed.safetensors"
 check $? "--inspect opens the Inspect view on the model's maps (8 test images, block 1 of 2, PCA)"
 wait_for "the maps are ready"
@@ -148,7 +131,7 @@ check $(grep -q 'exit=0' "$T/status"; echo $?) "q quits ($(cat "$T/status" 2>/de
 # ---- 2. while a job runs
 EXP="\"$S/pretrain.lua\" -- preset=micro batch=8 limit=64 test=32 steps=1000000 val_every=0 \
 probe_every=0 recon_every=10 ckpt_minutes=0 out=\"$T/work/run1\""
-start "\"$AIM\" tui --threads 1 $EXP"
+tui_start 80 24 "tui --threads 1 $EXP"
 wait_for "step " 60 && wait_for "reconstruction"
 keys i
 wait_for "pretrain step" 30 && wait_for "map PCA"
@@ -165,7 +148,7 @@ wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "q, n quits"
 
 # ---- 3. not weights
-start "\"$AIM\" tui --threads 1 --inspect \"$T/bad.safetensors\""
+tui_start 80 24 "tui --threads 1 --inspect '$T/bad.safetensors'"
 wait_for "the script failed" 30
 check $? "a file that is not weights: the error shows"
 check $(screen | grep -q 'nothing to inspect yet'; echo $?) "... and the view says there is nothing to inspect"

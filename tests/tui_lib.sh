@@ -12,6 +12,10 @@
 #   step_now                 the status line's step counter
 #   check_steps moving|still SECONDS LABEL  the counter moves (or stays)
 #   wait_exit                until the wrapper wrote $T/status (30 s)
+#   tui_start W H ARGS       "$AIM" ARGS in a fresh W x H session (private XDG
+#                            folders under $T, no Fashion-MNIST, LANG=C.UTF-8,
+#                            TERM=tmux-256color); its exit status goes to
+#                            $T/status
 
 tui_setup() {
     if ! command -v tmux >/dev/null 2>&1; then
@@ -23,6 +27,7 @@ tui_setup() {
         finish
         exit $?
     fi
+    prefix=$1
     sock="aim$1$$"
     sess="${1}0"
     trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
@@ -69,4 +74,21 @@ wait_exit() {
     i=0
     while [ ! -f "$T/status" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
     test -f "$T/status"
+}
+tui_start() {
+    rm -f "$T/status"
+    mkdir -p "$T/state" "$T/config" "$T/work"
+    cat >"$T/run.sh" <<EOF
+cd "$T/work"
+ulimit -c 0
+env XDG_STATE_HOME="$T/state" XDG_CONFIG_HOME="$T/config" AIM_FASHION_MNIST="$T/none" \
+    LANG=C.UTF-8 LC_ALL= TERM=tmux-256color "$AIM" $3
+echo "exit=\$?" >"$T/status"
+echo TUI-EXITED
+sleep 600
+EOF
+    old=$sess
+    sess="$prefix$(( ${sess#$prefix} + 1 ))"
+    tm new-session -d -s "$sess" -x "$1" -y "$2" "sh '$T/run.sh'"
+    tm kill-session -t "$old" 2>/dev/null
 }
