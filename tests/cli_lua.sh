@@ -75,6 +75,28 @@ run_aim repl --help
 ok $(test $rc -eq 0 && grep -q 'XDG_STATE_HOME' "$T/out"; echo $?) "repl --help"
 
 # the readline console, in a private tmux server
+# a script that is a binary chunk (Lua does not verify bytecode) is refused, naming the file
+printf 'local f = io.open(arg[1], "wb") f:write(string.dump(function() return 1 end)) f:close()\n' \
+    >"$T/dump.lua"
+"$AIM" run "$T/dump.lua" "$T/evil.luac" >/dev/null 2>&1
+expect_error "evil.luac: attempt to load a binary chunk" "aim run refuses a binary chunk" \
+    run "$T/evil.luac"
+
+# ... and so is a module file that is one; text modules load as before
+mkdir -p "$T/mods"
+printf 'return {v = 41}\n' >"$T/mods/good.lua"
+"$AIM" run "$T/dump.lua" "$T/mods/evil.lua" >/dev/null 2>&1
+cat >"$T/req.lua" <<EOF
+package.path = "$T/mods/?.lua"
+print(require("good").v + 1)
+print(pcall(require, "evil"))
+EOF
+run_aim run "$T/req.lua"
+ok $(test $rc -eq 0 && grep -q '^42$' "$T/out" &&
+    grep -q "^false	error loading module 'evil' from file" "$T/out" &&
+    grep -q 'attempt to load a binary chunk' "$T/out"; echo $?) \
+    "require loads text modules and refuses a binary one"
+
 if command -v tmux >/dev/null 2>&1; then
     sock="aimtest$$"
     tm() { tmux -L "$sock" -f /dev/null "$@"; }

@@ -153,6 +153,19 @@ int main(void)
     check_eval(eng, "lr(1e-3)", AIM_EVAL_ERROR, "no job is running", "lr without a job");
     check_eval(eng, "type(aim.pretrain), type(stop)", AIM_EVAL_OK, "function\tfunction",
                "aim and the console globals are there");
+    /* text chunks only: Lua does not verify bytecode, so load() of a crafted
+     * binary chunk could crash; load, loadfile and dofile refuse them */
+    check_eval(eng, "load(string.dump(function() return 1 end))", AIM_EVAL_OK,
+               "nil\tattempt to load a binary chunk",
+               "load: a binary chunk is refused (even with mode 'b')");
+    check_eval(eng, "load(string.dump(function() return 1 end), 'x', 'b')", AIM_EVAL_OK,
+               "nil\tattempt to load a binary chunk", "load: mode 'b' does not let it in");
+    check_eval(eng, "load('return 2')(), load('return x', 'n', 't', {x = 5})(), "
+                    "pcall(load('return x', 'n', 't', nil))",
+               AIM_EVAL_OK, "2\t5\tfalse", "load: text chunks and the env argument as before");
+    check_eval(eng, "load('return x', 'n')()", AIM_EVAL_OK, "5",
+               "load: without env, the globals (x = 5 above)");
+
     /* memory: a runaway allocation is an error and the state goes on, even
      * when the garbage is still referenced (so the next line's own strings
      * cannot be allocated either: that must be an error, not Lua's panic) */

@@ -194,6 +194,32 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* load, loadfile, dofile and require's searcher for Lua files with mode
+ * "t" whatever the caller asks (the arguments after mode are passed on as
+ * given: an explicit nil env is not the same as none) */
+static const char text_only[] =
+    "local load0, loadfile0 = load, loadfile\n"
+    "function load(chunk, name, mode, ...)\n"
+    "  return load0(chunk, name, 't', ...)\n"
+    "end\n"
+    "function loadfile(name, mode, ...)\n"
+    "  return loadfile0(name, 't', ...)\n"
+    "end\n"
+    "function dofile(name)\n"
+    "  local f, err = loadfile0(name, 't')\n"
+    "  if not f then error(err, 2) end\n"
+    "  return f()\n"
+    "end\n"
+    "package.searchers[2] = function(name)\n" /* require's Lua-file searcher */
+    "  local path, err = package.searchpath(name, package.path)\n"
+    "  if not path then return err end\n"
+    "  local f, e = loadfile0(path, 't')\n"
+    "  if not f then\n"
+    "    error(string.format(\"error loading module '%s' from file '%s':\\n\\t%s\", name, path, e), 2)\n"
+    "  end\n"
+    "  return f, path\n"
+    "end\n";
+
 static int open_state(lua_State *L)
 {
     aim_engine *eng = lua_touserdata(L, 1);
@@ -202,6 +228,11 @@ static int open_state(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &engine_key);
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
+    /* text chunks only: Lua does not verify bytecode, so a crafted binary
+     * chunk (load(evil)) could crash the program with its training run */
+    if (luaL_loadbuffer(L, text_only, sizeof text_only - 1, "=text-only chunks") != LUA_OK)
+        return lua_error(L);
+    lua_call(L, 0, 0);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
     lua_pushcfunction(L, luaopen_aim_core);
     lua_setfield(L, -2, "aim.core");
@@ -390,7 +421,12 @@ static int run_file_body(lua_State *L)
     }
     lua_setglobal(L, "arg");
     lua_pushcfunction(L, traceback); /* args tb */
-    int st = luaL_loadfile(L, a->path);
+    int st = luaL_loadfilex(L, a->path, "t"); /* a script is text (see text_only) */
+    if (st == LUA_ERRSYNTAX) { /* "attempt to load a binary chunk" names no file */
+        const char *msg = lua_tostring(L, -1);
+        if (msg && !strstr(msg, a->path))
+            lua_pushfstring(L, "%s: %s", a->path, msg);
+    }
     if (st == LUA_OK) {
         for (int i = 0; i < a->argc; i++)
             lua_pushstring(L, a->argv[i]); /* args tb f args... */
