@@ -791,6 +791,19 @@ static void take_output(tui *t)
     if (n > 0 && text[n - 1] == '\n')
         text[n - 1] = 0;
     console_print(t->v.con, UI_NORMAL, text);
+    /* a notice written by Lua (io.stderr:write("aim: note: ...")), e.g. the
+     * synthetic-data fallback, also goes to the message line, as one from
+     * the captured descriptors does */
+    for (const char *ln = text; ln && *ln;) {
+        const char *nl = strchr(ln, '\n');
+        if (!strncmp(ln, "aim: ", 5)) {
+            int len = (int)(nl ? (size_t)(nl - ln) : strlen(ln)) - 5;
+            char m[512];
+            snprintf(m, sizeof m, "%.*s", len, ln + 5);
+            user_message(t, 0, m);
+        }
+        ln = nl ? nl + 1 : NULL;
+    }
     free(text);
     if (dropped) {
         char note[96];
