@@ -121,6 +121,21 @@ float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int
  * stay in cache), so a following aim_model_backward does nothing.
  * Predictions and targets are available as after aim_model_forward. */
 float aim_model_loss(aim_model *m, const float *x, const int32_t *prefix, int B);
+/* The forward pass with flags:
+ *   AIM_FWD_EVAL       no backward follows (as aim_model_loss);
+ *   AIM_FWD_LOSS_ONLY  the loss and its gradient alone: from the last block's
+ *                      attention output on (its projection and MLP, the post
+ *                      norm and the pixel head), only the rows the loss reads
+ *                      are computed (row i of image b when i+1 >= S_b: half of
+ *                      them on average under pretraining's prefix draw). The
+ *                      loss and a following backward equal the full pass's up
+ *                      to float rounding; aim_model_predictions then returns
+ *                      NULL (targets are still there). Pretraining and the
+ *                      validation loss use it. */
+#define AIM_FWD_EVAL 1u
+#define AIM_FWD_LOSS_ONLY 2u
+float aim_model_forward_ex(aim_model *m, const float *x, const int32_t *prefix, int B,
+                           unsigned flags);
 /* Backward of the last forward: ADDS parameter gradients into the grad slab
  * (frozen tensors are skipped). */
 void aim_model_backward(aim_model *m);
@@ -132,7 +147,8 @@ void aim_model_backward(aim_model *m);
  * holds until the next forward; 0 = this batch's own count. */
 int64_t aim_model_loss_count(const aim_model *m);
 void aim_model_set_loss_count(aim_model *m, int64_t count);
-/* Predictions of the last forward: [B,N,P] (row i predicts patch i+1). */
+/* Predictions of the last forward: [B,N,P] (row i predicts patch i+1);
+ * NULL after an AIM_FWD_LOSS_ONLY forward. */
 const float *aim_model_predictions(const aim_model *m);
 /* Normalised-pixel targets of the last forward: [B,N,P]. */
 const float *aim_model_targets(const aim_model *m);

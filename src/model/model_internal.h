@@ -7,6 +7,7 @@
 #define AIM_MODEL_INTERNAL_H
 
 #include "aim/model.h"
+#include "aim/prof.h"
 
 /* indices into the parameter table, per trunk block */
 typedef struct block_idx {
@@ -61,6 +62,7 @@ typedef struct model_acts {
     float *pred;                /* [R, P] */
     float *tgt;                 /* [R, P] */
     int32_t *prefix;            /* [B] copy of the last forward's prefixes */
+    int32_t *crow;              /* [R] loss-only pass: compact row -> its row */
     /* backward scratch */
     float *dres;                /* [R, D] gradient of the residual stream */
     float *dln;                 /* [R, D] */
@@ -95,6 +97,11 @@ struct aim_model {
     int B;                      /* batch of the last forward */
     float loss;
     int have_forward;           /* 1 after a training forward */
+    /* the last pixel-loss forward ran the last block's tail and the head on
+     * the loss's rows only (AIM_FWD_LOSS_ONLY): their activations, pred
+     * and the backward's top are compact, thread t's from row r0 on */
+    int loss_only;
+    double tloss[AIM_PROF_MAX_THREADS]; /* loss-only: thread t's sum of row losses */
     int64_t norm_count;         /* > 0: the next backward divides by this many
                                    target tokens (aim_model_set_loss_count) */
     struct aim_prof *prof;      /* NULL unless profiling */

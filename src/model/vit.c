@@ -99,6 +99,7 @@ static void layout(aim_model *m, int B, carver *c)
     a->pred = take(c, R * m->P);
     a->tgt = take(c, R * m->P);
     a->prefix = (int32_t *)take(c, (size_t)B);
+    a->crow = (int32_t *)take(c, R);
     size_t wide = 4 * (D > Dh ? D : Dh);
     a->dres = take(c, R * D);
     a->dln = take(c, R * D);
@@ -291,11 +292,58 @@ static void lora_proj_bwd(const aim_model *m, const block_idx *bi, float *gA, fl
                 1.0f, dy, D);
 }
 
+/* ------------------------------------------------------------ loss rows
+ * A loss-only pass (AIM_FWD_LOSS_ONLY) needs the last block's output, the
+ * post norm and the head only at the rows the loss reads: row i of image b
+ * predicts patch i+1, a target when i+1 >= S_b, so rows S_b-1..N-2 (N - S_b
+ * of N; half on average under pretraining's prefix draw). From the last
+ * block's attention output on, those rows are packed to the front of the
+ * thread's range, in order; the attention itself needs every row's keys
+ * and values and stays whole. */
+
+/* crow[c] = the (thread-relative) row of packed row c; returns the count */
+static int loss_rows(int32_t *crow, const int32_t *prefix, int nb, int N)
+{
+    int n = 0;
+    for (int b = 0; b < nb; b++)
+        for (int i = prefix[b] - 1; i < N - 1; i++)
+            crow[n++] = b * N + i;
+    return n;
+}
+
+/* pack rows crow[0..n) of buf to its front, in place (crow[c] >= c) */
+static void pack_rows(float *buf, const int32_t *crow, int n, int C)
+{
+    for (int c = 0; c < n; c++)
+        if (crow[c] != c)
+            memcpy(buf + (size_t)c * C, buf + (size_t)crow[c] * C, (size_t)C * sizeof(float));
+}
+
+/* the inverse: packed row c back to row crow[c], every other row of the R
+ * zeroed (in place, last row first) */
+static void unpack_rows(float *buf, const int32_t *crow, int n, int R, int C)
+{
+    int next = R; /* rows >= next are done */
+    for (int c = n - 1; c >= 0; c--) {
+        int r = crow[c];
+        if (r + 1 < next)
+            memset(buf + (size_t)(r + 1) * C, 0, (size_t)(next - r - 1) * C * sizeof(float));
+        if (r != c)
+            memcpy(buf + (size_t)r * C, buf + (size_t)c * C, (size_t)C * sizeof(float));
+        next = r;
+    }
+    if (next > 0)
+        memset(buf, 0, (size_t)next * C * sizeof(float));
+}
+
 /* The forward pass of images [b0, b1) by thread tid: trunk through block
  * `upto`; then, when `final` is 1, post_trunk_norm (lnf) and, when `head`
- * is 1, the pixel head, predictions and targets. eval: see BA. */
+ * is 1, the pixel head, predictions and targets. eval: see BA. lo: a
+ * loss-only pass (head, final, upto == L >= 1 and prefixes): the loss's rows
+ * only from the last block's attention output on, and this thread's sum of
+ * row losses in m->tloss[tid]. */
 static void forward_part(aim_model *m, const float *x, const int32_t *prefix, int b0, int b1,
-                         int upto, int final, int head, int eval, int tid)
+                         int upto, int final, int head, int eval, int lo, int tid)
 {
     const aim_config *c = &m->cfg;
     model_acts *a = &m->a;
@@ -325,6 +373,8 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
 
     const float *xin = ROWS(a->x0, D);
     const double natt = 4.0 * N * N * D * nb; /* QK^T and PV */
+    int32_t *crow = ROWS(a->crow, 1);
+    int Rt = R; /* rows after the attention: all, or the loss's in the last block */
     for (int l = 0; l < upto; l++) {
         const block_idx *bi = &m->blk[l];
         block_acts *b = BA(m, l, eval);
@@ -344,25 +394,39 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         attention_forward(atty, b->att + (size_t)b0 * m->NH * N * N, qkv,
                           prefix ? prefix + b0 : NULL, nb, N, D, m->NH);
         aim_lap(&lp, AIM_K_F_ATTN, natt);
-        gemm_nt(res1, atty, W(m, bi->proj), R, D, D);
-        aim_lap(&lp, AIM_K_F_PROJ, GF(R, D, D));
+        if (lo && l == upto - 1) {
+            Rt = loss_rows(crow, prefix + b0, nb, N);
+            pack_rows(atty, crow, Rt, D);
+        }
+        gemm_nt(res1, atty, W(m, bi->proj), Rt, D, D);
+        aim_lap(&lp, AIM_K_F_PROJ, GF(Rt, D, D));
         if (lora) {
-            lora_proj_fwd(m, bi, lw, res1, atty, R);
-            aim_lap(&lp, AIM_K_F_LORA, GF(R, D, lr2));
+            lora_proj_fwd(m, bi, lw, res1, atty, Rt);
+            aim_lap(&lp, AIM_K_F_LORA, GF(Rt, D, lr2));
         }
         /* res1 = xin + proj;  ln2 = LN(res1) */
-        add_layernorm_forward(res1, ln2, STATS(b->ln2_mean), STATS(b->ln2_rstd), res1, xin, NULL,
-                              NULL, W(m, bi->ln2w), W(m, bi->ln2b), NULL, R, D, N, eps);
+        if (Rt < R) { /* the residual from xin's loss rows, added as below */
+            for (int cr = 0; cr < Rt; cr++) {
+                float *y = res1 + (size_t)cr * D;
+                const float *xr = xin + (size_t)crow[cr] * D;
+#pragma omp simd
+                for (int i = 0; i < D; i++)
+                    y[i] = y[i] + xr[i];
+            }
+        }
+        add_layernorm_forward(res1, ln2, STATS(b->ln2_mean), STATS(b->ln2_rstd), res1,
+                              Rt < R ? NULL : xin, NULL, NULL, W(m, bi->ln2w), W(m, bi->ln2b),
+                              NULL, Rt, D, N, eps);
         aim_lap(&lp, AIM_K_F_LN, 0);
-        gemm_nt(fc1, ln2, W(m, bi->fc1), R, D, 4 * D);
-        aim_lap(&lp, AIM_K_F_FC1, GF(R, D, 4 * D));
+        gemm_nt(fc1, ln2, W(m, bi->fc1), Rt, D, 4 * D);
+        aim_lap(&lp, AIM_K_F_FC1, GF(Rt, D, 4 * D));
         if (eval)
-            gelu_forward(gl, fc1, (size_t)R * 4 * D);
+            gelu_forward(gl, fc1, (size_t)Rt * 4 * D);
         else /* fc1 then holds gelu'(pre-activation) for backward */
-            gelu_forward_deriv(gl, fc1, (size_t)R * 4 * D);
+            gelu_forward_deriv(gl, fc1, (size_t)Rt * 4 * D);
         aim_lap(&lp, AIM_K_F_GELU, 0);
-        gemm_nt(res2, gl, W(m, bi->fc2), R, 4 * D, D);
-        aim_lap(&lp, AIM_K_F_FC2, GF(R, 4 * D, D));
+        gemm_nt(res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
+        aim_lap(&lp, AIM_K_F_FC2, GF(Rt, 4 * D, D));
         /* res2 = res1 + fc2;  then the next norm: ln1 of block l+1, or the
          * post-trunk norm, or nothing (trunk features only) */
         if (l + 1 < upto) {
@@ -374,7 +438,7 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         } else if (final) {
             add_layernorm_forward(res2, ROWS(a->lnf, D), STATS(a->lnf_mean), STATS(a->lnf_rstd),
                                   res2, res1, NULL, NULL, W(m, m->post_w), W(m, m->post_b), NULL,
-                                  R, D, N, eps);
+                                  Rt, D, N, eps);
         } else {
             add_layernorm_forward(res2, NULL, NULL, NULL, res2, res1, NULL, NULL, NULL, NULL,
                                   NULL, R, D, N, eps);
@@ -392,32 +456,47 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         return;
 
     /* pixel head: hy0 = lnf @ Wh^T + bh + pos_h, then Lh residual MLPs,
-     * each LayerNorm fused with the residual add before it */
+     * each LayerNorm fused with the residual add before it (Rt rows: all,
+     * or the loss's, packed) */
     float *hy0 = ROWS(a->hy0, Dh);
-    gemm_nt(hy0, ROWS(a->lnf, D), W(m, m->hproj_w), R, D, Dh);
-    aim_lap(&lp, AIM_K_F_HPROJ, GF(R, D, Dh));
+    gemm_nt(hy0, ROWS(a->lnf, D), W(m, m->hproj_w), Rt, D, Dh);
+    aim_lap(&lp, AIM_K_F_HPROJ, GF(Rt, D, Dh));
+    if (Rt < R) { /* bias and each packed row's position, added as below */
+        const float *hb = W(m, m->hproj_b);
+        for (int cr = 0; cr < Rt; cr++) {
+            float *y = hy0 + (size_t)cr * Dh;
+            const float *pr = m->pos_h + (size_t)(crow[cr] % N) * Dh;
+#pragma omp simd
+            for (int i = 0; i < Dh; i++)
+                y[i] += hb[i];
+#pragma omp simd
+            for (int i = 0; i < Dh; i++)
+                y[i] += pr[i];
+        }
+    }
     const hblock_idx *h0 = m->Lh ? &m->hblk[0] : NULL;
     hblock_acts *ha0 = m->Lh ? HA(m, 0, eval) : NULL;
     float *ln_next = ha0 ? ROWS(ha0->ln, Dh) : ROWS(a->hln, Dh);
     add_layernorm_forward(hy0, ln_next, ha0 ? STATS(ha0->ln_mean) : STATS(a->hln_mean),
                           ha0 ? STATS(ha0->ln_rstd) : STATS(a->hln_rstd), hy0, NULL,
-                          W(m, m->hproj_b), m->pos_h, W(m, h0 ? h0->lnw : m->hn_w),
-                          W(m, h0 ? h0->lnb : m->hn_b), NULL, R, Dh, N, eps);
+                          Rt < R ? NULL : W(m, m->hproj_b), Rt < R ? NULL : m->pos_h,
+                          W(m, h0 ? h0->lnw : m->hn_w), W(m, h0 ? h0->lnb : m->hn_b), NULL, Rt,
+                          Dh, N, eps);
     aim_lap(&lp, AIM_K_F_LN, 0);
     const float *y = hy0;
     for (int j = 0; j < m->Lh; j++) {
         const hblock_idx *hi = &m->hblk[j];
         hblock_acts *h = HA(m, j, eval);
         float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
-        gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
-        aim_lap(&lp, AIM_K_F_HFC1, GF(R, Dh, 4 * Dh));
+        gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
+        aim_lap(&lp, AIM_K_F_HFC1, GF(Rt, Dh, 4 * Dh));
         if (eval)
-            gelu_forward(gl, fc1, (size_t)R * 4 * Dh);
+            gelu_forward(gl, fc1, (size_t)Rt * 4 * Dh);
         else
-            gelu_forward_deriv(gl, fc1, (size_t)R * 4 * Dh);
+            gelu_forward_deriv(gl, fc1, (size_t)Rt * 4 * Dh);
         aim_lap(&lp, AIM_K_F_GELU, 0);
-        gemm_nt(res, gl, W(m, hi->fc2), R, 4 * Dh, Dh);
-        aim_lap(&lp, AIM_K_F_HFC2, GF(R, 4 * Dh, Dh));
+        gemm_nt(res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
+        aim_lap(&lp, AIM_K_F_HFC2, GF(Rt, 4 * Dh, Dh));
         int last = j + 1 == m->Lh;
         const hblock_idx *hn = last ? NULL : &m->hblk[j + 1];
         hblock_acts *hx = last ? NULL : HA(m, j + 1, eval);
@@ -425,25 +504,39 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
                               last ? STATS(a->hln_mean) : STATS(hx->ln_mean),
                               last ? STATS(a->hln_rstd) : STATS(hx->ln_rstd), res, y, NULL, NULL,
                               W(m, last ? m->hn_w : hn->lnw), W(m, last ? m->hn_b : hn->lnb),
-                              NULL, R, Dh, N, eps);
+                              NULL, Rt, Dh, N, eps);
         aim_lap(&lp, AIM_K_F_LN, 0);
         y = res;
     }
-    float *pred = ROWS(a->pred, P);
-    linear_forward(pred, ROWS(a->hln, Dh), W(m, m->pred_w), W(m, m->pred_b), R, Dh, P);
-    aim_lap(&lp, AIM_K_F_PRED, GF(R, Dh, P));
-    patch_targets(ROWS(a->tgt, P), x + (size_t)b0 * img, nb, c->channels, c->image, c->image,
-                  c->patch);
+    float *pred = ROWS(a->pred, P), *tgt = ROWS(a->tgt, P);
+    linear_forward(pred, ROWS(a->hln, Dh), W(m, m->pred_w), W(m, m->pred_b), Rt, Dh, P);
+    aim_lap(&lp, AIM_K_F_PRED, GF(Rt, Dh, P));
+    patch_targets(tgt, x + (size_t)b0 * img, nb, c->channels, c->image, c->image, c->patch);
+    if (lo) { /* packed row cr predicts the patch after row crow[cr] */
+        double sum = 0.0;
+        for (int cr = 0; cr < Rt; cr++) {
+            const float *yp = pred + (size_t)cr * P, *t = tgt + (size_t)(crow[cr] + 1) * P;
+            double row = 0.0;
+            for (int k = 0; k < P; k++) {
+                double d = (double)yp[k] - t[k];
+                row += d * d;
+            }
+            sum += row / P;
+        }
+        m->tloss[tid] = sum;
+    }
     aim_lap(&lp, AIM_K_F_LOSS, 0);
 }
 
 /* One parallel region over the batch. */
 static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int B, int upto,
-                        int final, int head, int eval)
+                        int final, int head, int eval, int lo)
 {
     int nt = team(m, B, 0);
+    for (int t = 0; t < nt; t++)
+        m->tloss[t] = 0.0;
     if (nt == 1) { /* no region: a one-thread team costs libgomp an allocation */
-        forward_part(m, x, prefix, 0, B, upto, final, head, eval, 0);
+        forward_part(m, x, prefix, 0, B, upto, final, head, eval, lo, 0);
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -451,7 +544,7 @@ static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int
         int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
         share(B, n, t, &b0, &b1);
         if (b1 > b0)
-            forward_part(m, x, prefix, b0, b1, upto, final, head, eval, t);
+            forward_part(m, x, prefix, b0, b1, upto, final, head, eval, lo, t);
     }
 }
 
@@ -460,11 +553,11 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
 {
     if (aim_model_reserve(m, B, NULL) != 0)
         return NULL;
-    m->have_forward = m->fb_mode = 0;
+    m->have_forward = m->fb_mode = m->loss_only = 0;
     int L = upto >= 1 && upto <= m->L ? upto : m->L;
     /* every block keeps its own buffers: callers read any block's output
      * (aim_model_block_output) after this pass */
-    forward_all(m, x, prefix, B, L, upto == 0, 0, 0);
+    forward_all(m, x, prefix, B, L, upto == 0, 0, 0, 0);
     if (upto == 0)
         return m->a.lnf;
     return BA(m, L - 1, 0)->res2;
@@ -512,8 +605,8 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
     int upto = check_blocks(m, blocks, nblocks, e);
     if (upto < 0 || aim_model_reserve(m, B, e) != 0)
         return -1;
-    m->have_forward = m->fb_mode = 0;
-    forward_all(m, x, NULL, B, upto, 0, 0, 0);
+    m->have_forward = m->fb_mode = m->loss_only = 0;
+    forward_all(m, x, NULL, B, upto, 0, 0, 0, 0);
     average_blocks(m, B, blocks, nblocks, out);
     return 0;
 }
@@ -532,10 +625,11 @@ int aim_model_features_train(aim_model *m, const float *x, int B, const int *blo
         m->fb_in[blocks[i] - 1] = 1;
     for (int b = 0; b < B; b++)
         m->a.prefix[b] = m->N; /* no mask */
-    forward_all(m, x, m->a.prefix, B, upto, 0, 0, 0);
+    forward_all(m, x, m->a.prefix, B, upto, 0, 0, 0, 0);
     average_blocks(m, B, blocks, nblocks, out);
     m->B = B;
     m->fb_mode = 1;
+    m->loss_only = 0;
     m->fb_upto = upto;
     m->fb_nblocks = nblocks;
     m->have_forward = 1;
@@ -553,18 +647,32 @@ void aim_model_features_backward(aim_model *m, const float *dfeat)
     aim_model_backward(m);
 }
 
-static float forward_loss(aim_model *m, const float *x, const int32_t *prefix, int B, int eval)
+float aim_model_forward_ex(aim_model *m, const float *x, const int32_t *prefix, int B,
+                           unsigned flags)
 {
     if (aim_model_reserve(m, B, NULL) != 0)
         return -1.0f;
     ensure_slots(m, team(m, B, 0));
     model_acts *a = &m->a;
+    const int eval = (flags & AIM_FWD_EVAL) != 0;
+    /* a model without trunk blocks has no attention to keep whole: it runs
+     * the full head (no loss-only form) */
+    const int lo = (flags & AIM_FWD_LOSS_ONLY) && m->L >= 1;
     double t0 = m->prof ? aim_prof_now() : 0;
     memcpy(a->prefix, prefix, (size_t)B * sizeof *prefix);
-    forward_all(m, x, a->prefix, B, m->L, 1, 1, eval);
+    forward_all(m, x, a->prefix, B, m->L, 1, 1, eval, lo);
     aim_laptimer lp;
     aim_lap_start(&lp, m->prof, 0);
-    m->loss = loss_forward(a->pred, a->tgt, a->prefix, B, m->N, m->P);
+    if (lo) { /* the threads' sums in thread order, as loss_forward's mean */
+        int64_t count = loss_count(a->prefix, B, m->N);
+        double sum = 0.0;
+        for (int t = 0, nt = team(m, B, 0); t < nt; t++)
+            sum += m->tloss[t];
+        m->loss = count ? (float)(sum / (double)count) : 0.0f;
+    } else {
+        m->loss = loss_forward(a->pred, a->tgt, a->prefix, B, m->N, m->P);
+    }
+    m->loss_only = lo;
     aim_lap(&lp, AIM_K_F_LOSS, 0);
     if (m->prof) {
         m->prof->wall_fwd += aim_prof_now() - t0;
@@ -579,17 +687,17 @@ static float forward_loss(aim_model *m, const float *x, const int32_t *prefix, i
 
 float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int B)
 {
-    return forward_loss(m, x, prefix, B, 0);
+    return aim_model_forward_ex(m, x, prefix, B, 0);
 }
 
 float aim_model_loss(aim_model *m, const float *x, const int32_t *prefix, int B)
 {
-    return forward_loss(m, x, prefix, B, 1);
+    return aim_model_forward_ex(m, x, prefix, B, AIM_FWD_EVAL);
 }
 
 const float *aim_model_predictions(const aim_model *m)
 {
-    return m->a.pred;
+    return m->loss_only ? NULL : m->a.pred;
 }
 
 const float *aim_model_targets(const aim_model *m)
@@ -655,6 +763,8 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
     float *dpred = ROWS(a->dpred, P), *dhln = ROWS(a->dhln, Dh), *dhy = ROWS(a->dhy, Dh);
     float *dln = ROWS(a->dln, D), *dres = ROWS(a->dres, D), *dgelu = ROWS(a->dgelu, 4 * D);
     int top = m->L - 1; /* the deepest block the gradient enters */
+    const int32_t *crow = ROWS(a->crow, 1);
+    const int Rt = m->loss_only && !m->fb_mode ? (int)loss_count(a->prefix + b0, nb, N) : R;
     if (m->fb_mode) {
         /* features backward: dL/d(features) / nblocks sits in lnf (unused in
          * this mode); it enters the stream at every block of the set */
@@ -663,16 +773,28 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         goto trunk;
     }
 
-    /* loss and prediction layer */
-    memset(dpred, 0, (size_t)R * P * sizeof(float));
-    loss_backward_n(dpred, ROWS(a->pred, P), ROWS(a->tgt, P), a->prefix + b0, nb, N, P, 1.0f,
-                    count);
+    /* loss and prediction layer; after a loss-only forward the head and the
+     * last block's tail run on the Rt packed loss rows (crow) */
+    memset(dpred, 0, (size_t)Rt * P * sizeof(float));
+    if (m->loss_only) { /* as loss_backward_n, packed row cr against patch crow[cr] + 1 */
+        const float scale = count ? (float)(2.0 / ((double)P * (double)count)) : 0.0f;
+        const float *pred = ROWS(a->pred, P), *tgt = ROWS(a->tgt, P);
+        for (int cr = 0; cr < Rt && count; cr++) {
+            float *dy = dpred + (size_t)cr * P;
+            const float *y = pred + (size_t)cr * P, *t = tgt + (size_t)(crow[cr] + 1) * P;
+            for (int k = 0; k < P; k++)
+                dy[k] += scale * (y[k] - t[k]);
+        }
+    } else {
+        loss_backward_n(dpred, ROWS(a->pred, P), ROWS(a->tgt, P), a->prefix + b0, nb, N, P,
+                        1.0f, count);
+    }
     aim_lap(&lp, AIM_K_B_LOSS, 0);
     lin_bwd(&lp, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, dhln, GS(m, m->pred_w, slab),
-            GS(m, m->pred_b, slab), bw, dpred, ROWS(a->hln, Dh), W(m, m->pred_w), R, Dh, P);
+            GS(m, m->pred_b, slab), bw, dpred, ROWS(a->hln, Dh), W(m, m->pred_w), Rt, Dh, P);
     const float *yin = m->Lh ? ROWS(a->hblk[m->Lh - 1].res, Dh) : ROWS(a->hy0, Dh);
     layernorm_backward_rows(dhy, 0.0f, GS(m, m->hn_w, slab), GS(m, m->hn_b, slab), bw, dhln, yin,
-                            W(m, m->hn_w), STATS(a->hln_mean), STATS(a->hln_rstd), R, Dh);
+                            W(m, m->hn_w), STATS(a->hln_mean), STATS(a->hln_rstd), Rt, Dh);
     aim_lap(&lp, AIM_K_B_LN, 0);
 
     /* pixel head blocks, in reverse: y_out = y_in + fc2(gelu(fc1(ln(y_in)))) */
@@ -681,23 +803,23 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
         hblock_acts *h = &a->hblk[j];
         const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
         lin_bwd(&lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, slab), NULL, bw,
-                dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), R, 4 * Dh, Dh);
-        gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)R * 4 * Dh);
+                dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), Rt, 4 * Dh, Dh);
+        gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)Rt * 4 * Dh);
         aim_lap(&lp, AIM_K_B_GELU, 0);
         lin_bwd(&lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, slab), NULL, bw,
-                dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), R, Dh, 4 * Dh);
+                dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
         /* the residual path already sits in dhy; the norm adds its part */
         layernorm_backward_rows(dhy, 1.0f, GS(m, hi->lnw, slab), GS(m, hi->lnb, slab), bw, dhln,
-                                y, W(m, hi->lnw), STATS(h->ln_mean), STATS(h->ln_rstd), R, Dh);
+                                y, W(m, hi->lnw), STATS(h->ln_mean), STATS(h->ln_rstd), Rt, Dh);
         aim_lap(&lp, AIM_K_B_LN, 0);
     }
 
     /* head projection (the position embedding is fixed) and post norm */
     lin_bwd(&lp, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, dln, GS(m, m->hproj_w, slab),
-            GS(m, m->hproj_b, slab), bw, dhy, ROWS(a->lnf, D), W(m, m->hproj_w), R, D, Dh);
+            GS(m, m->hproj_b, slab), bw, dhy, ROWS(a->lnf, D), W(m, m->hproj_w), Rt, D, Dh);
     const float *xt = m->L ? ROWS(a->blk[m->L - 1].res2, D) : ROWS(a->x0, D);
     layernorm_backward_rows(dres, 0.0f, GS(m, m->post_w, slab), GS(m, m->post_b, slab), bw, dln,
-                            xt, W(m, m->post_w), STATS(a->lnf_mean), STATS(a->lnf_rstd), R, D);
+                            xt, W(m, m->post_w), STATS(a->lnf_mean), STATS(a->lnf_rstd), Rt, D);
     aim_lap(&lp, AIM_K_B_LN, 0);
 
     /* trunk blocks, in reverse, down to the lowest one with something to
@@ -712,25 +834,33 @@ trunk:;
         const block_idx *bi = &m->blk[l];
         block_acts *b = &a->blk[l];
         const float *xin = l ? ROWS(a->blk[l - 1].res2, D) : ROWS(a->x0, D);
+        /* the loss rows only, packed, in the last block after a loss-only
+         * forward, down to the attention output */
+        const int Rb = l == m->L - 1 ? Rt : R;
         /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
         lin_bwd(&lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, slab), NULL, bw, dres,
-                ROWS(b->gelu, 4 * D), W(m, bi->fc2), R, 4 * D, D);
-        gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)R * 4 * D);
+                ROWS(b->gelu, 4 * D), W(m, bi->fc2), Rb, 4 * D, D);
+        gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)Rb * 4 * D);
         aim_lap(&lp, AIM_K_B_GELU, 0);
         lin_bwd(&lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, slab), NULL, bw, dgelu,
-                ROWS(b->ln2, D), W(m, bi->fc1), R, D, 4 * D);
+                ROWS(b->ln2, D), W(m, bi->fc1), Rb, D, 4 * D);
         layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln2w, slab), GS(m, bi->ln2b, slab), bw, dln,
                                 ROWS(b->res1, D), W(m, bi->ln2w), STATS(b->ln2_mean),
-                                STATS(b->ln2_rstd), R, D);
+                                STATS(b->ln2_rstd), Rb, D);
         aim_lap(&lp, AIM_K_B_LN, 0);
         /* res1 = xin + proj(attn(qkv(ln1(xin)))) */
         lin_bwd(&lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, bw,
-                dres, ROWS(b->atty, D), W(m, bi->proj), R, D, D);
+                dres, ROWS(b->atty, D), W(m, bi->proj), Rb, D, D);
         const int lora = lora_active(m, bi);
         if (lora) {
             lora_proj_bwd(m, bi, GS(m, bi->pa, slab), GS(m, bi->pb, slab), bw, dres,
-                          ROWS(b->atty, D), ROWS(b->lora_w, lr2 / 2), datty, dlora, R);
-            aim_lap(&lp, AIM_K_B_LORA, 3 * GF(R, D, lr2));
+                          ROWS(b->atty, D), ROWS(b->lora_w, lr2 / 2), datty, dlora, Rb);
+            aim_lap(&lp, AIM_K_B_LORA, 3 * GF(Rb, D, lr2));
+        }
+        if (Rb < R) { /* back to every row: the others' gradients are zero */
+            unpack_rows(datty, crow, Rb, R, D);
+            unpack_rows(dres, crow, Rb, R, D);
+            aim_lap(&lp, AIM_K_B_LN, 0);
         }
         attention_backward_write(dqkv, a->datt + (size_t)b0 * m->NH * N * N, datty,
                                  ROWS(b->qkv, 3 * D), b->att + (size_t)b0 * m->NH * N * N,
