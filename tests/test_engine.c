@@ -435,7 +435,7 @@ int main(void)
     /* ---- the live MFU: FLOPs per image always, the peak only when asked */
     aim_config mc;
     aim_config_preset("micro", &mc, &e);
-    double want = 3 * aim_config_flops_forward(&mc);
+    double want = 3 * aim_config_flops_loss(&mc, AIM_LOSS_ROWS(&mc));
     eng = aim_engine_new(NULL, &e);
     check_eval(eng,
                "m = aim.model 'micro'; ds = aim.data.synthetic{n = 16, channels = 3, size = 8};"

@@ -53,6 +53,13 @@ uint64_t aim_config_trunk_params(const aim_config *c);
 uint64_t aim_config_head_params(const aim_config *c);
 /* Forward FLOPs per image (multiply-add = 2 FLOPs): GEMMs + attention. */
 double aim_config_flops_forward(const aim_config *c);
+/* FLOPs per image of a loss-only forward (AIM_FWD_LOSS_ONLY) whose images
+ * have `rows` loss rows on average (N - S_b; N/2 under pretraining's prefix
+ * draw): the last block's projection and MLP and the pixel head on those
+ * rows only. A training step is 3x this (backward: two GEMMs per one). */
+double aim_config_flops_loss(const aim_config *c, double rows);
+/* the average loss rows per image under pretraining's draw, S ~ U{1..N-1} */
+#define AIM_LOSS_ROWS(c) (aim_config_tokens(c) / 2.0)
 
 /* ------------------------------------------------------- parameter table */
 enum {

@@ -8,6 +8,9 @@
  * FLOPs per image (2 per multiply-add; see aim_config_flops_forward):
  *   forward = 2NPD + L (24 N D^2 + 4 N^2 D) + 2 N D Dh + Lh 16 N Dh^2 + 2 N Dh P
  *   training = 3 x forward (backward needs two GEMMs per forward GEMM).
+ * The passes run loss-only, as pretraining does (AIM_FWD_LOSS_ONLY): the
+ * last block's 18 N D^2 of projection and MLP and the head's terms count
+ * at the loss rows (aim_config_flops_loss), N/2 of N on average.
  */
 #include "config.h"
 
@@ -31,7 +34,7 @@ static void train_step(aim_model *m, aim_params *p, const aim_adamw_opts *ao, co
     aim_params_zero_grad(p);
     if (pr)
         pr->th[0].sec[AIM_K_O_ZERO] += aim_prof_now() - t0;
-    aim_model_forward(m, x, prefix, batch);
+    aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_LOSS_ONLY);
     aim_model_backward(m);
     if (pr)
         t0 = aim_prof_now();
@@ -165,7 +168,22 @@ static int bench_exec(int argc, char **argv)
         return cmd_fail("%s", e.msg);
     }
     int N = aim_config_tokens(&c);
-    double fwd_flops = aim_config_flops_forward(&c);
+    /* random images and prefixes drawn as pretraining draws them */
+    size_t img = (size_t)c.channels * c.image * c.image;
+    aim_rng r;
+    aim_rng_seed(&r, 7);
+    float *x = aim_xaligned((size_t)batch * img * 4);
+    int32_t *prefix = aim_xmalloc((size_t)batch * 4);
+    for (size_t i = 0; i < (size_t)batch * img; i++)
+        x[i] = (float)aim_rng_normal(&r);
+    double rows = 0;
+    for (int b = 0; b < batch; b++) {
+        prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
+        rows += N - prefix[b];
+    }
+    /* the passes run loss-only (as pretraining and validation do): the
+     * FLOPs they need, the last block's tail and the head on the loss rows */
+    double fwd_flops = aim_config_flops_loss(&c, rows / batch);
     printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
            "threads %d (OpenBLAS %s)\n",
            mo.preset ? mo.preset : "tiny", c.width, c.depth, c.heads, c.channels, c.image,
@@ -173,8 +191,10 @@ static int bench_exec(int argc, char **argv)
     printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
            aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
            aim_model_activation_bytes(&c, batch) / 1e6);
-    printf("FLOPs per image: forward %.1f MFLOP, training step %.1f MFLOP (3x forward)\n\n",
-           fwd_flops / 1e6, 3 * fwd_flops / 1e6);
+    printf("FLOPs per image: forward %.1f MFLOP (loss rows only, %.1f of %d per image; all "
+           "rows %.1f), training step %.1f MFLOP (3x forward)\n\n",
+           fwd_flops / 1e6, rows / batch, N, aim_config_flops_forward(&c) / 1e6,
+           3 * fwd_flops / 1e6);
 
     /* (1) sgemm peak on the model's shapes */
     aim_peak pk;
@@ -189,16 +209,7 @@ static int bench_exec(int argc, char **argv)
            "CPU-second (%.2f cores)\n\n",
            peak / 1e9, peak_cpu / 1e9, pk.cores);
 
-    /* (2) training steps and (3) forward passes on random data */
-    size_t img = (size_t)c.channels * c.image * c.image;
-    aim_rng r;
-    aim_rng_seed(&r, 7);
-    float *x = aim_xaligned((size_t)batch * img * 4);
-    int32_t *prefix = aim_xmalloc((size_t)batch * 4);
-    for (size_t i = 0; i < (size_t)batch * img; i++)
-        x[i] = (float)aim_rng_normal(&r);
-    for (int b = 0; b < batch; b++)
-        prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
+    /* (2) training steps and (3) forward passes on the random data above */
     aim_params *p = aim_model_params(m);
     aim_adamw_opts ao;
     aim_adamw_opts_default(&ao);
@@ -213,7 +224,7 @@ static int bench_exec(int argc, char **argv)
     }
     for (int s = -2; s < steps; s++) {
         double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
-        aim_model_loss(m, x, prefix, batch);
+        aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
         if (s >= 0) {
             tfwd += aim_prof_now() - t0;
             cfwd += aim_prof_process_cpu() - c0;
@@ -252,7 +263,7 @@ static int bench_exec(int argc, char **argv)
         tp = 0;
         for (int s = 0; s < steps; s++) {
             double t0 = aim_prof_now();
-            aim_model_loss(m, x, prefix, batch);
+            aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
             tp += aim_prof_now() - t0;
         }
         print_profile(pr, steps, tp / steps, "forward pass with loss (evaluation)");

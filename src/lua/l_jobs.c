@@ -416,7 +416,9 @@ static int l_pretrain(lua_State *L)
      * the live MFU; not counted across ranks: img/s is then the world's,
      * the peak one process's */
     aim_engine_job_flops(sc.eng, c, po.batch,
-                         aim_dist_size(po.dist) == 1 ? 3 * aim_config_flops_forward(c) : 0);
+                         aim_dist_size(po.dist) == 1
+                             ? 3 * aim_config_flops_loss(c, AIM_LOSS_ROWS(c))
+                             : 0);
     sc.board = l_board_new(L, sc.eng, S_MODEL, S_DATA, probe_idx, recon_idx, &bo);
     sc.m = m;
     po.live_lr = aim_engine_job_lr(sc.eng);

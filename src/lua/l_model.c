@@ -245,7 +245,7 @@ static int m_gemm_peak(lua_State *L)
     l_set_num(L, "gflops", pk.flops_per_s / 1e9);
     l_set_num(L, "gflops_per_cpu", pk.flops_per_cpu_s / 1e9);
     l_set_num(L, "cores", pk.cores);
-    l_set_num(L, "train_flops", 3 * aim_config_flops_forward(c));
+    l_set_num(L, "train_flops", 3 * aim_config_flops_loss(c, AIM_LOSS_ROWS(c)));
     l_set_int(L, "batch", batch);
     lua_createtable(L, pk.nrows, 0); /* r rows */
     for (int i = 0; i < pk.nrows; i++) {

@@ -99,6 +99,19 @@ double aim_config_flops_forward(const aim_config *c)
     return embed + c->depth * block + head;
 }
 
+double aim_config_flops_loss(const aim_config *c, double rows)
+{
+    double N = aim_config_tokens(c), D = c->width, f = rows / N;
+    if (c->depth < 1) /* no trunk block: the full head runs */
+        return aim_config_flops_forward(c);
+    double full = aim_config_flops_forward(c);
+    double embed_trunk = full - (2 * N * D * c->head_width +
+                                 c->head_depth * 2 * N * 8.0 * c->head_width * c->head_width +
+                                 2 * N * c->head_width * aim_config_patch_dim(c));
+    double tail = 2 * N * 9 * D * D; /* the last block's proj and MLP */
+    return embed_trunk - (1 - f) * tail + f * (full - embed_trunk);
+}
+
 /* ------------------------------------------------------------ parameters */
 
 static int add(aim_params *p, unsigned flags, int ndim, int64_t d0, int64_t d1, int64_t d2,

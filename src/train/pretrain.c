@@ -114,7 +114,7 @@ static void validation_range(aim_model *m, const aim_dataset *ds, int i0, int i1
             prefix[b] = 1 + (int32_t)(h % (uint64_t)(N - 1));
             targets += N - prefix[b];
         }
-        float l = aim_model_forward(m, x, prefix, nb);
+        float l = aim_model_forward_ex(m, x, prefix, nb, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
         sum[0] += (double)l * targets;
         sum[1] += targets;
     }
@@ -314,7 +314,7 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     for (int64_t step = start; step < o->steps; step++) {
         aim_batcher_next_rows(b, (int)r0, (int)r1, x, NULL, prefix);
         aim_params_zero_grad(p);
-        float loss = aim_model_forward(m, x, prefix, nb);
+        float loss = aim_model_forward_ex(m, x, prefix, nb, AIM_FWD_LOSS_ONLY);
         float peak = o->live_lr && *o->live_lr > 0 ? *o->live_lr : o->lr;
         if (dist) {
             /* the global batch's loss (a mean over all its target tokens)
