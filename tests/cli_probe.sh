@@ -57,4 +57,8 @@ expect_error "not in 1..2" "a block beyond the depth" probe "$W" $P --blocks 3
 expect_error "--kind" "an unknown probe kind" probe "$W" $P --kind mlp
 expect_error "WEIGHTS" "probe without weights" probe $P
 expect_error "exclude" "--blocks with --sweep" probe "$W" $P --blocks 1 --sweep
+# --mirror: the training images and their mirror images (twice the features)
+run_aim probe "$W" $P --blocks 1 --mirror --out "$T/runs/mirror"
+ok $(test $rc -eq 0 && grep -q '"mirror":1' "$T/runs/mirror/run.json" && grep -q '^1 .*attentive' "$T/out"; echo $?) "--mirror probes, run.json records it"
+expect_error "mirror needs a trunk" "--mirror with --raw" probe $P --raw --mirror
 finish

@@ -307,7 +307,7 @@ int main(void)
     const int *setv[3] = {s1, s2, s12};
     int sizes[3] = {1, 1, 2};
     aim_feats *fo[3];
-    tap_ok(aim_features_extract(m, ds, 30, 16, 3, setv, sizes, fo, NULL, NULL, NULL, &e) == 0 &&
+    tap_ok(aim_features_extract(m, ds, 30, 16, 0, 3, setv, sizes, fo, NULL, NULL, NULL, &e) == 0 &&
                fo[0]->n == 30,
            "features of 3 block sets in one pass");
     float *f0 = malloc(30 * 16 * 16 * 4), *f1 = malloc(30 * 16 * 16 * 4), *f2 = malloc(30 * 16 * 16 * 4);
@@ -330,9 +330,42 @@ int main(void)
     const int *bsv[1] = {bad_set};
     int bsz[1] = {1};
     aim_feats *bo[1];
-    tap_ok(aim_features_extract(m, ds, 0, 16, 1, bsv, bsz, bo, NULL, NULL, NULL, &e) == -1 &&
+    tap_ok(aim_features_extract(m, ds, 0, 16, 0, 1, bsv, bsz, bo, NULL, NULL, NULL, &e) == -1 &&
                tap_contains(e.msg, "block 3"),
            "a block beyond the depth is refused: %s", e.msg);
+    /* mirror views: entries 0..n-1 as without, n..2n-1 the trunk's output
+     * on the images flipped left to right (done here by hand), labels twice */
+    {
+        aim_feats *fm[1];
+        int ok = aim_features_extract(m, ds, 30, 16, AIM_FEATS_MIRROR, 1, setv + 1, sizes + 1, fm,
+                                      NULL, NULL, NULL, &e) == 0;
+        tap_ok(ok && fm[0]->n == 60 && fm[0]->labels[33] == ds->labels[3] &&
+                   fm[0]->labels[3] == ds->labels[3],
+               "mirror: 2n entries, labels repeated");
+        float *fv = malloc(60 * 256 * 4);
+        aim_feats_get(fm[0], NULL, 0, 60, fv);
+        tap_ok(!memcmp(fv, f1, 30 * 256 * 4), "mirror: the first n are the plain features");
+        float *xm = malloc(4 * 192 * 4);
+        aim_dataset_get_batch(ds, 0, 4, 1, xb, NULL);
+        for (int b = 0; b < 4; b++)
+            for (int ch = 0; ch < 3; ch++)
+                for (int y = 0; y < 8; y++)
+                    for (int xx = 0; xx < 8; xx++)
+                        xm[((b * 3 + ch) * 8 + y) * 8 + xx] = xb[((b * 3 + ch) * 8 + y) * 8 + 7 - xx];
+        const float *rm = aim_model_trunk(m, xm, NULL, 4, 2);
+        double wm = 0, dplain = 0;
+        for (int i = 0; i < 4 * 256; i++) {
+            wm = fmax(wm, fabs(rm[i] - fv[30 * 256 + i]) / (1 + fabs(rm[i])));
+            dplain = fmax(dplain, fabs(fv[30 * 256 + i] - fv[i]));
+        }
+        tap_ok(wm < 2e-3 && dplain > 1e-2,
+               "mirror: entry n+i is the trunk on image i mirrored (%.1e; differs from the plain "
+               "one by %.2f)", wm, dplain);
+        free(xm);
+        free(fv);
+        if (ok)
+            aim_feats_free(fm[0]);
+    }
     aim_feats *raw = aim_features_raw(ds, 0, &e);
     tap_ok(raw && raw->n == 40 && raw->N == 1 && raw->D == 192, "raw-pixel features [n, 1, C*H*W]");
     aim_feats_free(raw);

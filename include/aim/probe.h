@@ -60,14 +60,17 @@ float aim_half_to_float(uint16_t h);
 
 /* One trunk pass over the first n images of ds (n <= 0: all), no mask, and
  * for each of the nsets block sets (1-based block numbers) the average of
- * those blocks' raw outputs into its own cache. progress (may be NULL) is
- * called after every batch with the images done. With ranks (dist, may be
- * NULL; aim/dist.h) each rank computes its share of the images and the
- * caches are then gathered, so every rank ends with all of them. Returns
- * 0 or -1. */
+ * those blocks' raw outputs into its own cache. With AIM_FEATS_MIRROR the
+ * cache holds 2n entries: the n images, then the same n mirrored left to
+ * right (a probe trained on both sees the flip augmentation of pretraining;
+ * labels repeat). progress (may be NULL) is called after every batch with
+ * the passes done. With ranks (dist, may be NULL; aim/dist.h) each rank
+ * computes its share of the images and the caches are then gathered, so
+ * every rank ends with all of them. Returns 0 or -1. */
 struct aim_dist;
+#define AIM_FEATS_MIRROR 1u
 int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int batch,
-                         int nsets, const int *const *sets, const int *set_sizes,
+                         unsigned flags, int nsets, const int *const *sets, const int *set_sizes,
                          aim_feats **out, void (*progress)(void *ctx, int64_t done,
                                                            int64_t total),
                          void *ctx, const struct aim_dist *dist, aim_err *e);
@@ -131,6 +134,9 @@ typedef struct aim_probe_job {
     int blocks[AIM_PROBE_MAX_SETS][AIM_PROBE_MAX_BLOCKS];
     aim_probe_opts train;             /* epochs, batch, lr, ... and on_epoch */
     int feature_batch;                /* trunk batch for features (default 64) */
+    int mirror;                       /* 1: train on the training images and their
+                                         mirror images (AIM_FEATS_MIRROR), twice
+                                         the cache and the epoch */
     /* features progress, and each set as soon as it is done (may be NULL);
      * on_set returning non-zero stops the job */
     void (*on_features)(void *ctx, int64_t done, int64_t total);

@@ -76,6 +76,7 @@ static int probe_exec(int argc, char **argv)
     const char *data = "fashion-mnist", *blocks_s = NULL, *kind_s = "attentive", *save = NULL;
     const char *preset = NULL, *out = NULL;
     int sweep = 0, window = 1, random_init = 0, raw = 0, threads = 0, quiet = 0, fbatch = 64;
+    int mirror = 0;
     int64_t train_limit = 0, test_limit = 0, seed = 0;
     aim_probe_opts po;
     aim_probe_opts_default(&po);
@@ -89,6 +90,8 @@ static int probe_exec(int argc, char **argv)
         {"batch", OPT_INT, &po.batch, "B", "probe batch (default 256)"},
         {"lr", OPT_FLOAT, &po.lr, "LR", "peak learning rate (default 1e-2)"},
         {"wd", OPT_FLOAT, &po.weight_decay, "WD", "weight decay (default 0.05)"},
+        {"mirror", OPT_FLAG, &mirror, NULL,
+         "train on the training images and their mirror images (2x features and epoch)"},
         {"train-limit", OPT_I64, &train_limit, "N", "use the first N training images"},
         {"test-limit", OPT_I64, &test_limit, "N", "use the first N test images"},
         {"random-init", OPT_FLAG, &random_init, NULL, "baseline: an untrained trunk, same config"},
@@ -116,6 +119,8 @@ static int probe_exec(int argc, char **argv)
         return cmd_fail("probe: --kind must be attentive or linear (got \"%s\")", kind_s);
     if (raw)
         kind = AIM_PROBE_LINEAR;
+    if (raw && mirror)
+        return cmd_fail("probe: --mirror needs a trunk's features (not --raw)");
     if (po.epochs < 1 || po.batch < 2 || !(po.lr > 0))
         return cmd_fail("probe: --epochs >= 1, --batch >= 2 and --lr > 0 are needed");
     if (blocks_s && sweep)
@@ -157,7 +162,7 @@ static int probe_exec(int argc, char **argv)
     }
 
     aim_probe_job job = {.kind = kind, .raw = raw, .train = po, .feature_batch = fbatch,
-                         .dist = aim_dist_world()};
+                         .mirror = mirror, .dist = aim_dist_world()};
     int L = c.depth;
     if (!raw && sweep) {
         if (window < 1 || window > L) {

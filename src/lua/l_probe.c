@@ -284,7 +284,7 @@ static int on_set(void *ctx, int index, const aim_probe_set_result *r)
 
 static const char *const probe_options[] = {"blocks", "sweep", "window", "kind", "raw",
                                             "epochs", "batch", "lr", "wd", "seed", "save",
-                                            "on_set", "on_epoch", "out", NULL};
+                                            "on_set", "on_epoch", "out", "mirror", NULL};
 
 static int l_probe_run(lua_State *L)
 {
@@ -306,6 +306,9 @@ static int l_probe_run(lua_State *L)
     else
         return luaL_argerror(L, S_OPTS, "option 'kind' must be \"attentive\" or \"linear\"");
     job.raw = l_opt_bool(L, S_OPTS, "raw", 0);
+    job.mirror = l_opt_bool(L, S_OPTS, "mirror", 0);
+    if (job.raw && job.mirror)
+        return luaL_argerror(L, S_OPTS, "mirror needs a trunk's features (not raw pixels)");
     if (!lm && !job.raw)
         return luaL_argerror(L, S_MODEL, "a model is needed (or raw = true)");
     job.train.epochs = (int)l_opt_int(L, S_OPTS, "epochs", 15, 1, 100000);

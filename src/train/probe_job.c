@@ -46,8 +46,8 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     const job_info *in = ctx;
     const aim_probe_job *j = in->j;
     aim_json_job(f, "probe", j->weights);
-    fprintf(f, ",\"probe_kind\":\"%s\",\"raw\":%d,\"sets\":[",
-            in->kind == AIM_PROBE_ATTENTIVE ? "attentive" : "linear", j->raw);
+    fprintf(f, ",\"probe_kind\":\"%s\",\"raw\":%d,\"mirror\":%d,\"sets\":[",
+            in->kind == AIM_PROBE_ATTENTIVE ? "attentive" : "linear", j->raw, j->mirror);
     for (int s = 0; s < in->nsets; s++) {
         fprintf(f, "%s[", s ? "," : "");
         for (int k = 0; k < in->nb[s]; k++)
@@ -91,6 +91,8 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
     r->best = -1;
     if (!j->raw && !m)
         return aim_errf(e, "probe: no model to probe");
+    if (j->raw && j->mirror)
+        return aim_errf(e, "probe: mirror needs a trunk's features (not raw pixels)");
     int K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
     if (K < 2)
         return aim_errf(e, "probe: the data has %d class(es)", K);
@@ -140,9 +142,9 @@ int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset 
         for (int s = 0; s < nsets; s++)
             setp[s] = bl[s];
         int fb = j->feature_batch > 0 ? j->feature_batch : 64;
-        if (aim_features_extract(m, train, 0, fb, nsets, setp, nb, ftr, j->on_features, j->ctx,
-                                 j->dist, e) ||
-            aim_features_extract(m, test, 0, fb, nsets, setp, nb, fte, j->on_features, j->ctx,
+        if (aim_features_extract(m, train, 0, fb, j->mirror ? AIM_FEATS_MIRROR : 0, nsets, setp,
+                                 nb, ftr, j->on_features, j->ctx, j->dist, e) ||
+            aim_features_extract(m, test, 0, fb, 0, nsets, setp, nb, fte, j->on_features, j->ctx,
                                  j->dist, e))
             goto done;
     }

@@ -116,8 +116,21 @@ void aim_feats_get(const aim_feats *f, const int64_t *idx, int64_t i0, int nb, f
     }
 }
 
+/* x [nb, C, H, W] mirrored left to right, in place */
+static void mirror_images(float *x, int nb, int C, int H, int W)
+{
+    for (size_t r = 0; r < (size_t)nb * C * H; r++) {
+        float *row = x + r * W;
+        for (int i = 0, j = W - 1; i < j; i++, j--) {
+            float t = row[i];
+            row[i] = row[j];
+            row[j] = t;
+        }
+    }
+}
+
 int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int batch,
-                         int nsets, const int *const *sets, const int *set_sizes,
+                         unsigned flags, int nsets, const int *const *sets, const int *set_sizes,
                          aim_feats **out, void (*progress)(void *ctx, int64_t done,
                                                            int64_t total),
                          void *ctx, const aim_dist *dist, aim_err *e)
@@ -144,10 +157,11 @@ int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int bat
     if (aim_model_reserve(m, batch, e) != 0)
         return -1;
     int N = aim_config_tokens(c), D = c->width;
+    const int views = flags & AIM_FEATS_MIRROR ? 2 : 1;
     for (int s = 0; s < nsets; s++)
         out[s] = NULL;
     for (int s = 0; s < nsets; s++) {
-        out[s] = feats_alloc(n, N, D, e);
+        out[s] = feats_alloc(views * n, N, D, e);
         if (!out[s]) {
             for (int t = 0; t < s; t++) {
                 aim_feats_free(out[t]);
@@ -161,31 +175,41 @@ int aim_features_extract(aim_model *m, const aim_dataset *ds, int64_t n, int bat
     int32_t *lab = aim_xmalloc((size_t)batch * sizeof *lab);
     int64_t s0, s1; /* this rank's images */
     aim_dist_share(dist, n, &s0, &s1);
-    for (int64_t i0 = s0; i0 < s1; i0 += batch) {
-        int nb = (int)(s1 - i0 < batch ? s1 - i0 : batch);
-        aim_dataset_get_batch(ds, i0, nb, 1, x, lab);
-        aim_model_trunk(m, x, NULL, nb, deepest);
-        for (int s = 0; s < nsets; s++) {
-            aim_feats *f = out[s];
-            float inv = 1.0f / (float)set_sizes[s];
-            memcpy(f->labels + i0, lab, (size_t)nb * sizeof *lab);
+    for (int v = 0; v < views; v++) {
+        for (int64_t i0 = s0; i0 < s1; i0 += batch) {
+            int nb = (int)(s1 - i0 < batch ? s1 - i0 : batch);
+            aim_dataset_get_batch(ds, i0, nb, 1, x, lab);
+            if (v == 1)
+                mirror_images(x, nb, c->channels, c->image, c->image);
+            aim_model_trunk(m, x, NULL, nb, deepest);
+            int64_t at = v * n + i0; /* the cache entry of image i0 */
+            for (int s = 0; s < nsets; s++) {
+                aim_feats *f = out[s];
+                float inv = 1.0f / (float)set_sizes[s];
+                memcpy(f->labels + at, lab, (size_t)nb * sizeof *lab);
 #pragma omp parallel for schedule(static)
-            for (int b = 0; b < nb; b++) {
-                uint16_t *dst = f->data + (size_t)(i0 + b) * row;
-                for (size_t k = 0; k < row; k++) {
-                    float acc = 0;
-                    for (int j = 0; j < set_sizes[s]; j++)
-                        acc += aim_model_block_output(m, sets[s][j])[(size_t)b * row + k];
-                    dst[k] = aim_half_from_float(acc * inv);
+                for (int b = 0; b < nb; b++) {
+                    uint16_t *dst = f->data + (size_t)(at + b) * row;
+                    for (size_t k = 0; k < row; k++) {
+                        float acc = 0;
+                        for (int j = 0; j < set_sizes[s]; j++)
+                            acc += aim_model_block_output(m, sets[s][j])[(size_t)b * row + k];
+                        dst[k] = aim_half_from_float(acc * inv);
+                    }
                 }
             }
+            if (progress) { /* this rank's progress, as a share of the whole */
+                int64_t done = s1 - s0 == n ? i0 + nb : n * (i0 + nb - s0) / (s1 - s0);
+                progress(ctx, v * n + done, views * n);
+            }
         }
-        if (progress) /* this rank's progress, as a share of the whole */
-            progress(ctx, s1 - s0 == n ? i0 + nb : n * (i0 + nb - s0) / (s1 - s0), n);
     }
     for (int s = 0; s < nsets; s++) {
-        aim_dist_allgather(dist, out[s]->data, row * sizeof *out[s]->data, n);
-        aim_dist_allgather(dist, out[s]->labels, sizeof *out[s]->labels, n);
+        for (int v = 0; v < views; v++) {
+            aim_dist_allgather(dist, out[s]->data + (size_t)v * n * row,
+                               row * sizeof *out[s]->data, n);
+            aim_dist_allgather(dist, out[s]->labels + v * n, sizeof *out[s]->labels, n);
+        }
     }
     free(x);
     free(lab);

@@ -31,6 +31,10 @@ T.ok(loaded ~= nil, "the trunk saved with its probe loads as a model")
 local raw = aim.probe(nil, tr, te, {raw = true, epochs = 2, batch = 50})
 T.ok(raw and raw.kind == "raw-linear" and raw.best.label == "pixels", "raw-pixel baseline without a model")
 
+local mir = aim.probe(m, tr, te, {blocks = {1}, mirror = true, epochs = 2, batch = 50})
+T.ok(mir and mir.best.test_top1 > 10, string.format("mirror = true: the probe also trains on mirrored images (%.1f%%)", mir.best.test_top1))
+T.raises("mirror needs a trunk", "mirror with raw pixels", function() aim.probe(nil, tr, te, {raw = true, mirror = true}) end)
+
 local stopped = aim.probe(m, tr, te, {sweep = true, epochs = 1, batch = 50, on_set = function() return "stop" end})
 T.ok(stopped.stopped and #stopped.sets == 1, "on_set returning \"stop\" ends the sweep")
 
