@@ -14,6 +14,7 @@
 #   3. --colors mono and --ascii: each run has its own mark in the legend,
 #      on the curve and as its bars; --ascii draws no Unicode at all.
 #   4. a compared set while a job trains: the live curve joins the legend
+#   5. when that job is done, the legend calls its curve the last job's
 #      and training goes on.
 # Without tmux the terminal tests are reported as SKIP.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
@@ -150,4 +151,19 @@ keys q
 keys n
 wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "q, n quits ($(cat "$T/status" 2>/dev/null))"
+
+# ---- 5. after the job: its curve stays, as the last job's
+cat >"$T/done.lua" <<EOF
+local aim = require "aim"
+aim.compare{"$T/trained", "$T/written"}
+local m = aim.model{preset = "micro", seed = 1}
+aim.pretrain(m, aim.data.synthetic{n = 256, channels = 3, size = 8}, {steps = 30, batch = 8})
+EOF
+tui_start 100 30 "tui --threads 1 '$T/done.lua'"
+wait_for "■ last job" 60
+r=$?
+check $(test $r -eq 0 && screen | grep -q '■ trained  ■ written  ■ last job' && ! screen | grep -q '■ live'; echo $?) \
+    "when the job is done its curve is the last job's in the legend, not live"
+keys q
+wait_exit
 finish

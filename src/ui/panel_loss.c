@@ -120,17 +120,18 @@ static int use_marks(void)
 }
 
 /* The legend row: each compared run's mark and label in its colour, then
- * the live job's curve when there is one. Labels that do not fit lose the
- * prefix they all share ("…" stands for it), then are cut alike; "+k" says
- * how many runs are left out when even that does not fit. */
-static void legend(const aim_compare_view *cv, int live, int y, int x, int w)
+ * the board's own curve when there is one (own: "live" while its job runs,
+ * "last job" after). Labels that do not fit lose the prefix they all share
+ * ("…" stands for it), then are cut alike; "+k" says how many runs are left
+ * out when even that does not fit. */
+static void legend(const aim_compare_view *cv, const char *own, int y, int x, int w)
 {
     int marks = use_marks(), uni = screen_unicode();
-    int n = cv->n, entries = n + (live ? 1 : 0);
+    int n = cv->n, entries = n + (own ? 1 : 0);
     const char *text[AIM_COMPARE_RUNS + 1];
     int lw = 4;
     for (int k = 0; k < entries; k++) {
-        text[k] = k < n ? cv->run[k].label : "live";
+        text[k] = k < n ? cv->run[k].label : own;
         int tw = ui_text_width(text[k]);
         lw = tw > lw ? tw : lw;
     }
@@ -267,7 +268,8 @@ static void loss_draw(const ui_view *v, ui_rect r)
     header(v, r, ema, n);
     int top = r.y + 1;
     if (cv && r.h > 4) { /* the legend takes a row */
-        legend(cv, n > 0, top, r.x + 1, r.w - 1);
+        int running = v->snap.state == AIM_JOB_RUNNING || v->snap.state == AIM_JOB_PAUSED;
+        legend(cv, n > 0 ? (running ? "live" : "last job") : NULL, top, r.x + 1, r.w - 1);
         top++;
     }
     int ph = r.h - (top - r.y) - 2, pw = r.w - YLAB;
