@@ -132,12 +132,16 @@ keys q
 wait_exit
 
 # ---- 4. a comparison while a job trains
-cat >"$T/live.lua" <<EOF
+# job_script FILE STEPS: compare the two runs, then pretrain for STEPS steps
+job_script() {
+    cat >"$1" <<EOF
 local aim = require "aim"
 aim.compare{"$T/trained", "$T/written"}
 local m = aim.model{preset = "micro", seed = 1}
-aim.pretrain(m, aim.data.synthetic{n = 256, channels = 3, size = 8}, {steps = 100000, batch = 8})
+aim.pretrain(m, aim.data.synthetic{n = 256, channels = 3, size = 8}, {steps = $2, batch = 8})
 EOF
+}
+job_script "$T/live.lua" 100000
 tui_start 100 30 "tui --threads 1 '$T/live.lua'"
 wait_for "■ live" 30
 r=$?
@@ -153,12 +157,7 @@ wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "q, n quits ($(cat "$T/status" 2>/dev/null))"
 
 # ---- 5. after the job: its curve stays, as the last job's
-cat >"$T/done.lua" <<EOF
-local aim = require "aim"
-aim.compare{"$T/trained", "$T/written"}
-local m = aim.model{preset = "micro", seed = 1}
-aim.pretrain(m, aim.data.synthetic{n = 256, channels = 3, size = 8}, {steps = 30, batch = 8})
-EOF
+job_script "$T/done.lua" 30
 tui_start 100 30 "tui --threads 1 '$T/done.lua'"
 wait_for "■ last job" 60
 r=$?
