@@ -660,6 +660,15 @@ static void test_patches(void)
         }
     ok_tgt = worst_t < 1e-4;
     tap_ok(ok_ext, "patch_extract: element by element in (c, py, px) order, raster tokens");
+    /* the first N-1 tokens only, packed per image (the loss-only pass) */
+    float *first = fbuf((size_t)B * (N - 1) * P);
+    patch_extract_first(first, img, B, C, H, W, p, N - 1);
+    int ok_first = 1;
+    for (int b = 0; b < B; b++)
+        ok_first &= !memcmp(first + (size_t)b * (N - 1) * P, ext + (size_t)b * N * P,
+                            (size_t)(N - 1) * P * sizeof(float));
+    tap_ok(ok_first, "patch_extract_first: each image's first N-1 tokens, N-1 rows per image");
+    free(first);
     tap_ok(ok_tgt, "patch_targets: element by element in (py, px, c) order (worst %.1e)", worst_t);
     tap_ok(ok_stats && worst_var < 1e-5,
            "patch_targets: mean 0, unbiased variance var/(var+1e-6) per patch (%.1e)", worst_var);

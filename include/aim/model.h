@@ -55,8 +55,9 @@ uint64_t aim_config_head_params(const aim_config *c);
 double aim_config_flops_forward(const aim_config *c);
 /* FLOPs per image of a loss-only forward (AIM_FWD_LOSS_ONLY) whose images
  * have `rows` loss rows on average (N - S_b; N/2 under pretraining's prefix
- * draw): the last block's projection and MLP and the pixel head on those
- * rows only. A training step is 3x this (backward: two GEMMs per one). */
+ * draw): the trunk on tokens 0..N-2, the last block's projection and MLP
+ * and the pixel head on the loss rows only. A training step is 3x this
+ * (backward: two GEMMs per one). */
 double aim_config_flops_loss(const aim_config *c, double rows);
 /* the average loss rows per image under pretraining's draw, S ~ U{1..N-1} */
 #define AIM_LOSS_ROWS(c) (aim_config_tokens(c) / 2.0)
@@ -130,11 +131,14 @@ float aim_model_forward(aim_model *m, const float *x, const int32_t *prefix, int
 float aim_model_loss(aim_model *m, const float *x, const int32_t *prefix, int B);
 /* The forward pass with flags:
  *   AIM_FWD_EVAL       no backward follows (as aim_model_loss);
- *   AIM_FWD_LOSS_ONLY  the loss and its gradient alone: from the last block's
- *                      attention output on (its projection and MLP, the post
- *                      norm and the pixel head), only the rows the loss reads
- *                      are computed (row i of image b when i+1 >= S_b: half of
- *                      them on average under pretraining's prefix draw). The
+ *   AIM_FWD_LOSS_ONLY  the loss and its gradient alone: the last token, which
+ *                      the loss does not depend on (only its own query sees
+ *                      its key), is left out everywhere, and from the last
+ *                      block's attention output on (its projection and MLP,
+ *                      the post norm and the pixel head) only the rows the
+ *                      loss reads are computed (row i of image b when
+ *                      i+1 >= S_b: half of them on average under
+ *                      pretraining's prefix draw). The
  *                      loss and a following backward equal the full pass's up
  *                      to float rounding; aim_model_predictions then returns
  *                      NULL (targets are still there). Pretraining and the

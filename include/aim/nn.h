@@ -93,6 +93,9 @@ void gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_
  * weight order (c, py, px): the patch embedding is then linear_forward with
  * the conv weight viewed as [D, C*p*p]. */
 void patch_extract(float *out, const float *img, int B, int C, int H, int W, int p);
+/* The first ntok patches of each image only: out [B, ntok, C*p*p]. */
+void patch_extract_first(float *out, const float *img, int B, int C, int H, int W, int p,
+                         int ntok);
 /* Fixed 2-D sin-cos position embedding out[gh*gw, E] (E % 4 == 0), token
  * n = i*gw + j at row i, col j; Q = E/4, w_k = 10000^(-k/Q):
  * [sin(j w_0..), cos(j w_..), sin(i w_..), cos(i w_..)]. */

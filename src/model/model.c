@@ -101,15 +101,17 @@ double aim_config_flops_forward(const aim_config *c)
 
 double aim_config_flops_loss(const aim_config *c, double rows)
 {
-    double N = aim_config_tokens(c), D = c->width, f = rows / N;
-    if (c->depth < 1) /* no trunk block: the full head runs */
+    if (c->depth < 1) /* no trunk block: the full pass runs */
         return aim_config_flops_forward(c);
-    double full = aim_config_flops_forward(c);
-    double embed_trunk = full - (2 * N * D * c->head_width +
-                                 c->head_depth * 2 * N * 8.0 * c->head_width * c->head_width +
-                                 2 * N * c->head_width * aim_config_patch_dim(c));
-    double tail = 2 * N * 9 * D * D; /* the last block's proj and MLP */
-    return embed_trunk - (1 - f) * tail + f * (full - embed_trunk);
+    /* the trunk on tokens 0..N-2, the last block's projection and MLP and
+     * the head on the loss rows */
+    double Nt = aim_config_tokens(c) - 1, D = c->width, Dh = c->head_width,
+           P = aim_config_patch_dim(c);
+    double embed = 2 * Nt * P * D;
+    double block = 2 * Nt * 12 * D * D + 4 * Nt * Nt * D;
+    double tail = 2 * (Nt - rows) * 9 * D * D; /* not computed */
+    double head = rows * (2 * D * Dh + c->head_depth * 16 * Dh * Dh + 2 * Dh * P);
+    return embed + c->depth * block - tail + head;
 }
 
 /* ------------------------------------------------------------ parameters */

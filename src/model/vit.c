@@ -299,16 +299,29 @@ static void lora_proj_bwd(const aim_model *m, const block_idx *bi, float *gA, fl
  * of N; half on average under pretraining's prefix draw). From the last
  * block's attention output on, those rows are packed to the front of the
  * thread's range, in order; the attention itself needs every row's keys
- * and values and stays whole. */
+ * and values and stays whole.
+ * Nor does the loss depend on the last token at all: under the mask key
+ * N-1 is visible to query N-1 alone (k < S_b <= N-1 fails, k <= q needs
+ * q = N-1), whose row predicts nothing. So the whole pass runs on tokens
+ * 0..N-2 (Nt = N-1 rows per image; the mask, the position embeddings of
+ * those tokens and the attention over them are exactly the full pass's);
+ * the targets keep all N patches per image. */
 
-/* crow[c] = the (thread-relative) row of packed row c; returns the count */
-static int loss_rows(int32_t *crow, const int32_t *prefix, int nb, int N)
+/* crow[c] = the (thread-relative) row of packed row c, Nt rows per image;
+ * returns the count */
+static int loss_rows(int32_t *crow, const int32_t *prefix, int nb, int Nt)
 {
     int n = 0;
     for (int b = 0; b < nb; b++)
-        for (int i = prefix[b] - 1; i < N - 1; i++)
-            crow[n++] = b * N + i;
+        for (int i = prefix[b] - 1; i < Nt; i++)
+            crow[n++] = b * Nt + i;
     return n;
+}
+
+/* the target row (N patches per image) the packed row's token predicts */
+static inline size_t target_row(int32_t crow, int Nt, int N)
+{
+    return (size_t)(crow / Nt) * N + (size_t)(crow % Nt) + 1;
 }
 
 /* pack rows crow[0..n) of buf to its front, in place (crow[c] >= c) */
@@ -347,7 +360,8 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
 {
     const aim_config *c = &m->cfg;
     model_acts *a = &m->a;
-    const int N = m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
+    /* N: the tokens each image runs with (loss-only: all but the last) */
+    const int N = lo ? m->N - 1 : m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
     const int R = nb * N, r0 = b0 * N;
     const float eps = c->norm_eps;
     const size_t img = (size_t)c->channels * c->image * c->image;
@@ -355,8 +369,8 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
     aim_lap_start(&lp, m->prof, tid);
 
     /* patch embedding: emb = patches @ Wp^T + bp;  x0 = LN(emb) + pos */
-    patch_extract(ROWS(a->patches, m->CPP), x + (size_t)b0 * img, nb, c->channels, c->image,
-                  c->image, c->patch);
+    patch_extract_first(ROWS(a->patches, m->CPP), x + (size_t)b0 * img, nb, c->channels,
+                        c->image, c->image, c->patch, N);
     aim_lap(&lp, AIM_K_F_PATCH, 0);
     gemm_nt(ROWS(a->emb, D), ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
     aim_lap(&lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
@@ -508,14 +522,15 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
         aim_lap(&lp, AIM_K_F_LN, 0);
         y = res;
     }
-    float *pred = ROWS(a->pred, P), *tgt = ROWS(a->tgt, P);
+    /* the targets: every patch of the images (m->N per image) */
+    float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)b0 * m->N * P;
     linear_forward(pred, ROWS(a->hln, Dh), W(m, m->pred_w), W(m, m->pred_b), Rt, Dh, P);
     aim_lap(&lp, AIM_K_F_PRED, GF(Rt, Dh, P));
     patch_targets(tgt, x + (size_t)b0 * img, nb, c->channels, c->image, c->image, c->patch);
     if (lo) { /* packed row cr predicts the patch after row crow[cr] */
         double sum = 0.0;
         for (int cr = 0; cr < Rt; cr++) {
-            const float *yp = pred + (size_t)cr * P, *t = tgt + (size_t)(crow[cr] + 1) * P;
+            const float *yp = pred + (size_t)cr * P, *t = tgt + target_row(crow[cr], N, m->N) * P;
             double row = 0.0;
             for (int k = 0; k < P; k++) {
                 double d = (double)yp[k] - t[k];
@@ -753,7 +768,9 @@ static int lowest_trainable_block(const aim_model *m)
 static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
 {
     model_acts *a = &m->a;
-    const int N = m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
+    /* N: the tokens each image ran with (loss-only: all but the last) */
+    const int lo = m->loss_only && !m->fb_mode;
+    const int N = lo ? m->N - 1 : m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
     const int R = nb * N, r0 = b0 * N;
     float *slab = tid == 0 ? m->p.grad : m->gslot[tid - 1];
     const float bw = tid == 0 ? 1.0f : 0.0f; /* thread 0 adds into grad, others write */
@@ -764,7 +781,7 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
     float *dln = ROWS(a->dln, D), *dres = ROWS(a->dres, D), *dgelu = ROWS(a->dgelu, 4 * D);
     int top = m->L - 1; /* the deepest block the gradient enters */
     const int32_t *crow = ROWS(a->crow, 1);
-    const int Rt = m->loss_only && !m->fb_mode ? (int)loss_count(a->prefix + b0, nb, N) : R;
+    const int Rt = lo ? (int)loss_count(a->prefix + b0, nb, m->N) : R;
     if (m->fb_mode) {
         /* features backward: dL/d(features) / nblocks sits in lnf (unused in
          * this mode); it enters the stream at every block of the set */
@@ -776,12 +793,12 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
     /* loss and prediction layer; after a loss-only forward the head and the
      * last block's tail run on the Rt packed loss rows (crow) */
     memset(dpred, 0, (size_t)Rt * P * sizeof(float));
-    if (m->loss_only) { /* as loss_backward_n, packed row cr against patch crow[cr] + 1 */
+    if (lo) { /* as loss_backward_n, packed row cr against the patch after its token */
         const float scale = count ? (float)(2.0 / ((double)P * (double)count)) : 0.0f;
-        const float *pred = ROWS(a->pred, P), *tgt = ROWS(a->tgt, P);
+        const float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)b0 * m->N * P;
         for (int cr = 0; cr < Rt && count; cr++) {
             float *dy = dpred + (size_t)cr * P;
-            const float *y = pred + (size_t)cr * P, *t = tgt + (size_t)(crow[cr] + 1) * P;
+            const float *y = pred + (size_t)cr * P, *t = tgt + target_row(crow[cr], N, m->N) * P;
             for (int k = 0; k < P; k++)
                 dy[k] += scale * (y[k] - t[k]);
         }

@@ -18,11 +18,11 @@
 
 static void targets_image(float *tgt, const float *img, int C, int H, int W, int p);
 
-/* one image's patches in conv order */
-static void extract_image(float *out, const float *img, int C, int H, int W, int p)
+/* one image's first ntok patches in conv order */
+static void extract_image(float *out, const float *img, int C, int H, int W, int p, int ntok)
 {
-    int gw = W / p, N = (H / p) * gw, P = C * p * p;
-    for (int n = 0; n < N; n++) {
+    int gw = W / p, P = C * p * p;
+    for (int n = 0; n < ntok; n++) {
         int row = n / gw, col = n % gw;
         float *o = out + (size_t)n * P;
         for (int c = 0; c < C; c++) {
@@ -34,19 +34,27 @@ static void extract_image(float *out, const float *img, int C, int H, int W, int
     }
 }
 
-void patch_extract(float *out, const float *img, int B, int C, int H, int W, int p)
+void patch_extract_first(float *out, const float *img, int B, int C, int H, int W, int p,
+                         int ntok)
 {
-    // out [B,N,C*p*p] with N = (H/p)*(W/p), img [B,C,H,W]
-    assert(p > 0 && H % p == 0 && W % p == 0);
-    size_t per = (size_t)C * H * W; /* values per image, in and out */
+    // out [B,ntok,C*p*p], img [B,C,H,W], ntok <= N = (H/p)*(W/p)
+    assert(p > 0 && H % p == 0 && W % p == 0 && ntok >= 0 && ntok <= (H / p) * (W / p));
+    size_t per = (size_t)C * H * W;                 /* values per image in */
+    size_t per_out = (size_t)ntok * C * p * p;      /* and out */
     if (AIM_PAR((size_t)B * per >= 65536 && B > 1)) {
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++)
-            extract_image(out + b * per, img + b * per, C, H, W, p);
+            extract_image(out + b * per_out, img + b * per, C, H, W, p, ntok);
     } else {
         for (int b = 0; b < B; b++)
-            extract_image(out + b * per, img + b * per, C, H, W, p);
+            extract_image(out + b * per_out, img + b * per, C, H, W, p, ntok);
     }
+}
+
+void patch_extract(float *out, const float *img, int B, int C, int H, int W, int p)
+{
+    // out [B,N,C*p*p] with N = (H/p)*(W/p), img [B,C,H,W]
+    patch_extract_first(out, img, B, C, H, W, p, p > 0 ? (H / p) * (W / p) : 0);
 }
 
 void sincos2d(float *out, int gh, int gw, int E)

@@ -131,10 +131,12 @@ T.ok(#pk.rows == 9 and pk.rows[2].name == "attn.qkv" and pk.rows[2].M == 2 * 16 
      and pk.rows[2].count == 2, "gemm_peak: the model's GEMM shapes at batch 2")
 T.ok(pk.gflops > 0 and pk.gflops < math.huge, "gemm_peak: a positive, finite peak")
 T.near(fl / tm, pk.gflops, 1e-9 * pk.gflops, "gemm_peak: the rows' FLOP-weighted rate is the peak")
--- micro: forward 259072 FLOPs per image, of which the last block's projection
--- and MLP 2*16*9*16^2 = 73728 and the pixel head 23552; a training step runs
--- those on the loss rows only, N/2 = 8 of 16 on average
-T.is(pk.train_flops, 3 * (259072 - 73728 / 2 - 23552 / 2),
+-- micro (N = 16 tokens, P = 12, D = 16, L = 2, Dh = 8, Lh = 1): a training
+-- step's forward runs the trunk on 15 tokens (embedding 2*15*12*16 = 5760,
+-- each block 2*15*12*16^2 + 4*15^2*16 = 106560), the last block's projection
+-- and MLP on the 8 loss rows of the average image only (7 rows of
+-- 2*9*16^2 = 4608 left out) and the head on those 8 rows (8 * 1472)
+T.is(pk.train_flops, 3 * (5760 + 2 * 106560 - 7 * 4608 + 8 * 1472),
      "gemm_peak: training FLOPs per image (3x the loss-only forward)")
 T.raises("did you mean 'batch'", "gemm_peak's options are checked", m.gemm_peak, m, {bacth = 2})
 
