@@ -71,4 +71,13 @@ run_aim bench --preset micro --batch 4 --steps 2 --gemm-seconds 0.1
 ok $(test $rc -eq 0 && grep -q 'MFU' "$T/out" && grep -q '^training' "$T/out"; echo $?) "aim bench reports training and forward MFU"
 expect_error "batch" "bench with a bad batch" bench --batch 0
 expect_error "unknown preset" "an unknown preset" train --preset giant --data synthetic
+# a data path with a quote and a backslash: run.json stays JSON (escaped), aim runs reads it
+Q="$T/we\"ird\\x"
+mkdir -p "$Q"
+{ printf '\000\000\010\003\000\000\000\100\000\000\000\010\000\000\000\010'; head -c 4096 /dev/zero; } >"$Q/train-images-idx3-ubyte"
+{ printf '\000\000\010\001\000\000\000\100'; head -c 64 /dev/zero; } >"$Q/train-labels-idx1-ubyte"
+run_aim train --data "$Q/train-images-idx3-ubyte" --preset micro --steps 2 --batch 8 --out "$T/qruns/q" --threads 1
+ok $(test $rc -eq 0 && grep -qF '"data":"'"$T"'/we\"ird\\x/train-images-idx3-ubyte","images":64' "$T/qruns/q/run.json"; echo $?) "a data path with \" and \\ is escaped in run.json"
+run_aim runs "$T/qruns"
+ok $(test $rc -eq 0 && grep -q '^q .*D16 L2' "$T/out"; echo $?) "... and aim runs reads that run.json"
 finish

@@ -178,6 +178,13 @@ typedef struct aim_pretrain_result {
 float aim_validation_loss(aim_model *m, const aim_dataset *ds, int n, int batch, uint64_t seed,
                           float *x, int32_t *prefix);
 
+/* A pretraining run folder's run.json at path, written atomically: the
+ * model's shape, data (its name or path, JSON-escaped) and images, and the
+ * recipe (steps, batch, lr, warmup, weight_decay, clip, seed, crop, flip,
+ * scale_min). -1 with a message naming the file. */
+int aim_pretrain_write_info(const char *path, const aim_config *c, const aim_pretrain_opts *o,
+                            const char *data, int64_t images, aim_err *e);
+
 /* Train m on ds (converted to the model's image size and channels by the
  * caller). Returns -1 with a message on bad options or I/O failure. */
 int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,

@@ -38,25 +38,6 @@ static int on_step(void *ctx, const aim_step_info *s)
     return 0;
 }
 
-static int write_run_json(const char *path, const aim_config *c, const aim_pretrain_opts *o,
-                          const char *data, int64_t n)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "{\"image\":%d,\"channels\":%d,\"patch\":%d,\"width\":%d,\"depth\":%d,\"heads\":%d,"
-            "\"head_width\":%d,\"head_depth\":%d,\"norm_eps\":%.9g,\n"
-            " \"data\":\"%s\",\"images\":%lld,\"steps\":%lld,\"batch\":%d,\"lr\":%.9g,"
-            "\"warmup\":%lld,\"weight_decay\":%.9g,\"clip\":%.9g,\"seed\":%llu,\"crop\":%d,"
-            "\"flip\":%d,\"scale_min\":%.9g}\n",
-            c->image, c->channels, c->patch, c->width, c->depth, c->heads, c->head_width,
-            c->head_depth, c->norm_eps, data, (long long)n, (long long)o->steps, o->batch, o->lr,
-            (long long)o->warmup, o->adamw.weight_decay, o->clip,
-            (unsigned long long)o->data.seed, o->data.crop, o->data.flip, o->data.scale_min);
-    return fclose(f);
-}
-
 static int train_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_train_entry = {
@@ -310,8 +291,8 @@ static int train_exec(int argc, char **argv)
     po.nrecipe = 3;
     if (resume)
         po.resume = &state;
-    if (lead && !resume && write_run_json(runjson, &c, &po, data, ds->n) != 0) {
-        cmd_fail("%s: cannot write: %s", runjson, strerror(errno));
+    if (lead && !resume && aim_pretrain_write_info(runjson, &c, &po, data, ds->n, &e) != 0) {
+        cmd_fail("%s", e.msg);
         goto done;
     }
     progress pr = {.tty = isatty(2)};

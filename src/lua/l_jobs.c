@@ -178,27 +178,6 @@ static aim_dataset *opt_images(lua_State *L, int opts, const char *key, const ai
     return d->ds;
 }
 
-static int write_run_json(const char *path, const aim_config *c, const aim_pretrain_opts *o,
-                          const aim_dataset *ds, aim_err *e)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return aim_errf(e, "%s: cannot write", path);
-    fprintf(f,
-            "{\"image\":%d,\"channels\":%d,\"patch\":%d,\"width\":%d,\"depth\":%d,\"heads\":%d,"
-            "\"head_width\":%d,\"head_depth\":%d,\"norm_eps\":%.9g,\n"
-            " \"data\":\"%s\",\"images\":%lld,\"steps\":%lld,\"batch\":%d,\"lr\":%.9g,"
-            "\"warmup\":%lld,\"weight_decay\":%.9g,\"clip\":%.9g,\"seed\":%llu,\"crop\":%d,"
-            "\"flip\":%d,\"scale_min\":%.9g}\n",
-            c->image, c->channels, c->patch, c->width, c->depth, c->heads, c->head_width,
-            c->head_depth, c->norm_eps, ds->kind, (long long)ds->n, (long long)o->steps,
-            o->batch, o->lr, (long long)o->warmup, o->adamw.weight_decay, o->clip,
-            (unsigned long long)o->data.seed, o->data.crop, o->data.flip, o->data.scale_min);
-    if (fclose(f) != 0)
-        return aim_errf(e, "%s: write failed", path);
-    return 0;
-}
-
 /* Under mpirun every rank must leave aim.pretrain the same way, or the ones
  * that go on would wait for the others in a collective: a failure on one
  * rank (a file only it could not read or write) fails them all. Returns 1
@@ -358,7 +337,8 @@ static int l_pretrain(lua_State *L)
         const char *runjson = lua_pushfstring(L, "%s/run.json", out); /* ... m w r */
         /* rank 0 alone makes and writes the run folder */
         int bad = lead && (aim_mkdir_p(out, &e) != 0 ||
-                           (!resume && write_run_json(runjson, c, &po, ds, &e) != 0));
+                           (!resume &&
+                            aim_pretrain_write_info(runjson, c, &po, ds->kind, ds->n, &e) != 0));
         if (any_rank_failed(po.dist, bad))
             return l_fail(L, bad ? e.msg : OTHER_RANK_FAILED);
         lua_pop(L, 1);

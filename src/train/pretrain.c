@@ -99,6 +99,42 @@ static void checkpoint(aim_model *m, const aim_pretrain_opts *o, const aim_train
     free(path);
 }
 
+typedef struct run_info {
+    const aim_config *c;
+    const aim_pretrain_opts *o;
+    const char *data;
+    int64_t images;
+} run_info;
+
+static int write_run_info(FILE *f, void *ctx, aim_err *e)
+{
+    (void)e;
+    const run_info *in = ctx;
+    const aim_config *c = in->c;
+    const aim_pretrain_opts *o = in->o;
+    fprintf(f,
+            "{\"image\":%d,\"channels\":%d,\"patch\":%d,\"width\":%d,\"depth\":%d,\"heads\":%d,"
+            "\"head_width\":%d,\"head_depth\":%d,\"norm_eps\":%.9g,\n \"data\":",
+            c->image, c->channels, c->patch, c->width, c->depth, c->heads, c->head_width,
+            c->head_depth, c->norm_eps);
+    aim_json_string(f, in->data);
+    fprintf(f,
+            ",\"images\":%lld,\"steps\":%lld,\"batch\":%d,\"lr\":%.9g,\"warmup\":%lld,"
+            "\"weight_decay\":%.9g,\"clip\":%.9g,\"seed\":%llu,\"crop\":%d,\"flip\":%d,"
+            "\"scale_min\":%.9g}\n",
+            (long long)in->images, (long long)o->steps, o->batch, o->lr, (long long)o->warmup,
+            o->adamw.weight_decay, o->clip, (unsigned long long)o->data.seed, o->data.crop,
+            o->data.flip, o->data.scale_min);
+    return 0; /* aim_write_atomic checks the stream */
+}
+
+int aim_pretrain_write_info(const char *path, const aim_config *c, const aim_pretrain_opts *o,
+                            const char *data, int64_t images, aim_err *e)
+{
+    run_info in = {c, o, data, images};
+    return aim_write_atomic(path, write_run_info, &in, e);
+}
+
 /* sum[0] += loss x targets and sum[1] += targets over images [i0, i1) */
 static void validation_range(aim_model *m, const aim_dataset *ds, int i0, int i1, int batch,
                              uint64_t seed, float *x, int32_t *prefix, double sum[2])
