@@ -9,9 +9,11 @@
 --
 --   aim run samples/pretrain.lua [steps=N | epochs=6] [batch=64] [lr=1e-3]
 --       [preset=tiny] [size=28] [patch=7 for tiny, else the preset's] [width=..]
---       [depth=..] [heads=..] [limit=N] [seed=0]
+--       [depth=..] [heads=..] [limit=N] [seed=0] [crop=0]
 --       [out=DIR] [resume=RUN]
 --       [val_every=100] [probe_every=300] [recon_every=50] [ckpt_minutes=10]
+-- crop=1 adds AIM's random resized crops (scale 0.4-1) to the flips: on
+-- Fashion-MNIST's centred objects they cost the probe 0.6 points (README).
 -- size changes the image side (the patch must divide it); limit uses only the
 -- first N training images; steps=0 means `epochs` epochs; 0 turns the
 -- validation, the probe, the periodic reconstructions or checkpoints off.
@@ -21,7 +23,7 @@ local aim = require "aim"
 
 local a = aim.args(arg, {steps = 0, epochs = 6.0, batch = 64, lr = 1e-3, preset = "tiny",
                          size = 0, patch = 0, width = 0, depth = 0, heads = 0, limit = 0, seed = 0, out = "",
-                         resume = "",
+                         resume = "", crop = 0,
                          test = 1000, val_every = 100, probe_every = 300, recon_every = 50,
                          ckpt_minutes = 10.0})
 
@@ -65,7 +67,7 @@ end
 
 local before = test_loss()
 local out = a.out ~= "" and a.out or aim.run_dir("pretrain-" .. a.preset)
-local opts = {batch = a.batch, lr = a.lr, seed = a.seed, out = out,
+local opts = {batch = a.batch, lr = a.lr, seed = a.seed, out = out, crop = a.crop ~= 0,
               val = a.val_every > 0 and test or nil, val_every = a.val_every,
               probe_test = test, probe_every = a.probe_every,
               recon = test, recon_every = a.recon_every,

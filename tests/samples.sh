@@ -9,6 +9,9 @@ export AIM_FASHION_MNIST
 run_aim run --threads 1 "$S/pretrain.lua" steps=3 batch=8 size=8 width=24 depth=1 limit=64 test=16 out="$T/pre"
 ok $(test $rc -eq 0 && grep -q 'test loss (after)' "$T/out" && test -f "$T/pre/model.safetensors"; echo $?) "pretrain.lua runs: $(grep 'test loss (after)' "$T/out")"
 ok $(grep -q 'using the synthetic dataset instead' "$T/err"; echo $?) "pretrain.lua falls back to synthetic data with a notice"
+ok $(grep -q '"crop":0,"flip":1' "$T/pre/run.json"; echo $?) "pretrain.lua: flips, no crops by default (run.json)"
+run_aim run --threads 1 "$S/pretrain.lua" steps=2 batch=8 size=8 width=24 depth=1 limit=64 test=16 crop=1 out="$T/pre-crop"
+ok $(test $rc -eq 0 && grep -q '"crop":1,"flip":1,"scale_min":0.4' "$T/pre-crop/run.json"; echo $?) "pretrain.lua crop=1: AIM's random resized crops"
 run_aim run --threads 1 "$S/pretrain.lua" stepz=3
 ok $(test $rc -eq 1 && grep -q "unknown argument 'stepz'" "$T/err"; echo $?) "pretrain.lua refuses an unknown argument"
 
