@@ -31,7 +31,7 @@ local cfg = aim.preset(a.preset)
 if a.size > 0 then cfg.image = a.size end
 -- the default experiment: `tiny` with patch 7 on 28x28 (16 tokens, 3x cheaper
 -- per image than the preset's patch 4), so 6 epochs (360 000 images) fit in
--- about 25 minutes on 2 cores, three times the images patch 4 could see
+-- about 18 minutes on 2 cores, three times the images patch 4 could see
 -- (the calibration in shared/notes: patch 7 within a point of patch 4 at
 -- equal images)
 if a.patch > 0 then
