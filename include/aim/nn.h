@@ -125,6 +125,10 @@ void loss_backward_n(float *dpred, const float *pred, const float *tgt,
                      const int32_t *prefix, int B, int N, int P, float dloss, int64_t count);
 /* Number of valid (b, j) targets. */
 int64_t loss_count(const int32_t *prefix, int B, int N);
+/* One target row: mean over P of (y - t)^2 (in double), and its backward
+ * dy += scale (y - t), scale = 2 dloss / (P count) as loss_backward_n's. */
+double loss_row(const float *y, const float *t, int P);
+void loss_row_backward(float *dy, const float *y, const float *t, int P, float scale);
 
 /* ------------------------------------------------------------ attention */
 /* Multi-head attention core (no projections).

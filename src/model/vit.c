@@ -530,13 +530,7 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
     if (lo) { /* packed row cr predicts the patch after row crow[cr] */
         double sum = 0.0;
         for (int cr = 0; cr < Rt; cr++) {
-            const float *yp = pred + (size_t)cr * P, *t = tgt + target_row(crow[cr], N, m->N) * P;
-            double row = 0.0;
-            for (int k = 0; k < P; k++) {
-                double d = (double)yp[k] - t[k];
-                row += d * d;
-            }
-            sum += row / P;
+            sum += loss_row(pred + (size_t)cr * P, tgt + target_row(crow[cr], N, m->N) * P, P);
         }
         m->tloss[tid] = sum;
     }
@@ -796,12 +790,9 @@ static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
     if (lo) { /* as loss_backward_n, packed row cr against the patch after its token */
         const float scale = count ? (float)(2.0 / ((double)P * (double)count)) : 0.0f;
         const float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)b0 * m->N * P;
-        for (int cr = 0; cr < Rt && count; cr++) {
-            float *dy = dpred + (size_t)cr * P;
-            const float *y = pred + (size_t)cr * P, *t = tgt + target_row(crow[cr], N, m->N) * P;
-            for (int k = 0; k < P; k++)
-                dy[k] += scale * (y[k] - t[k]);
-        }
+        for (int cr = 0; cr < Rt && count; cr++)
+            loss_row_backward(dpred + (size_t)cr * P, pred + (size_t)cr * P,
+                              tgt + target_row(crow[cr], N, m->N) * P, P, scale);
     } else {
         loss_backward_n(dpred, ROWS(a->pred, P), ROWS(a->tgt, P), a->prefix + b0, nb, N, P,
                         1.0f, count);

@@ -26,6 +26,22 @@ int64_t loss_count(const int32_t *prefix, int B, int N)
     return count;
 }
 
+double loss_row(const float *y, const float *t, int P)
+{
+    double row = 0.0;
+    for (int k = 0; k < P; k++) {
+        double d = (double)y[k] - t[k];
+        row += d * d;
+    }
+    return row / P;
+}
+
+void loss_row_backward(float *dy, const float *y, const float *t, int P, float scale)
+{
+    for (int k = 0; k < P; k++)
+        dy[k] += scale * (y[k] - t[k]);
+}
+
 float loss_forward(const float *pred, const float *tgt, const int32_t *prefix,
                    int B, int N, int P)
 {
@@ -38,12 +54,7 @@ float loss_forward(const float *pred, const float *tgt, const int32_t *prefix,
         for (int j = prefix[b]; j < N; j++) {
             const float *y = pred + ((size_t)b * N + (j - 1)) * P;
             const float *t = tgt + ((size_t)b * N + j) * P;
-            double row = 0.0;
-            for (int k = 0; k < P; k++) {
-                double d = (double)y[k] - t[k];
-                row += d * d;
-            }
-            sum += row / P;
+            sum += loss_row(y, t, P);
         }
     }
     return (float)(sum / (double)count);
@@ -62,12 +73,7 @@ void loss_per_patch(float *err, const float *pred, const float *tgt, const int32
             }
             const float *y = pred + ((size_t)b * N + (j - 1)) * P;
             const float *t = tgt + ((size_t)b * N + j) * P;
-            double row = 0.0;
-            for (int k = 0; k < P; k++) {
-                double d = (double)y[k] - t[k];
-                row += d * d;
-            }
-            err[(size_t)b * N + j] = (float)(row / P);
+            err[(size_t)b * N + j] = (float)loss_row(y, t, P);
         }
     }
 }
@@ -86,8 +92,7 @@ static void loss_bwd_image(float *dpred, const float *pred, const float *tgt,
         float *dy = dpred + ((size_t)b * N + (j - 1)) * P;
         const float *y = pred + ((size_t)b * N + (j - 1)) * P;
         const float *t = tgt + ((size_t)b * N + j) * P;
-        for (int k = 0; k < P; k++)
-            dy[k] += scale * (y[k] - t[k]);
+        loss_row_backward(dy, y, t, P, scale);
     }
 }
 
