@@ -249,9 +249,12 @@ int main(void)
     float l1b = aim_model_forward(m, x, prefix, 1);
     tap_ok(l1 == l1b, "forward is deterministic");
 
-    /* the evaluation forward (buffers shared between blocks) gives the same
-     * loss and predictions to the bit, and no backward follows it; depth 3
-     * and head depth 3 so the alternating head buffers are exercised */
+    /* the evaluation forward (buffers shared between blocks, the batch cut
+     * into chunks handed out to the threads) gives the same loss and
+     * predictions, and no backward follows it; depth 3 and head depth 3 so
+     * the alternating head buffers are exercised. Not to the bit: B = 3 is
+     * split 1 + 2 for training and 2 + 1 in chunks, and the BLAS may sum a
+     * row's products in another order at another place in its M tiles. */
     {
         aim_config c3 = c;
         c3.depth = 3;
@@ -264,16 +267,19 @@ int main(void)
         float *pv = aim_xmalloc(np * sizeof(float));
         memcpy(pv, aim_model_predictions(m3), np * sizeof(float));
         float le = aim_model_loss(m3, x, prefix, B);
-        int same = lt == le && !memcmp(pv, aim_model_predictions(m3), np * sizeof(float));
+        double pdiff = 0.0;
+        for (size_t k = 0; k < np; k++)
+            pdiff = fmax(pdiff, fabs((double)pv[k] - aim_model_predictions(m3)[k]));
+        int same = fabs((double)lt - le) <= 1e-6 * fabs((double)lt) && pdiff <= 1e-5;
         aim_params_zero_grad(p3);
         aim_model_backward(m3);
         int zero = 1;
         for (size_t k = 0; k < p3->total; k++)
             zero &= p3->grad[k] == 0.0f;
         tap_ok(same && zero,
-               "aim_model_loss = aim_model_forward bit for bit (%.7f), and leaves nothing to "
-               "backward",
-               le);
+               "aim_model_loss = aim_model_forward (%.7f vs %.7f, predictions within %.1e), "
+               "and leaves nothing to backward",
+               le, lt, pdiff);
         free(pv);
         aim_model_free(m3);
     }

@@ -63,6 +63,7 @@ typedef struct model_acts {
     float *tgt;                 /* [R, P] */
     int32_t *prefix;            /* [B] copy of the last forward's prefixes */
     int32_t *crow;              /* [R] loss-only pass: compact row -> its row */
+    double *iloss;              /* [B] loss-only pass: each image's sum of row losses */
     /* backward scratch */
     float *dres;                /* [R, D] gradient of the residual stream */
     float *dln;                 /* [R, D] */
@@ -101,7 +102,6 @@ struct aim_model {
      * the loss's rows only (AIM_FWD_LOSS_ONLY): their activations, pred
      * and the backward's top are compact, thread t's from row r0 on */
     int loss_only;
-    double tloss[AIM_PROF_MAX_THREADS]; /* loss-only: thread t's sum of row losses */
     int64_t norm_count;         /* > 0: the next backward divides by this many
                                    target tokens (aim_model_set_loss_count) */
     struct aim_prof *prof;      /* NULL unless profiling */
