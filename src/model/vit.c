@@ -548,8 +548,10 @@ static int chunk_images(const aim_model *m, int B, int nt)
     int ch = 512 / m->N;
     if (ch < 1)
         ch = 1;
-    int even = (B + nt - 1) / nt; /* never fewer chunks than threads */
-    return ch < even ? ch : even;
+    /* then as many chunks per thread for every thread, of equal size as far
+     * as B allows (64 images of tiny: 8 chunks of 8, not 6 of 10 and a 4) */
+    int per = (B + nt * ch - 1) / (nt * ch), nc = nt * per;
+    return (B + nc - 1) / nc;
 }
 
 /* One parallel region over the batch. A pass that a backward will follow
