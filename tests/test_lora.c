@@ -232,7 +232,10 @@ int main(void)
     randn(R, nf, 9, 1.0f);
     aim_model_features(m, x, B, fb, 2, f0, &e);
     aim_model_features_train(m, x, B, fb, 2, f1, &e);
-    tap_ok(max_abs_diff(f0, f1, nf) == 0, "features_train gives the features exactly");
+    /* features run in chunks, features_train in thread halves: the same up
+     * to the BLAS's summation order (see tests/test_model.c) */
+    double fdiff = max_abs_diff(f0, f1, nf);
+    tap_ok(fdiff < 1e-5, "features_train gives the same features (%.1e)", fdiff);
     tap_ok(aim_model_features_train(m, x, B, (int[]){0}, 1, f1, &e) == -1 &&
                tap_contains(e.msg, "block 0"),
            "features_train: a bad block is an error: %s", e.msg);

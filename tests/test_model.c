@@ -294,7 +294,7 @@ int main(void)
     /* the loss-only pass (the last block's tail and the head on the loss's
      * rows): the same loss and gradients as the full pass, one to three
      * threads, prefixes from plain causal to one target, with LoRA on the
-     * last block; the evaluation form agrees to the bit; no predictions */
+     * last block; the evaluation form agrees (1-3 threads); no predictions */
     {
         aim_config c3 = c;
         c3.depth = 3;
