@@ -39,10 +39,10 @@ gain=$(grep '^gain over the frozen attentive probe: [+-][0-9.]* points ([0-9.]*%
 ok $(test $rc -eq 0 && test -n "$frozen" && test -n "$gain" && test ! -s "$T/err"; echo $?) "--compare: $frozen | $gain"
 
 # --out: a run folder with run.json, lora_step / lora lines, the event file
-run_aim lora "$W" $P --out "$T/runs/l" --log-every 3
+run_aim lora "$W" $P --out "$T/runs/l" --log-every 3 --flip
 top=$(sed -n 's/^lora r=2.*: \([0-9.]*\)% test top-1.*/\1/p' "$T/out")
 last=$(sed -n 's/.*"kind":"lora",.*"test_top1":\([0-9.]*\).*/\1/p' "$T/runs/l/metrics.jsonl" | tail -n 1)
-ok $(test $rc -eq 0 && grep -q '"kind":"lora"' "$T/runs/l/run.json" && grep -q '"rank":2,' "$T/runs/l/run.json" && grep -q '"adapters":768,' "$T/runs/l/run.json" && grep -q "\"weights\":\"$W\"" "$T/runs/l/run.json" && grep -q '"probe_blocks":\[1\]' "$T/runs/l/run.json" && test -s "$T/runs/l/events.out.tfevents.aim"; echo $?) "--out: run.json (kind, weights, rank, adapters, probe blocks) and an event file"
+ok $(test $rc -eq 0 && grep -q '"kind":"lora"' "$T/runs/l/run.json" && grep -q '"rank":2,' "$T/runs/l/run.json" && grep -q '"adapters":768,' "$T/runs/l/run.json" && grep -q "\"weights\":\"$W\"" "$T/runs/l/run.json" && grep -q '"probe_blocks":\[1\]' "$T/runs/l/run.json" && grep -q '"augment":0,"flip":1,' "$T/runs/l/run.json" && test -s "$T/runs/l/events.out.tfevents.aim"; echo $?) "--out: run.json (kind, weights, rank, adapters, probe blocks, --flip) and an event file"
 ok $(test "$(grep -c '"kind":"lora",' "$T/runs/l/metrics.jsonl")" -eq 2 && test "$(grep -c '"kind":"lora_step",.*"grad_norm":[0-9.e-]*,"img_per_s"' "$T/runs/l/metrics.jsonl")" -eq 6; echo $?) "a lora line per epoch, a lora_step line every 3 of 18 steps"
 ok $(awk -v a="$top" -v b="$last" 'BEGIN { exit !(a != "" && b != "" && a - b < 0.01 && b - a < 0.01) }'; echo $?) "the last lora line's test_top1 is the printed one ($last, printed $top)"
 run_aim export-csv "$T/runs/l"

@@ -202,6 +202,7 @@ typedef struct aim_lora_job {
     float weight_decay;      /* the head's k, v, linear weights, default 0.05 */
     int augment;             /* 1: flip + random resized crop (scale 0.8-1); default 0 (on
                               * Fashion-MNIST it cost 5 points in a short run) */
+    int flip;                /* 1: random horizontal flips (alone, or with augment) */
     uint64_t seed;
     /* start the head from this trained attentive probe (its copy is
      * trained; the probe itself is not changed): linear probing, then

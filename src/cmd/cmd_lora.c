@@ -31,7 +31,7 @@ const struct aim_cmd cmd_lora_entry = {
             "would learn nothing). Everything else is frozen; the adapters and a new\n"
             "attentive probe head on the features of --probe-blocks (default: the\n"
             "middle blocks) train jointly: AdamW, warmup + cosine, the adapters at --lr and\n"
-            "the head at --head-lr (--augment: random flips and mild crops). Every step runs the trunk\n"
+            "the head at --head-lr (--augment: random flips and mild crops; --flip: flips alone). Every step runs the trunk\n"
             "forward and backward (down to the lowest adapted block), so an epoch costs\n"
             "about two thirds of a pretraining epoch. WEIGHTS with adapters already\n"
             "(a --save of an earlier run) continue training them.\n"
@@ -95,7 +95,7 @@ static int lora_exec(int argc, char **argv)
 {
     const char *data = "fashion-mnist", *blocks_s = NULL, *probe_s = NULL, *save = NULL;
     const char *save_adapters = NULL, *head_file = NULL, *out = NULL;
-    int threads = 0, quiet = 0, augment = 0, compare = 0, fresh_head = 0;
+    int threads = 0, quiet = 0, augment = 0, flip = 0, compare = 0, fresh_head = 0;
     int64_t train_limit = 0, test_limit = 0, seed = 0;
     float probe_lr = 1e-2f;
     int probe_epochs = 15;
@@ -113,6 +113,7 @@ static int lora_exec(int argc, char **argv)
         {"head-lr", OPT_FLOAT, &job.head_lr, "LR", "head's peak learning rate (default 3e-3)"},
         {"wd", OPT_FLOAT, &job.weight_decay, "WD", "head weight decay (default 0.05)"},
         {"augment", OPT_FLAG, &augment, NULL, "random flips and mild crops (off: they cost points here)"},
+        {"flip", OPT_FLAG, &flip, NULL, "random horizontal flips only (pretraining's, without crops)"},
         {"train-limit", OPT_I64, &train_limit, "N", "use the first N training images"},
         {"test-limit", OPT_I64, &test_limit, "N", "use the first N test images"},
         {"compare", OPT_FLAG, &compare, NULL, "first the frozen attentive probe, same blocks"},
@@ -144,6 +145,7 @@ static int lora_exec(int argc, char **argv)
     if (compare && (probe_epochs < 1 || !(probe_lr > 0)))
         return cmd_fail("lora: --probe-epochs >= 1 and --probe-lr > 0 are needed");
     job.augment = augment;
+    job.flip = flip;
     job.seed = (uint64_t)seed;
     cmd_set_threads(threads);
     aim_err e = {{0}};

@@ -10,7 +10,8 @@
  * only for new adapters: when m has some, they go on training as they are -
  * probe_blocks = {..} (default the middle blocks, as aim.probe), epochs
  * (4), batch (64), lr (the adapters', 1e-3), head_lr (3e-3), wd (the
- * head's, 0.05), augment (flips and mild crops, false), seed, head = an
+ * head's, 0.05), augment (flips and mild crops, false), flip (flips alone,
+ * false), seed, head = an
  * aim.probe or aim.probe result to start the head from (LP-FT), save = path
  * (trunk + adapters + head), save_adapters = path (the adapters alone),
  * out = DIR (a run folder as `aim lora --out`: run.json, a lora_step line
@@ -192,7 +193,7 @@ static void blocks_label(const int *b, int n, char *buf, size_t len)
 
 static const char *const lora_options[] = {
     "rank",    "alpha", "blocks", "probe_blocks", "epochs",        "batch",
-    "lr",      "head_lr", "wd",   "augment",      "seed",          "save",
+    "lr",      "head_lr", "wd",   "augment",      "flip",   "seed",          "save",
     "save_adapters", "on_epoch", "on_step", "head", "out", "log_every", NULL,
 };
 
@@ -219,6 +220,7 @@ static int l_lora(lua_State *L)
     job.head_lr = (float)l_opt_num(L, S_OPTS, "head_lr", job.head_lr, 1e-12, 10);
     job.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", job.weight_decay, 0, 10);
     job.augment = l_opt_bool(L, S_OPTS, "augment", 0);
+    job.flip = l_opt_bool(L, S_OPTS, "flip", 0);
     job.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
     job.log_every = (int)l_opt_int(L, S_OPTS, "log_every", job.log_every, 1, 1 << 30);
     /* head = an aim.probe (or an aim.probe result): LoRA starts from it,

@@ -30,6 +30,7 @@ void aim_lora_job_default(aim_lora_job *j)
     j->head_lr = 3e-3f;
     j->weight_decay = 0.05f;
     j->augment = 0;
+    j->flip = 0;
     j->log_every = 10;
 }
 
@@ -101,10 +102,10 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     json_ints(f, "blocks", in->li->blocks, in->li->nblocks < 64 ? in->li->nblocks : 64);
     json_ints(f, "probe_blocks", in->probe_blocks, in->nprobe);
     fprintf(f, ",\"head\":\"%s\",\n \"epochs\":%d,\"batch\":%d,\"lr\":%.9g,\"head_lr\":%.9g,"
-               "\"weight_decay\":%.9g,\"augment\":%d,\"seed\":%llu,\"train_images\":%lld,"
+               "\"weight_decay\":%.9g,\"augment\":%d,\"flip\":%d,\"seed\":%llu,\"train_images\":%lld,"
                "\"test_images\":%lld,\n \"adapters\":%llu,\"trunk\":%llu,\"share\":%.6g,\n ",
             j->init_head ? "given" : "new", j->epochs, j->batch, j->lr, j->head_lr,
-            j->weight_decay, j->augment, (unsigned long long)j->seed, (long long)in->ntrain,
+            j->weight_decay, j->augment, j->augment || j->flip, (unsigned long long)j->seed, (long long)in->ntrain,
             (long long)in->ntest, (unsigned long long)in->li->params,
             (unsigned long long)in->trunk,
             in->trunk ? 100.0 * (double)in->li->params / (double)in->trunk : 0.0);
@@ -227,7 +228,8 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     aim_batcher_opts_default(&bo);
     bo.batch = j->batch;
     bo.seed = j->seed;
-    bo.crop = bo.flip = j->augment ? 1 : 0;
+    bo.crop = j->augment ? 1 : 0;
+    bo.flip = j->augment || j->flip ? 1 : 0;
     bo.scale_min = 0.8f;
     aim_batcher *bt = aim_batcher_new(train, &bo, e);
     if (!bt) {

@@ -206,6 +206,7 @@ T.raises("option 'probe_blocks': block x is not in 1..2", "a probe block that is
 T.raises("option 'epochs'", "epochs 0", function() aim.lora(m5, tr, te, {epochs = 0}) end)
 T.raises("option 'lr'", "a negative lr", function() aim.lora(m5, tr, te, {lr = -1}) end)
 T.raises("option 'augment'", "augment not a boolean", function() aim.lora(m5, tr, te, {augment = "yes"}) end)
+T.raises("option 'flip'", "flip not a boolean", function() aim.lora(m5, tr, te, {flip = 1}) end)
 T.raises("must be functions", "on_epoch not a function", function() aim.lora(m5, tr, te, {on_epoch = 5}) end)
 T.raises("fewer than one batch", "a batch larger than the training set", function() aim.lora(m5, tr, te, {batch = 400}) end)
 T.raises("bad argument #1", "no model", function() aim.lora(nil, tr, te) end)
