@@ -556,9 +556,10 @@ static int chunk_images(const aim_model *m, int B, int nt)
 
 /* One parallel region over the batch. A pass that a backward will follow
  * (`keep`) gives thread t images [b0, b1) of share(), which the backward's
- * threads take again; any other is cut into chunks handed out dynamically
- * (every row's result is the same either way: the work of an image never
- * depends on which thread or chunk runs it). */
+ * threads take again; any other is cut into chunks handed out dynamically.
+ * An image's work is the same whichever thread or chunk runs it, but the
+ * BLAS may sum a row's products in another order at another place of its
+ * M tiles: results agree to float rounding, not always to the bit. */
 static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int B, int upto,
                         int final, int head, int eval, int lo, int keep)
 {
