@@ -269,7 +269,7 @@ int main(void)
         /* another batch first, so that nothing left in the buffers can pass
          * for the evaluation pass's own work */
         float *xo = aim_xmalloc((size_t)B * img * sizeof(float));
-        int32_t po[3];
+        int32_t po[sizeof prefix / sizeof *prefix]; /* B of them */
         random_batch(xo, (size_t)B * img, po, B, N, 77);
         aim_model_forward(m3, xo, po, B);
         free(xo);

@@ -102,10 +102,12 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     json_ints(f, "blocks", in->li->blocks, in->li->nblocks < 64 ? in->li->nblocks : 64);
     json_ints(f, "probe_blocks", in->probe_blocks, in->nprobe);
     fprintf(f, ",\"head\":\"%s\",\n \"epochs\":%d,\"batch\":%d,\"lr\":%.9g,\"head_lr\":%.9g,"
-               "\"weight_decay\":%.9g,\"augment\":%d,\"flip\":%d,\"seed\":%llu,\"train_images\":%lld,"
-               "\"test_images\":%lld,\n \"adapters\":%llu,\"trunk\":%llu,\"share\":%.6g,\n ",
+               "\"weight_decay\":%.9g,\"augment\":%d,\"flip\":%d,\"seed\":%llu,"
+               "\"train_images\":%lld,\"test_images\":%lld,\n \"adapters\":%llu,\"trunk\":%llu,"
+               "\"share\":%.6g,\n ",
             j->init_head ? "given" : "new", j->epochs, j->batch, j->lr, j->head_lr,
-            j->weight_decay, j->augment, j->augment || j->flip, (unsigned long long)j->seed, (long long)in->ntrain,
+            j->weight_decay, j->augment, j->augment || j->flip, (unsigned long long)j->seed,
+            (long long)in->ntrain,
             (long long)in->ntest, (unsigned long long)in->li->params,
             (unsigned long long)in->trunk,
             in->trunk ? 100.0 * (double)in->li->params / (double)in->trunk : 0.0);
