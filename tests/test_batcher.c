@@ -164,7 +164,7 @@ int main(void)
     memset(&d, 0x5a, sizeof d);
     aim_batcher_opts_default(&d);
     tap_ok(d.batch == 64 && d.seed == 0 && d.shuffle == 1 && d.crop == 1 && d.flip == 1 &&
-               d.patch == 0 && d.normalize == 1 && d.scale_min == 0.4f && d.scale_max == 1.0f &&
+               d.patch == 0 && d.shift == 0 && d.normalize == 1 && d.scale_min == 0.4f && d.scale_max == 1.0f &&
                tap_close(d.ratio_min, 0.75, 1e-6, 0) && tap_close(d.ratio_max, 4.0 / 3, 1e-6, 0),
            "default options");
 
@@ -440,6 +440,111 @@ int main(void)
         free(x);
     }
 
+    /* ---------------------------------------------------------- shift */
+    {
+        /* shift 2 on plain images: every output is its source moved by one
+         * (dx, dy) in [-2, 2]^2 with black (0) coming in, and all 25 moves
+         * occur */
+        aim_batcher_opts o = plain_opts(64);
+        o.shift = 2;
+        o.seed = 5;
+        o.patch = 7;
+        aim_batcher *b = must_new(busy, &o);
+        float *x = malloc(64 * img * sizeof(float));
+        int32_t lab[64], pre[64];
+        int seen[5][5] = {{0}}, unexplained = 0;
+        for (int it = 0; it < 8; it++) {
+            aim_batcher_next(b, x, lab, pre);
+            for (int j = 0; j < 64; j++) {
+                const uint8_t *p = busy->images + (size_t)lab[j] * img;
+                const float *q = x + (size_t)j * img;
+                int found = 0;
+                for (int dy = -2; dy <= 2 && !found; dy++)
+                    for (int dx = -2; dx <= 2 && !found; dx++) {
+                        int m = 1;
+                        for (int k = 0; k < 3 && m; k++)
+                            for (int y = 0; y < 28 && m; y++)
+                                for (int xx = 0; xx < 28 && m; xx++) {
+                                    int ys = y - dy, xs = xx - dx;
+                                    float want = ys < 0 || ys >= 28 || xs < 0 || xs >= 28
+                                                     ? 0.0f
+                                                     : p[(k * 28 + ys) * 28 + xs] / 255.0f;
+                                    m = q[(k * 28 + y) * 28 + xx] == want;
+                                }
+                        if (m) {
+                            seen[dy + 2][dx + 2]++;
+                            found = 1;
+                        }
+                    }
+                unexplained += !found;
+            }
+        }
+        int all = 1;
+        for (int i = 0; i < 25; i++)
+            all &= seen[i / 5][i % 5] > 0;
+        tap_ok(unexplained == 0 && all,
+               "shift 2: every image is its source moved by (dx, dy) in [-2,2]^2 with black "
+               "edges, all 25 moves seen (%d unexplained)",
+               unexplained);
+
+        /* the shift is drawn after crop, flip and prefix: turning it on moves
+         * the very images the same seed gives without it, and keeps their
+         * prefixes */
+        o = plain_opts(64);
+        o.crop = 1;
+        o.flip = 1;
+        o.normalize = 1;
+        o.patch = 7;
+        o.seed = 9;
+        aim_batcher *b0 = must_new(busy, &o);
+        o.shift = 3;
+        aim_batcher *b3 = must_new(busy, &o);
+        float *x0 = malloc(64 * img * sizeof(float));
+        int32_t lab0[64], pre0[64];
+        aim_batcher_next(b0, x0, lab0, pre0);
+        aim_batcher_next(b3, x, lab, pre);
+        int same_draws = memcmp(lab, lab0, sizeof lab) == 0 && memcmp(pre, pre0, sizeof pre) == 0;
+        int moved = 0, pads_ok = 1;
+        for (int j = 0; j < 64; j++) {
+            const float *q0 = x0 + (size_t)j * img, *q = x + (size_t)j * img;
+            int found = 0;
+            for (int dy = -3; dy <= 3 && !found; dy++)
+                for (int dx = -3; dx <= 3 && !found; dx++) {
+                    int m = 1;
+                    for (int k = 0; k < 3 && m; k++) {
+                        float pad = (0.0f - busy->mean[k]) / busy->std[k];
+                        for (int y = 0; y < 28 && m; y++)
+                            for (int xx = 0; xx < 28 && m; xx++) {
+                                int ys = y - dy, xs = xx - dx;
+                                float want = ys < 0 || ys >= 28 || xs < 0 || xs >= 28
+                                                 ? pad
+                                                 : q0[(k * 28 + ys) * 28 + xs];
+                                m = q[(k * 28 + y) * 28 + xx] == want;
+                            }
+                    }
+                    found = m;
+                }
+            moved += found;
+            pads_ok &= found;
+        }
+        tap_ok(same_draws && moved == 64 && pads_ok,
+               "shift 3 after crop + flip: the same images, crops and prefixes as shift 0, "
+               "each moved, normalised black at the edges (%d / 64)",
+               moved);
+        aim_batcher_free(b0);
+        aim_batcher_free(b3);
+        aim_batcher_free(b);
+        free(x0);
+        free(x);
+
+        o = plain_opts(6);
+        o.crop = 1;
+        o.flip = 1;
+        o.shift = 2;
+        o.patch = 7;
+        check_seek(busy, o, "shift 2 with crop and flip");
+    }
+
     /* ----------------------------------------------------------- crop */
     {
         /* pixel (y, x) = 16 y + x: the output tells the crop it came from */
@@ -643,6 +748,12 @@ int main(void)
         t = o;
         t.patch = 28;
         check_invalid(busy, t, "at least 2", "one patch per image");
+        t = o;
+        t.shift = -1;
+        check_invalid(busy, t, "shift -1", "shift -1");
+        t = o;
+        t.shift = 28;
+        check_invalid(busy, t, "shift 28 must be in [0, 28)", "shift 28 on 28x28");
         aim_dataset *empty = flat_ds(0, 1, 4, 4);
         check_invalid(empty, o, "0 images", "an empty dataset");
         aim_dataset_free(empty);

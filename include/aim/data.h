@@ -145,6 +145,8 @@ typedef struct aim_batcher_opts {
     float scale_min, scale_max;   /* default 0.4, 1.0 (area fraction) */
     float ratio_min, ratio_max;   /* default 3/4, 4/3 (aspect w/h) */
     int flip;               /* random horizontal flip, p = 0.5 */
+    int shift;              /* > 0: move each image by dx, dy uniform in [-shift, shift]
+                             * pixels after crop and flip, black coming in (0 = off) */
     int patch;              /* > 0: draw a prefix S in 1..N-1 per image, N = (h/p)(w/p) */
     int normalize;          /* 1: (x/255 - mean_c) / std_c with the dataset's stats */
 } aim_batcher_opts;

@@ -111,6 +111,8 @@ static int train_exec(int argc, char **argv)
         {"no-crop", OPT_NOFLAG, &crop, NULL, "no random resized crop"},
         {"no-flip", OPT_NOFLAG, &flip, NULL, "no horizontal flip"},
         {"scale-min", OPT_FLOAT, &po.data.scale_min, "S", "smallest crop area (default 0.4)"},
+        {"shift", OPT_INT, &po.data.shift, "PX",
+         "move images by up to PX pixels each way, black padding (default 0)"},
         {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
         {"out", OPT_STR, &out, "DIR", "run folder (default runs/DATE-TIME-PRESET)"},
         {"log-every", OPT_INT, &log_every, "N", "a metrics line every N steps (default 1)"},

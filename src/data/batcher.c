@@ -8,7 +8,7 @@
  * Position k is image perm_e[k % n] with e = k / n, where perm_e is a
  * Fisher-Yates permutation drawn from a generator seeded by (seed, e); every
  * augmentation draw of position k comes from a generator seeded by
- * (seed, k), in the fixed order crop, flip, prefix. So a batch does not
+ * (seed, k), in the fixed order crop, flip, prefix, shift. So a batch does not
  * depend on the thread count, and seeking to a saved position reproduces
  * the following batches exactly.
  */
@@ -133,6 +133,11 @@ aim_batcher *aim_batcher_new(const aim_dataset *ds, const aim_batcher_opts *o, a
     if (!(o->ratio_min > 0 && o->ratio_min <= o->ratio_max && isfinite(o->ratio_max))) {
         aim_errf(e, "batcher: ratio range [%g, %g] must satisfy 0 < min <= max",
                  (double)o->ratio_min, (double)o->ratio_max);
+        return NULL;
+    }
+    if (o->shift < 0 || o->shift >= ds->h || o->shift >= ds->w) {
+        aim_errf(e, "batcher: shift %d must be in [0, %d) for the %dx%d images", o->shift,
+                 ds->h < ds->w ? ds->h : ds->w, ds->h, ds->w);
         return NULL;
     }
     if (o->patch < 0) {
@@ -275,9 +280,11 @@ static void axis_table(int n, int off, int len, int flip, int *i0, int *i1, floa
 }
 
 /* Write one image: resample the crop (tables in s) of src [c, H, W] into
- * dst [c, H, W], scale to [0, 1] and normalise. */
+ * dst [c, H, W], scale to [0, 1] and normalise. The result is moved by
+ * (dx, dy) pixels (right, down); what comes in at the edges is black, raw 0
+ * (pad-and-crop translation). */
 static void render(const aim_dataset *ds, const uint8_t *src, const thread_scratch *s,
-                   int normalize, float *dst)
+                   int normalize, int dx, int dy, float *dst)
 {
     int H = ds->h, W = ds->w;
     size_t plane = (size_t)H * W;
@@ -285,14 +292,26 @@ static void render(const aim_dataset *ds, const uint8_t *src, const thread_scrat
         const uint8_t *p = src + k * plane;
         float *q = dst + k * plane;
         float mean = ds->mean[k], sd = ds->std[k];
+        float pad = normalize ? (0.0f - mean) / sd : 0.0f;
         for (int y = 0; y < H; y++) {
-            const uint8_t *r0 = p + (size_t)s->y0[y] * W;
-            const uint8_t *r1 = p + (size_t)s->y1[y] * W;
-            float fy = s->fy[y];
             float *qy = q + (size_t)y * W;
+            int ys = y - dy;
+            if (ys < 0 || ys >= H) {
+                for (int x = 0; x < W; x++)
+                    qy[x] = pad;
+                continue;
+            }
+            const uint8_t *r0 = p + (size_t)s->y0[ys] * W;
+            const uint8_t *r1 = p + (size_t)s->y1[ys] * W;
+            float fy = s->fy[ys];
             for (int x = 0; x < W; x++) {
-                int a = s->x0[x], bb = s->x1[x];
-                float fx = s->fx[x];
+                int xs = x - dx;
+                if (xs < 0 || xs >= W) {
+                    qy[x] = pad;
+                    continue;
+                }
+                int a = s->x0[xs], bb = s->x1[xs];
+                float fx = s->fx[xs];
                 float top = r0[a] + fx * (float)(r0[bb] - r0[a]);
                 float bot = r1[a] + fx * (float)(r1[bb] - r1[a]);
                 float v = top + fy * (bot - top);
@@ -345,10 +364,18 @@ void aim_batcher_next_rows(aim_batcher *b, int r0, int r1, float *x, int32_t *la
         int32_t pre = 0;
         if (b->npatches > 0)
             pre = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(b->npatches - 1));
+        /* drawn last, so that shift 0 leaves every earlier stream as it was */
+        int dx = 0, dy = 0;
+        if (b->o.shift > 0) {
+            uint32_t span = 2 * (uint32_t)b->o.shift + 1;
+            dx = (int)aim_rng_below(&r, span) - b->o.shift;
+            dy = (int)aim_rng_below(&r, span) - b->o.shift;
+        }
         axis_table(ds->w, left, cw, flip, s->x0, s->x1, s->fx);
         axis_table(ds->h, top, ch, 0, s->y0, s->y1, s->fy);
         int64_t i = b->idx[j];
-        render(ds, ds->images + (size_t)i * img, s, b->o.normalize, x + (size_t)(j - r0) * img);
+        render(ds, ds->images + (size_t)i * img, s, b->o.normalize, dx, dy,
+               x + (size_t)(j - r0) * img);
         if (labels)
             labels[j - r0] = ds->labels[i];
         if (prefix && b->npatches > 0)

@@ -3,8 +3,8 @@
  *
  *   aim.pretrain(m, ds, opts) -> result table (or nil, message on an I/O
  *       failure). Options are the `aim train` flags: steps, epochs, batch,
- *       lr, warmup, wd, clip, seed, crop, flip, scale_min, log_every, out
- *       (run folder: run.json, metrics.jsonl, model.safetensors), plus run
+ *       lr, warmup, wd, clip, seed, crop, flip, scale_min, shift, log_every,
+ *       out (run folder: run.json, metrics.jsonl, model.safetensors), plus run
  *       (the metrics' run name), on_step = function(info) called every
  *       `every` steps (and at the last; return "stop" to end the job).
  *       For a UI and long runs: val (dataset), val_every, val_images;
@@ -193,7 +193,7 @@ static int any_rank_failed(const aim_dist *d, int failed)
 
 static const char *const pretrain_options[] = {
     "steps", "epochs",    "batch",     "lr",  "warmup",  "wd",    "clip", "seed", "crop",
-    "flip",  "scale_min", "log_every", "out", "on_step", "every", "run",
+    "flip",  "scale_min", "shift", "log_every", "out", "on_step", "every", "run",
     "val", "val_every", "val_images", "probe_test", "probe_every", "probe_images",
     "recon", "recon_every", "recon_images", "ckpt_every", "ckpt_minutes", "keep",
     "checkpoints", "on_nan", "resume", NULL,
@@ -297,6 +297,7 @@ static int l_pretrain(lua_State *L)
     po.data.crop = l_opt_bool(L, S_OPTS, "crop", 1);
     po.data.flip = l_opt_bool(L, S_OPTS, "flip", 1);
     po.data.scale_min = (float)l_opt_num(L, S_OPTS, "scale_min", 0.4, 0.01, 1);
+    po.data.shift = (int)l_opt_int(L, S_OPTS, "shift", 0, 0, 4096);
     po.log_every = (int)l_opt_int(L, S_OPTS, "log_every", 1, 1, 1 << 30);
     const char *on_nan = l_opt_str(L, S_OPTS, "on_nan", "skip");
     if (strcmp(on_nan, "skip") && strcmp(on_nan, "stop"))
@@ -414,11 +415,15 @@ static int l_pretrain(lua_State *L)
     lm->busy = ld->busy = 0;
     l_board_end(sc.board);
     char summary[256];
-    snprintf(summary, sizeof summary,
-             "%lld steps in %.1f s, final loss %.6f (mean of last %d: %.6f)%s",
-             (long long)res.steps_done, res.seconds, res.final_loss,
-             (int)(res.steps_done < 100 ? res.steps_done : 100), res.mean_loss_last,
-             res.stopped ? ", stopped" : "");
+    if (rc != 0) /* not "0 steps, final loss 0" for a job that could not start */
+        snprintf(summary, sizeof summary, "failed after %lld steps: %.200s",
+                 (long long)res.steps_done, e.msg);
+    else
+        snprintf(summary, sizeof summary,
+                 "%lld steps in %.1f s, final loss %.6f (mean of last %d: %.6f)%s",
+                 (long long)res.steps_done, res.seconds, res.final_loss,
+                 (int)(res.steps_done < 100 ? res.steps_done : 100), res.mean_loss_last,
+                 res.stopped ? ", stopped" : "");
     float peak = *po.live_lr;
     aim_engine_job_end(sc.eng, summary, res.steps_done ? &sc.last : NULL);
     int bad = sc.failed || aim_engine_interrupted(sc.eng) || rc != 0, bad_save = 0;

@@ -160,6 +160,7 @@ int aim_checkpoint_save(const char *path, const aim_model *m, const aim_pretrain
     PUT("shuffle", "%d", o->data.shuffle);
     PUT("crop", "%d", o->data.crop);
     PUT("flip", "%d", o->data.flip);
+    PUT("shift", "%d", o->data.shift);
     PUT("normalize", "%d", o->data.normalize);
     PUT("scale_min", "%.9g", o->data.scale_min);
     PUT("scale_max", "%.9g", o->data.scale_max);
@@ -291,6 +292,8 @@ static int read_state(const aim_st_file *f, aim_train_state *s, aim_pretrain_opt
     I64("keep_last", 0, 1000000, o->keep_last);
     I64("val_every", 0, INT64_MAX / 2, o->val_every);
     I64("val_images", 0, INT32_MAX, o->val_images);
+    if (aim_st_meta(f, "shift")) /* checkpoints before 2026-11-29 have none: 0 */
+        I64("shift", 0, 4096, o->data.shift);
     if (aim_st_meta(f, "probe_every")) {
         I64("probe_every", 0, INT64_MAX / 2, o->probe_every);
         I64("probe_images", 0, INT32_MAX, o->probe_images);

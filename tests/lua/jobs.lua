@@ -36,7 +36,7 @@ T.is(#m:config().mean, 3, "the dataset's mean/std are recorded in the model")
 
 -- epochs, log_every and the other flags
 local r2 = aim.pretrain(aim.model "micro", ds, {epochs = 1, batch = 16, warmup = 1, wd = 0, clip = 0,
-                                                 seed = 4, crop = false, flip = false, scale_min = 0.5,
+                                                 seed = 4, crop = false, flip = false, scale_min = 0.5, shift = 1,
                                                  log_every = 2, out = T.path("run2"), run = "named"})
 T.is(r2.steps, 4, "epochs = 1 with 64 images in batches of 16 is 4 steps")
 local l2 = 0
@@ -44,6 +44,8 @@ for line in io.lines(T.path("run2/metrics.jsonl")) do
     if line:find('"run":"named"', 1, true) then l2 = l2 + 1 end
 end
 T.is(l2, 2, "log_every = 2 and run = \"named\" shape the metrics")
+T.ok((T.read(T.path("run2/run.json")) or ""):find('"flip":0,"scale_min":0.5,"shift":1}', 1, true),
+     "run.json records flip, scale_min and shift")
 local r3 = aim.pretrain(aim.model "micro", ds, {batch = 32})
 T.is(r3.steps, 2, "the default is one epoch")
 
@@ -111,6 +113,10 @@ T.raises("'on_nan' must be", "on_nan other than skip/stop raises", aim.pretrain,
 local rn = aim.pretrain(aim.model "micro", ds, {steps = 2, batch = 4, on_nan = "stop"})
 T.ok(rn.steps == 2 and not rn.stopped, "on_nan = \"stop\" runs a finite job to its end")
 T.raises("option 'steps' must be in", "steps = 0 raises", aim.pretrain, me, ds, {steps = 0})
+T.raises("option 'shift' must be in", "shift = -1 raises", aim.pretrain, me, ds, {shift = -1})
+local rsh, msh = aim.pretrain(me, ds, {shift = 8})
+T.ok(rsh == nil and tostring(msh):find("shift 8 must be in [0, 8) for the 8x8 images", 1, true),
+     "a shift as large as the image fails with a message: " .. tostring(msh))
 T.raises("steps or epochs", "steps and epochs together raise", aim.pretrain, me, ds, {steps = 1, epochs = 1})
 T.raises("option 'on_step' must be a function", "a non-function on_step raises", aim.pretrain, me, ds, {on_step = 3})
 T.raises("option 'crop' must be true or false", "a non-boolean flag raises", aim.pretrain, me, ds, {crop = 1})
