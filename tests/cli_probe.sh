@@ -31,6 +31,12 @@ ok $(test $rc -eq 0 && grep -q '^pixels .*raw-lin' "$T/out"; echo $?) "baseline:
 run_aim train --data synthetic --limit 400 --preset micro --steps 20 --batch 16 --out "$T/live" --threads 1 --probe-every 10 --probe-images 200
 nprobe=$(grep -c '"kind":"probe"' "$T/live/metrics.jsonl")
 ok $(test $rc -eq 0 && test "$nprobe" -eq 2 && grep -q '"top1":\[[0-9.]*,[0-9.]*\],"best_block":[12]' "$T/live/metrics.jsonl" && grep -q 'live linear probe' "$T/err"; echo $?) "--probe-every logs a live linear probe per block ($nprobe events)"
+# without --epochs: 30 for one block set, 15 per set in a sweep (run.json says)
+D="--data synthetic --train-limit 60 --test-limit 20 --batch 30 --quiet"
+run_aim probe "$W" $D --blocks 1 --out "$T/runs/d1"
+ok $(test $rc -eq 0 && grep -q '"epochs":30,' "$T/runs/d1/run.json" && test "$(grep -c '"kind":"probe_epoch"' "$T/runs/d1/metrics.jsonl")" -eq 30; echo $?) "--blocks without --epochs trains 30 epochs"
+run_aim probe "$W" $D --sweep --out "$T/runs/d2"
+ok $(test $rc -eq 0 && grep -q '"epochs":15,' "$T/runs/d2/run.json" && test "$(grep -c '"kind":"probe_epoch"' "$T/runs/d2/metrics.jsonl")" -eq 30; echo $?) "--sweep without --epochs trains 15 per block (2 blocks: 30 epoch lines)"
 # --out: a run folder with run.json, probe_epoch / probe_result lines, the event file
 run_aim probe "$W" $P --sweep --out "$T/runs/p"
 t1=$(awk '$1 == "1" { sub("%", "", $3); print $3 }' "$T/out")

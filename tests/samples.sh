@@ -10,6 +10,10 @@ run_aim run --threads 1 "$S/pretrain.lua" steps=3 batch=8 size=8 width=24 depth=
 ok $(test $rc -eq 0 && grep -q 'test loss (after)' "$T/out" && test -f "$T/pre/model.safetensors"; echo $?) "pretrain.lua runs: $(grep 'test loss (after)' "$T/out")"
 ok $(grep -q 'using the synthetic dataset instead' "$T/err"; echo $?) "pretrain.lua falls back to synthetic data with a notice"
 ok $(grep -q '"crop":0,"flip":1' "$T/pre/run.json"; echo $?) "pretrain.lua: flips, no crops by default (run.json)"
+run_aim run --threads 1 "$S/pretrain.lua" steps=1 batch=8 limit=64 test=16 val_every=0 probe_every=0 recon_every=0 out="$T/pre-default"
+ok $(test $rc -eq 0 && grep -q '"image":30,"channels":1,"patch":6,"width":192,"depth":6,"heads":3' "$T/pre-default/run.json"; echo $?) "pretrain.lua's default shape: tiny on 30x30 with patch 6 (25 tokens)"
+run_aim run --threads 1 "$S/pretrain.lua" steps=1 batch=8 limit=64 test=16 patch=7 val_every=0 probe_every=0 recon_every=0 out="$T/pre-p7"
+ok $(test $rc -eq 0 && grep -q '"image":28,"channels":1,"patch":7,' "$T/pre-p7/run.json"; echo $?) "pretrain.lua patch=7: the preset's 28x28"
 run_aim run --threads 1 "$S/pretrain.lua" steps=2 batch=8 size=8 width=24 depth=1 limit=64 test=16 crop=1 out="$T/pre-crop"
 ok $(test $rc -eq 0 && grep -q '"crop":1,"flip":1,"scale_min":0.4' "$T/pre-crop/run.json"; echo $?) "pretrain.lua crop=1: AIM's random resized crops"
 run_aim run --threads 1 "$S/pretrain.lua" stepz=3

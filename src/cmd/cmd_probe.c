@@ -76,7 +76,7 @@ static int probe_exec(int argc, char **argv)
     const char *data = "fashion-mnist", *blocks_s = NULL, *kind_s = "attentive", *save = NULL;
     const char *preset = NULL, *out = NULL;
     int sweep = 0, window = 1, random_init = 0, raw = 0, threads = 0, quiet = 0, fbatch = 64;
-    int mirror = 0;
+    int mirror = 0, epochs = -1;
     int64_t train_limit = 0, test_limit = 0, seed = 0;
     aim_probe_opts po;
     aim_probe_opts_default(&po);
@@ -86,7 +86,7 @@ static int probe_exec(int argc, char **argv)
         {"sweep", OPT_FLAG, &sweep, NULL, "probe every block (or window) separately"},
         {"window", OPT_INT, &window, "K", "with --sweep: windows of K consecutive blocks"},
         {"kind", OPT_STR, &kind_s, "KIND", "attentive (default) or linear"},
-        {"epochs", OPT_INT, &po.epochs, "E", "probe training epochs (default 15)"},
+        {"epochs", OPT_INT, &epochs, "E", "probe training epochs (default 30; 15 per block with --sweep)"},
         {"batch", OPT_INT, &po.batch, "B", "probe batch (default 256)"},
         {"lr", OPT_FLOAT, &po.lr, "LR", "peak learning rate (default 1e-2)"},
         {"wd", OPT_FLOAT, &po.weight_decay, "WD", "weight decay (default 0.05)"},
@@ -121,6 +121,7 @@ static int probe_exec(int argc, char **argv)
         kind = AIM_PROBE_LINEAR;
     if (raw && mirror)
         return cmd_fail("probe: --mirror needs a trunk's features (not --raw)");
+    po.epochs = epochs >= 0 ? epochs : sweep ? AIM_PROBE_SWEEP_EPOCHS : AIM_PROBE_EPOCHS;
     if (po.epochs < 1 || po.batch < 2 || !(po.lr > 0))
         return cmd_fail("probe: --epochs >= 1, --batch >= 2 and --lr > 0 are needed");
     if (blocks_s && sweep)

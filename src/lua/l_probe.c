@@ -3,8 +3,8 @@
  * trunk from Lua, the same job as `aim probe` (include/aim/probe.h).
  *
  * opts (the `aim probe` flags): blocks = {3, 4} | sweep = true [window = k],
- * kind = "attentive" | "linear", raw = true (pixels; m may be nil), epochs,
- * batch, lr, wd, seed, save = path (trunk + best probe), out = DIR (a run
+ * kind = "attentive" | "linear", raw = true (pixels; m may be nil), epochs
+ * (30; 15 per set with sweep), batch, lr, wd, seed, save = path (trunk + best probe), out = DIR (a run
  * folder as `aim probe --out`: run.json, probe_epoch and probe_result lines
  * in metrics.jsonl and the event file), on_set = function(r) called as each
  * block set finishes (return "stop" to end), on_epoch = function(e).
@@ -311,13 +311,15 @@ static int l_probe_run(lua_State *L)
         return luaL_argerror(L, S_OPTS, "mirror needs a trunk's features (not raw pixels)");
     if (!lm && !job.raw)
         return luaL_argerror(L, S_MODEL, "a model is needed (or raw = true)");
-    job.train.epochs = (int)l_opt_int(L, S_OPTS, "epochs", 15, 1, 100000);
+    int sweep = l_opt_bool(L, S_OPTS, "sweep", 0);
+    job.train.epochs = (int)l_opt_int(L, S_OPTS, "epochs",
+                                      sweep ? AIM_PROBE_SWEEP_EPOCHS : AIM_PROBE_EPOCHS, 1, 100000);
     job.train.batch = (int)l_opt_int(L, S_OPTS, "batch", 256, 2, 65536);
     job.train.lr = (float)l_opt_num(L, S_OPTS, "lr", 1e-2, 1e-12, 10);
     job.train.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", 0.05, 0, 10);
     job.train.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
     int L_depth = lm ? aim_model_config(lm->m)->depth : 0;
-    if (l_opt_bool(L, S_OPTS, "sweep", 0)) {
+    if (sweep) {
         int window = (int)l_opt_int(L, S_OPTS, "window", 1, 1, L_depth > 0 ? L_depth : 1);
         aim_probe_job_sweep(&job, L_depth, window);
     } else if (l_opt_get(L, S_OPTS, "blocks") == LUA_TTABLE) { /* opts blocks */

@@ -25,6 +25,12 @@ local r2 = aim.probe(m, tr, te, {blocks = {1, 2}, kind = "linear", epochs = 2, b
                                  save = T.path("probed.safetensors")})
 T.ok(r2 and #r2.sets == 1 and r2.best.label == "1,2" and r2.kind == "linear", "blocks {1,2}, linear")
 T.is(epochs, 2, "on_epoch runs every epoch")
+-- without epochs: 30 for one block set, 15 per set in a sweep
+local small = aim.data.synthetic{n = 60, channels = 3, size = 8, seed = 3}
+local n1, n2 = 0, 0
+aim.probe(m, small, small, {blocks = {1}, batch = 30, on_epoch = function() n1 = n1 + 1 end})
+aim.probe(m, small, small, {sweep = true, batch = 30, on_epoch = function() n2 = n2 + 1 end})
+T.ok(n1 == 30 and n2 == 30, string.format("default epochs: 30 for blocks = {1} (%d), 15 per block in a sweep (%d for 2)", n1, n2))
 local loaded = aim.load(T.path("probed.safetensors"))
 T.ok(loaded ~= nil, "the trunk saved with its probe loads as a model")
 
