@@ -34,6 +34,7 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_run_entry,
     &cmd_repl_entry,
     &cmd_tui_entry,
+    &cmd_options_entry,
     NULL,
 };
 
@@ -124,6 +125,15 @@ int cmd_help(const struct aim_cmd *c, int argc, char **argv, const cmd_opt *opts
         printf("\noptions:\n");
         cmd_print_opts(opts);
     }
+    return 1;
+}
+
+int cmd_help_job(const struct aim_cmd *c, int argc, char **argv, const aim_opt *t)
+{
+    if (!cmd_wants_help(argc, argv))
+        return 0;
+    printf("usage: aim %s %s\n\n%s\n\noptions:\n", c->name, c->usage, c->help);
+    cmd_print_job_opts(t);
     return 1;
 }
 

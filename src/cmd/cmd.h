@@ -26,6 +26,7 @@ extern const struct aim_cmd cmd_csv_entry;
 extern const struct aim_cmd cmd_run_entry;
 extern const struct aim_cmd cmd_repl_entry;
 extern const struct aim_cmd cmd_tui_entry;
+extern const struct aim_cmd cmd_options_entry;
 
 /* Print "aim: <message>" on stderr and return 1. */
 int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -35,5 +36,8 @@ struct cmd_opt;
 /* If argv asks for help: print usage, help text and the options (may be
  * NULL), return 1 (the command then returns 0). */
 int cmd_help(const struct aim_cmd *c, int argc, char **argv, const struct cmd_opt *opts);
+/* The same for a command whose options are a job's table (aim/job.h) */
+struct aim_opt;
+int cmd_help_job(const struct aim_cmd *c, int argc, char **argv, const struct aim_opt *t);
 
 #endif

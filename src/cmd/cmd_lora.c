@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "aim/dist.h"
+#include "aim/job.h"
 #include "aim/probe.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -80,74 +81,23 @@ static int probe_epoch(void *ctx, int epoch, float loss, float train_top1, float
     return 0;
 }
 
-static int parse_blocks(const char *what, const char *s, int *out, int L)
-{
-    int n = cmd_parse_int_list(s, out, AIM_PROBE_MAX_BLOCKS);
-    if (n < 1)
-        return cmd_fail("lora: %s expects a list like 3,4 (got \"%s\")", what, s), -1;
-    for (int k = 0; k < n; k++)
-        if (out[k] < 1 || out[k] > L)
-            return cmd_fail("lora: %s: block %d is not in 1..%d", what, out[k], L), -1;
-    return n;
-}
-
 static int lora_exec(int argc, char **argv)
 {
-    const char *data = "fashion-mnist", *blocks_s = NULL, *probe_s = NULL, *save = NULL;
-    const char *save_adapters = NULL, *head_file = NULL, *out = NULL;
-    int threads = 0, quiet = 0, augment = 0, flip = 0, compare = 0, fresh_head = 0;
-    int64_t train_limit = 0, test_limit = 0, seed = 0;
-    float probe_lr = 1e-2f;
-    int probe_epochs = 15;
-    aim_lora_job job;
-    aim_lora_job_default(&job);
-    cmd_opt opts[] = {
-        {"data", OPT_STR, &data, "SPEC", "dataset with train/test splits (default fashion-mnist)"},
-        {"rank", OPT_INT, &job.rank, "R", "adapter rank (default 8)"},
-        {"alpha", OPT_FLOAT, &job.alpha, "A", "scale alpha/r (default alpha = rank)"},
-        {"blocks", OPT_STR, &blocks_s, "LIST", "adapt these blocks (1-based; default the probe blocks)"},
-        {"probe-blocks", OPT_STR, &probe_s, "LIST", "the head reads the average of these blocks"},
-        {"epochs", OPT_INT, &job.epochs, "E", "epochs (default 4)"},
-        {"batch", OPT_INT, &job.batch, "B", "batch (default 64)"},
-        {"lr", OPT_FLOAT, &job.lr, "LR", "adapters' peak learning rate (default 1e-3)"},
-        {"head-lr", OPT_FLOAT, &job.head_lr, "LR", "head's peak learning rate (default 3e-3)"},
-        {"wd", OPT_FLOAT, &job.weight_decay, "WD", "head weight decay (default 0.05)"},
-        {"augment", OPT_FLAG, &augment, NULL, "random flips and mild crops (off: they cost points here)"},
-        {"flip", OPT_FLAG, &flip, NULL, "random horizontal flips only (pretraining's, without crops)"},
-        {"train-limit", OPT_I64, &train_limit, "N", "use the first N training images"},
-        {"test-limit", OPT_I64, &test_limit, "N", "use the first N test images"},
-        {"compare", OPT_FLAG, &compare, NULL, "first the frozen attentive probe, same blocks"},
-        {"fresh-head", OPT_FLAG, &fresh_head, NULL, "with --compare: LoRA's head starts anew"},
-        {"head", OPT_STR, &head_file, "FILE", "start the head from a probe saved by aim probe --save"},
-        {"probe-epochs", OPT_INT, &probe_epochs, "E", "with --compare: its epochs (default 15)"},
-        {"probe-lr", OPT_FLOAT, &probe_lr, "LR", "with --compare: its lr (default 1e-2)"},
-        {"seed", OPT_I64, &seed, "S", "seed (default 0)"},
-        {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
-        {"save", OPT_STR, &save, "OUT", "save trunk + adapters + head as safetensors"},
-        {"save-adapters", OPT_STR, &save_adapters, "OUT", "save the adapters alone"},
-        {"quiet", OPT_FLAG, &quiet, NULL, "no progress on stderr"},
-        {"out", OPT_STR, &out, "DIR", "run folder: run.json, metrics.jsonl, TensorBoard events"},
-        {"log-every", OPT_INT, &job.log_every, "N", "with --out: a lora_step line every N steps (10)"},
-        {0},
-    };
-    if (cmd_help(&cmd_lora_entry, argc, argv, opts))
+    aim_lora_spec s;
+    aim_lora_spec_default(&s);
+    if (cmd_help_job(&cmd_lora_entry, argc, argv, aim_lora_options))
         return 0;
     char *pos[1];
     int npos;
-    if (cmd_parse("lora", argc, argv, opts, pos, &npos, 1))
+    if (cmd_parse_job("lora", argc, argv, aim_lora_options, &s, pos, &npos, 1))
         return 1;
     if (npos == 0)
         return cmd_fail("lora: give the pretrained WEIGHTS to fine-tune");
-    if (job.rank < 1 || job.epochs < 1 || job.batch < 2 || !(job.lr > 0) || !(job.head_lr > 0) ||
-        job.alpha < 0 || job.weight_decay < 0 || job.log_every < 1)
-        return cmd_fail("lora: --rank >= 1, --epochs >= 1, --batch >= 2, --lr and --head-lr > 0, "
-                        "--alpha and --wd >= 0, --log-every >= 1 are needed");
-    if (compare && (probe_epochs < 1 || !(probe_lr > 0)))
-        return cmd_fail("lora: --probe-epochs >= 1 and --probe-lr > 0 are needed");
-    job.augment = augment;
-    job.flip = flip;
-    job.seed = (uint64_t)seed;
-    cmd_set_threads(threads);
+    const char *head_file = s.head_file, *save = s.save, *save_adapters = s.save_adapters;
+    const char *out = s.out;
+    const int compare = s.compare, fresh_head = s.fresh_head, quiet = s.quiet;
+    const int64_t seed = s.seed;
+    cmd_set_threads((int)s.threads);
     aim_err e = {{0}};
     aim_model *m = aim_model_load(pos[0], &e);
     if (!m)
@@ -156,11 +106,12 @@ static int lora_exec(int argc, char **argv)
     int rc = 1;
     aim_dataset *tr = NULL, *te = NULL;
     aim_probe *start_head = NULL; /* the head LoRA starts from (NULL: a new one) */
-    if (blocks_s && (job.nblocks = parse_blocks("--blocks", blocks_s, job.blocks, c.depth)) < 0)
+    aim_lora_job job;
+    aim_lora_job_default(&job);
+    if (aim_lora_spec_job(&s, &c, &job, &e) != 0) {
+        cmd_fail("lora: %s", e.msg);
         goto done;
-    if (probe_s && (job.nprobe = parse_blocks("--probe-blocks", probe_s, job.probe_blocks,
-                                              c.depth)) < 0)
-        goto done;
+    }
     if (head_file) {
         if (compare) {
             cmd_fail("lora: --head and --compare exclude each other");
@@ -184,7 +135,7 @@ static int lora_exec(int argc, char **argv)
                      hN, hD);
             goto done;
         }
-        if (!probe_s && hn > 0) { /* the head reads the blocks it was trained on */
+        if (!s.probe_blocks.n && hn > 0) { /* the head reads the blocks it was trained on */
             job.nprobe = hn;
             memcpy(job.probe_blocks, hb, (size_t)hn * sizeof *hb);
         }
@@ -193,19 +144,20 @@ static int lora_exec(int argc, char **argv)
         cmd_fail("%s", e.msg);
         goto done;
     }
-    if (job.rank > c.width) {
-        cmd_fail("lora: --rank %d exceeds the trunk width %d", job.rank, c.width);
+    char note[400];
+    tr = aim_job_open_data(s.data, "train", c.channels, c.image, s.train_limit, (uint64_t)seed,
+                           note, sizeof note, &e);
+    if (note[0])
+        fprintf(stderr, "aim: note: %s\n", note);
+    te = tr ? aim_job_open_data(s.data, "test", c.channels, c.image, s.test_limit,
+                                (uint64_t)seed, NULL, 0, &e)
+            : NULL;
+    if (!tr || !te) {
+        cmd_fail("%s", e.msg);
         goto done;
     }
-    tr = cmd_open_data(data, "train", c.channels, c.image, train_limit, (uint64_t)seed);
-    te = tr ? cmd_open_data(data, "test", c.channels, c.image, test_limit, (uint64_t)seed) : NULL;
-    if (!tr || !te)
-        goto done;
-    if (c.nmean == c.channels) /* normalise as in pretraining */
-        for (int k = 0; k < c.channels; k++) {
-            tr->mean[k] = te->mean[k] = c.mean[k];
-            tr->std[k] = te->std[k] = c.std[k];
-        }
+    aim_norm_saved ns; /* normalise as in pretraining */
+    aim_job_norm_as_model(m, tr, te, &ns);
     /* the run folder, before any work (not data-parallel yet: rank 0 writes it) */
     job.weights = pos[0];
     if (out && cmd_open_runlog(out, aim_dist_world(), &job.log) != 0)
@@ -218,8 +170,8 @@ static int lora_exec(int argc, char **argv)
         aim_probe_job pj = {.kind = AIM_PROBE_ATTENTIVE, .feature_batch = 64,
                             .dist = aim_dist_world()};
         aim_probe_opts_default(&pj.train);
-        pj.train.epochs = probe_epochs;
-        pj.train.lr = probe_lr;
+        pj.train.epochs = (int)s.probe_epochs;
+        pj.train.lr = (float)s.probe_lr;
         pj.train.seed = (uint64_t)seed;
         pj.train.on_epoch = probe_epoch;
         pj.train.ctx = &lc;

@@ -14,6 +14,7 @@
 
 #include "aim/dist.h"
 #include "aim/io.h"
+#include "aim/job.h"
 #include "aim/probe.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -73,64 +74,19 @@ static int on_set(void *ctx, int index, const aim_probe_set_result *r)
 
 static int probe_exec(int argc, char **argv)
 {
-    const char *data = "fashion-mnist", *blocks_s = NULL, *kind_s = "attentive", *save = NULL;
-    const char *preset = NULL, *out = NULL;
-    int sweep = 0, window = 1, random_init = 0, raw = 0, threads = 0, quiet = 0, fbatch = 64;
-    int mirror = 0, epochs = -1;
-    int64_t train_limit = 0, test_limit = 0, seed = 0;
-    aim_probe_opts po;
-    aim_probe_opts_default(&po);
-    cmd_opt opts[] = {
-        {"data", OPT_STR, &data, "SPEC", "dataset with train/test splits (default fashion-mnist)"},
-        {"blocks", OPT_STR, &blocks_s, "LIST", "average of these blocks (1-based), e.g. 3,4"},
-        {"sweep", OPT_FLAG, &sweep, NULL, "probe every block (or window) separately"},
-        {"window", OPT_INT, &window, "K", "with --sweep: windows of K consecutive blocks"},
-        {"kind", OPT_STR, &kind_s, "KIND", "attentive (default) or linear"},
-        {"epochs", OPT_INT, &epochs, "E",
-         "probe training epochs (default 30; 15 per block with --sweep)"},
-        {"batch", OPT_INT, &po.batch, "B", "probe batch (default 256)"},
-        {"lr", OPT_FLOAT, &po.lr, "LR", "peak learning rate (default 1e-2)"},
-        {"wd", OPT_FLOAT, &po.weight_decay, "WD", "weight decay (default 0.05)"},
-        {"mirror", OPT_FLAG, &mirror, NULL,
-         "train on the training images and their mirror images (2x features and epoch)"},
-        {"train-limit", OPT_I64, &train_limit, "N", "use the first N training images"},
-        {"test-limit", OPT_I64, &test_limit, "N", "use the first N test images"},
-        {"random-init", OPT_FLAG, &random_init, NULL, "baseline: an untrained trunk, same config"},
-        {"preset", OPT_STR, &preset, "NAME", "with --random-init and no WEIGHTS: the config"},
-        {"raw", OPT_FLAG, &raw, NULL, "baseline: linear probe on raw pixels"},
-        {"seed", OPT_I64, &seed, "S", "seed (default 0)"},
-        {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
-        {"save", OPT_STR, &save, "OUT", "save trunk + probe head (head.*) as safetensors"},
-        {"quiet", OPT_FLAG, &quiet, NULL, "no per-epoch lines on stderr"},
-        {"out", OPT_STR, &out, "DIR", "run folder: run.json, metrics.jsonl, TensorBoard events"},
-        {0},
-    };
-    if (cmd_help(&cmd_probe_entry, argc, argv, opts))
+    aim_probe_spec s;
+    aim_probe_spec_default(&s);
+    if (cmd_help_job(&cmd_probe_entry, argc, argv, aim_probe_options))
         return 0;
     char *pos[1];
     int npos;
-    if (cmd_parse("probe", argc, argv, opts, pos, &npos, 1))
+    if (cmd_parse_job("probe", argc, argv, aim_probe_options, &s, pos, &npos, 1))
         return 1;
-    aim_probe_kind kind;
-    if (!strcmp(kind_s, "attentive"))
-        kind = AIM_PROBE_ATTENTIVE;
-    else if (!strcmp(kind_s, "linear"))
-        kind = AIM_PROBE_LINEAR;
-    else
-        return cmd_fail("probe: --kind must be attentive or linear (got \"%s\")", kind_s);
-    if (raw)
-        kind = AIM_PROBE_LINEAR;
-    if (raw && mirror)
-        return cmd_fail("probe: --mirror needs a trunk's features (not --raw)");
-    po.epochs = epochs >= 0 ? epochs : sweep ? AIM_PROBE_SWEEP_EPOCHS : AIM_PROBE_EPOCHS;
-    if (po.epochs < 1 || po.batch < 2 || !(po.lr > 0))
-        return cmd_fail("probe: --epochs >= 1, --batch >= 2 and --lr > 0 are needed");
-    if (blocks_s && sweep)
-        return cmd_fail("probe: --blocks and --sweep exclude each other");
+    const int raw = s.raw, random_init = s.random_init;
+    const char *preset = s.preset, *save = s.save, *out = s.out;
     if (!raw && npos == 0 && !(random_init && preset))
         return cmd_fail("probe: give the WEIGHTS to probe (or --raw, or --random-init --preset P)");
-    po.seed = (uint64_t)seed;
-    cmd_set_threads(threads);
+    cmd_set_threads((int)s.threads);
     aim_err e = {{0}};
     aim_model *m = NULL;
     aim_config c;
@@ -149,51 +105,41 @@ static int probe_exec(int argc, char **argv)
     if (random_init && (m || preset)) {
         aim_config rc_ = c;
         aim_model_free(m);
-        m = aim_model_new(&rc_, (uint64_t)seed + 1, &e);
+        m = aim_model_new(&rc_, (uint64_t)s.seed + 1, &e);
     }
-    aim_dataset *tr = cmd_open_data(data, "train", c.channels, c.image, train_limit, (uint64_t)seed);
-    aim_dataset *te = tr ? cmd_open_data(data, "test", c.channels, c.image, test_limit, (uint64_t)seed) : NULL;
-    if (!tr || !te)
+    aim_probe_job job;
+    aim_dataset *tr = NULL, *te = NULL;
+    if (aim_probe_spec_job(&s, raw ? 0 : c.depth, &job, &e) != 0) {
+        cmd_fail("probe: %s", e.msg);
         goto done_data;
+    }
+    job.dist = aim_dist_world();
+    char note[400];
+    tr = aim_job_open_data(s.data, "train", c.channels, c.image, s.train_limit,
+                           (uint64_t)s.seed, note, sizeof note, &e);
+    if (note[0])
+        fprintf(stderr, "aim: note: %s\n", note);
+    te = tr ? aim_job_open_data(s.data, "test", c.channels, c.image, s.test_limit,
+                                (uint64_t)s.seed, NULL, 0, &e)
+            : NULL;
+    if (!tr || !te) {
+        cmd_fail("%s", e.msg);
+        goto done_data;
+    }
     /* normalise the data the way the model saw it in pretraining */
-    if (m && c.nmean == c.channels) {
-        for (int k = 0; k < c.channels; k++) {
-            tr->mean[k] = te->mean[k] = c.mean[k];
-            tr->std[k] = te->std[k] = c.std[k];
-        }
-    }
-
-    aim_probe_job job = {.kind = kind, .raw = raw, .train = po, .feature_batch = fbatch,
-                         .mirror = mirror, .dist = aim_dist_world()};
-    int L = c.depth;
-    if (!raw && sweep) {
-        if (window < 1 || window > L) {
-            cmd_fail("probe: --window must be in 1..%d", L);
-            goto done_data;
-        }
-        aim_probe_job_sweep(&job, L, window);
-    } else if (!raw && blocks_s) {
-        int nb = cmd_parse_int_list(blocks_s, job.blocks[0], AIM_PROBE_MAX_BLOCKS);
-        if (nb < 1) {
-            cmd_fail("probe: --blocks expects a list like 3,4 (got \"%s\")", blocks_s);
-            goto done_data;
-        }
-        for (int k = 0; k < nb; k++)
-            if (job.blocks[0][k] < 1 || job.blocks[0][k] > L) {
-                cmd_fail("probe: block %d is not in 1..%d", job.blocks[0][k], L);
-                goto done_data;
-            }
-        job.nblocks[0] = nb;
-        job.nsets = 1;
-    }
+    aim_norm_saved ns;
+    if (m)
+        aim_job_norm_as_model(m, tr, te, &ns);
+    const char *kind_s = s.kind;
     /* the run folder (rank 0 writes it), before any work */
     char source[1024];
     if (random_init)
         snprintf(source, sizeof source, "random-init:%s", npos ? pos[0] : preset ? preset : "tiny");
     job.weights = raw ? NULL : random_init ? source : pos[0];
+    (void)ns;
     if (out && cmd_open_runlog(out, job.dist, &job.log) != 0)
         goto done_data;
-    pctx pc = {.tty = isatty(2), .verbose = !quiet, .kind = raw ? "raw-lin" : kind_s};
+    pctx pc = {.tty = isatty(2), .verbose = !s.quiet, .kind = raw ? "raw-lin" : kind_s};
     job.train.on_epoch = on_epoch;
     job.train.ctx = &pc;
     job.on_features = on_extract;

@@ -120,3 +120,115 @@ int cmd_parse_int_list(const char *s, int *out, int max)
     }
     return n;
 }
+
+/* ------------------------------------------------------------ job tables */
+
+static void flag_name(const aim_opt *o, char *buf, size_t len)
+{
+    size_t i = 0;
+    for (; o->name[i] && i + 1 < len; i++)
+        buf[i] = o->name[i] == '_' ? '-' : o->name[i];
+    buf[i] = 0;
+}
+
+int cmd_parse_job(const char *cmd, int argc, char **argv, const aim_opt *t, void *spec,
+                  char **pos, int *npos, int maxpos)
+{
+    *npos = 0;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_pos && !strcmp(a, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (only_pos || strncmp(a, "--", 2) != 0 || !a[2]) {
+            if (a[0] == '-' && a[1] && !only_pos && !(a[1] >= '0' && a[1] <= '9'))
+                return cmd_fail("%s: unknown option \"%s\" (try `aim %s --help`)", cmd, a, cmd);
+            if (*npos >= maxpos)
+                return cmd_fail("%s: unexpected argument \"%s\"", cmd, a);
+            pos[(*npos)++] = argv[i];
+            continue;
+        }
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (len >= sizeof name)
+            return cmd_fail("%s: unknown option \"%.60s\" (try `aim %s --help`)", cmd, a, cmd);
+        memcpy(name, a + 2, len);
+        name[len] = 0;
+        const aim_opt *o = aim_opts_find(t, name, AIM_OPT_CLI);
+        int negated = 0;
+        if (!o && !strncmp(name, "no-", 3)) {
+            o = aim_opts_find(t, name + 3, AIM_OPT_CLI);
+            negated = o && o->type == AIM_OPT_BOOL;
+            if (!negated)
+                o = NULL;
+        }
+        if (!o) {
+            const char *near = aim_opts_suggest(t, name, AIM_OPT_CLI);
+            char hint[96] = "";
+            if (near) {
+                char f[64];
+                flag_name(&(aim_opt){.name = near}, f, sizeof f);
+                snprintf(hint, sizeof hint, " (did you mean --%s?)", f);
+            }
+            return cmd_fail("%s: unknown option \"--%s\"%s (try `aim %s --help`)", cmd, name,
+                            hint, cmd);
+        }
+        char flag[64];
+        flag_name(o, flag, sizeof flag);
+        aim_err e;
+        if (o->type == AIM_OPT_BOOL) {
+            if (negated && eq)
+                return cmd_fail("%s: --no-%s takes no value", cmd, flag);
+            int rc = eq ? aim_opt_set_text(o, spec, eq + 1, &e)
+                        : aim_opt_set_bool(o, spec, !negated, &e);
+            if (rc != 0)
+                return cmd_fail("%s: --%s %s", cmd, flag, e.msg);
+            continue;
+        }
+        const char *v;
+        if (eq)
+            v = eq + 1;
+        else if (i + 1 < argc)
+            v = argv[++i];
+        else
+            return cmd_fail("%s: --%s needs a value (%s)", cmd, flag, o->arg ? o->arg : "");
+        if (aim_opt_set_text(o, spec, v, &e) != 0)
+            return cmd_fail("%s: --%s %s", cmd, flag, e.msg);
+    }
+    return 0;
+}
+
+void cmd_print_job_opts(const aim_opt *t)
+{
+    for (; t->name; t++) {
+        if (!(t->where & AIM_OPT_CLI))
+            continue;
+        char left[64], help[256];
+        aim_opt_flag(t, left, sizeof left);
+        aim_opt_describe(t, help, sizeof help);
+        /* within 100 columns: the help wraps under itself */
+        const char *h = help;
+        int col = 25, first = 1;
+        while (*h) {
+            size_t n = strlen(h);
+            if (n > (size_t)(99 - col)) {
+                n = (size_t)(99 - col);
+                while (n > 0 && h[n] != ' ')
+                    n--;
+                if (n == 0)
+                    n = (size_t)(99 - col);
+            }
+            if (first)
+                printf("  %-22s %.*s\n", left, (int)n, h);
+            else
+                printf("%*s%.*s\n", col, "", (int)n, h);
+            first = 0;
+            h += n;
+            while (*h == ' ')
+                h++;
+        }
+    }
+}

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "aim/job.h"
+
 enum { OPT_STR, OPT_INT, OPT_I64, OPT_FLOAT, OPT_FLAG, OPT_NOFLAG };
 
 typedef struct cmd_opt {
@@ -26,5 +28,14 @@ int cmd_parse(const char *cmd, int argc, char **argv, const cmd_opt *opts, char 
 void cmd_print_opts(const cmd_opt *opts);
 /* Parse "1,2,3" style lists of ints; returns count or -1. */
 int cmd_parse_int_list(const char *s, int *out, int max);
+
+/* Parse argv[1..] against a job's option table (aim/job.h) into spec:
+ * --name value, --name=value, a true/false option as --name or --no-name.
+ * The rest is positional (at most maxpos). Prints "aim: CMD: ..." and returns
+ * 1 on error. */
+int cmd_parse_job(const char *cmd, int argc, char **argv, const aim_opt *t, void *spec,
+                  char **pos, int *npos, int maxpos);
+/* The command-line options of a job table, for --help */
+void cmd_print_job_opts(const aim_opt *t);
 
 #endif

@@ -18,6 +18,7 @@
 #include "aim/core.h"
 #include "aim/data.h"
 #include "aim/engine.h"
+#include "aim/job.h"
 #include "aim/model.h"
 #include "aim/probe.h"
 
@@ -93,6 +94,19 @@ lua_Number l_opt_num(lua_State *L, int idx, const char *key, lua_Number def, lua
                      lua_Number hi);
 int l_opt_bool(lua_State *L, int idx, const char *key, int def);
 const char *l_opt_str(lua_State *L, int idx, const char *key, const char *def);
+/* A job's options (aim/job.h): check the table at idx (none or nil: all
+ * defaults) against the option table t for the keys that apply `where`
+ * (AIM_OPT_LUA for aim.pretrain and friends): an unknown key ("did you
+ * mean"), a value of the wrong type or out of range raises a bad-argument
+ * error naming the option. Values go into spec (which aim_opts_default has
+ * filled); strings stay owned by the table at idx. Options the spec does
+ * not hold (datasets, functions, probes) are only type-checked: the job
+ * reads them itself. */
+void l_job_opts(lua_State *L, int idx, const aim_opt *t, void *spec, int where);
+/* Push spec's options that apply `where` as a table {name = value}; unset
+ * strings and block lists as "" when empty_strings, else left out. */
+void l_push_spec(lua_State *L, const aim_opt *t, const void *spec, int where,
+                 int empty_strings);
 /* Push the value of key in the table at idx (nil if idx is not a table). */
 int l_opt_get(lua_State *L, int idx, const char *key);
 /* Set t[key] = value in the table on top of the stack. */
@@ -159,14 +173,8 @@ typedef struct l_dataset {
 } l_dataset;
 
 l_dataset *l_dataset_check(lua_State *L, int idx);
-/* For the length of a probe or LoRA job: normalise both datasets with the
- * mean/std the model was pretrained with (recorded in its config), as `aim
- * probe` and `aim lora` do; l_norm_restore puts the datasets' own back. */
-typedef struct l_norm_saved {
-    float mean[2][AIM_MAX_CHANNELS], std[2][AIM_MAX_CHANNELS];
-} l_norm_saved;
-void l_norm_as_model(const aim_model *m, aim_dataset *a, aim_dataset *b, l_norm_saved *s);
-void l_norm_restore(aim_dataset *a, aim_dataset *b, const l_norm_saved *s);
+/* a userdata in the closed state, to be filled (l_model.c, l_data.c) */
+l_dataset *l_dataset_push_empty(lua_State *L);
 void l_open_data(lua_State *L); /* aim.data */
 
 /* --------------------------------------------------------- l_model.c */
@@ -176,6 +184,7 @@ typedef struct l_model {
 } l_model;
 
 l_model *l_model_check(lua_State *L, int idx);
+l_model *l_model_push_empty(lua_State *L);
 /* The per-image prefixes from opts.prefix (the option table at idx): a
  * number or a table of B numbers, each in 1..N-1 (default 1); pushed as a
  * userdata that holds them (the returned pointer), raising on a bad value. */

@@ -35,7 +35,7 @@ l_dataset *l_dataset_check(lua_State *L, int idx)
     return d;
 }
 
-static l_dataset *push_empty(lua_State *L)
+l_dataset *l_dataset_push_empty(lua_State *L)
 {
     l_dataset *d = lua_newuserdatauv(L, sizeof *d, 0);
     memset(d, 0, sizeof *d);
@@ -84,7 +84,7 @@ static int data_fashion_mnist(lua_State *L)
     int split = luaL_checkoption(L, 1, "train", split_names);
     l_check_options(L, 2, fm_options);
     shape_opts s = read_shape_opts(L, 2);
-    l_dataset *d = push_empty(L);
+    l_dataset *d = l_dataset_push_empty(L);
     aim_err e;
     aim_dataset *ds = aim_data_fashion_mnist(split_names[split], NULL, &e);
     if (!ds)
@@ -103,7 +103,7 @@ static int data_open(lua_State *L)
     const char *split = l_opt_str(L, 2, "split", NULL);
     if (split && strcmp(split, "train") && strcmp(split, "test"))
         luaL_argerror(L, 2, "option 'split' must be \"train\" or \"test\"");
-    l_dataset *d = push_empty(L);
+    l_dataset *d = l_dataset_push_empty(L);
     aim_open_opts oo = {.channels = s.channels, .height = s.height, .width = s.width,
                         .split = split, .limit = s.limit, .resize = AIM_RESIZE_AREA};
     aim_err e;
@@ -126,7 +126,7 @@ static int data_synthetic(lua_State *L)
         .seed = (uint64_t)l_opt_int(L, 1, "seed", 0, 0, LUA_MAXINTEGER),
     };
     o.h = o.w = (int)l_opt_int(L, 1, "size", 28, 4, 1024);
-    l_dataset *d = push_empty(L);
+    l_dataset *d = l_dataset_push_empty(L);
     aim_err e;
     d->ds = aim_data_synthetic(&o, &e);
     if (!d->ds)
@@ -306,26 +306,3 @@ void l_open_data(lua_State *L)
     lua_setfield(L, -2, "data");
 }
 
-void l_norm_as_model(const aim_model *m, aim_dataset *a, aim_dataset *b, l_norm_saved *s)
-{
-    aim_dataset *d[2] = {a, b};
-    const aim_config *c = aim_model_config(m);
-    for (int i = 0; i < 2; i++) {
-        memcpy(s->mean[i], d[i]->mean, sizeof s->mean[i]);
-        memcpy(s->std[i], d[i]->std, sizeof s->std[i]);
-        if (c->nmean == c->channels && d[i]->c == c->channels)
-            for (int k = 0; k < c->channels; k++) {
-                d[i]->mean[k] = c->mean[k];
-                d[i]->std[k] = c->std[k];
-            }
-    }
-}
-
-void l_norm_restore(aim_dataset *a, aim_dataset *b, const l_norm_saved *s)
-{
-    aim_dataset *d[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        memcpy(d[i]->mean, s->mean[i], sizeof s->mean[i]);
-        memcpy(d[i]->std, s->std[i], sizeof s->std[i]);
-    }
-}

@@ -47,6 +47,7 @@
 
 #include "aim/dist.h"
 #include "aim/io.h"
+#include "aim/job.h"
 #include "aim/recon.h"
 #include "aim/train.h"
 #include "lua/l_aim.h"
@@ -180,8 +181,8 @@ static aim_dataset *opt_images(lua_State *L, int opts, const char *key, const ai
 
 /* Under mpirun every rank must leave aim.pretrain the same way, or the ones
  * that go on would wait for the others in a collective: a failure on one
- * rank (a file only it could not read or write) fails them all. Returns 1
- * when some rank failed. */
+ * rank (a file only it could not write) fails them all. Returns 1 when
+ * some rank failed. */
 static int any_rank_failed(const aim_dist *d, int failed)
 {
     int v = failed;
@@ -191,79 +192,16 @@ static int any_rank_failed(const aim_dist *d, int failed)
 
 #define OTHER_RANK_FAILED "pretrain: another rank failed (its message says why)"
 
-static const char *const pretrain_options[] = {
-    "steps", "epochs",    "batch",     "lr",  "warmup",  "wd",    "clip", "seed", "crop",
-    "flip",  "scale_min", "shift", "log_every", "out", "on_step", "every", "run",
-    "val", "val_every", "val_images", "probe_test", "probe_every", "probe_images",
-    "recon", "recon_every", "recon_images", "ckpt_every", "ckpt_minutes", "keep",
-    "checkpoints", "on_nan", "resume", NULL,
-};
-
-/* opts.resume: a run folder (its newest checkpoint) or a checkpoint. The
- * checkpoint's tensors, AdamW moments and normalisation go into m (same
- * configuration), its recipe (steps, batch, schedule, optimiser, data seed
- * and augmentation) replaces the options, *state where it stood. Returns
- * the run folder to continue in (malloc'd) or NULL with a message. */
-static char *resume_into(aim_model *m, const char *from, aim_pretrain_opts *po,
-                         aim_train_state *state, aim_err *e)
-{
-    char *ck = aim_is_dir(from) ? aim_checkpoint_latest(from, e) : aim_xstrdup(from);
-    if (!ck)
-        return NULL;
-    aim_pretrain_opts co;
-    aim_st_file *meta = NULL;
-    aim_model *mc = aim_checkpoint_load(ck, state, &co, &meta, e);
-    if (!mc) {
-        free(ck);
-        return NULL;
-    }
-    const aim_config *a = aim_model_config(m), *b = aim_model_config(mc);
-    char *dir = NULL;
-    if (a->image != b->image || a->channels != b->channels || a->patch != b->patch ||
-        a->width != b->width || a->depth != b->depth || a->heads != b->heads ||
-        a->head_width != b->head_width || a->head_depth != b->head_depth) {
-        aim_errf(e, "%s: the checkpoint is a D=%d L=%d heads=%d patch=%d model, not this one "
-                    "(D=%d L=%d heads=%d patch=%d); resume into aim.load(checkpoint)",
-                 ck, b->width, b->depth, b->heads, b->patch, a->width, a->depth, a->heads,
-                 a->patch);
-        goto done;
-    }
-    aim_params *pm = aim_model_params(m), *pc = aim_model_params(mc);
-    aim_params_alloc_moments(pm);
-    memcpy(pm->data, pc->data, pc->total * sizeof(float));
-    memcpy(pm->m, pc->m, pc->total * sizeof(float));
-    memcpy(pm->v, pc->v, pc->total * sizeof(float));
-    aim_model_set_norm(m, b->nmean, b->mean, b->std, NULL);
-    po->steps = co.steps;
-    po->batch = co.batch;
-    po->lr = co.lr;
-    po->warmup = co.warmup;
-    po->adamw = co.adamw;
-    po->clip = co.clip;
-    po->data = co.data;
-    po->ckpt_every = co.ckpt_every;
-    po->ckpt_minutes = co.ckpt_minutes;
-    po->keep_last = co.keep_last;
-    if (aim_is_dir(from)) {
-        dir = aim_xstrdup(from);
-    } else {
-        const char *slash = strrchr(ck, '/');
-        dir = slash ? aim_xasprintf("%.*s", (int)(slash - ck), ck) : aim_xstrdup(".");
-    }
-done:
-    aim_model_free(mc);
-    aim_st_close(meta);
-    free(ck);
-    return dir;
-}
-
+/* aim.pretrain(m, ds [, opts]): the options are the job layer's
+ * (aim_pretrain_options, `aim options pretrain`), set up by
+ * aim_pretrain_job_init as `aim train` does */
 static int l_pretrain(lua_State *L)
 {
     l_model *lm = l_model_check(L, S_MODEL);
     l_dataset *ld = l_dataset_check(L, S_DATA);
-    if (!lua_isnoneornil(L, S_OPTS))
-        luaL_checktype(L, S_OPTS, LUA_TTABLE);
-    l_check_options(L, S_OPTS, pretrain_options);
+    aim_pretrain_spec spec;
+    aim_pretrain_spec_default(&spec);
+    l_job_opts(L, S_OPTS, aim_pretrain_options, &spec, AIM_OPT_LUA);
     lua_settop(L, S_OPTS);
     aim_model *m = lm->m;
     const aim_dataset *ds = ld->ds;
@@ -276,142 +214,64 @@ static int l_pretrain(lua_State *L)
                                              "ds:convert)",
                                              ds->c, ds->h, ds->w, c->channels, c->image,
                                              c->image, c->channels, c->image));
-    aim_pretrain_opts po;
-    aim_pretrain_opts_default(&po);
-    po.dist = aim_dist_world();
-    const int lead = aim_dist_rank(po.dist) == 0;
-    po.batch = (int)l_opt_int(L, S_OPTS, "batch", 64, 1, 65536);
-    po.steps = l_opt_int(L, S_OPTS, "steps", 0, 1, (lua_Integer)1 << 40);
-    lua_Number epochs = l_opt_num(L, S_OPTS, "epochs", 0, 0, 1e6);
-    if (po.steps > 0 && epochs > 0)
-        return luaL_argerror(L, S_OPTS, "give steps or epochs, not both");
-    if (epochs > 0)
-        po.steps = (int64_t)ceil(epochs * (double)ds->n / po.batch);
-    if (po.steps <= 0)
-        po.steps = (ds->n + po.batch - 1) / po.batch; /* one epoch */
-    po.lr = (float)l_opt_num(L, S_OPTS, "lr", 1e-3, 1e-12, 10);
-    po.warmup = l_opt_int(L, S_OPTS, "warmup", -1, -1, (lua_Integer)1 << 40);
-    po.adamw.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", 0.05, 0, 10);
-    po.clip = (float)l_opt_num(L, S_OPTS, "clip", 1.0, 0, 1e9);
-    po.data.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
-    po.data.crop = l_opt_bool(L, S_OPTS, "crop", 1);
-    po.data.flip = l_opt_bool(L, S_OPTS, "flip", 1);
-    po.data.scale_min = (float)l_opt_num(L, S_OPTS, "scale_min", 0.4, 0.01, 1);
-    po.data.shift = (int)l_opt_int(L, S_OPTS, "shift", 0, 0, 4096);
-    po.log_every = (int)l_opt_int(L, S_OPTS, "log_every", 1, 1, 1 << 30);
-    const char *on_nan = l_opt_str(L, S_OPTS, "on_nan", "skip");
-    if (strcmp(on_nan, "skip") && strcmp(on_nan, "stop"))
-        return luaL_argerror(L, S_OPTS, "option 'on_nan' must be \"skip\" or \"stop\"");
-    po.nan_policy = strcmp(on_nan, "stop") ? AIM_NAN_SKIP : AIM_NAN_STOP;
-    const char *out = l_opt_str(L, S_OPTS, "out", NULL);
-    const char *resume = l_opt_str(L, S_OPTS, "resume", NULL);
-    aim_train_state state;
-    memset(&state, 0, sizeof state);
-    char resume_dir[1024];
-    if (resume) {
-        aim_err re;
-        char *dir = resume_into(m, resume, &po, &state, &re);
-        if (any_rank_failed(po.dist, !dir)) {
-            free(dir);
-            return l_fail(L, dir ? OTHER_RANK_FAILED : re.msg);
-        }
-        snprintf(resume_dir, sizeof resume_dir, "%s", dir);
-        free(dir);
-        if (!out)
-            out = resume_dir;
-        po.resume = &state;
-    }
-    po.run_name = l_opt_str(L, S_OPTS, "run", out ? aim_basename(out) : "lua");
-    step_ctx sc = {.L = L, .eng = l_engine(L)};
-    sc.every = l_opt_int(L, S_OPTS, "every", 1, 1, LUA_MAXINTEGER);
-    int t = l_opt_get(L, S_OPTS, "on_step"); /* opts on_step */
-    if (t != LUA_TNIL && t != LUA_TFUNCTION)
-        return luaL_argerror(L, S_OPTS, "option 'on_step' must be a function");
-    lua_pushnil(L); /* opts on_step err */
-
-    /* the run folder */
-    aim_err e;
-    const char *metrics = NULL, *weights = NULL;
-    if (out) {
-        metrics = lua_pushfstring(L, "%s/metrics.jsonl", out);
-        weights = lua_pushfstring(L, "%s/model.safetensors", out);
-        const char *runjson = lua_pushfstring(L, "%s/run.json", out); /* ... m w r */
-        /* rank 0 alone makes and writes the run folder */
-        int bad = lead && (aim_mkdir_p(out, &e) != 0 ||
-                           (!resume &&
-                            aim_pretrain_write_info(runjson, c, &po, ds->kind, ds->n, &e) != 0));
-        if (any_rank_failed(po.dist, bad))
-            return l_fail(L, bad ? e.msg : OTHER_RANK_FAILED);
-        lua_pop(L, 1);
-        po.metrics_path = metrics;
-    }
-    /* the normalisation the model is trained with goes into its weights */
-    if (c->nmean == 0)
-        aim_model_set_norm(m, ds->c, ds->mean, ds->std, NULL);
-
-    /* validation, live probe, reconstructions, checkpoints */
-    po.val = opt_images(L, S_OPTS, "val", c);
-    int val_idx = lua_gettop(L);
-    po.val_every = l_opt_int(L, S_OPTS, "val_every", po.val ? 100 : 0, 0, (lua_Integer)1 << 40);
-    po.val_images = (int)l_opt_int(L, S_OPTS, "val_images", 512, 1, 1 << 30);
-    po.probe_test = opt_images(L, S_OPTS, "probe_test", c);
-    int probe_idx = po.probe_test ? lua_gettop(L) : 0;
-    po.probe_every = l_opt_int(L, S_OPTS, "probe_every", 0, 0, (lua_Integer)1 << 40);
-    po.probe_images = (int)l_opt_int(L, S_OPTS, "probe_images", 2000, 2, 1 << 30);
+    if (spec.ckpt_every > 0 && !spec.out && !spec.resume)
+        return luaL_argerror(L, S_OPTS, "checkpoints need a run folder (option 'out')");
+    step_ctx sc = {.L = L, .eng = l_engine(L), .every = spec.every};
+    l_opt_get(L, S_OPTS, "on_step"); /* S_ONSTEP */
+    lua_pushnil(L);                  /* S_ERR */
+    const aim_dataset *val = opt_images(L, S_OPTS, "val", c);
+    const aim_dataset *probe_test = opt_images(L, S_OPTS, "probe_test", c);
+    int probe_idx = probe_test ? lua_gettop(L) : 0;
     const aim_dataset *recon = opt_images(L, S_OPTS, "recon", c);
-    int recon_idx = recon && lead ? lua_gettop(L) : 0;
+    int recon_idx = recon ? lua_gettop(L) : 0;
+
+    aim_err e;
+    aim_pretrain_job j;
+    if (aim_pretrain_job_init(&j, &spec, m, ds, val, probe_test, NULL, aim_dist_world(), &e))
+        return l_fail(L, e.msg);
+    aim_pretrain_opts *po = &j.po;
+    const int lead = aim_dist_rank(po->dist) == 0;
+    if (!lead)
+        recon_idx = 0; /* rank 0 alone makes reconstructions */
     /* recon_images: the first ones of val go to the event file as "recon/val"
      * at each validation; up to AIM_RECON_MAX of recon to the TUI's panel
      * (and the event file as "recon/board") */
-    po.recon_images = (int)l_opt_int(L, S_OPTS, "recon_images", 4, 0, AIM_RECON_IMAGES_MAX);
+    const int ckpt = po->ckpt_dir != NULL;
     l_board_opts bo = {
-        .recon_images = po.recon_images < AIM_RECON_MAX ? po.recon_images : AIM_RECON_MAX,
-        .recon_every = l_opt_int(L, S_OPTS, "recon_every", 0, 0, (lua_Integer)1 << 40),
-        .probe_images = po.probe_images,
-        .seed = po.data.seed,
+        .recon_images = spec.recon_images < AIM_RECON_MAX ? (int)spec.recon_images
+                                                          : AIM_RECON_MAX,
+        .recon_every = spec.recon_every,
+        .probe_images = po->probe_images,
+        .seed = po->data.seed,
+        .can_checkpoint = ckpt,
     };
-    /* a resumed run keeps its checkpoint schedule unless told otherwise */
-    po.ckpt_every = l_opt_int(L, S_OPTS, "ckpt_every", resume ? po.ckpt_every : 0, 0,
-                              (lua_Integer)1 << 40);
-    po.ckpt_minutes = l_opt_num(L, S_OPTS, "ckpt_minutes", resume ? po.ckpt_minutes : 0, 0, 1e9);
-    po.keep_last = (int)l_opt_int(L, S_OPTS, "keep", resume ? po.keep_last : 3, 0, 1 << 30);
-    int ckpt = l_opt_bool(L, S_OPTS, "checkpoints", po.ckpt_every > 0 || po.ckpt_minutes > 0);
-    if (ckpt && !out)
-        return luaL_argerror(L, S_OPTS, "checkpoints need a run folder (option 'out')");
-    po.ckpt_dir = ckpt ? out : NULL;
-    bo.can_checkpoint = ckpt;
-    (void)val_idx;
-
-    char desc[512];
-    snprintf(desc, sizeof desc,
-             "%s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d (%.2fM trunk + "
-             "%.2fM head params) | %lld steps x %d | %d threads%s%.200s",
-             ds->kind, (long long)ds->n, ds->c, ds->h, ds->w, c->width, c->depth, c->heads,
-             c->patch, aim_config_trunk_params(c) / 1e6, aim_config_head_params(c) / 1e6,
-             (long long)po.steps, po.batch, omp_get_max_threads(), out ? " | " : "",
-             out ? out : "");
-    if (aim_engine_job_begin(sc.eng, "pretrain", desc, po.lr, &e) != 0)
+    if (aim_engine_job_begin(sc.eng, "pretrain", j.desc, po->lr, &e) != 0) {
+        aim_pretrain_job_free(&j);
         return luaL_error(L, "%s", e.msg);
-    aim_engine_job_folder(sc.eng, out, omp_get_max_threads(), ckpt);
+    }
+    aim_engine_job_folder(sc.eng, j.out, omp_get_max_threads(), ckpt);
     /* FLOPs per image of a step (backward is two GEMMs per forward one) for
      * the live MFU; not counted across ranks: img/s is then the world's,
      * the peak one process's */
-    aim_engine_job_flops(sc.eng, c, po.batch,
-                         aim_dist_size(po.dist) == 1
+    aim_engine_job_flops(sc.eng, c, po->batch,
+                         aim_dist_size(po->dist) == 1
                              ? 3 * aim_config_flops_loss(c, AIM_LOSS_ROWS(c))
                              : 0);
     sc.board = l_board_new(L, sc.eng, S_MODEL, S_DATA, probe_idx, recon_idx, &bo);
     sc.m = m;
-    po.live_lr = aim_engine_job_lr(sc.eng);
-    po.on_step = job_on_step;
-    po.on_message = job_on_message;
-    po.on_val = job_on_val;
-    po.on_probe = job_on_probe;
-    po.requests = job_requests;
-    po.ctx = &sc;
+    po->live_lr = aim_engine_job_lr(sc.eng);
+    po->on_step = job_on_step;
+    po->on_message = job_on_message;
+    po->on_val = job_on_val;
+    po->on_probe = job_on_probe;
+    po->requests = job_requests;
+    po->ctx = &sc;
     lm->busy = ld->busy = 1;
     aim_pretrain_result res;
-    int rc = aim_pretrain(m, ds, &po, &res, &e);
+    memset(&res, 0, sizeof res);
+    int rc = j.state.step < po->steps ? aim_pretrain(m, ds, po, &res, &e) : 0;
+    if (j.state.step >= po->steps)
+        res.steps_done = j.state.step;
     lm->busy = ld->busy = 0;
     l_board_end(sc.board);
     char summary[256];
@@ -424,12 +284,18 @@ static int l_pretrain(lua_State *L)
                  (long long)res.steps_done, res.seconds, res.final_loss,
                  (int)(res.steps_done < 100 ? res.steps_done : 100), res.mean_loss_last,
                  res.stopped ? ", stopped" : "");
-    float peak = *po.live_lr;
+    float peak = *po->live_lr;
     aim_engine_job_end(sc.eng, summary, res.steps_done ? &sc.last : NULL);
     int bad = sc.failed || aim_engine_interrupted(sc.eng) || rc != 0, bad_save = 0;
-    if (!bad && lead && weights && aim_model_save(m, weights, &e) != 0)
+    if (!bad && aim_pretrain_job_save(&j, m, &e) != 0)
         bad = bad_save = 1;
-    int others = any_rank_failed(po.dist, bad);
+    int others = any_rank_failed(po->dist, bad);
+    /* the results into Lua strings before the job's are freed */
+    lua_pushstring(L, j.out);
+    lua_pushstring(L, j.metrics);
+    lua_pushstring(L, j.weights); /* ... out metrics weights */
+    int64_t total = po->steps, batch = po->batch;
+    aim_pretrain_job_free(&j);
     if (sc.failed) {
         lua_pushvalue(L, S_ERR);
         return lua_error(L);
@@ -442,18 +308,142 @@ static int l_pretrain(lua_State *L)
         return l_fail(L, OTHER_RANK_FAILED);
     lua_createtable(L, 0, 14);
     l_set_int(L, "steps", res.steps_done);
-    l_set_int(L, "total", po.steps);
+    l_set_int(L, "total", total);
     l_set_num(L, "loss", res.final_loss);
     l_set_num(L, "mean_loss", res.mean_loss_last);
     l_set_num(L, "seconds", res.seconds);
-    l_set_int(L, "images", res.steps_done * po.batch);
-    l_set_num(L, "img_per_s", res.seconds > 0 ? res.steps_done * po.batch / res.seconds : 0);
-    l_set_num(L, "epochs", (double)res.steps_done * po.batch / (double)ds->n);
+    l_set_int(L, "images", res.steps_done * batch);
+    l_set_num(L, "img_per_s", res.seconds > 0 ? res.steps_done * batch / res.seconds : 0);
+    l_set_num(L, "epochs", (double)res.steps_done * batch / (double)ds->n);
     l_set_bool(L, "stopped", res.stopped);
     l_set_num(L, "lr", peak);
-    l_set_str(L, "out", out);
-    l_set_str(L, "metrics", metrics);
-    l_set_str(L, "weights", weights);
+    lua_pushvalue(L, -4);
+    lua_setfield(L, -2, "out");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "metrics");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "weights");
+    return 1;
+}
+
+/* aim.experiment([opts]) -> m, train, test, pretrain_opts: what `aim train`
+ * opens for the same options (every `aim options pretrain` key, command-line
+ * ones included): the model (new, init = weights, or resume = a run's
+ * checkpoint), the training split and the test split (test_limit images; nil
+ * when validation and the live probe are both off), and the options for
+ * aim.pretrain(m, train, pretrain_opts): the Lua ones of opts with the test
+ * split as val, probe_test and recon, and out defaulting to
+ * runs/DATE-TIME-pretrain-PRESET as `aim train`'s does. */
+static int l_experiment(lua_State *L)
+{
+    aim_pretrain_spec spec;
+    aim_pretrain_spec_default(&spec);
+    l_job_opts(L, 1, aim_pretrain_options, &spec, AIM_OPT_BOTH);
+    aim_experiment x;
+    char notice[700];
+    aim_err e;
+    if (aim_experiment_open(&spec, &x, notice, sizeof notice, &e) != 0)
+        return l_fail(L, e.msg);
+    if (notice[0]) { /* where the script's other output goes */
+        lua_getglobal(L, "io");
+        if (lua_istable(L, -1) && lua_getfield(L, -1, "stderr") == LUA_TUSERDATA &&
+            lua_getfield(L, -1, "write") == LUA_TFUNCTION) {
+            lua_insert(L, -2);
+            lua_pushfstring(L, "aim: note: %s\n", notice);
+            lua_pcall(L, 2, 0, 0);
+            lua_pop(L, 1);
+        } else {
+            lua_settop(L, 1);
+        }
+    }
+    lua_settop(L, 1);
+    char out[512];
+    if (!spec.out && !spec.resume) {
+        char name[64];
+        snprintf(name, sizeof name, "pretrain-%s", spec.preset ? spec.preset : "tiny");
+        aim_job_run_dir(name, out, sizeof out);
+        spec.out = out;
+    }
+    l_model *lm = l_model_push_empty(L);
+    lm->m = x.model;
+    l_dataset *tr = l_dataset_push_empty(L);
+    tr->ds = x.train;
+    if (x.test) {
+        l_dataset *te = l_dataset_push_empty(L);
+        te->ds = x.test;
+    } else {
+        lua_pushnil(L);
+    }
+    /* the options table holds copies: the spec's strings die with x */
+    l_push_spec(L, aim_pretrain_options, &spec, AIM_OPT_LUA, 0); /* m tr te opts */
+    if (x.test) {
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "val");
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "probe_test");
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "recon");
+    }
+    free(x.strings[0]);
+    free(x.strings[1]);
+    return 4;
+}
+
+/* aim.options(job) -> list of {name =, type =, default =, help =, flag =
+ * (the command line's, or nil), lua = (true when aim.<job> takes it)} */
+static int l_options(lua_State *L)
+{
+    const char *job = luaL_checkstring(L, 1);
+    const aim_opt *t = aim_job_options(job);
+    if (!t)
+        return luaL_argerror(L, 1, "a job is pretrain, probe or lora");
+    static const char *const types[] = {"integer", "number", "boolean", "string", "string",
+                                        "blocks", "dataset", "function", "probe"};
+    lua_newtable(L);
+    int n = 0;
+    for (; t->name; t++) {
+        char buf[256];
+        lua_createtable(L, 0, 6);
+        l_set_str(L, "name", t->name);
+        l_set_str(L, "type", types[t->type]);
+        if (t->type == AIM_OPT_CHOICE)
+            l_set_str(L, "choices", t->arg);
+        if (t->type == AIM_OPT_INT)
+            l_set_int(L, "default", (lua_Integer)t->def);
+        else if (t->type == AIM_OPT_NUM)
+            l_set_num(L, "default", t->def);
+        else if (t->type == AIM_OPT_BOOL)
+            l_set_bool(L, "default", t->def != 0);
+        else if (t->sdef)
+            l_set_str(L, "default", t->sdef);
+        aim_opt_describe(t, buf, sizeof buf);
+        l_set_str(L, "help", buf);
+        if (t->where & AIM_OPT_CLI) {
+            aim_opt_flag(t, buf, sizeof buf);
+            l_set_str(L, "flag", buf);
+        }
+        l_set_bool(L, "lua", (t->where & AIM_OPT_LUA) != 0);
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+/* aim.defaults(job) -> {name = default} for every option with a plain
+ * value, the command line's included; options without a default are ""
+ * (so aim.args(arg, aim.defaults "pretrain") takes them as key=value) */
+static int l_defaults(lua_State *L)
+{
+    const char *job = luaL_checkstring(L, 1);
+    const aim_opt *t = aim_job_options(job);
+    if (!t)
+        return luaL_argerror(L, 1, "a job is pretrain, probe or lora");
+    union {
+        aim_pretrain_spec p;
+        aim_probe_spec q;
+        aim_lora_spec l;
+    } spec;
+    aim_opts_default(t, &spec, sizeof spec);
+    l_push_spec(L, t, &spec, AIM_OPT_BOTH, 1);
     return 1;
 }
 
@@ -541,7 +531,8 @@ static int l_quit(lua_State *L)
 }
 
 static const luaL_Reg job_funcs[] = {
-    {"pretrain", l_pretrain}, {"pause", l_pause}, {"resume", l_resume}, {"stop", l_stop},
+    {"pretrain", l_pretrain}, {"experiment", l_experiment}, {"options", l_options},
+    {"defaults", l_defaults}, {"pause", l_pause}, {"resume", l_resume}, {"stop", l_stop},
     {"lr", l_lr},             {"threads", l_threads}, {"quit", l_quit}, {NULL, NULL},
 };
 

@@ -149,80 +149,23 @@ static int on_epoch(void *ctx, int epoch, float loss, float train_top1, float te
     return callback(ctx, 1, v);
 }
 
-/* opts[key]: a list of 1..64 block numbers in 1..depth into out; returns
- * the count, 0 when the option is absent */
-static int read_blocks(lua_State *L, const char *key, int *out, int depth)
-{
-    int t = l_opt_get(L, S_OPTS, key);
-    if (t == LUA_TNIL) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (t != LUA_TTABLE)
-        return luaL_argerror(L, S_OPTS,
-                             lua_pushfstring(L, "option '%s' must be a list of block numbers",
-                                             key));
-    int n = (int)luaL_len(L, -1);
-    if (n < 1 || n > AIM_PROBE_MAX_BLOCKS)
-        return luaL_argerror(L, S_OPTS,
-                             lua_pushfstring(L, "option '%s' must list 1 to %d block numbers",
-                                             key, AIM_PROBE_MAX_BLOCKS));
-    for (int k = 0; k < n; k++) {
-        lua_geti(L, -1, k + 1);
-        int isnum;
-        lua_Integer b = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || b < 1 || b > depth)
-            return luaL_argerror(L, S_OPTS,
-                                 lua_pushfstring(L, "option '%s': block %s is not in 1..%d", key,
-                                                 luaL_tolstring(L, -1, NULL), depth));
-        out[k] = (int)b;
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return n;
-}
-
-static void blocks_label(const int *b, int n, char *buf, size_t len)
-{
-    buf[0] = 0;
-    for (int k = 0; k < n; k++) {
-        size_t at = strlen(buf);
-        snprintf(buf + at, len - at, "%s%d", k ? "," : "", b[k]);
-    }
-}
-
-static const char *const lora_options[] = {
-    "rank",    "alpha", "blocks", "probe_blocks", "epochs",        "batch",
-    "lr",      "head_lr", "wd",   "augment",      "flip",   "seed",          "save",
-    "save_adapters", "on_epoch", "on_step", "head", "out", "log_every", NULL,
-};
-
+/* aim.lora(m, train, test [, opts]): the options are the job layer's
+ * (aim_lora_options, `aim options lora`), made into the job by
+ * aim_lora_spec_job as `aim lora` does */
 static int l_lora(lua_State *L)
 {
     l_model *lm = l_model_check(L, S_MODEL);
     l_dataset *tr = l_dataset_check(L, S_TRAIN), *te = l_dataset_check(L, S_TEST);
-    if (!lua_isnoneornil(L, S_OPTS))
-        luaL_checktype(L, S_OPTS, LUA_TTABLE);
-    l_check_options(L, S_OPTS, lora_options);
+    aim_lora_spec spec;
+    aim_lora_spec_default(&spec);
+    l_job_opts(L, S_OPTS, aim_lora_options, &spec, AIM_OPT_LUA);
     lua_settop(L, S_OPTS);
     aim_model *m = lm->m;
     const aim_config *c = aim_model_config(m);
     aim_lora_job job;
-    aim_lora_job_default(&job);
-    job.rank = (int)l_opt_int(L, S_OPTS, "rank", job.rank < c->width ? job.rank : c->width, 1,
-                              c->width);
-    job.alpha = (float)l_opt_num(L, S_OPTS, "alpha", job.rank, 1e-6, 1e6);
-    job.nblocks = read_blocks(L, "blocks", job.blocks, c->depth);
-    job.nprobe = read_blocks(L, "probe_blocks", job.probe_blocks, c->depth);
-    job.epochs = (int)l_opt_int(L, S_OPTS, "epochs", job.epochs, 1, 100000);
-    job.batch = (int)l_opt_int(L, S_OPTS, "batch", job.batch, 2, 65536);
-    job.lr = (float)l_opt_num(L, S_OPTS, "lr", job.lr, 1e-12, 10);
-    job.head_lr = (float)l_opt_num(L, S_OPTS, "head_lr", job.head_lr, 1e-12, 10);
-    job.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", job.weight_decay, 0, 10);
-    job.augment = l_opt_bool(L, S_OPTS, "augment", 0);
-    job.flip = l_opt_bool(L, S_OPTS, "flip", 0);
-    job.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
-    job.log_every = (int)l_opt_int(L, S_OPTS, "log_every", job.log_every, 1, 1 << 30);
+    aim_err e;
+    if (aim_lora_spec_job(&spec, c, &job, &e) != 0)
+        return luaL_argerror(L, S_OPTS, e.msg);
     /* head = an aim.probe (or an aim.probe result): LoRA starts from it,
      * reading its blocks unless probe_blocks says otherwise (LP-FT) */
     l_probe *head = NULL;
@@ -244,12 +187,10 @@ static int l_lora(lua_State *L)
             memcpy(job.probe_blocks, head->blocks, (size_t)head->nblocks * sizeof(int));
         }
     }
-    const char *save = l_opt_str(L, S_OPTS, "save", NULL);
-    const char *save_adapters = l_opt_str(L, S_OPTS, "save_adapters", NULL);
-    int t1 = l_opt_get(L, S_OPTS, "on_step");  /* S_ONSTEP */
-    int t2 = l_opt_get(L, S_OPTS, "on_epoch"); /* S_ONEPOCH */
-    if ((t1 != LUA_TNIL && t1 != LUA_TFUNCTION) || (t2 != LUA_TNIL && t2 != LUA_TFUNCTION))
-        return luaL_argerror(L, S_OPTS, "options 'on_step' and 'on_epoch' must be functions");
+    const char *save = spec.save;
+    const char *save_adapters = spec.save_adapters;
+    l_opt_get(L, S_OPTS, "on_step");  /* S_ONSTEP */
+    l_opt_get(L, S_OPTS, "on_epoch"); /* S_ONEPOCH */
     lua_pushnil(L); /* S_ERR */
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
     for (int i = 0; i < 2; i++) {
@@ -268,7 +209,6 @@ static int l_lora(lua_State *L)
                                              (int)dtr->n, job.batch));
 
     /* what the job will train, known before it starts (as `aim lora`) */
-    aim_err e;
     aim_lora_job jr = job;
     if (aim_lora_job_resolve(&jr, c->depth, &e) != 0)
         return luaL_argerror(L, S_OPTS, e.msg);
@@ -279,10 +219,10 @@ static int l_lora(lua_State *L)
     int nad = li.rank ? li.nblocks : jr.nblocks;
     char adapted[256], probed[256];
     if (li.rank)
-        blocks_label(li.blocks, li.nblocks < 64 ? li.nblocks : 64, adapted, sizeof adapted);
+        aim_blocks_label(li.blocks, li.nblocks < 64 ? li.nblocks : 64, adapted, sizeof adapted);
     else
-        blocks_label(jr.blocks, jr.nblocks, adapted, sizeof adapted);
-    blocks_label(jr.probe_blocks, jr.nprobe, probed, sizeof probed);
+        aim_blocks_label(jr.blocks, jr.nblocks, adapted, sizeof adapted);
+    aim_blocks_label(jr.probe_blocks, jr.nprobe, probed, sizeof probed);
     uint64_t trunk = aim_config_trunk_params(c);
     uint64_t adapters = li.rank ? li.params : 6ull * (uint64_t)rank * (uint64_t)c->width * nad;
     double share = trunk ? 100.0 * (double)adapters / (double)trunk : 0;
@@ -307,7 +247,7 @@ static int l_lora(lua_State *L)
              (long long)dtr->n, (long long)dte->n, job.epochs, (long long)(dtr->n / job.batch),
              job.batch);
     /* the run folder (not data-parallel yet: rank 0 writes it), before any work */
-    const char *out = l_opt_str(L, S_OPTS, "out", NULL);
+    const char *out = spec.out;
     if (out && aim_runlog_open_lead(out, aim_dist_world(), &job.log, &e) != 0)
         return l_fail(L, e.msg);
     if (aim_engine_job_begin(lc.eng, "lora", desc, job.lr, &e) != 0) {
@@ -319,15 +259,15 @@ static int l_lora(lua_State *L)
     lm->busy = 1;
     tr->busy = te->busy = 1;
     aim_lora_result res;
-    l_norm_saved ns; /* normalised as in pretraining, like `aim lora` */
-    l_norm_as_model(m, tr->ds, te->ds, &ns);
+    aim_norm_saved ns; /* normalised as in pretraining, like `aim lora` */
+    aim_job_norm_as_model(m, tr->ds, te->ds, &ns);
     int rc = aim_lora_run(m, dtr, dte, &job, &res, &e);
     aim_err ce;
     if (aim_runlog_close(job.log, &ce) != 0 && rc == 0) {
         rc = -1;
         e = ce;
     }
-    l_norm_restore(tr->ds, te->ds, &ns);
+    aim_job_norm_restore(tr->ds, te->ds, &ns);
     lm->busy = 0;
     tr->busy = te->busy = 0;
     lc.view.running = 0;

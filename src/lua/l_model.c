@@ -51,7 +51,7 @@ l_model *l_model_check(lua_State *L, int idx)
     return m;
 }
 
-static l_model *push_empty(lua_State *L)
+l_model *l_model_push_empty(lua_State *L)
 {
     l_model *m = lua_newuserdatauv(L, sizeof *m, 0);
     memset(m, 0, sizeof *m);
@@ -155,7 +155,7 @@ static int l_model_new(lua_State *L)
     }
     if (aim_config_validate(&c, &e) != 0)
         return luaL_argerror(L, 1, e.msg);
-    l_model *m = push_empty(L);
+    l_model *m = l_model_push_empty(L);
     m->m = aim_model_new(&c, seed, &e);
     if (!m->m)
         return luaL_error(L, "%s", e.msg);
@@ -165,7 +165,7 @@ static int l_model_new(lua_State *L)
 static int l_load(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    l_model *m = push_empty(L);
+    l_model *m = l_model_push_empty(L);
     aim_err e;
     m->m = aim_model_load(path, &e);
     if (!m->m)

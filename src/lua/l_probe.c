@@ -282,72 +282,29 @@ static int on_set(void *ctx, int index, const aim_probe_set_result *r)
     return callback(ctx, 1, (void *)r);
 }
 
-static const char *const probe_options[] = {"blocks", "sweep", "window", "kind", "raw",
-                                            "epochs", "batch", "lr", "wd", "seed", "save",
-                                            "on_set", "on_epoch", "out", "mirror", NULL};
-
+/* aim.probe(m, train, test [, opts]): the options are the job layer's
+ * (aim_probe_options, `aim options probe`), made into the job by
+ * aim_probe_spec_job as `aim probe` does */
 static int l_probe_run(lua_State *L)
 {
     l_model *lm = lua_isnil(L, S_MODEL) ? NULL : l_model_check(L, S_MODEL);
     l_dataset *tr = l_dataset_check(L, S_TRAIN), *te = l_dataset_check(L, S_TEST);
-    if (!lua_isnoneornil(L, S_OPTS))
-        luaL_checktype(L, S_OPTS, LUA_TTABLE);
-    l_check_options(L, S_OPTS, probe_options);
+    aim_probe_spec spec;
+    aim_probe_spec_default(&spec);
+    l_job_opts(L, S_OPTS, aim_probe_options, &spec, AIM_OPT_LUA);
     lua_settop(L, S_OPTS);
-    aim_probe_job job;
-    memset(&job, 0, sizeof job);
-    aim_probe_opts_default(&job.train);
-    job.dist = aim_dist_world(); /* features data-parallel under mpirun */
-    const char *kind = l_opt_str(L, S_OPTS, "kind", "attentive");
-    if (!strcmp(kind, "attentive"))
-        job.kind = AIM_PROBE_ATTENTIVE;
-    else if (!strcmp(kind, "linear"))
-        job.kind = AIM_PROBE_LINEAR;
-    else
-        return luaL_argerror(L, S_OPTS, "option 'kind' must be \"attentive\" or \"linear\"");
-    job.raw = l_opt_bool(L, S_OPTS, "raw", 0);
-    job.mirror = l_opt_bool(L, S_OPTS, "mirror", 0);
-    if (job.raw && job.mirror)
-        return luaL_argerror(L, S_OPTS, "mirror needs a trunk's features (not raw pixels)");
-    if (!lm && !job.raw)
+    if (!lm && !spec.raw)
         return luaL_argerror(L, S_MODEL, "a model is needed (or raw = true)");
-    int sweep = l_opt_bool(L, S_OPTS, "sweep", 0);
-    job.train.epochs = (int)l_opt_int(L, S_OPTS, "epochs",
-                                      sweep ? AIM_PROBE_SWEEP_EPOCHS : AIM_PROBE_EPOCHS, 1, 100000);
-    job.train.batch = (int)l_opt_int(L, S_OPTS, "batch", 256, 2, 65536);
-    job.train.lr = (float)l_opt_num(L, S_OPTS, "lr", 1e-2, 1e-12, 10);
-    job.train.weight_decay = (float)l_opt_num(L, S_OPTS, "wd", 0.05, 0, 10);
-    job.train.seed = (uint64_t)l_opt_int(L, S_OPTS, "seed", 0, 0, LUA_MAXINTEGER);
     int L_depth = lm ? aim_model_config(lm->m)->depth : 0;
-    if (sweep) {
-        int window = (int)l_opt_int(L, S_OPTS, "window", 1, 1, L_depth > 0 ? L_depth : 1);
-        aim_probe_job_sweep(&job, L_depth, window);
-    } else if (l_opt_get(L, S_OPTS, "blocks") == LUA_TTABLE) { /* opts blocks */
-        int n = (int)luaL_len(L, -1);
-        if (n < 1 || n > AIM_PROBE_MAX_BLOCKS)
-            return luaL_argerror(L, S_OPTS, "option 'blocks' must list 1 to 64 block numbers");
-        for (int k = 0; k < n; k++) {
-            lua_geti(L, -1, k + 1);
-            int isnum;
-            lua_Integer b = lua_tointegerx(L, -1, &isnum);
-            if (!isnum || b < 1 || b > L_depth)
-                return luaL_argerror(L, S_OPTS,
-                                     lua_pushfstring(L, "block %s is not in 1..%d",
-                                                     luaL_tolstring(L, -1, NULL), L_depth));
-            job.blocks[0][k] = (int)b;
-            lua_pop(L, 1);
-        }
-        job.nblocks[0] = n;
-        job.nsets = 1;
-        lua_pop(L, 1);
-    } else {
-        lua_pop(L, 1);
-    }
-    const char *save = l_opt_str(L, S_OPTS, "save", NULL);
-    int t1 = l_opt_get(L, S_OPTS, "on_set");     /* S_ONSET */
-    int t2 = l_opt_get(L, S_OPTS, "on_epoch");   /* S_ONEPOCH */
-    if ((t1 != LUA_TNIL && t1 != LUA_TFUNCTION) || (t2 != LUA_TNIL && t2 != LUA_TFUNCTION))
-        return luaL_argerror(L, S_OPTS, "options 'on_set' and 'on_epoch' must be functions");
+    aim_probe_job job;
+    aim_err e;
+    if (aim_probe_spec_job(&spec, L_depth, &job, &e) != 0)
+        return luaL_argerror(L, S_OPTS, e.msg);
+    job.dist = aim_dist_world(); /* features data-parallel under mpirun */
+    const char *kind = spec.kind;
+    const char *save = spec.save;
+    l_opt_get(L, S_OPTS, "on_set");   /* S_ONSET */
+    l_opt_get(L, S_OPTS, "on_epoch"); /* S_ONEPOCH */
     lua_pushnil(L);       /* S_ERR */
     push_empty_probe(L);  /* S_PROBE: receives the best probe */
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
@@ -374,9 +331,8 @@ static int l_probe_run(lua_State *L)
     job.train.ctx = &pc;
     job.on_set = on_set;
     job.ctx = &pc;
-    aim_err e;
     /* the run folder (rank 0 writes it), before any work */
-    const char *out = l_opt_str(L, S_OPTS, "out", NULL);
+    const char *out = spec.out;
     if (out && aim_runlog_open_lead(out, job.dist, &job.log, &e) != 0)
         return l_fail(L, e.msg);
     char desc[256];
@@ -394,9 +350,9 @@ static int l_probe_run(lua_State *L)
         lm->busy = 1;
     tr->busy = te->busy = 1;
     aim_probe_job_result res;
-    l_norm_saved ns; /* normalised as in pretraining, like `aim probe` */
+    aim_norm_saved ns; /* normalised as in pretraining, like `aim probe` */
     if (lm)
-        l_norm_as_model(lm->m, tr->ds, te->ds, &ns);
+        aim_job_norm_as_model(lm->m, tr->ds, te->ds, &ns);
     int rc = aim_probe_job_run(lm ? lm->m : NULL, dtr, dte, &job, &res, &e);
     aim_err ce;
     if (aim_runlog_close(job.log, &ce) != 0 && rc == 0) {
@@ -404,7 +360,7 @@ static int l_probe_run(lua_State *L)
         e = ce;
     }
     if (lm)
-        l_norm_restore(tr->ds, te->ds, &ns);
+        aim_job_norm_restore(tr->ds, te->ds, &ns);
     if (lm)
         lm->busy = 0;
     tr->busy = te->busy = 0;
