@@ -59,7 +59,7 @@ printf 'x' >"$T/plain"
 expect_error "plain/sub: cannot create" "--out under a regular file" lora "$W" $P --out "$T/plain/sub"
 ok $(test ! -s "$T/out"; echo $?) "... refused before any work (nothing printed)"
 expect_error "pretraining run" "--out into a pretraining run's folder" lora "$W" $P --out "$T/run"
-expect_error "--log-every >= 1" "--log-every 0" lora "$W" $P --log-every 0
+expect_error "--log-every must be in 1..1073741824 (got 0)" "--log-every 0" lora "$W" $P --log-every 0
 
 # starting from a saved frozen probe (LP-FT), and heads that do not fit
 run_aim probe "$W" --data synthetic --train-limit 300 --test-limit 200 --blocks 1 --epochs 2 --batch 32 --threads 1 --quiet --save "$T/probed.safetensors"
@@ -70,10 +70,10 @@ run_aim probe "$W" --data synthetic --train-limit 300 --test-limit 200 --blocks 
 expect_error "does not fit" "--head with a linear probe" lora "$W" $P --head "$T/linear.safetensors"
 expect_error "--head and --compare exclude each other" "--head with --compare" lora "$W" $P --head "$T/probed.safetensors" --compare
 expect_error "WEIGHTS" "lora without weights" lora $P
-expect_error "--rank >= 1" "--rank 0" lora "$W" $P --rank 0
-expect_error "--rank 65 exceeds the trunk width 64" "a rank above the width" lora "$W" $P --rank 65
-expect_error "--blocks: block 99 is not in 1..2" "--blocks 99" lora "$W" $P --blocks 99
-expect_error "--probe-blocks expects a list like 3,4 (got \"x\")" "--probe-blocks x" lora "$W" $P --probe-blocks x
+expect_error "--rank must be in 1..65536 (got 0)" "--rank 0" lora "$W" $P --rank 0
+expect_error "rank 65 exceeds the trunk width 64" "a rank above the width" lora "$W" $P --rank 65
+expect_error "blocks: block 99 is not in 1..2" "--blocks 99" lora "$W" $P --blocks 99
+expect_error "--probe-blocks expects a list of block numbers like 3,4 (got \"x\")" "--probe-blocks x" lora "$W" $P --probe-blocks x
 expect_error "missing.safetensors" "missing weights" lora "$T/missing.safetensors" $P
 printf 'garbage, not safetensors' >"$T/corrupt.safetensors"
 expect_error "corrupt.safetensors" "a corrupt weights file" lora "$T/corrupt.safetensors" $P

@@ -273,7 +273,7 @@ const char *aim_opts_suggest(const aim_opt *t, const char *name, int where)
 
 static void num_text(double v, char *buf, size_t len)
 {
-    if (v == (double)(int64_t)v && fabs(v) < 1e7)
+    if (v == (double)(int64_t)v && fabs(v) <= 9007199254740992.0)
         snprintf(buf, len, "%lld", (long long)v);
     else
         snprintf(buf, len, "%g", v);
@@ -935,9 +935,11 @@ int aim_lora_spec_job(const aim_lora_spec *s, const aim_config *c, aim_lora_job 
         return aim_errf(e, "rank %lld exceeds the trunk width %d", (long long)s->rank, c->width);
     j->rank = (int)s->rank;
     j->alpha = s->alpha > 0 ? (float)s->alpha : (float)s->rank;
-    if (aim_blocks_check(&s->blocks, c->depth, e) != 0 ||
-        aim_blocks_check(&s->probe_blocks, c->depth, e) != 0)
-        return -1;
+    aim_err be;
+    if (aim_blocks_check(&s->blocks, c->depth, &be) != 0)
+        return aim_errf(e, "blocks: %s", be.msg);
+    if (aim_blocks_check(&s->probe_blocks, c->depth, &be) != 0)
+        return aim_errf(e, "probe_blocks: %s", be.msg);
     j->nblocks = s->blocks.n;
     memcpy(j->blocks, s->blocks.b, sizeof j->blocks);
     j->nprobe = s->probe_blocks.n;

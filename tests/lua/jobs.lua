@@ -47,7 +47,7 @@ T.is(l2, 2, "log_every = 2 and run = \"named\" shape the metrics")
 T.ok((T.read(T.path("run2/run.json")) or ""):find('"flip":0,"scale_min":0.5,"shift":1}', 1, true),
      "run.json records flip, scale_min and shift")
 local r3 = aim.pretrain(aim.model "micro", ds, {batch = 32})
-T.is(r3.steps, 2, "the default is one epoch")
+T.is(r3.steps, 10, "the default is the default experiment's 5 epochs (64 images, batch 32)")
 
 -- stopping and lr from inside a job
 local rs = aim.pretrain(aim.model "micro", ds, {steps = 100, batch = 4,
@@ -112,12 +112,12 @@ T.raises("'on_nan' must be", "on_nan other than skip/stop raises", aim.pretrain,
          {steps = 1, batch = 4, on_nan = "ignore"})
 local rn = aim.pretrain(aim.model "micro", ds, {steps = 2, batch = 4, on_nan = "stop"})
 T.ok(rn.steps == 2 and not rn.stopped, "on_nan = \"stop\" runs a finite job to its end")
-T.raises("option 'steps' must be in", "steps = 0 raises", aim.pretrain, me, ds, {steps = 0})
+T.raises("option 'steps' must be in", "steps = -1 raises", aim.pretrain, me, ds, {steps = -1})
 T.raises("option 'shift' must be in", "shift = -1 raises", aim.pretrain, me, ds, {shift = -1})
 local rsh, msh = aim.pretrain(me, ds, {shift = 8})
 T.ok(rsh == nil and tostring(msh):find("shift 8 must be in [0, 8) for the 8x8 images", 1, true),
      "a shift as large as the image fails with a message: " .. tostring(msh))
-T.raises("steps or epochs", "steps and epochs together raise", aim.pretrain, me, ds, {steps = 1, epochs = 1})
+T.is(aim.pretrain(me, ds, {steps = 1, epochs = 3, batch = 4}).steps, 1, "steps, when given, wins over epochs")
 T.raises("option 'on_step' must be a function", "a non-function on_step raises", aim.pretrain, me, ds, {on_step = 3})
 T.raises("option 'crop' must be true or false", "a non-boolean flag raises", aim.pretrain, me, ds, {crop = 1})
 T.raises("ds:convert", "data of the wrong size raises", aim.pretrain, me, aim.data.synthetic{n = 4, size = 16})
