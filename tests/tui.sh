@@ -63,7 +63,7 @@ wait_exit() {
     test -f "$T/stty.after"
 }
 
-EXP="\"$S/pretrain.lua\" -- preset=micro batch=8 limit=64 test=32 steps=1000000 val_every=50 \
+EXP="\"$S/pretrain.lua\" -- preset=micro batch=8 limit=64 test_limit=32 steps=1000000 val_every=50 \
 probe_every=0 recon_every=25 ckpt_minutes=0 out=\"$T/work/run1\""
 
 # ---- 1. the whole tour

@@ -129,7 +129,7 @@ wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "q quits ($(cat "$T/status" 2>/dev/null))"
 
 # ---- 2. while a job runs
-EXP="\"$S/pretrain.lua\" -- preset=micro batch=8 limit=64 test=32 steps=1000000 val_every=0 \
+EXP="\"$S/pretrain.lua\" -- preset=micro batch=8 limit=64 test_limit=32 steps=1000000 val_every=0 \
 probe_every=0 recon_every=10 ckpt_minutes=0 out=\"$T/work/run1\""
 tui_start 80 24 "tui --threads 1 $EXP"
 wait_for "step " 60 && wait_for "reconstruction"

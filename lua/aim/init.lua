@@ -16,9 +16,8 @@ aim.print_table = function(rows, columns, opts)
     print(pretty.table(rows, columns, opts))
 end
 
--- experiments: script arguments, data with a fallback, run folders
+-- experiments: script arguments, run folders
 aim.args = util.args
-aim.data.default = util.default_data
 aim.run_dir = util.run_dir
 
 return aim

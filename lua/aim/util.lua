@@ -1,7 +1,7 @@
 -- aim/util.lua - helpers for experiment scripts: `key=value` script
--- arguments checked against defaults (aim.args), the default dataset with
--- the synthetic fallback (aim.data.default) and run folder names
--- (aim.run_dir).
+-- arguments checked against defaults (aim.args) and run folder names
+-- (aim.run_dir). aim.data.default (the data as `aim train --data` opens it)
+-- is C: src/lua/l_data.c.
 local M = {}
 
 local function convert(key, value, default)
@@ -59,22 +59,6 @@ function M.args(arg, defaults)
         out[key] = convert(key, value, defaults[key])
     end
     return out
-end
-
---- default_data(split [, opts]) -> dataset: Fashion-MNIST (Debian's
---- dataset-fashion-mnist package), or, when it is missing, the synthetic set
---- with a notice on stderr. opts: channels, size, limit, seed (synthetic).
-function M.default_data(split, opts)
-    local aim = require "aim"
-    opts = opts or {}
-    split = split or "train"
-    local ds, err = aim.data.fashion_mnist(split, {channels = opts.channels, size = opts.size,
-                                                   limit = opts.limit})
-    if ds then return ds end
-    io.stderr:write("aim: note: using the synthetic dataset instead (", err, ")\n")
-    local n = opts.limit or (split == "test" and 2000 or 20000)
-    return aim.data.synthetic{n = n, channels = opts.channels or 1, size = opts.size or 28,
-                              seed = (opts.seed or 0) + (split == "test" and 0x7e57 or 0)}
 end
 
 --- run_dir(name) -> "runs/YYYYmmdd-HHMMSS-name"

@@ -114,6 +114,9 @@ void l_set_int(lua_State *L, const char *key, lua_Integer v);
 void l_set_num(lua_State *L, const char *key, lua_Number v);
 void l_set_str(lua_State *L, const char *key, const char *v);
 void l_set_bool(lua_State *L, const char *key, int v);
+/* "aim: note: TEXT" through io.stderr (where the script's own output
+ * goes, whatever the front end); nothing for NULL or "" */
+void l_notice(lua_State *L, const char *text);
 /* Return nil, message (the I/O failure channel). */
 int l_fail(lua_State *L, const char *msg);
 /* A job's step as the table on_step callbacks get (l_jobs.c). */

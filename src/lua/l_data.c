@@ -113,6 +113,36 @@ static int data_open(lua_State *L)
     return adopt(L, d, ds, &s, &e);
 }
 
+static const char *const default_options[] = {"data", "channels", "size", "limit", "seed", NULL};
+
+/* aim.data.default([split [, opts]]): the data as `aim train --data SPEC`
+ * opens it (aim_job_open_data): opts.data (default "fashion-mnist", the
+ * synthetic set with a notice when it is not installed), channels, size,
+ * limit, seed (the synthetic set's) */
+static int data_default(lua_State *L)
+{
+    if (lua_istable(L, 1)) { /* aim.data.default{limit = 100} */
+        lua_pushnil(L);
+        lua_insert(L, 1);
+    }
+    int split = luaL_checkoption(L, 1, "train", split_names);
+    l_check_options(L, 2, default_options);
+    const char *spec = l_opt_str(L, 2, "data", "fashion-mnist");
+    int channels = (int)l_opt_int(L, 2, "channels", 0, 0, AIM_MAX_CHANNELS);
+    int size = (int)l_opt_int(L, 2, "size", 0, 0, 4096);
+    lua_Integer limit = l_opt_int(L, 2, "limit", 0, 0, LUA_MAXINTEGER);
+    lua_Integer seed = l_opt_int(L, 2, "seed", 0, 0, LUA_MAXINTEGER);
+    l_dataset *d = l_dataset_push_empty(L);
+    char notice[400];
+    aim_err e;
+    d->ds = aim_job_open_data(spec, split_names[split], channels, size, limit, (uint64_t)seed,
+                              notice, sizeof notice, &e);
+    l_notice(L, notice);
+    if (!d->ds)
+        return l_fail(L, e.msg);
+    return 1;
+}
+
 static const char *const synth_options[] = {"n", "channels", "size", "classes", "seed", NULL};
 
 static int data_synthetic(lua_State *L)
@@ -292,6 +322,7 @@ static const luaL_Reg data_funcs[] = {
     {"fashion_mnist", data_fashion_mnist},
     {"open", data_open},
     {"synthetic", data_synthetic},
+    {"default", data_default},
     {NULL, NULL},
 };
 

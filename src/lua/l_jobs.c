@@ -344,18 +344,7 @@ static int l_experiment(lua_State *L)
     aim_err e;
     if (aim_experiment_open(&spec, &x, notice, sizeof notice, &e) != 0)
         return l_fail(L, e.msg);
-    if (notice[0]) { /* where the script's other output goes */
-        lua_getglobal(L, "io");
-        if (lua_istable(L, -1) && lua_getfield(L, -1, "stderr") == LUA_TUSERDATA &&
-            lua_getfield(L, -1, "write") == LUA_TFUNCTION) {
-            lua_insert(L, -2);
-            lua_pushfstring(L, "aim: note: %s\n", notice);
-            lua_pcall(L, 2, 0, 0);
-            lua_pop(L, 1);
-        } else {
-            lua_settop(L, 1);
-        }
-    }
+    l_notice(L, notice);
     lua_settop(L, 1);
     char out[512];
     if (!spec.out && !spec.resume) {

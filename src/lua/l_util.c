@@ -320,3 +320,18 @@ void l_push_spec(lua_State *L, const aim_opt *t, const void *spec, int where, in
         }
     }
 }
+
+void l_notice(lua_State *L, const char *text)
+{
+    if (!text || !*text)
+        return;
+    int top = lua_gettop(L);
+    lua_getglobal(L, "io");
+    if (lua_istable(L, -1) && lua_getfield(L, -1, "stderr") == LUA_TUSERDATA &&
+        lua_getfield(L, -1, "write") == LUA_TFUNCTION) { /* io stderr write */
+        lua_insert(L, -2);                              /* io write stderr */
+        lua_pushfstring(L, "aim: note: %s\n", text);
+        lua_pcall(L, 2, 0, 0);
+    }
+    lua_settop(L, top);
+}
