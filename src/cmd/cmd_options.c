@@ -43,13 +43,26 @@ static const char *type_name(aim_opt_type t)
     return "?";
 }
 
+/* text for a Markdown table cell: `|` escaped */
+static void cell(const char *s, char *buf, size_t len)
+{
+    size_t k = 0;
+    for (; *s && k + 2 < len; s++) {
+        if (*s == '|')
+            buf[k++] = '\\';
+        buf[k++] = *s;
+    }
+    buf[k] = 0;
+}
+
 static void print_job(const char *job, int markdown)
 {
     const aim_opt *t = aim_job_options(job);
     const char *cmd = !strcmp(job, "pretrain") ? "train" : job;
     if (markdown)
-        printf("| `aim %s` | `aim.%s{}` | type | default | what |\n|---|---|---|---|---|\n",
-               cmd, job);
+        printf("## %s: `aim %s`, `aim.%s`\n\n"
+               "| command line | Lua | type | default | what |\n|---|---|---|---|---|\n",
+               job, cmd, job);
     else
         printf("%s (aim %s, aim.%s):\n", job, cmd, job);
     for (; t->name; t++) {
@@ -61,18 +74,12 @@ static void print_job(const char *job, int markdown)
         const char *lua = t->where & AIM_OPT_LUA ? t->name : "";
         const char *type = t->type == AIM_OPT_CHOICE ? t->arg : type_name(t->type);
         if (markdown) {
-            /* `|` in a table cell needs its escape */
-            char ty[64];
-            size_t k = 0;
-            for (const char *c = type; *c && k + 2 < sizeof ty; c++) {
-                if (*c == '|')
-                    ty[k++] = '\\';
-                ty[k++] = *c;
-            }
-            ty[k] = 0;
-            printf("| %s%s%s | %s%s%s | %s | %s | %s |\n", flag[0] ? "`" : "", flag,
-                   flag[0] ? "`" : "", lua[0] ? "`" : "", lua, lua[0] ? "`" : "", ty,
-                   def[0] ? def : "-", t->help);
+            char f[128], ty[128], h[512];
+            cell(flag, f, sizeof f);
+            cell(type, ty, sizeof ty);
+            cell(t->help, h, sizeof h);
+            printf("| %s%s%s | %s%s%s | %s | %s | %s |\n", f[0] ? "`" : "", f, f[0] ? "`" : "",
+                   lua[0] ? "`" : "", lua, lua[0] ? "`" : "", ty, def[0] ? def : "-", h);
         } else {
             printf("  %-22s %-14s %-9s %s\n", flag[0] ? flag : "-", lua[0] ? lua : "-", type,
                    help);

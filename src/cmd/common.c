@@ -29,45 +29,6 @@ int cmd_model_config(const cmd_model_opts *o, aim_config *c)
     return 0;
 }
 
-aim_dataset *cmd_open_data(const char *spec, const char *split, int channels, int image,
-                           int64_t limit, uint64_t seed)
-{
-    aim_err e = {{0}};
-    aim_dataset *ds = NULL;
-    int test = split && !strcmp(split, "test");
-    if (!spec || !strcmp(spec, "fashion-mnist")) {
-        ds = aim_data_fashion_mnist(test ? "test" : "train", NULL, &e);
-        if (!ds) {
-            fprintf(stderr, "aim: note: %s; using the synthetic dataset instead\n", e.msg);
-            spec = "synthetic";
-        }
-    }
-    if (!ds && !strcmp(spec, "synthetic")) {
-        aim_synth_opts so = {.n = limit > 0 ? limit : (test ? 2000 : 20000),
-                             .c = channels > 0 ? channels : 1,
-                             .h = image > 0 ? image : 28,
-                             .w = image > 0 ? image : 28,
-                             .nclasses = 10,
-                             .seed = seed ^ (test ? 0x7e57ULL : 0)};
-        ds = aim_data_synthetic(&so, &e);
-    } else if (!ds) {
-        aim_open_opts oo = {.split = split, .limit = limit};
-        ds = aim_data_open(spec, &oo, &e);
-    }
-    if (!ds) {
-        cmd_fail("%s", e.msg);
-        return NULL;
-    }
-    if (limit > 0)
-        aim_dataset_truncate(ds, limit);
-    if (aim_dataset_convert(ds, channels, image, image, AIM_RESIZE_AREA, &e) != 0) {
-        cmd_fail("%s: %s", spec, e.msg);
-        aim_dataset_free(ds);
-        return NULL;
-    }
-    return ds;
-}
-
 void cmd_set_threads(int threads)
 {
     if (threads > 0) {

@@ -35,13 +35,6 @@ typedef struct cmd_model_opts {
 /* Returns 0, or 1 after printing the error. */
 int cmd_model_config(const cmd_model_opts *o, aim_config *c);
 
-/* spec: "fashion-mnist" (falls back to synthetic with a notice on stderr
- * when not installed), "synthetic", or a path (aim_data_open). The result is
- * converted to channels x image x image when those are > 0. limit 0 = all.
- * Prints the error and returns NULL on failure. */
-aim_dataset *cmd_open_data(const char *spec, const char *split, int channels, int image,
-                           int64_t limit, uint64_t seed);
-
 /* --threads: OpenMP and OpenBLAS together (0 = leave the default). */
 void cmd_set_threads(int threads);
 int cmd_threads(void);
