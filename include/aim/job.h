@@ -75,6 +75,9 @@ extern const char *const aim_job_names[];
 void aim_opts_default(const aim_opt *t, void *spec, size_t size);
 /* The option called name ('-' and '_' alike) that applies `where`, or NULL. */
 const aim_opt *aim_opts_find(const aim_opt *t, const char *name, int where);
+/* Edit distance of two short names ('-' and '_' alike; 99 past 31
+ * characters), for "did you mean" hints */
+int aim_name_distance(const char *a, const char *b);
 /* The nearest name within edit distance 2 (for "did you mean"), or NULL. */
 const char *aim_opts_suggest(const aim_opt *t, const char *name, int where);
 

@@ -45,8 +45,15 @@ static int set_value(const char *cmd, const cmd_opt *o, const char *v)
     return 1;
 }
 
-int cmd_parse(const char *cmd, int argc, char **argv, const cmd_opt *opts, char **pos,
-              int *npos, int maxpos)
+/* The walk every command's arguments take: "--" ends the options, other
+ * words are positional (at most maxpos), each "--name[=value]" goes to
+ * `option` with the name (without "--"), the value after '=' (or NULL) and
+ * the position, which it advances past a value it takes. */
+typedef int (*option_fn)(const char *cmd, void *ctx, const char *name, const char *eq, int argc,
+                         char **argv, int *i);
+
+static int walk(const char *cmd, int argc, char **argv, option_fn option, void *ctx, char **pos,
+                int *npos, int maxpos)
 {
     *npos = 0;
     int only_pos = 0;
@@ -64,33 +71,54 @@ int cmd_parse(const char *cmd, int argc, char **argv, const cmd_opt *opts, char 
             pos[(*npos)++] = argv[i];
             continue;
         }
-        const char *name = a + 2;
-        const char *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const cmd_opt *o = NULL;
-        for (int k = 0; opts[k].name; k++)
-            if (strlen(opts[k].name) == len && !strncmp(opts[k].name, name, len))
-                o = &opts[k];
-        if (!o)
-            return cmd_fail("%s: unknown option \"--%.*s\" (try `aim %s --help`)", cmd, (int)len,
-                            name, cmd);
-        if (o->kind == OPT_FLAG || o->kind == OPT_NOFLAG) {
-            if (eq)
-                return cmd_fail("%s: --%s takes no value", cmd, o->name);
-            *(int *)o->dst = o->kind == OPT_FLAG;
-            continue;
-        }
-        const char *v;
-        if (eq)
-            v = eq + 1;
-        else if (i + 1 < argc)
-            v = argv[++i];
-        else
-            return cmd_fail("%s: --%s needs a value (%s)", cmd, o->name, o->arg ? o->arg : "");
-        if (set_value(cmd, o, v) != 0)
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (len >= sizeof name)
+            return cmd_fail("%s: unknown option \"%.60s\" (try `aim %s --help`)", cmd, a, cmd);
+        memcpy(name, a + 2, len);
+        name[len] = 0;
+        if (option(cmd, ctx, name, eq ? eq + 1 : NULL, argc, argv, &i))
             return 1;
     }
     return 0;
+}
+
+/* the value of --flag: after '=', or the next word */
+static const char *take_value(const char *cmd, const char *flag, const char *eq, const char *arg,
+                              int argc, char **argv, int *i)
+{
+    if (eq)
+        return eq;
+    if (*i + 1 < argc)
+        return argv[++*i];
+    cmd_fail("%s: --%s needs a value (%s)", cmd, flag, arg ? arg : "");
+    return NULL;
+}
+
+static int small_option(const char *cmd, void *ctx, const char *name, const char *eq, int argc,
+                        char **argv, int *i)
+{
+    const cmd_opt *opts = ctx, *o = NULL;
+    for (int k = 0; opts[k].name; k++)
+        if (!strcmp(opts[k].name, name))
+            o = &opts[k];
+    if (!o)
+        return cmd_fail("%s: unknown option \"--%s\" (try `aim %s --help`)", cmd, name, cmd);
+    if (o->kind == OPT_FLAG || o->kind == OPT_NOFLAG) {
+        if (eq)
+            return cmd_fail("%s: --%s takes no value", cmd, o->name);
+        *(int *)o->dst = o->kind == OPT_FLAG;
+        return 0;
+    }
+    const char *v = take_value(cmd, o->name, eq, o->arg, argc, argv, i);
+    return v ? set_value(cmd, o, v) : 1;
+}
+
+int cmd_parse(const char *cmd, int argc, char **argv, const cmd_opt *opts, char **pos,
+              int *npos, int maxpos)
+{
+    return walk(cmd, argc, argv, small_option, (void *)opts, pos, npos, maxpos);
 }
 
 void cmd_print_opts(const cmd_opt *opts)
@@ -131,74 +159,56 @@ static void flag_name(const aim_opt *o, char *buf, size_t len)
     buf[i] = 0;
 }
 
+typedef struct job_ctx {
+    const aim_opt *t;
+    void *spec;
+} job_ctx;
+
+static int job_option(const char *cmd, void *ctx, const char *name, const char *eq, int argc,
+                      char **argv, int *i)
+{
+    const job_ctx *j = ctx;
+    const aim_opt *o = aim_opts_find(j->t, name, AIM_OPT_CLI);
+    int negated = 0;
+    if (!o && !strncmp(name, "no-", 3)) {
+        o = aim_opts_find(j->t, name + 3, AIM_OPT_CLI);
+        negated = o && o->type == AIM_OPT_BOOL;
+        if (!negated)
+            o = NULL;
+    }
+    if (!o) {
+        const char *near = aim_opts_suggest(j->t, name, AIM_OPT_CLI);
+        char hint[96] = "";
+        if (near) {
+            char f[64];
+            flag_name(&(aim_opt){.name = near}, f, sizeof f);
+            snprintf(hint, sizeof hint, " (did you mean --%s?)", f);
+        }
+        return cmd_fail("%s: unknown option \"--%s\"%s (try `aim %s --help`)", cmd, name, hint,
+                        cmd);
+    }
+    char flag[64];
+    flag_name(o, flag, sizeof flag);
+    aim_err e;
+    int rc;
+    if (o->type == AIM_OPT_BOOL) {
+        if (negated && eq)
+            return cmd_fail("%s: --no-%s takes no value", cmd, flag);
+        rc = eq ? aim_opt_set_text(o, j->spec, eq, &e) : aim_opt_set_bool(o, j->spec, !negated, &e);
+    } else {
+        const char *v = take_value(cmd, flag, eq, o->arg, argc, argv, i);
+        if (!v)
+            return 1;
+        rc = aim_opt_set_text(o, j->spec, v, &e);
+    }
+    return rc != 0 ? cmd_fail("%s: --%s %s", cmd, flag, e.msg) : 0;
+}
+
 int cmd_parse_job(const char *cmd, int argc, char **argv, const aim_opt *t, void *spec,
                   char **pos, int *npos, int maxpos)
 {
-    *npos = 0;
-    int only_pos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!only_pos && !strcmp(a, "--")) {
-            only_pos = 1;
-            continue;
-        }
-        if (only_pos || strncmp(a, "--", 2) != 0 || !a[2]) {
-            if (a[0] == '-' && a[1] && !only_pos && !(a[1] >= '0' && a[1] <= '9'))
-                return cmd_fail("%s: unknown option \"%s\" (try `aim %s --help`)", cmd, a, cmd);
-            if (*npos >= maxpos)
-                return cmd_fail("%s: unexpected argument \"%s\"", cmd, a);
-            pos[(*npos)++] = argv[i];
-            continue;
-        }
-        char name[64];
-        const char *eq = strchr(a + 2, '=');
-        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        if (len >= sizeof name)
-            return cmd_fail("%s: unknown option \"%.60s\" (try `aim %s --help`)", cmd, a, cmd);
-        memcpy(name, a + 2, len);
-        name[len] = 0;
-        const aim_opt *o = aim_opts_find(t, name, AIM_OPT_CLI);
-        int negated = 0;
-        if (!o && !strncmp(name, "no-", 3)) {
-            o = aim_opts_find(t, name + 3, AIM_OPT_CLI);
-            negated = o && o->type == AIM_OPT_BOOL;
-            if (!negated)
-                o = NULL;
-        }
-        if (!o) {
-            const char *near = aim_opts_suggest(t, name, AIM_OPT_CLI);
-            char hint[96] = "";
-            if (near) {
-                char f[64];
-                flag_name(&(aim_opt){.name = near}, f, sizeof f);
-                snprintf(hint, sizeof hint, " (did you mean --%s?)", f);
-            }
-            return cmd_fail("%s: unknown option \"--%s\"%s (try `aim %s --help`)", cmd, name,
-                            hint, cmd);
-        }
-        char flag[64];
-        flag_name(o, flag, sizeof flag);
-        aim_err e;
-        if (o->type == AIM_OPT_BOOL) {
-            if (negated && eq)
-                return cmd_fail("%s: --no-%s takes no value", cmd, flag);
-            int rc = eq ? aim_opt_set_text(o, spec, eq + 1, &e)
-                        : aim_opt_set_bool(o, spec, !negated, &e);
-            if (rc != 0)
-                return cmd_fail("%s: --%s %s", cmd, flag, e.msg);
-            continue;
-        }
-        const char *v;
-        if (eq)
-            v = eq + 1;
-        else if (i + 1 < argc)
-            v = argv[++i];
-        else
-            return cmd_fail("%s: --%s needs a value (%s)", cmd, flag, o->arg ? o->arg : "");
-        if (aim_opt_set_text(o, spec, v, &e) != 0)
-            return cmd_fail("%s: --%s %s", cmd, flag, e.msg);
-    }
-    return 0;
+    job_ctx j = {t, spec};
+    return walk(cmd, argc, argv, job_option, &j, pos, npos, maxpos);
 }
 
 void cmd_print_job_opts(const aim_opt *t)

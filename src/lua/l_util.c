@@ -11,26 +11,6 @@
 
 #include "lua/l_aim.h"
 
-/* edit distance, for "did you mean" (short option names only) */
-static int distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 31 || lb > 31)
-        return 99;
-    int d[32][32];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-    return d[la][lb];
-}
-
 void l_check_options(lua_State *L, int idx, const char *const *known)
 {
     if (lua_isnoneornil(L, idx))
@@ -51,7 +31,7 @@ void l_check_options(lua_State *L, int idx, const char *const *known)
                 found = 1;
                 break;
             }
-            int d = distance(known[i], k);
+            int d = aim_name_distance(known[i], k);
             if (d < bestd) {
                 bestd = d;
                 best = known[i];

@@ -30,6 +30,13 @@
 #define BLOCKS_(T, n, f, h, w) {n, AIM_OPT_BLOCKS, offsetof(T, f), 0, 0, 0, NULL, "LIST", h, w}
 #define LUAONLY_(n, type, h) {n, type, AIM_OPT_NONE, 0, 0, 0, NULL, NULL, h, AIM_OPT_LUA}
 
+/* the data rows of the jobs on a trunk (probe, LoRA) */
+#define SPLIT_ROWS_(T)                                                                        \
+    STR_(T, "data", data, "fashion-mnist", "SPEC", "dataset with train/test splits", C),     \
+    INT_(T, "train_limit", train_limit, 0, 0, BIG, "N", "use the first N training images", C), \
+    INT_(T, "test_limit", test_limit, 0, 0, BIG, "N", "use the first N test images", C),     \
+    INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C)
+
 #define C AIM_OPT_CLI
 #define LU AIM_OPT_LUA
 #define B AIM_OPT_BOTH
@@ -107,7 +114,7 @@ const aim_opt aim_pretrain_options[] = {
 
 #define T aim_probe_spec
 const aim_opt aim_probe_options[] = {
-    STR_(T, "data", data, "fashion-mnist", "SPEC", "dataset with train/test splits", C),
+    SPLIT_ROWS_(T),
     BLOCKS_(T, "blocks", blocks, "average of these blocks (1-based; default the middle ones)", B),
     BOOL_(T, "sweep", sweep, 0, "probe every block (or window) separately", B),
     INT_(T, "window", window, 1, 1, 4096, "K", "with sweep: windows of K consecutive blocks", B),
@@ -119,13 +126,10 @@ const aim_opt aim_probe_options[] = {
     NUM_(T, "wd", wd, 0.05, 0, 10, "WD", "weight decay", B),
     BOOL_(T, "mirror", mirror, 0,
           "train on the training images and their mirror images (2x features and epoch)", B),
-    INT_(T, "train_limit", train_limit, 0, 0, BIG, "N", "use the first N training images", C),
-    INT_(T, "test_limit", test_limit, 0, 0, BIG, "N", "use the first N test images", C),
     BOOL_(T, "random_init", random_init, 0, "baseline: an untrained trunk, same config", C),
     STR_(T, "preset", preset, NULL, "NAME", "with random_init and no WEIGHTS: the config", C),
     BOOL_(T, "raw", raw, 0, "baseline: linear probe on raw pixels (no model needed)", B),
     INT_(T, "seed", seed, 0, 0, SEED_MAX, "S", "seed", B),
-    INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C),
     STR_(T, "save", save, NULL, "OUT", "save trunk + the best probe head (head.*)", B),
     BOOL_(T, "quiet", quiet, 0, "no per-epoch lines on stderr", C),
     STR_(T, "out", out, NULL, "DIR", "run folder: run.json, metrics.jsonl, TensorBoard events",
@@ -138,7 +142,7 @@ const aim_opt aim_probe_options[] = {
 
 #define T aim_lora_spec
 const aim_opt aim_lora_options[] = {
-    STR_(T, "data", data, "fashion-mnist", "SPEC", "dataset with train/test splits", C),
+    SPLIT_ROWS_(T),
     INT_(T, "rank", rank, 8, 1, 65536, "R", "adapter rank (new adapters)", B),
     NUM_(T, "alpha", alpha, 0, 0, 1e6, "A", "scale alpha/rank (0: alpha = rank)", B),
     BLOCKS_(T, "blocks", blocks, "adapt these blocks (1-based; default the probe blocks)", B),
@@ -151,8 +155,6 @@ const aim_opt aim_lora_options[] = {
     NUM_(T, "wd", wd, 0.05, 0, 10, "WD", "head weight decay", B),
     BOOL_(T, "augment", augment, 0, "random flips and mild crops (they cost points here)", B),
     BOOL_(T, "flip", flip, 0, "random horizontal flips only (pretraining's, without crops)", B),
-    INT_(T, "train_limit", train_limit, 0, 0, BIG, "N", "use the first N training images", C),
-    INT_(T, "test_limit", test_limit, 0, 0, BIG, "N", "use the first N test images", C),
     BOOL_(T, "compare", compare, 0, "first the frozen attentive probe, same blocks", C),
     BOOL_(T, "fresh_head", fresh_head, 0, "with compare: LoRA's head starts anew", C),
     STR_(T, "head", head_file, NULL, "FILE",
@@ -161,7 +163,6 @@ const aim_opt aim_lora_options[] = {
     INT_(T, "probe_epochs", probe_epochs, 15, 1, 100000, "E", "with compare: its epochs", C),
     NUM_(T, "probe_lr", probe_lr, 1e-2, 1e-12, 10, "LR", "with compare: its lr", C),
     INT_(T, "seed", seed, 0, 0, SEED_MAX, "S", "seed", B),
-    INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C),
     STR_(T, "save", save, NULL, "OUT", "save trunk + adapters + head as safetensors", B),
     STR_(T, "save_adapters", save_adapters, NULL, "OUT", "save the adapters alone", B),
     BOOL_(T, "quiet", quiet, 0, "no progress on stderr", C),
@@ -235,7 +236,7 @@ const aim_opt *aim_opts_find(const aim_opt *t, const char *name, int where)
     return NULL;
 }
 
-static int distance(const char *a, const char *b)
+int aim_name_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 31 || lb > 31)
@@ -262,7 +263,7 @@ const char *aim_opts_suggest(const aim_opt *t, const char *name, int where)
     for (; t->name; t++) {
         if (!(t->where & where))
             continue;
-        int d = distance(t->name, name);
+        int d = aim_name_distance(t->name, name);
         if (d < bestd) {
             bestd = d;
             best = t->name;
