@@ -22,7 +22,7 @@ values=$(echo "$line" | sed -n 's/.*trained \([0-9]*\) adapter values.*/\1/p')
 share=$(echo "$line" | sed -n 's/.*adapter values (\([0-9.]*\)% of the trunk).*/\1/p')
 ok $(test "$values" = 768 && awk -v s="$share" 'BEGIN { exit !(s != "" && s > 0 && s < 1) }'; echo $?) "768 = 6 r D adapter values on one block, $share% of the trunk (< 1%)"
 ok $(test "$(grep -c '^epoch  [12]: loss [0-9.]*  train [0-9.]*%  test [0-9.]*%$' "$T/out")" -eq 2; echo $?) "one line per epoch"
-ok $(grep -q "^aim lora: new adapters | rank 2 alpha 2 on 1 block(s): 768 adapter values = $share% of the trunk" "$T/err"; echo $?) "the start line gives the same count and share"
+ok $(grep -q "^aim lora: new LoRA adapters, rank 2 alpha 2 on block(s) 1: 768 adapter values = $share% of the trunk" "$T/err"; echo $?) "the start line gives the same count and share"
 run_aim info "$T/lora.safetensors"
 ok $(test $rc -eq 0 && grep -q 'trunk.blocks.0.attn.qkv.lora_A  *F32  \[4, 64\]' "$T/out" && grep -q 'trunk.blocks.0.attn.proj.lora_A  *F32  \[2, 64\]' "$T/out" && grep -q 'trunk.blocks.1.attn.qkv.weight' "$T/out" && grep -q 'head.linear.weight' "$T/out" && grep -q 'lora_rank  *2' "$T/out"; echo $?) "--save: trunk + lora_A/lora_B + head, lora_rank in the metadata"
 run_aim info "$T/adapters.safetensors"
@@ -31,7 +31,7 @@ adapters=$(grep -cE '^    trunk\.blocks\.0\.attn\.(qkv|proj)\.lora_[AB] ' "$T/ou
 ok $(test $rc -eq 0 && test "$tensors" -eq 4 && test "$adapters" -eq 4 && grep -q 'tensors *4, 768 values' "$T/out"; echo $?) "--save-adapters: exactly the 4 adapters ($tensors tensors, $adapters adapters)"
 
 run_aim lora "$T/lora.safetensors" $P --epochs 1
-ok $(test $rc -eq 0 && grep -q 'continuing its adapters | rank 2' "$T/err" && grep -q '^lora r=2' "$T/out"; echo $?) "a --save output continues training its adapters"
+ok $(test $rc -eq 0 && grep -q 'continuing its LoRA adapters, rank 2' "$T/err" && grep -q '^lora r=2' "$T/out"; echo $?) "a --save output continues training its adapters"
 
 run_aim lora "$W" $P --epochs 1 --compare --probe-epochs 2 --quiet
 frozen=$(grep '^frozen attentive probe, blocks 1:' "$T/out")
@@ -65,7 +65,7 @@ expect_error "--log-every must be in 1..1073741824 (got 0)" "--log-every 0" lora
 run_aim probe "$W" --data synthetic --train-limit 300 --test-limit 200 --blocks 1 --epochs 2 --batch 32 --threads 1 --quiet --save "$T/probed.safetensors"
 ok $(test $rc -eq 0; echo $?) "a saved attentive probe"
 run_aim lora "$W" $P --epochs 1 --head "$T/probed.safetensors"
-ok $(test $rc -eq 0 && grep -q '| the saved head |' "$T/err" && grep -q '^lora r=2, probe blocks 1:' "$T/out"; echo $?) "--head FILE: LoRA starts from a saved probe, on its blocks"
+ok $(test $rc -eq 0 && grep -q '| the saved attentive head on blocks 1 |' "$T/err" && grep -q '^lora r=2, probe blocks 1:' "$T/out"; echo $?) "--head FILE: LoRA starts from a saved probe, on its blocks"
 run_aim probe "$W" --data synthetic --train-limit 300 --test-limit 200 --blocks 1 --epochs 1 --batch 32 --threads 1 --quiet --kind linear --save "$T/linear.safetensors"
 expect_error "does not fit" "--head with a linear probe" lora "$W" $P --head "$T/linear.safetensors"
 expect_error "--head and --compare exclude each other" "--head with --compare" lora "$W" $P --head "$T/probed.safetensors" --compare

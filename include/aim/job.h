@@ -252,5 +252,26 @@ void aim_lora_spec_default(aim_lora_spec *s);
  * range); callbacks, log, init_head are left to the caller. */
 int aim_lora_spec_job(const aim_lora_spec *s, const aim_config *c, aim_lora_job *j,
                       aim_err *e);
+/* A probe saved by `aim probe --save` as LoRA's starting head on a model of
+ * config c: NULL with a message when it is not an attentive probe of c's
+ * tokens, width and heads. Its blocks become j's probe blocks unless j has
+ * some. */
+aim_probe *aim_lora_load_head(const char *path, const aim_config *c, aim_lora_job *j,
+                              aim_err *e);
+/* What a LoRA job will train, known before it starts (the numbers the job
+ * reports), and the line the front ends show for it: new or continued
+ * adapters, rank, alpha, blocks, adapter values and their share of the
+ * trunk, the head ("a new", "the saved", ...), images, epochs. */
+typedef struct aim_lora_plan {
+    aim_lora_job resolved;          /* the job with its block defaults filled in */
+    int rank, continuing;
+    float alpha;
+    char adapted[256], probed[256]; /* "3,4" */
+    uint64_t adapters, trunk;
+    double share;                   /* adapters in percent of the trunk */
+    char desc[768];
+} aim_lora_plan;
+int aim_lora_plan_make(const aim_model *m, const aim_lora_job *j, const char *head,
+                       int64_t ntrain, int64_t ntest, aim_lora_plan *p, aim_err *e);
 
 #endif

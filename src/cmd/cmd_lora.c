@@ -117,27 +117,10 @@ static int lora_exec(int argc, char **argv)
             cmd_fail("lora: --head and --compare exclude each other");
             goto done;
         }
-        int hb[64], hn = 0;
-        start_head = aim_probe_load(head_file, hb, &hn, &e);
+        start_head = aim_lora_load_head(head_file, &c, &job, &e);
         if (!start_head) {
-            cmd_fail("%s", e.msg);
+            cmd_fail("lora: %s", e.msg);
             goto done;
-        }
-        int hN, hD, hH;
-        aim_probe_shape(start_head, &hN, &hD, &hH);
-        if (aim_probe_get_kind(start_head) != AIM_PROBE_ATTENTIVE || hN != aim_config_tokens(&c) ||
-            hD != c.width || hH != c.heads) {
-            cmd_fail("lora: %s: the head does not fit: LoRA trains an attentive head on %d "
-                     "tokens x %d with %d heads, this is a%s probe on %d x %d",
-                     head_file, aim_config_tokens(&c), c.width, c.heads,
-                     aim_probe_get_kind(start_head) == AIM_PROBE_ATTENTIVE ? "n attentive"
-                                                                           : " linear",
-                     hN, hD);
-            goto done;
-        }
-        if (!s.probe_blocks.n && hn > 0) { /* the head reads the blocks it was trained on */
-            job.nprobe = hn;
-            memcpy(job.probe_blocks, hb, (size_t)hn * sizeof *hb);
         }
     }
     if (aim_lora_job_resolve(&job, c.depth, &e) != 0) {
@@ -198,28 +181,20 @@ static int lora_exec(int argc, char **argv)
         fflush(stdout);
     }
 
-    aim_lora_info li;
-    aim_model_lora_info(m, &li);
-    int rank = li.rank ? li.rank : job.rank;
-    float alpha = li.rank ? li.alpha : (job.alpha > 0 ? job.alpha : (float)job.rank);
     job.on_step = on_step;
     job.on_epoch = on_epoch;
     job.ctx = &lc;
     job.init_head = start_head;
-    uint64_t trunk = aim_config_trunk_params(&c);
-    /* the same numbers the job reports, known before it starts */
-    uint64_t per_block = 6ull * (uint64_t)rank * (uint64_t)c.width;
-    int nad = li.rank ? li.nblocks : job.nblocks;
+    aim_lora_plan plan; /* the same numbers the job reports, known before it starts */
+    if (aim_lora_plan_make(m, &job, start_head ? (head_file ? "the saved" : "the frozen probe's")
+                                               : "a new",
+                           tr->n, te->n, &plan, &e) != 0) {
+        cmd_fail("lora: %s", e.msg);
+        goto done;
+    }
+    const int rank = plan.rank;
     if (!quiet)
-        fprintf(stderr,
-                "aim lora: %s | rank %d alpha %g on %d block(s): %llu adapter values = %.3f%% "
-                "of the trunk's %.2fM | %s head | %lld + %lld images | %d epochs x %lld steps "
-                "of %d | %d threads\n",
-                li.rank ? "continuing its adapters" : "new adapters", rank, alpha, nad,
-                (unsigned long long)(per_block * nad), 100.0 * per_block * nad / trunk,
-                trunk / 1e6, start_head ? (head_file ? "the saved" : "the frozen probe's") : "a new",
-                (long long)tr->n, (long long)te->n, job.epochs,
-                (long long)(tr->n / job.batch), job.batch, cmd_threads());
+        fprintf(stderr, "aim lora: %s | %d threads\n", plan.desc, cmd_threads());
     aim_lora_result res;
     if (aim_lora_run(m, tr, te, &job, &res, &e) != 0) {
         cmd_fail("%s", e.msg);

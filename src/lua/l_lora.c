@@ -209,27 +209,15 @@ static int l_lora(lua_State *L)
                                              (int)dtr->n, job.batch));
 
     /* what the job will train, known before it starts (as `aim lora`) */
-    aim_lora_job jr = job;
-    if (aim_lora_job_resolve(&jr, c->depth, &e) != 0)
+    aim_lora_plan plan;
+    if (aim_lora_plan_make(m, &job, job.init_head ? "the given" : "a new", dtr->n, dte->n, &plan,
+                           &e) != 0)
         return luaL_argerror(L, S_OPTS, e.msg);
-    aim_lora_info li;
-    aim_model_lora_info(m, &li);
-    int rank = li.rank ? li.rank : job.rank;
-    float alpha = li.rank ? li.alpha : job.alpha;
-    int nad = li.rank ? li.nblocks : jr.nblocks;
-    char adapted[256], probed[256];
-    if (li.rank)
-        aim_blocks_label(li.blocks, li.nblocks < 64 ? li.nblocks : 64, adapted, sizeof adapted);
-    else
-        aim_blocks_label(jr.blocks, jr.nblocks, adapted, sizeof adapted);
-    aim_blocks_label(jr.probe_blocks, jr.nprobe, probed, sizeof probed);
-    uint64_t trunk = aim_config_trunk_params(c);
-    uint64_t adapters = li.rank ? li.params : 6ull * (uint64_t)rank * (uint64_t)c->width * nad;
-    double share = trunk ? 100.0 * (double)adapters / (double)trunk : 0;
-
-    lora_ctx lc = {.L = L, .eng = l_engine(L), .epochs = job.epochs, .nprobe = jr.nprobe};
-    memcpy(lc.probe, jr.probe_blocks, sizeof lc.probe);
-    snprintf(lc.view.kind, sizeof lc.view.kind, "lora r=%d test", rank);
+    const aim_lora_job *jr = &plan.resolved;
+    double share = plan.share;
+    lora_ctx lc = {.L = L, .eng = l_engine(L), .epochs = job.epochs, .nprobe = jr->nprobe};
+    memcpy(lc.probe, jr->probe_blocks, sizeof lc.probe);
+    snprintf(lc.view.kind, sizeof lc.view.kind, "lora r=%d test", plan.rank);
     lc.view.n = c->depth < AIM_PROBE_BLOCKS ? c->depth : AIM_PROBE_BLOCKS;
     for (int l = 0; l < AIM_PROBE_BLOCKS; l++)
         lc.view.top1[l] = NAN;
@@ -237,15 +225,7 @@ static int l_lora(lua_State *L)
     job.on_step = on_step;
     job.on_epoch = on_epoch;
     job.ctx = &lc;
-    char desc[768];
-    snprintf(desc, sizeof desc,
-             "%s rank %d alpha %g on block(s) %s: %llu adapter values = %.3f%% of the trunk's "
-             "%.2fM | attentive head on blocks %s | %lld + %lld images | %d epochs x %lld "
-             "steps of %d",
-             li.rank ? "continuing its LoRA adapters," : "new LoRA adapters,", rank,
-             (double)alpha, adapted, (unsigned long long)adapters, share, trunk / 1e6, probed,
-             (long long)dtr->n, (long long)dte->n, job.epochs, (long long)(dtr->n / job.batch),
-             job.batch);
+    const char *desc = plan.desc;
     /* the run folder (not data-parallel yet: rank 0 writes it), before any work */
     const char *out = spec.out;
     if (out && aim_runlog_open_lead(out, aim_dist_world(), &job.log, &e) != 0)
@@ -272,6 +252,7 @@ static int l_lora(lua_State *L)
     tr->busy = te->busy = 0;
     lc.view.running = 0;
     aim_engine_job_probe(lc.eng, &lc.view);
+    aim_lora_info li;
     aim_model_lora_info(m, &li);
     if (rc == 0 && res.trunk)
         share = 100.0 * (double)res.adapters / (double)res.trunk;
@@ -316,7 +297,7 @@ static int l_lora(lua_State *L)
     l_set_num(L, "alpha", li.alpha);
     push_ints(L, li.blocks, li.nblocks < 64 ? li.nblocks : 64);
     lua_setfield(L, -2, "blocks");
-    push_ints(L, jr.probe_blocks, jr.nprobe);
+    push_ints(L, jr->probe_blocks, jr->nprobe);
     lua_setfield(L, -2, "probe_blocks");
     l_set_str(L, "label", res.probe_label);
     l_set_bool(L, "stopped", res.stopped);

@@ -956,3 +956,64 @@ int aim_lora_spec_job(const aim_lora_spec *s, const aim_config *c, aim_lora_job 
     j->log_every = (int)s->log_every;
     return 0;
 }
+
+aim_probe *aim_lora_load_head(const char *path, const aim_config *c, aim_lora_job *j,
+                              aim_err *e)
+{
+    int hb[AIM_PROBE_MAX_BLOCKS], hn = 0;
+    aim_probe *p = aim_probe_load(path, hb, &hn, e);
+    if (!p)
+        return NULL;
+    int hN, hD, hH;
+    aim_probe_shape(p, &hN, &hD, &hH);
+    int attentive = aim_probe_get_kind(p) == AIM_PROBE_ATTENTIVE;
+    if (!attentive || hN != aim_config_tokens(c) || hD != c->width || hH != c->heads) {
+        aim_errf(e, "%s: the head does not fit: LoRA trains an attentive head on %d tokens x %d "
+                    "with %d heads, this is a%s probe on %d x %d",
+                 path, aim_config_tokens(c), c->width, c->heads,
+                 attentive ? "n attentive" : " linear", hN, hD);
+        aim_probe_free(p);
+        return NULL;
+    }
+    if (!j->nprobe && hn > 0) { /* the head reads the blocks it was trained on */
+        j->nprobe = hn;
+        memcpy(j->probe_blocks, hb, (size_t)hn * sizeof *hb);
+    }
+    return p;
+}
+
+int aim_lora_plan_make(const aim_model *m, const aim_lora_job *j, const char *head,
+                       int64_t ntrain, int64_t ntest, aim_lora_plan *p, aim_err *e)
+{
+    memset(p, 0, sizeof *p);
+    const aim_config *c = aim_model_config(m);
+    p->resolved = *j;
+    if (aim_lora_job_resolve(&p->resolved, c->depth, e) != 0)
+        return -1;
+    const aim_lora_job *r = &p->resolved;
+    aim_lora_info li;
+    aim_model_lora_info(m, &li);
+    p->continuing = li.rank > 0; /* a model's adapters go on training as they are */
+    p->rank = p->continuing ? li.rank : r->rank;
+    p->alpha = p->continuing ? li.alpha : (r->alpha > 0 ? r->alpha : (float)r->rank);
+    if (p->continuing)
+        aim_blocks_label(li.blocks, li.nblocks < 64 ? li.nblocks : 64, p->adapted,
+                         sizeof p->adapted);
+    else
+        aim_blocks_label(r->blocks, r->nblocks, p->adapted, sizeof p->adapted);
+    aim_blocks_label(r->probe_blocks, r->nprobe, p->probed, sizeof p->probed);
+    p->trunk = aim_config_trunk_params(c);
+    p->adapters = p->continuing ? li.params
+                                : 6ull * (uint64_t)p->rank * (uint64_t)c->width * r->nblocks;
+    p->share = p->trunk ? 100.0 * (double)p->adapters / (double)p->trunk : 0;
+    snprintf(p->desc, sizeof p->desc,
+             "%s rank %d alpha %g on block(s) %s: %llu adapter values = %.3f%% of the trunk's "
+             "%.2fM | %s attentive head on blocks %s | %lld + %lld images | %d epochs x %lld "
+             "steps of %d",
+             p->continuing ? "continuing its LoRA adapters," : "new LoRA adapters,", p->rank,
+             (double)p->alpha, p->adapted, (unsigned long long)p->adapters, p->share,
+             p->trunk / 1e6, head ? head : "a new", p->probed, (long long)ntrain,
+             (long long)ntest, r->epochs, (long long)(ntrain / (r->batch > 0 ? r->batch : 1)),
+             r->batch);
+    return 0;
+}
