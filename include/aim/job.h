@@ -178,9 +178,9 @@ int aim_pretrain_spec_config(const aim_pretrain_spec *s, aim_config *c, aim_err 
  * from --init weights, or a checkpoint's with --resume, whose recipe then
  * names the data: spec's data, limit, val_data and seed are replaced from
  * it, so s must be writable) and the training split and the test split
- * (test_limit images; NULL when validation and the live probe are both
- * off). A new model takes the training set's normalisation. notice gets
- * lines for the user ("" when none). */
+ * (test_limit images; NULL when validation, the live probe and the
+ * reconstructions are all off). A new model takes the training set's
+ * normalisation. notice gets lines for the user ("" when none). */
 typedef struct aim_experiment {
     aim_model *model;
     aim_dataset *train, *test;

@@ -501,7 +501,7 @@ aim_dataset *aim_job_open_data(const char *spec, const char *split, int channels
         ds = aim_data_fashion_mnist(test ? "test" : "train", NULL, &fe);
         if (!ds) {
             if (notice && nlen)
-                snprintf(notice, nlen, "%s; using the synthetic dataset instead", fe.msg);
+                snprintf(notice, nlen, "using the synthetic dataset instead (%s)", fe.msg);
             spec = "synthetic";
         }
     }
@@ -655,7 +655,7 @@ int aim_experiment_open(aim_pretrain_spec *s, aim_experiment *x, char *notice, s
                                  (uint64_t)s->seed, n1, sizeof n1, e);
     if (!x->train)
         goto fail;
-    if (s->val_every > 0 || s->probe_every > 0) {
+    if (s->val_every > 0 || s->probe_every > 0 || s->recon_every > 0) {
         x->test = aim_job_open_data(s->val_data ? s->val_data : s->data, "test", c.channels,
                                     c.image, s->test_limit, (uint64_t)s->seed, n2, sizeof n2, e);
         if (!x->test)
