@@ -339,6 +339,10 @@ static int l_experiment(lua_State *L)
     aim_pretrain_spec spec;
     aim_pretrain_spec_default(&spec);
     l_job_opts(L, 1, aim_pretrain_options, &spec, AIM_OPT_BOTH);
+    if (spec.threads > 0) { /* as `aim train --threads` (and aim.threads) */
+        omp_set_num_threads((int)spec.threads);
+        openblas_set_num_threads((int)spec.threads);
+    }
     aim_experiment x;
     char notice[700];
     aim_err e;
