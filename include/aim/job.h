@@ -201,6 +201,7 @@ typedef struct aim_pretrain_job {
     const char *recipe[6];
     char desc[640];                 /* one line: data, model, steps, threads, folder */
     int resumed;
+    char resumed_from[640];         /* the checkpoint a resume started from */
 } aim_pretrain_job;
 
 /* Set j up for training m on ds: the recipe (or, with s->resume, the

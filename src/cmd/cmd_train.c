@@ -101,7 +101,7 @@ static int train_exec(int argc, char **argv)
     }
     int rc = 1;
     if (j.resumed)
-        fprintf(stderr, "aim train: resuming %s at step %lld of %lld\n", j.out,
+        fprintf(stderr, "aim train: resuming %s at step %lld of %lld\n", j.resumed_from,
                 (long long)j.state.step, (long long)j.po.steps);
     progress pr = {.tty = isatty(2)};
     j.po.on_step = on_step;

@@ -695,7 +695,7 @@ void aim_experiment_close(aim_experiment *x)
  * AdamW moments and normalisation go into m (same shape), its recipe into
  * po, where it stood into *state. Returns the folder it is in (malloc'd). */
 static char *resume_into(aim_model *m, const char *from, aim_pretrain_opts *po,
-                         aim_train_state *state, aim_err *e)
+                         aim_train_state *state, char *ck_out, size_t ck_len, aim_err *e)
 {
     char *ck = checkpoint_path(from, e);
     if (!ck)
@@ -738,6 +738,7 @@ static char *resume_into(aim_model *m, const char *from, aim_pretrain_opts *po,
     po->probe_every = co.probe_every;
     po->probe_images = co.probe_images;
     dir = aim_is_dir(from) ? aim_xstrdup(from) : dir_of(ck);
+    snprintf(ck_out, ck_len, "%s", ck);
 done:
     aim_model_free(mc);
     aim_st_close(meta);
@@ -773,7 +774,8 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
         return aim_errf(e, "checkpoints need a run folder (option out)");
     if (s->resume) {
         aim_err re = {{0}};
-        char *dir = resume_into(m, s->resume, po, &j->state, &re);
+        char *dir = resume_into(m, s->resume, po, &j->state, j->resumed_from,
+                                sizeof j->resumed_from, &re);
         if (any_failed(dist, !dir)) {
             free(dir);
             return aim_errf(e, "%s", dir ? OTHER_RANK : re.msg);
