@@ -1,6 +1,6 @@
 #!/bin/sh
 # scaling.sh - aim's throughput and memory against batch, width, depth,
-# tokens and threads, as markdown table rows (the README's scaling table).
+# tokens and threads, as markdown table rows (the scaling table in docs/performance.md).
 # Each row is one `aim bench` run (sgemm peak, training, forward, peak RSS),
 # so every MFU is relative to the peak measured in the same process.
 # Not part of make check. Usage: bench/scaling.sh [AIM] [STEPS]
