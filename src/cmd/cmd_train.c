@@ -69,14 +69,6 @@ static void on_message(void *ctx, const char *msg)
     fprintf(stderr, "%s%s\n", p->tty ? "\r\033[K" : "", msg);
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return aim_xstrdup(".");
-    return aim_xasprintf("%.*s", (int)(slash - path), path);
-}
-
 static int train_exec(int argc, char **argv)
 {
     cmd_model_opts mo = {0};
@@ -167,7 +159,7 @@ static int train_exec(int argc, char **argv)
             free(ck);
             return cmd_fail("%s", e.msg);
         }
-        rundir = aim_is_dir(resume) ? aim_xstrdup(resume) : dir_of(ck);
+        rundir = aim_is_dir(resume) ? aim_xstrdup(resume) : aim_dirname(ck);
         fprintf(stderr, "aim train: resuming %s at step %lld of %lld\n", ck,
                 (long long)state.step, (long long)po.steps);
         free(ck);

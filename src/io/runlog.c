@@ -84,10 +84,9 @@ static int truncate_metrics(const char *path, int64_t upto, aim_err *e)
  * show it from here. */
 static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *e)
 {
-    const char *slash = strrchr(metrics_path, '/');
-    char *path = slash ? aim_xasprintf("%.*s/events.out.tfevents.aim", (int)(slash - metrics_path),
-                                       metrics_path)
-                       : aim_xstrdup("events.out.tfevents.aim");
+    char *dir = aim_dirname(metrics_path);
+    char *path = aim_xasprintf("%s/events.out.tfevents.aim", dir);
+    free(dir);
     if (resume && aim_file_size(metrics_path, NULL) >= 0) {
         aim_metrics mm;
         if (aim_metrics_read(metrics_path, &mm, e) != 0 ||
@@ -181,9 +180,9 @@ int aim_runlog_write_info(aim_runlog *l, aim_write_fn fn, void *ctx, aim_err *e)
 {
     if (!l)
         return 0;
-    const char *slash = strrchr(l->path, '/');
-    char *path = slash ? aim_xasprintf("%.*s/run.json", (int)(slash - l->path), l->path)
-                       : aim_xstrdup("run.json");
+    char *dir = aim_dirname(l->path);
+    char *path = aim_xasprintf("%s/run.json", dir);
+    free(dir);
     int rc = aim_write_atomic(path, fn, ctx, e);
     free(path);
     return rc;

@@ -247,8 +247,7 @@ static char *resume_into(aim_model *m, const char *from, aim_pretrain_opts *po,
     if (aim_is_dir(from)) {
         dir = aim_xstrdup(from);
     } else {
-        const char *slash = strrchr(ck, '/');
-        dir = slash ? aim_xasprintf("%.*s", (int)(slash - ck), ck) : aim_xstrdup(".");
+        dir = aim_dirname(ck);
     }
 done:
     aim_model_free(mc);
