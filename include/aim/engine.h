@@ -264,7 +264,13 @@ aim_engine *aim_engine_new(const aim_engine_hooks *hooks, aim_err *e);
 int aim_engine_detach_stdio(aim_engine *eng, aim_err *e);
 /* Stops a running job and the engine thread (if started), closes Lua. */
 void aim_engine_free(aim_engine *eng);
-struct lua_State *aim_engine_lua(aim_engine *eng);
+
+/* ------------------------------------------------ the Lua layer, any thread */
+/* 1 when code is an unfinished Lua statement (more lines would complete it:
+ * lua.c's test, "return <code>" first, then a syntax error at <eof>). It
+ * compiles in a bare state of its own and never waits for the engine. */
+int aim_lua_incomplete(const char *code);
+const char *aim_lua_release(void); /* "Lua 5.4.6" */
 
 /* ---------------------------------------------------- on the caller's thread */
 /* Run a chunk of Lua. repl: try "return <code>" first, so an expression gives
@@ -277,6 +283,10 @@ aim_eval_status aim_engine_eval(aim_engine *eng, const char *code, const char *n
  * traceback in *text (malloc'd; NULL on success). */
 aim_eval_status aim_engine_run_file(aim_engine *eng, const char *path, int argc,
                                     char *const *argv, char **text);
+/* Completions of word from the Lua module aim.complete: *cands (malloc'd,
+ * NULL-terminated, each malloc'd; NULL when none) and their count. Like
+ * aim_engine_eval, before aim_engine_start (afterwards: 0, none). */
+int aim_engine_complete(aim_engine *eng, const char *word, char ***cands);
 
 /* Turn on the live MFU (the TUI does): pretraining jobs then measure the
  * machine's sgemm peak for about `seconds` when they start (aim/prof.h

@@ -65,6 +65,8 @@ aim_eval_status l_host_eval(lua_State *L, const char *code, const char *name, in
                             char **text);
 aim_eval_status l_host_run_file(lua_State *L, const char *path, int argc, char *const *argv,
                                 char **text);
+/* See aim_engine_complete. */
+int l_host_complete(lua_State *L, const char *word, char ***cands);
 /* the embedded lua/aim/ files (generated lua_embed.c) */
 typedef struct l_embedded {
     const char *module;   /* "aim", "aim.pretty", ... */
