@@ -1,5 +1,5 @@
 /*
- * l_aim.h - internal to libaim: what the Lua bindings (src/lua/l_*.c), the
+ * l_aim.h - internal to libaimengine.a: what the Lua bindings (src/lua/l_*.c), the
  * Lua host (host.c) and the engine (src/engine/engine.c) share. Not a public
  * header: front ends use aim/engine.h.
  *
