@@ -21,7 +21,9 @@ static int walk(aim_jr *r, aim_sbuf *s, int depth)
         char close = ch == '{' ? '}' : ']';
         more = aim_jr_open(r, (char)ch) == 0;
         while (more) {
-            if (ch == '{' && (aim_jr_string(r, s) || aim_jr_expect(r, ':')))
+            if (ch == '{' && aim_jr_string(r, s))
+                return 1; /* a key with \u0000 */
+            if (ch == '{' && aim_jr_expect(r, ':'))
                 return -1;
             int w = walk(r, s, depth + 1);
             if (w)
