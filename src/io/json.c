@@ -144,7 +144,7 @@ static int j_string(aim_jr *c, aim_sbuf *out)
         }
         if (ch < 0x20)
             return aim_jr_err(c, c->i, "control character 0x%02x in a string (it must be escaped)",
-                        ch);
+                              ch);
         if (c->i + 1 >= c->n)
             return aim_jr_err(c, start, "unterminated string");
         unsigned char x = c->p[c->i + 1];
@@ -184,7 +184,7 @@ static int j_string(aim_jr *c, aim_sbuf *out)
                 return -1;
             if (lo < 0xDC00 || lo > 0xDFFF)
                 return aim_jr_err(c, at, "lone high surrogate \\u%04X (followed by \\u%04X)",
-                            (unsigned)cp, (unsigned)lo);
+                                  (unsigned)cp, (unsigned)lo);
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             c->i += 6;
         }
@@ -313,7 +313,7 @@ static int j_container(aim_jr *c, int depth)
         }
         if (ch != ',')
             return aim_jr_err(c, c->i, "expected ',' or '%c' in an %s, found %s", close, what,
-                        chdesc(cb, (unsigned)ch));
+                              chdesc(cb, (unsigned)ch));
         c->i++;
         if (aim_jr_peek(c) == close)
             return aim_jr_err(c, c->i, "trailing comma before '%c'", close);
