@@ -76,6 +76,17 @@ int main(void)
            "atomic write into a missing folder fails with its name: %s", e.msg);
     tap_ok(!strcmp(aim_basename("a/b/c.png"), "c.png") && !strcmp(aim_basename("c"), "c"),
            "basename");
+    {
+        const char *in[] = {"a/b/c.png", "c", "/c", "./c", "a//b", "a/"};
+        const char *want[] = {"a/b", ".", "/", ".", "a/", "a"};
+        int ok = 1;
+        for (int i = 0; i < 6; i++) {
+            char *d = aim_dirname(in[i]);
+            ok &= !strcmp(d, want[i]);
+            free(d);
+        }
+        tap_ok(ok, "dirname: a/b/c.png -> a/b, c -> ., /c -> /");
+    }
 
     /* rng */
     aim_rng a, b;

@@ -128,6 +128,40 @@ static void check_eval(aim_engine *eng, const char *code, aim_eval_status want,
     free(text);
 }
 
+/* the views a job publishes, made from a model's numbers (src/engine/views.c) */
+static void test_views(void)
+{
+    aim_err e = {{0}};
+    aim_config c;
+    aim_config_preset("micro", &c, &e);
+    tap_ok(aim_inspect_view_fits(&c, &e) == 0, "views: the micro model fits the Inspect view");
+    aim_config big = c;
+    big.image = 68;
+    big.patch = 4;
+    tap_ok(aim_inspect_view_fits(&big, &e) == -1 && tap_contains(e.msg, "17x17 patches"),
+           "views: 17x17 patches do not: %s", e.msg);
+    /* a 64-pixel gray image reduced to 32: each pixel the mean of a 2x2 box */
+    aim_config r = c;
+    r.channels = 1;
+    r.image = 64;
+    r.patch = 8;
+    size_t img = 64 * 64;
+    float *out = calloc(3 * 2 * img, sizeof *out);
+    for (size_t q = 0; q < img; q++) {
+        out[q] = (q % 2) ? 1.0f : 0.0f; /* image 0 input: columns alternate */
+        out[2 * img + img + q] = 0.5f;   /* image 1 prediction */
+    }
+    aim_recon_view *v = malloc(sizeof *v);
+    memset(v, 0xff, sizeof *v);
+    aim_recon_view_fill(v, &r, out, 2, 3, 42, 0.125);
+    tap_ok(v->n == 2 && v->side == 32 && v->patch == 4 && v->prefix == 3 && v->step == 42 &&
+               v->loss == 0.125f && v->pix[0][0][0] == 128 && v->pix[0][0][32 * 32 - 1] == 128 &&
+               v->pix[1][1][5] == 128 && v->pix[1][0][5] == 0 && v->pix[2][0][0] == 0,
+           "views: reconstructions reduced to 32 pixels by 2x2 boxes, the rest zeroed");
+    free(v);
+    free(out);
+}
+
 int main(void)
 {
     seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -136,6 +170,7 @@ int main(void)
     aim_engine *eng = aim_engine_new(&hooks, &e);
     if (!tap_ok(eng != NULL, "engine: %s", eng ? "created" : e.msg))
         return tap_done();
+    test_views();
 
     /* ---- on the caller's thread */
     check_eval(eng, "1 + 1", AIM_EVAL_OK, "2", "an expression gives its value");

@@ -16,6 +16,7 @@
 #include "aim/inspect.h"
 #include "aim/nn.h"
 #include "aim/probe.h"
+#include "aim/recon.h"
 #include "tap.h"
 
 static void randn(float *x, size_t n, aim_rng *r, float s)
@@ -594,6 +595,123 @@ static void test_colours(void)
     tap_ok(mono, "aim_heat_rgb: brightness grows with the value");
 }
 
+/* aim_inspect_blocks: one trunk pass and block by block (the memory limit)
+ * agree; aim_inspect_maps adds the error map */
+static void test_blocks(void)
+{
+    aim_err e = {{0}};
+    aim_config c;
+    aim_config_preset("micro", &c, &e);
+    aim_model *m = aim_model_new(&c, 5, &e);
+    int N = aim_config_tokens(&c), L = c.depth, k = 3;
+    size_t img = (size_t)c.channels * c.image * c.image;
+    enum { B = 6 };
+    float *x = malloc(B * img * sizeof *x);
+    aim_rng r;
+    aim_rng_seed(&r, 4);
+    randn(x, B * img, &r, 1);
+    size_t np = (size_t)L * B * N * k;
+    float *p1 = malloc(np * sizeof *p1), *p2 = malloc(np * sizeof *p2);
+    float e1[64], e2[64];
+    aim_token_stats s1[8], s2[8];
+    int rc = aim_inspect_blocks(m, x, B, k, AIM_INSPECT_ONE_PASS_BYTES, p1, e1, s1, &e);
+    rc |= aim_inspect_blocks(m, x, B, k, 0, p2, e2, s2, &e);
+    double worst = 0;
+    for (size_t i = 0; i < np; i++)
+        worst = fmax(worst, fabs(p1[i] - p2[i]));
+    for (int i = 0; i < L * k; i++)
+        worst = fmax(worst, fabs(e1[i] - e2[i]));
+    for (int l = 0; l < L; l++)
+        worst = fmax(worst, fabs(s1[l].erank - s2[l].erank) / s1[l].erank);
+    tap_ok(rc == 0 && worst < 1e-4,
+           "aim_inspect_blocks: one pass and block by block (max_bytes 0) agree (%.2g)", worst);
+    tap_ok(aim_inspect_blocks(m, x, B, c.width + 1, 0, p2, e2, s2, &e) == -1 &&
+               tap_contains(e.msg, "principal components"),
+           "more components than the width is refused: %s", e.msg);
+    tap_ok(aim_inspect_blocks(m, x, 0, k, 0, p2, e2, s2, &e) == -1 &&
+               tap_contains(e.msg, "at least 2 tokens"),
+           "no images is refused: %s", e.msg);
+    float *err = malloc((size_t)B * N * sizeof *err);
+    rc = aim_inspect_maps(m, x, B, k, 2, NULL, NULL, 0, p2, e2, s2, err, NULL, &e);
+    int nan_ok = 1;
+    for (int b = 0; b < B; b++)
+        nan_ok &= isnan(err[b * N]) && isnan(err[b * N + 1]) && !isnan(err[b * N + 2]);
+    tap_ok(rc == 0 && nan_ok && p2[0] == p1[0], "aim_inspect_maps: blocks and the error map "
+                                                "from prefix 2 (NaN before it)");
+    float v[4] = {1, NAN, 3, NAN}, none[2] = {NAN, NAN};
+    tap_ok(aim_nanmean(v, 4) == 2 && isnan(aim_nanmean(none, 2)) && isnan(aim_nanmean(v, 0)),
+           "aim_nanmean skips NaN");
+    free(err);
+    free(p1);
+    free(p2);
+    free(x);
+    aim_model_free(m);
+}
+
+/* the pixels the views show: un-normalised, box-filtered bytes */
+static void test_pixels(void)
+{
+    aim_config c = {0};
+    c.channels = 1;
+    c.nmean = 1;
+    c.mean[0] = 0.5f;
+    c.std[0] = 0.25f;
+    tap_ok(aim_pixel_unnorm(&c, 0, 0) == 0.5f && aim_pixel_unnorm(&c, 4, 0) == 1 &&
+               aim_pixel_unnorm(&c, -4, 0) == 0 && aim_pixel_unnorm(&c, 1, 1) == 1,
+           "aim_pixel_unnorm undoes the statistics and clamps");
+    tap_ok(aim_shrink_factor(28, 32) == 1 && aim_shrink_factor(32, 32) == 1 &&
+               aim_shrink_factor(64, 32) == 2 && aim_shrink_factor(65, 32) == 3,
+           "aim_shrink_factor: ceil(H / side)");
+    /* a 4x4 image in [0,1] by 2x2 boxes */
+    float x[2][16];
+    for (int i = 0; i < 16; i++) {
+        x[0][i] = (float)(i % 4 < 2 ? 0 : 1) * (i < 8 ? 1.0f : 0.5f);
+        x[1][i] = 0.25f;
+    }
+    uint8_t out[2][8];
+    memset(out, 7, sizeof out);
+    aim_image_shrink_u8(NULL, x[0], 2, 1, 4, 2, out[0], 8);
+    tap_ok(out[0][0] == 0 && out[0][1] == 255 && out[0][2] == 0 && out[0][3] == 128 &&
+               out[0][4] == 7 && out[1][0] == 64 && out[1][3] == 64,
+           "aim_image_shrink_u8: box means as bytes (%d %d %d %d), each image at its stride",
+           out[0][0], out[0][1], out[0][2], out[0][3]);
+    float z[16] = {0};
+    aim_image_shrink_u8(&c, z, 1, 1, 4, 4, out[0], 0);
+    tap_ok(out[0][0] == 128, "with a config the statistics are undone first (0 -> 0.5 -> %d)",
+           out[0][0]);
+}
+
+/* aim_recon_pick: one image per class in class order, normalised */
+static void test_recon_pick(void)
+{
+    aim_config c = {0};
+    c.channels = 1;
+    c.image = 2;
+    c.nmean = 1;
+    c.mean[0] = 0.5f;
+    c.std[0] = 0.5f;
+    aim_dataset *ds = aim_dataset_alloc("synthetic", 6, 1, 2, 2);
+    int32_t lab[6] = {2, 2, 0, 1, 0, 2};
+    for (int i = 0; i < 6; i++) {
+        ds->labels[i] = lab[i];
+        memset(ds->images + 4 * i, i * 50, 4);
+    }
+    ds->nclasses = 3;
+    float *rx = NULL;
+    int k = aim_recon_pick(ds, &c, 4, &rx);
+    /* class 0: image 2, class 1: image 3, class 2: image 0, then image 1 */
+    int ok = k == 4 && rx;
+    int want[4] = {2, 3, 0, 1};
+    for (int j = 0; ok && j < 4; j++)
+        ok &= fabsf(rx[j * 4] - ((want[j] * 50) / 255.0f - 0.5f) / 0.5f) < 1e-6f;
+    tap_ok(ok, "aim_recon_pick: images 2, 3, 0 (one per class), then 1; normalised");
+    free(rx);
+    c.image = 3;
+    tap_ok(aim_recon_pick(ds, &c, 4, &rx) == 0 && rx == NULL,
+           "aim_recon_pick: images of another size give none");
+    aim_dataset_free(ds);
+}
+
 int main(void)
 {
     test_eigh();
@@ -602,5 +720,8 @@ int main(void)
     test_patch_loss();
     test_model();
     test_colours();
+    test_blocks();
+    test_pixels();
+    test_recon_pick();
     return tap_done();
 }

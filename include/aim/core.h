@@ -72,6 +72,8 @@ int aim_is_dir(const char *path);
 int aim_mkdir_p(const char *path, aim_err *e);
 /* Base name (pointer into path) */
 const char *aim_basename(const char *path);
+/* The folder part of path, malloc'd: "a/b/c" -> "a/b", "c" -> ".", "/c" -> "/". */
+char *aim_dirname(const char *path);
 
 /* ---------------------------------------------------------------- random */
 /* xoshiro256** seeded through splitmix64. Deterministic on every platform. */

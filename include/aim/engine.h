@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "aim/core.h"
+#include "aim/inspect.h"
 #include "aim/train.h"
 
 struct lua_State;
@@ -264,7 +265,13 @@ aim_engine *aim_engine_new(const aim_engine_hooks *hooks, aim_err *e);
 int aim_engine_detach_stdio(aim_engine *eng, aim_err *e);
 /* Stops a running job and the engine thread (if started), closes Lua. */
 void aim_engine_free(aim_engine *eng);
-struct lua_State *aim_engine_lua(aim_engine *eng);
+
+/* ------------------------------------------------ the Lua layer, any thread */
+/* 1 when code is an unfinished Lua statement (more lines would complete it:
+ * lua.c's test, "return <code>" first, then a syntax error at <eof>). It
+ * compiles in a bare state of its own and never waits for the engine. */
+int aim_lua_incomplete(const char *code);
+const char *aim_lua_release(void); /* "Lua 5.4.6" */
 
 /* ---------------------------------------------------- on the caller's thread */
 /* Run a chunk of Lua. repl: try "return <code>" first, so an expression gives
@@ -277,6 +284,10 @@ aim_eval_status aim_engine_eval(aim_engine *eng, const char *code, const char *n
  * traceback in *text (malloc'd; NULL on success). */
 aim_eval_status aim_engine_run_file(aim_engine *eng, const char *path, int argc,
                                     char *const *argv, char **text);
+/* Completions of word from the Lua module aim.complete: *cands (malloc'd,
+ * NULL-terminated, each malloc'd; NULL when none) and their count. Like
+ * aim_engine_eval, before aim_engine_start (afterwards: 0, none). */
+int aim_engine_complete(aim_engine *eng, const char *word, char ***cands);
 
 /* Turn on the live MFU (the TUI does): pretraining jobs then measure the
  * machine's sgemm peak for about `seconds` when they start (aim/prof.h
@@ -353,6 +364,31 @@ void aim_engine_job_probe(aim_engine *eng, const aim_probe_view *p); /* any time
 void aim_engine_job_recon(aim_engine *eng, const aim_recon_view *r); /* any time */
 /* Replace the inspection (any time; seq is set here). */
 void aim_engine_job_inspect(aim_engine *eng, const aim_inspect_view *v);
+
+/* Making the views (src/engine/views.c; any thread, no engine needed but
+ * for publishing). 0 when the Inspect view can show c's maps (at most
+ * AIM_INSPECT_GRID patches a side, 1 or 3 channels), else -1 and why. */
+int aim_inspect_view_fits(const aim_config *c, aim_err *e);
+/* The view of B images x (normalised as the model sees them; the first
+ * AIM_INSPECT_IMAGES shown, reduced to AIM_RECON_SIDE) from
+ * aim_inspect_maps' pca [L,B,N,k], expl [L,k], stats [L], err [B,N] and att
+ * [B,NH,N] (NULL: none); probe and source name them, step the job's. */
+void aim_inspect_view_fill(aim_inspect_view *v, const aim_config *c, const float *x, int B,
+                           int k, int S, const float *pca, const float *expl,
+                           const aim_token_stats *stats, const float *err, const float *att,
+                           int NH, const char *probe, const char *source, int64_t step);
+/* Compute (aim_inspect_maps with k = 3 and the error map at prefix S) and
+ * publish the Inspect view of B images x; with an attentive probe p (may be
+ * NULL; blocks as aim_inspect_attention, probe_name for the view) also its
+ * attention. -1 with a message (also when the view cannot show m). */
+int aim_inspect_publish(aim_engine *eng, aim_model *m, const float *x, int B, aim_probe *p,
+                        const int *blocks, int nblocks, const char *probe_name, int S,
+                        const char *source, int64_t step, aim_err *e);
+/* The reconstructions' view from aim_model_reconstruct's outputs out =
+ * input | pred | target, each [n, C, H, W] in [0, 1], reduced to
+ * AIM_RECON_SIDE (at most AIM_RECON_MAX images). */
+void aim_recon_view_fill(aim_recon_view *v, const aim_config *c, const float *out, int n, int S,
+                         int64_t step, double loss);
 /* Any thread: copy the inspection out unless out->seq is already current
  * (start with out->seq = 0). Returns 1 if it copied. */
 int aim_engine_inspect(aim_engine *eng, aim_inspect_view *out);

@@ -103,6 +103,41 @@ int aim_inspect_patch_loss(aim_model *m, const float *x, int B, const int32_t *p
 int aim_inspect_attention(aim_model *m, aim_probe *p, const int *blocks, int nblocks,
                           const float *x, int B, float *att, aim_err *e);
 
+/* ------------------------------------------------------------ every block */
+/* What the Inspect view needs of every block, for images x [B,C,H,W]
+ * (B*N >= 2, 1 <= k <= D): pca [L, B, N, k] (block l's tokens projected on
+ * their own first k principal components, block l at pca + (l-1) B N k),
+ * expl [L, k] (each component's share of the block's total variance) and
+ * stats [L]. One trunk pass keeping every block's output when that takes at
+ * most max_bytes, else one pass per block (memory for one block only); the
+ * numbers are the same either way. */
+#define AIM_INSPECT_ONE_PASS_BYTES ((size_t)256 << 20)
+int aim_inspect_blocks(aim_model *m, const float *x, int B, int k, size_t max_bytes,
+                       float *pca, float *expl, aim_token_stats *stats, aim_err *e);
+/* aim_inspect_blocks (with AIM_INSPECT_ONE_PASS_BYTES), the error map err
+ * [B, N] from prefix S for every image, and with att (not NULL) the
+ * attentive probe p's attention att [B, NH, N] (aim_inspect_attention). */
+int aim_inspect_maps(aim_model *m, const float *x, int B, int k, int S, aim_probe *p,
+                     const int *blocks, int nblocks, float *pca, float *expl,
+                     aim_token_stats *stats, float *err, float *att, aim_err *e);
+/* The mean of the non-NaN entries of v[n] (NaN when there are none): the
+ * AIM loss of an error map. */
+double aim_nanmean(const float *v, size_t n);
+
+/* ------------------------------------------------------------ pixels */
+/* A value of channel ch normalised with c's statistics, as the eye sees it:
+ * the normalisation undone, clamped to [0, 1]. */
+float aim_pixel_unnorm(const aim_config *c, float v, int ch);
+/* The box-filter factor that brings a side of H pixels to at most side_max:
+ * ceil(H / side_max). */
+int aim_shrink_factor(int H, int side_max);
+/* n images x [n, C, H, H] reduced by f x f box filters to bytes: image i at
+ * out + i * stride, [C, H/f, H/f], round(mean * 255). With c, x is
+ * normalised with c's statistics (each pixel aim_pixel_unnorm'd before the
+ * filter); without, x is in [0, 1] already. */
+void aim_image_shrink_u8(const aim_config *c, const float *x, int n, int C, int H, int f,
+                         uint8_t *out, size_t stride);
+
 /* ------------------------------------------------------------ colours */
 /* RGB bytes for n rows of k projections proj [n, k]: components 1..3 (fewer
  * when k < 3: k = 1 is grey, k = 2 leaves blue at 0) each min-max scaled

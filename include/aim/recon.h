@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "aim/core.h"
+#include "aim/data.h"
 #include "aim/model.h"
 #include "aim/tfevents.h"
 
@@ -39,6 +40,12 @@
 int aim_model_reconstruct(aim_model *m, const float *x, int B, int S, const float *mean,
                           const float *sd, float *input, float *pred, float *target,
                           double *loss, aim_err *e);
+
+/* Up to n images of ds to reconstruct, the same on every call: one per
+ * class in class order where the first 2000 images allow, then the first
+ * others; normalised with c's statistics into *rx (malloc'd, [k, C, H, W]).
+ * Returns k; 0 with *rx NULL when ds's images are not c's size. */
+int aim_recon_pick(const aim_dataset *ds, const aim_config *c, int n, float **rx);
 
 /* The 3B cells of a grid as 8-bit planar images [3B, C, H, W]: cell 3b is
  * image b's input, 3b+1 its prediction, 3b+2 its target; round(v * 255)

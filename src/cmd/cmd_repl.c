@@ -28,9 +28,6 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
-#include <lauxlib.h>
-#include <lua.h>
-
 #include "aim/dist.h"
 #include "aim/engine.h"
 #include "cmd/cmd.h"
@@ -111,24 +108,7 @@ static void free_cands(void)
 static void find_cands(const char *text)
 {
     free_cands();
-    lua_State *L = aim_engine_lua(the_repl->eng);
-    int top = lua_gettop(L);
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "aim.complete");
-    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-        lua_pushstring(L, text);
-        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
-            int n = (int)lua_rawlen(L, -1);
-            cands = aim_xcalloc((size_t)n + 1, sizeof *cands);
-            for (int i = 1; i <= n; i++) {
-                lua_rawgeti(L, -1, i);
-                if (lua_type(L, -1) == LUA_TSTRING)
-                    cands[ncands++] = aim_xstrdup(lua_tostring(L, -1));
-                lua_pop(L, 1);
-            }
-        }
-    }
-    lua_settop(L, top);
+    ncands = aim_engine_complete(the_repl->eng, text, &cands);
 }
 
 static char *next_match(const char *text, int state)
@@ -192,7 +172,7 @@ static void tty_loop(repl *r)
     if (hist)
         read_history(hist);
     printf("aim %s console (%s) - help() to begin, Ctrl-D to leave\n", PACKAGE_VERSION,
-           LUA_RELEASE);
+           aim_lua_release());
     rl_callback_handler_install("> ", on_line);
     while (!r->done) {
         fd_set fds;

@@ -7,11 +7,13 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/json.h"
 #include "aim/metrics.h"
 #include "cmd/cmd.h"
 #include "cmd/opts.h"
@@ -34,12 +36,13 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int json_int(const char *text, const char *key)
+/* run.json's top-level integer `key` (0 when absent or not an int) */
+static int json_int(const uint8_t *text, size_t len, const char *key)
 {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = text ? strstr(text, pat) : NULL;
-    return p ? atoi(p + strlen(pat)) : 0;
+    int64_t v = 0;
+    if (aim_json_get_int(text, len, key, &v) != 0 || v < INT_MIN || v > INT_MAX)
+        return 0;
+    return (int)v;
 }
 
 static void one_run(const char *dir, const char *name)
@@ -58,12 +61,8 @@ static void one_run(const char *dir, const char *name)
     size_t rl = 0;
     char model[40] = "?";
     if (aim_read_file(rpath, 1 << 16, &rj, &rl, NULL) == 0) {
-        char *t = aim_xmalloc(rl + 1);
-        memcpy(t, rj, rl);
-        t[rl] = 0;
-        snprintf(model, sizeof model, "D%d L%d %dpx/p%d", json_int(t, "width"),
-                 json_int(t, "depth"), json_int(t, "image"), json_int(t, "patch"));
-        free(t);
+        snprintf(model, sizeof model, "D%d L%d %dpx/p%d", json_int(rj, rl, "width"),
+                 json_int(rj, rl, "depth"), json_int(rj, rl, "image"), json_int(rj, rl, "patch"));
         free(rj);
     }
     /* pretraining ("train" lines) gives steps, loss and time; a LoRA job

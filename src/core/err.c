@@ -198,20 +198,6 @@ int aim_read_file(const char *path, uint64_t max_bytes, uint8_t **data,
     return 0;
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return aim_xstrdup(".");
-    if (slash == path)
-        return aim_xstrdup("/");
-    size_t n = (size_t)(slash - path);
-    char *d = aim_xmalloc(n + 1);
-    memcpy(d, path, n);
-    d[n] = 0;
-    return d;
-}
-
 int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)
 {
     char *tmp = aim_xasprintf("%s.tmp.%ld", path, (long)getpid());
@@ -247,7 +233,7 @@ int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)
         return -1;
     }
     free(tmp);
-    char *dir = dir_of(path);
+    char *dir = aim_dirname(path);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
         fsync(dfd); /* best effort: some file systems refuse it */
@@ -288,6 +274,16 @@ const char *aim_basename(const char *path)
 {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
+}
+
+char *aim_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return aim_xstrdup(".");
+    if (slash == path)
+        return aim_xstrdup("/");
+    return aim_xasprintf("%.*s", (int)(slash - path), path);
 }
 
 /* ---------------------------------------------------------------- dtypes */

@@ -51,16 +51,6 @@ int aim_cifar_parse(const uint8_t *buf, size_t len, const char *name, aim_datase
     return 0;
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return aim_xstrdup(".");
-    if (slash == path)
-        return aim_xstrdup("/");
-    return aim_xasprintf("%.*s", (int)(slash - path), path);
-}
-
 /* class names from dir/batches.meta.txt (non-empty lines, at most 10); the
  * standard names fill whatever the file does not give */
 static void cifar_class_names(aim_dataset *ds, const char *dir)
@@ -140,7 +130,7 @@ aim_dataset *aim_data_open_cifar(const char *path, const char *split, aim_err *e
         int64_t s = aim_file_size(path, e);
         if (s < 0)
             goto done;
-        dir = dir_of(path);
+        dir = aim_dirname(path);
         const char *base = aim_basename(path);
         if (!strncmp(base, "data_batch", 10))
             ds_split = "train";

@@ -363,20 +363,10 @@ static char *idx_find_labels(const char *images, aim_err *e)
     return NULL;
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return aim_xstrdup(".");
-    if (slash == path)
-        return aim_xstrdup("/");
-    return aim_xasprintf("%.*s", (int)(slash - path), path);
-}
-
 /* the images live in the Fashion-MNIST folder (or one named like it) */
 static int idx_is_fashion(const char *images)
 {
-    char *dir = dir_of(images);
+    char *dir = aim_dirname(images);
     int yes = 0;
     char *a = realpath(dir, NULL);
     char *b = realpath(aim_fashion_mnist_dir(), NULL);

@@ -215,9 +215,12 @@ void aim_engine_free(aim_engine *eng)
     free(eng);
 }
 
-struct lua_State *aim_engine_lua(aim_engine *eng)
+int aim_engine_complete(aim_engine *eng, const char *word, char ***cands)
 {
-    return eng->L;
+    *cands = NULL;
+    if (eng->started)
+        return 0;
+    return l_host_complete(eng->L, word, cands);
 }
 
 /* ------------------------------------------------------ caller's thread */

@@ -1,16 +1,16 @@
 /*
- * metrics.c - reading the JSON Lines metrics log back (a small parser for
- * the flat objects aim writes) and turning it into a wide CSV or a
- * TensorBoard event file.
+ * metrics.c - reading the JSON Lines metrics log back (each line checked and
+ * walked with the JSON reader of aim/json.h) and turning it into a wide CSV
+ * or a TensorBoard event file.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/json.h"
 #include "aim/metrics.h"
 #include "aim/tfevents.h"
 
@@ -22,69 +22,6 @@ static void copy_trunc(char *dst, size_t cap, const char *src)
         n = cap - 1;
     memcpy(dst, src, n);
     dst[n] = 0;
-}
-
-typedef struct lex {
-    const char *p, *end;
-} lex;
-
-static void ws(lex *l)
-{
-    while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\r'))
-        l->p++;
-}
-
-static int expect(lex *l, char c)
-{
-    ws(l);
-    if (l->p < l->end && *l->p == c) {
-        l->p++;
-        return 1;
-    }
-    return 0;
-}
-
-/* a JSON string without escapes beyond \" and \\ (aim writes none others);
- * other escapes are kept verbatim */
-static int string(lex *l, char *out, size_t cap)
-{
-    ws(l);
-    if (l->p >= l->end || *l->p != '"')
-        return 0;
-    l->p++;
-    size_t n = 0;
-    while (l->p < l->end && *l->p != '"') {
-        char c = *l->p++;
-        if (c == '\\' && l->p < l->end)
-            c = *l->p++;
-        if (n + 1 < cap)
-            out[n++] = c;
-    }
-    if (l->p >= l->end)
-        return 0;
-    l->p++;
-    out[n] = 0;
-    return 1;
-}
-
-static int number(lex *l, double *v)
-{
-    ws(l);
-    if (l->end - l->p >= 4 && !strncmp(l->p, "null", 4)) {
-        l->p += 4;
-        *v = NAN;
-        return 1;
-    }
-    char buf[64];
-    size_t n = 0;
-    while (l->p < l->end && n < sizeof buf - 1 && strchr("+-0123456789.eE", *l->p))
-        buf[n++] = *l->p++;
-    buf[n] = 0;
-    if (!n)
-        return 0;
-    char *end;
-    *v = strtod(buf, &end);
-    return *end == 0;
 }
 
 static void add_value(aim_metric *r, int *cap, const char *kind, const char *key, int index,
@@ -106,81 +43,101 @@ static void add_value(aim_metric *r, int *cap, const char *kind, const char *key
     r->vals[r->n++] = v;
 }
 
-static int parse_line(const char *s, size_t len, aim_metric *r, char *run, size_t runcap)
+#define LINE_KEYS 64   /* values kept per line */
+#define LINE_ARRAY 32  /* numbers kept per array */
+
+/* the line's values, in order, before they are named by kind */
+typedef struct raw_line {
+    char keys[LINE_KEYS][AIM_METRIC_KEY_MAX];
+    double vals[LINE_KEYS][LINE_ARRAY];
+    int nvals[LINE_KEYS], nk; /* -1: a scalar */
+} raw_line;
+
+/* One value of a line (the cursor is on it): a string (kind, run), an array
+ * of numbers or a number; null is NaN. */
+static int parse_value(aim_jr *l, const char *key, raw_line *w, aim_metric *r, int *have_step,
+                       int *have_kind, aim_sbuf *sv, char *run, size_t runcap)
 {
-    lex l = {s, s + len};
-    memset(r, 0, sizeof *r);
-    int cap = 0, have_step = 0, have_kind = 0;
-    if (!expect(&l, '{'))
-        return -1;
-    /* kind may come after values: collect raw pairs first */
-    char keys[64][AIM_METRIC_KEY_MAX];
-    double vals[64][32];
-    int nvals[64], nk = 0;
-    if (expect(&l, '}'))
-        return -1;
-    do {
-        char key[AIM_METRIC_KEY_MAX];
-        if (!string(&l, key, sizeof key) || !expect(&l, ':'))
+    int ch = aim_jr_peek(l);
+    if (ch == '"') {
+        if (aim_jr_string(l, sv))
             return -1;
-        ws(&l);
-        if (l.p < l.end && *l.p == '"') {
-            char sv[128];
-            if (!string(&l, sv, sizeof sv))
-                return -1;
-            if (!strcmp(key, "kind")) {
-                copy_trunc(r->kind, sizeof r->kind, sv);
-                have_kind = 1;
-            } else if (!strcmp(key, "run") && run && !run[0]) {
-                copy_trunc(run, runcap, sv);
-            }
-        } else if (l.p < l.end && *l.p == '[') {
-            l.p++;
-            int k = 0;
-            if (!expect(&l, ']')) {
-                do {
-                    double v;
-                    if (!number(&l, &v))
-                        return -1;
-                    if (k < 32 && nk < 64)
-                        vals[nk][k++] = v;
-                } while (expect(&l, ','));
-                if (!expect(&l, ']'))
-                    return -1;
-            }
-            if (nk < 64) {
-                snprintf(keys[nk], sizeof keys[nk], "%s", key);
-                nvals[nk++] = k;
-            }
-        } else {
-            double v;
-            if (!number(&l, &v))
-                return -1;
-            if (!strcmp(key, "step")) {
-                if (!(v >= 0 && v < 9.0e18)) /* null (NaN), negative or huge: not a step */
-                    return -1;
-                r->step = (int64_t)v;
-                have_step = 1;
-            } else if (nk < 64) {
-                snprintf(keys[nk], sizeof keys[nk], "%s", key);
-                vals[nk][0] = v;
-                nvals[nk++] = -1; /* scalar */
-            }
+        if (!strcmp(key, "kind")) {
+            copy_trunc(r->kind, sizeof r->kind, sv->p);
+            *have_kind = 1;
+        } else if (!strcmp(key, "run") && run && !run[0]) {
+            copy_trunc(run, runcap, sv->p);
         }
-    } while (expect(&l, ','));
-    if (!expect(&l, '}'))
+        return 0;
+    }
+    if (ch == '[') {
+        int k = 0, more = aim_jr_open(l, '[') == 0;
+        while (more) {
+            double v;
+            if (aim_jr_double(l, &v))
+                return -1;
+            if (k < LINE_ARRAY && w->nk < LINE_KEYS)
+                w->vals[w->nk][k++] = v;
+            if ((more = aim_jr_next(l, ']')) < 0)
+                return -1;
+        }
+        if (w->nk < LINE_KEYS) {
+            copy_trunc(w->keys[w->nk], AIM_METRIC_KEY_MAX, key);
+            w->nvals[w->nk++] = k;
+        }
+        return 0;
+    }
+    double v;
+    if (aim_jr_double(l, &v))
         return -1;
-    ws(&l);
-    if (l.p != l.end || !have_step || !have_kind)
-        return -1;
-    for (int i = 0; i < nk; i++) {
-        if (nvals[i] < 0)
-            add_value(r, &cap, r->kind, keys[i], 0, vals[i][0]);
-        else
-            for (int k = 0; k < nvals[i]; k++)
-                add_value(r, &cap, r->kind, keys[i], k + 1, vals[i][k]);
+    if (!strcmp(key, "step")) {
+        if (!(v >= 0 && v < 9.0e18)) /* null (NaN), negative or huge: not a step */
+            return -1;
+        r->step = (int64_t)v;
+        *have_step = 1;
+    } else if (w->nk < LINE_KEYS) {
+        copy_trunc(w->keys[w->nk], AIM_METRIC_KEY_MAX, key);
+        w->vals[w->nk][0] = v;
+        w->nvals[w->nk++] = -1;
     }
     return 0;
+}
+
+/* One line: a JSON object (aim/json.h checks it) with "step", "kind" and
+ * values; kind may come after the values, so they are collected first. */
+static int parse_line(const char *s, size_t len, aim_metric *r, char *run, size_t runcap)
+{
+    aim_jr l;
+    aim_sbuf key = {0}, sv = {0};
+    raw_line raw, *w = &raw;
+    int cap = 0, have_step = 0, have_kind = 0, rc = -1, more;
+    memset(r, 0, sizeof *r);
+    w->nk = 0;
+    aim_jr_init(&l, s, len, NULL, "line", NULL);
+    l.raw_bytes = 1; /* "run" is a folder's name, written byte for byte */
+    if (aim_jr_check(&l, " \t\r") || aim_jr_open(&l, '{') != 0)
+        goto out;
+    do {
+        if (aim_jr_string(&l, &key) || aim_jr_expect(&l, ':') ||
+            parse_value(&l, key.p, w, r, &have_step, &have_kind, &sv, run, runcap))
+            goto out;
+        if ((more = aim_jr_next(&l, '}')) < 0)
+            goto out;
+    } while (more);
+    if (!have_step || !have_kind)
+        goto out;
+    for (int i = 0; i < w->nk; i++) {
+        if (w->nvals[i] < 0)
+            add_value(r, &cap, r->kind, w->keys[i], 0, w->vals[i][0]);
+        else
+            for (int k = 0; k < w->nvals[i]; k++)
+                add_value(r, &cap, r->kind, w->keys[i], k + 1, w->vals[i][k]);
+    }
+    rc = 0;
+out:
+    aim_sb_free(&key);
+    aim_sb_free(&sv);
+    return rc;
 }
 
 int aim_metrics_read(const char *path, aim_metrics *out, aim_err *e)

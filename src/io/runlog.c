@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "aim/dist.h"
+#include "aim/json.h"
 #include "aim/metrics.h"
 #include "aim/runlog.h"
 
@@ -49,13 +50,9 @@ static int write_kept(FILE *f, void *ctx, aim_err *e)
     while (i < k->len) {
         const uint8_t *nl = memchr(k->buf + i, '\n', k->len - i);
         size_t end = nl ? (size_t)(nl - k->buf) + 1 : k->len;
-        /* "step":N in the line */
-        char tmp[256];
-        size_t n = end - i < sizeof tmp - 1 ? end - i : sizeof tmp - 1;
-        memcpy(tmp, k->buf + i, n);
-        tmp[n] = 0;
-        const char *st = strstr(tmp, "\"step\":");
-        long long step = st ? strtoll(st + 7, NULL, 10) : 0;
+        /* the line's "step" (0 when it has none) */
+        int64_t step = 0;
+        aim_json_get_int(k->buf + i, end - i, "step", &step);
         if (nl && step <= k->upto)
             fwrite(k->buf + i, 1, end - i, f);
         i = end;
@@ -87,10 +84,9 @@ static int truncate_metrics(const char *path, int64_t upto, aim_err *e)
  * show it from here. */
 static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *e)
 {
-    const char *slash = strrchr(metrics_path, '/');
-    char *path = slash ? aim_xasprintf("%.*s/events.out.tfevents.aim", (int)(slash - metrics_path),
-                                       metrics_path)
-                       : aim_xstrdup("events.out.tfevents.aim");
+    char *dir = aim_dirname(metrics_path);
+    char *path = aim_xasprintf("%s/events.out.tfevents.aim", dir);
+    free(dir);
     if (resume && aim_file_size(metrics_path, NULL) >= 0) {
         aim_metrics mm;
         if (aim_metrics_read(metrics_path, &mm, e) != 0 ||
@@ -140,7 +136,7 @@ static int check_info(const char *dir, aim_err *e)
     size_t len = 0;
     int rc = 0;
     if (aim_read_file(path, 1 << 20, &old, &len, NULL) == 0) {
-        if (!memmem(old, len, "\"kind\":", 7))
+        if (!aim_json_has(old, len, "kind"))
             rc = aim_errf(e, "%s: this folder holds a pretraining run; give the job a folder "
                              "of its own", path);
         free(old);
@@ -184,9 +180,9 @@ int aim_runlog_write_info(aim_runlog *l, aim_write_fn fn, void *ctx, aim_err *e)
 {
     if (!l)
         return 0;
-    const char *slash = strrchr(l->path, '/');
-    char *path = slash ? aim_xasprintf("%.*s/run.json", (int)(slash - l->path), l->path)
-                       : aim_xstrdup("run.json");
+    char *dir = aim_dirname(l->path);
+    char *path = aim_xasprintf("%s/run.json", dir);
+    free(dir);
     int rc = aim_write_atomic(path, fn, ctx, e);
     free(path);
     return rc;

@@ -484,6 +484,78 @@ aim_eval_status l_host_eval(lua_State *L, const char *code, const char *name, in
     return rc;
 }
 
+/* ------------------------------------------------ for the front ends */
+
+int aim_lua_incomplete(const char *code)
+{
+    /* a bare state of its own that only compiles (as lua.c does: "return
+     * <code>" first, then the code; a syntax error at <eof> means "more"),
+     * so the answer never waits for the engine */
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return 0;
+    char *ret = aim_xasprintf("return %s;", code);
+    int st = luaL_loadbuffer(L, ret, strlen(ret), "=console");
+    free(ret);
+    lua_settop(L, 0);
+    int more = 0;
+    if (st != LUA_OK) {
+        st = luaL_loadbuffer(L, code, strlen(code), "=console");
+        more = st == LUA_ERRSYNTAX && incomplete(L);
+    }
+    lua_close(L);
+    return more;
+}
+
+const char *aim_lua_release(void)
+{
+    return LUA_RELEASE;
+}
+
+typedef struct complete_args {
+    const char *word;
+    char **cands;
+    int n;
+} complete_args;
+
+/* (args) -> (): require('aim.complete')(word) into a->cands */
+static int complete_body(lua_State *L)
+{
+    complete_args *a = lua_touserdata(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "aim.complete");
+    lua_call(L, 1, 1);
+    lua_pushstring(L, a->word);
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1))
+        return 0;
+    lua_Unsigned n = lua_rawlen(L, -1);
+    if (n > 100000)
+        n = 100000;
+    a->cands = aim_xcalloc((size_t)n + 1, sizeof *a->cands);
+    for (lua_Unsigned i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            a->cands[a->n++] = aim_xstrdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+int l_host_complete(lua_State *L, const char *word, char ***cands)
+{
+    complete_args a = {.word = word};
+    int top = lua_gettop(L);
+    if (lua_checkstack(L, 4)) {
+        lua_pushcfunction(L, complete_body);
+        lua_pushlightuserdata(L, &a);
+        lua_pcall(L, 1, 0, 0); /* a failed completion offers what it found */
+    }
+    lua_settop(L, top);
+    *cands = a.cands;
+    return a.n;
+}
+
 aim_eval_status l_host_run_file(lua_State *L, const char *path, int argc, char *const *argv,
                                 char **text)
 {

@@ -1,5 +1,5 @@
 /*
- * l_aim.h - internal to libaim: what the Lua bindings (src/lua/l_*.c), the
+ * l_aim.h - internal to libaimengine.a: what the Lua bindings (src/lua/l_*.c), the
  * Lua host (host.c) and the engine (src/engine/engine.c) share. Not a public
  * header: front ends use aim/engine.h.
  *
@@ -66,6 +66,8 @@ aim_eval_status l_host_eval(lua_State *L, const char *code, const char *name, in
                             char **text);
 aim_eval_status l_host_run_file(lua_State *L, const char *path, int argc, char *const *argv,
                                 char **text);
+/* See aim_engine_complete. */
+int l_host_complete(lua_State *L, const char *word, char ***cands);
 /* the embedded lua/aim/ files (generated lua_embed.c) */
 typedef struct l_embedded {
     const char *module;   /* "aim", "aim.pretty", ... */

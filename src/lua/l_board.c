@@ -10,8 +10,11 @@
  * (the console's save(), probe() and recon()). Each returns a string saying
  * what will happen, or nil, message when it cannot (no job, no run folder,
  * no probe data). The Inspect view's maps of the reconstruction images
- * (l_inspect.c) are published with the reconstructions. After a job has ended, probe_now() and recon_now() work on
- * its model and data while they are still open.
+ * (l_inspect.c) are published with the reconstructions. After a job has
+ * ended, probe_now() and recon_now() work on its model and data while they
+ * are still open. The images are chosen by aim_recon_pick
+ * (src/model/recon.c) and the views made by src/engine/views.c: what is
+ * left here is the job's state and its Lua side.
  *
  * A board is a userdata ("aim.board") made when a job begins: it keeps the
  * job's model and datasets alive through its user values, the fixed
@@ -77,46 +80,6 @@ static l_board *push_last(lua_State *L)
     return luaL_testudata(L, -1, L_BOARD_MT);
 }
 
-/* Pick up to n images of ds, one per class in class order where the first
- * 2000 images allow, and normalise them with the model's statistics. */
-static void pick_images(l_board *b, const aim_dataset *ds, const aim_config *c, int n)
-{
-    int C = c->channels, H = c->image;
-    if (ds->c != C || ds->h != H || ds->w != H || ds->n <= 0)
-        return;
-    if (n > ds->n)
-        n = (int)ds->n;
-    int64_t pick[AIM_RECON_MAX];
-    int k = 0;
-    int64_t scan = ds->n < 2000 ? ds->n : 2000;
-    for (int cls = 0; k < n && cls < (ds->nclasses > 0 ? ds->nclasses : 1); cls++)
-        for (int64_t i = 0; i < scan; i++)
-            if (!ds->labels || ds->labels[i] == cls) {
-                pick[k++] = i;
-                break;
-            }
-    for (int64_t i = 0; k < n && i < ds->n; i++) { /* too few classes: fill in order */
-        int seen = 0;
-        for (int j = 0; j < k; j++)
-            seen |= pick[j] == i;
-        if (!seen)
-            pick[k++] = i;
-    }
-    size_t img = (size_t)C * H * H;
-    b->rx = aim_xmalloc((size_t)k * img * sizeof(float));
-    for (int j = 0; j < k; j++) {
-        const uint8_t *src = ds->images + (size_t)pick[j] * img;
-        for (int ch = 0; ch < C; ch++) {
-            float mu = ch < c->nmean ? c->mean[ch] : 0, sd = ch < c->nmean ? c->std[ch] : 1;
-            for (size_t q = 0; q < (size_t)H * H; q++) {
-                size_t at = (size_t)ch * H * H + q;
-                b->rx[(size_t)j * img + at] = (src[at] / 255.0f - mu) / sd;
-            }
-        }
-    }
-    b->rn = k;
-}
-
 l_board *l_board_new(lua_State *L, aim_engine *eng, int model_idx, int data_idx, int probe_idx,
                      int recon_idx, const l_board_opts *o)
 {
@@ -144,8 +107,9 @@ l_board *l_board_new(lua_State *L, aim_engine *eng, int model_idx, int data_idx,
     }
     if (recon_idx && o->recon_images > 0) {
         l_dataset *rd = l_dataset_check(L, recon_idx);
-        pick_images(b, rd->ds, aim_model_config(l_model_check(L, model_idx)->m),
-                    o->recon_images < AIM_RECON_MAX ? o->recon_images : AIM_RECON_MAX);
+        b->rn = aim_recon_pick(rd->ds, aim_model_config(l_model_check(L, model_idx)->m),
+                               o->recon_images < AIM_RECON_MAX ? o->recon_images : AIM_RECON_MAX,
+                               &b->rx);
     }
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &board_key);
@@ -212,31 +176,8 @@ static int publish_recon(l_board *b, aim_model *m, int64_t step, aim_tfevents *e
         b->events_off = 1; /* the scalars' writer reports its own failures */
         aim_engine_job_message(b->eng, te.msg);
     }
-    aim_recon_view *v = aim_xcalloc(1, sizeof *v);
-    int f = (H + AIM_RECON_SIDE - 1) / AIM_RECON_SIDE; /* box filter factor */
-    int side = H / f;
-    v->n = b->rn;
-    v->channels = C;
-    v->side = side;
-    v->patch = (c->patch + f / 2) / f > 0 ? (c->patch + f / 2) / f : 1;
-    v->prefix = S;
-    v->step = step;
-    v->loss = (float)loss;
-    for (int i = 0; i < b->rn; i++)
-        for (int k = 0; k < 3; k++) {
-            const float *src = out + ((size_t)k * b->rn + i) * img;
-            for (int ch = 0; ch < C; ch++)
-                for (int y = 0; y < side; y++)
-                    for (int x = 0; x < side; x++) {
-                        float s = 0;
-                        for (int dy = 0; dy < f; dy++)
-                            for (int dx = 0; dx < f; dx++)
-                                s += src[(size_t)ch * H * H + (size_t)(y * f + dy) * H + x * f + dx];
-                        float val = s / (f * f);
-                        v->pix[i][k][((size_t)ch * side + y) * side + x] =
-                            (uint8_t)lrintf(val * 255.0f);
-                    }
-        }
+    aim_recon_view *v = aim_xmalloc(sizeof *v);
+    aim_recon_view_fill(v, c, out, b->rn, S, step, loss);
     aim_engine_job_recon(b->eng, v);
     free(v);
     free(out);

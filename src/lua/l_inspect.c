@@ -34,8 +34,10 @@
  *   aim.maps.input(m, x)         -> [B,3,H,W] in [0,1]: the images as the
  *                                   eye sees them (the model's channel
  *                                   normalisation undone, grey made RGB)
- * so that any map is one aim.png.write away. l_inspect_publish() is the
- * same computation for a pretraining job's board (l_board.c).
+ * so that any map is one aim.png.write away. The computing is the
+ * library's (aim_inspect_maps in src/model/inspect.c, the view in
+ * src/engine/views.c); l_inspect_publish() is the same for a pretraining
+ * job's board (l_board.c).
  */
 #include "config.h"
 
@@ -122,19 +124,6 @@ int l_model_stats(lua_State *L)
 
 static const char *const patch_loss_options[] = {"prefix", NULL};
 
-/* the mean of the non-NaN entries */
-static double mean_defined(const float *v, size_t n)
-{
-    double s = 0;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isnan(v[i])) {
-            s += v[i];
-            k++;
-        }
-    return k ? s / k : NAN;
-}
-
 int l_model_patch_loss(lua_State *L)
 {
     aim_model *m = l_model_check(L, 1)->m;
@@ -152,177 +141,30 @@ int l_model_patch_loss(lua_State *L)
     aim_err e;
     if (aim_inspect_patch_loss(m, x->data, B, pre, err->data, &e) != 0)
         return luaL_error(L, "%s", e.msg);
-    lua_pushnumber(L, mean_defined(err->data, (size_t)B * N));
+    lua_pushnumber(L, aim_nanmean(err->data, (size_t)B * N));
     return 2;
 }
 
 /* ------------------------------------------------------------ the inspection */
 
-#define ONE_PASS_BYTES ((size_t)256 << 20)
-
-/* PCA and statistics of every block from one trunk pass (every block's
- * output kept), or, when that would take more than ONE_PASS_BYTES, block by
- * block with bounded memory */
-static int blocks_pca_stats(aim_model *m, const float *x, int B, int k, float *pca, float *expl,
-                            aim_token_stats *stats, aim_err *e)
-{
-    const aim_config *c = aim_model_config(m);
-    int N = aim_config_tokens(c), Ld = c->depth, D = c->width;
-    size_t tok = (size_t)B * N * D;
-    float var[64];
-    if ((double)Ld * tok * sizeof(float) > (double)ONE_PASS_BYTES) {
-        for (int l = 1; l <= Ld; l++) {
-            double total = 0;
-            if (aim_inspect_pca(m, x, B, l, k, pca + (size_t)(l - 1) * B * N * k, NULL, NULL,
-                                var, &total, e) != 0)
-                return -1;
-            for (int j = 0; j < k; j++)
-                expl[(size_t)(l - 1) * k + j] = total > 0 ? (float)(var[j] / total) : 0;
-        }
-        return aim_inspect_stats(m, x, B, stats, e);
-    }
-    float *feats = aim_xmalloc((size_t)Ld * tok * sizeof *feats); /* [L, B, N, D] */
-    float *mean = aim_xmalloc((size_t)D * sizeof *mean);
-    float *comps = aim_xmalloc((size_t)k * D * sizeof *comps);
-    int rc = aim_inspect_trunk(m, x, B, feats, e);
-    for (int l = 0; l < Ld && rc == 0; l++) {
-        const float *f = feats + (size_t)l * tok;
-        double total = 0;
-        rc = aim_pca_fit(f, (int64_t)B * N, D, k, mean, comps, var, &total, e);
-        if (rc == 0) {
-            aim_pca_project(f, (int64_t)B * N, D, k, mean, comps, pca + (size_t)l * B * N * k);
-            for (int j = 0; j < k; j++)
-                expl[(size_t)l * k + j] = total > 0 ? (float)(var[j] / total) : 0;
-            rc = aim_token_stats_compute(f, B, N, D, &stats[l], e);
-        }
-    }
-    free(feats);
-    free(mean);
-    free(comps);
-    return rc;
-}
-
-/* pca [L,B,N,k], expl [L,k], stats [L], err [B,N], att [B,NH,N] (NULL: no probe) */
+/* aim_inspect_maps with an l_probe (NULL: no attention) */
 static int compute(aim_model *m, const float *x, int B, int k, int S, const l_probe *p,
                    float *pca, float *expl, aim_token_stats *stats, float *err, float *att,
                    aim_err *e)
 {
-    if (blocks_pca_stats(m, x, B, k, pca, expl, stats, e) != 0)
-        return -1;
-    int32_t *pre = aim_xmalloc((size_t)B * sizeof *pre);
-    for (int b = 0; b < B; b++)
-        pre[b] = S;
-    int rc = aim_inspect_patch_loss(m, x, B, pre, err, e);
-    free(pre);
-    if (rc == 0 && att)
-        rc = aim_inspect_attention(m, p->p, p->blocks, p->nblocks, x, B, att, e);
-    return rc;
-}
-
-/* whether the view can show this model's maps */
-static int view_fits(const aim_config *c, aim_err *e)
-{
-    int g = c->image / c->patch;
-    if (g > AIM_INSPECT_GRID)
-        return aim_errf(e, "inspect: %dx%d patches are more than the Inspect view's %dx%d", g, g,
-                        AIM_INSPECT_GRID, AIM_INSPECT_GRID);
-    if (c->channels != 1 && c->channels != 3)
-        return aim_errf(e, "inspect: %d channels cannot be shown", c->channels);
-    return 0;
-}
-
-/* the images x [B,C,H,W] normalised as m sees them -> 0..1 */
-static float pixel(const aim_config *c, float v, int ch)
-{
-    float mu = ch < c->nmean ? c->mean[ch] : 0, sd = ch < c->nmean ? c->std[ch] : 1;
-    v = v * sd + mu;
-    return v < 0 ? 0 : v > 1 ? 1 : v;
-}
-
-static void fill_view(aim_inspect_view *v, const aim_config *c, const float *x, int B, int k,
-                      int S, const float *pca, const float *expl, const aim_token_stats *stats,
-                      const float *err, const float *att, int NH, const char *probe,
-                      const char *source, int64_t step)
-{
-    int N = aim_config_tokens(c), H = c->image, C = c->channels;
-    memset(v, 0, sizeof *v);
-    v->n = B < AIM_INSPECT_IMAGES ? B : AIM_INSPECT_IMAGES;
-    v->channels = C;
-    int f = (H + AIM_RECON_SIDE - 1) / AIM_RECON_SIDE; /* box filter factor */
-    v->side = H / f;
-    v->grid = H / c->patch;
-    v->depth = c->depth < AIM_INSPECT_BLOCKS ? c->depth : AIM_INSPECT_BLOCKS;
-    v->heads = att ? (NH < AIM_INSPECT_HEADS ? NH : AIM_INSPECT_HEADS) : 0;
-    v->prefix = S;
-    v->step = step;
-    snprintf(v->source, sizeof v->source, "%s", source ? source : "");
-    snprintf(v->probe, sizeof v->probe, "%s", probe ? probe : "");
-    size_t img = (size_t)C * H * H;
-    for (int i = 0; i < v->n; i++)
-        for (int ch = 0; ch < C; ch++)
-            for (int y = 0; y < v->side; y++)
-                for (int xx = 0; xx < v->side; xx++) {
-                    float s = 0;
-                    for (int dy = 0; dy < f; dy++)
-                        for (int dx = 0; dx < f; dx++)
-                            s += pixel(c, x[i * img + (size_t)ch * H * H +
-                                            (size_t)(y * f + dy) * H + xx * f + dx], ch);
-                    v->input[i][((size_t)ch * v->side + y) * v->side + xx] =
-                        (uint8_t)lrintf(s / (f * f) * 255.0f);
-                }
-    uint8_t *rgb = aim_xmalloc((size_t)B * N * 3);
-    for (int l = 0; l < v->depth; l++) {
-        aim_pca_rgb(pca + (size_t)l * B * N * k, (int64_t)B * N, k, rgb);
-        for (int i = 0; i < v->n; i++)
-            memcpy(v->pca[l][i], rgb + (size_t)i * N * 3, (size_t)N * 3);
-        for (int j = 0; j < 3; j++)
-            v->explained[l][j] = j < k ? expl[(size_t)l * k + j] : 0;
-        v->norm[l] = (float)stats[l].norm;
-        v->cosine[l] = (float)stats[l].cosine;
-        v->erank[l] = (float)stats[l].erank;
-    }
-    free(rgb);
-    for (int i = 0; i < v->n; i++) {
-        memcpy(v->error[i], err + (size_t)i * N, (size_t)N * sizeof(float));
-        v->loss[i] = (float)mean_defined(err + (size_t)i * N, (size_t)N);
-        for (int h = 0; h < v->heads; h++)
-            memcpy(v->attn[i][h], att + ((size_t)i * NH + h) * N, (size_t)N * sizeof(float));
-    }
+    return aim_inspect_maps(m, x, B, k, S, p ? p->p : NULL, p ? p->blocks : NULL,
+                            p ? p->nblocks : 0, pca, expl, stats, err, att, e);
 }
 
 int l_inspect_publish(aim_engine *eng, aim_model *m, const float *x, int B, const l_probe *p,
                       int S, const char *source, int64_t step, aim_err *e)
 {
-    const aim_config *c = aim_model_config(m);
-    if (view_fits(c, e) != 0)
-        return -1;
-    int N = aim_config_tokens(c), Ld = c->depth, k = 3, NH = 0;
+    char d[160] = "";
     int attentive = p && p->p && aim_probe_get_kind(p->p) == AIM_PROBE_ATTENTIVE;
-    if (attentive) {
-        int pN, pD;
-        aim_probe_shape(p->p, &pN, &pD, &NH);
-    }
-    float *pca = aim_xmalloc((size_t)Ld * B * N * k * sizeof *pca);
-    float *expl = aim_xmalloc((size_t)Ld * k * sizeof *expl);
-    aim_token_stats *st = aim_xmalloc((size_t)Ld * sizeof *st);
-    float *err = aim_xmalloc((size_t)B * N * sizeof *err);
-    float *att = attentive ? aim_xmalloc((size_t)B * NH * N * sizeof *att) : NULL;
-    int rc = compute(m, x, B, k, S, p, pca, expl, st, err, att, e);
-    if (rc == 0) {
-        char d[160] = "";
-        if (attentive)
-            l_probe_describe(p, d, sizeof d);
-        aim_inspect_view *v = aim_xmalloc(sizeof *v);
-        fill_view(v, c, x, B, k, S, pca, expl, st, err, att, NH, d, source, step);
-        aim_engine_job_inspect(eng, v);
-        free(v);
-    }
-    free(pca);
-    free(expl);
-    free(st);
-    free(err);
-    free(att);
-    return rc;
+    if (attentive)
+        l_probe_describe(p, d, sizeof d);
+    return aim_inspect_publish(eng, m, x, B, attentive ? p->p : NULL, attentive ? p->blocks : NULL,
+                               attentive ? p->nblocks : 0, d, S, source, step, e);
 }
 
 static const char *const inspect_options[] = {"probe", "prefix", "k", "publish", "source", NULL};
@@ -391,18 +233,18 @@ static int l_inspect(lua_State *L)
     lua_setfield(L, -2, "explained");
     push_stats(L, st, Ld);
     lua_setfield(L, -2, "stats");
-    l_set_num(L, "loss", mean_defined(err->data, (size_t)B * N));
+    l_set_num(L, "loss", aim_nanmean(err->data, (size_t)B * N));
     l_set_int(L, "grid", c->image / c->patch);
     l_set_int(L, "prefix", S);
     int published = 0;
     if (publish) {
-        if (view_fits(c, &e) == 0) {
+        if (aim_inspect_view_fits(c, &e) == 0) {
             char d[160] = "";
             if (p)
                 l_probe_describe(p, d, sizeof d);
             aim_inspect_view *v = aim_xmalloc(sizeof *v);
-            fill_view(v, c, x->data, B, k, S, pca->data, expl, st, err->data,
-                      att ? att->data : NULL, NH, d, source, 0);
+            aim_inspect_view_fill(v, c, x->data, B, k, S, pca->data, expl, st, err->data,
+                                  att ? att->data : NULL, NH, d, source, 0);
             aim_engine_job_inspect(l_engine(L), v);
             free(v);
             published = 1;
@@ -517,7 +359,7 @@ static int maps_input(lua_State *L)
             int src = C == 1 ? 0 : ch;
             for (size_t q = 0; q < plane; q++)
                 out->data[((size_t)b * 3 + ch) * plane + q] =
-                    pixel(c, x->data[((size_t)b * C + src) * plane + q], src);
+                    aim_pixel_unnorm(c, x->data[((size_t)b * C + src) * plane + q], src);
         }
     return 1;
 }

@@ -482,6 +482,119 @@ int aim_inspect_attention(aim_model *m, aim_probe *p, const int *blocks, int nbl
     return rc;
 }
 
+/* ------------------------------------------------------------ every block */
+
+int aim_inspect_blocks(aim_model *m, const float *x, int B, int k, size_t max_bytes,
+                       float *pca, float *expl, aim_token_stats *stats, aim_err *e)
+{
+    const aim_config *c = aim_model_config(m);
+    int N = aim_config_tokens(c), Ld = c->depth, D = c->width;
+    size_t tok = (size_t)B * N * D;
+    if (k < 1 || k > D)
+        return aim_errf(e, "inspect: %d principal components of %d-wide tokens", k, D);
+    if ((int64_t)B * N < 2)
+        return aim_errf(e, "inspect: PCA needs at least 2 tokens");
+    float *var = aim_xmalloc((size_t)k * sizeof *var);
+    int rc = 0;
+    if ((double)Ld * tok * sizeof(float) > (double)max_bytes) {
+        /* block by block: one trunk pass each, memory bounded by one block */
+        for (int l = 1; l <= Ld && rc == 0; l++) {
+            double total = 0;
+            rc = aim_inspect_pca(m, x, B, l, k, pca + (size_t)(l - 1) * B * N * k, NULL, NULL,
+                                 var, &total, e);
+            for (int j = 0; j < k && rc == 0; j++)
+                expl[(size_t)(l - 1) * k + j] = total > 0 ? (float)(var[j] / total) : 0;
+        }
+        if (rc == 0)
+            rc = aim_inspect_stats(m, x, B, stats, e);
+        free(var);
+        return rc;
+    }
+    float *feats = aim_xmalloc((size_t)Ld * tok * sizeof *feats); /* [L, B, N, D] */
+    float *mean = aim_xmalloc((size_t)D * sizeof *mean);
+    float *comps = aim_xmalloc((size_t)k * D * sizeof *comps);
+    rc = aim_inspect_trunk(m, x, B, feats, e);
+    for (int l = 0; l < Ld && rc == 0; l++) {
+        const float *f = feats + (size_t)l * tok;
+        double total = 0;
+        rc = aim_pca_fit(f, (int64_t)B * N, D, k, mean, comps, var, &total, e);
+        if (rc == 0) {
+            aim_pca_project(f, (int64_t)B * N, D, k, mean, comps, pca + (size_t)l * B * N * k);
+            for (int j = 0; j < k; j++)
+                expl[(size_t)l * k + j] = total > 0 ? (float)(var[j] / total) : 0;
+            rc = aim_token_stats_compute(f, B, N, D, &stats[l], e);
+        }
+    }
+    free(feats);
+    free(mean);
+    free(comps);
+    free(var);
+    return rc;
+}
+
+int aim_inspect_maps(aim_model *m, const float *x, int B, int k, int S, aim_probe *p,
+                     const int *blocks, int nblocks, float *pca, float *expl,
+                     aim_token_stats *stats, float *err, float *att, aim_err *e)
+{
+    if (aim_inspect_blocks(m, x, B, k, AIM_INSPECT_ONE_PASS_BYTES, pca, expl, stats, e) != 0)
+        return -1;
+    int32_t *pre = aim_xmalloc((size_t)B * sizeof *pre);
+    for (int b = 0; b < B; b++)
+        pre[b] = S;
+    int rc = aim_inspect_patch_loss(m, x, B, pre, err, e);
+    free(pre);
+    if (rc == 0 && att)
+        rc = aim_inspect_attention(m, p, blocks, nblocks, x, B, att, e);
+    return rc;
+}
+
+double aim_nanmean(const float *v, size_t n)
+{
+    double s = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(v[i])) {
+            s += v[i];
+            k++;
+        }
+    return k ? s / k : NAN;
+}
+
+/* ------------------------------------------------------------ pixels */
+
+float aim_pixel_unnorm(const aim_config *c, float v, int ch)
+{
+    float mu = ch < c->nmean ? c->mean[ch] : 0, sd = ch < c->nmean ? c->std[ch] : 1;
+    v = v * sd + mu;
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+int aim_shrink_factor(int H, int side_max)
+{
+    return (H + side_max - 1) / side_max;
+}
+
+void aim_image_shrink_u8(const aim_config *c, const float *x, int n, int C, int H, int f,
+                         uint8_t *out, size_t stride)
+{
+    int side = H / f;
+    size_t img = (size_t)C * H * H;
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < C; ch++)
+            for (int y = 0; y < side; y++)
+                for (int xx = 0; xx < side; xx++) {
+                    float s = 0;
+                    for (int dy = 0; dy < f; dy++)
+                        for (int dx = 0; dx < f; dx++) {
+                            float v = x[i * img + (size_t)ch * H * H +
+                                        (size_t)(y * f + dy) * H + xx * f + dx];
+                            s += c ? aim_pixel_unnorm(c, v, ch) : v;
+                        }
+                    out[i * stride + ((size_t)ch * side + y) * side + xx] =
+                        (uint8_t)lrintf(s / (f * f) * 255.0f);
+                }
+}
+
 /* ------------------------------------------------------------ colours */
 
 void aim_pca_rgb(const float *proj, int64_t n, int k, uint8_t *rgb)

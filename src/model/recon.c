@@ -156,3 +156,46 @@ int aim_recon_summary(aim_tfevents *w, const char *tag, int64_t step, const floa
         return aim_errf(e, "%s: writing the image summary %s failed", aim_tfevents_path(w), tag);
     return 0;
 }
+
+/* ------------------------------------------------------------ choosing */
+
+int aim_recon_pick(const aim_dataset *ds, const aim_config *c, int n, float **rx)
+{
+    int C = c->channels, H = c->image;
+    *rx = NULL;
+    if (ds->c != C || ds->h != H || ds->w != H || ds->n <= 0 || n <= 0)
+        return 0;
+    if (n > ds->n)
+        n = (int)ds->n;
+    int64_t *pick = aim_xmalloc((size_t)n * sizeof *pick);
+    int k = 0;
+    int64_t scan = ds->n < 2000 ? ds->n : 2000;
+    for (int cls = 0; k < n && cls < (ds->nclasses > 0 ? ds->nclasses : 1); cls++)
+        for (int64_t i = 0; i < scan; i++)
+            if (!ds->labels || ds->labels[i] == cls) {
+                pick[k++] = i;
+                break;
+            }
+    for (int64_t i = 0; k < n && i < ds->n; i++) { /* too few classes: fill in order */
+        int seen = 0;
+        for (int j = 0; j < k; j++)
+            seen |= pick[j] == i;
+        if (!seen)
+            pick[k++] = i;
+    }
+    size_t img = (size_t)C * H * H;
+    float *x = aim_xmalloc((size_t)k * img * sizeof *x);
+    for (int j = 0; j < k; j++) {
+        const uint8_t *src = ds->images + (size_t)pick[j] * img;
+        for (int ch = 0; ch < C; ch++) {
+            float mu = ch < c->nmean ? c->mean[ch] : 0, sd = ch < c->nmean ? c->std[ch] : 1;
+            for (size_t q = 0; q < (size_t)H * H; q++) {
+                size_t at = (size_t)ch * H * H + q;
+                x[(size_t)j * img + at] = (src[at] / 255.0f - mu) / sd;
+            }
+        }
+    }
+    free(pick);
+    *rx = x;
+    return k;
+}

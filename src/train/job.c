@@ -594,13 +594,6 @@ int aim_pretrain_spec_config(const aim_pretrain_spec *s, aim_config *c, aim_err 
     return aim_config_validate(c, e);
 }
 
-/* the folder of a file path (malloc'd), "." when it has none */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? aim_xasprintf("%.*s", (int)(slash - path), path) : aim_xstrdup(".");
-}
-
 static char *checkpoint_path(const char *from, aim_err *e)
 {
     return aim_is_dir(from) ? aim_checkpoint_latest(from, e) : aim_xstrdup(from);
@@ -737,7 +730,7 @@ static char *resume_into(aim_model *m, const char *from, aim_pretrain_opts *po,
     po->val_images = co.val_images;
     po->probe_every = co.probe_every;
     po->probe_images = co.probe_images;
-    dir = aim_is_dir(from) ? aim_xstrdup(from) : dir_of(ck);
+    dir = aim_is_dir(from) ? aim_xstrdup(from) : aim_dirname(ck);
     snprintf(ck_out, ck_len, "%s", ck);
 done:
     aim_model_free(mc);

@@ -11,10 +11,10 @@
  * draws the prompt and rl_line_buffer itself (cursor column from wcwidth,
  * scrolled sideways when long), so the redisplay hook does nothing.
  *
- * Whether a line finishes a statement is decided here, by compiling it in a
- * private Lua state that never runs anything (as lua.c does: "return
- * <line>" first, then the line; a syntax error at <eof> means "more"); so
- * ">>" appears at once even while the engine is busy between steps.
+ * Whether a line finishes a statement the Lua layer says
+ * (aim_lua_incomplete: it compiles in a state of its own and never waits for
+ * the engine), so ">>" appears at once even while the engine is busy
+ * between steps.
  *
  * Readline's callbacks take no context: `the_console` is it.
  */
@@ -30,10 +30,8 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
-#include <lauxlib.h>
-#include <lua.h>
-
 #include "aim/core.h"
+#include "aim/engine.h"
 #include "ui/console.h"
 #include "ui/screen.h"
 
@@ -48,7 +46,6 @@ typedef struct line {
 
 struct console {
     console_opts o;
-    lua_State *syntax;        /* compiles, never runs */
     line lines[SCROLLBACK];   /* ring */
     int64_t nlines;           /* lines ever added */
     int scroll;               /* wrapped rows scrolled back */
@@ -156,27 +153,6 @@ static void feed_bytes(console *c, const char *b, size_t n)
         rl_callback_read_char();
 }
 
-/* 1 if code is an unfinished statement (lua.c's test) */
-static int incomplete(console *c, const char *code)
-{
-    lua_State *L = c->syntax;
-    char *ret = aim_xasprintf("return %s;", code);
-    int st = luaL_loadbuffer(L, ret, strlen(ret), "=console");
-    free(ret);
-    lua_settop(L, 0);
-    if (st == LUA_OK)
-        return 0;
-    st = luaL_loadbuffer(L, code, strlen(code), "=console");
-    int more = 0;
-    if (st == LUA_ERRSYNTAX) {
-        size_t len;
-        const char *msg = lua_tolstring(L, -1, &len);
-        more = msg && len >= 5 && !strcmp(msg + len - 5, "<eof>");
-    }
-    lua_settop(L, 0);
-    return more;
-}
-
 static void on_line(char *text)
 {
     console *c = the_console;
@@ -198,7 +174,7 @@ static void on_line(char *text)
         rl_set_prompt("> ");
         return;
     }
-    if (incomplete(c, code)) {
+    if (aim_lua_incomplete(code)) {
         c->chunk = code;
         rl_set_prompt(">> ");
         return;
@@ -215,7 +191,6 @@ console *console_new(const console_opts *o)
 {
     console *c = aim_xcalloc(1, sizeof *c);
     c->o = *o;
-    c->syntax = luaL_newstate();
     c->null_out = fopen("/dev/null", "w");
     the_console = c;
     rl_readline_name = "aim";
@@ -255,8 +230,6 @@ void console_free(console *c)
     for (int i = 0; i < SCROLLBACK; i++)
         free(c->lines[i].text);
     free(c->chunk);
-    if (c->syntax)
-        lua_close(c->syntax);
     if (c->null_out) {
         rl_outstream = NULL;
         fclose(c->null_out);

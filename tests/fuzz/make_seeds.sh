@@ -8,7 +8,7 @@ OUT=$2
 T=$OUT/.work
 rm -rf "$OUT"
 mkdir -p "$T" "$OUT/npy" "$OUT/safetensors" "$OUT/checkpoint" "$OUT/idx" "$OUT/cifar" \
-    "$OUT/png" "$OUT/metrics" "$OUT/lua"
+    "$OUT/png" "$OUT/metrics" "$OUT/lua" "$OUT/json"
 
 # a tiny run: weights, a checkpoint, metrics
 "$AIM" train --data synthetic --limit 64 --preset micro --steps 3 --batch 8 --threads 1 \
@@ -16,6 +16,9 @@ mkdir -p "$T" "$OUT/npy" "$OUT/safetensors" "$OUT/checkpoint" "$OUT/idx" "$OUT/c
 cp "$T/run/model.safetensors" "$OUT/safetensors/model.safetensors"
 cp "$T/run/ckpt-3.safetensors" "$OUT/checkpoint/ckpt.safetensors"
 head -n 3 "$T/run/metrics.jsonl" >"$OUT/metrics/metrics.jsonl"
+head -n 1 "$T/run/metrics.jsonl" >"$OUT/json/line.json"
+cp "$T/run/run.json" "$OUT/json/run.json"
+printf '{"a":[1,-2.5e3,null,true,false,"\\u00e9\\ud83d\\ude00"],"b":{"c":[[{}]]}}' >"$OUT/json/mix.json"
 printf '{"__metadata__":{"a":"b"},"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' >"$T/h"
 len=$(wc -c <"$T/h")
 { printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000"; cat "$T/h"; printf 'abcd'; } \
