@@ -33,7 +33,16 @@ typedef struct aim_config {
 
 /* "micro" (tests), "tiny" (Fashion-MNIST), "small" (CIFAR-size). */
 int aim_config_preset(const char *name, aim_config *c, aim_err *e);
-/* Checks every constraint (divisibility, multiples of 4 for sin-cos, ...). */
+/* The integer fields of a config with their ranges (aim_config_validate's,
+ * aim.model{}'s), in order; the list ends with a NULL name. */
+typedef struct aim_config_field {
+    const char *name;
+    size_t offset; /* of the int in aim_config */
+    int lo, hi;
+} aim_config_field;
+extern const aim_config_field aim_config_fields[];
+/* Checks every constraint (ranges, divisibility, multiples of 4 for
+ * sin-cos, ...). */
 int aim_config_validate(const aim_config *c, aim_err *e);
 static inline int aim_config_tokens(const aim_config *c)
 {

@@ -135,16 +135,10 @@ static int l_model_new(lua_State *L)
         const char *preset = l_opt_str(L, 1, "preset", "tiny");
         if (aim_config_preset(preset, &c, &e) != 0)
             return luaL_argerror(L, 1, e.msg);
-#define FIELD(f, lo, hi) c.f = (int)l_opt_int(L, 1, #f, c.f, lo, hi)
-        FIELD(image, 2, 4096);
-        FIELD(channels, 1, 4);
-        FIELD(patch, 1, 512);
-        FIELD(width, 4, 16384);
-        FIELD(depth, 1, 512);
-        FIELD(heads, 1, 1024);
-        FIELD(head_width, 4, 16384);
-        FIELD(head_depth, 0, 512);
-#undef FIELD
+        for (const aim_config_field *f = aim_config_fields; f->name; f++) {
+            int *v = (int *)((char *)&c + f->offset);
+            *v = (int)l_opt_int(L, 1, f->name, *v, f->lo, f->hi);
+        }
         c.norm_eps = (float)l_opt_num(L, 1, "norm_eps", c.norm_eps, 1e-12, 0.5);
         int nm = read_floats(L, 1, "mean", c.mean, c.channels);
         int ns = read_floats(L, 1, "std", c.std, c.channels);

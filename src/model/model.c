@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,20 +36,21 @@ int aim_config_preset(const char *name, aim_config *c, aim_err *e)
     return 0;
 }
 
+#define FIELD_(f, lo, hi) {#f, offsetof(aim_config, f), lo, hi}
+const aim_config_field aim_config_fields[] = {
+    FIELD_(image, 2, 4096),      FIELD_(channels, 1, 4),      FIELD_(patch, 1, 512),
+    FIELD_(width, 4, 16384),     FIELD_(depth, 1, 512),       FIELD_(heads, 1, 1024),
+    FIELD_(head_width, 4, 16384), FIELD_(head_depth, 0, 512), {NULL, 0, 0, 0},
+};
+#undef FIELD_
+
 int aim_config_validate(const aim_config *c, aim_err *e)
 {
-#define RANGE(f, lo, hi)                                                                   \
-    if (c->f < (lo) || c->f > (hi))                                                        \
-        return aim_errf(e, "config: " #f " = %d is outside %d..%d", c->f, lo, hi);
-    RANGE(image, 2, 4096);
-    RANGE(channels, 1, 4);
-    RANGE(patch, 1, 512);
-    RANGE(width, 4, 16384);
-    RANGE(depth, 1, 512);
-    RANGE(heads, 1, 1024);
-    RANGE(head_width, 4, 16384);
-    RANGE(head_depth, 0, 512);
-#undef RANGE
+    for (const aim_config_field *f = aim_config_fields; f->name; f++) {
+        int v = *(const int *)((const char *)c + f->offset);
+        if (v < f->lo || v > f->hi)
+            return aim_errf(e, "config: %s = %d is outside %d..%d", f->name, v, f->lo, f->hi);
+    }
     if (c->image % c->patch)
         return aim_errf(e, "config: patch %d does not divide image %d", c->patch, c->image);
     if (aim_config_tokens(c) < 2)
