@@ -215,7 +215,11 @@ aim_dataset *aim_data_open_pngdir(const char *path, const aim_open_opts *opts, a
         goto fail;
     }
 
-    ds = aim_dataset_alloc("pngdir", n, c, h, w);
+    ds = aim_dataset_try_alloc("pngdir", n, c, h, w, e);
+    if (!ds) {
+        aim_err_prefix(e, "%s", path);
+        goto fail;
+    }
     size_t per = (size_t)c * h * w;
     int64_t bad = n; /* lowest failing index */
     aim_err bad_err = {{0}};

@@ -156,6 +156,7 @@ void l_open_png(lua_State *L);
 typedef struct l_dataset {
     aim_dataset *ds; /* NULL: closed */
     int busy;        /* a job is using it */
+    size_t charged;  /* bytes taken from aim.memory_limit for its images */
 } l_dataset;
 
 l_dataset *l_dataset_check(lua_State *L, int idx);
@@ -173,6 +174,7 @@ void l_open_data(lua_State *L); /* aim.data */
 typedef struct l_model {
     aim_model *m; /* NULL: closed */
     int busy;
+    size_t charged; /* bytes taken from aim.memory_limit for its slabs */
 } l_model;
 
 l_model *l_model_check(lua_State *L, int idx);

@@ -60,6 +60,30 @@ static shape_opts read_shape_opts(lua_State *L, int idx)
     return s;
 }
 
+/* Charge the images and labels of d's dataset to aim.memory_limit: 0, or
+ * -1 with the dataset freed and a message pushed. (The loaders allocate
+ * within aim_mem_limit(); the account is settled as soon as the size is
+ * known.) */
+static int charge(lua_State *L, l_dataset *d)
+{
+    const aim_dataset *ds = d->ds;
+    size_t bytes = (size_t)ds->n * ((size_t)ds->c * ds->h * ds->w + sizeof(int32_t));
+    l_mem *mem = l_mem_of(L);
+    if (l_mem_take(mem, bytes) != 0) {
+        char need[32], st[160];
+        aim_fmt_bytes(need, sizeof need, bytes);
+        l_mem_status(mem, st, sizeof st);
+        lua_pushfstring(L, "%s: %lld images of %dx%dx%d need %s (%s)",
+                        ds->path ? ds->path : ds->kind, (long long)ds->n, ds->c, ds->h, ds->w,
+                        need, st);
+        aim_dataset_free(d->ds);
+        d->ds = NULL;
+        return -1;
+    }
+    d->charged = bytes;
+    return 0;
+}
+
 /* Adopt ds into the empty userdata on top; apply limit and conversion.
  * Returns 1 (the dataset) or 2 (nil, message). */
 static int adopt(lua_State *L, l_dataset *d, aim_dataset *ds, const shape_opts *s, aim_err *e)
@@ -69,6 +93,8 @@ static int adopt(lua_State *L, l_dataset *d, aim_dataset *ds, const shape_opts *
         aim_dataset_truncate(ds, s->limit);
     if (aim_dataset_convert(ds, s->channels, s->height, s->width, AIM_RESIZE_AREA, e) != 0)
         return luaL_error(L, "%s", e->msg); /* bad channel count etc.: an argument problem */
+    if (charge(L, d) != 0)
+        return l_fail(L, lua_tostring(L, -1));
     return 1;
 }
 
@@ -131,6 +157,8 @@ static int data_synthetic(lua_State *L)
     d->ds = aim_data_synthetic(&o, &e);
     if (!d->ds)
         return luaL_error(L, "%s", e.msg);
+    if (charge(L, d) != 0)
+        return lua_error(L);
     return 1;
 }
 
@@ -143,6 +171,8 @@ static int ds_gc(lua_State *L)
         return luaL_error(L, "the dataset is in use by a running job");
     aim_dataset_free(d->ds);
     d->ds = NULL;
+    l_mem_give(l_mem_of(L), d->charged);
+    d->charged = 0;
     return 0;
 }
 

@@ -48,6 +48,7 @@ int aim_model_lora_add(aim_model *m, int rank, float alpha, const int *blocks, i
         memset(on, 1, (size_t)m->L);
     aim_params *p = &m->p;
     size_t old_total = p->total;
+    int old_n = p->n;
     const int D = m->D, r = rank;
     for (int l = 0; l < m->L; l++) {
         if (!on[l])
@@ -59,7 +60,14 @@ int aim_model_lora_add(aim_model *m, int rank, float alpha, const int *blocks, i
         b->pb = add4(p, l, "proj.lora_B", D, r);
     }
     free(on);
-    aim_params_grow(p, old_total);
+    if (aim_params_try_grow(p, old_total, e) != 0) {
+        /* the table as it was: no adapter rows */
+        p->n = old_n;
+        p->total = old_total;
+        for (int l = 0; l < m->L; l++)
+            m->blk[l].qa = m->blk[l].qb = m->blk[l].pa = m->blk[l].pb = -1;
+        return aim_err_prefix(e, "lora");
+    }
     /* loralib: A kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), B = 0 */
     const double bound = 1.0 / sqrt((double)D);
     for (int l = 0; l < m->L; l++) {
@@ -207,6 +215,10 @@ int aim_model_save_lora(const aim_model *m, const char *path, aim_err *e)
 {
     if (!m->lora_rank)
         return aim_errf(e, "lora: the model has no adapters to save");
+    const char *bad = aim_params_nonfinite(&m->p);
+    if (bad)
+        return aim_errf(e, "%s: not written: tensor \"%s\" holds a NaN or infinite value",
+                        path, bad);
     const aim_params *p = &m->p;
     aim_st_entry *ent = aim_xcalloc((size_t)p->n, sizeof *ent);
     int n = 0;
