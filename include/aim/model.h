@@ -214,6 +214,11 @@ aim_model *aim_model_load(const char *path, aim_err *e);
  * from the metadata. */
 struct aim_st_file;
 aim_model *aim_model_from_st(const struct aim_st_file *f, aim_err *e);
+/* The config of f (as aim_config_from_meta) and a check that f holds every
+ * tensor it needs (F32, the right shapes), nothing allocated by their sizes:
+ * works on a header read by aim_st_peek, so a caller can charge or refuse
+ * the model's size before loading it. */
+int aim_model_check_st(const struct aim_st_file *f, aim_config *c, aim_err *e);
 /* Config from a safetensors file's metadata (AIM.md keys), validated. */
 int aim_config_from_meta(const struct aim_st_file *f, aim_config *c, aim_err *e);
 /* Copy the tensor `name` of file f into dst, checking it is F32 with the

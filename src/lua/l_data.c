@@ -73,8 +73,8 @@ static int charge(lua_State *L, l_dataset *d)
         char need[32], st[160];
         aim_fmt_bytes(need, sizeof need, bytes);
         l_mem_status(mem, st, sizeof st);
-        lua_pushfstring(L, "%s: %lld images of %dx%dx%d need %s (%s)",
-                        ds->path ? ds->path : ds->kind, (long long)ds->n, ds->c, ds->h, ds->w,
+        lua_pushfstring(L, "%s: %I images of %dx%dx%d need %s (%s)",
+                        ds->path ? ds->path : ds->kind, (lua_Integer)ds->n, ds->c, ds->h, ds->w,
                         need, st);
         aim_dataset_free(d->ds);
         d->ds = NULL;

@@ -201,7 +201,7 @@ static int l_load(lua_State *L)
     /* the header first: the model's size is charged before its slabs exist */
     aim_st_file *f = aim_st_peek(path, &e);
     aim_config c;
-    int bad = !f || aim_config_from_meta(f, &c, &e) != 0;
+    int bad = !f || aim_model_check_st(f, &c, &e) != 0;
     aim_st_close(f);
     if (bad)
         return l_fail(L, e.msg);

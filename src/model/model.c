@@ -567,6 +567,18 @@ fail:
     return NULL;
 }
 
+int aim_model_check_st(const aim_st_file *f, aim_config *c, aim_err *e)
+{
+    if (aim_config_from_meta(f, c, e) != 0)
+        return -1;
+    aim_model *m = model_shell(c, e);
+    if (!m)
+        return aim_err_prefix(e, "%s", f->path);
+    int rc = aim_st_check_params(f, &m->p, NULL, e);
+    aim_model_free(m);
+    return rc;
+}
+
 aim_model *aim_model_load(const char *path, aim_err *e)
 {
     aim_st_file *f = aim_st_open(path, e);
