@@ -340,22 +340,41 @@ static int check_lora_tensors(const aim_st_file *f, const aim_model *m, const in
     return 0;
 }
 
-int lora_from_st(aim_model *m, const aim_st_file *f, aim_err *e)
+/* The adapters of f checked against m (names, shapes, rank, alpha), nothing
+ * changed: the blocks (n returned, 0 = none, -1 on error), rank and alpha */
+static int lora_check(const aim_model *m, const aim_st_file *f, int *blocks, int *rank,
+                      float *alpha, aim_err *e)
 {
-    int blocks[1024], rank;
     if (m->L > 1024)
         return aim_errf(e, "%s: too many blocks", f->path);
-    int n = file_lora(f, m->L, blocks, &rank, e);
+    int n = file_lora(f, m->L, blocks, rank, e);
     if (n <= 0) {
         if (n == 0 && check_lora_tensors(f, m, blocks, 0, 0, e) != 0)
             return -1;
         return n;
     }
-    float alpha = 1.0f;
-    if (file_alpha(f, rank, &alpha, e) != 0 || check_lora_tensors(f, m, blocks, n, rank, e))
+    *alpha = 1.0f;
+    if (file_alpha(f, *rank, alpha, e) != 0 || check_lora_tensors(f, m, blocks, n, *rank, e))
         return -1;
-    if (rank > m->D)
-        return aim_errf(e, "%s: LoRA rank %d exceeds the width %d", f->path, rank, m->D);
+    if (*rank > m->D)
+        return aim_errf(e, "%s: LoRA rank %d exceeds the width %d", f->path, *rank, m->D);
+    return n;
+}
+
+int lora_check_st(const aim_model *m, const aim_st_file *f, aim_err *e)
+{
+    int blocks[1024], rank;
+    float alpha;
+    return lora_check(m, f, blocks, &rank, &alpha, e) < 0 ? -1 : 0;
+}
+
+int lora_from_st(aim_model *m, const aim_st_file *f, aim_err *e)
+{
+    int blocks[1024], rank;
+    float alpha = 1.0f;
+    int n = lora_check(m, f, blocks, &rank, &alpha, e);
+    if (n <= 0)
+        return n;
     if (aim_model_lora_add(m, rank, alpha, blocks, n, 0, e) != 0)
         return aim_err_prefix(e, "%s", f->path);
     const aim_params *p = &m->p;

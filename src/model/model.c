@@ -539,19 +539,19 @@ aim_model *aim_model_from_st(const aim_st_file *f, aim_err *e)
         return NULL;
     }
     aim_params *p = &m->p;
-    if (aim_st_check_params(f, p, NULL, e) != 0)
-        goto fail;
     for (int i = 0; i < f->ntensors; i++) {
         const char *name = f->tensors[i].name;
         /* a probe head saved with the trunk is not part of the model,
          * checkpoints carry optimizer state and LoRA adapters are checked by
-         * lora_from_st; anything else is a mistake worth reporting */
+         * lora_check_st; anything else is a mistake worth reporting */
         if (!strncmp(name, "head.", 5) || !strncmp(name, "optimizer.", 10) ||
             strstr(name, ".lora_") || aim_params_find(p, name) >= 0)
             continue;
         aim_errf(e, "%s: unexpected tensor \"%s\" (not an AIM.md weight name)", f->path, name);
         goto fail;
     }
+    if (lora_check_st(m, f, e) != 0 || aim_st_check_params(f, p, NULL, e) != 0)
+        goto fail;
     if (model_alloc(m, e) != 0) {
         aim_err_prefix(e, "%s", f->path);
         goto fail;

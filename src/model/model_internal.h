@@ -145,6 +145,8 @@ int lora_meta(const aim_model *m, char vals[2][32], const char **kv);
 float *lora_unmerged_copy(const aim_model *m, int idx);
 struct aim_st_file;
 int lora_from_st(aim_model *m, const struct aim_st_file *f, aim_err *e);
+/* the same checks as lora_from_st, the model unchanged (0 or -1) */
+int lora_check_st(const aim_model *m, const struct aim_st_file *f, aim_err *e);
 
 /* model.c: a model's fields and parameter table for config c (validated),
  * nothing sized by the config allocated: the slabs come later, once the
