@@ -179,6 +179,24 @@ static void datasets(void)
     ds = aim_data_open(dir, NULL, &e);
     tap_ok(ds && ds->n == 3 && ds->h == side, "the same folder loads without the limit");
     aim_dataset_free(ds);
+    /* a caller's budget (the Lua console's aim.memory_limit): the images,
+     * and each image decoded before its resize, are sized before decoding */
+    aim_open_opts oo = {.height = 8, .width = 8, .max_bytes = (uint64_t)64 << 10};
+    ds = aim_data_open(dir, &oo, &e);
+    tap_ok(!ds && tap_contains(e.msg, "0.png: a 1024x1024 image takes 1.0 MiB to decode") &&
+               tap_contains(e.msg, "more than the 65536 bytes allowed"),
+           "a PNG too large to decode within max_bytes: %s", e.msg);
+    aim_dataset_free(ds);
+    oo = (aim_open_opts){.max_bytes = (uint64_t)1 << 20};
+    ds = aim_data_open(dir, &oo, &e);
+    tap_ok(!ds && tap_contains(e.msg, "3 images of 1x1024x1024 need 3.0 MiB, more than the "
+                                      "1.0 MiB allowed"),
+           "a PNG folder over max_bytes: %s", e.msg);
+    aim_dataset_free(ds);
+    oo.max_bytes = (uint64_t)8 << 20;
+    ds = aim_data_open(dir, &oo, &e);
+    tap_ok(ds && ds->n == 3, "and within it");
+    aim_dataset_free(ds);
     free(cls);
     free(dir);
 }

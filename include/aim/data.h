@@ -50,6 +50,10 @@ typedef struct aim_open_opts {
     aim_resize_method resize;
     const char *split;      /* for folders holding several splits: "train"/"test" */
     int64_t limit;          /* 0 = all images, else at most this many */
+    uint64_t max_bytes;     /* PNG folders: the most bytes the images may take
+                               (0 = aim_mem_limit()), checked before any is
+                               decoded; the Lua console passes what is left of
+                               aim.memory_limit */
 } aim_open_opts;
 
 /* Convert in place to c channels (1, 3 or 4; gray <-> RGB by luminance /

@@ -132,6 +132,12 @@ static int data_open(lua_State *L)
     l_dataset *d = push_empty(L);
     aim_open_opts oo = {.channels = s.channels, .height = s.height, .width = s.width,
                         .split = split, .limit = s.limit, .resize = AIM_RESIZE_AREA};
+    /* a PNG folder is sized before it is decoded: what aim.memory_limit has
+     * left (the other loaders hold what their files hold) */
+    l_mem *mem = l_mem_of(L);
+    if (l_mem_limit(mem))
+        oo.max_bytes = l_mem_used(mem) < l_mem_limit(mem) ? l_mem_limit(mem) - l_mem_used(mem)
+                                                           : 1;
     aim_err e;
     aim_dataset *ds = aim_data_open(path, &oo, &e);
     if (!ds)
