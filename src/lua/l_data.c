@@ -60,28 +60,33 @@ static shape_opts read_shape_opts(lua_State *L, int idx)
     return s;
 }
 
-/* Charge the images and labels of d's dataset to aim.memory_limit: 0, or
- * -1 with the dataset freed and a message pushed. (The loaders allocate
- * within aim_mem_limit(); the account is settled as soon as the size is
- * known.) */
-static int charge(lua_State *L, l_dataset *d)
+/* Charge n images of c x h x w (and their labels) for d to
+ * aim.memory_limit: 0, or -1 with d's dataset (if any) freed and a message
+ * naming `what` pushed. (The loaders allocate within aim_mem_limit(); the
+ * account is settled as soon as the size is known, before the images are
+ * made where the caller knows it.) */
+static int charge(lua_State *L, l_dataset *d, const char *what, int64_t n, int c, int h, int w)
 {
-    const aim_dataset *ds = d->ds;
-    size_t bytes = (size_t)ds->n * ((size_t)ds->c * ds->h * ds->w + sizeof(int32_t));
+    size_t bytes = (size_t)n * ((size_t)c * h * w + sizeof(int32_t));
     l_mem *mem = l_mem_of(L);
     if (l_mem_take(mem, bytes) != 0) {
         char need[32], st[160];
         aim_fmt_bytes(need, sizeof need, bytes);
         l_mem_status(mem, st, sizeof st);
-        lua_pushfstring(L, "%s: %I images of %dx%dx%d need %s (%s)",
-                        ds->path ? ds->path : ds->kind, (lua_Integer)ds->n, ds->c, ds->h, ds->w,
-                        need, st);
+        lua_pushfstring(L, "%s: %I images of %dx%dx%d need %s (%s)", what, (lua_Integer)n, c,
+                        h, w, need, st);
         aim_dataset_free(d->ds);
         d->ds = NULL;
         return -1;
     }
     d->charged = bytes;
     return 0;
+}
+
+static int charge_ds(lua_State *L, l_dataset *d)
+{
+    const aim_dataset *ds = d->ds;
+    return charge(L, d, ds->path ? ds->path : ds->kind, ds->n, ds->c, ds->h, ds->w);
 }
 
 /* Adopt ds into the empty userdata on top; apply limit and conversion.
@@ -93,7 +98,7 @@ static int adopt(lua_State *L, l_dataset *d, aim_dataset *ds, const shape_opts *
         aim_dataset_truncate(ds, s->limit);
     if (aim_dataset_convert(ds, s->channels, s->height, s->width, AIM_RESIZE_AREA, e) != 0)
         return luaL_error(L, "%s", e->msg); /* bad channel count etc.: an argument problem */
-    if (charge(L, d) != 0)
+    if (charge_ds(L, d) != 0)
         return l_fail(L, lua_tostring(L, -1));
     return 1;
 }
@@ -159,12 +164,12 @@ static int data_synthetic(lua_State *L)
     };
     o.h = o.w = (int)l_opt_int(L, 1, "size", 28, 4, 1024);
     l_dataset *d = push_empty(L);
+    if (charge(L, d, "synthetic", o.n, o.c, o.h, o.w) != 0) /* before it is made */
+        return lua_error(L);
     aim_err e;
     d->ds = aim_data_synthetic(&o, &e);
     if (!d->ds)
-        return luaL_error(L, "%s", e.msg);
-    if (charge(L, d) != 0)
-        return lua_error(L);
+        return luaL_error(L, "%s", e.msg); /* __gc gives the charge back */
     return 1;
 }
 
