@@ -35,7 +35,7 @@ static double peak_mib(void)
 static void write_st(const char *path, const char *const *kv, int nkv, const char *tname,
                      int ndim, const int64_t *shape)
 {
-    float data[16] = {0};
+    float data[64] = {0}; /* the largest shape written: [1, 3, 4, 4] */
     aim_st_entry t = {.name = tname, .dtype = AIM_F32, .ndim = ndim, .data = data};
     for (int d = 0; d < ndim; d++)
         t.shape[d] = shape[d];
