@@ -50,9 +50,10 @@ void *aim_try_malloc(size_t n);
 void *aim_try_aligned_zero(size_t n);
 
 /* The most bytes one model (parameters and gradients, or their AdamW
- * moments), probe or dataset may take: the machine's physical memory unless
- * set lower (0 restores the default). Sizes over it are refused with a
- * message giving both, before anything is allocated. */
+ * moments), probe or dataset may take: the machine's physical memory (or
+ * its cgroup's limit when lower) unless set (0 restores the default). Sizes
+ * over it are refused with a message giving both, before anything is
+ * allocated. Process-wide: set it once, before any thread loads. */
 uint64_t aim_mem_limit(void);
 void aim_set_mem_limit(uint64_t bytes);
 /* "1.5 GiB", "12.0 MiB", "512 bytes" for messages. */

@@ -130,14 +130,36 @@ void *aim_try_aligned_zero(size_t n)
 
 static uint64_t mem_limit; /* 0: the machine's memory */
 
+/* a cgroup's memory limit (v2, then v1), or 0 when there is none */
+static uint64_t cgroup_limit(void)
+{
+    static const char *const files[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            continue;
+        unsigned long long v = 0;
+        int got = fscanf(f, "%llu", &v); /* "max" reads as nothing */
+        fclose(f);
+        if (got == 1 && v > 0)
+            return v;
+    }
+    return 0;
+}
+
 uint64_t aim_mem_limit(void)
 {
     if (mem_limit)
         return mem_limit;
-    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || size <= 0)
-        return AIM_MAX_ALLOC;
-    return (uint64_t)pages * (uint64_t)size;
+    static uint64_t machine; /* the same for the whole run: read once */
+    if (!machine) {
+        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+        uint64_t m = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : AIM_MAX_ALLOC;
+        uint64_t cg = cgroup_limit();
+        machine = cg && cg < m ? cg : m;
+    }
+    return machine;
 }
 
 void aim_set_mem_limit(uint64_t bytes)
