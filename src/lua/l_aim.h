@@ -197,6 +197,7 @@ typedef struct l_probe {
     aim_probe *p;     /* NULL: empty or closed */
     int nblocks;
     int blocks[64];   /* the blocks whose averaged features it reads, 1-based */
+    size_t charged;   /* bytes taken from aim.memory_limit (aim.load_probe) */
 } l_probe;
 l_probe *l_probe_check(lua_State *L, int idx);
 /* the probe given at idx: an aim.probe, or a table with one as .probe (an
