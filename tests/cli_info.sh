@@ -68,4 +68,42 @@ if [ -f "$FM/train-images-idx3-ubyte.gz" ]; then
 else
     n=$((n + 1)); echo "ok $n # SKIP Fashion-MNIST not installed"
 fi
+# ------------------------------------- hostile sizes (issue 24, items 1 and 6)
+# a few hundred bytes of metadata must not size an allocation: status 1, the
+# file named, and far under 300 MB of RSS (when /usr/bin/time can tell)
+st_meta() { # st_meta FILE METADATA-PAIRS: a safetensors file with no tensor
+    h="{\"__metadata__\":{$2}}"
+    len=$(printf '%s' "$h" | wc -c)
+    printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000%s" "$h" >"$1"
+}
+cfg='"image":"32","channels":"3","patch":"4","heads":"8","head_width":"64","head_depth":"1"'
+st_meta "$T/huge.safetensors" "$cfg,\"width\":\"16384\",\"depth\":\"512\""
+st_meta "$T/mid.safetensors" "$cfg,\"width\":\"1024\",\"depth\":\"8\""
+npy_header '<f4' '(1, 3, 32, 32)' >"$T/x.npy"
+head -c 12288 /dev/zero >>"$T/x.npy"
+for f in huge mid; do
+    expect_error "$f.safetensors: tensor \"preprocessor.patchifier.proj.weight\" is missing" \
+        "aim loss on metadata-only weights ($f)" \
+        loss "$T/$f.safetensors" --images "$T/x.npy" --prefix 1
+    if [ -x /usr/bin/time ] && /usr/bin/time -f %M true >/dev/null 2>&1; then
+        /usr/bin/time -f %M -o "$T/rss" "$AIM" loss "$T/$f.safetensors" --images "$T/x.npy" \
+            --prefix 1 >/dev/null 2>&1
+        kb=$(tail -n 1 "$T/rss")
+        ok $(test "$kb" -lt 300000; echo $?) "... within $kb KB of RSS"
+    else
+        n=$((n + 1)); echo "ok $n # SKIP no /usr/bin/time"
+    fi
+done
+# a 1 GiB sparse .npy whose header does not account for its size: refused
+# before its data is read
+npy_header '<f4' '(3,)' >"$T/sparse.npy"
+if truncate -s 1G "$T/sparse.npy" 2>/dev/null && [ -x /usr/bin/time ]; then
+    /usr/bin/time -f %M -o "$T/rss" "$AIM" info "$T/sparse.npy" >/dev/null 2>"$T/err"
+    kb=$(tail -n 1 "$T/rss")
+    ok $(grep -q 'sparse.npy: .* trailing bytes' "$T/err" && test "$kb" -lt 300000; echo $?) \
+        "a sparse 1 GiB .npy with a 3-value header: $kb KB of RSS"
+    rm -f "$T/sparse.npy"
+else
+    n=$((n + 1)); echo "ok $n # SKIP no sparse files or /usr/bin/time"
+fi
 finish

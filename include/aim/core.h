@@ -44,6 +44,20 @@ void *aim_xaligned(size_t n);
 /* Return NULL on failure (or n == 0 gives a valid 1-byte block): for sizes
  * that come from files. */
 void *aim_try_malloc(size_t n);
+/* 64-byte aligned and zeroed, or NULL when the memory cannot be had or n is
+ * over aim_mem_limit(): for model, probe and dataset slabs whose size comes
+ * from a file's metadata or a user's config. Free with free(). */
+void *aim_try_aligned_zero(size_t n);
+
+/* The most bytes one model (parameters and gradients, or their AdamW
+ * moments), probe or dataset may take: the machine's physical memory (or
+ * its cgroup's limit when lower) unless set (0 restores the default). Sizes
+ * over it are refused with a message giving both, before anything is
+ * allocated. Process-wide: set it once, before any thread loads. */
+uint64_t aim_mem_limit(void);
+void aim_set_mem_limit(uint64_t bytes);
+/* "1.5 GiB", "12.0 MiB", "512 bytes" for messages. */
+void aim_fmt_bytes(char *buf, size_t len, uint64_t n);
 
 /* Overflow-checked size arithmetic: return 0 and set *out, or -1 on overflow. */
 int aim_size_mul(size_t a, size_t b, size_t *out);

@@ -32,6 +32,10 @@ typedef struct aim_dataset {
 /* Allocate an empty dataset with images/labels buffers for n images (aborts
  * on OOM: callers check n against the file first). */
 aim_dataset *aim_dataset_alloc(const char *kind, int64_t n, int c, int h, int w);
+/* The same for sizes that come from files or users: NULL with a message
+ * giving the size when it is over aim_mem_limit() or cannot be had. */
+aim_dataset *aim_dataset_try_alloc(const char *kind, int64_t n, int c, int h, int w,
+                                   aim_err *e);
 void aim_dataset_free(aim_dataset *ds);
 /* Compute mean/std per channel over all images (x/255, population std). */
 void aim_dataset_compute_stats(aim_dataset *ds);
@@ -46,6 +50,10 @@ typedef struct aim_open_opts {
     aim_resize_method resize;
     const char *split;      /* for folders holding several splits: "train"/"test" */
     int64_t limit;          /* 0 = all images, else at most this many */
+    uint64_t max_bytes;     /* PNG folders: the most bytes the images may take
+                               (0 = aim_mem_limit()), checked before any is
+                               decoded; the Lua console passes what is left of
+                               aim.memory_limit */
 } aim_open_opts;
 
 /* Convert in place to c channels (1, 3 or 4; gray <-> RGB by luminance /

@@ -106,13 +106,24 @@ void aim_params_alloc(aim_params *p);
 /* After adding tensors to an allocated table: every allocated slab grows to
  * the new total, the first old_total floats kept, the rest zeroed. */
 void aim_params_grow(aim_params *p, size_t old_total);
+/* The same, but -1 with a message (every slab as it was) when the new
+ * slabs are over aim_mem_limit() or cannot be had. */
+int aim_params_try_grow(aim_params *p, size_t old_total, aim_err *e);
 /* Allocate the AdamW slabs (zeroed) if not yet there. */
 void aim_params_alloc_moments(aim_params *p);
+/* The same two (values and gradients, or the moments), but -1 with a
+ * message giving the size when it is over aim_mem_limit() or cannot be had:
+ * for tables whose sizes come from a file or a user. */
+int aim_params_try_alloc(aim_params *p, aim_err *e);
+int aim_params_try_alloc_moments(aim_params *p, aim_err *e);
 int aim_params_find(const aim_params *p, const char *name); /* -1 if absent */
 void aim_params_free(aim_params *p);
 void aim_params_zero_grad(aim_params *p);
 /* Count of values, optionally only the trainable (not frozen) ones. */
 uint64_t aim_params_count(const aim_params *p, int trainable_only);
+/* Name of the first tensor (table order) whose values hold a NaN or an
+ * infinity, or NULL: the savers refuse to write such weights. */
+const char *aim_params_nonfinite(const aim_params *p);
 
 /* --------------------------------------------------------------- model */
 typedef struct aim_model aim_model;
@@ -212,12 +223,22 @@ aim_model *aim_model_load(const char *path, aim_err *e);
  * from the metadata. */
 struct aim_st_file;
 aim_model *aim_model_from_st(const struct aim_st_file *f, aim_err *e);
+/* The config of f (as aim_config_from_meta) and a check that f holds every
+ * tensor it needs (F32, the right shapes), nothing allocated by their sizes:
+ * works on a header read by aim_st_peek, so a caller can charge or refuse
+ * the model's size before loading it. */
+int aim_model_check_st(const struct aim_st_file *f, aim_config *c, aim_err *e);
 /* Config from a safetensors file's metadata (AIM.md keys), validated. */
 int aim_config_from_meta(const struct aim_st_file *f, aim_config *c, aim_err *e);
 /* Copy the tensor `name` of file f into dst, checking it is F32 with the
  * shape of table entry t. */
 int aim_st_copy_param(const struct aim_st_file *f, const aim_param *t, const char *name,
                       float *dst, aim_err *e);
+/* Check (without copying) that f holds every tensor of table p, named
+ * prefix + its name, F32 with its shape: the first one missing or wrong is
+ * the message. Loaders call it before allocating the table's slabs. */
+int aim_st_check_params(const struct aim_st_file *f, const aim_params *p, const char *prefix,
+                        aim_err *e);
 /* Attach a profile (aim/prof.h) that the forward and backward passes add
  * their per-kernel times to, or NULL (the default: no clock is read). */
 struct aim_prof;

@@ -23,6 +23,12 @@ typedef struct aim_probe aim_probe;
  * running statistics are table entries flagged frozen (saved, not trained). */
 aim_probe *aim_probe_new(aim_probe_kind kind, int N, int D, int heads, int classes,
                          uint64_t seed, aim_err *e);
+/* A probe of these sizes with its tensors from an open safetensors file:
+ * every head.* tensor is checked (F32, the shape the sizes give) before the
+ * slabs are allocated; NULL with a message naming the file otherwise. */
+struct aim_st_file;
+aim_probe *aim_probe_from_st(const struct aim_st_file *f, aim_probe_kind kind, int N, int D,
+                             int heads, int classes, aim_err *e);
 void aim_probe_free(aim_probe *p);
 aim_params *aim_probe_params(aim_probe *p);
 aim_probe_kind aim_probe_get_kind(const aim_probe *p);

@@ -18,6 +18,10 @@ typedef struct aim_adamw_opts {
 
 /* betas (0.9, 0.95), eps 1e-8, weight decay 0.05 */
 void aim_adamw_opts_default(aim_adamw_opts *o);
+/* -1 with a message naming the value unless beta1 and beta2 are in [0, 1),
+ * eps in (0, 1] and weight_decay in [0, 1000]: values that cannot turn
+ * finite gradients into non-finite weights. */
+int aim_adamw_opts_check(const aim_adamw_opts *o, aim_err *e);
 /* One AdamW step (PyTorch semantics, decoupled decay on AIM_P_DECAY tensors
  * only, frozen tensors untouched); t is the 1-based step for bias correction. */
 void aim_adamw_step(aim_params *p, const aim_adamw_opts *o, float lr, int64_t t);

@@ -119,6 +119,64 @@ void *aim_try_malloc(size_t n)
     return malloc(n ? n : 1);
 }
 
+void *aim_try_aligned_zero(size_t n)
+{
+    void *p = NULL;
+    if ((uint64_t)n > aim_mem_limit() || posix_memalign(&p, 64, n ? n : 64) != 0)
+        return NULL;
+    memset(p, 0, n ? n : 64);
+    return p;
+}
+
+static uint64_t mem_limit; /* 0: the machine's memory */
+
+/* a cgroup's memory limit (v2, then v1), or 0 when there is none */
+static uint64_t cgroup_limit(void)
+{
+    static const char *const files[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            continue;
+        unsigned long long v = 0;
+        int got = fscanf(f, "%llu", &v); /* "max" reads as nothing */
+        fclose(f);
+        if (got == 1 && v > 0)
+            return v;
+    }
+    return 0;
+}
+
+uint64_t aim_mem_limit(void)
+{
+    if (mem_limit)
+        return mem_limit;
+    static uint64_t machine; /* the same for the whole run: read once */
+    if (!machine) {
+        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+        uint64_t m = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : AIM_MAX_ALLOC;
+        uint64_t cg = cgroup_limit();
+        machine = cg && cg < m ? cg : m;
+    }
+    return machine;
+}
+
+void aim_set_mem_limit(uint64_t bytes)
+{
+    mem_limit = bytes;
+}
+
+void aim_fmt_bytes(char *buf, size_t len, uint64_t n)
+{
+    if (n >= (uint64_t)1 << 30)
+        snprintf(buf, len, "%.1f GiB", (double)n / (1 << 30));
+    else if (n >= (uint64_t)1 << 20)
+        snprintf(buf, len, "%.1f MiB", (double)n / (1 << 20));
+    else
+        snprintf(buf, len, "%llu bytes", (unsigned long long)n);
+}
+
 int aim_size_mul(size_t a, size_t b, size_t *out)
 {
     if (a && b > SIZE_MAX / a)

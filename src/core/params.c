@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,43 @@ void aim_params_alloc(aim_params *p)
         p->grad = slab(p->total);
 }
 
+/* both slabs of a pair (values and gradients, or m and v), or neither */
+static int try_pair(aim_params *p, float **a, float **b, const char *what, aim_err *e)
+{
+    if (*a && *b)
+        return 0;
+    uint64_t bytes = (uint64_t)(p->total ? p->total : 1) * sizeof(float);
+    char need[32], lim[32];
+    aim_fmt_bytes(need, sizeof need, 2 * bytes);
+    aim_fmt_bytes(lim, sizeof lim, aim_mem_limit());
+    if (2 * bytes > aim_mem_limit())
+        return aim_errf(e, "%llu parameters need %s for their %s, more than the %s allowed",
+                        (unsigned long long)p->total, need, what, lim);
+    float *x = *a ? *a : aim_try_aligned_zero((size_t)bytes);
+    float *y = *b ? *b : aim_try_aligned_zero((size_t)bytes);
+    if (!x || !y) {
+        if (x != *a)
+            free(x);
+        if (y != *b)
+            free(y);
+        return aim_errf(e, "out of memory: %llu parameters need %s for their %s",
+                        (unsigned long long)p->total, need, what);
+    }
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+int aim_params_try_alloc(aim_params *p, aim_err *e)
+{
+    return try_pair(p, &p->data, &p->grad, "values and gradients", e);
+}
+
+int aim_params_try_alloc_moments(aim_params *p, aim_err *e)
+{
+    return try_pair(p, &p->m, &p->v, "AdamW moments", e);
+}
+
 void aim_params_alloc_moments(aim_params *p)
 {
     if (!p->m)
@@ -75,6 +113,39 @@ void aim_params_grow(aim_params *p, size_t old_total)
     p->grad = grow(p->grad, old_total, p->total);
     p->m = grow(p->m, old_total, p->total);
     p->v = grow(p->v, old_total, p->total);
+}
+
+int aim_params_try_grow(aim_params *p, size_t old_total, aim_err *e)
+{
+    float **slabs[4] = {&p->data, &p->grad, &p->m, &p->v};
+    float *fresh[4] = {NULL, NULL, NULL, NULL};
+    uint64_t bytes = (uint64_t)(p->total ? p->total : 1) * sizeof(float), all = 0;
+    for (int k = 0; k < 4; k++)
+        all += *slabs[k] ? bytes : 0;
+    char need[32], lim[32];
+    aim_fmt_bytes(need, sizeof need, all);
+    aim_fmt_bytes(lim, sizeof lim, aim_mem_limit());
+    if (all > aim_mem_limit())
+        return aim_errf(e, "%llu parameters need %s, more than the %s allowed",
+                        (unsigned long long)p->total, need, lim);
+    for (int k = 0; k < 4; k++) {
+        if (!*slabs[k])
+            continue;
+        if (!(fresh[k] = aim_try_aligned_zero((size_t)bytes))) {
+            for (int j = 0; j < k; j++)
+                free(fresh[j]);
+            return aim_errf(e, "out of memory: %llu parameters need %s",
+                            (unsigned long long)p->total, need);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        if (!fresh[k])
+            continue;
+        memcpy(fresh[k], *slabs[k], old_total * sizeof(float));
+        free(*slabs[k]);
+        *slabs[k] = fresh[k];
+    }
+    return 0;
 }
 
 int aim_params_find(const aim_params *p, const char *name)
@@ -120,4 +191,17 @@ uint64_t aim_params_count(const aim_params *p, int trainable_only)
         if (!trainable_only || !(p->t[i].flags & AIM_P_FROZEN))
             n += p->t[i].numel;
     return n;
+}
+
+const char *aim_params_nonfinite(const aim_params *p)
+{
+    if (!p->data)
+        return NULL;
+    for (int i = 0; i < p->n; i++) {
+        const float *w = p->data + p->t[i].offset;
+        for (size_t k = 0; k < p->t[i].numel; k++)
+            if (!isfinite(w[k]))
+                return p->t[i].name;
+    }
+    return NULL;
 }

@@ -156,7 +156,11 @@ aim_dataset *aim_data_open_cifar(const char *path, const char *split, aim_err *e
         aim_errf(e, "%s: %" PRId64 " CIFAR-10 images are too many", path, n);
         goto done;
     }
-    ds = aim_dataset_alloc("cifar10", n, 3, 32, 32);
+    ds = aim_dataset_try_alloc("cifar10", n, 3, 32, 32, e);
+    if (!ds) {
+        aim_err_prefix(e, "%s", path);
+        goto done;
+    }
     int64_t at = 0;
     for (int i = 0; i < nfiles; i++) {
         uint8_t *buf;

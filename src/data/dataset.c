@@ -28,6 +28,44 @@ aim_dataset *aim_dataset_alloc(const char *kind, int64_t n, int c, int h, int w)
     return ds;
 }
 
+aim_dataset *aim_dataset_try_alloc(const char *kind, int64_t n, int c, int h, int w,
+                                   aim_err *e)
+{
+    int64_t shape[4] = {n, c, h, w};
+    uint64_t px = 0, lim = aim_mem_limit();
+    char need[32], have[32];
+    aim_fmt_bytes(have, sizeof have, lim);
+    if (n < 0 || c < 1 || h < 1 || w < 1 || aim_shape_numel(shape, 4, lim, &px) != 0 ||
+        px + 4 * (uint64_t)n > lim) {
+        /* in doubles: the product may not fit 64 bits */
+        double bytes = (double)n * c * h * w + 4.0 * n;
+        aim_fmt_bytes(need, sizeof need, bytes < 1.8e19 ? (uint64_t)bytes : UINT64_MAX);
+        aim_errf(e, "%lld images of %dx%dx%d need %s, more than the %s allowed", (long long)n,
+                 c, h, w, need, have);
+        return NULL;
+    }
+    aim_dataset *ds = aim_xcalloc(1, sizeof *ds);
+    snprintf(ds->kind, sizeof ds->kind, "%s", kind);
+    ds->n = n;
+    ds->c = c;
+    ds->h = h;
+    ds->w = w;
+    ds->images = aim_try_malloc((size_t)px);
+    ds->labels = calloc((size_t)(n ? n : 1), sizeof(int32_t));
+    if (!ds->images || !ds->labels) {
+        aim_dataset_free(ds);
+        aim_fmt_bytes(need, sizeof need, px + 4 * (uint64_t)n);
+        aim_errf(e, "out of memory: %lld images of %dx%dx%d need %s", (long long)n, c, h, w,
+                 need);
+        return NULL;
+    }
+    for (int k = 0; k < AIM_MAX_CHANNELS; k++) {
+        ds->mean[k] = 0.5f;
+        ds->std[k] = 0.25f;
+    }
+    return ds;
+}
+
 void aim_dataset_free(aim_dataset *ds)
 {
     if (!ds)

@@ -438,7 +438,13 @@ aim_dataset *aim_data_open_idx(const char *images_path, const char *labels_path,
     ds->n = n;
     ds->images = img.data;
     img.data = NULL;
-    ds->labels = aim_xmalloc((size_t)n * sizeof(int32_t));
+    ds->labels = aim_try_malloc((size_t)n * sizeof(int32_t));
+    if (!ds->labels) {
+        aim_errf(e, "%s: out of memory for %" PRId64 " labels", labels_path, n);
+        aim_dataset_free(ds);
+        ds = NULL;
+        goto done;
+    }
     int maxl = 0;
     for (int64_t i = 0; i < n; i++) {
         ds->labels[i] = lab.data[i];

@@ -100,9 +100,21 @@ static int list_dir(const char *dir, int want_dir, int64_t max, const char *what
 
 /* Decode file i into its slot: convert, resize, make planar. */
 static int load_one(const char *file, uint8_t *slot, int c, int h, int w,
-                    aim_resize_method method, aim_err *e)
+                    aim_resize_method method, uint64_t max_bytes, aim_err *e)
 {
     aim_image im;
+    if (max_bytes) { /* the decoded image, before it is resized */
+        if (aim_png_peek(file, &im, e) < 0)
+            return -1;
+        uint64_t bytes = (uint64_t)im.w * (uint64_t)im.h * (uint64_t)c;
+        if (bytes > max_bytes) {
+            char a[32], b[32];
+            aim_fmt_bytes(a, sizeof a, bytes);
+            aim_fmt_bytes(b, sizeof b, max_bytes);
+            return aim_errf(e, "%s: a %dx%d image takes %s to decode, more than the %s allowed",
+                            file, im.w, im.h, a, b);
+        }
+    }
     if (aim_png_read(file, c, &im, e) < 0)
         return -1;
     const uint8_t *src = im.data;
@@ -215,7 +227,20 @@ aim_dataset *aim_data_open_pngdir(const char *path, const aim_open_opts *opts, a
         goto fail;
     }
 
-    ds = aim_dataset_alloc("pngdir", n, c, h, w);
+    uint64_t need = total + 4 * (uint64_t)n;
+    if (opts->max_bytes && need > opts->max_bytes) {
+        char a[32], b[32];
+        aim_fmt_bytes(a, sizeof a, need);
+        aim_fmt_bytes(b, sizeof b, opts->max_bytes);
+        aim_errf(e, "%s: %lld images of %dx%dx%d need %s, more than the %s allowed", path,
+                 (long long)n, c, h, w, a, b);
+        goto fail;
+    }
+    ds = aim_dataset_try_alloc("pngdir", n, c, h, w, e);
+    if (!ds) {
+        aim_err_prefix(e, "%s", path);
+        goto fail;
+    }
     size_t per = (size_t)c * h * w;
     int64_t bad = n; /* lowest failing index */
     aim_err bad_err = {{0}};
@@ -228,7 +253,7 @@ aim_dataset *aim_data_open_pngdir(const char *path, const aim_open_opts *opts, a
             continue; /* an earlier file already failed */
         aim_err err;
         if (load_one(files.v[i], ds->images + (size_t)i * per, c, h, w, opts->resize,
-                     &err) < 0) {
+                     opts->max_bytes, &err) < 0) {
 #pragma omp critical(aim_pngdir_err)
             {
                 if (i < bad) {

@@ -308,7 +308,11 @@ aim_dataset *aim_data_synthetic(const aim_synth_opts *o, aim_err *e)
         return NULL;
     }
 
-    aim_dataset *ds = aim_dataset_alloc("synthetic", d.n, d.c, d.h, d.w);
+    aim_dataset *ds = aim_dataset_try_alloc("synthetic", d.n, d.c, d.h, d.w, e);
+    if (!ds) {
+        aim_err_prefix(e, "synthetic");
+        return NULL;
+    }
     ds->nclasses = d.nclasses;
     ds->class_names = aim_xcalloc((size_t)d.nclasses, sizeof(char *));
     for (int k = 0; k < d.nclasses; k++)

@@ -426,30 +426,14 @@ int aim_npy_parse(const uint8_t *buf, size_t len, const char *name, aim_array *o
     return 0;
 }
 
-int aim_npy_read(const char *path, aim_array *out, aim_err *e)
-{
-    uint8_t *buf;
-    size_t len, off;
-    memset(out, 0, sizeof *out);
-    if (aim_read_file(path, AIM_MAX_ALLOC + NPY_MAX_HEADER + 12, &buf, &len, e))
-        return -1;
-    if (npy_header(buf, len, len, path, out, &off, e)) {
-        free(buf);
-        return -1;
-    }
-    /* move the data to the front of the buffer instead of copying it */
-    size_t nbytes = len - off;
-    memmove(buf, buf + off, nbytes);
-    uint8_t *shrunk = realloc(buf, nbytes ? nbytes : 1);
-    out->data = shrunk ? shrunk : buf;
-    return 0;
-}
-
-int aim_npy_peek(const char *path, aim_array *out, aim_err *e)
+/* The header of a file, checked against the file's size; *off = where the
+ * data starts, *size = the file's size. Nothing is read past the header. */
+static int npy_peek_at(const char *path, aim_array *out, size_t *off, int64_t *size,
+                      aim_err *e)
 {
     memset(out, 0, sizeof *out);
-    int64_t size = aim_file_size(path, e);
-    if (size < 0)
+    *size = aim_file_size(path, e);
+    if (*size < 0)
         return -1;
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -462,22 +446,64 @@ int aim_npy_peek(const char *path, aim_array *out, aim_err *e)
         fclose(f);
         return -1;
     }
-    if ((uint64_t)pre + hlen > (uint64_t)size) {
+    if ((uint64_t)pre + hlen > (uint64_t)*size) {
         fclose(f);
         return aim_errf(e, "%s: header length %" PRIu32 " goes beyond the end of the file "
-                        "(%" PRId64 " bytes)", path, hlen, size);
+                        "(%" PRId64 " bytes)", path, hlen, *size);
     }
     size_t want = pre + hlen;
-    uint8_t *hdr = aim_xmalloc(want);
+    uint8_t *hdr = aim_xmalloc(want); /* at most NPY_MAX_HEADER + 12 */
     size_t have = got < want ? got : want;
     memcpy(hdr, first, have);
     if (have < want)
         have += fread(hdr + have, 1, want - have, f);
     fclose(f);
-    size_t off;
-    int rc = npy_header(hdr, have, (uint64_t)size, path, out, &off, e);
+    int rc = npy_header(hdr, have, (uint64_t)*size, path, out, off, e);
     free(hdr);
     return rc;
+}
+
+int aim_npy_read(const char *path, aim_array *out, aim_err *e)
+{
+    /* the header first: the data is allocated and read only once its shape
+     * and dtype account for every byte of the file */
+    size_t off;
+    int64_t size;
+    if (npy_peek_at(path, out, &off, &size, e))
+        return -1;
+    uint64_t nbytes = (uint64_t)size - off;
+    if (nbytes > aim_mem_limit()) {
+        memset(out, 0, sizeof *out);
+        return aim_errf(e, "%s: %" PRIu64 " bytes of data are more than the %" PRIu64
+                        " allowed", path, nbytes, aim_mem_limit());
+    }
+    FILE *f = fopen(path, "rb");
+    uint8_t *data = f ? aim_try_malloc((size_t)nbytes) : NULL;
+    size_t got = 0;
+    if (data && fseek(f, (long)off, SEEK_SET) == 0)
+        got = fread(data, 1, (size_t)nbytes, f);
+    if (f)
+        fclose(f);
+    if (!data || got != nbytes) {
+        free(data);
+        memset(out, 0, sizeof *out);
+        if (!f)
+            return aim_errf(e, "%s: %s", path, strerror(errno));
+        if (!data)
+            return aim_errf(e, "%s: out of memory for %" PRIu64 " bytes of data", path,
+                            nbytes);
+        return aim_errf(e, "%s: read error (got %zu of %" PRIu64 " bytes of data)", path, got,
+                        nbytes);
+    }
+    out->data = data;
+    return 0;
+}
+
+int aim_npy_peek(const char *path, aim_array *out, aim_err *e)
+{
+    size_t off;
+    int64_t size;
+    return npy_peek_at(path, out, &off, &size, e);
 }
 
 /* ---------------------------------------------------------------- writing */

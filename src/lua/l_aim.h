@@ -175,21 +175,29 @@ void l_open_png(lua_State *L);
 typedef struct l_dataset {
     aim_dataset *ds; /* NULL: closed */
     int busy;        /* a job is using it */
+    size_t charged;  /* bytes taken from aim.memory_limit for its images */
 } l_dataset;
 
 l_dataset *l_dataset_check(lua_State *L, int idx);
 /* a userdata in the closed state, to be filled (l_model.c, l_data.c) */
 l_dataset *l_dataset_push_empty(lua_State *L);
+/* Charge d's images to aim.memory_limit: 0, or -1 with d's dataset freed
+ * and a message pushed */
+int l_dataset_charge(lua_State *L, l_dataset *d);
 void l_open_data(lua_State *L); /* aim.data */
 
 /* --------------------------------------------------------- l_model.c */
 typedef struct l_model {
     aim_model *m; /* NULL: closed */
     int busy;
+    size_t charged; /* bytes taken from aim.memory_limit for its slabs */
 } l_model;
 
 l_model *l_model_check(lua_State *L, int idx);
 l_model *l_model_push_empty(lua_State *L);
+/* Charge m's parameters and gradients to aim.memory_limit: 0, or -1 with a
+ * message pushed (m keeps its model; it is freed by __gc) */
+int l_model_charge(lua_State *L, l_model *m);
 /* The per-image prefixes from opts.prefix (the option table at idx): a
  * number or a table of B numbers, each in 1..N-1 (default 1); pushed as a
  * userdata that holds them (the returned pointer), raising on a bad value. */
@@ -209,6 +217,7 @@ typedef struct l_probe {
     aim_probe *p;     /* NULL: empty or closed */
     int nblocks;
     int blocks[64];   /* the blocks whose averaged features it reads, 1-based */
+    size_t charged;   /* bytes taken from aim.memory_limit (aim.load_probe) */
 } l_probe;
 l_probe *l_probe_check(lua_State *L, int idx);
 /* the probe given at idx: an aim.probe, or a table with one as .probe (an

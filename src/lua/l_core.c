@@ -19,8 +19,9 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
-/* aim.memory_limit([bytes]) -> limit, used: what Lua values and tensors may
- * use together (bytes; 0 = no limit) and use now; with an argument, sets the
+/* aim.memory_limit([bytes]) -> limit, used: what Lua values, tensors, models
+ * (parameters and gradients, charged before they are allocated) and datasets
+ * may use together (bytes; 0 = no limit) and use now; with an argument, sets the
  * limit first (0 or false: none). A limit below what is in use is allowed:
  * new allocations fail until enough is collected. */
 static int l_memory_limit(lua_State *L)

@@ -60,6 +60,35 @@ static shape_opts read_shape_opts(lua_State *L, int idx)
     return s;
 }
 
+/* Charge n images of c x h x w (and their labels) for d to
+ * aim.memory_limit: 0, or -1 with d's dataset (if any) freed and a message
+ * naming `what` pushed. (The loaders allocate within aim_mem_limit(); the
+ * account is settled as soon as the size is known, before the images are
+ * made where the caller knows it.) */
+static int charge(lua_State *L, l_dataset *d, const char *what, int64_t n, int c, int h, int w)
+{
+    size_t bytes = (size_t)n * ((size_t)c * h * w + sizeof(int32_t));
+    l_mem *mem = l_mem_of(L);
+    if (l_mem_take(mem, bytes) != 0) {
+        char need[32], st[160];
+        aim_fmt_bytes(need, sizeof need, bytes);
+        l_mem_status(mem, st, sizeof st);
+        lua_pushfstring(L, "%s: %I images of %dx%dx%d need %s (%s)", what, (lua_Integer)n, c,
+                        h, w, need, st);
+        aim_dataset_free(d->ds);
+        d->ds = NULL;
+        return -1;
+    }
+    d->charged = bytes;
+    return 0;
+}
+
+int l_dataset_charge(lua_State *L, l_dataset *d)
+{
+    const aim_dataset *ds = d->ds;
+    return charge(L, d, ds->path ? ds->path : ds->kind, ds->n, ds->c, ds->h, ds->w);
+}
+
 /* Adopt ds into the empty userdata on top; apply limit and conversion.
  * Returns 1 (the dataset) or 2 (nil, message). */
 static int adopt(lua_State *L, l_dataset *d, aim_dataset *ds, const shape_opts *s, aim_err *e)
@@ -69,6 +98,8 @@ static int adopt(lua_State *L, l_dataset *d, aim_dataset *ds, const shape_opts *
         aim_dataset_truncate(ds, s->limit);
     if (aim_dataset_convert(ds, s->channels, s->height, s->width, AIM_RESIZE_AREA, e) != 0)
         return luaL_error(L, "%s", e->msg); /* bad channel count etc.: an argument problem */
+    if (l_dataset_charge(L, d) != 0)
+        return l_fail(L, lua_tostring(L, -1));
     return 1;
 }
 
@@ -106,6 +137,12 @@ static int data_open(lua_State *L)
     l_dataset *d = l_dataset_push_empty(L);
     aim_open_opts oo = {.channels = s.channels, .height = s.height, .width = s.width,
                         .split = split, .limit = s.limit, .resize = AIM_RESIZE_AREA};
+    /* a PNG folder is sized before it is decoded: what aim.memory_limit has
+     * left (the other loaders hold what their files hold) */
+    l_mem *mem = l_mem_of(L);
+    if (l_mem_limit(mem))
+        oo.max_bytes = l_mem_used(mem) < l_mem_limit(mem) ? l_mem_limit(mem) - l_mem_used(mem)
+                                                           : 1;
     aim_err e;
     aim_dataset *ds = aim_data_open(path, &oo, &e);
     if (!ds)
@@ -140,6 +177,8 @@ static int data_default(lua_State *L)
     l_notice(L, notice);
     if (!d->ds)
         return l_fail(L, e.msg);
+    if (l_dataset_charge(L, d) != 0)
+        return l_fail(L, lua_tostring(L, -1));
     return 1;
 }
 
@@ -157,10 +196,12 @@ static int data_synthetic(lua_State *L)
     };
     o.h = o.w = (int)l_opt_int(L, 1, "size", 28, 4, 1024);
     l_dataset *d = l_dataset_push_empty(L);
+    if (charge(L, d, "synthetic", o.n, o.c, o.h, o.w) != 0) /* before it is made */
+        return lua_error(L);
     aim_err e;
     d->ds = aim_data_synthetic(&o, &e);
     if (!d->ds)
-        return luaL_error(L, "%s", e.msg);
+        return luaL_error(L, "%s", e.msg); /* __gc gives the charge back */
     return 1;
 }
 
@@ -173,6 +214,8 @@ static int ds_gc(lua_State *L)
         return luaL_error(L, "the dataset is in use by a running job");
     aim_dataset_free(d->ds);
     d->ds = NULL;
+    l_mem_give(l_mem_of(L), d->charged);
+    d->charged = 0;
     return 0;
 }
 

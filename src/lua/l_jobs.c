@@ -357,16 +357,22 @@ static int l_experiment(lua_State *L)
         aim_job_run_dir(name, out, sizeof out);
         spec.out = out;
     }
+    /* into Lua's hands (each freed by its __gc from here), charged to
+     * aim.memory_limit as aim.model and aim.data.* would be */
     l_model *lm = l_model_push_empty(L);
     lm->m = x.model;
     l_dataset *tr = l_dataset_push_empty(L);
     tr->ds = x.train;
-    if (x.test) {
-        l_dataset *te = l_dataset_push_empty(L);
+    l_dataset *te = x.test ? l_dataset_push_empty(L) : NULL;
+    if (te)
         te->ds = x.test;
-    } else {
+    else
         lua_pushnil(L);
-    }
+    free(x.strings[0]);
+    free(x.strings[1]);
+    if (l_model_charge(L, lm) != 0 || l_dataset_charge(L, tr) != 0 ||
+        (te && l_dataset_charge(L, te) != 0))
+        return l_fail(L, lua_tostring(L, -1));
     /* the options table holds copies: the spec's strings die with x */
     l_push_spec(L, aim_pretrain_options, &spec, AIM_OPT_LUA, 0); /* m tr te opts */
     if (x.test) {
@@ -377,8 +383,6 @@ static int l_experiment(lua_State *L)
         lua_pushvalue(L, -2);
         lua_setfield(L, -2, "recon");
     }
-    free(x.strings[0]);
-    free(x.strings[1]);
     return 4;
 }
 

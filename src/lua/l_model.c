@@ -35,9 +35,11 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/io.h"
 #include "aim/prof.h"
 #include "lua/l_aim.h"
 
@@ -116,6 +118,36 @@ static int read_floats(lua_State *L, int idx, const char *key, float *out, int w
     return want;
 }
 
+/* Take a model's parameter and gradient slabs from aim.memory_limit before
+ * they are allocated: 0, or -1 with the message pushed */
+static int charge(lua_State *L, l_model *m, const aim_config *c, const char *what)
+{
+    uint64_t bytes = 2 * (aim_config_trunk_params(c) + aim_config_head_params(c)) *
+                     sizeof(float);
+    l_mem *mem = l_mem_of(L);
+    if (bytes > SIZE_MAX || l_mem_take(mem, (size_t)bytes) != 0) {
+        char need[32], st[160];
+        aim_fmt_bytes(need, sizeof need, bytes);
+        l_mem_status(mem, st, sizeof st);
+        lua_pushfstring(L, "%s: the model needs %s for its parameters and gradients (%s)",
+                        what, need, st);
+        return -1;
+    }
+    m->charged = (size_t)bytes;
+    return 0;
+}
+
+int l_model_charge(lua_State *L, l_model *m)
+{
+    return charge(L, m, aim_model_config(m->m), "aim.model");
+}
+
+static void uncharge(lua_State *L, l_model *m)
+{
+    l_mem_give(l_mem_of(L), m->charged);
+    m->charged = 0;
+}
+
 static const char *const model_options[] = {
     "preset", "image", "channels", "patch", "width", "depth", "heads", "head_width",
     "head_depth", "norm_eps", "mean", "std", "seed", NULL,
@@ -150,9 +182,13 @@ static int l_model_new(lua_State *L)
     if (aim_config_validate(&c, &e) != 0)
         return luaL_argerror(L, 1, e.msg);
     l_model *m = l_model_push_empty(L);
+    if (charge(L, m, &c, "aim.model") != 0)
+        return lua_error(L);
     m->m = aim_model_new(&c, seed, &e);
-    if (!m->m)
-        return luaL_error(L, "%s", e.msg);
+    if (!m->m) {
+        uncharge(L, m);
+        return luaL_error(L, "aim.model: %s", e.msg);
+    }
     return 1;
 }
 
@@ -161,9 +197,20 @@ static int l_load(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     l_model *m = l_model_push_empty(L);
     aim_err e;
-    m->m = aim_model_load(path, &e);
-    if (!m->m)
+    /* the header first: the model's size is charged before its slabs exist */
+    aim_st_file *f = aim_st_peek(path, &e);
+    aim_config c;
+    int bad = !f || aim_model_check_st(f, &c, &e) != 0;
+    aim_st_close(f);
+    if (bad)
         return l_fail(L, e.msg);
+    if (charge(L, m, &c, path) != 0)
+        return l_fail(L, lua_tostring(L, -1));
+    m->m = aim_model_load(path, &e);
+    if (!m->m) {
+        uncharge(L, m);
+        return l_fail(L, e.msg);
+    }
     return 1;
 }
 
@@ -176,6 +223,7 @@ static int m_gc(lua_State *L)
         return luaL_error(L, "the model is in use by a running job");
     aim_model_free(m->m);
     m->m = NULL;
+    uncharge(L, m);
     return 0;
 }
 

@@ -81,6 +81,8 @@ static int probe_gc(lua_State *L)
     l_probe *p = luaL_checkudata(L, 1, L_PROBE_MT);
     aim_probe_free(p->p);
     p->p = NULL;
+    l_mem_give(l_mem_of(L), p->charged);
+    p->charged = 0;
     return 0;
 }
 
@@ -159,6 +161,19 @@ static int l_load_probe(lua_State *L)
     p->p = aim_probe_load(path, p->blocks, &p->nblocks, &e);
     if (!p->p)
         return l_fail(L, e.msg);
+    /* its size is known once the head is checked against the file (which
+     * holds every value): charged to aim.memory_limit then */
+    size_t bytes = 2 * aim_probe_params(p->p)->total * sizeof(float);
+    l_mem *mem = l_mem_of(L);
+    if (l_mem_take(mem, bytes) != 0) {
+        char need[32], st[160];
+        aim_fmt_bytes(need, sizeof need, bytes);
+        l_mem_status(mem, st, sizeof st);
+        aim_probe_free(p->p);
+        p->p = NULL;
+        return l_fail(L, lua_pushfstring(L, "%s: the probe needs %s (%s)", path, need, st));
+    }
+    p->charged = bytes;
     return 1;
 }
 

@@ -48,6 +48,7 @@ int aim_model_lora_add(aim_model *m, int rank, float alpha, const int *blocks, i
         memset(on, 1, (size_t)m->L);
     aim_params *p = &m->p;
     size_t old_total = p->total;
+    int old_n = p->n;
     const int D = m->D, r = rank;
     for (int l = 0; l < m->L; l++) {
         if (!on[l])
@@ -59,7 +60,14 @@ int aim_model_lora_add(aim_model *m, int rank, float alpha, const int *blocks, i
         b->pb = add4(p, l, "proj.lora_B", D, r);
     }
     free(on);
-    aim_params_grow(p, old_total);
+    if (aim_params_try_grow(p, old_total, e) != 0) {
+        /* the table as it was: no adapter rows */
+        p->n = old_n;
+        p->total = old_total;
+        for (int l = 0; l < m->L; l++)
+            m->blk[l].qa = m->blk[l].qb = m->blk[l].pa = m->blk[l].pb = -1;
+        return aim_err_prefix(e, "lora");
+    }
     /* loralib: A kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), B = 0 */
     const double bound = 1.0 / sqrt((double)D);
     for (int l = 0; l < m->L; l++) {
@@ -207,6 +215,10 @@ int aim_model_save_lora(const aim_model *m, const char *path, aim_err *e)
 {
     if (!m->lora_rank)
         return aim_errf(e, "lora: the model has no adapters to save");
+    const char *bad = aim_params_nonfinite(&m->p);
+    if (bad)
+        return aim_errf(e, "%s: not written: tensor \"%s\" holds a NaN or infinite value",
+                        path, bad);
     const aim_params *p = &m->p;
     aim_st_entry *ent = aim_xcalloc((size_t)p->n, sizeof *ent);
     int n = 0;
@@ -328,22 +340,41 @@ static int check_lora_tensors(const aim_st_file *f, const aim_model *m, const in
     return 0;
 }
 
-int lora_from_st(aim_model *m, const aim_st_file *f, aim_err *e)
+/* The adapters of f checked against m (names, shapes, rank, alpha), nothing
+ * changed: the blocks (n returned, 0 = none, -1 on error), rank and alpha */
+static int lora_check(const aim_model *m, const aim_st_file *f, int *blocks, int *rank,
+                      float *alpha, aim_err *e)
 {
-    int blocks[1024], rank;
     if (m->L > 1024)
         return aim_errf(e, "%s: too many blocks", f->path);
-    int n = file_lora(f, m->L, blocks, &rank, e);
+    int n = file_lora(f, m->L, blocks, rank, e);
     if (n <= 0) {
         if (n == 0 && check_lora_tensors(f, m, blocks, 0, 0, e) != 0)
             return -1;
         return n;
     }
-    float alpha = 1.0f;
-    if (file_alpha(f, rank, &alpha, e) != 0 || check_lora_tensors(f, m, blocks, n, rank, e))
+    *alpha = 1.0f;
+    if (file_alpha(f, *rank, alpha, e) != 0 || check_lora_tensors(f, m, blocks, n, *rank, e))
         return -1;
-    if (rank > m->D)
-        return aim_errf(e, "%s: LoRA rank %d exceeds the width %d", f->path, rank, m->D);
+    if (*rank > m->D)
+        return aim_errf(e, "%s: LoRA rank %d exceeds the width %d", f->path, *rank, m->D);
+    return n;
+}
+
+int lora_check_st(const aim_model *m, const aim_st_file *f, aim_err *e)
+{
+    int blocks[1024], rank;
+    float alpha;
+    return lora_check(m, f, blocks, &rank, &alpha, e) < 0 ? -1 : 0;
+}
+
+int lora_from_st(aim_model *m, const aim_st_file *f, aim_err *e)
+{
+    int blocks[1024], rank;
+    float alpha = 1.0f;
+    int n = lora_check(m, f, blocks, &rank, &alpha, e);
+    if (n <= 0)
+        return n;
     if (aim_model_lora_add(m, rank, alpha, blocks, n, 0, e) != 0)
         return aim_err_prefix(e, "%s", f->path);
     const aim_params *p = &m->p;

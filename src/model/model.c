@@ -197,7 +197,7 @@ static void init_params(aim_model *m, uint64_t seed)
     }
 }
 
-static aim_model *model_create(const aim_config *c, aim_err *e)
+aim_model *model_shell(const aim_config *c, aim_err *e)
 {
     if (aim_config_validate(c, e) != 0)
         return NULL;
@@ -211,13 +211,48 @@ static aim_model *model_create(const aim_config *c, aim_err *e)
     m->NH = c->heads;
     m->Dh = c->head_width;
     m->Lh = c->head_depth;
-    build_table(m);
-    aim_params_alloc(&m->p);
-    int g = c->image / c->patch;
-    m->pos = aim_xaligned((size_t)m->N * m->D * sizeof(float));
-    m->pos_h = aim_xaligned((size_t)m->N * m->Dh * sizeof(float));
+    build_table(m); /* O(depth) rows, whatever the width */
+    return m;
+}
+
+/* The slabs and tables of a shell, after checking that they and the
+ * activations of one image fit in aim_mem_limit(): -1 with the sizes. */
+static int model_alloc(aim_model *m, aim_err *e)
+{
+    uint64_t par = 2 * (uint64_t)m->p.total * sizeof(float);
+    uint64_t pos = (uint64_t)m->N * (uint64_t)(m->D + m->Dh) * sizeof(float);
+    uint64_t act = (uint64_t)model_activation_floats(m, 1) * sizeof(float);
+    uint64_t lim = aim_mem_limit();
+    if (par + pos + act > lim) {
+        char a[32], b[32], c[32], d[32];
+        aim_fmt_bytes(a, sizeof a, par + pos + act);
+        aim_fmt_bytes(b, sizeof b, par);
+        aim_fmt_bytes(c, sizeof c, act);
+        aim_fmt_bytes(d, sizeof d, lim);
+        return aim_errf(e, "config: the model needs %s (%llu parameters: %s with their "
+                           "gradients; %s of activations for one image), more than the %s "
+                           "allowed", a, (unsigned long long)aim_params_count(&m->p, 0), b, c,
+                        d);
+    }
+    if (aim_params_try_alloc(&m->p, e) != 0)
+        return aim_err_prefix(e, "config");
+    int g = m->cfg.image / m->cfg.patch;
+    m->pos = aim_try_aligned_zero((size_t)m->N * m->D * sizeof(float));
+    m->pos_h = aim_try_aligned_zero((size_t)m->N * m->Dh * sizeof(float));
+    if (!m->pos || !m->pos_h)
+        return aim_errf(e, "config: out of memory for the position tables");
     sincos2d(m->pos, g, g, m->D);
     sincos2d(m->pos_h, g, g, m->Dh);
+    return 0;
+}
+
+static aim_model *model_create(const aim_config *c, aim_err *e)
+{
+    aim_model *m = model_shell(c, e);
+    if (m && model_alloc(m, e) != 0) {
+        aim_model_free(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -320,6 +355,12 @@ int aim_model_save_with(const aim_model *m, const char *path, const aim_params *
                         const char *const *extra_kv, int nextra, aim_err *e)
 {
     const aim_params *p = &m->p;
+    const char *bad = aim_params_nonfinite(p);
+    if (!bad && extra)
+        bad = aim_params_nonfinite(extra);
+    if (bad)
+        return aim_errf(e, "%s: not written: tensor \"%s\" holds a NaN or infinite value",
+                        path, bad);
     int n = p->n + (extra ? extra->n : 0);
     aim_st_entry *ent = aim_xcalloc((size_t)n, sizeof *ent);
     float **copies = aim_xcalloc((size_t)p->n, sizeof *copies);
@@ -432,16 +473,20 @@ int aim_config_from_meta(const aim_st_file *f, aim_config *c, aim_err *e)
     return 0;
 }
 
-/* Copy tensor `name` of the table into dst after checking dtype and shape. */
-int aim_st_copy_param(const aim_st_file *f, const aim_param *t, const char *name, float *dst,
-                      aim_err *e)
+/* Tensor `name` of f if it is F32 with the shape of table entry t. */
+static const aim_st_tensor *check_param(const aim_st_file *f, const aim_param *t,
+                                        const char *name, aim_err *e)
 {
     const aim_st_tensor *s = aim_st_find(f, name);
-    if (!s)
-        return aim_errf(e, "%s: tensor \"%s\" is missing", f->path, name);
-    if (s->dtype != AIM_F32)
-        return aim_errf(e, "%s: tensor \"%s\" is %s, expected F32", f->path, name,
-                        aim_dtype_name(s->dtype));
+    if (!s) {
+        aim_errf(e, "%s: tensor \"%s\" is missing", f->path, name);
+        return NULL;
+    }
+    if (s->dtype != AIM_F32) {
+        aim_errf(e, "%s: tensor \"%s\" is %s, expected F32", f->path, name,
+                 aim_dtype_name(s->dtype));
+        return NULL;
+    }
     int same = s->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++)
         same = s->shape[d] == t->shape[d];
@@ -453,9 +498,32 @@ int aim_st_copy_param(const aim_st_file *f, const aim_param *t, const char *name
         for (int d = 0; d < s->ndim; d++)
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "",
                      (long long)s->shape[d]);
-        return aim_errf(e, "%s: tensor \"%s\" has shape [%s], the config needs [%s]", f->path,
-                        name, got, want);
+        aim_errf(e, "%s: tensor \"%s\" has shape [%s], the config needs [%s]", f->path, name,
+                 got, want);
+        return NULL;
     }
+    return s;
+}
+
+int aim_st_check_params(const aim_st_file *f, const aim_params *p, const char *prefix,
+                        aim_err *e)
+{
+    for (int i = 0; i < p->n; i++) {
+        char name[AIM_PARAM_NAME_MAX + 32];
+        snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", p->t[i].name);
+        if (!check_param(f, &p->t[i], name, e))
+            return -1;
+    }
+    return 0;
+}
+
+/* Copy tensor `name` of the table into dst after checking dtype and shape. */
+int aim_st_copy_param(const aim_st_file *f, const aim_param *t, const char *name, float *dst,
+                      aim_err *e)
+{
+    const aim_st_tensor *s = check_param(f, t, name, e);
+    if (!s)
+        return -1;
     memcpy(dst, aim_st_data(f, s), t->numel * sizeof(float));
     return 0;
 }
@@ -465,33 +533,52 @@ aim_model *aim_model_from_st(const aim_st_file *f, aim_err *e)
     aim_config c;
     if (aim_config_from_meta(f, &c, e) != 0)
         return NULL;
-    aim_model *m = model_create(&c, e);
+    /* every tensor is checked against the config before any slab is
+     * allocated: metadata alone (a few bytes) cannot size an allocation */
+    aim_model *m = model_shell(&c, e);
     if (!m) {
         aim_err_prefix(e, "%s", f->path);
         return NULL;
     }
     aim_params *p = &m->p;
-    if (lora_from_st(m, f, e) < 0)
-        goto fail;
-    for (int i = 0; i < p->n; i++)
-        if (aim_st_copy_param(f, &p->t[i], p->t[i].name, p->data + p->t[i].offset, e) != 0)
-            goto fail;
     for (int i = 0; i < f->ntensors; i++) {
         const char *name = f->tensors[i].name;
-        if (aim_params_find(p, name) >= 0)
-            continue;
-        /* a probe head saved with the trunk is not part of the model, and
-         * checkpoints carry optimizer state; anything else is a mistake
-         * worth reporting */
-        if (!strncmp(name, "head.", 5) || !strncmp(name, "optimizer.", 10))
+        /* a probe head saved with the trunk is not part of the model,
+         * checkpoints carry optimizer state and LoRA adapters are checked by
+         * lora_check_st; anything else is a mistake worth reporting */
+        if (!strncmp(name, "head.", 5) || !strncmp(name, "optimizer.", 10) ||
+            strstr(name, ".lora_") || aim_params_find(p, name) >= 0)
             continue;
         aim_errf(e, "%s: unexpected tensor \"%s\" (not an AIM.md weight name)", f->path, name);
         goto fail;
     }
+    if (lora_check_st(m, f, e) != 0 || aim_st_check_params(f, p, NULL, e) != 0)
+        goto fail;
+    if (model_alloc(m, e) != 0) {
+        aim_err_prefix(e, "%s", f->path);
+        goto fail;
+    }
+    for (int i = 0; i < p->n; i++)
+        if (aim_st_copy_param(f, &p->t[i], p->t[i].name, p->data + p->t[i].offset, e) != 0)
+            goto fail;
+    if (lora_from_st(m, f, e) < 0)
+        goto fail;
     return m;
 fail:
     aim_model_free(m);
     return NULL;
+}
+
+int aim_model_check_st(const aim_st_file *f, aim_config *c, aim_err *e)
+{
+    if (aim_config_from_meta(f, c, e) != 0)
+        return -1;
+    aim_model *m = model_shell(c, e);
+    if (!m)
+        return aim_err_prefix(e, "%s", f->path);
+    int rc = aim_st_check_params(f, &m->p, NULL, e);
+    aim_model_free(m);
+    return rc;
 }
 
 aim_model *aim_model_load(const char *path, aim_err *e)

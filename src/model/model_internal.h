@@ -145,5 +145,15 @@ int lora_meta(const aim_model *m, char vals[2][32], const char **kv);
 float *lora_unmerged_copy(const aim_model *m, int idx);
 struct aim_st_file;
 int lora_from_st(aim_model *m, const struct aim_st_file *f, aim_err *e);
+/* the same checks as lora_from_st, the model unchanged (0 or -1) */
+int lora_check_st(const aim_model *m, const struct aim_st_file *f, aim_err *e);
+
+/* model.c: a model's fields and parameter table for config c (validated),
+ * nothing sized by the config allocated: the slabs come later, once the
+ * sizes are checked (model_alloc). */
+aim_model *model_shell(const aim_config *c, aim_err *e);
+/* vit.c: floats of activations for batch B (counted, nothing allocated;
+ * on a model whose activation slab is not yet laid out) */
+size_t model_activation_floats(aim_model *m, int B);
 
 #endif

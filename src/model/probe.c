@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/io.h"
 #include "aim/nn.h"
 #include "aim/probe.h"
 
@@ -52,8 +53,9 @@ static float *G(const aim_probe *p, int i)
     return i < 0 || (p->p.t[i].flags & AIM_P_FROZEN) ? NULL : p->p.grad + p->p.t[i].offset;
 }
 
-aim_probe *aim_probe_new(aim_probe_kind kind, int N, int D, int heads, int classes,
-                         uint64_t seed, aim_err *e)
+/* The probe's fields and table, no slab yet */
+static aim_probe *probe_shell(aim_probe_kind kind, int N, int D, int heads, int classes,
+                              aim_err *e)
 {
     if (N < 1 || D < 1 || classes < 2 || classes > 100000) {
         aim_errf(e, "probe: bad sizes (N %d, D %d, classes %d)", N, D, classes);
@@ -82,7 +84,20 @@ aim_probe *aim_probe_new(aim_probe_kind kind, int N, int D, int heads, int class
         p->i_b = aim_params_add(&p->p, "head.linear.bias", 1, sK, 0);
     p->i_rm = aim_params_add(&p->p, "head.bn.running_mean", 1, sD, AIM_P_FROZEN);
     p->i_rv = aim_params_add(&p->p, "head.bn.running_var", 1, sD, AIM_P_FROZEN);
-    aim_params_alloc(&p->p);
+    return p;
+}
+
+aim_probe *aim_probe_new(aim_probe_kind kind, int N, int D, int heads, int classes,
+                         uint64_t seed, aim_err *e)
+{
+    aim_probe *p = probe_shell(kind, N, D, heads, classes, e);
+    if (!p)
+        return NULL;
+    if (aim_params_try_alloc(&p->p, e) != 0) {
+        aim_err_prefix(e, "probe");
+        aim_probe_free(p);
+        return NULL;
+    }
     /* init: xavier-uniform linears, query N(0, 0.02^2), running var 1 */
     aim_rng r;
     aim_rng_seed(&r, aim_hash64(seed ^ 0x9b0beULL));
@@ -101,6 +116,31 @@ aim_probe *aim_probe_new(aim_probe_kind kind, int N, int D, int heads, int class
     for (int k = 0; k < D; k++)
         P(p, p->i_rv)[k] = 1.0f;
     return p;
+}
+
+aim_probe *aim_probe_from_st(const aim_st_file *f, aim_probe_kind kind, int N, int D,
+                             int heads, int classes, aim_err *e)
+{
+    aim_probe *p = probe_shell(kind, N, D, heads, classes, e);
+    if (!p) {
+        aim_err_prefix(e, "%s", f->path);
+        return NULL;
+    }
+    /* the head's tensors are checked before its slabs are allocated */
+    aim_params *t = &p->p;
+    if (aim_st_check_params(f, t, NULL, e) != 0)
+        goto fail;
+    if (aim_params_try_alloc(t, e) != 0) {
+        aim_err_prefix(e, "%s: probe", f->path);
+        goto fail;
+    }
+    for (int i = 0; i < t->n; i++)
+        if (aim_st_copy_param(f, &t->t[i], t->t[i].name, t->data + t->t[i].offset, e) != 0)
+            goto fail;
+    return p;
+fail:
+    aim_probe_free(p);
+    return NULL;
 }
 
 void aim_probe_free(aim_probe *p)

@@ -114,33 +114,43 @@ static void layout(aim_model *m, int B, carver *c)
     a->dlora = m->lora_rank ? take(c, R * 2 * m->lora_rank) : NULL;
 }
 
-size_t aim_model_activation_bytes(const aim_config *cfg, int B)
+size_t model_activation_floats(aim_model *m, int B)
 {
-    aim_err e;
-    aim_model *m = aim_model_new(cfg, 0, &e);
-    if (!m)
-        return 0;
-    m->a.blk = aim_xcalloc((size_t)m->L, sizeof *m->a.blk);
-    m->a.hblk = aim_xcalloc((size_t)(m->Lh ? m->Lh : 1), sizeof *m->a.hblk);
+    if (!m->a.blk) {
+        m->a.blk = aim_xcalloc((size_t)m->L, sizeof *m->a.blk);
+        m->a.hblk = aim_xcalloc((size_t)(m->Lh ? m->Lh : 1), sizeof *m->a.hblk);
+    }
     carver c = {0};
     layout(m, B, &c);
+    return c.used;
+}
+
+size_t aim_model_activation_bytes(const aim_config *cfg, int B)
+{
+    /* the table alone: no parameter is allocated to count */
+    aim_model *m = model_shell(cfg, NULL);
+    if (!m)
+        return 0;
+    size_t n = model_activation_floats(m, B);
     aim_model_free(m);
-    return c.used * sizeof(float);
+    return n * sizeof(float);
 }
 
 /* Private weight-gradient slabs for threads 1..nt-1 (zeroed once: the
  * alignment gaps and frozen tensors are never written). Allocates only when
- * the thread count grows. */
+ * the thread count grows; stops at the first slab that cannot be had (the
+ * backward then runs on fewer threads, team() caps them at nslot + 1). */
 static void ensure_slots(aim_model *m, int nt)
 {
     if (nt - 1 <= m->nslot)
         return;
     m->gslot = aim_xrealloc(m->gslot, (size_t)(nt - 1) * sizeof *m->gslot);
     for (int i = m->nslot; i < nt - 1; i++) {
-        m->gslot[i] = aim_xaligned((m->p.total ? m->p.total : 1) * sizeof(float));
-        memset(m->gslot[i], 0, (m->p.total ? m->p.total : 1) * sizeof(float));
+        m->gslot[i] = aim_try_aligned_zero((m->p.total ? m->p.total : 1) * sizeof(float));
+        if (!m->gslot[i])
+            break;
+        m->nslot = i + 1;
     }
-    m->nslot = nt - 1;
 }
 
 int aim_model_reserve(aim_model *m, int B, aim_err *e)
@@ -153,9 +163,14 @@ int aim_model_reserve(aim_model *m, int B, aim_err *e)
     }
     carver c = {0};
     layout(m, B, &c);
-    if ((uint64_t)c.used * sizeof(float) > AIM_MAX_ALLOC * 4)
-        return aim_errf(e, "batch %d needs %.1f GB of activations", B,
-                        c.used * sizeof(float) / 1e9);
+    uint64_t bytes = (uint64_t)c.used * sizeof(float);
+    if (bytes > AIM_MAX_ALLOC * 4 || bytes > aim_mem_limit()) {
+        char need[32], lim[32];
+        aim_fmt_bytes(need, sizeof need, bytes);
+        aim_fmt_bytes(lim, sizeof lim, aim_mem_limit());
+        return aim_errf(e, "batch %d needs %s of activations, more than the %s allowed", B,
+                        need, lim);
+    }
     void *slab = NULL;
     if (posix_memalign(&slab, 64, c.used * sizeof(float)) != 0)
         return aim_errf(e, "out of memory: batch %d needs %.1f GB of activations", B,

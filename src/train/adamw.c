@@ -30,6 +30,21 @@ void aim_adamw_opts_default(aim_adamw_opts *o)
     o->weight_decay = 0.05f;
 }
 
+int aim_adamw_opts_check(const aim_adamw_opts *o, aim_err *e)
+{
+    /* beta = 1 makes the bias correction 1 - beta^t zero (an infinite or NaN
+     * update); eps = 0 divides by zero where a moment is zero */
+    if (!(o->beta1 >= 0 && o->beta1 < 1))
+        return aim_errf(e, "adamw: beta1 = %g is not in [0, 1)", o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1))
+        return aim_errf(e, "adamw: beta2 = %g is not in [0, 1)", o->beta2);
+    if (!(o->eps > 0 && o->eps <= 1))
+        return aim_errf(e, "adamw: eps = %g is not in (0, 1]", o->eps);
+    if (!(o->weight_decay >= 0 && o->weight_decay <= 1e3))
+        return aim_errf(e, "adamw: weight_decay = %g is not in [0, 1000]", o->weight_decay);
+    return 0;
+}
+
 static size_t trainable(const aim_params *p)
 {
     size_t n = 0;

@@ -100,6 +100,10 @@ int aim_checkpoint_save(const char *path, const aim_model *m, const aim_pretrain
     aim_params *p = aim_model_params((aim_model *)m);
     if (!p->m || !p->v)
         return aim_errf(e, "%s: the model has no optimizer state to checkpoint", path);
+    const char *bad = aim_params_nonfinite(p);
+    if (bad)
+        return aim_errf(e, "%s: not written: tensor \"%s\" holds a NaN or infinite value",
+                        path, bad);
     int n = p->n;
     aim_st_entry *ent = aim_xcalloc((size_t)(3 * n), sizeof *ent);
     char **names = aim_xcalloc((size_t)(2 * n), sizeof *names);
@@ -300,6 +304,8 @@ static int read_state(const aim_st_file *f, aim_train_state *s, aim_pretrain_opt
     }
 #undef I64
 #undef FLT
+    if (aim_adamw_opts_check(&o->adamw, e) != 0)
+        return aim_err_prefix(e, "%s: checkpoint recipe", f->path);
     return 0;
 }
 
@@ -346,7 +352,14 @@ aim_model *aim_checkpoint_load(const char *path, aim_train_state *s, aim_pretrai
     if (!m)
         goto fail_file;
     aim_params *p = aim_model_params(m);
-    aim_params_alloc_moments(p);
+    /* the moments are checked before their slabs are allocated */
+    if (aim_st_check_params(f, p, M_PREFIX, e) != 0 ||
+        aim_st_check_params(f, p, V_PREFIX, e) != 0)
+        goto fail_model;
+    if (aim_params_try_alloc_moments(p, e) != 0) {
+        aim_err_prefix(e, "%s", path);
+        goto fail_model;
+    }
     for (int i = 0; i < p->n; i++) {
         char name[AIM_PARAM_NAME_MAX + 32];
         snprintf(name, sizeof name, M_PREFIX "%s", p->t[i].name);

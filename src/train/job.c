@@ -710,7 +710,10 @@ static char *resume_into(aim_model *m, const char *from, aim_pretrain_opts *po,
         goto done;
     }
     aim_params *pm = aim_model_params(m), *pc = aim_model_params(mc);
-    aim_params_alloc_moments(pm);
+    if (aim_params_try_alloc_moments(pm, e) != 0) {
+        aim_err_prefix(e, "%s", ck);
+        goto done;
+    }
     memcpy(pm->data, pc->data, pc->total * sizeof(float));
     memcpy(pm->m, pc->m, pc->total * sizeof(float));
     memcpy(pm->v, pc->v, pc->total * sizeof(float));

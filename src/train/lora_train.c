@@ -224,8 +224,14 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
         memcpy(hp->data, ip->data, hp->total * sizeof(float));
     }
     r->trainable = aim_params_count(mp, 1) + aim_params_count(hp, 1);
-    aim_params_alloc_moments(mp);
-    aim_params_alloc_moments(hp);
+    if (aim_params_try_alloc_moments(mp, e) != 0 || aim_params_try_alloc_moments(hp, e) != 0) {
+        aim_err_prefix(e, "lora");
+        aim_probe_free(pr);
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
+        return -1;
+    }
     aim_batcher_opts bo;
     aim_batcher_opts_default(&bo);
     bo.batch = j->batch;

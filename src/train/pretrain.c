@@ -254,6 +254,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         return aim_errf(e, "pretrain: batch must be in 1..65536 (got %d)", o->batch);
     if (!(o->lr > 0) || !isfinite(o->lr))
         return aim_errf(e, "pretrain: lr must be positive (got %g)", o->lr);
+    if (aim_adamw_opts_check(&o->adamw, e) != 0)
+        return aim_err_prefix(e, "pretrain");
     if (ds->c != c->channels || ds->h != c->image || ds->w != c->image)
         return aim_errf(e, "pretrain: the data is %dx%dx%d but the model takes %dx%dx%d", ds->c,
                         ds->h, ds->w, c->channels, c->image, c->image);
@@ -302,7 +304,11 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
         return -1;
     }
     aim_params *p = aim_model_params(m);
-    aim_params_alloc_moments(p);
+    if (aim_params_try_alloc_moments(p, e) != 0) {
+        aim_batcher_free(b);
+        aim_runlog_close(rl, NULL);
+        return aim_err_prefix(e, "pretrain");
+    }
     size_t img = (size_t)c->channels * c->image * c->image;
     float *x = aim_xaligned((size_t)nb * img * sizeof(float));     /* [nb, C, H, W] */
     int32_t *prefix = aim_xmalloc((size_t)nb * sizeof(int32_t));   /* [nb] */

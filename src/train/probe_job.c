@@ -268,16 +268,7 @@ aim_probe *aim_probe_load(const char *path, int *blocks, int *nblocks, aim_err *
                  c.depth);
         goto done;
     }
-    p = aim_probe_new(k, aim_config_tokens(&c), c.width, c.heads, (int)K, 0, e);
-    if (!p)
-        goto done;
-    aim_params *t = aim_probe_params(p);
-    for (int i = 0; i < t->n; i++)
-        if (aim_st_copy_param(f, &t->t[i], t->t[i].name, t->data + t->t[i].offset, e) != 0) {
-            aim_probe_free(p);
-            p = NULL;
-            goto done;
-        }
+    p = aim_probe_from_st(f, k, aim_config_tokens(&c), c.width, c.heads, (int)K, e);
 done:
     aim_st_close(f);
     return p;

@@ -288,7 +288,8 @@ int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
     int64_t total = per_epoch * o->epochs;
     int64_t warmup = total / 10 > 0 ? total / 10 : 1;
     aim_params *pp = aim_probe_params(p);
-    aim_params_alloc_moments(pp);
+    if (aim_params_try_alloc_moments(pp, e) != 0)
+        return aim_err_prefix(e, "probe");
     aim_adamw_opts ao;
     aim_adamw_opts_default(&ao);
     ao.weight_decay = o->weight_decay;

@@ -8,7 +8,7 @@ OUT=$2
 T=$OUT/.work
 rm -rf "$OUT"
 mkdir -p "$T" "$OUT/npy" "$OUT/safetensors" "$OUT/checkpoint" "$OUT/idx" "$OUT/cifar" \
-    "$OUT/png" "$OUT/metrics" "$OUT/lua" "$OUT/json"
+    "$OUT/png" "$OUT/metrics" "$OUT/lua" "$OUT/json" "$OUT/model"
 
 # a tiny run: weights, a checkpoint, metrics
 "$AIM" train --data synthetic --limit 64 --preset micro --steps 3 --batch 8 --threads 1 \
@@ -23,6 +23,17 @@ printf '{"__metadata__":{"a":"b"},"t":{"dtype":"F32","shape":[1],"data_offsets":
 len=$(wc -c <"$T/h")
 { printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000"; cat "$T/h"; printf 'abcd'; } \
     >"$OUT/safetensors/small.safetensors"
+
+# model: plain weights, weights with LoRA adapters, the adapters alone
+cp "$T/run/model.safetensors" "$OUT/model/model.safetensors"
+cat >"$T/lora.lua" <<LUA
+local aim = require "aim"
+local m = assert(aim.load("$T/run/model.safetensors"))
+m:add_lora{rank = 2}
+assert(m:save("$OUT/model/with_lora.safetensors"))
+assert(m:save_lora("$OUT/model/lora.safetensors"))
+LUA
+"$AIM" run "$T/lora.lua" >/dev/null 2>&1 || true
 
 # .npy: predictions of the tiny model, and a uint8 array
 d="{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 4, 4), }"

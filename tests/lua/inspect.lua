@@ -120,6 +120,21 @@ local bare = T.path("bare.safetensors")
 m:save(bare)
 T.fails("no probe in this file", "aim.load_probe of weights without a probe", aim.load_probe, bare)
 T.fails("nosuch.safetensors", "aim.load_probe of a missing file", aim.load_probe, T.path("nosuch.safetensors"))
+do -- a loaded probe is charged to aim.memory_limit
+    collectgarbage()
+    local limit, used = aim.memory_limit()
+    aim.memory_limit(math.max(used + 1024, 1 << 20))
+    local _, before = aim.memory_limit()
+    local lp2, msg = aim.load_probe(path)
+    if lp2 then -- the 1 MiB floor left room: the charge must show
+        local _, with = aim.memory_limit()
+        T.ok(with - before >= 8 * 16 * 16, "aim.load_probe is charged: " .. (with - before))
+        lp2:close()
+    else
+        T.ok(msg:find("the probe needs", 1, true), "aim.load_probe over the limit: " .. msg)
+    end
+    aim.memory_limit(limit)
+end
 local rl = aim.probe(m, tr, te, {blocks = {2}, kind = "linear", epochs = 1, batch = 50})
 T.raises("a linear probe has no attention", "a linear probe's attention", function() rl.probe:attention(m, x) end)
 local other = aim.model{preset = "micro", patch = 4}

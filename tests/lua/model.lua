@@ -150,4 +150,52 @@ T.ok(tostring(closed):find("closed"), "a closed model says so")
 T.raises("closed", "using a closed model raises", closed.loss, closed, x)
 T.raises("aim.model expected", "a method on something else raises", m.loss, ds, x)
 
+-- hostile sizes (issue 24): nothing is allocated from a file's or a config's
+-- claims before they are checked, and models and datasets are charged to
+-- aim.memory_limit
+local function st_bytes(meta, tensors, data)
+    local h = '{"__metadata__":{'
+    local first = true
+    for k, v in pairs(meta) do
+        h = h .. (first and "" or ",") .. string.format('"%s":"%s"', k, v)
+        first = false
+    end
+    h = h .. "}" .. (tensors or "") .. "}"
+    return string.pack("<I8", #h) .. h .. (data or "")
+end
+local huge = {image = 32, channels = 3, patch = 4, width = 16384, depth = 512, heads = 8,
+              head_width = 64, head_depth = 1}
+T.write(T.path("huge.safetensors"), st_bytes(huge))
+T.fails("huge.safetensors: tensor \"preprocessor.patchifier.proj.weight\" is missing",
+        "aim.load of metadata claiming width 16384, depth 512", aim.load,
+        T.path("huge.safetensors"))
+local pk = {image = 32, channels = 3, patch = 4, width = 16384, depth = 2, heads = 8,
+            head_width = 64, head_depth = 1, classes = 100000, probe_layers = 1,
+            probe_kind = "linear"}
+T.write(T.path("probe.safetensors"), st_bytes(pk,
+        ',"head.linear.weight":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}', "\0\0\0\0"))
+T.fails("[100000,16384]", "aim.load_probe of a head claiming 100000 x 16384", aim.load_probe,
+        T.path("probe.safetensors"))
+T.raises("the model needs", "aim.model{width = 16384, depth = 512} raises with its size",
+         aim.model, {width = 16384, depth = 512, heads = 8, head_width = 64})
+do
+    collectgarbage()
+    local limit, used = aim.memory_limit()
+    aim.memory_limit(used + (16 << 20))
+    T.raises("aim.memory_limit", "a model over aim.memory_limit raises", aim.model,
+             {width = 512, depth = 8, heads = 8, head_width = 64})
+    local mm = aim.model "micro"
+    local _, with = aim.memory_limit()
+    local t, h = mm:nparams()
+    T.ok(with - used >= 8 * (t + h), string.format("a model is charged to aim.memory_limit: "
+         .. "%d bytes for %d parameters", with - used, t + h))
+    mm:close()
+    local _, after = aim.memory_limit()
+    T.ok(with - after >= 0.9 * 8 * (t + h),
+         string.format("and given back when closed (%d bytes)", with - after))
+    T.raises("aim.memory_limit", "a dataset over aim.memory_limit raises",
+             aim.data.synthetic, {n = 100000, size = 28})
+    aim.memory_limit(limit)
+end
+
 T.done()
