@@ -162,7 +162,7 @@ static int read_blocks(lua_State *L, const char *key, int *out, int depth)
         return luaL_argerror(L, S_OPTS,
                              lua_pushfstring(L, "option '%s' must be a list of block numbers",
                                              key));
-    int n = (int)luaL_len(L, -1);
+    lua_Integer n = luaL_len(L, -1); /* __len may say anything */
     if (n < 1 || n > AIM_PROBE_MAX_BLOCKS)
         return luaL_argerror(L, S_OPTS,
                              lua_pushfstring(L, "option '%s' must list 1 to %d block numbers",
@@ -179,7 +179,7 @@ static int read_blocks(lua_State *L, const char *key, int *out, int depth)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    return n;
+    return (int)n;
 }
 
 static void blocks_label(const int *b, int n, char *buf, size_t len)

@@ -323,9 +323,10 @@ static int l_probe_run(lua_State *L)
         int window = (int)l_opt_int(L, S_OPTS, "window", 1, 1, L_depth > 0 ? L_depth : 1);
         aim_probe_job_sweep(&job, L_depth, window);
     } else if (l_opt_get(L, S_OPTS, "blocks") == LUA_TTABLE) { /* opts blocks */
-        int n = (int)luaL_len(L, -1);
-        if (n < 1 || n > AIM_PROBE_MAX_BLOCKS)
+        lua_Integer len = luaL_len(L, -1); /* __len may say anything */
+        if (len < 1 || len > AIM_PROBE_MAX_BLOCKS)
             return luaL_argerror(L, S_OPTS, "option 'blocks' must list 1 to 64 block numbers");
+        int n = (int)len;
         for (int k = 0; k < n; k++) {
             lua_geti(L, -1, k + 1);
             int isnum;
