@@ -141,3 +141,61 @@ int cmd_close_runlog(aim_runlog *log)
     aim_err e;
     return aim_runlog_close(log, &e) != 0 ? cmd_fail("%s", e.msg) : 0;
 }
+
+/* ------------------------------------------------------------ escaping */
+
+/* the length of the escaped form of s (without the terminator) */
+static size_t escaped_len(const char *s, int keep_nl)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int ctl = (*p < 0x20 && !(keep_nl && (*p == '\n' || *p == '\t'))) || *p == 0x7f ||
+                  (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+        n += ctl ? (*p == 0xc2 ? 8 : 4) : 1;
+        if (*p == 0xc2 && ctl)
+            p++;
+    }
+    return n;
+}
+
+char *cmd_escape(char *out, size_t cap, const char *s, int keep_nl)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    if (!cap)
+        return out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int c1 = *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+        int ctl = (*p < 0x20 && !(keep_nl && (*p == '\n' || *p == '\t'))) || *p == 0x7f || c1;
+        if (!ctl) {
+            if (n + 1 >= cap)
+                break;
+            out[n++] = (char)*p;
+            continue;
+        }
+        for (int k = 0; k <= c1; k++) {
+            if (n + 4 >= cap)
+                goto done;
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[p[k] >> 4];
+            out[n++] = hex[p[k] & 15];
+        }
+        p += c1;
+    }
+done:
+    out[n] = 0;
+    return out;
+}
+
+const char *cmd_esc(const char *s)
+{
+    static char *ring[16];
+    static int next;
+    if (!s)
+        return "?";
+    size_t n = escaped_len(s, 0) + 1;
+    char *buf = ring[next] = aim_xrealloc(ring[next], n);
+    next = (next + 1) % 16;
+    return cmd_escape(buf, n, s, 0);
+}
