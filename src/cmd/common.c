@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,4 +199,29 @@ const char *cmd_esc(const char *s)
     char *buf = ring[next] = aim_xrealloc(ring[next], n);
     next = (next + 1) % 16;
     return cmd_escape(buf, n, s, 0);
+}
+
+/* ------------------------------------------------------------ signals */
+
+static void on_end_signal(int sig)
+{
+    aim_write_atomic_abort();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cmd_remove_temps_on_signal(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_end_signal;
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    for (int i = 0; i < 4; i++) {
+        struct sigaction old;
+        /* one the shell ignores for us (SIGINT of a background job) stays
+         * ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    }
 }

@@ -46,6 +46,12 @@ aim_dataset *cmd_open_data(const char *spec, const char *split, int channels, in
 void cmd_set_threads(int threads);
 int cmd_threads(void);
 
+/* Ctrl-C, SIGTERM, SIGHUP or SIGPIPE: remove the temporary files of the
+ * atomic writes in progress (aim_write_atomic_abort), then end as the
+ * signal would have (a signal that is ignored stays ignored). For commands
+ * that only write files (export-csv). */
+void cmd_remove_temps_on_signal(void);
+
 /* "1h02m", "3m12s", "45s" */
 void cmd_duration(double s, char *buf, int len);
 
