@@ -8,7 +8,7 @@ OUT=$2
 T=$OUT/.work
 rm -rf "$OUT"
 mkdir -p "$T" "$OUT/npy" "$OUT/safetensors" "$OUT/checkpoint" "$OUT/idx" "$OUT/cifar" \
-    "$OUT/png" "$OUT/metrics" "$OUT/lua"
+    "$OUT/png" "$OUT/metrics" "$OUT/resume" "$OUT/lua"
 
 # a tiny run: weights, a checkpoint, metrics
 "$AIM" train --data synthetic --limit 64 --preset micro --steps 3 --batch 8 --threads 1 \
@@ -16,6 +16,9 @@ mkdir -p "$T" "$OUT/npy" "$OUT/safetensors" "$OUT/checkpoint" "$OUT/idx" "$OUT/c
 cp "$T/run/model.safetensors" "$OUT/safetensors/model.safetensors"
 cp "$T/run/ckpt-3.safetensors" "$OUT/checkpoint/ckpt.safetensors"
 head -n 3 "$T/run/metrics.jsonl" >"$OUT/metrics/metrics.jsonl"
+# resume: the first byte is the step resumed from
+{ printf '\002'; cat "$OUT/metrics/metrics.jsonl"; printf 'garbage\n{"step":'; } \
+    >"$OUT/resume/step2.jsonl"
 printf '{"__metadata__":{"a":"b"},"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' >"$T/h"
 len=$(wc -c <"$T/h")
 { printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000"; cat "$T/h"; printf 'abcd'; } \
