@@ -108,6 +108,10 @@ end
 T.ok(tostring(closed):find("closed"), "a closed tensor says so")
 T.raises("closed", "using a closed tensor raises", function() return closed:sum() end)
 
+-- a table length from __len is checked before it becomes an int
+local liar = setmetatable({}, {__len = function() return 2^32 + 2 end})
+T.raises("1..8 sizes", "a shape table whose __len says 2^32 + 2 raises", aim.tensor.zeros, liar)
+
 -- PNG
 local img = aim.tensor.zeros(1, 4, 6):fill(0.5)
 T.is(aim.png.write(T.path("gray.png"), img), true, "png.write [1,H,W]")
@@ -128,6 +132,8 @@ local made, big = pcall(aim.tensor.zeros, 1, 2^31)
 if made then
     T.raises("too large", "png.write of a [1, 2^31] tensor raises", aim.png.write,
              T.path("big.png"), big, {range = 255})
+    T.raises("over 2^20", "maps.rgb of one patch with 2^31 projections raises", aim.maps.rgb,
+             big)
     T.raises("too large", "... and of [2^31, 1, 1, 1] (a grid)", aim.png.write,
              T.path("big.png"), big:reshape(2^31, 1, 1, 1), {range = 255})
 else
