@@ -145,18 +145,13 @@ int cmd_close_runlog(aim_runlog *log)
 
 /* ------------------------------------------------------------ escaping */
 
-/* the length of the escaped form of s (without the terminator) */
-static size_t escaped_len(const char *s, int keep_nl)
+/* the bytes of the control character at p, 0 if none: 1 for C0 and DEL, 2
+ * for a C1 control in UTF-8 (0xc2 0x80..0x9f) */
+static int control_at(const unsigned char *p, int keep_nl)
 {
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        int ctl = (*p < 0x20 && !(keep_nl && (*p == '\n' || *p == '\t'))) || *p == 0x7f ||
-                  (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
-        n += ctl ? (*p == 0xc2 ? 8 : 4) : 1;
-        if (*p == 0xc2 && ctl)
-            p++;
-    }
-    return n;
+    if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+        return 2;
+    return (*p < 0x20 && !(keep_nl && (*p == '\n' || *p == '\t'))) || *p == 0x7f;
 }
 
 char *cmd_escape(char *out, size_t cap, const char *s, int keep_nl)
@@ -166,25 +161,23 @@ char *cmd_escape(char *out, size_t cap, const char *s, int keep_nl)
     if (!cap)
         return out;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        int c1 = *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
-        int ctl = (*p < 0x20 && !(keep_nl && (*p == '\n' || *p == '\t'))) || *p == 0x7f || c1;
-        if (!ctl) {
+        int k = control_at(p, keep_nl);
+        if (!k) {
             if (n + 1 >= cap)
                 break;
             out[n++] = (char)*p;
             continue;
         }
-        for (int k = 0; k <= c1; k++) {
-            if (n + 4 >= cap)
-                goto done;
+        if (n + 4 * (size_t)k >= cap)
+            break;
+        for (int i = 0; i < k; i++) {
             out[n++] = '\\';
             out[n++] = 'x';
-            out[n++] = hex[p[k] >> 4];
-            out[n++] = hex[p[k] & 15];
+            out[n++] = hex[p[i] >> 4];
+            out[n++] = hex[p[i] & 15];
         }
-        p += c1;
+        p += k - 1;
     }
-done:
     out[n] = 0;
     return out;
 }
@@ -195,7 +188,12 @@ const char *cmd_esc(const char *s)
     static int next;
     if (!s)
         return "?";
-    size_t n = escaped_len(s, 0) + 1;
+    size_t n = 1;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int k = control_at(p, 0);
+        n += k ? 4 * (size_t)k : 1;
+        p += k ? k - 1 : 0;
+    }
     char *buf = ring[next] = aim_xrealloc(ring[next], n);
     next = (next + 1) % 16;
     return cmd_escape(buf, n, s, 0);

@@ -288,7 +288,7 @@ int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)
     /* replacing a file keeps its permissions (a 0600 file stays private) */
     struct stat old;
     if (stat(path, &old) == 0 && S_ISREG(old.st_mode))
-        fchmod(fd, old.st_mode & 07777); /* best effort, like cp */
+        fchmod(fd, old.st_mode & 0777); /* best effort; no set-id bits */
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         aim_errf(e, "%s: %s", path, strerror(errno));
