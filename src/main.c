@@ -51,13 +51,14 @@ int cmd_fail(const char *fmt, ...)
     const aim_dist *world = aim_dist_world();
     if (world)
         at += snprintf(line + at, sizeof line - (size_t)at, "rank %d: ", world->rank);
+    char msg[sizeof line];
     va_list ap;
     va_start(ap, fmt);
-    int k = vsnprintf(line + at, sizeof line - (size_t)at, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    at += k < 0 ? 0 : k;
-    if (at > (int)sizeof line - 2)
-        at = (int)sizeof line - 2;
+    /* messages quote file contents (metadata, names): no terminal escapes */
+    cmd_escape(line + at, sizeof line - 1 - (size_t)at, msg, 1);
+    at += (int)strlen(line + at);
     line[at++] = '\n';
     fflush(stderr);
     int fd = fail_fd >= 0 ? fail_fd : 2;

@@ -59,6 +59,29 @@ printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000%s12345678" 
 run_aim info "$T/ok.safetensors"
 ok $(test $rc -eq 0 && grep -q 'format' "$T/out" && grep -q '\[2\]' "$T/out"; echo $?) "a valid .safetensors: tensors and metadata"
 
+# terminal escapes in a file's text (metadata, tensor names) are shown
+# escaped, in the listing and in error messages; a checkpoint without its
+# config keys shows "?" (it passed NULL to printf)
+st_file() { # st_file HEADER-JSON > FILE: a safetensors file with 8 bytes of data
+    len=$(printf '%s' "$1" | wc -c)
+    printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000%s12345678" "$1"
+}
+esc=$(printf '\033')
+w='"dtype":"F32","shape":[2],"data_offsets":[0,8]'
+st_file '{"__metadata__":{"note":"\u001b[2J\u001b]0;pwned\u0007"},"w\u001b[31m":{'"$w"'}}' \
+    >"$T/esc.safetensors"
+run_aim info "$T/esc.safetensors"
+ok $(test $rc -eq 0 && ! grep -q "$esc" "$T/out" && grep -qF 'w\x1b[31m' "$T/out" &&
+     grep -qF 'note           \x1b[2J\x1b]0;pwned\x07' "$T/out"; echo $?) \
+    "metadata values and tensor names with control characters are shown escaped"
+st_file '{"__metadata__":{"aim_checkpoint":"1","crc32":"\u001b]0;pwned\u0007"},"w":{'"$w"'}}' \
+    >"$T/esc-ckpt.safetensors"
+expect_error 'metadata says \x1b]0;pwned\x07' "an error message quoting metadata escapes it" \
+    info "$T/esc-ckpt.safetensors"
+ok $(! grep -q "$esc" "$T/err" && ! grep -q '(null)' "$T/out" &&
+     grep -qF 'model      image ?, channels ?, patch ?' "$T/out"; echo $?) \
+    "a checkpoint without config keys shows ? (not (null))"
+
 FM=${AIM_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 if [ -f "$FM/train-images-idx3-ubyte.gz" ]; then
     run_aim info "$FM/train-images-idx3-ubyte.gz"

@@ -60,6 +60,8 @@ ok $(test ! -s "$T/out"; echo $?) "... refused before any work (nothing printed)
 expect_error "pretraining run" "--out into a pretraining run's folder" probe "$W" $P --out "$T/run"
 ok $(grep -q '"steps":40' "$T/run/run.json" && ! grep -q probe "$T/run/metrics.jsonl"; echo $?) "... which is left as it was"
 expect_error "not in 1..2" "a block beyond the depth" probe "$W" $P --blocks 3
+expect_error "expects a list" "a block past INT_MAX is not cut to block 3" \
+    probe "$W" $P --blocks 4294967299
 expect_error "--kind" "an unknown probe kind" probe "$W" $P --kind mlp
 expect_error "WEIGHTS" "probe without weights" probe $P
 expect_error "exclude" "--blocks with --sweep" probe "$W" $P --blocks 1 --sweep

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aim/io.h"
@@ -239,19 +240,30 @@ int main(void)
     free(d2);
     aim_model_free(m1);
     aim_dataset_free(ds);
-    /* pruning: temporaries of a killed writer go, this process's own stays */
+    /* pruning: temporaries of a killed writer go; this process's own and
+     * those of another live process (a second job writing into the folder)
+     * stay */
     {
-        char dir[600], mine[700], cmd[1400];
+        char dir[600], mine[700], live[700], cmd[1400];
         snprintf(dir, sizeof dir, "%s", tap_path("prune"));
         mkdir(dir, 0700);
-        const char *names[] = {"best.safetensors.tmp.999999999", "ckpt-5.safetensors.tmp.1",
-                               "model.safetensors.tmp.42", "notes.txt"};
+        pid_t child = fork(); /* a process that has ended: its PID is free */
+        if (child == 0)
+            _exit(0);
+        waitpid(child, NULL, 0);
+        char dead1[64], dead2[64];
+        snprintf(dead1, sizeof dead1, "ckpt-5.safetensors.tmp.%ld", (long)child);
+        snprintf(dead2, sizeof dead2, "model.safetensors.tmp.%ld.0badf00d", (long)child);
+        const char *names[] = {"best.safetensors.tmp.999999999", dead1, dead2, "notes.txt"};
         for (int i = 0; i < 4; i++) {
             snprintf(cmd, sizeof cmd, "%s/%s", dir, names[i]);
             tap_write(cmd, "x", 1);
         }
         snprintf(mine, sizeof mine, "%s/best.safetensors.tmp.%ld", dir, (long)getpid());
         tap_write(mine, "x", 1);
+        snprintf(live, sizeof live, "%s/ckpt-9.safetensors.tmp.%ld.12345678", dir,
+                 (long)getppid());
+        tap_write(live, "x", 1);
         aim_checkpoint_prune(dir, 3);
         struct stat sb;
         int gone = 1;
@@ -263,6 +275,8 @@ int main(void)
         tap_ok(gone && stat(cmd, &sb) == 0 && stat(mine, &sb) == 0,
                "prune removes the temporaries a killed writer left (checkpoints, best, model), "
                "keeps this process's own and other files");
+        tap_ok(stat(live, &sb) == 0,
+               "prune keeps a temporary another live process is writing (the parent's PID)");
     }
     return tap_done();
 }

@@ -4,7 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aim/core.h"
 #include "tap.h"
@@ -19,6 +21,31 @@ static int write_fail(FILE *f, void *ctx, aim_err *e)
 {
     fputs("partial", f);
     return aim_errf(e, "injected failure");
+}
+
+/* temporaries (*.tmp.*) in the test folder */
+static int count_temps(void)
+{
+    DIR *d = opendir(tap_tmpdir());
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += strstr(de->d_name, ".tmp.") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* what a signal handler does mid-write: the temporary goes at once */
+static int write_then_abort(FILE *f, void *ctx, aim_err *e)
+{
+    fputs("half", f);
+    fflush(f);
+    int *before_after = ctx;
+    before_after[0] = count_temps();
+    aim_write_atomic_abort();
+    before_after[1] = count_temps();
+    return aim_errf(e, "interrupted");
 }
 
 int main(void)
@@ -71,6 +98,37 @@ int main(void)
     snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", p, (long)getpid());
     struct stat st;
     tap_ok(stat(tmpname, &st) != 0, "no temporary file is left behind");
+    tap_ok(count_temps() == 0, "no *.tmp.* of any name is left either");
+
+    /* a symlink planted at the temporary name of old (PATH.tmp.PID) is not
+     * followed, and the file it points to is not truncated */
+    const char *victim = tap_path("victim");
+    tap_write(victim, "precious", 8);
+    char planted[600];
+    snprintf(planted, sizeof planted, "%s.tmp.%ld", tap_path("sym.txt"), (long)getpid());
+    tap_ok(symlink(victim, planted) == 0 &&
+               aim_write_atomic(tap_path("sym.txt"), write_hello, "new", &e) == 0,
+           "atomic write beside a planted symlink succeeds");
+    tap_ok(aim_read_file(victim, 100, &buf, &len, &e) == 0 && len == 8 &&
+               !memcmp(buf, "precious", 8),
+           "... and the symlink's target is untouched");
+    free(buf);
+    tap_ok(aim_read_file(tap_path("sym.txt"), 100, &buf, &len, &e) == 0 && len == 3 &&
+               !memcmp(buf, "new", 3),
+           "... and the file holds what was written");
+    free(buf);
+    unlink(planted);
+    /* replacing a file keeps its permission bits */
+    chmod(p, 0600);
+    int rc = aim_write_atomic(p, write_hello, "again", &e);
+    unsigned mode = stat(p, &st) == 0 ? (unsigned)(st.st_mode & 0777) : 0;
+    tap_ok(rc == 0 && mode == 0600, "a 0600 file stays 0600 when replaced (mode %o)", mode);
+    /* aim_write_atomic_abort (for signal handlers) removes the temporary */
+    int seen[2] = {-1, -1};
+    rc = aim_write_atomic(tap_path("abort.txt"), write_then_abort, seen, &e);
+    tap_ok(rc == -1 && seen[0] == 1 && seen[1] == 0 && count_temps() == 0,
+           "write_atomic_abort removes the temporary in flight (%d before, %d after)", seen[0],
+           seen[1]);
     tap_ok(aim_write_atomic(tap_path("no/such/dir/f"), write_hello, "x", &e) == -1 &&
                tap_contains(e.msg, "no/such/dir"),
            "atomic write into a missing folder fails with its name: %s", e.msg);

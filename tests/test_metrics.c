@@ -1,8 +1,8 @@
 /*
  * test_metrics.c - the metrics log read back: flattening, nulls, arrays, a
- * partial last line, malformed lines; the wide CSV exactly; the TensorBoard
- * file derived from it; and a stopped + resumed run whose event file holds
- * every step exactly once.
+ * partial last line, malformed lines; the wide CSV exactly (quoted header
+ * cells, thousands of columns); the TensorBoard file derived from it; and a
+ * stopped + resumed run whose event file holds every step exactly once.
  */
 #include "config.h"
 
@@ -105,6 +105,99 @@ int main(void)
     tap_write(p, bad, strlen(bad));
     tap_ok(aim_metrics_read(p, &m, &e) == -1 && tap_contains(e.msg, "line 2"),
            "a malformed line is named: %s", e.msg);
+
+    /* CSV header cells: RFC 4180 quoting and no formulas for spreadsheets */
+    const char *keys = "{\"run\":\"r\",\"step\":1,\"kind\":\"train\",\"a,b\":1,"
+                       "\"q\\\"x\":2,\"=cmd|' /C calc'!A0\":3,\"+x\":4,\"-x\":5,"
+                       "\"@x\":6,\"ok\":7}\n";
+    tap_write(p, keys, strlen(keys));
+    tap_ok(aim_metrics_read(p, &m, &e) == 0 && aim_metrics_write_csv(&m, csv, &e) == 0,
+           "a log with odd keys: CSV written");
+    aim_metrics_free(&m);
+    aim_read_file(csv, 1 << 20, &buf, &n, &e);
+    want = "step,\"a,b\",\"q\"\"x\",\"'=cmd|' /C calc'!A0\",\"'+x\",\"'-x\",\"'@x\",ok\n"
+           "1,1,2,3,4,5,6,7\n";
+    tap_ok(n == strlen(want) && !memcmp(buf, want, n),
+           "a comma or quote in a key is quoted, = + - @ first made text with a '");
+    if (!(n == strlen(want) && !memcmp(buf, want, n)))
+        tap_diag("%.*s", (int)n, buf);
+    free(buf);
+
+    /* many columns (the column lookup is a hash table, not a scan): line i
+     * holds keys k<i>, k<i+1>, k<i+2>; every value lands in its column */
+    {
+        enum { LINES = 3000, COLS = LINES + 2 };
+        FILE *f = fopen(p, "wb");
+        for (int i = 0; i < LINES; i++)
+            fprintf(f, "{\"run\":\"r\",\"step\":%d,\"kind\":\"train\",\"k%d\":%d,"
+                       "\"k%d\":%d,\"k%d\":%d}\n", i, i, i, i + 1, -(i + 1), i + 2, i + 2);
+        fclose(f);
+        int good = aim_metrics_read(p, &m, &e) == 0 && aim_metrics_write_csv(&m, csv, &e) == 0;
+        aim_metrics_free(&m);
+        good = good && aim_read_file(csv, 1 << 26, &buf, &n, &e) == 0;
+        /* header: step,k0,k1,...; row i: i, then values in columns i, i+1, i+2 */
+        const char *q = good ? (const char *)buf : "";
+        int cols = 0, rows = 0, cells_ok = 1;
+        for (const char *h = q; *h && *h != '\n'; h++)
+            cols += *h == ',';
+        q = strchr(q, '\n');
+        for (int i = 0; q && i < LINES; i++, rows++) {
+            q++;
+            long long st = strtoll(q, (char **)&q, 10);
+            cells_ok &= st == i;
+            for (int c = 0; c < COLS; c++) {
+                cells_ok &= *q == ',';
+                q++;
+                if (c == i || c == i + 1 || c == i + 2) {
+                    long v = strtol(q, (char **)&q, 10);
+                    cells_ok &= v == (c == i + 1 ? -(c) : c);
+                }
+            }
+            cells_ok &= *q == '\n';
+            if (!cells_ok)
+                break;
+        }
+        tap_ok(good && cols == COLS && rows == LINES && cells_ok,
+               "%d distinct keys: %d columns, every value in its column (%d rows checked)",
+               COLS, cols, rows);
+        if (good)
+            free(buf);
+    }
+
+    /* the step of a line wherever it sits (resume reads it so) */
+    {
+        char line[1200];
+        char name[1001];
+        memset(name, 'x', 1000);
+        name[1000] = 0;
+        int len = snprintf(line, sizeof line, "{\"run\":\"%s\",\"step\":42,\"kind\":\"train\"}",
+                           name);
+        int64_t step = -1;
+        tap_ok(aim_metrics_line_step(line, (size_t)len, &step) == 0 && step == 42,
+               "line_step finds \"step\" after a 1000-byte run name");
+        tap_ok(aim_metrics_line_step("{\"step\":oops}", 14, &step) == -1,
+               "line_step rejects a line that is not a metrics object");
+    }
+
+    /* the event file goes through aim_write_atomic: another process's
+     * fixed-name temporary (PATH.tmp) is neither used nor removed */
+    {
+        const char *planted = tap_path("events.out.tfevents.test.tmp");
+        tap_write(planted, "other", 5);
+        tap_write(p, log, strlen(log));
+        aim_metrics_read(p, &m, &e);
+        tap_ok(aim_metrics_write_tfevents(&m, tb, &e) == 0 &&
+                   count_records(tb, "train/loss", st, 8) == 1,
+               "event file rewritten");
+        aim_metrics_free(&m);
+        uint8_t *pb;
+        size_t pn;
+        tap_ok(aim_read_file(planted, 100, &pb, &pn, &e) == 0 && pn == 5 &&
+                   !memcmp(pb, "other", 5),
+               "a file at the old fixed temporary name (PATH.tmp) is left alone");
+        if (pn)
+            free(pb);
+    }
 
     /* a run stopped at step 7 and resumed from its checkpoint at 5: the
      * event file must hold steps 1..12 once each */

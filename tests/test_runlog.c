@@ -2,7 +2,8 @@
  * test_runlog.c - run folders (aim/runlog.h): events written to the JSON
  * Lines log and the TensorBoard event file, read back independently (the
  * log with aim_metrics_read, the event file with tests/tfread.h); resuming
- * truncates and rebuilds; folders that cannot be made or belong to a
+ * truncates (wherever "step" sits in a line; garbage lines dropped with a
+ * warning) and rebuilds; folders that cannot be made or belong to a
  * pretraining run are refused; and the probe and LoRA jobs' run folders:
  * run.json, their lines, tags and numbers equal to the jobs' results.
  */
@@ -161,6 +162,67 @@ static void test_module(void)
            "resuming at step 2 keeps its lines and rebuilds the event file from them");
     if (rd == 0)
         aim_metrics_free(&m);
+
+    /* resuming past a long run name: "step" sits beyond the first 255 bytes
+     * of the line, and the line after the resume step still goes */
+    {
+        char rdir[600], rpath[700], name[401];
+        snprintf(rdir, sizeof rdir, "%s/longname", tap_tmpdir());
+        aim_mkdir_p(rdir, NULL);
+        snprintf(rpath, sizeof rpath, "%s/metrics.jsonl", rdir);
+        memset(name, 'n', 400);
+        name[400] = 0;
+        l = aim_runlog_open(rpath, name, -1, &e);
+        for (int st = 1; st <= 4; st++) {
+            aim_runlog_begin(l, st, "train");
+            aim_runlog_num(l, "loss", st);
+            aim_runlog_end(l);
+        }
+        aim_runlog_close(l, &e);
+        l = aim_runlog_open(rpath, name, 2, &e);
+        aim_runlog_close(l, &e);
+        rd = aim_metrics_read(rpath, &m, &e);
+        tap_ok(l && rd == 0 && m.n == 2 && m.rows[1].step == 2,
+               "resuming at 2 with a 400-byte run name drops steps 3 and 4 (%d lines kept)",
+               rd == 0 ? m.n : -1);
+        if (rd == 0)
+            aim_metrics_free(&m);
+
+        /* a garbage line (a torn write, a stray edit) is dropped with a
+         * warning naming the file and line, rather than failing every
+         * later resume */
+        const char *mixed = "{\"run\":\"g\",\"step\":1,\"kind\":\"train\",\"loss\":1}\n"
+                            "garbage\x1b]0;title\x07\n"
+                            "{\"run\":\"g\",\"step\":2,\"kind\":\"train\",\"loss\":2}\n"
+                            "{\"step\":oops}\n";
+        tap_write(rpath, mixed, strlen(mixed));
+        l = aim_runlog_open(rpath, "g", 5, &e);
+        const char *w = aim_runlog_warning(l);
+        tap_ok(l && tap_contains(w, rpath) && tap_contains(w, "2 lines") &&
+                   tap_contains(w, "line 2"),
+               "a resume over garbage lines succeeds and says so: %s", l ? w : e.msg);
+        aim_runlog_close(l, &e);
+        rd = aim_metrics_read(rpath, &m, &e);
+        tap_ok(rd == 0 && m.n == 2 && m.rows[1].step == 2,
+               "... the log reads back with its two good lines");
+        if (rd == 0)
+            aim_metrics_free(&m);
+        l = aim_runlog_open(rpath, "g", 5, &e);
+        tap_ok(l && !aim_runlog_warning(l)[0], "... and the next resume has nothing to drop");
+        aim_runlog_close(l, &e);
+
+        /* the event file is rebuilt through aim_write_atomic: a file at the
+         * old fixed temporary name is not touched */
+        char planted[800];
+        snprintf(planted, sizeof planted, "%s/events.out.tfevents.aim.tmp", rdir);
+        tap_write(planted, "other", 5);
+        l = aim_runlog_open(rpath, "g", 5, &e);
+        aim_runlog_close(l, &e);
+        char *kept = read_text(planted);
+        tap_ok(l && kept && !strcmp(kept, "other"),
+               "resuming leaves another writer's events.out.tfevents.aim.tmp alone");
+        free(kept);
+    }
     free(ev);
 
     /* folders that cannot be run folders */

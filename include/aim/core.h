@@ -74,11 +74,18 @@ int64_t aim_file_size(const char *path, aim_err *e);
 /* Read a whole regular file (at most max_bytes) into a fresh buffer. */
 int aim_read_file(const char *path, uint64_t max_bytes, uint8_t **data,
                   size_t *len, aim_err *e);
-/* Write a file atomically: `path.tmp.<pid>` in the same folder, fsync, rename
- * over path, fsync the folder. On any failure the old file is untouched and
- * the temporary is removed. The writer callback streams the content. */
+/* Write a file atomically: a new `path.tmp.<pid>.<random>` in the same folder
+ * (O_EXCL | O_NOFOLLOW: never a file or symlink that is already there), fsync,
+ * rename over path, fsync the folder. A file that is replaced keeps its
+ * permission bits; a new one gets 0666 less the umask. On any failure the old
+ * file is untouched and the temporary is removed. The writer callback
+ * streams the content. */
 typedef int (*aim_write_fn)(FILE *f, void *ctx, aim_err *e);
 int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e);
+/* Remove the temporaries of every aim_write_atomic in progress. Async-signal-
+ * safe: for a front end's SIGINT / SIGTERM handler, before it ends the
+ * process (the writes in progress then fail, if they continue at all). */
+void aim_write_atomic_abort(void);
 /* 1 if path is a directory, 0 if not (or missing). */
 int aim_is_dir(const char *path);
 /* Create a folder and its parents (mkdir -p); -1 with a message naming the

@@ -6,6 +6,7 @@
 #ifndef AIM_METRICS_H
 #define AIM_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aim/core.h"
@@ -33,9 +34,16 @@ typedef struct aim_metrics {
  * while writing) is skipped. */
 int aim_metrics_read(const char *path, aim_metrics *out, aim_err *e);
 void aim_metrics_free(aim_metrics *m);
+/* The "step" of one log line (len bytes, no newline) parsed as
+ * aim_metrics_read parses it, wherever the key sits in the line: 0, or -1
+ * when the line is not a metrics object. */
+int aim_metrics_line_step(const char *line, size_t len, int64_t *step);
 
 /* Wide CSV: "step", then one column per metric name in order of first
- * appearance; one row per step; empty cells where a metric was not logged. */
+ * appearance; one row per step; empty cells where a metric was not logged.
+ * A name with a comma, quote or line break is quoted (RFC 4180); one that a
+ * spreadsheet would take for a formula (= + - @ first) gets a ' in front.
+ * Linear in the size of the log. */
 int aim_metrics_write_csv(const aim_metrics *m, const char *path, aim_err *e);
 
 /* A TensorBoard event file with a scalar per value: tag "<kind>/<key>"

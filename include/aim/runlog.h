@@ -30,6 +30,11 @@ typedef struct aim_runlog aim_runlog;
  * the file. */
 aim_runlog *aim_runlog_open(const char *metrics_path, const char *run, int64_t resume_step,
                             aim_err *e);
+/* On resume, lines of the log that are not metrics objects (garbage, a
+ * torn write) are dropped rather than fail every later resume; this says
+ * so, naming the file, for the caller to show ("" when nothing was dropped,
+ * and for a NULL log). */
+const char *aim_runlog_warning(const aim_runlog *l);
 /* A run folder for a job: create dir (and its parents) if needed and open
  * dir/metrics.jsonl, run = the folder's name. A dir that cannot be a folder
  * (under a regular file, say) is an error naming it, and so is a pretraining

@@ -25,6 +25,10 @@ typedef struct aim_tfevents aim_tfevents;
 aim_tfevents *aim_tfevents_open(const char *dir, aim_err *e);
 /* Append to an existing event file (resume), or create it if missing. */
 aim_tfevents *aim_tfevents_open_path(const char *path, aim_err *e);
+/* A new event file on an open stream (header written first): for writing
+ * through aim_write_atomic. name is for messages; close flushes f but leaves
+ * closing it to the caller. */
+aim_tfevents *aim_tfevents_open_stream(FILE *f, const char *name);
 const char *aim_tfevents_path(const aim_tfevents *w);
 int aim_tfevents_scalar(aim_tfevents *w, const char *tag, int64_t step, double wall_time,
                         float value);

@@ -5,6 +5,7 @@
 #ifndef AIM_TRAIN_H
 #define AIM_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "aim/core.h"
@@ -108,7 +109,7 @@ typedef struct aim_pretrain_opts {
     int64_t ckpt_every;
     double ckpt_minutes;
     int keep_last;
-    volatile int *stop_flag;
+    volatile sig_atomic_t *stop_flag;
     /* validation: every val_every steps, the loss of the first val_images
      * (default 512) images of `val` without augmentation, each with a fixed
      * prefix drawn from (seed, index); logged as kind "val". With ckpt_dir,
@@ -219,9 +220,9 @@ int aim_checkpoint_is(const struct aim_st_file *f);
 /* Newest ckpt-*.safetensors in a run folder (malloc'd path) or NULL. */
 char *aim_checkpoint_latest(const char *dir, aim_err *e);
 /* Remove all but the `keep` newest checkpoints of a run folder (keep <= 0:
- * keep all) and the temporaries (*.safetensors.tmp.PID: checkpoints,
+ * keep all) and the temporaries (*.safetensors.tmp.PID[.RANDOM]: checkpoints,
  * best.safetensors, model.safetensors) left by a process killed while
- * writing. */
+ * writing: those whose PID is no live process. */
 void aim_checkpoint_prune(const char *dir, int keep);
 
 #endif

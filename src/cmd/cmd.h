@@ -6,6 +6,8 @@
 #ifndef AIM_CMD_H
 #define AIM_CMD_H
 
+#include <stddef.h>
+
 struct aim_cmd {
     const char *name;
     const char *usage;   /* "PATH..." */
@@ -28,8 +30,16 @@ extern const struct aim_cmd cmd_repl_entry;
 extern const struct aim_cmd cmd_tui_entry;
 extern const struct aim_cmd cmd_options_entry;
 
-/* Print "aim: <message>" on stderr and return 1. */
+/* Print "aim: <message>" on stderr and return 1. Control characters in the
+ * message (but newline and tab) are shown escaped, as cmd_esc does. */
 int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* s for the terminal: control characters (C0, DEL, and C1 as UTF-8) shown
+ * as \x1b, so a file's text cannot set the title or clear the screen; NULL
+ * shows as "?". The result lives until 16 more calls (printf arguments). */
+const char *cmd_esc(const char *s);
+/* The same into out (cap bytes, truncated), keeping newline and tab when
+ * keep_nl; returns out. */
+char *cmd_escape(char *out, size_t cap, const char *s, int keep_nl);
 /* 1 if argv holds -h or --help (before a "--") */
 int cmd_wants_help(int argc, char **argv);
 struct cmd_opt;

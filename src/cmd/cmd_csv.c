@@ -9,6 +9,7 @@
 
 #include "aim/metrics.h"
 #include "cmd/cmd.h"
+#include "cmd/common.h"
 #include "cmd/opts.h"
 
 static int csv_exec(int argc, char **argv);
@@ -42,6 +43,7 @@ static int csv_exec(int argc, char **argv)
     aim_err e = {{0}};
     aim_metrics m;
     int rc = 0;
+    cmd_remove_temps_on_signal(); /* an interrupted export leaves no *.csv.tmp.* */
     if (aim_metrics_read(in, &m, &e) != 0) {
         rc = cmd_fail("%s", e.msg);
     } else {

@@ -36,7 +36,7 @@ static void print_dataset(const aim_dataset *ds)
             count[ds->labels[i]]++;
     printf("  classes    %d\n", ds->nclasses);
     for (int k = 0; k < ds->nclasses; k++)
-        printf("    %-3d %-14s %lld\n", k, ds->class_names ? ds->class_names[k] : "",
+        printf("    %-3d %-14s %lld\n", k, ds->class_names ? cmd_esc(ds->class_names[k]) : "",
                (long long)count[k]);
     free(count);
     printf("  mean       ");
@@ -137,15 +137,17 @@ static int info_safetensors(const char *path)
         const char *loss = aim_st_meta(f, "last_loss"), *pos = aim_st_meta(f, "data_position");
         const char *data = aim_st_meta(f, "recipe.data"), *batch = aim_st_meta(f, "batch");
         const char *lr = aim_st_meta(f, "lr");
+        /* cmd_esc: control characters escaped, a missing key "?" */
         printf("  run        step %s of %s, loss %s, %s images seen (batch %s, peak lr %s)\n",
-               step ? step : "?", total ? total : "?", loss ? loss : "?", pos ? pos : "?",
-               batch ? batch : "?", lr ? lr : "?");
-        printf("  data       %s\n", data ? data : "?");
+               cmd_esc(step), cmd_esc(total), cmd_esc(loss), cmd_esc(pos), cmd_esc(batch),
+               cmd_esc(lr));
+        printf("  data       %s\n", cmd_esc(data));
         printf("  model      image %s, channels %s, patch %s, width %s, depth %s, heads %s, "
                "head %sx%s\n",
-               aim_st_meta(f, "image"), aim_st_meta(f, "channels"), aim_st_meta(f, "patch"),
-               aim_st_meta(f, "width"), aim_st_meta(f, "depth"), aim_st_meta(f, "heads"),
-               aim_st_meta(f, "head_width"), aim_st_meta(f, "head_depth"));
+               cmd_esc(aim_st_meta(f, "image")), cmd_esc(aim_st_meta(f, "channels")),
+               cmd_esc(aim_st_meta(f, "patch")), cmd_esc(aim_st_meta(f, "width")),
+               cmd_esc(aim_st_meta(f, "depth")), cmd_esc(aim_st_meta(f, "heads")),
+               cmd_esc(aim_st_meta(f, "head_width")), cmd_esc(aim_st_meta(f, "head_depth")));
         /* a checkpoint is verified in full: CRC32, names, shapes, state */
         aim_train_state st;
         aim_pretrain_opts po;
@@ -156,7 +158,7 @@ static int info_safetensors(const char *path)
             return cmd_fail("%s", e.msg);
         }
         printf("  verified   CRC32 %s, every tensor and the optimizer state\n",
-               aim_st_meta(mf, "crc32"));
+               cmd_esc(aim_st_meta(mf, "crc32")));
         aim_model_free(m);
         aim_st_close(mf);
     }
@@ -165,11 +167,12 @@ static int info_safetensors(const char *path)
     if (f->nmeta) {
         printf("  metadata\n");
         for (int i = 0; i < f->nmeta; i++)
-            printf("    %-14s %s\n", f->meta_keys[i], f->meta_vals[i]);
+            printf("    %-14s %s\n", cmd_esc(f->meta_keys[i]), cmd_esc(f->meta_vals[i]));
     }
     printf("  tensors\n");
     for (int i = 0; i < f->ntensors; i++) {
-        printf("    %-48s %-4s ", f->tensors[i].name, aim_dtype_name(f->tensors[i].dtype));
+        printf("    %-48s %-4s ", cmd_esc(f->tensors[i].name),
+               aim_dtype_name(f->tensors[i].dtype));
         print_shape(f->tensors[i].shape, f->tensors[i].ndim);
         printf("\n");
     }
@@ -197,7 +200,7 @@ static int info_one(const char *path)
     if (kind < 0)
         return cmd_fail("%s", e.msg);
     if (kind != AIM_SNIFF_IDX_DIR)
-        printf("%s\n", path);
+        printf("%s\n", cmd_esc(path));
     switch (kind) {
     case AIM_SNIFF_IDX:
         return info_idx(path);
@@ -214,7 +217,7 @@ static int info_one(const char *path)
                     continue;
                 return cmd_fail("%s", e2.msg);
             }
-            printf("%s (%s split)\n", path, splits[i]);
+            printf("%s (%s split)\n", cmd_esc(path), splits[i]);
             print_dataset(ds);
             aim_dataset_free(ds);
             any = 1;

@@ -21,7 +21,7 @@
 #include "cmd/progress.h"
 
 /* for the SIGINT handler only (a handler has no context argument) */
-static aim_engine *sigint_engine;
+static aim_engine *volatile sigint_engine;
 
 static void on_sigint(int sig)
 {

@@ -52,7 +52,7 @@ static void one_run(const char *dir, const char *name)
     aim_err e;
     aim_metrics m;
     if (aim_metrics_read(mpath, &m, &e) != 0) {
-        printf("%-28s (%s)\n", name, e.msg);
+        printf("%-28s (%s)\n", cmd_esc(name), cmd_esc(e.msg));
         free(mpath);
         free(rpath);
         return;
@@ -119,7 +119,7 @@ static void one_run(const char *dir, const char *name)
         snprintf(bp, sizeof bp, "%.2f", best_probe);
     if (!isnan(lora))
         snprintf(lo, sizeof lo, "%.2f", lora);
-    printf("%-28s %-22s %7s %9s %9s %7s %7s %9s\n", name, model, st, l, bv, bp, lo, t);
+    printf("%-28s %-22s %7s %9s %9s %7s %7s %9s\n", cmd_esc(name), model, st, l, bv, bp, lo, t);
     aim_metrics_free(&m);
     free(mpath);
     free(rpath);

@@ -53,7 +53,7 @@ const struct aim_cmd cmd_train_entry = {
 
 /* Ctrl-C / SIGTERM: finish the step, save a checkpoint, exit 0. A second
  * signal gets the default action (the front end's only global). */
-static volatile int stop_requested;
+static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
 {

@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,4 +102,85 @@ int cmd_close_runlog(aim_runlog *log)
 {
     aim_err e;
     return aim_runlog_close(log, &e) != 0 ? cmd_fail("%s", e.msg) : 0;
+}
+
+/* ------------------------------------------------------------ escaping */
+
+/* the bytes of the control character at p, 0 if none: 1 for C0 and DEL, 2
+ * for a C1 control in UTF-8 (0xc2 0x80..0x9f) */
+static int control_at(const unsigned char *p, int keep_nl)
+{
+    if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+        return 2;
+    return (*p < 0x20 && !(keep_nl && (*p == '\n' || *p == '\t'))) || *p == 0x7f;
+}
+
+char *cmd_escape(char *out, size_t cap, const char *s, int keep_nl)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    if (!cap)
+        return out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int k = control_at(p, keep_nl);
+        if (!k) {
+            if (n + 1 >= cap)
+                break;
+            out[n++] = (char)*p;
+            continue;
+        }
+        if (n + 4 * (size_t)k >= cap)
+            break;
+        for (int i = 0; i < k; i++) {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[p[i] >> 4];
+            out[n++] = hex[p[i] & 15];
+        }
+        p += k - 1;
+    }
+    out[n] = 0;
+    return out;
+}
+
+const char *cmd_esc(const char *s)
+{
+    static char *ring[16];
+    static int next;
+    if (!s)
+        return "?";
+    size_t n = 1;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int k = control_at(p, 0);
+        n += k ? 4 * (size_t)k : 1;
+        p += k ? k - 1 : 0;
+    }
+    char *buf = ring[next] = aim_xrealloc(ring[next], n);
+    next = (next + 1) % 16;
+    return cmd_escape(buf, n, s, 0);
+}
+
+/* ------------------------------------------------------------ signals */
+
+static void on_end_signal(int sig)
+{
+    aim_write_atomic_abort();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cmd_remove_temps_on_signal(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_end_signal;
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    for (int i = 0; i < 4; i++) {
+        struct sigaction old;
+        /* one the shell ignores for us (SIGINT of a background job) stays
+         * ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    }
 }

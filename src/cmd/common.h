@@ -39,6 +39,12 @@ int cmd_model_config(const cmd_model_opts *o, aim_config *c);
 void cmd_set_threads(int threads);
 int cmd_threads(void);
 
+/* Ctrl-C, SIGTERM, SIGHUP or SIGPIPE: remove the temporary files of the
+ * atomic writes in progress (aim_write_atomic_abort), then end as the
+ * signal would have (a signal that is ignored stays ignored). For commands
+ * that only write files (export-csv). */
+void cmd_remove_temps_on_signal(void);
+
 /* "1h02m", "3m12s", "45s" */
 void cmd_duration(double s, char *buf, int len);
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,9 +137,10 @@ int cmd_parse_int_list(const char *s, int *out, int max)
     int n = 0;
     while (*s) {
         char *end;
+        errno = 0;
         long v = strtol(s, &end, 10);
-        if (end == s || n == max)
-            return -1;
+        if (end == s || n == max || errno || v < INT_MIN || v > INT_MAX)
+            return -1; /* 4294967299 is not block 3 */
         out[n++] = (int)v;
         s = end;
         if (*s == ',')

@@ -8,9 +8,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aim/core.h"
@@ -53,6 +55,7 @@ int aim_err_prefix(aim_err *e, const char *fmt, ...)
 static void oom(size_t n)
 {
     /* the one place the library writes to stderr: it is about to abort */
+    aim_write_atomic_abort();
     fprintf(stderr, "aim: out of memory allocating %zu bytes\n", n);
     abort();
 }
@@ -256,20 +259,86 @@ int aim_read_file(const char *path, uint64_t max_bytes, uint8_t **data,
     return 0;
 }
 
+/* The temporaries being written now, for aim_write_atomic_abort (a signal
+ * handler): a slot is claimed (1), filled, published (2) and freed (0). */
+#define INFLIGHT_SLOTS 8
+static struct {
+    atomic_int state;
+    char path[4096];
+} inflight[INFLIGHT_SLOTS];
+
+static int inflight_add(const char *tmp)
+{
+    if (strlen(tmp) >= sizeof inflight[0].path)
+        return -1;
+    for (int i = 0; i < INFLIGHT_SLOTS; i++) {
+        int free_slot = 0;
+        if (atomic_compare_exchange_strong(&inflight[i].state, &free_slot, 1)) {
+            strcpy(inflight[i].path, tmp);
+            atomic_store(&inflight[i].state, 2);
+            return i;
+        }
+    }
+    return -1; /* all busy: this one is not removed by a signal */
+}
+
+static void inflight_drop(int slot)
+{
+    if (slot >= 0)
+        atomic_store(&inflight[slot].state, 0);
+}
+
+void aim_write_atomic_abort(void)
+{
+    for (int i = 0; i < INFLIGHT_SLOTS; i++) {
+        int published = 2;
+        if (atomic_compare_exchange_strong(&inflight[i].state, &published, 1))
+            unlink(inflight[i].path); /* async-signal-safe */
+    }
+}
+
+/* a new temporary beside path, PATH.tmp.PID.RANDOM: O_EXCL so nothing that
+ * is already there (a file, a planted symlink) is opened, O_NOFOLLOW for
+ * good measure; mode 0666 less the umask, as a plain create would have */
+static int open_temp(const char *path, char **tmp)
+{
+    static atomic_uint counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (int tries = 0; tries < 100; tries++) {
+        uint64_t r = aim_hash64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                                ((uint64_t)getpid() << 40) ^ atomic_fetch_add(&counter, 1));
+        *tmp = aim_xasprintf("%s.tmp.%ld.%08x", path, (long)getpid(), (unsigned)(r >> 32));
+        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+        free(*tmp);
+    }
+    *tmp = NULL;
+    errno = EEXIST;
+    return -1;
+}
+
 int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)
 {
-    char *tmp = aim_xasprintf("%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char *tmp;
+    int fd = open_temp(path, &tmp);
     if (fd < 0) {
         aim_errf(e, "%s: cannot write: %s", path, strerror(errno));
         free(tmp);
         return -1;
     }
+    int slot = inflight_add(tmp);
+    /* replacing a file keeps its permissions (a 0600 file stays private) */
+    struct stat old;
+    if (stat(path, &old) == 0 && S_ISREG(old.st_mode))
+        fchmod(fd, old.st_mode & 0777); /* best effort; no set-id bits */
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         aim_errf(e, "%s: %s", path, strerror(errno));
         close(fd);
         unlink(tmp);
+        inflight_drop(slot);
         free(tmp);
         return -1;
     }
@@ -285,12 +354,12 @@ int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)
     if (rc == 0 && rename(tmp, path) != 0)
         rc = aim_errf(e, "%s: cannot rename temporary file into place: %s", path,
                       strerror(errno));
-    if (rc != 0) {
+    if (rc != 0)
         unlink(tmp);
-        free(tmp);
-        return -1;
-    }
+    inflight_drop(slot);
     free(tmp);
+    if (rc != 0)
+        return -1;
     char *dir = aim_dirname(path);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {

@@ -140,6 +140,17 @@ out:
     return rc;
 }
 
+int aim_metrics_line_step(const char *line, size_t len, int64_t *step)
+{
+    aim_metric r;
+    int rc = parse_line(line, len, &r, NULL, 0);
+    if (rc == 0)
+        *step = r.step;
+    free(r.keys);
+    free(r.vals);
+    return rc;
+}
+
 int aim_metrics_read(const char *path, aim_metrics *out, aim_err *e)
 {
     memset(out, 0, sizeof *out);
@@ -188,37 +199,105 @@ void aim_metrics_free(aim_metrics *m)
 
 /* ------------------------------------------------------------ CSV */
 
+/* The columns: names in order of first appearance, and an open-addressing
+ * hash table (FNV-1a, linear probing, at most half full) of their indices,
+ * so a log with many distinct keys is read in linear time. */
+typedef struct columns {
+    int n, cap;                      /* names */
+    char (*names)[AIM_METRIC_KEY_MAX];
+    int *slot;                       /* [nslot]: column index, or -1 */
+    size_t nslot;                    /* a power of two */
+} columns;
+
+static uint64_t name_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
+}
+
+/* the slot holding k, or the empty slot where it would go */
+static size_t col_slot(const columns *c, const char *k)
+{
+    size_t i = (size_t)name_hash(k) & (c->nslot - 1);
+    while (c->slot[i] >= 0 && strcmp(c->names[c->slot[i]], k))
+        i = (i + 1) & (c->nslot - 1);
+    return i;
+}
+
+static int col_find(const columns *c, const char *k)
+{
+    return c->slot[col_slot(c, k)];
+}
+
+static void col_rehash(columns *c, size_t nslot)
+{
+    free(c->slot);
+    c->nslot = nslot;
+    c->slot = aim_xmalloc(nslot * sizeof *c->slot);
+    for (size_t i = 0; i < nslot; i++)
+        c->slot[i] = -1;
+    for (int j = 0; j < c->n; j++)
+        c->slot[col_slot(c, c->names[j])] = j;
+}
+
+static void col_add(columns *c, const char *k)
+{
+    if (col_find(c, k) >= 0)
+        return;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->names = aim_xrealloc(c->names, (size_t)c->cap * sizeof *c->names);
+    }
+    snprintf(c->names[c->n], AIM_METRIC_KEY_MAX, "%s", k);
+    c->n++;
+    if ((size_t)c->n * 2 > c->nslot)
+        col_rehash(c, c->nslot * 2);
+    else
+        c->slot[col_slot(c, k)] = c->n - 1;
+}
+
+/* A header cell: quoted when it holds a comma, quote or line break (RFC
+ * 4180), and a leading = + - @ tab or CR (a formula to a spreadsheet) made
+ * text with a ' in front. */
+static void csv_cell(FILE *f, const char *s)
+{
+    int formula = strchr("=+-@\t\r", s[0]) && s[0];
+    if (!formula && !strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    if (formula)
+        fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
 typedef struct csv_ctx {
     const aim_metrics *m;
 } csv_ctx;
 
-static int find_col(char (*cols)[AIM_METRIC_KEY_MAX], int n, const char *k)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(cols[i], k))
-            return i;
-    return -1;
-}
-
 static int write_csv(FILE *f, void *ctx, aim_err *e)
 {
     const aim_metrics *m = ((csv_ctx *)ctx)->m;
-    int ncol = 0, cap = 16;
-    char(*cols)[AIM_METRIC_KEY_MAX] = aim_xmalloc((size_t)cap * sizeof *cols);
+    columns cols = {0};
+    col_rehash(&cols, 64);
     for (int r = 0; r < m->n; r++)
-        for (int k = 0; k < m->rows[r].n; k++) {
-            const char *key = m->rows[r].keys[k];
-            if (!strcmp(key, "wall") || find_col(cols, ncol, key) >= 0)
-                continue;
-            if (ncol == cap) {
-                cap *= 2;
-                cols = aim_xrealloc(cols, (size_t)cap * sizeof *cols);
-            }
-            snprintf(cols[ncol++], AIM_METRIC_KEY_MAX, "%s", key);
-        }
+        for (int k = 0; k < m->rows[r].n; k++)
+            if (strcmp(m->rows[r].keys[k], "wall"))
+                col_add(&cols, m->rows[r].keys[k]);
+    int ncol = cols.n;
     fprintf(f, "step");
-    for (int c = 0; c < ncol; c++)
-        fprintf(f, ",%s", cols[c]);
+    for (int c = 0; c < ncol; c++) {
+        fputc(',', f);
+        csv_cell(f, cols.names[c]);
+    }
     fprintf(f, "\n");
     double *row = aim_xmalloc((size_t)(ncol ? ncol : 1) * sizeof *row);
     int r = 0;
@@ -231,7 +310,7 @@ static int write_csv(FILE *f, void *ctx, aim_err *e)
          * truncated first, so consecutive grouping is enough */
         while (r < m->n && m->rows[r].step == step) {
             for (int k = 0; k < m->rows[r].n; k++) {
-                int c = find_col(cols, ncol, m->rows[r].keys[k]);
+                int c = col_find(&cols, m->rows[r].keys[k]);
                 if (c >= 0)
                     row[c] = m->rows[r].vals[k];
             }
@@ -245,9 +324,12 @@ static int write_csv(FILE *f, void *ctx, aim_err *e)
                 fprintf(f, ",%.9g", row[c]);
         }
         fprintf(f, "\n");
+        if (ferror(f))
+            break; /* disk full: stop early, aim_write_atomic reports it */
     }
     free(row);
-    free(cols);
+    free(cols.names);
+    free(cols.slot);
     return ferror(f) ? aim_errf(e, "write failed") : 0;
 }
 
@@ -259,15 +341,10 @@ int aim_metrics_write_csv(const aim_metrics *m, const char *path, aim_err *e)
 
 /* ------------------------------------------------------------ TensorBoard */
 
-int aim_metrics_write_tfevents(const aim_metrics *m, const char *path, aim_err *e)
+static int write_events(FILE *f, void *ctx, aim_err *e)
 {
-    char *tmp = aim_xasprintf("%s.tmp", path);
-    remove(tmp);
-    aim_tfevents *w = aim_tfevents_open_path(tmp, e);
-    if (!w) {
-        free(tmp);
-        return -1;
-    }
+    const aim_metrics *m = ctx;
+    aim_tfevents *w = aim_tfevents_open_stream(f, "events");
     for (int r = 0; r < m->n; r++) {
         const aim_metric *row = &m->rows[r];
         double wall = 0;
@@ -287,13 +364,11 @@ int aim_metrics_write_tfevents(const aim_metrics *m, const char *path, aim_err *
             aim_tfevents_scalar(w, tag, row->step, wall, (float)row->vals[k]);
         }
     }
-    int rc = aim_tfevents_close(w);
-    if (rc != 0)
-        aim_errf(e, "%s: write failed", tmp);
-    else if (rename(tmp, path) != 0)
-        rc = aim_errf(e, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (rc != 0)
-        remove(tmp);
-    free(tmp);
-    return rc;
+    return aim_tfevents_close(w) != 0 ? aim_errf(e, "write failed") : 0;
+}
+
+/* through aim_write_atomic: a private temporary, fsync, rename */
+int aim_metrics_write_tfevents(const aim_metrics *m, const char *path, aim_err *e)
+{
+    return aim_write_atomic(path, write_events, (void *)m, e);
 }

@@ -25,6 +25,7 @@ struct aim_runlog {
     const char *kind;      /* of the event being written */
     int64_t step;
     double wall;
+    char warning[AIM_ERR_MAX]; /* what opening it put right, or "" */
 };
 
 static double wall_now(void)
@@ -40,6 +41,7 @@ typedef struct kept_lines {
     const uint8_t *buf;
     size_t len;
     int64_t upto;
+    int bad, first_bad; /* lines that are not metrics objects, the first one's number */
 } kept_lines;
 
 static int write_kept(FILE *f, void *ctx, aim_err *e)
@@ -47,22 +49,35 @@ static int write_kept(FILE *f, void *ctx, aim_err *e)
     (void)e;
     kept_lines *k = ctx;
     size_t i = 0;
+    int line = 0;
     while (i < k->len) {
         const uint8_t *nl = memchr(k->buf + i, '\n', k->len - i);
-        size_t end = nl ? (size_t)(nl - k->buf) + 1 : k->len;
-        /* the line's "step" (0 when it has none) */
-        int64_t step = 0;
-        aim_json_get_int(k->buf + i, end - i, "step", &step);
-        if (nl && step <= k->upto)
-            fwrite(k->buf + i, 1, end - i, f);
-        i = end;
+        if (!nl)
+            break; /* a partial last line: the writer was killed */
+        size_t end = (size_t)(nl - k->buf);
+        line++;
+        /* the whole line is parsed, so "step" is found however long the
+         * run name before it is */
+        int64_t step;
+        if (end == i) {
+            /* an empty line: dropped quietly */
+        } else if (aim_metrics_line_step((const char *)k->buf + i, end - i, &step) != 0) {
+            if (!k->bad++)
+                k->first_bad = line;
+        } else if (step <= k->upto) {
+            fwrite(k->buf + i, 1, end + 1 - i, f);
+        }
+        i = end + 1;
     }
     return 0;
 }
 
 /* Drop metrics lines logged after the step we resume from (the interrupted
- * run got further than its last checkpoint), and any partial last line. */
-static int truncate_metrics(const char *path, int64_t upto, aim_err *e)
+ * run got further than its last checkpoint), any partial last line, and
+ * lines that are not metrics objects (counted in *bad, the first at line
+ * *first_bad), which would make the log unreadable. */
+static int truncate_metrics(const char *path, int64_t upto, int *bad, int *first_bad,
+                            aim_err *e)
 {
     if (aim_file_size(path, NULL) < 0)
         return 0; /* nothing logged yet */
@@ -70,9 +85,11 @@ static int truncate_metrics(const char *path, int64_t upto, aim_err *e)
     size_t len;
     if (aim_read_file(path, (uint64_t)1 << 32, &buf, &len, e) != 0)
         return -1;
-    kept_lines k = {buf, len, upto};
+    kept_lines k = {buf, len, upto, 0, 0};
     int rc = aim_write_atomic(path, write_kept, &k, e);
     free(buf);
+    *bad = k.bad;
+    *first_bad = k.first_bad;
     return rc;
 }
 
@@ -107,7 +124,9 @@ static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *
 aim_runlog *aim_runlog_open(const char *metrics_path, const char *run, int64_t resume_step,
                             aim_err *e)
 {
-    if (resume_step >= 0 && truncate_metrics(metrics_path, resume_step, e) != 0)
+    int bad = 0, first_bad = 0;
+    if (resume_step >= 0 &&
+        truncate_metrics(metrics_path, resume_step, &bad, &first_bad, e) != 0)
         return NULL;
     FILE *mf = fopen(metrics_path, "a");
     if (!mf) {
@@ -124,7 +143,18 @@ aim_runlog *aim_runlog_open(const char *metrics_path, const char *run, int64_t r
     l->tf = tf;
     l->path = aim_xstrdup(metrics_path);
     l->run = aim_xstrdup(run ? run : "run");
+    if (bad)
+        snprintf(l->warning, sizeof l->warning, "%s: %d %s dropped (the first was line %d)",
+                 metrics_path, bad,
+                 bad > 1 ? "lines that are not metrics objects"
+                         : "line that is not a metrics object",
+                 first_bad);
     return l;
+}
+
+const char *aim_runlog_warning(const aim_runlog *l)
+{
+    return l ? l->warning : "";
 }
 
 /* 0 when dir holds no run.json or a job's (it has a "kind"); a pretraining

@@ -154,6 +154,7 @@ struct aim_tfevents {
     FILE *f;
     char *path;
     int failed;
+    int borrowed; /* f is the caller's: close flushes it but does not close it */
 };
 
 static int write_record(aim_tfevents *w, const pb *ev)
@@ -173,6 +174,16 @@ static double now_wall(void)
     return (double)tv.tv_sec + tv.tv_usec * 1e-6;
 }
 
+static void write_header(aim_tfevents *w)
+{
+    pb ev = {0};
+    pb_double(&ev, 1, now_wall());
+    pb_bytes(&ev, 3, "brain.Event:2", 13);
+    write_record(w, &ev);
+    free(ev.buf);
+    fflush(w->f);
+}
+
 aim_tfevents *aim_tfevents_open_path(const char *path, aim_err *e)
 {
     int existed = aim_file_size(path, NULL) > 0;
@@ -184,14 +195,18 @@ aim_tfevents *aim_tfevents_open_path(const char *path, aim_err *e)
     aim_tfevents *w = aim_xcalloc(1, sizeof *w);
     w->f = f;
     w->path = aim_xstrdup(path);
-    if (!existed) {
-        pb ev = {0};
-        pb_double(&ev, 1, now_wall());
-        pb_bytes(&ev, 3, "brain.Event:2", 13);
-        write_record(w, &ev);
-        free(ev.buf);
-        fflush(w->f);
-    }
+    if (!existed)
+        write_header(w);
+    return w;
+}
+
+aim_tfevents *aim_tfevents_open_stream(FILE *f, const char *name)
+{
+    aim_tfevents *w = aim_xcalloc(1, sizeof *w);
+    w->f = f;
+    w->path = aim_xstrdup(name);
+    w->borrowed = 1;
+    write_header(w);
     return w;
 }
 
@@ -254,7 +269,7 @@ int aim_tfevents_close(aim_tfevents *w)
     if (!w)
         return 0;
     int rc = aim_tfevents_flush(w);
-    if (fclose(w->f) != 0)
+    if (!w->borrowed && fclose(w->f) != 0)
         rc = -1;
     free(w->path);
     free(w);

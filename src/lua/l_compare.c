@@ -135,10 +135,11 @@ static int l_compare(lua_State *L)
     int tbl = top >= 1 && lua_istable(L, 1);
     if (tbl && top > 1)
         return luaL_argerror(L, 2, "one table of runs or several paths, not both");
-    int count = tbl ? (int)luaL_len(L, 1) : top;
+    lua_Integer count = tbl ? luaL_len(L, 1) : top; /* __len may say anything */
     if (count > AIM_COMPARE_RUNS)
         return luaL_argerror(L, tbl ? 1 : AIM_COMPARE_RUNS + 1,
-                             lua_pushfstring(L, "at most %d runs, got %d", AIM_COMPARE_RUNS, count));
+                             lua_pushfstring(L, "at most %d runs, got %I", AIM_COMPARE_RUNS,
+                                             count));
     for (int i = 1; i <= count; i++) {
         if (tbl)
             lua_rawgeti(L, 1, i); /* path */

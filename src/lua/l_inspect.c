@@ -288,6 +288,7 @@ static int maps_rgb(lua_State *L)
     if (t->ndim != 2 && t->ndim != 3)
         return luaL_argerror(L, 1, "expected projections [M,N,k] or [N,k]");
     int64_t M = leading(t, 2), N = t->shape[t->ndim - 2];
+    luaL_argcheck(L, t->shape[t->ndim - 1] <= 1 << 20, 1, "over 2^20 projections per patch");
     int k = (int)t->shape[t->ndim - 1];
     int g = map_side(L, 1, N);
     int s = (int)l_opt_int(L, 2, "size", g, 1, 4096);

@@ -28,24 +28,28 @@ static int png_write(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     l_tensor *t = l_tensor_check(L, 2);
     l_check_options(L, 3, png_options);
-    int n = 1, c, h, w;
-    if (t->ndim == 2) {
-        c = 1;
-        h = (int)t->shape[0];
-        w = (int)t->shape[1];
-    } else if (t->ndim == 3 || t->ndim == 4) {
-        int o = t->ndim - 3;
-        n = o ? (int)t->shape[0] : 1;
-        c = (int)t->shape[o];
-        h = (int)t->shape[o + 1];
-        w = (int)t->shape[o + 2];
-        if (t->ndim == 4 && c != 1 && c != 3)
-            luaL_argerror(L, 2, "a grid [N,C,H,W] needs C = 1 or 3");
-        if (c != 1 && c != 3 && c != 4)
-            luaL_argerror(L, 2, "an image [C,H,W] needs C = 1, 3 or 4");
-    } else {
+    if (t->ndim < 2 || t->ndim > 4)
         return luaL_argerror(L, 2, "expected [H,W], [C,H,W] or [N,C,H,W]");
+    /* the sizes as they are (int64) first: each must fit the PNG limit
+     * before it becomes an int */
+    int o = t->ndim == 2 ? 0 : t->ndim - 3;
+    int64_t n64 = t->ndim == 4 ? t->shape[0] : 1, c64 = t->ndim == 2 ? 1 : t->shape[o];
+    int64_t h64 = t->shape[t->ndim - 2], w64 = t->shape[t->ndim - 1];
+    if (t->ndim == 4 && c64 != 1 && c64 != 3)
+        luaL_argerror(L, 2, "a grid [N,C,H,W] needs C = 1 or 3");
+    if (c64 != 1 && c64 != 3 && c64 != 4)
+        luaL_argerror(L, 2, "an image [C,H,W] needs C = 1, 3 or 4");
+    if (n64 < 1 || h64 < 1 || w64 < 1)
+        luaL_argerror(L, 2, "the image is empty");
+    if (n64 > (int64_t)AIM_PNG_MAX_PIXELS || h64 > (int64_t)AIM_PNG_MAX_PIXELS ||
+        w64 > (int64_t)AIM_PNG_MAX_PIXELS ||
+        (double)n64 * (double)h64 * (double)w64 > (double)AIM_PNG_MAX_PIXELS) {
+        char s[160];
+        l_shape_str(t->shape, t->ndim, s, sizeof s);
+        luaL_argerror(L, 2, lua_pushfstring(L, "the image %s would be too large (over %I pixels)",
+                                            s, (lua_Integer)AIM_PNG_MAX_PIXELS));
     }
+    int n = (int)n64, c = (int)c64, h = (int)h64, w = (int)w64;
     int grid = t->ndim == 4;
     int cols = (int)l_opt_int(L, 3, "cols", (lua_Integer)ceil(sqrt((double)n)), 1, 1 << 16);
     int scale = (int)l_opt_int(L, 3, "scale", 1, 1, 64);

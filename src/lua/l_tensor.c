@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,7 +270,7 @@ static int t_numel(lua_State *L)
 static void push_table(lua_State *L, const float *d, const int64_t *shape, int ndim)
 {
     luaL_checkstack(L, 4, "tensor too deep");
-    lua_createtable(L, (int)shape[0], 0);
+    lua_createtable(L, shape[0] < INT_MAX ? (int)shape[0] : INT_MAX, 0);
     size_t row = 1;
     for (int i = 1; i < ndim; i++)
         row *= (size_t)shape[i];
@@ -325,8 +326,9 @@ int l_shape_args(lua_State *L, int idx, int64_t *shape)
 {
     int n = 0;
     if (lua_istable(L, idx)) {
-        n = (int)luaL_len(L, idx);
-        luaL_argcheck(L, n >= 1 && n <= AIM_MAX_DIMS, idx, "1..8 sizes expected");
+        lua_Integer len = luaL_len(L, idx); /* __len may say anything */
+        luaL_argcheck(L, len >= 1 && len <= AIM_MAX_DIMS, idx, "1..8 sizes expected");
+        n = (int)len;
         for (int i = 0; i < n; i++) {
             lua_rawgeti(L, idx, i + 1);
             int isint;

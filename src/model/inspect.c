@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -215,6 +216,8 @@ int aim_pca_fit(const float *X, int64_t n, int D, int k, float *mean, float *com
     // X [n,D], mean [D], comps [k,D], var [k]
     if (n < 2)
         return aim_errf(e, "pca: %lld row(s); at least 2 are needed", (long long)n);
+    if (n > INT_MAX) /* cblas takes an int */
+        return aim_errf(e, "pca: %lld rows; at most %d", (long long)n, INT_MAX);
     if (k < 1 || k > D)
         return aim_errf(e, "pca: %d components of %d-dimensional rows (1..%d)", k, D, D);
     double *mu = aim_xcalloc((size_t)D, sizeof *mu);

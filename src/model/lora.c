@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +259,7 @@ static int file_lora(const aim_st_file *f, int L, int *blocks, int *rank, aim_er
         if (l < 0 || l >= L)
             return aim_errf(e, "%s: tensor \"%s\" is for a block the trunk (depth %d) lacks",
                             f->path, name, L);
-        if (t->ndim != 2 || t->shape[0] < 2 || t->shape[0] % 2)
+        if (t->ndim != 2 || t->shape[0] < 2 || t->shape[0] % 2 || t->shape[0] > INT32_MAX)
             return aim_errf(e, "%s: tensor \"%s\" is not a [2r, D] LoRA matrix", f->path, name);
         int r = (int)(t->shape[0] / 2);
         if (*rank && r != *rank)

@@ -9,7 +9,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -448,10 +450,17 @@ void aim_checkpoint_prune(const char *dir, int keep)
             steps[n++] = st;
         } else if (strstr(de->d_name, ".safetensors.tmp.")) {
             /* a checkpoint, best.safetensors or model.safetensors half written
-             * by a process that was killed (not this one's: it writes one file
-             * at a time and is not writing now) */
-            const char *pid = strstr(de->d_name, ".safetensors.tmp.") + 17;
-            if (strtol(pid, NULL, 10) != (long)getpid()) {
+             * by a process that was killed: its PID (aim_write_atomic's
+             * PATH.tmp.PID.RANDOM) names no live process. Neither this one's
+             * (it writes one file at a time and is not writing now) nor one
+             * that another live process (a second job on the folder) is
+             * still writing. */
+            const char *ps = strstr(de->d_name, ".safetensors.tmp.") + 17;
+            char *end;
+            long pid = strtol(ps, &end, 10);
+            int dead = end != ps && pid > 0 && pid != (long)getpid() && pid <= INT_MAX &&
+                       kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+            if (dead) {
                 char *p = aim_xasprintf("%s/%s", dir, de->d_name);
                 remove(p);
                 free(p);

@@ -291,6 +291,8 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     if (metrics_path) {
         rl = aim_runlog_open(metrics_path, run, o->resume ? o->resume->step : -1, e);
         bad = !rl;
+        if (rl && aim_runlog_warning(rl)[0])
+            message(o, "warning: %s", aim_runlog_warning(rl));
     }
     if (dist) { /* every rank fails with rank 0, rather than wait for it */
         int v = bad;

@@ -97,7 +97,7 @@ typedef struct tui {
 
 /* signals: flags and the wake-up pipe's write end (handlers take no context) */
 static volatile sig_atomic_t got_stop_signal;
-static volatile int signal_wake_fd = -1;
+static volatile sig_atomic_t signal_wake_fd = -1;
 
 static double now_s(void)
 {

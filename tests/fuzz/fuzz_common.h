@@ -13,12 +13,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* a file named `name` in a per-process folder, holding the input */
+/* a file named `name` in a per-process folder under $TMPDIR (default /tmp;
+ * a tmpfs such as /dev/shm makes the harnesses that fsync much faster),
+ * holding the input */
 static const char *fuzz_file(const uint8_t *data, size_t size, const char *name)
 {
-    static char dir[64], path[160];
+    static char dir[128], path[200];
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/aimfuzz.%ld", (long)getpid());
+        const char *t = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/aimfuzz.%ld", t && *t && strlen(t) < 80 ? t : "/tmp",
+                 (long)getpid());
         mkdir(dir, 0700);
     }
     snprintf(path, sizeof path, "%s/%s", dir, name);

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     const char *p = fuzz_file(data, size, "input.bin");
     char code[512];
-    /* the path is plain (/tmp/aimfuzz.<pid>/input.bin): no quoting needed */
+    /* the path is plain ($TMPDIR/aimfuzz.<pid>/input.bin): no quoting needed */
     snprintf(code, sizeof code,
              "local p = '%s'\n"
              "for _, f in ipairs{aim.load, aim.tensor.load, aim.data.open} do\n"

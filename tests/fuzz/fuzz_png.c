@@ -16,16 +16,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (aim_png_decode(data, size, "fuzz.png", c, &im, &e) == 0)
         aim_image_free(&im);
     /* the folder loader: class "a" with this one image, resized to 8x8 */
-    static char dir[96];
+    static char dir[220];
     if (!dir[0]) {
-        fuzz_file((const uint8_t *)"", 0, "marker");
-        snprintf(dir, sizeof dir, "/tmp/aimfuzz.%ld/pngs", (long)getpid());
+        const char *marker = fuzz_file((const uint8_t *)"", 0, "marker");
+        snprintf(dir, sizeof dir, "%.*s/pngs", (int)(strrchr(marker, '/') - marker), marker);
         mkdir(dir, 0700);
-        char cls[128];
+        char cls[240];
         snprintf(cls, sizeof cls, "%s/a", dir);
         mkdir(cls, 0700);
     }
-    char path[160];
+    char path[240];
     snprintf(path, sizeof path, "%s/a/x.png", dir);
     FILE *f = fopen(path, "wb");
     if (f) {

@@ -8,7 +8,7 @@ OUT=$2
 T=$OUT/.work
 rm -rf "$OUT"
 mkdir -p "$T" "$OUT/npy" "$OUT/safetensors" "$OUT/checkpoint" "$OUT/idx" "$OUT/cifar" \
-    "$OUT/png" "$OUT/metrics" "$OUT/lua" "$OUT/json" "$OUT/model"
+    "$OUT/png" "$OUT/metrics" "$OUT/resume" "$OUT/lua" "$OUT/json" "$OUT/model"
 
 # a tiny run: weights, a checkpoint, metrics
 "$AIM" train --data synthetic --limit 64 --preset micro --steps 3 --batch 8 --threads 1 \
@@ -19,6 +19,9 @@ head -n 3 "$T/run/metrics.jsonl" >"$OUT/metrics/metrics.jsonl"
 head -n 1 "$T/run/metrics.jsonl" >"$OUT/json/line.json"
 cp "$T/run/run.json" "$OUT/json/run.json"
 printf '{"a":[1,-2.5e3,null,true,false,"\\u00e9\\ud83d\\ude00"],"b":{"c":[[{}]]}}' >"$OUT/json/mix.json"
+# resume: the first byte is the step resumed from
+{ printf '\002'; cat "$OUT/metrics/metrics.jsonl"; printf 'garbage\n{"step":'; } \
+    >"$OUT/resume/step2.jsonl"
 printf '{"__metadata__":{"a":"b"},"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' >"$T/h"
 len=$(wc -c <"$T/h")
 { printf "\\$(printf '%03o' "$len")\\000\\000\\000\\000\\000\\000\\000"; cat "$T/h"; printf 'abcd'; } \

@@ -66,6 +66,8 @@ T.is(rl.points, 512, "2000 steps: the curve has 512 points")
 T.is(rl.steps, 2000, "... and the summary still counts every step")
 
 -- calling forms
+local liar = setmetatable({}, {__len = function() return 2^32 + 1 end})
+T.raises("at most", "a table whose __len says 2^32 + 1 is not cut to 1 run", aim.compare, liar)
 local v = aim.compare(a, b .. "/")
 T.ok(#v == 2 and v[1].label == "alpha" and v[2].label == "beta",
      "varargs and a trailing slash give the same runs")

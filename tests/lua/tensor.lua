@@ -108,6 +108,10 @@ end
 T.ok(tostring(closed):find("closed"), "a closed tensor says so")
 T.raises("closed", "using a closed tensor raises", function() return closed:sum() end)
 
+-- a table length from __len is checked before it becomes an int
+local liar = setmetatable({}, {__len = function() return 2^32 + 2 end})
+T.raises("1..8 sizes", "a shape table whose __len says 2^32 + 2 raises", aim.tensor.zeros, liar)
+
 -- PNG
 local img = aim.tensor.zeros(1, 4, 6):fill(0.5)
 T.is(aim.png.write(T.path("gray.png"), img), true, "png.write [1,H,W]")
@@ -120,5 +124,23 @@ T.raises("expected [H,W]", "a 1-d tensor raises", aim.png.write, T.path("x.png")
 T.raises("unknown option 'scal'", "an unknown option raises", aim.png.write, T.path("x.png"), img, {scal = 2})
 T.raises("must be 1 or 255", "a bad range raises", aim.png.write, T.path("x.png"), img, {range = 7})
 T.fails("no/such", "png.write into a missing folder", aim.png.write, T.path("no/such/x.png"), img)
+-- a side of 2^31 once became a negative int: the size check passed and the
+-- copy wrote past its buffer (SIGSEGV); the tensor is 8 GiB of untouched zeros
+local limit = aim.memory_limit()
+aim.memory_limit(0)
+local made, big = pcall(aim.tensor.zeros, 1, 2^31)
+if made then
+    T.raises("too large", "png.write of a [1, 2^31] tensor raises", aim.png.write,
+             T.path("big.png"), big, {range = 255})
+    T.raises("over 2^20", "maps.rgb of one patch with 2^31 projections raises", aim.maps.rgb,
+             big)
+    T.raises("too large", "... and of [2^31, 1, 1, 1] (a grid)", aim.png.write,
+             T.path("big.png"), big:reshape(2^31, 1, 1, 1), {range = 255})
+else
+    T.ok(true, "# SKIP cannot allocate 8 GiB here: " .. tostring(big))
+end
+big = nil
+collectgarbage()
+aim.memory_limit(limit)
 
 T.done()
