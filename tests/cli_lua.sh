@@ -133,8 +133,9 @@ if command -v tmux >/dev/null 2>&1; then
     wait_for "mm:predict"
     ok $? "Tab completes methods after ':'"
     tm send-keys -t repl C-u
-    type_line 'while true do end'
-    sleep 0.3
+    # Ctrl-C once the line runs (it says so): earlier it would clear the prompt
+    type_line 'print("spin" .. "-begun") while true do end'
+    wait_for "spin-begun"
     tm send-keys -t repl C-c
     wait_for "interrupted!"
     ok $? "Ctrl-C interrupts a running command"
@@ -148,7 +149,8 @@ if command -v tmux >/dev/null 2>&1; then
     type_text 'half typed'
     tm send-keys -t repl C-c
     type_line '6 * 7'
-    sleep 0.3
+    i=0
+    while ! screen | grep -q '^> 6 \* 7' && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     ok $(screen | grep -q '^> 6 \* 7' && ! screen | grep -q 'half typed6'; echo $?) "Ctrl-C at the prompt clears the line"
     tm send-keys -t repl C-d
     i=0

@@ -44,7 +44,9 @@ ok $(test "$(ls "$T/killed" | grep -c '^ckpt-')" -le 2; echo $?) "at most --keep
 # Ctrl-C: finish the step, save, exit 0 with a message
 "$AIM" train $ARGS --out "$T/int" >"$T/int.out" 2>"$T/int.err" &
 pid=$!
-sleep 0.5
+# once training runs (its first checkpoint is written, so the handler is in)
+i=0
+while ! ls "$T/int"/ckpt-*.safetensors >/dev/null 2>&1 && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -INT $pid
 wait $pid
 st=$?

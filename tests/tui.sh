@@ -97,26 +97,34 @@ check $? "a multi-line statement continues with >> and runs"
 type_line 'print(("y"):rep(48000) .. "z")'
 wait_for "46001 bytes"
 check $? "a huge print keeps its start and says how much it lost"
-type_line 'while true do end'
-sleep 1
-check_steps still 1 "a runaway console line holds the job"
+# the line says when it has begun and when it has spun a second of its own
+# CPU time, then runs away; the step on the screen at both marks must agree
+# (the job waits between two steps while a console line runs)
+type_line 'print("spin" .. "-begun") local t0 = os.clock() while os.clock() - t0 < 1 do end print("spin" .. "-later") while true do end'
+wait_for "spin-begun"
+r1=$?
+a=$(step_now)
+wait_for "spin-later"
+r2=$?
+b=$(step_now)
+check $(test $r1 -eq 0 && test $r2 -eq 0 && test -n "$a" && test "$a" = "$b"; echo $?) \
+    "a runaway console line holds the job (step $a when it began, $b a CPU second later)"
 keys C-c
 wait_for "interrupted!"
 check $? "Ctrl-C interrupts the runaway line"
-sleep 0.5
 check_steps moving 1.5 "... and the job goes on"
 type_line 'aim.memory_limit(96 * 2^20) local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(100) .. i end'
 wait_for "not enough memory (Lua values"
 check $? "a console line that eats memory stops at the limit with an error"
-sleep 0.5
 check_steps moving 1.5 "... and the job goes on"
 type_line 'aim.memory_limit(0)'
 type_line 'print("in=" .. tostring(io.read()))'
 wait_for "in=nil"
 check $? "io.read() in the console reads nothing at once (the terminal is the screen's)"
 check_steps moving 1 "... and the job goes on"
-type_line 'os.execute("sleep 30")'
-sleep 1
+# Ctrl-C once the command runs (it says so), not before the line begins
+type_line 'os.execute("echo exec-" .. "begun; exec sleep 30")'
+wait_for "exec-begun"
 keys C-c
 wait_for "interrupted!"
 check $? "Ctrl-C kills a console line's os.execute"
@@ -132,19 +140,27 @@ keys Escape
 keys Space
 wait_for "paused"
 check $? "Space pauses the job"
-sleep 0.5
-check_steps still 1.5 "the step counter stops while paused"
+# read the counter twice around a console line, which the paused job runs
+a=$(step_now)
+type_text ':'
+type_line 'print("while-" .. "paused")'
+wait_for "while-paused"
+r1=$?
+b=$(step_now)
+check $(test $r1 -eq 0 && test -n "$a" && test "$a" = "$b" && screen | grep -q paused; echo $?) \
+    "the step counter stops while paused ($a, then $b after a console line ran)"
+keys Escape
 keys Space
 wait_gone "paused"
 check_steps moving 1.5 "Space resumes: the counter moves again"
 
 # 150 columns: room for every field (this run's step and epoch are long)
 tm resize-window -t "$sess" -x 150 -y 40
-sleep 1
-check $(screen | head -1 | grep -q 'img/s  [0-9][0-9]*% peak'; echo $?) \
+wait_until "screen | head -1 | grep -q 'img/s  [0-9][0-9]*% peak'"
+check $? \
     "a wide status line shows img/s and % of the sgemm peak"
 tm resize-window -t "$sess" -x 120 -y 40
-sleep 1
+wait_until 'test "$(screen | wc -l)" -eq 40 && screen | head -1 | grep -q "step " && screen | grep -q reconstruction'
 wait_for "probe top-1"
 check $(test "$(screen | wc -l)" -eq 40 && screen | head -1 | grep -q 'step ' &&
     screen | grep -q 'reconstruction'; echo $?) "after a resize to 120x40 the panels are laid out again"
@@ -153,7 +169,7 @@ tm capture-pane -p -e -t "$sess" >"$T/screen-120x40-colours.txt"
 check $(grep -q '38;5;' "$T/screen-120x40-colours.txt" && grep -q '▀' "$T/screen-120x40.txt"; echo $?) \
     "images are half blocks in 256 colours"
 tm resize-window -t "$sess" -x 80 -y 24
-sleep 1
+wait_until 'test "$(screen | wc -l)" -eq 24 && screen | head -1 | grep -q "step "'
 check $(test "$(screen | wc -l)" -eq 24 && screen | head -1 | grep -q 'step '; echo $?) "and back to 80x24"
 
 keys '?'
@@ -223,7 +239,7 @@ check $? "aim alone on a terminal opens the TUI on samples/pretrain.lua"
 wait_for "using the synthetic dataset instead" 30
 check $? "... with the synthetic-data notice when Fashion-MNIST is missing"
 keys q
-sleep 1
+wait_for "A job is running"
 keys n
 wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "... and quits"

@@ -86,11 +86,11 @@ keys l
 check $(screen | sed -n 2p | grep -q ' log'; echo $?) "l: the log axis, with the runs still drawn"
 keys l
 tm resize-window -t "$sess" -x 160 -y 50 2>/dev/null || tm resize-pane -t "$sess" -x 160 -y 50
-sleep 0.5
-check $(screen | grep -q '■ trained  ■ written' && screen | cgrep -qE "│ +($BAR)+ +47\.[23]\$"; echo $?) \
+wait_until "screen | grep -q '■ trained  ■ written' && screen | cgrep -qE \"│ +(\$BAR)+ +47\\.[23]\\\$\""
+check $? \
     "at 160x50: the legend and the grouped bars"
 tm resize-window -t "$sess" -x 80 -y 24 2>/dev/null || tm resize-pane -t "$sess" -x 80 -y 24
-sleep 0.3
+wait_until 'test "$(screen | wc -l)" -eq 24'
 keys ':'
 type_line 'aim.compare{}'
 wait_for "no training: the curve shows a job's" 10
@@ -147,10 +147,7 @@ wait_for "■ live" 30
 r=$?
 check $(test $r -eq 0 && screen | grep -q '■ trained  ■ written  ■ live'; echo $?) \
     "while a job trains: the live curve joins the legend"
-s1=$(step_now)
-sleep 1
-s2=$(step_now)
-check $(test -n "$s1" && test -n "$s2" && test "$s2" -gt "$s1"; echo $?) "... and training goes on ($s1 -> $s2)"
+check_steps moving 1 "... and training goes on"
 keys q
 keys n
 wait_exit

@@ -10,7 +10,9 @@
 #   wait_gone TEXT           until it has left (10 s)
 #   keys K... / type_text S / type_line S   keys; literal text (+ Enter)
 #   step_now                 the status line's step counter
-#   check_steps moving|still SECONDS LABEL  the counter moves (or stays)
+#   check_steps moving SECONDS LABEL  the counter moves (waited for, 60 s)
+#   wait_steps_past A [SECS] until the step counter is past A (60 s)
+#   wait_until 'COND' [SECS] until the shell condition holds (30 s)
 #   wait_exit                until the wrapper wrote $T/status (30 s)
 #   tui_start W H ARGS       "$AIM" ARGS in a fresh W x H session (private XDG
 #                            folders under $T, no Fashion-MNIST, LANG=C.UTF-8,
@@ -62,13 +64,38 @@ keys() { tm send-keys -t "$sess" "$@"; sleep 0.3; }
 type_text() { tm send-keys -t "$sess" -l "$1"; }
 type_line() { type_text "$1"; tm send-keys -t "$sess" Enter; }
 step_now() { screen | sed -n '1s/.*step \([0-9][0-9]*\)\/.*/\1/p'; }
+# wait_steps_past A [SECS]: until the status line's step is past A (60 s)
+wait_steps_past() {
+    i=0
+    lim=$(( ${2:-60} * 10 ))
+    while [ $i -lt $lim ]; do
+        s=$(step_now)
+        [ -n "$s" ] && [ -n "$1" ] && [ "$s" -gt "$1" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+# wait_until 'SHELL CONDITION' [SECS]: poll it (30 s)
+wait_until() {
+    i=0
+    lim=$(( ${2:-30} * 10 ))
+    while [ $i -lt $lim ]; do
+        eval "$1" >/dev/null 2>&1 && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+# check_steps moving SECONDS LABEL: the counter moves, waited for (60 s; the
+# old SECONDS argument is kept for the callers and not used). A counter that
+# stays is checked by the callers against an event (see tui.sh), never by
+# waiting a while.
 check_steps() {
-    a=$(step_now); sleep "$2"; b=$(step_now)
-    if [ "$1" = moving ]; then
-        check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "$3 ($a -> $b)"
-    else
-        check $(test -n "$a" && test "$a" = "$b"; echo $?) "$3 ($a -> $b)"
-    fi
+    a=$(step_now)
+    wait_steps_past "$a"
+    b=$(step_now)
+    check $(test -n "$a" && test -n "$b" && test "$b" -gt "$a"; echo $?) "$3 ($a -> $b)"
 }
 wait_exit() {
     i=0

@@ -67,6 +67,11 @@ typedef struct aim_snapshot {
     double peak_flops;   /* sgemm peak on the job's GEMM shapes, FLOP/s (0: not measured) */
     int64_t jobs_done;
     int64_t queued;      /* chunks waiting to run */
+    int64_t chunks_begun; /* chunks that have begun to run (aim_engine_eval,
+                             aim_engine_run_file, submitted lines); counted
+                             once a chunk's interrupt state is set up, so an
+                             aim_engine_interrupt after this count passes a
+                             chunk reaches that chunk (tests wait on it) */
 } aim_snapshot;
 
 typedef enum aim_event_kind {

@@ -145,10 +145,16 @@ void l_engine_chunk_begin(aim_engine *eng)
 {
     /* a chunk run between two steps of a job must not swallow an interrupt
      * meant for the job; only top-level chunks start afresh */
-    if (!eng || eng->in_job)
+    if (!eng)
         return;
-    atomic_store(&eng->interrupted, 0);
-    lua_sethook(eng->L, NULL, 0, 0);
+    if (!eng->in_job) {
+        atomic_store(&eng->interrupted, 0);
+        lua_sethook(eng->L, NULL, 0, 0);
+    }
+    /* from here on an interrupt reaches this chunk (aim_snapshot.chunks_begun) */
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.chunks_begun++;
+    pthread_mutex_unlock(&eng->mu);
 }
 
 /* ------------------------------------------------------------ lifetime */
