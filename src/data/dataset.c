@@ -11,7 +11,8 @@
 
 #include "aim/data.h"
 
-aim_dataset *aim_dataset_alloc(const char *kind, int64_t n, int c, int h, int w)
+/* the dataset's header, without its images and labels */
+static aim_dataset *dataset_shell(const char *kind, int64_t n, int c, int h, int w)
 {
     aim_dataset *ds = aim_xcalloc(1, sizeof *ds);
     snprintf(ds->kind, sizeof ds->kind, "%s", kind);
@@ -19,12 +20,18 @@ aim_dataset *aim_dataset_alloc(const char *kind, int64_t n, int c, int h, int w)
     ds->c = c;
     ds->h = h;
     ds->w = w;
-    ds->images = aim_xmalloc((size_t)n * (size_t)c * (size_t)h * (size_t)w);
-    ds->labels = aim_xcalloc((size_t)(n ? n : 1), sizeof(int32_t));
     for (int k = 0; k < AIM_MAX_CHANNELS; k++) {
         ds->mean[k] = 0.5f;
         ds->std[k] = 0.25f;
     }
+    return ds;
+}
+
+aim_dataset *aim_dataset_alloc(const char *kind, int64_t n, int c, int h, int w)
+{
+    aim_dataset *ds = dataset_shell(kind, n, c, h, w);
+    ds->images = aim_xmalloc((size_t)n * (size_t)c * (size_t)h * (size_t)w);
+    ds->labels = aim_xcalloc((size_t)(n ? n : 1), sizeof(int32_t));
     return ds;
 }
 
@@ -44,12 +51,7 @@ aim_dataset *aim_dataset_try_alloc(const char *kind, int64_t n, int c, int h, in
                  c, h, w, need, have);
         return NULL;
     }
-    aim_dataset *ds = aim_xcalloc(1, sizeof *ds);
-    snprintf(ds->kind, sizeof ds->kind, "%s", kind);
-    ds->n = n;
-    ds->c = c;
-    ds->h = h;
-    ds->w = w;
+    aim_dataset *ds = dataset_shell(kind, n, c, h, w);
     ds->images = aim_try_malloc((size_t)px);
     ds->labels = calloc((size_t)(n ? n : 1), sizeof(int32_t));
     if (!ds->images || !ds->labels) {
@@ -58,10 +60,6 @@ aim_dataset *aim_dataset_try_alloc(const char *kind, int64_t n, int c, int h, in
         aim_errf(e, "out of memory: %lld images of %dx%dx%d need %s", (long long)n, c, h, w,
                  need);
         return NULL;
-    }
-    for (int k = 0; k < AIM_MAX_CHANNELS; k++) {
-        ds->mean[k] = 0.5f;
-        ds->std[k] = 0.25f;
     }
     return ds;
 }
