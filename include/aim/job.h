@@ -180,15 +180,26 @@ int aim_pretrain_spec_config(const aim_pretrain_spec *s, aim_config *c, aim_err 
  * it, so s must be writable) and the training split and the test split
  * (test_limit images; NULL when validation, the live probe and the
  * reconstructions are all off). A new model takes the training set's
- * normalisation. notice gets lines for the user ("" when none). */
+ * normalisation. A new run without s->out gets runs/DATE-TIME-pretrain-PRESET
+ * (kept in x->out); a resume continues in its own folder. notice gets lines
+ * for the user ("" when none). */
 typedef struct aim_experiment {
     aim_model *model;
     aim_dataset *train, *test;
     char *strings[2];               /* the resumed recipe's data names */
+    char out[512];                  /* the default run folder, when s->out was NULL */
 } aim_experiment;
 int aim_experiment_open(aim_pretrain_spec *s, aim_experiment *x, char *notice, size_t nlen,
                         aim_err *e);
 void aim_experiment_close(aim_experiment *x);
+
+/* The training and test splits of a job on a trunk (probe, LoRA) as `--data`
+ * names them (aim_job_open_data), normalised as m was pretrained (m NULL:
+ * the splits' own statistics). Both or neither: -1 with a message. */
+int aim_job_open_splits(const char *data, const aim_config *c, const aim_model *m,
+                        int64_t train_limit, int64_t test_limit, uint64_t seed,
+                        aim_dataset **train, aim_dataset **test, char *notice, size_t nlen,
+                        aim_err *e);
 
 /* A pretraining job set up from a spec, ready for aim_pretrain once the
  * front end has set po's callbacks. */

@@ -234,6 +234,9 @@ int aim_config_from_meta(const struct aim_st_file *f, aim_config *c, aim_err *e)
  * shape of table entry t. */
 int aim_st_copy_param(const struct aim_st_file *f, const aim_param *t, const char *name,
                       float *dst, aim_err *e);
+/* Every tensor of table p from f under its own name into p->data (the
+ * slabs allocated, the table checked first with aim_st_check_params). */
+int aim_st_copy_params(const struct aim_st_file *f, aim_params *p, aim_err *e);
 /* Check (without copying) that f holds every tensor of table p, named
  * prefix + its name, F32 with its shape: the first one missing or wrong is
  * the message. Loaders call it before allocating the table's slabs. */

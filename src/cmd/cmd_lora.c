@@ -107,7 +107,6 @@ static int lora_exec(int argc, char **argv)
     aim_dataset *tr = NULL, *te = NULL;
     aim_probe *start_head = NULL; /* the head LoRA starts from (NULL: a new one) */
     aim_lora_job job;
-    aim_lora_job_default(&job);
     if (aim_lora_spec_job(&s, &c, &job, &e) != 0) {
         cmd_fail("lora: %s", e.msg);
         goto done;
@@ -128,19 +127,14 @@ static int lora_exec(int argc, char **argv)
         goto done;
     }
     char note[400];
-    tr = aim_job_open_data(s.data, "train", c.channels, c.image, s.train_limit, (uint64_t)seed,
-                           note, sizeof note, &e);
+    int bad = aim_job_open_splits(s.data, &c, m, s.train_limit, s.test_limit, (uint64_t)seed,
+                                  &tr, &te, note, sizeof note, &e);
     if (note[0])
         fprintf(stderr, "aim: note: %s\n", note);
-    te = tr ? aim_job_open_data(s.data, "test", c.channels, c.image, s.test_limit,
-                                (uint64_t)seed, NULL, 0, &e)
-            : NULL;
-    if (!tr || !te) {
+    if (bad) {
         cmd_fail("%s", e.msg);
         goto done;
     }
-    aim_norm_saved ns; /* normalise as in pretraining */
-    aim_job_norm_as_model(m, tr, te, &ns);
     /* the run folder, before any work (not data-parallel yet: rank 0 writes it) */
     job.weights = pos[0];
     if (out && cmd_open_runlog(out, aim_dist_world(), &job.log) != 0)

@@ -115,28 +115,20 @@ static int probe_exec(int argc, char **argv)
     }
     job.dist = aim_dist_world();
     char note[400];
-    tr = aim_job_open_data(s.data, "train", c.channels, c.image, s.train_limit,
-                           (uint64_t)s.seed, note, sizeof note, &e);
+    int bad = aim_job_open_splits(s.data, &c, m, s.train_limit, s.test_limit, (uint64_t)s.seed,
+                                  &tr, &te, note, sizeof note, &e);
     if (note[0])
         fprintf(stderr, "aim: note: %s\n", note);
-    te = tr ? aim_job_open_data(s.data, "test", c.channels, c.image, s.test_limit,
-                                (uint64_t)s.seed, NULL, 0, &e)
-            : NULL;
-    if (!tr || !te) {
+    if (bad) {
         cmd_fail("%s", e.msg);
         goto done_data;
     }
-    /* normalise the data the way the model saw it in pretraining */
-    aim_norm_saved ns;
-    if (m)
-        aim_job_norm_as_model(m, tr, te, &ns);
     const char *kind_s = s.kind;
     /* the run folder (rank 0 writes it), before any work */
     char source[1024];
     if (random_init)
         snprintf(source, sizeof source, "random-init:%s", npos ? pos[0] : preset ? preset : "tiny");
     job.weights = raw ? NULL : random_init ? source : pos[0];
-    (void)ns;
     if (out && cmd_open_runlog(out, job.dist, &job.log) != 0)
         goto done_data;
     pctx pc = {.tty = isatty(2), .verbose = !s.quiet, .kind = raw ? "raw-lin" : kind_s};

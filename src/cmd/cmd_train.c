@@ -85,13 +85,6 @@ static int train_exec(int argc, char **argv)
         return cmd_fail("train: %s", e.msg);
     if (notice[0])
         fprintf(stderr, "aim: note: %s\n", notice);
-    char outbuf[512];
-    if (!s.out && !s.resume) { /* a resume continues in the run's folder */
-        char name[64];
-        snprintf(name, sizeof name, "pretrain-%s", s.preset ? s.preset : "tiny");
-        aim_job_run_dir(name, outbuf, sizeof outbuf);
-        s.out = outbuf;
-    }
     const aim_dist *world = aim_dist_world();
     const int lead = aim_dist_rank(world) == 0;
     aim_pretrain_job j;

@@ -132,24 +132,6 @@ void cmd_print_opts(const cmd_opt *opts)
     }
 }
 
-int cmd_parse_int_list(const char *s, int *out, int max)
-{
-    int n = 0;
-    while (*s) {
-        char *end;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        if (end == s || n == max || errno || v < INT_MIN || v > INT_MAX)
-            return -1; /* 4294967299 is not block 3 */
-        out[n++] = (int)v;
-        s = end;
-        if (*s == ',')
-            s++;
-        else if (*s)
-            return -1;
-    }
-    return n;
-}
 
 /* ------------------------------------------------------------ job tables */
 

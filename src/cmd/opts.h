@@ -26,8 +26,6 @@ int cmd_parse(const char *cmd, int argc, char **argv, const cmd_opt *opts, char 
               int *npos, int maxpos);
 /* Print the option list (for --help texts) */
 void cmd_print_opts(const cmd_opt *opts);
-/* Parse "1,2,3" style lists of ints; returns count or -1. */
-int cmd_parse_int_list(const char *s, int *out, int max);
 
 /* Parse argv[1..] against a job's option table (aim/job.h) into spec:
  * --name value, --name=value, a true/false option as --name or --no-name.

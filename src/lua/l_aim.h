@@ -184,6 +184,10 @@ l_dataset *l_dataset_push_empty(lua_State *L);
 /* Charge d's images to aim.memory_limit: 0, or -1 with d's dataset freed
  * and a message pushed */
 int l_dataset_charge(lua_State *L, l_dataset *d);
+/* Raise a bad-argument error at arg unless ds has the images config c takes
+ * ("option 'what': the data is ..." when what is not NULL) */
+void l_dataset_fits(lua_State *L, int arg, const char *what, const aim_dataset *ds,
+                    const aim_config *c);
 void l_open_data(lua_State *L); /* aim.data */
 
 /* --------------------------------------------------------- l_model.c */

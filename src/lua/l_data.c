@@ -35,6 +35,19 @@ l_dataset *l_dataset_check(lua_State *L, int idx)
     return d;
 }
 
+void l_dataset_fits(lua_State *L, int arg, const char *what, const aim_dataset *ds,
+                    const aim_config *c)
+{
+    if (ds->c == c->channels && ds->h == c->image && ds->w == c->image)
+        return;
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "%s%s%sthe data is %dx%dx%d but the model takes %dx%dx%d "
+                                     "(open it with {channels=%d, size=%d} or use ds:convert)",
+                                  what ? "option '" : "", what ? what : "", what ? "': " : "",
+                                  ds->c, ds->h, ds->w, c->channels, c->image, c->image,
+                                  c->channels, c->image));
+}
+
 l_dataset *l_dataset_push_empty(lua_State *L)
 {
     l_dataset *d = lua_newuserdatauv(L, sizeof *d, 0);

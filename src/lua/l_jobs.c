@@ -171,12 +171,15 @@ static aim_dataset *opt_images(lua_State *L, int opts, const char *key, const ai
     l_dataset *d = luaL_testudata(L, -1, L_DATASET_MT);
     if (!d || !d->ds)
         luaL_argerror(L, opts, lua_pushfstring(L, "option '%s' must be an open dataset", key));
-    if (d->ds->c != c->channels || d->ds->h != c->image || d->ds->w != c->image)
-        luaL_argerror(L, opts,
-                      lua_pushfstring(L, "option '%s': the data is %dx%dx%d but the model takes "
-                                         "%dx%dx%d", key, d->ds->c, d->ds->h, d->ds->w,
-                                      c->channels, c->image, c->image));
+    l_dataset_fits(L, opts, key, d->ds, c);
     return d->ds;
+}
+
+/* OpenMP and OpenBLAS threads together (aim.threads, aim.experiment) */
+static void set_threads(int n)
+{
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
 }
 
 /* Under mpirun every rank must leave aim.pretrain the same way, or the ones
@@ -206,14 +209,7 @@ static int l_pretrain(lua_State *L)
     aim_model *m = lm->m;
     const aim_dataset *ds = ld->ds;
     const aim_config *c = aim_model_config(m);
-    if (ds->c != c->channels || ds->h != c->image || ds->w != c->image)
-        return luaL_argerror(L, S_DATA,
-                             lua_pushfstring(L,
-                                             "the data is %dx%dx%d but the model takes %dx%dx%d "
-                                             "(open it with {channels=%d, size=%d} or use "
-                                             "ds:convert)",
-                                             ds->c, ds->h, ds->w, c->channels, c->image,
-                                             c->image, c->channels, c->image));
+    l_dataset_fits(L, S_DATA, NULL, ds, c);
     if (spec.ckpt_every > 0 && !spec.out && !spec.resume)
         return luaL_argerror(L, S_OPTS, "checkpoints need a run folder (option 'out')");
     step_ctx sc = {.L = L, .eng = l_engine(L), .every = spec.every};
@@ -330,7 +326,7 @@ static int l_pretrain(lua_State *L)
  * opens for the same options (every `aim options pretrain` key, command-line
  * ones included): the model (new, init = weights, or resume = a run's
  * checkpoint), the training split and the test split (test_limit images; nil
- * when validation and the live probe are both off), and the options for
+ * when validation, the live probe and reconstructions are all off), and the options for
  * aim.pretrain(m, train, pretrain_opts): the Lua ones of opts with the test
  * split as val, probe_test and recon, and out defaulting to
  * runs/DATE-TIME-pretrain-PRESET as `aim train`'s does. */
@@ -339,10 +335,8 @@ static int l_experiment(lua_State *L)
     aim_pretrain_spec spec;
     aim_pretrain_spec_default(&spec);
     l_job_opts(L, 1, aim_pretrain_options, &spec, AIM_OPT_BOTH);
-    if (spec.threads > 0) { /* as `aim train --threads` (and aim.threads) */
-        omp_set_num_threads((int)spec.threads);
-        openblas_set_num_threads((int)spec.threads);
-    }
+    if (spec.threads > 0) /* as `aim train --threads` */
+        set_threads((int)spec.threads);
     aim_experiment x;
     char notice[700];
     aim_err e;
@@ -350,13 +344,6 @@ static int l_experiment(lua_State *L)
         return l_fail(L, e.msg);
     l_notice(L, notice);
     lua_settop(L, 1);
-    char out[512];
-    if (!spec.out && !spec.resume) {
-        char name[64];
-        snprintf(name, sizeof name, "pretrain-%s", spec.preset ? spec.preset : "tiny");
-        aim_job_run_dir(name, out, sizeof out);
-        spec.out = out;
-    }
     /* into Lua's hands (each freed by its __gc from here), charged to
      * aim.memory_limit as aim.model and aim.data.* would be */
     l_model *lm = l_model_push_empty(L);
@@ -373,7 +360,7 @@ static int l_experiment(lua_State *L)
     if (l_model_charge(L, lm) != 0 || l_dataset_charge(L, tr) != 0 ||
         (te && l_dataset_charge(L, te) != 0))
         return l_fail(L, lua_tostring(L, -1));
-    /* the options table holds copies: the spec's strings die with x */
+    /* the options table holds copies: the spec's strings (out) die with x */
     l_push_spec(L, aim_pretrain_options, &spec, AIM_OPT_LUA, 0); /* m tr te opts */
     if (x.test) {
         lua_pushvalue(L, -2);
@@ -502,8 +489,7 @@ static int l_threads(lua_State *L)
     if (!lua_isnoneornil(L, 1)) {
         lua_Integer n = luaL_checkinteger(L, 1);
         luaL_argcheck(L, n >= 1 && n <= 4096, 1, "thread count must be in 1..4096");
-        omp_set_num_threads((int)n);
-        openblas_set_num_threads((int)n);
+        set_threads((int)n);
     }
     lua_pushinteger(L, omp_get_max_threads());
     return 1;

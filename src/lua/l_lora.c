@@ -193,15 +193,8 @@ static int l_lora(lua_State *L)
     l_opt_get(L, S_OPTS, "on_epoch"); /* S_ONEPOCH */
     lua_pushnil(L); /* S_ERR */
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
-    for (int i = 0; i < 2; i++) {
-        const aim_dataset *d = i ? dte : dtr;
-        if (d->c != c->channels || d->h != c->image || d->w != c->image)
-            return luaL_argerror(L, i ? S_TEST : S_TRAIN,
-                                 lua_pushfstring(L, "the data is %dx%dx%d but the model takes "
-                                                    "%dx%dx%d",
-                                                 d->c, d->h, d->w, c->channels, c->image,
-                                                 c->image));
-    }
+    l_dataset_fits(L, S_TRAIN, NULL, dtr, c);
+    l_dataset_fits(L, S_TEST, NULL, dte, c);
     if (dtr->n < job.batch)
         return luaL_argerror(L, S_TRAIN,
                              lua_pushfstring(L, "%d training images are fewer than one batch "

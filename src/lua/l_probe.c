@@ -325,15 +325,8 @@ static int l_probe_run(lua_State *L)
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
     if (lm) {
         const aim_config *c = aim_model_config(lm->m);
-        for (int i = 0; i < 2; i++) {
-            const aim_dataset *d = i ? dte : dtr;
-            if (d->c != c->channels || d->h != c->image || d->w != c->image)
-                return luaL_argerror(L, i ? S_TEST : S_TRAIN,
-                                     lua_pushfstring(L, "the data is %dx%dx%d but the model "
-                                                        "takes %dx%dx%d",
-                                                     d->c, d->h, d->w, c->channels, c->image,
-                                                     c->image));
-        }
+        l_dataset_fits(L, S_TRAIN, NULL, dtr, c);
+        l_dataset_fits(L, S_TEST, NULL, dte, c);
     }
     probe_ctx pc = {.L = L, .eng = l_engine(L), .epochs = job.train.epochs};
     snprintf(pc.view.kind, sizeof pc.view.kind, "%s", job.raw ? "raw linear" : kind);

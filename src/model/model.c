@@ -528,6 +528,14 @@ int aim_st_copy_param(const aim_st_file *f, const aim_param *t, const char *name
     return 0;
 }
 
+int aim_st_copy_params(const aim_st_file *f, aim_params *p, aim_err *e)
+{
+    for (int i = 0; i < p->n; i++)
+        if (aim_st_copy_param(f, &p->t[i], p->t[i].name, p->data + p->t[i].offset, e) != 0)
+            return -1;
+    return 0;
+}
+
 aim_model *aim_model_from_st(const aim_st_file *f, aim_err *e)
 {
     aim_config c;
@@ -558,9 +566,8 @@ aim_model *aim_model_from_st(const aim_st_file *f, aim_err *e)
         aim_err_prefix(e, "%s", f->path);
         goto fail;
     }
-    for (int i = 0; i < p->n; i++)
-        if (aim_st_copy_param(f, &p->t[i], p->t[i].name, p->data + p->t[i].offset, e) != 0)
-            goto fail;
+    if (aim_st_copy_params(f, p, e) != 0)
+        goto fail;
     if (lora_from_st(m, f, e) < 0)
         goto fail;
     return m;

@@ -134,9 +134,8 @@ aim_probe *aim_probe_from_st(const aim_st_file *f, aim_probe_kind kind, int N, i
         aim_err_prefix(e, "%s: probe", f->path);
         goto fail;
     }
-    for (int i = 0; i < t->n; i++)
-        if (aim_st_copy_param(f, &t->t[i], t->t[i].name, t->data + t->t[i].offset, e) != 0)
-            goto fail;
+    if (aim_st_copy_params(f, t, e) != 0)
+        goto fail;
     return p;
 fail:
     aim_probe_free(p);

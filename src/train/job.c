@@ -655,9 +655,15 @@ int aim_experiment_open(aim_pretrain_spec *s, aim_experiment *x, char *notice, s
             goto fail;
     }
     /* one notice when both splits fell back alike */
+    const char *n2_ = strcmp(n1, n2) ? n2 : "";
     if (notice && nlen)
-        snprintf(notice, nlen, "%s%s%s", n1, n1[0] && n2[0] && strcmp(n1, n2) ? "\n" : "",
-                 n1[0] && !strcmp(n1, n2) ? "" : n2);
+        snprintf(notice, nlen, "%s%s%s", n1, n1[0] && n2_[0] ? "\n" : "", n2_);
+    if (!s->out && !s->resume) {
+        char name[64];
+        snprintf(name, sizeof name, "pretrain-%.40s", s->preset ? s->preset : "tiny");
+        aim_job_run_dir(name, x->out, sizeof x->out);
+        s->out = x->out;
+    }
     if (!x->model) {
         c.nmean = c.channels;
         for (int k = 0; k < c.channels && k < 4; k++) {
@@ -682,6 +688,28 @@ void aim_experiment_close(aim_experiment *x)
     free(x->strings[0]);
     free(x->strings[1]);
     memset(x, 0, sizeof *x);
+}
+
+int aim_job_open_splits(const char *data, const aim_config *c, const aim_model *m,
+                        int64_t train_limit, int64_t test_limit, uint64_t seed,
+                        aim_dataset **train, aim_dataset **test, char *notice, size_t nlen,
+                        aim_err *e)
+{
+    *train = aim_job_open_data(data, "train", c->channels, c->image, train_limit, seed, notice,
+                               nlen, e);
+    *test = *train ? aim_job_open_data(data, "test", c->channels, c->image, test_limit, seed,
+                                       NULL, 0, e)
+                   : NULL;
+    if (!*test) {
+        aim_dataset_free(*train);
+        *train = NULL;
+        return -1;
+    }
+    if (m) { /* the splits are the caller's to free: nothing to put back */
+        aim_norm_saved ns;
+        aim_job_norm_as_model(m, *train, *test, &ns);
+    }
+    return 0;
 }
 
 /* from: a run folder (its newest checkpoint) or a checkpoint. Its tensors,
