@@ -21,7 +21,11 @@ ok $(awk -v t="$top" 'BEGIN { exit !(t != "" && t > 10.0 && t <= 100) }'; echo $
 values=$(echo "$line" | sed -n 's/.*trained \([0-9]*\) adapter values.*/\1/p')
 share=$(echo "$line" | sed -n 's/.*adapter values (\([0-9.]*\)% of the trunk).*/\1/p')
 ok $(test "$values" = 768 && awk -v s="$share" 'BEGIN { exit !(s != "" && s > 0 && s < 1) }'; echo $?) "768 = 6 r D adapter values on one block, $share% of the trunk (< 1%)"
-ok $(test "$(grep -c '^epoch  [12]: loss [0-9.]*  train [0-9.]*%  test [0-9.]*%$' "$T/out")" -eq 2; echo $?) "one line per epoch"
+ok $(test "$(grep -c '^epoch  [12]: loss [0-9.]*  train [0-9.]*%  test [0-9.]*%  next-patch [0-9.]*$' "$T/out")" -eq 2; echo $?) "one line per epoch, with the next-patch loss"
+np0=$(sed -n 's/^before LoRA:  next-patch \([0-9.]*\)$/\1/p' "$T/out")
+np2=$(sed -n 's/^epoch  2: .*next-patch \([0-9.]*\)$/\1/p' "$T/out")
+npl=$(grep '^next-patch loss on 200 test images: ' "$T/out")
+ok $(test -n "$np0" && test -n "$np2" && echo "$npl" | grep -q ": $np0 -> $np2 ("; echo $?) "the next-patch loss before LoRA ($np0) and after ($np2) on the 200 test images: $npl"
 ok $(grep -q "^aim lora: new LoRA adapters, rank 2 alpha 2 on block(s) 1: 768 adapter values = $share% of the trunk" "$T/err"; echo $?) "the start line gives the same count and share"
 run_aim info "$T/lora.safetensors"
 ok $(test $rc -eq 0 && grep -q 'trunk.blocks.0.attn.qkv.lora_A  *F32  \[4, 64\]' "$T/out" && grep -q 'trunk.blocks.0.attn.proj.lora_A  *F32  \[2, 64\]' "$T/out" && grep -q 'trunk.blocks.1.attn.qkv.weight' "$T/out" && grep -q 'head.linear.weight' "$T/out" && grep -q 'lora_rank  *2' "$T/out"; echo $?) "--save: trunk + lora_A/lora_B + head, lora_rank in the metadata"
@@ -44,6 +48,8 @@ top=$(sed -n 's/^lora r=2.*: \([0-9.]*\)% test top-1.*/\1/p' "$T/out")
 last=$(sed -n 's/.*"kind":"lora",.*"test_top1":\([0-9.]*\).*/\1/p' "$T/runs/l/metrics.jsonl" | tail -n 1)
 ok $(test $rc -eq 0 && grep -q '"kind":"lora"' "$T/runs/l/run.json" && grep -q '"rank":2,' "$T/runs/l/run.json" && grep -q '"adapters":768,' "$T/runs/l/run.json" && grep -q "\"weights\":\"$W\"" "$T/runs/l/run.json" && grep -q '"probe_blocks":\[1\]' "$T/runs/l/run.json" && grep -q '"augment":0,"flip":1,' "$T/runs/l/run.json" && test -s "$T/runs/l/events.out.tfevents.aim"; echo $?) "--out: run.json (kind, weights, rank, adapters, probe blocks, --flip) and an event file"
 ok $(test "$(grep -c '"kind":"lora",' "$T/runs/l/metrics.jsonl")" -eq 2 && test "$(grep -c '"kind":"lora_step",.*"grad_norm":[0-9.e-]*,"img_per_s"' "$T/runs/l/metrics.jsonl")" -eq 6; echo $?) "a lora line per epoch, a lora_step line every 3 of 18 steps"
+vsteps=$(grep '"kind":"val",' "$T/runs/l/metrics.jsonl" | sed -n 's/.*"step":\([0-9]*\),.*"val_loss":[0-9.e-]*.*/\1/p' | tr '\n' ' ')
+ok $(test "$vsteps" = "0 9 18 "; echo $?) "the next-patch loss as a val line before the first step and after each epoch (steps: $vsteps)"
 ok $(awk -v a="$top" -v b="$last" 'BEGIN { exit !(a != "" && b != "" && a - b < 0.01 && b - a < 0.01) }'; echo $?) "the last lora line's test_top1 is the printed one ($last, printed $top)"
 run_aim export-csv "$T/runs/l"
 ok $(test $rc -eq 0 && head -n 1 "$T/runs/l/metrics.csv" | grep -q 'lora_step_loss,.*lora_step_grad_norm,.*lora_test_top1'; echo $?) "export-csv of a LoRA run folder"

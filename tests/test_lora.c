@@ -12,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/data.h"
 #include "aim/io.h"
 #include "aim/model.h"
+#include "aim/probe.h"
+#include "aim/train.h"
 #include "tap.h"
 
 static void randn(float *x, size_t n, uint64_t seed, float scale)
@@ -129,6 +132,87 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
     for (size_t k = 0; k < n; k++)
         d = fmax(d, fabs((double)a[k] - b[k]));
     return d;
+}
+
+/* ------------------------------------------------ the job's next-patch loss */
+typedef struct epochs_seen {
+    int n;
+    float val[8];
+    int64_t step[8];
+    int head_given;
+} epochs_seen;
+
+static int record_epoch(void *ctx, const aim_lora_epoch *ep)
+{
+    epochs_seen *s = ctx;
+    if (s->n < 8 && ep->epoch == s->n) {
+        s->val[s->n] = ep->val_loss;
+        s->step[s->n] = ep->step;
+        s->head_given += ep->head != NULL && ep->nprobe == 1 && ep->probe_blocks[0] == 2;
+        s->n++;
+    }
+    return 0;
+}
+
+/* aim_lora_run measures the next-patch loss of the adapted model on the
+ * first val_images test images before the first step (epoch 0) and after
+ * every epoch: before, the adapters are zero (lora_B = 0), so it is exactly
+ * pretraining's validation loss of the plain trunk on the same images and
+ * prefixes; after, the trunk has changed and so has the loss */
+static void job_next_patch_loss(void)
+{
+    aim_err e;
+    aim_config c;
+    aim_config_preset("micro", &c, &e);
+    c.image = 8;
+    c.patch = 2;
+    c.depth = 2;
+    aim_model *m = aim_model_new(&c, 7, &e);
+    aim_synth_opts to = {.n = 96, .c = c.channels, .h = 8, .w = 8, .seed = 3};
+    aim_synth_opts vo = {.n = 40, .c = c.channels, .h = 8, .w = 8, .seed = 4};
+    aim_dataset *tr = aim_data_synthetic(&to, &e), *te = aim_data_synthetic(&vo, &e);
+    const int batch = 16, nval = 24;
+    float *x = malloc((size_t)batch * c.channels * 64 * sizeof(float));
+    int32_t pre[16];
+    float before = aim_validation_loss(m, te, nval, batch, 5, x, pre);
+    aim_lora_job j;
+    aim_lora_job_default(&j);
+    j.rank = 2;
+    j.epochs = 2;
+    j.batch = batch;
+    j.lr = 2e-2f;
+    j.seed = 5;
+    j.val_images = nval;
+    j.nprobe = 1;
+    j.probe_blocks[0] = 2;
+    epochs_seen seen = {0};
+    j.on_epoch = record_epoch;
+    j.ctx = &seen;
+    aim_lora_result r;
+    int rc = aim_lora_run(m, tr, te, &j, &r, &e);
+    tap_ok(rc == 0 && seen.n == 3 && seen.step[0] == 0 && seen.step[1] == 96 / batch &&
+               seen.step[2] == 2 * (96 / batch) && seen.head_given == 3,
+           "on_epoch: epoch 0 before the first step, then each epoch with its steps and the head "
+           "(%d calls: %s)", seen.n, rc ? e.msg : "ok");
+    tap_ok(seen.val[0] == before && r.val_loss_start == before,
+           "epoch 0's next-patch loss is the plain trunk's validation loss (%.6f = %.6f)",
+           seen.val[0], before);
+    tap_ok(isfinite(seen.val[2]) && seen.val[2] != seen.val[0] && r.val_loss == seen.val[2],
+           "after LoRA the next-patch loss has moved (%.6f -> %.6f)", seen.val[0], seen.val[2]);
+    aim_probe_free(r.probe);
+    aim_model_free(m);
+    m = aim_model_new(&c, 7, &e);
+    j.val_images = 0;
+    seen = (epochs_seen){0};
+    rc = aim_lora_run(m, tr, te, &j, &r, &e);
+    tap_ok(rc == 0 && seen.n == 3 && isnan(seen.val[0]) && isnan(seen.val[2]) &&
+               isnan(r.val_loss),
+           "val_images = 0: no next-patch loss (NaN)");
+    aim_probe_free(r.probe);
+    aim_model_free(m);
+    aim_dataset_free(tr);
+    aim_dataset_free(te);
+    free(x);
 }
 
 int main(void)
@@ -393,5 +477,6 @@ int main(void)
     free(g);
     free(R);
     free(w0);
+    job_next_patch_loss();
     return tap_done();
 }

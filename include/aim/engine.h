@@ -117,6 +117,9 @@ typedef struct aim_val_point {
     float loss;
 } aim_val_point;
 
+/* what a job does to a block (aim_probe_view.role; all 0: not said) */
+enum { AIM_BLOCK_PROBED = 1, AIM_BLOCK_ADAPTED = 2 };
+
 typedef struct aim_probe_view {
     char kind[32];    /* "live linear", ...; "" = no probe yet */
     int64_t step;     /* the pretraining step it was measured at */
@@ -124,7 +127,16 @@ typedef struct aim_probe_view {
     float top1[AIM_PROBE_BLOCKS]; /* percent; NaN = not measured */
     float baseline;   /* the raw-pixel linear probe on the same images; NaN = unknown */
     int running;      /* 1 while a probe is being computed */
+    /* the reference a job improves on, per block (LoRA: the frozen probe it
+     * started from; NaN = none), and its name ("frozen attentive") */
+    float ref[AIM_PROBE_BLOCKS];
+    char ref_kind[32];
+    unsigned char role[AIM_PROBE_BLOCKS]; /* AIM_BLOCK_* bits; blocks without any are untouched */
+    char progress[48];  /* what is being trained now ("b3 epoch 7/15"; "" = nothing said) */
 } aim_probe_view;
+
+/* An empty probe view of n blocks: no values (NaN), no baseline, no reference. */
+void aim_probe_view_init(aim_probe_view *v, const char *kind, int n);
 
 typedef struct aim_recon_view {
     int n;            /* images (0 = none yet) */
@@ -143,6 +155,8 @@ typedef struct aim_board {
     char run_dir[256];          /* the job's run folder ("" = none) */
     int threads;                /* the job's thread count */
     int can_checkpoint;         /* the job writes checkpoints (save() works) */
+    char loss_label[32];        /* what the curve is ("" = the job's training loss) */
+    char val_label[32];         /* what the validation points are ("" = "val") */
     int64_t stride;             /* steps per curve point (1, 2, 4, ...) */
     int ncurve;
     aim_curve_point curve[AIM_CURVE_MAX]; /* the last one may still be filling */
@@ -365,6 +379,9 @@ void aim_engine_job_message(aim_engine *eng, const char *text); /* any time */
 void aim_engine_job_folder(aim_engine *eng, const char *run_dir, int threads,
                            int can_checkpoint);
 void aim_engine_job_val(aim_engine *eng, int64_t step, float loss);
+/* Name the curve and the validation points for the panels (NULL or "": the
+ * defaults); reset when a job begins. */
+void aim_engine_job_labels(aim_engine *eng, const char *loss_label, const char *val_label);
 void aim_engine_job_probe(aim_engine *eng, const aim_probe_view *p); /* any time */
 void aim_engine_job_recon(aim_engine *eng, const aim_recon_view *r); /* any time */
 /* Replace the inspection (any time; seq is set here). */

@@ -253,7 +253,7 @@ typedef struct aim_lora_spec {
     int64_t rank;
     double alpha;
     aim_blocks blocks, probe_blocks;
-    int64_t epochs, batch, seed, log_every, probe_epochs;
+    int64_t epochs, batch, seed, log_every, probe_epochs, val_images;
     double lr, head_lr, wd, probe_lr;
     int augment, flip, compare, fresh_head, quiet;
 } aim_lora_spec;

@@ -200,6 +200,7 @@ aim_probe *aim_probe_load(const char *path, int *blocks, int *nblocks, aim_err *
  * blocks, the rest of the model frozen, trained jointly with an attentive
  * probe head on the features of the probe blocks; images stream through
  * the whole trunk every step (no feature cache). */
+typedef struct aim_lora_epoch aim_lora_epoch; /* below */
 typedef struct aim_lora_job {
     int rank;                /* default 8 (used when the model has no adapters) */
     float alpha;             /* default = rank (scale 1) */
@@ -221,21 +222,40 @@ typedef struct aim_lora_job {
      * fine-tuning ("LP-FT"). NULL: a new head. It must read the same
      * features (tokens, width, heads) and classes. */
     const aim_probe *init_head;
-    /* after every step (progress; return non-zero to stop) and epoch */
+    /* after every step (progress; return non-zero to stop) and epoch (also
+     * once before the first step, as epoch 0: see aim_lora_epoch) */
     int (*on_step)(void *ctx, const aim_step_info *s);
-    int (*on_epoch)(void *ctx, int epoch, float train_loss, float train_top1,
-                    float test_top1);
+    int (*on_epoch)(void *ctx, const aim_lora_epoch *ep);
     void *ctx;
+    /* the next-patch (AIM) loss of the adapted model on the first val_images
+     * test images, before the first step and after every epoch: how much of
+     * its generative skill the trunk keeps while it learns to classify
+     * (0: not measured); default 512 */
+    int val_images;
     /* a run folder's log (aim/runlog.h; NULL: none): run.json (kind "lora":
      * weights, rank, alpha, blocks, probe blocks, epochs, lrs, adapter values
      * and their share of the trunk) once the adapters are in place, a
      * "lora_step" line every log_every steps (loss, lr, head_lr, grad_norm,
      * img_per_s, epoch, time) and a "lora" line after every epoch, step =
-     * the steps done (epoch, loss, train_top1, test_top1, time) */
+     * the steps done (epoch, loss, train_top1, test_top1, time); with
+     * val_images a "val" line (val_loss: the next-patch loss) at step 0 and
+     * after every epoch, as pretraining's validation lines */
     struct aim_runlog *log;
     const char *weights;     /* for run.json: where the trunk came from */
     int log_every;           /* default 10 */
 } aim_lora_job;
+
+/* What on_epoch sees. Epoch 0 comes before the first step: the losses and
+ * top-1 are NaN there and val_loss is the trunk's before any change. */
+struct aim_lora_epoch {
+    int epoch, epochs;
+    int64_t step;                 /* steps done */
+    float train_loss, train_top1, test_top1;
+    float val_loss;               /* next-patch loss (NaN: val_images = 0) */
+    const aim_probe *head;        /* the head as trained so far: read only, during the call */
+    const int *probe_blocks;      /* the blocks the head reads */
+    int nprobe;
+};
 
 void aim_lora_job_default(aim_lora_job *j);
 /* Fill in the defaults that depend on the trunk depth L (probe blocks: the
@@ -245,6 +265,7 @@ int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e);
 
 typedef struct aim_lora_result {
     float train_top1, test_top1, train_loss; /* the last epoch's */
+    float val_loss_start, val_loss; /* next-patch loss before and after (NaN: not measured) */
     int epochs_done, stopped;
     int64_t steps;
     uint64_t trainable;      /* adapters + head values */

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +62,21 @@ static int on_step(void *ctx, const aim_step_info *s)
     return 0;
 }
 
-static int on_epoch(void *ctx, int epoch, float loss, float train_top1, float test_top1)
+static int on_epoch(void *ctx, const aim_lora_epoch *ep)
 {
     lctx *c = ctx;
     if (c->tty && !c->quiet)
         fputs("\r\033[K", stderr);
-    printf("epoch %2d: loss %.4f  train %.2f%%  test %.2f%%\n", epoch, loss, train_top1,
-           test_top1);
+    char np[48] = "";
+    if (isfinite(ep->val_loss))
+        snprintf(np, sizeof np, "  next-patch %.4f", ep->val_loss);
+    if (ep->epoch == 0) {
+        if (np[0])
+            printf("before LoRA:%s\n", np);
+    } else {
+        printf("epoch %2d: loss %.4f  train %.2f%%  test %.2f%%%s\n", ep->epoch, ep->train_loss,
+               ep->train_top1, ep->test_top1, np);
+    }
     fflush(stdout);
     return 0;
 }
@@ -210,6 +219,10 @@ static int lora_exec(int argc, char **argv)
     if (frozen >= 0)
         printf("gain over the frozen attentive probe: %+.2f points (%.2f%% -> %.2f%%)\n",
                res.test_top1 - frozen, frozen, res.test_top1);
+    if (isfinite(res.val_loss_start) && isfinite(res.val_loss))
+        printf("next-patch loss on %d test images: %.4f -> %.4f (%+.1f%%)\n",
+               job.val_images < te->n ? job.val_images : (int)te->n, res.val_loss_start,
+               res.val_loss, 100.0 * (res.val_loss - res.val_loss_start) / res.val_loss_start);
     rc = 0;
     /* not data-parallel yet: under mpirun every rank trains alike, rank 0 saves */
     if (aim_dist_rank(aim_dist_world()) > 0)

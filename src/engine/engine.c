@@ -500,6 +500,7 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     b->can_checkpoint = 0;
     b->stride = 1;
     b->ncurve = b->nval = b->nonfinite = 0;
+    b->loss_label[0] = b->val_label[0] = 0;
     b->seq++;
     eng->curve_open = 0;
     pthread_mutex_unlock(&eng->mu);
@@ -729,6 +730,27 @@ void aim_engine_job_val(aim_engine *eng, int64_t step, float loss)
     b->seq++;
     pthread_mutex_unlock(&eng->mu);
     wake(eng);
+}
+
+void aim_engine_job_labels(aim_engine *eng, const char *loss_label, const char *val_label)
+{
+    pthread_mutex_lock(&eng->mu);
+    snprintf(eng->board.loss_label, sizeof eng->board.loss_label, "%s",
+             loss_label ? loss_label : "");
+    snprintf(eng->board.val_label, sizeof eng->board.val_label, "%s", val_label ? val_label : "");
+    eng->board.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+void aim_probe_view_init(aim_probe_view *v, const char *kind, int n)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->kind, sizeof v->kind, "%s", kind ? kind : "");
+    v->n = n < 0 ? 0 : n > AIM_PROBE_BLOCKS ? AIM_PROBE_BLOCKS : n;
+    for (int l = 0; l < AIM_PROBE_BLOCKS; l++)
+        v->top1[l] = v->ref[l] = NAN;
+    v->baseline = NAN;
 }
 
 void aim_engine_job_probe(aim_engine *eng, const aim_probe_view *p)

@@ -195,6 +195,10 @@ typedef struct l_model {
     aim_model *m; /* NULL: closed */
     int busy;
     size_t charged; /* bytes taken from aim.memory_limit for its slabs */
+    /* its last aim.probe, per block as the probe panel showed it (NaN: not
+     * probed; probe_kind "" = never): the mark LoRA's gain is measured from */
+    float probe_top1[64];
+    char probe_kind[32];
 } l_model;
 
 l_model *l_model_check(lua_State *L, int idx);
@@ -257,6 +261,8 @@ typedef struct l_board_opts {
     int probe_images;      /* as aim_pretrain_opts.probe_images */
     uint64_t seed;
     int can_checkpoint;    /* the job has a checkpoint folder */
+    const char *job;       /* the job's name for the views (NULL: "pretrain") */
+    int no_requests;       /* the job takes no save/probe requests (probe, LoRA) */
 } l_board_opts;
 /* A new board for a job on the model at model_idx and the training data at
  * data_idx, with optional probe test data and reconstruction source (stack
@@ -267,8 +273,13 @@ void l_board_end(l_board *b);                       /* the job has ended */
 int l_board_requests(l_board *b);                   /* take the AIM_REQ_* bits */
 /* OR bits into the running job's requests; 0 if no job runs */
 int l_board_request(lua_State *L, int bits);
-/* after each step: reconstructions when due */
+/* after each step: reconstructions when due (the first and last step,
+ * every recon_every, on request) */
 void l_board_step(l_board *b, aim_model *m, const aim_step_info *s);
+/* reconstructions and the Inspect view's maps now, on m (with head's
+ * attention when not NULL; events: the job's event file or NULL) */
+void l_board_refresh(l_board *b, aim_model *m, int64_t step, struct aim_tfevents *events,
+                     const l_probe *head);
 /* aim_pretrain_opts.on_probe */
 void l_board_probe(lua_State *L, l_board *b, int64_t step, const float *top1, int n);
 void l_open_board(lua_State *L);

@@ -57,6 +57,8 @@ struct l_board {
     int inspect_off;      /* the Inspect view cannot show this model (said once) */
     int events_off;       /* writing images to the event file failed (said once) */
     aim_probe_view pv;
+    char job[16];         /* "pretrain", "probe", "lora": names the Inspect view's source */
+    int no_requests;      /* the job takes no probe requests while it runs */
 };
 
 static int board_gc(lua_State *L)
@@ -97,6 +99,8 @@ l_board *l_board_new(lua_State *L, aim_engine *eng, int model_idx, int data_idx,
     b->can_checkpoint = o->can_checkpoint;
     b->baseline = NAN;
     b->running = 1;
+    snprintf(b->job, sizeof b->job, "%s", o->job ? o->job : "pretrain");
+    b->no_requests = o->no_requests;
     int idx[UV_COUNT] = {model_idx, data_idx, probe_idx, recon_idx};
     for (int i = 0; i < UV_COUNT; i++) {
         if (idx[i])
@@ -185,33 +189,40 @@ static int publish_recon(l_board *b, aim_model *m, int64_t step, aim_tfevents *e
 }
 
 /* The Inspect view's maps of the same images (l_inspect.c): PCA per block,
- * statistics, the error map from S = 1. A model the view cannot show is
- * reported once. */
-static void publish_inspect(l_board *b, aim_model *m, int64_t step)
+ * statistics, the error map from S = 1, and with a head (may be NULL) its
+ * attention. A model the view cannot show is reported once. */
+static void publish_inspect(l_board *b, aim_model *m, int64_t step, const l_probe *head)
 {
     if (b->inspect_off || b->rn == 0)
         return;
     char source[64];
-    snprintf(source, sizeof source, "pretrain step %lld", (long long)step);
+    snprintf(source, sizeof source, "%s step %lld", b->job, (long long)step);
     aim_err e = {{0}};
-    if (l_inspect_publish(b->eng, m, b->rx, b->rn, NULL, 1, source, step, &e) != 0) {
+    if (l_inspect_publish(b->eng, m, b->rx, b->rn, head, 1, source, step, &e) != 0) {
         b->inspect_off = 1;
         aim_engine_job_message(b->eng, e.msg);
     }
+}
+
+void l_board_refresh(l_board *b, aim_model *m, int64_t step, aim_tfevents *events,
+                     const l_probe *head)
+{
+    if (b->rn == 0)
+        return;
+    b->recon_req = 0;
+    aim_err e = {{0}};
+    if (publish_recon(b, m, step, events, &e) != 0)
+        aim_engine_job_message(b->eng, e.msg);
+    else
+        publish_inspect(b, m, step, head);
 }
 
 void l_board_step(l_board *b, aim_model *m, const aim_step_info *s)
 {
     int due = b->recon_req || s->step == 1 || s->step == s->total ||
               (b->recon_every > 0 && s->step % b->recon_every == 0);
-    if (!due || b->rn == 0)
-        return;
-    b->recon_req = 0;
-    aim_err e = {{0}};
-    if (publish_recon(b, m, s->step, s->events, &e) != 0)
-        aim_engine_job_message(b->eng, e.msg);
-    else
-        publish_inspect(b, m, s->step);
+    if (due)
+        l_board_refresh(b, m, s->step, s->events, NULL);
 }
 
 /* ------------------------------------------------------------ probes */
@@ -234,10 +245,8 @@ void l_board_probe(lua_State *L, l_board *b, int64_t step, const float *top1, in
                 b->baseline = t;
             lua_pop(L, 3);
         }
-        if (!v->kind[0]) {
-            for (int l = 0; l < AIM_PROBE_BLOCKS; l++)
-                v->top1[l] = NAN;
-        }
+        if (!v->kind[0])
+            aim_probe_view_init(v, "live linear", n);
         snprintf(v->kind, sizeof v->kind, "live linear");
         v->n = n < AIM_PROBE_BLOCKS ? n : AIM_PROBE_BLOCKS;
         v->running = 1;
@@ -298,7 +307,7 @@ static int l_recon_now(lua_State *L)
     aim_engine_snapshot(b->eng, &s);
     if (publish_recon(b, m, s.step.step, NULL, &e) != 0) /* the job's event file is closed */
         return l_fail(L, e.msg);
-    publish_inspect(b, m, s.step.step);
+    publish_inspect(b, m, s.step.step, NULL);
     lua_pushstring(L, "reconstructions refreshed");
     return 1;
 }
@@ -315,6 +324,9 @@ static int l_probe_now(lua_State *L)
     l_dataset *te = luaL_testudata(L, -1, L_DATASET_MT);
     if (!te)
         return l_fail(L, "probe: this job has no probe data (option probe_test)");
+    if (b->running && b->no_requests)
+        return l_fail(L, lua_pushfstring(L, "probe: the running %s job shows its own probe; a "
+                                            "live linear probe works once it ends", b->job));
     if (b->running) {
         b->req |= AIM_REQ_PROBE;
         lua_pushstring(L, "a live probe will run after this step");

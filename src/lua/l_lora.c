@@ -18,7 +18,9 @@
  * every log_every (10) steps and a lora line per epoch in metrics.jsonl and
  * the event file),
  * on_epoch = function(e) with e = {epoch =, loss =, train_top1 =,
- * test_top1 =} after every epoch and on_step = function(info) after every
+ * test_top1 =, val_loss =} after every epoch (val_loss: the next-patch loss
+ * on the first val_images test images, 512 by default; absent with
+ * val_images = 0) and on_step = function(info) after every
  * step (info as aim.pretrain's); either returning "stop" ends the job.
  * Console lines queued meanwhile run between steps (pause(), stop(), ...);
  * each epoch's result also goes to the engine as a message.
@@ -26,7 +28,12 @@
  * adapters = (adapter values), trainable = (adapters + head values), trunk
  * = (trunk values), share = (adapters in percent of the trunk), rank =,
  * alpha =, blocks = {..} (adapted), probe_blocks = {..}, label = "3,4",
- * stopped =}. m keeps the trained adapters (unmerged) and its trunk stays
+ * val_loss_start =, val_loss = (the next-patch loss before and after),
+ * stopped =}. On the workbench the job shows the reconstructions of four
+ * test images with the adapted trunk (at the start, every epoch, on r),
+ * the next-patch loss as validation points beside the cross-entropy curve,
+ * and on the probe panel the frozen probe it is measured against (the head's
+ * aim.probe result, else the model's last aim.probe) with the gain. m keeps the trained adapters (unmerged) and its trunk stays
  * frozen (m:params() shows it); a C failure returns nil, message.
  */
 #include "config.h"
@@ -39,17 +46,99 @@
 #include "aim/runlog.h"
 #include "lua/l_aim.h"
 
-enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSTEP, S_ONEPOCH, S_ERR };
+enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSTEP, S_ONEPOCH, S_ERR, S_BOARD };
 
 typedef struct lora_ctx {
     lua_State *L;
     aim_engine *eng;
+    aim_model *m;
+    l_board *board;           /* reconstructions and the Inspect view of the adapted trunk */
     int failed;
     int epochs;
     aim_step_info last;
     aim_probe_view view;      /* the probe panel: test top-1 on the probe blocks */
     int nprobe, probe[AIM_PROBE_MAX_BLOCKS];
 } lora_ctx;
+
+/* The probe panel's view of a LoRA job: its top-1 on the probe blocks, the
+ * blocks it probes and adapts, and the frozen probe it is measured against:
+ * the head it starts from when that is an aim.probe result (its best set),
+ * else this model's last aim.probe. */
+static void view_init(lua_State *L, lora_ctx *lc, const l_model *lm, const aim_lora_plan *plan,
+                      int depth)
+{
+    const aim_lora_job *jr = &plan->resolved;
+    char kind[32];
+    snprintf(kind, sizeof kind, "lora r=%d test", plan->rank);
+    aim_probe_view_init(&lc->view, kind, depth);
+    aim_probe_view *v = &lc->view;
+    for (int k = 0; k < jr->nprobe; k++)
+        if (jr->probe_blocks[k] >= 1 && jr->probe_blocks[k] <= v->n)
+            v->role[jr->probe_blocks[k] - 1] |= AIM_BLOCK_PROBED;
+    aim_lora_info li;
+    aim_model_lora_info(lm->m, &li);
+    const int *ab = li.rank ? li.blocks : jr->blocks;
+    int na = li.rank ? li.nblocks : jr->nblocks;
+    for (int k = 0; k < na; k++)
+        if (ab[k] >= 1 && ab[k] <= v->n)
+            v->role[ab[k] - 1] |= AIM_BLOCK_ADAPTED;
+    float head_top1 = NAN;
+    char head_kind[24] = "probe";
+    if (lua_istable(L, S_OPTS)) {
+        lua_getfield(L, S_OPTS, "head");
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "kind");
+            if (lua_type(L, -1) == LUA_TSTRING)
+                snprintf(head_kind, sizeof head_kind, "%s", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            lua_getfield(L, -1, "best");
+            if (lua_istable(L, -1)) {
+                lua_getfield(L, -1, "test_top1");
+                head_top1 = lua_isnumber(L, -1) ? (float)lua_tonumber(L, -1) : NAN;
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    if (isfinite(head_top1)) {
+        for (int k = 0; k < jr->nprobe; k++)
+            if (jr->probe_blocks[k] >= 1 && jr->probe_blocks[k] <= v->n)
+                v->ref[jr->probe_blocks[k] - 1] = head_top1;
+        snprintf(v->ref_kind, sizeof v->ref_kind, "frozen %s", head_kind);
+    } else if (lm->probe_kind[0]) {
+        for (int l = 0; l < v->n && l < 64; l++)
+            v->ref[l] = lm->probe_top1[l];
+        snprintf(v->ref_kind, sizeof v->ref_kind, "%s", lm->probe_kind);
+    }
+}
+
+/* an epoch ended (or, as epoch 0, the job is about to start): the probe
+ * panel, the next-patch loss as a validation point, the reconstructions
+ * and the Inspect view of the adapted trunk with the head's attention */
+static void publish_epoch(lora_ctx *c, const aim_lora_epoch *ep)
+{
+    if (ep->epoch > 0) {
+        char msg[200];
+        int at = snprintf(msg, sizeof msg, "epoch %d/%d: loss %.4f  train %.2f%%  test %.2f%%",
+                          ep->epoch, c->epochs, ep->train_loss, ep->train_top1, ep->test_top1);
+        if (isfinite(ep->val_loss))
+            snprintf(msg + at, sizeof msg - (size_t)at, "  next-patch %.4f", ep->val_loss);
+        aim_engine_job_message(c->eng, msg);
+        for (int k = 0; k < c->nprobe; k++)
+            if (c->probe[k] >= 1 && c->probe[k] <= c->view.n)
+                c->view.top1[c->probe[k] - 1] = ep->test_top1;
+        c->view.step = ep->step;
+    }
+    snprintf(c->view.progress, sizeof c->view.progress, "epoch %d/%d",
+             ep->epoch < c->epochs ? ep->epoch + 1 : c->epochs, c->epochs);
+    aim_engine_job_probe(c->eng, &c->view);
+    if (isfinite(ep->val_loss))
+        aim_engine_job_val(c->eng, ep->step, ep->val_loss);
+    l_probe head = {.p = (aim_probe *)ep->head, .nblocks = ep->nprobe};
+    memcpy(head.blocks, ep->probe_blocks, (size_t)ep->nprobe * sizeof *ep->probe_blocks);
+    l_board_refresh(c->board, c->m, ep->step, NULL, &head);
+}
 
 static void push_ints(lua_State *L, const int *v, int n)
 {
@@ -74,6 +163,7 @@ static int call_protected(lua_State *L)
     if (what == 0) { /* a step: publish, on_step, console lines, pause / stop */
         const aim_step_info *s = lua_touserdata(L, 3);
         aim_engine_job_publish(c->eng, s);
+        l_board_step(c->board, c->m, s); /* r: the reconstructions now */
         if (lua_isfunction(L, 4)) {
             lua_pushvalue(L, 4);
             l_push_step_info(L, s);
@@ -83,28 +173,24 @@ static int call_protected(lua_State *L)
         }
         if (aim_engine_job_step(c->eng, L))
             stop = 1;
-    } else { /* an epoch ended */
-        const float *v = lua_touserdata(L, 3);
-        char msg[160];
-        snprintf(msg, sizeof msg, "epoch %d/%d: loss %.4f  train %.2f%%  test %.2f%%",
-                 (int)v[3], c->epochs, v[0], v[1], v[2]);
-        aim_engine_job_message(c->eng, msg);
-        for (int k = 0; k < c->nprobe; k++)
-            if (c->probe[k] >= 1 && c->probe[k] <= c->view.n)
-                c->view.top1[c->probe[k] - 1] = v[2];
-        c->view.step = (int64_t)v[3];
-        aim_engine_job_probe(c->eng, &c->view);
-        if (lua_isfunction(L, 4)) {
+    } else { /* an epoch ended, or epoch 0: the job starts */
+        const aim_lora_epoch *ep = lua_touserdata(L, 3);
+        publish_epoch(c, ep);
+        if (ep->epoch > 0 && lua_isfunction(L, 4)) {
             lua_pushvalue(L, 4);
-            lua_createtable(L, 0, 4);
-            l_set_int(L, "epoch", (lua_Integer)v[3]);
-            l_set_num(L, "loss", v[0]);
-            l_set_num(L, "train_top1", v[1]);
-            l_set_num(L, "test_top1", v[2]);
+            lua_createtable(L, 0, 5);
+            l_set_int(L, "epoch", ep->epoch);
+            l_set_num(L, "loss", ep->train_loss);
+            l_set_num(L, "train_top1", ep->train_top1);
+            l_set_num(L, "test_top1", ep->test_top1);
+            if (isfinite(ep->val_loss))
+                l_set_num(L, "val_loss", ep->val_loss);
             lua_call(L, 1, 1);
             stop = is_stop(L);
             lua_pop(L, 1);
         }
+        if (ep->epoch == 0 && aim_engine_job_step(c->eng, L))
+            stop = 1;
     }
     lua_pushboolean(L, stop);
     return 1;
@@ -143,10 +229,9 @@ static int on_step(void *ctx, const aim_step_info *s)
     return callback(c, 0, s);
 }
 
-static int on_epoch(void *ctx, int epoch, float loss, float train_top1, float test_top1)
+static int on_epoch(void *ctx, const aim_lora_epoch *ep)
 {
-    float v[4] = {loss, train_top1, test_top1, (float)epoch};
-    return callback(ctx, 1, v);
+    return callback(ctx, 1, ep);
 }
 
 /* aim.lora(m, train, test [, opts]): the options are the job layer's
@@ -208,13 +293,15 @@ static int l_lora(lua_State *L)
         return luaL_argerror(L, S_OPTS, e.msg);
     const aim_lora_job *jr = &plan.resolved;
     double share = plan.share;
-    lora_ctx lc = {.L = L, .eng = l_engine(L), .epochs = job.epochs, .nprobe = jr->nprobe};
+    lora_ctx lc = {.L = L, .eng = l_engine(L), .m = m, .epochs = job.epochs,
+                   .nprobe = jr->nprobe};
     memcpy(lc.probe, jr->probe_blocks, sizeof lc.probe);
-    snprintf(lc.view.kind, sizeof lc.view.kind, "lora r=%d test", plan.rank);
-    lc.view.n = c->depth < AIM_PROBE_BLOCKS ? c->depth : AIM_PROBE_BLOCKS;
-    for (int l = 0; l < AIM_PROBE_BLOCKS; l++)
-        lc.view.top1[l] = NAN;
-    lc.view.baseline = NAN;
+    view_init(L, &lc, lm, &plan, c->depth);
+    /* S_BOARD: the reconstructions of the test images, refreshed with the
+     * adapted trunk every epoch and on r */
+    l_board_opts bo = {.recon_images = AIM_RECON_MAX, .seed = job.seed, .job = "lora",
+                       .no_requests = 1};
+    lc.board = l_board_new(L, lc.eng, S_MODEL, S_TRAIN, S_TEST, S_TEST, &bo);
     job.on_step = on_step;
     job.on_epoch = on_epoch;
     job.ctx = &lc;
@@ -229,6 +316,7 @@ static int l_lora(lua_State *L)
     }
     lc.view.running = 1;
     aim_engine_job_probe(lc.eng, &lc.view);
+    aim_engine_job_labels(lc.eng, "cross-entropy", "next-patch");
     lm->busy = 1;
     tr->busy = te->busy = 1;
     aim_lora_result res;
@@ -244,7 +332,9 @@ static int l_lora(lua_State *L)
     lm->busy = 0;
     tr->busy = te->busy = 0;
     lc.view.running = 0;
+    lc.view.progress[0] = 0;
     aim_engine_job_probe(lc.eng, &lc.view);
+    l_board_end(lc.board);
     aim_lora_info li;
     aim_model_lora_info(m, &li);
     if (rc == 0 && res.trunk)
@@ -286,6 +376,10 @@ static int l_lora(lua_State *L)
     l_set_int(L, "trainable", (lua_Integer)res.trainable);
     l_set_int(L, "trunk", (lua_Integer)res.trunk);
     l_set_num(L, "share", share);
+    if (isfinite(res.val_loss_start) && isfinite(res.val_loss)) {
+        l_set_num(L, "val_loss_start", res.val_loss_start);
+        l_set_num(L, "val_loss", res.val_loss);
+    }
     l_set_int(L, "rank", li.rank);
     l_set_num(L, "alpha", li.alpha);
     push_ints(L, li.blocks, li.nblocks < 64 ? li.nblocks : 64);

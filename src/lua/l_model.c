@@ -57,6 +57,8 @@ l_model *l_model_push_empty(lua_State *L)
 {
     l_model *m = lua_newuserdatauv(L, sizeof *m, 0);
     memset(m, 0, sizeof *m);
+    for (int l = 0; l < 64; l++)
+        m->probe_top1[l] = NAN;
     luaL_setmetatable(L, L_MODEL_MT);
     return m;
 }

@@ -31,7 +31,7 @@
 #include "aim/runlog.h"
 #include "lua/l_aim.h"
 
-enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSET, S_ONEPOCH, S_ERR, S_PROBE };
+enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSET, S_ONEPOCH, S_ERR, S_PROBE, S_BOARD };
 
 /* ------------------------------------------------------------ probe objects */
 
@@ -196,11 +196,30 @@ typedef struct probe_ctx {
     int64_t done;           /* epochs done over all sets, for the status line */
     int64_t total;
     aim_probe_view view;    /* the probe panel: one bar per block probed alone */
+    const aim_probe_job *job;
+    l_board *board;         /* reconstructions of the frozen trunk (NULL: raw pixels) */
+    aim_model *m;
 } probe_ctx;
+
+/* "b3,4 epoch 7/15": the set in training, in the probe panel's title */
+static void set_progress(probe_ctx *c, int epoch)
+{
+    const aim_probe_job *j = c->job;
+    int k = c->epochs > 0 ? (int)((c->done - 1) / c->epochs) : 0;
+    char bl[24] = "";
+    if (j->nsets > 0 && k < j->nsets) {
+        size_t at = 0;
+        for (int i = 0; i < j->nblocks[k] && at + 8 < sizeof bl; i++)
+            at += (size_t)snprintf(bl + at, sizeof bl - at, "%s%d", i ? "," : "b", j->blocks[k][i]);
+    }
+    snprintf(c->view.progress, sizeof c->view.progress, "%s%sepoch %d/%d", bl, bl[0] ? " " : "",
+             epoch, c->epochs);
+}
 
 /* show a finished set on the board: single blocks get their own bar */
 static void publish_set(probe_ctx *c, const aim_probe_set_result *r)
 {
+    c->view.progress[0] = 0; /* the next set names itself with its first epoch */
     if (r->nblocks == 1 && r->blocks[0] >= 1 && r->blocks[0] <= c->view.n)
         c->view.top1[r->blocks[0] - 1] = r->test_top1;
     else if (r->nblocks > 1)
@@ -237,6 +256,12 @@ static int call_protected(lua_State *L)
         const float *v = lua_touserdata(L, 3);
         aim_step_info info = {.step = ++c->done, .total = c->total, .loss = v[0]};
         aim_engine_job_publish(c->eng, &info);
+        if (!c->job->raw) {
+            set_progress(c, (int)v[3]);
+            aim_engine_job_probe(c->eng, &c->view);
+        }
+        if (c->board) /* r: the frozen trunk's reconstructions again */
+            l_board_step(c->board, c->m, &info);
         if (lua_isfunction(L, 4)) {
             lua_pushvalue(L, 4);
             lua_createtable(L, 0, 4);
@@ -328,12 +353,20 @@ static int l_probe_run(lua_State *L)
         l_dataset_fits(L, S_TRAIN, NULL, dtr, c);
         l_dataset_fits(L, S_TEST, NULL, dte, c);
     }
-    probe_ctx pc = {.L = L, .eng = l_engine(L), .epochs = job.train.epochs};
-    snprintf(pc.view.kind, sizeof pc.view.kind, "%s", job.raw ? "raw linear" : kind);
-    pc.view.n = job.raw ? 0 : (L_depth < AIM_PROBE_BLOCKS ? L_depth : AIM_PROBE_BLOCKS);
-    for (int l = 0; l < AIM_PROBE_BLOCKS; l++)
-        pc.view.top1[l] = NAN;
-    pc.view.baseline = NAN;
+    probe_ctx pc = {.L = L, .eng = l_engine(L), .epochs = job.train.epochs, .job = &job,
+                    .m = lm ? lm->m : NULL};
+    aim_probe_view_init(&pc.view, job.raw ? "raw linear" : kind, job.raw ? 0 : L_depth);
+    for (int k = 0; k < job.nsets; k++)
+        for (int i = 0; i < job.nblocks[k]; i++)
+            if (job.blocks[k][i] >= 1 && job.blocks[k][i] <= pc.view.n)
+                pc.view.role[job.blocks[k][i] - 1] |= AIM_BLOCK_PROBED;
+    if (lm) { /* the frozen trunk's reconstructions, once (and on r) */
+        l_board_opts bo = {.recon_images = AIM_RECON_MAX, .seed = job.train.seed, .job = "probe",
+                           .no_requests = 1};
+        pc.board = l_board_new(L, pc.eng, S_MODEL, S_TRAIN, S_TEST, S_TEST, &bo); /* S_BOARD */
+    } else {
+        lua_pushnil(L); /* S_BOARD */
+    }
     pc.total = (int64_t)job.train.epochs * (job.raw ? 1 : (job.nsets ? job.nsets : 1));
     job.train.on_epoch = on_epoch;
     job.train.ctx = &pc;
@@ -354,6 +387,8 @@ static int l_probe_run(lua_State *L)
     pc.view.running = 1;
     if (!job.raw)
         aim_engine_job_probe(pc.eng, &pc.view);
+    if (pc.board)
+        l_board_refresh(pc.board, lm->m, 0, NULL, NULL);
     if (lm)
         lm->busy = 1;
     tr->busy = te->busy = 1;
@@ -377,9 +412,16 @@ static int l_probe_run(lua_State *L)
              res.best >= 0 ? ", best " : "", res.best >= 0 ? res.sets[res.best].label : "",
              res.stopped ? ", stopped" : "");
     pc.view.running = 0;
+    pc.view.progress[0] = 0;
     if (!job.raw)
         aim_engine_job_probe(pc.eng, &pc.view);
+    if (pc.board)
+        l_board_end(pc.board);
     aim_engine_job_end(pc.eng, summary, NULL);
+    if (lm && rc == 0 && !pc.failed && res.nsets > 0) { /* the model's last probe, for LoRA's mark */
+        memcpy(lm->probe_top1, pc.view.top1, sizeof lm->probe_top1);
+        snprintf(lm->probe_kind, sizeof lm->probe_kind, "frozen %s", kind);
+    }
     if (pc.failed || aim_engine_interrupted(pc.eng) || rc != 0) {
         aim_probe_free(res.best_probe);
         return l_job_failure(L, pc.eng, pc.failed, S_ERR, e.msg);

@@ -170,6 +170,8 @@ const aim_opt aim_lora_options[] = {
          B),
     INT_(T, "log_every", log_every, 10, 1, 1 << 30, "N", "with out: a lora_step line every N steps",
          B),
+    INT_(T, "val_images", val_images, 512, 0, 1 << 24, "N",
+         "next-patch loss on N test images before and after every epoch (0: off)", B),
     LUAONLY_("on_step", AIM_OPT_FUNC, "function(info) after every step; \"stop\" ends"),
     LUAONLY_("on_epoch", AIM_OPT_FUNC, "function(e) after every epoch; \"stop\" ends"),
     {0},
@@ -980,6 +982,7 @@ int aim_lora_spec_job(const aim_lora_spec *s, const aim_config *c, aim_lora_job 
     j->flip = s->flip;
     j->seed = (uint64_t)s->seed;
     j->log_every = (int)s->log_every;
+    j->val_images = (int)s->val_images;
     return 0;
 }
 

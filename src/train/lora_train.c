@@ -32,6 +32,7 @@ void aim_lora_job_default(aim_lora_job *j)
     j->augment = 0;
     j->flip = 0;
     j->log_every = 10;
+    j->val_images = 512;
 }
 
 int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e)
@@ -116,6 +117,21 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     return 0; /* aim_write_atomic checks the stream */
 }
 
+/* The next-patch loss of the adapted model on the first val_images test
+ * images (pretraining's validation loss: the same prefixes for a seed),
+ * logged as a "val" line; NaN when off. */
+static float next_patch_loss(aim_model *m, const aim_dataset *test, const aim_lora_job *j,
+                             int64_t step, float *x, int32_t *prefix)
+{
+    if (j->val_images <= 0 || test->n <= 0)
+        return NAN;
+    float vl = aim_validation_loss(m, test, j->val_images, j->batch, j->seed, x, prefix);
+    aim_runlog_begin(j->log, step, "val");
+    aim_runlog_num(j->log, "val_loss", vl);
+    aim_runlog_end(j->log);
+    return vl;
+}
+
 /* test top-1 (percent) of the adapted trunk + head, no augmentation */
 static float evaluate(aim_model *m, aim_probe *pr, const aim_dataset *ds, const int *bl, int nb,
                       int batch, float *x, int32_t *lab, float *feat, aim_err *e)
@@ -137,6 +153,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
                  const aim_lora_job *j, aim_lora_result *r, aim_err *e)
 {
     memset(r, 0, sizeof *r);
+    r->val_loss_start = r->val_loss = NAN;
     const aim_config *c = aim_model_config(m);
     if (j->epochs < 1 || j->batch < 2 || !(j->lr > 0) || !(j->head_lr > 0))
         return aim_errf(e, "lora: epochs >= 1, batch >= 2 and learning rates > 0 are needed");
@@ -254,6 +271,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     float *feat = aim_xaligned(nf * sizeof(float));
     float *dfeat = aim_xaligned(nf * sizeof(float));
     int32_t *lab = aim_xmalloc((size_t)B * sizeof *lab);
+    int32_t *prefix = aim_xmalloc((size_t)B * sizeof *prefix);
     aim_adamw_opts lo, ho;
     aim_adamw_opts_default(&lo);
     aim_adamw_opts_default(&ho);
@@ -265,6 +283,12 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     double t0 = now_s(), tw = t0;
     int64_t step = 0, win_images = 0;
     int rc = 0;
+    aim_lora_epoch le = {.epoch = 0, .epochs = j->epochs, .train_loss = NAN, .train_top1 = NAN,
+                         .test_top1 = NAN, .head = pr, .probe_blocks = bl, .nprobe = nb};
+    le.val_loss = r->val_loss_start = next_patch_loss(m, test, j, 0, x, prefix);
+    r->val_loss = le.val_loss;
+    if (j->on_epoch && j->on_epoch(j->ctx, &le))
+        r->stopped = 1;
     for (int ep = 0; ep < j->epochs && !r->stopped; ep++) {
         double loss_sum = 0;
         int64_t hits = 0, seen = 0;
@@ -325,6 +349,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             goto out;
         }
         r->epochs_done = ep + 1;
+        r->val_loss = next_patch_loss(m, test, j, step, x, prefix);
         aim_runlog_begin(j->log, step, "lora");
         aim_runlog_num(j->log, "epoch", ep + 1);
         aim_runlog_num(j->log, "loss", r->train_loss);
@@ -333,8 +358,13 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
         aim_runlog_num(j->log, "time", now_s() - t0);
         aim_runlog_end(j->log);
         aim_runlog_flush(j->log);
-        if (j->on_epoch &&
-            j->on_epoch(j->ctx, ep + 1, r->train_loss, r->train_top1, r->test_top1))
+        le.epoch = ep + 1;
+        le.step = step;
+        le.train_loss = r->train_loss;
+        le.train_top1 = r->train_top1;
+        le.test_top1 = r->test_top1;
+        le.val_loss = r->val_loss;
+        if (j->on_epoch && j->on_epoch(j->ctx, &le))
             r->stopped = 1;
     }
 out:
@@ -348,6 +378,7 @@ out:
     free(feat);
     free(dfeat);
     free(lab);
+    free(prefix);
     if (rc == 0)
         r->probe = pr;
     else

@@ -58,8 +58,8 @@ static int ydot(const axes *a, double t)
     return (int)lround(r);
 }
 
-/* the header: fields by priority (the value, the smoothed value with its
- * weight, the axis scale, the last validation, the minimum) */
+/* the header: fields by priority (the value, the last validation, the
+ * smoothed value with its weight, the axis scale, the minimum) */
 static void header(const ui_view *v, ui_rect r, const float *ema, int n)
 {
     const aim_board *b = v->board;
@@ -79,17 +79,25 @@ static void header(const ui_view *v, ui_rect r, const float *ema, int n)
         char c[16];
         ui_fmt_count((double)at, c, sizeof c);
         snprintf(f[H_MIN], sizeof f[0], "min %.4f@%s", mn, c);
-        if (b->nval > 0)
-            snprintf(f[H_VAL], sizeof f[0], "val %.4f", b->val[b->nval - 1].loss);
     } else {
         snprintf(f[H_EMA], sizeof f[0], "ema(%.2f)", v->smoothing);
     }
+    if (b->nval > 0) /* "• next-patch 0.4123": the points' glyph is their legend */
+        snprintf(f[H_VAL], sizeof f[0], "%s%s %.4f", screen_unicode() ? "\u2022 " : "o ",
+                 b->val_label[0] ? b->val_label : "val", b->val[b->nval - 1].loss);
     snprintf(f[H_SCALE], sizeof f[0], "%s", v->log_y ? "log" : "linear");
-    int x = r.x + screen_put(r.y, r.x, r.w, UI_TITLE, "loss");
+    char title[48];
+    snprintf(title, sizeof title, "%s%s", b->loss_label[0] ? "loss: " : "loss",
+             b->loss_label);
+    int x = r.x + screen_put(r.y, r.x, r.w, UI_TITLE, title);
     int left = r.w - (x - r.x), used = 0, on[NH] = {0};
     if (b->nonfinite > 0)
         left -= 12;
-    for (int k = 0; k < NH; k++) {
+    /* the validation points' legend before the smoothing: a job that names
+     * them (LoRA's next-patch loss) has no other label for them */
+    static const int prio[NH] = {H_LOSS, H_VAL, H_EMA, H_SCALE, H_MIN};
+    for (int i = 0; i < NH; i++) {
+        int k = prio[i];
         int fw = f[k][0] ? ui_text_width(f[k]) + 2 : 0;
         if (fw && used + fw <= left) {
             on[k] = 1;

@@ -3,6 +3,9 @@
  * top-1 (the live linear probe while pretraining; any job that publishes
  * an aim_probe_view: attentive sweeps, LoRA epochs), the best block
  * highlighted, and the raw-pixel linear baseline as a mark across the bars.
+ * A job that improves on a frozen probe (LoRA) marks that probe's top-1 on
+ * its blocks and states the gain below; blocks a job does not touch say so,
+ * and the title names what is being trained ("b3 epoch 7/15").
  * The bars share one axis from a round number below the lowest value (and
  * the baseline) up to 100%, so differences between blocks are visible.
  * With compared runs (aim.compare) that logged probes, the bars are grouped
@@ -133,6 +136,12 @@ static void compare_draw(const aim_compare_view *cv, ui_rect r)
     }
 }
 
+/* the view has a reference value (a frozen probe) for block l */
+static int has_ref(const aim_probe_view *p, int l)
+{
+    return p->ref_kind[0] && isfinite(p->ref[l]);
+}
+
 static void probe_draw(const ui_view *v, ui_rect r)
 {
     const aim_probe_view *p = &v->board->probe;
@@ -155,7 +164,9 @@ static void probe_draw(const ui_view *v, ui_rect r)
         return;
     }
     int x = r.x + screen_put(r.y, r.x, r.w, UI_TITLE, "probe top-1");
-    if (p->running)
+    if (p->running && p->progress[0])
+        snprintf(t, sizeof t, " %s: %s", p->kind, p->progress);
+    else if (p->running)
         snprintf(t, sizeof t, " %s: probing...", p->kind);
     else
         snprintf(t, sizeof t, " %s @%lld", p->kind, (long long)p->step);
@@ -173,6 +184,12 @@ static void probe_draw(const ui_view *v, ui_rect r)
         }
     if (isfinite(p->baseline) && p->baseline < lo)
         lo = p->baseline;
+    int said = 0; /* the job says which blocks it works on */
+    for (int l = 0; l < p->n; l++) {
+        said |= p->role[l];
+        if (has_ref(p, l) && p->ref[l] < lo)
+            lo = p->ref[l];
+    }
     lo = floorf((lo - 5) / 10) * 10;
     if (lo < 0 || best < 0)
         lo = 0;
@@ -197,6 +214,10 @@ static void probe_draw(const ui_view *v, ui_rect r)
             if (eighth > 0 && full < bw)
                 screen_glyph(y, r.x + lab + full, uni ? 0x2590 - (uint32_t)eighth : '#', st);
             screen_putf(y, r.x + lab + bw + 1, val, st, "%5.1f", v1);
+        } else if (said && !p->role[i]) { /* a block the job leaves alone */
+            screen_put(y, r.x + lab, bw + 1 + val, UI_DIM, "frozen, not probed");
+        } else if (said && !(p->role[i] & AIM_BLOCK_PROBED)) {
+            screen_put(y, r.x + lab, bw + 1 + val, UI_DIM, "adapted, not probed");
         } else {
             screen_put(y, r.x + lab + bw + 1, val, UI_DIM, "    --");
         }
@@ -204,6 +225,11 @@ static void probe_draw(const ui_view *v, ui_rect r)
             int c = (int)lround((p->baseline - lo) / (100 - lo) * bw);
             if (c >= 0 && c < bw)
                 screen_glyph(y, r.x + lab + c, uni ? 0x2502 : '|', UI_BASE);
+        }
+        if (has_ref(p, i)) { /* the frozen probe the job improves on */
+            int c = (int)lround((p->ref[i] - lo) / (100 - lo) * bw);
+            if (c >= 0 && c < bw)
+                screen_glyph(y, r.x + lab + c, uni ? 0x2503 : '!', UI_REF);
         }
     }
     int y = r.y + 1 + shown;
@@ -216,6 +242,21 @@ static void probe_draw(const ui_view *v, ui_rect r)
         if (isfinite(p->baseline)) {
             x += screen_put(y, x, r.w - 1, UI_BASE, uni ? "\u2502" : "|");
             snprintf(t, sizeof t, " raw pixels %.1f", p->baseline);
+            x += screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
+        }
+        float ref = NAN, now = NAN;
+        for (int l = 0; l < p->n; l++)
+            if (has_ref(p, l) && (p->role[l] & AIM_BLOCK_PROBED || !said)) {
+                ref = p->ref[l];
+                now = p->top1[l];
+                break;
+            }
+        if (isfinite(ref)) { /* "┃ frozen attentive 89.6 → +1.2" */
+            x += screen_put(y, x, r.w - (x - r.x), UI_REF, uni ? "\u2503" : "!");
+            if (isfinite(now))
+                snprintf(t, sizeof t, " %s %.1f, gain %+.1f", p->ref_kind, ref, now - ref);
+            else
+                snprintf(t, sizeof t, " %s %.1f", p->ref_kind, ref);
             x += screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
         }
         snprintf(t, sizeof t, "  axis %.0f-100%%", lo);

@@ -89,7 +89,7 @@ static void recon_draw(const ui_view *v, ui_rect r)
     int x = r.x + screen_put(r.y, r.x, r.w, UI_TITLE, "reconstruction");
     if (rv->n == 0) {
         screen_put(r.y + 1 + (r.h - 1) / 2, r.x + 2, r.w - 2, UI_DIM,
-                   v->snap.job[0] ? "the first reconstructions come after the first step"
+                   v->snap.job[0] ? "none from this job yet (r asks for them)"
                                   : "none yet: a job with reconstruction images shows them here");
         return;
     }

@@ -39,6 +39,7 @@ typedef enum ui_style {
     UI_BAR,       /* probe bars */
     UI_BEST,      /* the best block */
     UI_BASE,      /* the raw-pixel baseline mark */
+    UI_REF,       /* the frozen probe's mark (LoRA's starting point) */
     UI_ERROR,
     UI_MSG,       /* the message line */
     UI_PROMPT,
