@@ -71,7 +71,7 @@ frozen=$(screen | sed -n 's/^lora done [0-9.]* from \([0-9.]*\):.*/\1/p')
 check $(screen | grep -q '^loss: cross-entropy ' && screen | grep -qE '• next-patch [0-9.]+'; echo $?) \
     "the loss panel names the curve (cross-entropy) and the next-patch loss points"
 check $(screen | grep -qE '│b2 .*┃.* [0-9.]+$'; echo $?) "the frozen probe's mark on b2"
-gain=$(screen | sed -n 's/.*┃ frozen attentive \([0-9.]*\), gain \([-+][0-9.]*\).*/\1 \2/p')
+gain="$(screen | sed -n 's/.*┃ frozen attentive \([0-9.]*\).*/\1/p') $(screen | sed -n 's/.*│   gain \([-+][0-9.]*\) points.*/\1/p')"
 check $(test -n "$frozen" && test -n "$lora" &&
     awk -v g="$gain" -v f="$frozen" -v l="$lora" 'BEGIN { split(g, a, " "); d = l - f;
         exit !(a[1] == f && a[2] - d < 0.051 && d - a[2] < 0.051) }'; echo $?) \

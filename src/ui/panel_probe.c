@@ -251,13 +251,24 @@ static void probe_draw(const ui_view *v, ui_rect r)
                 now = p->top1[l];
                 break;
             }
-        if (isfinite(ref)) { /* "┃ frozen attentive 89.6 → +1.2" */
+        if (isfinite(ref)) { /* "┃ frozen attentive 89.6" then "gain +1.2 points" */
+            if (x > r.x + 1 && y + 1 < r.y + r.h) { /* the raw pixels' line is taken */
+                x = r.x + 1;
+                y++;
+            }
             x += screen_put(y, x, r.w - (x - r.x), UI_REF, uni ? "\u2503" : "!");
-            if (isfinite(now))
-                snprintf(t, sizeof t, " %s %.1f, gain %+.1f", p->ref_kind, ref, now - ref);
-            else
-                snprintf(t, sizeof t, " %s %.1f", p->ref_kind, ref);
+            snprintf(t, sizeof t, " %s %.1f", p->ref_kind, ref);
             x += screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
+            if (isfinite(now)) {
+                snprintf(t, sizeof t, "gain %+.1f points", now - ref);
+                if (y + 1 < r.y + r.h) {
+                    x = r.x + 3;
+                    y++;
+                } else {
+                    x += screen_put(y, x, r.w - (x - r.x), UI_DIM, ", ");
+                }
+                x += screen_put(y, x, r.w - (x - r.x), now >= ref ? UI_BEST : UI_ERROR, t);
+            }
         }
         snprintf(t, sizeof t, "  axis %.0f-100%%", lo);
         screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
