@@ -17,6 +17,11 @@
  * screen actions run here at once; Lua functions are sent to the engine as
  * `aim.ui.press(key)` and their answer shows on the message line.
  *
+ * tui_run is tui_open (the engine with init.lua and the bindings, the
+ * screen, fds 1 and 2 captured, signals, the console, the script), tui_loop,
+ * and tui_close, which undoes any part of tui_open (it is also tui_open's
+ * way back when the engine or the terminal cannot be had).
+ *
  * Ways out, each restoring the terminal: q (asks while a job runs: save a
  * checkpoint and quit, quit without saving, or keep going), SIGTERM /
  * SIGHUP / SIGINT (stop the job as `aim train` does, with a checkpoint when
@@ -125,8 +130,9 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
-static void install_signals(void)
+static void install_signals(int wake_fd)
 {
+    signal_wake_fd = wake_fd;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -583,9 +589,15 @@ static const struct {
     const char *name;
     int (*run)(tui *t, const binding *b); /* returns UI_* bits */
 } actions[] = {
-    {"lua", act_lua},         {"quit", act_quit},         {"help", act_help},
-    {"console", act_console}, {"back", act_back},         {"pause", act_pause},
-    {"redraw", act_redraw},   {"scroll_up", act_scroll_up}, {"scroll_down", act_scroll_down},
+    {"lua", act_lua},
+    {"quit", act_quit},
+    {"help", act_help},
+    {"console", act_console},
+    {"back", act_back},
+    {"pause", act_pause},
+    {"redraw", act_redraw},
+    {"scroll_up", act_scroll_up},
+    {"scroll_down", act_scroll_down},
 };
 
 /* the panels first (the Inspect view takes "back" while it is on; none
@@ -1127,8 +1139,7 @@ static tui *tui_open(const tui_opts *o)
         return NULL;
     }
     capture_output(t);
-    signal_wake_fd = t->wake_w;
-    install_signals();
+    install_signals(t->wake_w);
     t->signals_on = 1;
     open_console(t, o, init_err);
     start_script(t, o);
