@@ -17,6 +17,11 @@
  * screen actions run here at once; Lua functions are sent to the engine as
  * `aim.ui.press(key)` and their answer shows on the message line.
  *
+ * tui_run is tui_open (the engine with init.lua and the bindings, the
+ * screen, fds 1 and 2 captured, signals, the console, the script), tui_loop,
+ * and tui_close, which undoes any part of tui_open (it is also tui_open's
+ * way back when the engine or the terminal cannot be had).
+ *
  * Ways out, each restoring the terminal: q (asks while a job runs: save a
  * checkpoint and quit, quit without saving, or keep going), SIGTERM /
  * SIGHUP / SIGINT (stop the job as `aim train` does, with a checkpoint when
@@ -91,8 +96,9 @@ typedef struct tui {
     char *out;
     size_t outlen, outcap, out_dropped;
     atomic_int quit_asked;  /* aim.quit / os.exit from Lua (engine thread) */
-    /* file descriptors */
+    /* file descriptors (-1: not open) */
     int wake_r, wake_w, cap_r, tty_fd, saved_out, saved_err;
+    int signals_on;         /* install_signals() ran */
 } tui;
 
 /* signals: flags and the wake-up pipe's write end (handlers take no context) */
@@ -124,8 +130,9 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
-static void install_signals(void)
+static void install_signals(int wake_fd)
 {
+    signal_wake_fd = wake_fd;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -458,6 +465,32 @@ static void handle_reply(tui *t, aim_reply *r)
     t->dirty = 1;
 }
 
+/* ------------------------------------------------------------ panels */
+
+/* where a panel goes; layout() gives each place its rectangle for the
+ * frame (h = 0: not shown) */
+typedef enum place {
+    AT_TOP,     /* the status line */
+    AT_MIDDLE,  /* all between the status and the message line (Inspect view) */
+    AT_PLOT,    /* the middle's upper left */
+    AT_SIDE,    /* the middle's upper right, after a rule */
+    AT_BELOW,   /* the middle's lower part */
+    AT_MESSAGE, /* the message line */
+    AT_CONSOLE, /* the bottom rows */
+    N_PLACES
+} place;
+
+/* every panel, in the order they are drawn and offered screen actions */
+static const struct {
+    const ui_panel *panel;
+    place at;
+} panels[] = {
+    {&panel_status, AT_TOP},  {&panel_inspect, AT_MIDDLE}, {&panel_loss, AT_PLOT},
+    {&panel_probe, AT_SIDE},  {&panel_recon, AT_BELOW},    {&panel_message, AT_MESSAGE},
+    {&panel_console, AT_CONSOLE},
+};
+#define N_PANELS (sizeof panels / sizeof panels[0])
+
 /* ------------------------------------------------------------ actions */
 
 static void begin_quit(tui *t, int save)
@@ -475,61 +508,112 @@ static void begin_quit(tui *t, int save)
                                 : "stopping the job, then quitting...");
 }
 
+/* the screen actions tui.c handles itself (the panels' own come first:
+ * run_action); "lua" is a key bound to a Lua function */
+static int act_lua(tui *t, const binding *b)
+{
+    char q[64], code[160];
+    lua_quote(b->key, q, sizeof q);
+    snprintf(code, sizeof code, "return aim.ui.press(%s)", q);
+    submit(t, code, 0, T_KEY, b->key);
+    return UI_HANDLED;
+}
+
+static int act_quit(tui *t, const binding *b)
+{
+    (void)b;
+    if (t->v.snap.state == AIM_JOB_IDLE)
+        return UI_QUIT;
+    t->overlay = OV_QUIT;
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static int act_help(tui *t, const binding *b)
+{
+    (void)b;
+    t->overlay = t->overlay == OV_HELP ? OV_NONE : OV_HELP;
+    t->help_top = 0;
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static int act_console(tui *t, const binding *b)
+{
+    (void)b;
+    t->v.focus_console = 1;
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static int act_back(tui *t, const binding *b)
+{
+    (void)b;
+    t->overlay = OV_NONE;
+    t->v.focus_console = 0;
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static int act_pause(tui *t, const binding *b)
+{
+    (void)b;
+    if (t->v.snap.state == AIM_JOB_IDLE)
+        set_message(t, 0, "no job is running");
+    else if (aim_engine_pause(t->eng))
+        set_message(t, 0, "pausing at the end of this step...");
+    else if (aim_engine_resume(t->eng))
+        set_message(t, 0, "resuming...");
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static int act_redraw(tui *t, const binding *b)
+{
+    (void)t;
+    (void)b;
+    screen_invalidate();
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static int act_scroll_up(tui *t, const binding *b)
+{
+    (void)b;
+    console_scroll(t->v.con, 5);
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static int act_scroll_down(tui *t, const binding *b)
+{
+    (void)b;
+    console_scroll(t->v.con, -5);
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(tui *t, const binding *b); /* returns UI_* bits */
+} actions[] = {
+    {"lua", act_lua},
+    {"quit", act_quit},
+    {"help", act_help},
+    {"console", act_console},
+    {"back", act_back},
+    {"pause", act_pause},
+    {"redraw", act_redraw},
+    {"scroll_up", act_scroll_up},
+    {"scroll_down", act_scroll_down},
+};
+
+/* the panels first (the Inspect view takes "back" while it is on; none
+ * takes "lua"), then the table above */
 static int run_action(tui *t, const binding *b)
 {
-    const char *a = b->action;
-    if (!strcmp(a, "lua")) {
-        char q[64], code[160];
-        lua_quote(b->key, q, sizeof q);
-        snprintf(code, sizeof code, "return aim.ui.press(%s)", q);
-        submit(t, code, 0, T_KEY, b->key);
-        return UI_HANDLED;
-    }
-    const ui_panel *panels[] = {&panel_inspect, &panel_loss, &panel_probe, &panel_recon};
-    for (size_t i = 0; i < sizeof panels / sizeof panels[0]; i++)
-        if (panels[i]->action) {
-            int r = panels[i]->action(&t->v, a);
+    for (size_t i = 0; i < N_PANELS; i++)
+        if (panels[i].panel->action) {
+            int r = panels[i].panel->action(&t->v, b->action);
             if (r)
                 return r;
         }
-    if (!strcmp(a, "quit")) {
-        if (t->v.snap.state == AIM_JOB_IDLE)
-            return UI_QUIT;
-        t->overlay = OV_QUIT;
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (!strcmp(a, "help")) {
-        t->overlay = t->overlay == OV_HELP ? OV_NONE : OV_HELP;
-        t->help_top = 0;
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (!strcmp(a, "console")) {
-        t->v.focus_console = 1;
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (!strcmp(a, "back")) {
-        t->overlay = OV_NONE;
-        t->v.focus_console = 0;
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (!strcmp(a, "pause")) {
-        if (t->v.snap.state == AIM_JOB_IDLE)
-            set_message(t, 0, "no job is running");
-        else if (aim_engine_pause(t->eng))
-            set_message(t, 0, "pausing at the end of this step...");
-        else if (aim_engine_resume(t->eng))
-            set_message(t, 0, "resuming...");
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (!strcmp(a, "redraw")) {
-        screen_invalidate();
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (!strcmp(a, "scroll_up") || !strcmp(a, "scroll_down")) {
-        console_scroll(t->v.con, a[7] == 'u' ? 5 : -5);
-        return UI_HANDLED | UI_REDRAW;
-    }
-    set_message(t, 1, "%s: unknown screen action '%s'", b->key, a);
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        if (!strcmp(b->action, actions[i].name))
+            return actions[i].run(t, b);
+    set_message(t, 1, "%s: unknown screen action '%s'", b->key, b->action);
     return UI_HANDLED | UI_REDRAW;
 }
 
@@ -692,6 +776,43 @@ static void draw_quit(tui *t, int rows, int cols)
     screen_put(r.y + 4, r.x + 2, w - 4, UI_OVERLAY, "Esc  keep going");
 }
 
+/* the places of a rows x cols frame (at least 8 x 30): the status line on
+ * top, the console at the bottom (taller while it has the focus), the
+ * message line above it, and between them the Inspect view, or the loss
+ * plot, the probe beside it (from 60 columns) and the reconstructions
+ * below (from 12 rows; none while finished runs are compared) */
+static void layout(const ui_view *v, int rows, int cols, ui_rect at[N_PLACES])
+{
+    for (int i = 0; i < N_PLACES; i++)
+        at[i] = (ui_rect){0, 0, 0, 0};
+    int con_h = rows <= 24 ? 5 : rows / 4 > 12 ? 12 : rows / 4;
+    if (v->focus_console)
+        con_h += rows > 30 ? 4 : 3;
+    int msg_row = rows - con_h - 1;
+    int mid_h = msg_row - 1;
+    at[AT_TOP] = (ui_rect){0, 0, 1, cols};
+    at[AT_MESSAGE] = (ui_rect){msg_row, 0, 1, cols};
+    at[AT_CONSOLE] = (ui_rect){msg_row + 1, 0, con_h, cols};
+    if (mid_h < 4)
+        return;
+    if (v->inspect) {
+        at[AT_MIDDLE] = (ui_rect){1, 0, mid_h, cols};
+        return;
+    }
+    int rec_h = mid_h >= 12 ? mid_h * 2 / 5 : 0;
+    if (v->cmp->n > 0 && v->board->recon.n == 0)
+        rec_h = 0; /* comparing finished runs: the curves take the room */
+    int top_h = mid_h - rec_h;
+    int probe_w = cols >= 60 ? (cols * 3 / 10 < 24 ? 24 : cols * 3 / 10 > 44 ? 44 : cols * 3 / 10)
+                             : 0;
+    int loss_w = probe_w ? cols - probe_w - 1 : cols;
+    at[AT_PLOT] = (ui_rect){1, 0, top_h, loss_w};
+    if (probe_w)
+        at[AT_SIDE] = (ui_rect){1, loss_w + 1, top_h, probe_w};
+    if (rec_h > 0)
+        at[AT_BELOW] = (ui_rect){1 + top_h, 0, rec_h, cols};
+}
+
 static void draw(tui *t)
 {
     int rows, cols;
@@ -699,39 +820,21 @@ static void draw(tui *t)
     screen_erase();
     screen_cursor(-1, 0);
     t->v.now = now_s();
-    ui_view *v = &t->v;
     if (rows < 8 || cols < 30) {
         screen_put(0, 0, cols, UI_ERROR, "aim: the terminal is too small");
         screen_flush();
         return;
     }
-    int con_h = rows <= 24 ? 5 : rows / 4 > 12 ? 12 : rows / 4;
-    if (v->focus_console)
-        con_h += rows > 30 ? 4 : 3;
-    int msg_row = rows - con_h - 1;
-    int mid_h = msg_row - 1;
-    panel_status.draw(v, (ui_rect){0, 0, 1, cols});
-    if (v->inspect && mid_h >= 4) {
-        panel_inspect.draw(v, (ui_rect){1, 0, mid_h, cols});
-    } else if (mid_h >= 4) {
-        int rec_h = mid_h >= 12 ? mid_h * 2 / 5 : 0;
-        if (v->cmp->n > 0 && v->board->recon.n == 0)
-            rec_h = 0; /* comparing finished runs: the curves take the room */
-        int top_h = mid_h - rec_h;
-        int probe_w = cols >= 60 ? (cols * 3 / 10 < 24 ? 24 : cols * 3 / 10 > 44 ? 44 : cols * 3 / 10)
-                                 : 0;
-        int loss_w = probe_w ? cols - probe_w - 1 : cols;
-        panel_loss.draw(v, (ui_rect){1, 0, top_h, loss_w});
-        if (probe_w) {
-            for (int y = 1; y < 1 + top_h; y++)
-                screen_glyph(y, loss_w, screen_unicode() ? 0x2502 : '|', UI_AXIS);
-            panel_probe.draw(v, (ui_rect){1, loss_w + 1, top_h, probe_w});
-        }
-        if (rec_h > 0)
-            panel_recon.draw(v, (ui_rect){1 + top_h, 0, rec_h, cols});
-    }
-    panel_message.draw(v, (ui_rect){msg_row, 0, 1, cols});
-    panel_console.draw(v, (ui_rect){msg_row + 1, 0, con_h, cols});
+    ui_rect at[N_PLACES];
+    layout(&t->v, rows, cols, at);
+    /* the rule before the side panel (first: the console's drawing puts the
+     * cursor where it types, and every glyph moves it) */
+    const ui_rect side = at[AT_SIDE];
+    for (int y = side.y; y < side.y + side.h; y++)
+        screen_glyph(y, side.x - 1, screen_unicode() ? 0x2502 : '|', UI_AXIS);
+    for (size_t i = 0; i < N_PANELS; i++)
+        if (at[panels[i].at].h > 0)
+            panels[i].panel->draw(&t->v, at[panels[i].at]);
     if (t->overlay == OV_HELP) {
         screen_cursor(-1, 0);
         draw_help(t, rows, cols);
@@ -865,9 +968,9 @@ static char *script_chunk(const tui_opts *o)
     return code;
 }
 
-int tui_run(const tui_opts *o)
+/* the tui and its view, nothing opened yet: every descriptor -1 */
+static tui *tui_new(const tui_opts *o)
 {
-    setlocale(LC_CTYPE, "");
     tui *t = aim_xcalloc(1, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
     t->v.board = aim_xcalloc(1, sizeof *t->v.board);
@@ -876,7 +979,7 @@ int tui_run(const tui_opts *o)
     t->v.insp_block = -1;
     t->v.inspect = o->inspect != NULL;
     t->v.smoothing = 0.6f;
-    t->saved_out = t->saved_err = t->tty_fd = t->cap_r = -1;
+    t->wake_r = t->wake_w = t->cap_r = t->tty_fd = t->saved_out = t->saved_err = -1;
     snprintf(t->v.script_name, sizeof t->v.script_name, "%s%s", o->inspect ? "inspect " : "",
              o->inspect ? o->inspect : o->script);
     if (o->ncompare > 0) {
@@ -885,11 +988,19 @@ int tui_run(const tui_opts *o)
             at += (size_t)snprintf(t->v.script_name + at, sizeof t->v.script_name - at, " %s",
                                    o->compare[i]);
     }
-    int status = 0;
+    t->dirty = 1;
+    return t;
+}
+
+/* the wake-up pipe and the engine (its thread not started yet), with the
+ * user's init.lua and the bindings; an error in init.lua is not fatal: it
+ * goes to *init_err (to show in the console) and the default keys stay */
+static int open_engine(tui *t, const tui_opts *o, char **init_err)
+{
     int wp[2];
     if (pipe(wp) != 0) {
         fprintf(stderr, "aim: tui: cannot make a pipe: %s\n", strerror(errno));
-        return 1;
+        return -1;
     }
     t->wake_r = wp[0];
     t->wake_w = wp[1];
@@ -901,18 +1012,16 @@ int tui_run(const tui_opts *o)
     t->eng = aim_engine_new(&hooks, &e);
     if (!t->eng) {
         fprintf(stderr, "aim: %s\n", e.msg);
-        return 1;
+        return -1;
     }
     /* pretraining jobs measure the sgemm peak when they start, for the
      * status line's "% peak" (about 0.4 s, once per model, batch and
      * thread count) */
     aim_engine_measure_peak(t->eng, 0.4);
-    /* the user's init.lua (key bindings), then the bindings, before the
-     * engine thread starts (this thread may still run Lua now) */
-    char *init_err = NULL;
-    struct stat sb;
-    /* os.exit must not tear the screen down under a running job: it asks
-     * as the quit key does (aim.quit, through the quit hook) */
+    /* Lua runs on this thread until the engine's starts: os.exit, then the
+     * user's init.lua (key bindings), then the bindings. os.exit must not
+     * tear the screen down under a running job: it asks as the quit key
+     * does (aim.quit, through the quit hook) */
     char *ex = NULL;
     aim_engine_eval(t->eng, "os.exit = aim.quit", "=tui", 0, &ex);
     free(ex);
@@ -920,12 +1029,13 @@ int tui_run(const tui_opts *o)
      * the job), io.write must not draw over it, os.execute must not give it
      * to a child */
     if (aim_engine_detach_stdio(t->eng, &e) != 0)
-        init_err = aim_xstrdup(e.msg);
+        *init_err = aim_xstrdup(e.msg);
+    struct stat sb;
     if (o->init && stat(o->init, &sb) == 0) {
         char *text = NULL;
         if (aim_engine_run_file(t->eng, o->init, 0, NULL, &text) != AIM_EVAL_OK) {
-            free(init_err);
-            init_err = text;
+            free(*init_err);
+            *init_err = text;
         } else {
             free(text);
         }
@@ -934,33 +1044,45 @@ int tui_run(const tui_opts *o)
     aim_engine_eval(t->eng, "return aim.ui.export()", "=keys", 0, &keys);
     parse_bindings(t, keys);
     free(keys);
+    return 0;
+}
 
-    /* the terminal */
+/* the screen, on a copy of fd 1 (which capture_output() then replaces) */
+static int open_screen(tui *t, const tui_opts *o)
+{
+    aim_err e = {{0}};
     t->tty_fd = dup(1);
     screen_opts so = {.colors = o->colors, .ascii = o->ascii, .tty_fd = t->tty_fd};
     if (t->tty_fd < 0 || screen_open(&so, &e) != 0) {
         fprintf(stderr, "aim: %s\n", t->tty_fd < 0 ? "tui: no terminal" : e.msg);
-        aim_engine_free(t->eng);
-        free(init_err);
-        return 1;
+        return -1;
     }
-    /* fds 1 and 2 -> a pipe shown in the console */
-    int cp[2];
-    if (pipe(cp) == 0) {
-        fflush(stdout);
-        fflush(stderr);
-        t->saved_out = dup(1);
-        t->saved_err = dup(2);
-        dup2(cp[1], 1);
-        dup2(cp[1], 2);
-        close(cp[1]);
-        t->cap_r = cp[0];
-        set_nonblock(t->cap_r);
-        setvbuf(stdout, NULL, _IOLBF, 0);
-    }
-    signal_wake_fd = t->wake_w;
-    install_signals();
+    return 0;
+}
 
+/* fds 1 and 2 -> a pipe shown in the console (without a pipe they stay:
+ * output then tears the screen, which Ctrl-L redraws) */
+static void capture_output(tui *t)
+{
+    int cp[2];
+    if (pipe(cp) != 0)
+        return;
+    fflush(stdout);
+    fflush(stderr);
+    t->saved_out = dup(1);
+    t->saved_err = dup(2);
+    dup2(cp[1], 1);
+    dup2(cp[1], 2);
+    close(cp[1]);
+    t->cap_r = cp[0];
+    set_nonblock(t->cap_r);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* the console and its first lines: what it is, the terminal, what runs,
+ * and init.lua's error (init_err, freed here) */
+static void open_console(tui *t, const tui_opts *o, char *init_err)
+{
     console_opts co = {.history_path = o->history, .submit = con_submit,
                        .complete = con_complete, .interrupt = con_interrupt, .ctx = t};
     t->v.con = console_new(&co);
@@ -980,23 +1102,120 @@ int tui_run(const tui_opts *o)
         free(init_err);
     }
     take_output(t);
+}
 
+/* the engine thread, then the script (or the inspector, or the
+ * comparison); an engine that cannot start says so in the console, which
+ * stays */
+static void start_script(tui *t, const tui_opts *o)
+{
+    aim_err e = {{0}};
     if (aim_engine_start(t->eng, &e) != 0) {
         console_print(t->v.con, UI_ERROR, e.msg);
-    } else {
-        if (o->threads > 0) {
-            snprintf(line, sizeof line, "aim.threads(%d)", o->threads);
-            submit(t, line, 0, T_SETUP, NULL);
-        }
-        char *code = script_chunk(o);
-        submit(t, code, 0, T_SCRIPT, NULL);
-        free(code);
-        t->v.script = UI_SCRIPT_RUNNING;
+        return;
     }
+    if (o->threads > 0) {
+        char line[64];
+        snprintf(line, sizeof line, "aim.threads(%d)", o->threads);
+        submit(t, line, 0, T_SETUP, NULL);
+    }
+    char *code = script_chunk(o);
+    submit(t, code, 0, T_SCRIPT, NULL);
+    free(code);
+    t->v.script = UI_SCRIPT_RUNNING;
+}
 
-    char part[1024];
+static void tui_close(tui *t);
+
+/* everything up, the script sent; NULL (said on stderr, all undone) when
+ * the engine or the terminal cannot be had */
+static tui *tui_open(const tui_opts *o)
+{
+    tui *t = tui_new(o);
+    char *init_err = NULL;
+    if (open_engine(t, o, &init_err) != 0 || open_screen(t, o) != 0) {
+        free(init_err);
+        tui_close(t);
+        return NULL;
+    }
+    capture_output(t);
+    install_signals(t->wake_w);
+    t->signals_on = 1;
+    open_console(t, o, init_err);
+    start_script(t, o);
+    return t;
+}
+
+/* one turn's news from the engine: replies, snapshot, board, inspection,
+ * comparison */
+static void take_engine(tui *t)
+{
+    aim_reply r;
+    while (aim_engine_poll(t->eng, &r) == 0) {
+        handle_reply(t, &r);
+        aim_reply_free(&r);
+    }
+    aim_snapshot snap;
+    aim_engine_snapshot(t->eng, &snap);
+    if (snap.seq != t->v.snap.seq || snap.queued != t->v.snap.queued)
+        t->dirty = 1;
+    t->v.snap = snap;
+    if (aim_engine_board(t->eng, t->v.board)) {
+        take_messages(t);
+        t->dirty = 1;
+    }
+    if (aim_engine_inspect(t->eng, t->v.insp) && t->v.inspect)
+        t->dirty = 1;
+    if (aim_engine_compare(t->eng, t->v.cmp))
+        t->dirty = 1;
+}
+
+/* the keys, then the other ways out: aim.quit / os.exit, a stop signal, a
+ * quit that has waited for its job; 1: leave now */
+static int take_keys_and_quits(tui *t)
+{
+    int quit = 0;
+    ui_key k;
+    while (screen_read(&k)) {
+        int res = handle_key(t, &k);
+        if (res & (UI_REDRAW | UI_RELAYOUT))
+            t->dirty = 1;
+        if (res & UI_QUIT)
+            quit = 1;
+    }
+    if (atomic_exchange(&t->quit_asked, 0) && !t->quitting) {
+        /* os.exit / aim.quit: as the quit key (a running job: ask) */
+        if (t->v.snap.state == AIM_JOB_IDLE) {
+            quit = 1;
+        } else {
+            t->overlay = OV_QUIT;
+            t->dirty = 1;
+        }
+    }
+    if (got_stop_signal) {
+        got_stop_signal = 0;
+        if (t->quitting)
+            quit = 1;
+        else
+            begin_quit(t, 1);
+    }
+    if (t->quitting == 2 || (t->quitting == 1 && t->v.snap.state == AIM_JOB_IDLE))
+        quit = 1;
+    if (t->quitting == 1 && !t->interrupted_quit && now_s() - t->quit_since > 5 &&
+        pending_of(t, T_QUIT) > 0) {
+        /* the stop request waits behind something long: interrupt it */
+        aim_engine_interrupt(t->eng);
+        t->interrupted_quit = 1;
+    }
+    return quit;
+}
+
+/* until the user (or a signal) quits: wait for a key, the engine or
+ * output, take it all in, draw at most every FRAME_S */
+static void tui_loop(tui *t)
+{
+    char part[1024]; /* a captured line still without its end */
     size_t plen = 0;
-    t->dirty = 1;
     for (;;) {
         double now = now_s();
         int timeout = t->dirty ? (int)((FRAME_S - (now - t->last_draw)) * 1000) : 500;
@@ -1008,68 +1227,26 @@ int tui_run(const tui_opts *o)
         if (t->cap_r >= 0)
             take_captured(t, part, &plen, sizeof part);
         take_output(t);
-        aim_reply r;
-        while (aim_engine_poll(t->eng, &r) == 0) {
-            handle_reply(t, &r);
-            aim_reply_free(&r);
-        }
-        aim_snapshot snap;
-        aim_engine_snapshot(t->eng, &snap);
-        if (snap.seq != t->v.snap.seq || snap.queued != t->v.snap.queued)
-            t->dirty = 1;
-        t->v.snap = snap;
-        if (aim_engine_board(t->eng, t->v.board)) {
-            take_messages(t);
-            t->dirty = 1;
-        }
-        if (aim_engine_inspect(t->eng, t->v.insp) && t->v.inspect)
-            t->dirty = 1;
-        if (aim_engine_compare(t->eng, t->v.cmp))
-            t->dirty = 1;
-        int quit = 0;
-        ui_key k;
-        while (screen_read(&k)) {
-            int res = handle_key(t, &k);
-            if (res & (UI_REDRAW | UI_RELAYOUT))
-                t->dirty = 1;
-            if (res & UI_QUIT)
-                quit = 1;
-        }
-        if (atomic_exchange(&t->quit_asked, 0) && !t->quitting) {
-            /* os.exit / aim.quit: as the quit key (a running job: ask) */
-            if (t->v.snap.state == AIM_JOB_IDLE) {
-                quit = 1;
-            } else {
-                t->overlay = OV_QUIT;
-                t->dirty = 1;
-            }
-        }
-        if (got_stop_signal) {
-            got_stop_signal = 0;
-            if (t->quitting)
-                quit = 1;
-            else
-                begin_quit(t, 1);
-        }
-        if (t->quitting == 2 || (t->quitting == 1 && t->v.snap.state == AIM_JOB_IDLE))
-            quit = 1;
-        if (t->quitting == 1 && !t->interrupted_quit && now_s() - t->quit_since > 5 &&
-            pending_of(t, T_QUIT) > 0) {
-            /* the stop request waits behind something long: interrupt it */
-            aim_engine_interrupt(t->eng);
-            t->interrupted_quit = 1;
-        }
-        if (quit)
-            break;
+        take_engine(t);
+        if (take_keys_and_quits(t))
+            return;
         if (now_s() - t->v.message_time > 20 && now_s() - t->v.message_time < 21)
             t->dirty = 1; /* the message fades */
         if (t->dirty && now_s() - t->last_draw >= FRAME_S)
             draw(t);
     }
+}
 
-    /* ways out: the terminal first, then the engine */
+/* undo whatever tui_open() did, in this order: the terminal (screen,
+ * signals, fds 1 and 2), the console, the engine (which stops its job and
+ * joins its thread: its hooks use the wake-up pipe and t->out until then),
+ * then the descriptors and memory. Safe on a tui that opened only part of
+ * the way. */
+static void tui_close(tui *t)
+{
     screen_close();
-    restore_signals();
+    if (t->signals_on)
+        restore_signals();
     if (t->saved_out >= 0) {
         fflush(stdout);
         dup2(t->saved_out, 1);
@@ -1078,27 +1255,37 @@ int tui_run(const tui_opts *o)
         close(t->saved_err);
     }
     console_free(t->v.con);
-    aim_snapshot snap;
-    aim_engine_snapshot(t->eng, &snap);
-    if (snap.state != AIM_JOB_IDLE)
-        fprintf(stderr, "aim: stopping the job...\n");
-    else if (t->v.script == UI_SCRIPT_RUNNING)
-        fprintf(stderr, "aim: stopping the script...\n");
-    aim_engine_free(t->eng);
+    if (t->eng) {
+        aim_snapshot snap;
+        aim_engine_snapshot(t->eng, &snap);
+        if (snap.state != AIM_JOB_IDLE)
+            fprintf(stderr, "aim: stopping the job...\n");
+        else if (t->v.script == UI_SCRIPT_RUNNING)
+            fprintf(stderr, "aim: stopping the script...\n");
+        aim_engine_free(t->eng);
+    }
     if (t->v.board->run_dir[0])
         fprintf(stderr, "aim: run folder: %s\n", t->v.board->run_dir);
-    if (t->v.script == UI_SCRIPT_FAILED)
-        status = 1;
-    if (t->cap_r >= 0)
-        close(t->cap_r);
-    close(t->tty_fd);
-    close(t->wake_r);
-    close(t->wake_w);
+    int fds[] = {t->cap_r, t->tty_fd, t->wake_r, t->wake_w};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     free(t->out);
     free(t->v.board);
     free(t->v.insp);
     free(t->v.cmp);
     pthread_mutex_destroy(&t->mu);
     free(t);
-    return status;
+}
+
+int tui_run(const tui_opts *o)
+{
+    setlocale(LC_CTYPE, "");
+    tui *t = tui_open(o);
+    if (!t)
+        return 1;
+    tui_loop(t);
+    int failed = t->v.script == UI_SCRIPT_FAILED;
+    tui_close(t);
+    return failed ? 1 : 0;
 }
