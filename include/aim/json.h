@@ -75,6 +75,10 @@ int aim_jr_err(aim_jr *r, size_t at, const char *fmt, ...) __attribute__((format
  * then the top-level integer member `key`; 0 found, -1 when invalid or
  * absent. */
 int aim_json_get_int(const void *buf, size_t n, const char *key, int64_t *out);
+/* The same for an array of integers (the first cap kept; returns how many
+ * it holds, or -1) and for a string (cut to cap - 1 bytes). */
+int aim_json_get_ints(const void *buf, size_t n, const char *key, int *out, int cap);
+int aim_json_get_string(const void *buf, size_t n, const char *key, char *out, size_t cap);
 /* 1 when buf is valid JSON (raw_bytes) with a top-level member `key`. */
 int aim_json_has(const void *buf, size_t n, const char *key);
 

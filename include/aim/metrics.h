@@ -39,6 +39,34 @@ void aim_metrics_free(aim_metrics *m);
  * when the line is not a metrics object. */
 int aim_metrics_line_step(const char *line, size_t len, int64_t *step);
 
+/* One log line (len bytes, no newline) as aim_metrics_read reads it: 0, or
+ * -1 when it is not a metrics object. Free r with aim_metric_free. */
+int aim_metrics_parse_line(const char *line, size_t len, aim_metric *r);
+void aim_metric_free(aim_metric *r);
+/* The value named `name` in r (names as aim_metrics_read gives them), NaN
+ * when r has none. */
+double aim_metric_get(const aim_metric *r, const char *name);
+
+/* Following a log another process is writing: each poll reads what was
+ * appended since the last one (at most 1 MiB; `more` says there is more)
+ * and returns its complete lines; a line being written stays for the next
+ * poll. A file replaced, or cut shorter (a resumed run truncates its log),
+ * is read again from the start and *rewound says so; a missing file is no
+ * error (missing = 1: the folder's writer may not have made it yet, or it
+ * was deleted). Lines that are not metrics objects are counted in bad. */
+typedef struct aim_metrics_tail {
+    char *path;
+    uint64_t offset, ino;
+    char *part;          /* the line in progress */
+    size_t npart, cap;
+    int skip;            /* inside an overlong line */
+    int missing, more;
+    int64_t lines, bad;
+} aim_metrics_tail;
+void aim_metrics_tail_init(aim_metrics_tail *t, const char *path);
+int aim_metrics_tail_poll(aim_metrics_tail *t, aim_metrics *out, int *rewound, aim_err *e);
+void aim_metrics_tail_free(aim_metrics_tail *t);
+
 /* Wide CSV: "step", then one column per metric name in order of first
  * appearance; one row per step; empty cells where a metric was not logged.
  * A name with a comma, quote or line break is quoted (RFC 4180); one that a

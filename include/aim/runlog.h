@@ -62,6 +62,11 @@ aim_tfevents *aim_runlog_events(aim_runlog *l);
 int aim_runlog_flush(aim_runlog *l);
 /* Close both files; -1 with a message if any write failed. */
 int aim_runlog_close(aim_runlog *l, aim_err *e);
+/* The writer of a run holds an exclusive lock (flock) on its metrics log
+ * from open to close; the system drops it when the process ends, killed
+ * included. 1: a process holds it now, 0: none (or no log), -1: cannot
+ * tell (locks unsupported). Opening a log another process writes fails. */
+int aim_runlog_writer_active(const char *metrics_path);
 
 /* Helpers for a job's run.json: its start {"kind":KIND,"weights":WEIGHTS
  * (the rest follows, then "}"); a JSON string (quotes and escapes; NULL is

@@ -486,6 +486,40 @@ int aim_json_get_int(const void *buf, size_t n, const char *key, int64_t *out)
     return 0;
 }
 
+int aim_json_get_ints(const void *buf, size_t n, const char *key, int *out, int cap)
+{
+    aim_jr r;
+    if (find_top(&r, buf, n, key) != 1 || aim_jr_peek(&r) != '[')
+        return -1;
+    int k = 0, more = aim_jr_open(&r, '[') == 0;
+    while (more) {
+        int kind = 0;
+        int64_t v = 0;
+        if (aim_jr_number(&r, &kind, &v) != 0 || kind != AIM_JR_INT || v < INT_MIN ||
+            v > INT_MAX)
+            return -1;
+        if (k < cap)
+            out[k++] = (int)v;
+        if ((more = aim_jr_next(&r, ']')) < 0)
+            return -1;
+    }
+    return k;
+}
+
+int aim_json_get_string(const void *buf, size_t n, const char *key, char *out, size_t cap)
+{
+    aim_jr r;
+    aim_sbuf sv = {0};
+    if (cap == 0 || find_top(&r, buf, n, key) != 1 || aim_jr_peek(&r) != '"' ||
+        aim_jr_string(&r, &sv) != 0) {
+        aim_sb_free(&sv);
+        return -1;
+    }
+    snprintf(out, cap, "%s", sv.p ? sv.p : "");
+    aim_sb_free(&sv);
+    return 0;
+}
+
 /* -------------------------------------------------------------- writing */
 
 void aim_json_put_string(aim_sbuf *b, const char *s)

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "aim/json.h"
 #include "aim/metrics.h"
@@ -149,6 +150,140 @@ int aim_metrics_line_step(const char *line, size_t len, int64_t *step)
     free(r.keys);
     free(r.vals);
     return rc;
+}
+
+int aim_metrics_parse_line(const char *line, size_t len, aim_metric *r)
+{
+    int rc = parse_line(line, len, r, NULL, 0);
+    if (rc != 0)
+        aim_metric_free(r);
+    return rc;
+}
+
+void aim_metric_free(aim_metric *r)
+{
+    free(r->keys);
+    free(r->vals);
+    r->keys = NULL;
+    r->vals = NULL;
+    r->n = 0;
+}
+
+double aim_metric_get(const aim_metric *r, const char *name)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->keys[i], name))
+            return r->vals[i];
+    return NAN;
+}
+
+/* ------------------------------------------------------------ following */
+
+#define TAIL_CHUNK (1 << 20)   /* bytes read per poll, at most */
+#define TAIL_LINE_MAX (1 << 20) /* a longer line is no metrics line: skipped */
+
+void aim_metrics_tail_init(aim_metrics_tail *t, const char *path)
+{
+    memset(t, 0, sizeof *t);
+    t->path = aim_xstrdup(path);
+}
+
+void aim_metrics_tail_free(aim_metrics_tail *t)
+{
+    free(t->path);
+    free(t->part);
+    memset(t, 0, sizeof *t);
+}
+
+/* Add the complete lines of buf[0, n) (after what part holds) to out. */
+static void tail_lines(aim_metrics_tail *t, const char *buf, size_t n, aim_metrics *out)
+{
+    size_t i = 0;
+    while (i < n) {
+        const char *nl = memchr(buf + i, '\n', n - i);
+        size_t end = nl ? (size_t)(nl - buf) : n;
+        size_t add = end - i;
+        if (t->skip) {
+            /* the rest of an overlong line */
+        } else if (t->npart + add > TAIL_LINE_MAX) {
+            t->skip = 1;
+            t->npart = 0;
+        } else {
+            if (t->npart + add > t->cap) {
+                t->cap = t->npart + add + 256;
+                t->part = aim_xrealloc(t->part, t->cap);
+            }
+            memcpy(t->part + t->npart, buf + i, add);
+            t->npart += add;
+        }
+        if (!nl)
+            break; /* the writer is in the middle of this line: kept for the next poll */
+        if (!t->skip && t->npart > 0) {
+            aim_metric r;
+            if (parse_line(t->part, t->npart, &r, out->run, sizeof out->run) == 0) {
+                if (out->n == out->cap) {
+                    out->cap = out->cap ? 2 * out->cap : 64;
+                    out->rows = aim_xrealloc(out->rows, (size_t)out->cap * sizeof *out->rows);
+                }
+                out->rows[out->n++] = r;
+            } else {
+                aim_metric_free(&r);
+                t->bad++;
+            }
+        }
+        t->lines++;
+        t->skip = 0;
+        t->npart = 0;
+        i = end + 1;
+    }
+}
+
+int aim_metrics_tail_poll(aim_metrics_tail *t, aim_metrics *out, int *rewound, aim_err *e)
+{
+    memset(out, 0, sizeof *out);
+    *rewound = 0;
+    FILE *f = fopen(t->path, "rb");
+    if (!f) {
+        if (errno == ENOENT) {
+            t->missing = 1;
+            return 0;
+        }
+        return aim_errf(e, "%s: cannot read: %s", t->path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        fclose(f);
+        return aim_errf(e, "%s: cannot read: %s", t->path, strerror(errno));
+    }
+    /* a new file in its place, or one cut shorter (a resumed run truncates
+     * its log to the checkpoint's step): from the start again */
+    if (t->missing || (uint64_t)st.st_ino != t->ino || (uint64_t)st.st_size < t->offset) {
+        *rewound = t->offset > 0 || t->missing;
+        t->offset = 0;
+        t->npart = 0;
+        t->skip = 0;
+        t->lines = 0;
+        t->ino = (uint64_t)st.st_ino;
+    }
+    t->missing = 0;
+    char *buf = aim_xmalloc(TAIL_CHUNK);
+    if (fseek(f, (long)t->offset, SEEK_SET) != 0) {
+        free(buf);
+        fclose(f);
+        return aim_errf(e, "%s: cannot seek: %s", t->path, strerror(errno));
+    }
+    size_t n = fread(buf, 1, TAIL_CHUNK, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return aim_errf(e, "%s: cannot read", t->path);
+    }
+    t->offset += n;
+    tail_lines(t, buf, n, out);
+    free(buf);
+    t->more = n == TAIL_CHUNK;
+    return 0;
 }
 
 int aim_metrics_read(const char *path, aim_metrics *out, aim_err *e)

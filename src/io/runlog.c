@@ -7,10 +7,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "aim/dist.h"
 #include "aim/json.h"
@@ -121,18 +124,44 @@ static aim_tfevents *open_events(const char *metrics_path, int resume, aim_err *
 
 /* ------------------------------------------------------------ open, close */
 
+int aim_runlog_writer_active(const char *metrics_path)
+{
+    int fd = open(metrics_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int rc = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0)
+        rc = errno == EWOULDBLOCK ? 1 : -1;
+    close(fd); /* releases the shared lock if it was taken */
+    return rc;
+}
+
 aim_runlog *aim_runlog_open(const char *metrics_path, const char *run, int64_t resume_step,
                             aim_err *e)
 {
     int bad = 0, first_bad = 0;
+    /* two writers would interleave their lines (and a resume would cut the
+     * other's log): the writer holds a lock on the log while it writes */
+    if (aim_runlog_writer_active(metrics_path) == 1) {
+        char *dir = aim_dirname(metrics_path);
+        aim_errf(e, "%s: another process is writing this run (watch it with `aim tui %s`)",
+                 metrics_path, dir);
+        free(dir);
+        return NULL;
+    }
     if (resume_step >= 0 &&
         truncate_metrics(metrics_path, resume_step, &bad, &first_bad, e) != 0)
         return NULL;
-    FILE *mf = fopen(metrics_path, "a");
+    FILE *mf = fopen(metrics_path, "ae");
     if (!mf) {
         aim_errf(e, "%s: cannot open for writing: %s", metrics_path, strerror(errno));
         return NULL;
     }
+    if (flock(fileno(mf), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        fclose(mf);
+        aim_errf(e, "%s: another process is writing this run", metrics_path);
+        return NULL;
+    } /* a file system without locks: no lock, and followers fall back on time */
     aim_tfevents *tf = open_events(metrics_path, resume_step >= 0, e);
     if (!tf) {
         fclose(mf);
