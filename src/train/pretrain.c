@@ -3,7 +3,9 @@
  * flips and a random prefix per image, forward, backward, gradient clipping,
  * AdamW with warmup + cosine, a JSON Lines metrics log and a per-step
  * callback for progress, UIs and early stopping. Nothing is allocated inside
- * a step (of a one-process run).
+ * a step (of a one-process run). The job is one pretrain_state and functions
+ * over it (open, step, report, validate, live probe, checkpoint, close, at
+ * the end of the file); aim_pretrain is the loop that calls them.
  *
  * Data parallel (o->dist, aim/dist.h): every rank runs this same loop on its
  * share of each global batch; after the forward the ranks agree on the
