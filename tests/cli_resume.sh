@@ -2,7 +2,8 @@
 # cli_resume.sh - runs that survive: `aim train` killed with SIGKILL at
 # random moments and resumed (several times) ends with exactly the weights
 # and loss sequence of an uninterrupted run; Ctrl-C (SIGINT) saves and exits
-# 0; a corrupt checkpoint is refused; `aim export` and `aim info`.
+# 0; a fresh run starts its log anew; a corrupt checkpoint is refused;
+# `aim export` and `aim info`.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
 # --shift 1: a resumed run must restore the shift too, or it draws other images
@@ -55,6 +56,18 @@ run_aim train --resume "$T/int" --threads 2
 ok $(test $rc -eq 0 && cmp -s "$T/straight/model.safetensors" "$T/int/model.safetensors"; echo $?) "... and the resumed run ends identical too"
 run_aim train --resume "$T/int"
 ok $(test $rc -eq 0 && grep -q 'already complete' "$T/out"; echo $?) "resuming a finished run says so"
+
+# a fresh run (no --resume) into a folder an earlier run logged to, killed
+# before its first checkpoint, starts the log and the event file anew
+FRESH="--data synthetic --limit 64 --preset micro --steps 20 --batch 8 --threads 2 --val-every 10 --val-images 16 --probe-every 0"
+run_aim train $FRESH --no-checkpoints --out "$T/again"
+run_aim train $FRESH --out "$T/again"
+rc_again=$rc
+nval=$(grep -a -o 'val/val_loss' "$T/again/events.out.tfevents.aim" 2>/dev/null | wc -l)
+run_aim train $FRESH --out "$T/once"
+losses "$T/again/metrics.jsonl" >"$T/a.txt"
+losses "$T/once/metrics.jsonl" >"$T/b.txt"
+ok $(test $rc_again -eq 0 && test $rc -eq 0 && test "$(grep -c '"kind":"train"' "$T/again/metrics.jsonl")" -eq 20 && cmp -s "$T/a.txt" "$T/b.txt" && test "$nval" -eq 2; echo $?) "a fresh run starts its metrics log anew (20 train lines, not 40; $nval val scalars in the event file)"
 
 # corrupt checkpoint, export, info
 ck=$(ls "$T/straight"/ckpt-*.safetensors | head -n 1)

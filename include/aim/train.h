@@ -84,7 +84,9 @@ typedef struct aim_pretrain_opts {
     float clip;               /* global grad-norm clip, default 1.0 (0 = off) */
     aim_adamw_opts adamw;
     aim_batcher_opts data;    /* seed, crop/flip settings; batch and patch are set */
-    const char *metrics_path; /* JSON Lines, appended; NULL = none */
+    /* JSON Lines (aim/runlog.h), NULL = none: a fresh run starts it (and
+     * its event file) anew, a resumed one keeps it up to resume->step */
+    const char *metrics_path;
     const char *run_name;     /* "run" field of each metrics line */
     int log_every;            /* metrics line every N steps (default 1) */
     /* optional: when set, the peak learning rate is read from *live_lr before

@@ -3,7 +3,9 @@
  * flips and a random prefix per image, forward, backward, gradient clipping,
  * AdamW with warmup + cosine, a JSON Lines metrics log and a per-step
  * callback for progress, UIs and early stopping. Nothing is allocated inside
- * a step (of a one-process run).
+ * a step (of a one-process run). The job is one pretrain_state and functions
+ * over it (open, step, report, validate, live probe, checkpoint, close, at
+ * the end of the file); aim_pretrain is the loop that calls them.
  *
  * Data parallel (o->dist, aim/dist.h): every rank runs this same loop on its
  * share of each global batch; after the forward the ranks agree on the
@@ -243,11 +245,52 @@ static void recon_val_free(recon_val *r)
     r->x = r->out = NULL;
 }
 
-int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
-                 aim_pretrain_result *res, aim_err *e)
+/* ------------------------------------------------------------ the job */
+/* One run of aim_pretrain: what it trains, what it owns (batcher, log,
+ * buffers) and where it stands. pretrain_open fills it, each step is
+ * pretrain_step, pretrain_report, then pretrain_validate,
+ * pretrain_live_probe and pretrain_checkpoint as they fall due, and
+ * pretrain_close frees it, however far pretrain_open got. */
+typedef struct pretrain_state {
+    aim_model *m;
+    const aim_dataset *ds;
+    const aim_pretrain_opts *o;
+    aim_pretrain_opts eo;          /* what checkpoints record: the effective values */
+    aim_pretrain_result *res;
+    aim_params *p;
+    /* data parallel: this rank's rows [r0, r1) of every batch; rank 0
+     * (lead) alone writes files and runs the live probe, so the others
+     * have no ckpt_dir, probe_test or log */
+    const aim_dist *dist;
+    int64_t r0, r1;
+    int nb, lead;
+    const char *ckpt_dir;
+    const aim_dataset *probe_test;
+    aim_batcher *b;
+    aim_runlog *rl;                /* the metrics files (rank 0) */
+    aim_tfevents *tf;              /* its event file, or NULL */
+    recon_val rv;
+    float *x;                      /* [nb, C, H, W] */
+    int32_t *prefix;               /* [nb] */
+    int64_t warmup, start;         /* effective warmup steps; the first step */
+    int val_images, log_every;
+    int started;                   /* pretrain_open succeeded */
+    /* the last step done */
+    float loss, lr, norm;
+    /* where the run stands */
+    float best_val;                /* 0 = none yet */
+    int bad_run;                   /* non-finite steps in a row */
+    double t0, t_last, last_ckpt;  /* start, end of the last step, last checkpoint */
+    double ips;                    /* images per second, smoothed */
+    double recent[100];            /* the last losses (a ring) */
+    int nrecent;
+} pretrain_state;
+
+/* The options a run cannot start with: -1 with a message. */
+static int check_opts(const aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
+                      aim_err *e)
 {
     const aim_config *c = aim_model_config(m);
-    memset(res, 0, sizeof *res);
     if (o->steps <= 0)
         return aim_errf(e, "pretrain: steps must be positive (got %lld)", (long long)o->steps);
     if (o->batch <= 0 || o->batch > 65536)
@@ -265,293 +308,391 @@ int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o
     if (o->val && (o->val->c != c->channels || o->val->h != c->image || o->val->w != c->image))
         return aim_errf(e, "pretrain: the validation data is %dx%dx%d but the model takes %dx%dx%d",
                         o->val->c, o->val->h, o->val->w, c->channels, c->image, c->image);
-    /* data parallel: this rank's rows [r0, r1) of every batch; rank 0 alone
-     * writes files and runs the live probe */
-    const aim_dist *dist = o->dist;
-    if (o->batch < aim_dist_size(dist))
+    if (o->batch < aim_dist_size(o->dist))
         return aim_errf(e, "pretrain: a batch of %d cannot be shared by %d ranks", o->batch,
-                        aim_dist_size(dist));
-    int64_t r0, r1;
-    aim_dist_share(dist, o->batch, &r0, &r1);
-    const int nb = (int)(r1 - r0), lead = aim_dist_rank(dist) == 0;
-    const char *metrics_path = lead ? o->metrics_path : NULL;
-    const char *ckpt_dir = lead ? o->ckpt_dir : NULL;
-    const aim_dataset *probe_test = lead ? o->probe_test : NULL;
-    if (aim_model_reserve(m, nb, e) != 0)
-        return -1;
-    aim_batcher_opts bo = o->data;
-    bo.batch = o->batch;
-    bo.patch = c->patch;
-    aim_batcher *b = aim_batcher_new(ds, &bo, e);
-    if (!b)
-        return -1;
-    const char *run = o->run_name ? o->run_name : "run";
-    aim_runlog *rl = NULL; /* the metrics files (rank 0) */
+                        aim_dist_size(o->dist));
+    if (o->resume && (o->resume->step < 0 || o->resume->step > o->steps))
+        return aim_errf(e, "pretrain: cannot resume at step %lld of %lld",
+                        (long long)o->resume->step, (long long)o->steps);
+    return 0;
+}
+
+/* Rank 0's metrics log. A fresh run starts it anew (it continues from step
+ * 0: whatever an earlier run killed before its first checkpoint logged in
+ * this folder is dropped); a resumed run keeps what was logged up to its
+ * checkpoint. Every rank fails with rank 0, rather than wait for it. */
+static int open_log(pretrain_state *ps, aim_err *e)
+{
+    const aim_pretrain_opts *o = ps->o;
     int bad = 0;
-    if (metrics_path) {
-        rl = aim_runlog_open(metrics_path, run, o->resume ? o->resume->step : -1, e);
-        bad = !rl;
-        if (rl && aim_runlog_warning(rl)[0])
-            message(o, "warning: %s", aim_runlog_warning(rl));
+    if (ps->lead && o->metrics_path) {
+        ps->rl = aim_runlog_open(o->metrics_path, o->run_name ? o->run_name : "run",
+                                 o->resume ? o->resume->step : 0, e);
+        bad = !ps->rl;
+        if (ps->rl && aim_runlog_warning(ps->rl)[0])
+            message(o, "warning: %s", aim_runlog_warning(ps->rl));
     }
-    if (dist) { /* every rank fails with rank 0, rather than wait for it */
+    if (ps->dist) {
         int v = bad;
-        aim_dist_max(dist, &v, 1);
+        aim_dist_max(ps->dist, &v, 1);
         if (v && !bad)
             aim_errf(e, "pretrain: another rank failed (its message says why)");
         bad = v;
     }
-    if (bad) {
-        aim_batcher_free(b);
-        return -1;
-    }
-    aim_params *p = aim_model_params(m);
-    if (aim_params_try_alloc_moments(p, e) != 0) {
-        aim_batcher_free(b);
-        aim_runlog_close(rl, NULL);
-        return aim_err_prefix(e, "pretrain");
-    }
-    size_t img = (size_t)c->channels * c->image * c->image;
-    float *x = aim_xaligned((size_t)nb * img * sizeof(float));     /* [nb, C, H, W] */
-    int32_t *prefix = aim_xmalloc((size_t)nb * sizeof(int32_t));   /* [nb] */
-    int64_t warmup = o->warmup >= 0 ? o->warmup : (int64_t)(0.025 * o->steps);
-    if (warmup < 1)
-        warmup = 1;
-    aim_pretrain_opts eo = *o; /* what checkpoints record: the effective values */
-    eo.warmup = warmup;
-    int64_t start = 0;
-    if (o->resume) {
-        if (o->resume->step < 0 || o->resume->step > o->steps) {
-            free(x);
-            free(prefix);
-            aim_batcher_free(b);
-            aim_runlog_close(rl, NULL);
-            return aim_errf(e, "pretrain: cannot resume at step %lld of %lld",
-                            (long long)o->resume->step, (long long)o->steps);
-        }
-        start = o->resume->step;
-        aim_batcher_seek(b, o->resume->data_position);
-    }
-    if (dist) {
-        /* every rank starts from rank 0's weights, moments and position */
-        aim_dist_bcast(dist, p->data, p->total * sizeof(float));
-        aim_dist_bcast(dist, p->m, p->total * sizeof(float));
-        aim_dist_bcast(dist, p->v, p->total * sizeof(float));
-        int64_t where[2] = {start, (int64_t)aim_batcher_position(b)};
-        aim_dist_bcast(dist, where, sizeof where);
-        start = where[0];
-        aim_batcher_seek(b, (uint64_t)where[1]);
-    }
-    double last_ckpt = now_s();
-    float best_val = o->resume ? o->resume->best_val : 0;
-    int val_images = o->val_images > 0 ? o->val_images : 512;
-    eo.val_images = val_images;
-    int log_every = o->log_every > 0 ? o->log_every : 1;
-    aim_tfevents *tf = aim_runlog_events(rl); /* rank 0 alone has one */
-    recon_val rv;
-    recon_val_init(&rv, m, o, tf ? o->recon_images : 0);
-    double t0 = now_s(), tprev = t0, ips = 0;
-    double recent[100];
-    int nrecent = 0, bad_run = 0;
-    int rc = 0;
-    res->steps_done = start;
-    for (int64_t step = start; step < o->steps; step++) {
-        aim_batcher_next_rows(b, (int)r0, (int)r1, x, NULL, prefix);
-        aim_params_zero_grad(p);
-        float loss = aim_model_forward_ex(m, x, prefix, nb, AIM_FWD_LOSS_ONLY);
-        float peak = o->live_lr && *o->live_lr > 0 ? *o->live_lr : o->lr;
-        if (dist) {
-            /* the global batch's loss (a mean over all its target tokens)
-             * and count, and rank 0's peak lr (a console may change it) */
-            double cnt = (double)aim_model_loss_count(m);
-            double g[3] = {(double)loss * cnt, cnt, lead ? peak : 0.0};
-            aim_dist_sum(dist, g, 3);
-            loss = (float)(g[0] / g[1]);
-            peak = (float)g[2];
-            aim_model_set_loss_count(m, (int64_t)g[1]);
-        }
-        aim_model_backward(m);
-        aim_dist_sum_grads(dist, p);
-        float lr = aim_lr_at(step, o->steps, warmup, peak);
-        /* norm, clip and AdamW in one pass; a non-finite gradient norm skips
-         * the update inside it */
-        float norm = isfinite(loss) ? aim_clip_adamw_step(p, &o->adamw, lr, step + 1, o->clip)
-                                    : aim_grad_norm(p);
-        if (isfinite(loss) && isfinite(norm)) {
-            bad_run = 0;
-        } else {
-            /* a NaN/Inf loss or gradient: never let it into the weights */
-            res->nonfinite_steps++;
-            bad_run++;
-            const char *where = nonfinite_tensor(p);
-            if (o->nan_policy == AIM_NAN_STOP || bad_run >= 10) {
-                rc = aim_errf(e, "step %lld: non-finite %s%s%s (loss %g); stopped%s, no bad "
-                                 "update was applied and no checkpoint written",
-                              (long long)(step + 1), isfinite(loss) ? "gradient" : "loss",
-                              where ? " in " : "", where ? where : "", loss,
-                              bad_run >= 10 ? " after 10 bad steps in a row" : "");
-                res->steps_done = step;
-                break;
-            }
-            message(o, "step %lld: non-finite %s%s%s (loss %g): step skipped",
-                    (long long)(step + 1), isfinite(loss) ? "gradient" : "loss",
-                    where ? " in " : "", where ? where : "", loss);
-        }
+    ps->tf = aim_runlog_events(ps->rl);
+    return bad ? -1 : 0;
+}
 
-        double t = now_s(), dt = t - tprev;
-        tprev = t;
-        double inst = dt > 0 ? o->batch / dt : 0;
-        ips = step == 0 ? inst : 0.9 * ips + 0.1 * inst;
-        recent[nrecent++ % 100] = loss;
-        aim_step_info info = {
-            .step = step + 1,
-            .total = o->steps,
-            .images = (step + 1) * (int64_t)o->batch,
-            .epoch = (double)(step + 1) * o->batch / (double)ds->n,
-            .loss = loss,
-            .lr = lr,
-            .grad_norm = norm,
-            .img_per_s = ips,
-            .elapsed_s = t - t0,
-            .events = tf,
-        };
-        info.eta_s = (t - t0) / (step + 1 - start) * (o->steps - step - 1);
-        res->steps_done = step + 1;
-        res->final_loss = loss;
-        int fail = 0;
-        if (rl && ((step + 1) % log_every == 0 || step + 1 == o->steps)) {
-            aim_runlog_begin(rl, step + 1, "train");
-            aim_runlog_num(rl, "loss", loss);
-            aim_runlog_num(rl, "lr", lr);
-            aim_runlog_num(rl, "grad_norm", norm);
-            aim_runlog_num(rl, "img_per_s", ips);
-            aim_runlog_num(rl, "epoch", info.epoch);
-            aim_runlog_num(rl, "time", info.elapsed_s);
-            if (aim_runlog_end(rl) != 0) {
-                rc = aim_errf(e, "%s: write failed", metrics_path);
-                fail = 1;
-            }
+/* The first step and the data stream's position: the checkpoint's when
+ * resuming; on ranks, every rank starts from rank 0's weights, moments and
+ * position. */
+static void start_position(pretrain_state *ps)
+{
+    const aim_pretrain_opts *o = ps->o;
+    ps->start = 0;
+    if (o->resume) {
+        ps->start = o->resume->step;
+        aim_batcher_seek(ps->b, o->resume->data_position);
+    }
+    if (ps->dist) {
+        aim_params *p = ps->p;
+        aim_dist_bcast(ps->dist, p->data, p->total * sizeof(float));
+        aim_dist_bcast(ps->dist, p->m, p->total * sizeof(float));
+        aim_dist_bcast(ps->dist, p->v, p->total * sizeof(float));
+        int64_t where[2] = {ps->start, (int64_t)aim_batcher_position(ps->b)};
+        aim_dist_bcast(ps->dist, where, sizeof where);
+        ps->start = where[0];
+        aim_batcher_seek(ps->b, (uint64_t)where[1]);
+    }
+}
+
+/* Check the options, then take what the run needs: the model's buffers for
+ * nb images, the batcher, the log, the AdamW moments and a batch. -1 with a
+ * message; pretrain_close frees what was taken either way. */
+static int pretrain_open(pretrain_state *ps, aim_model *m, const aim_dataset *ds,
+                         const aim_pretrain_opts *o, aim_pretrain_result *res, aim_err *e)
+{
+    memset(ps, 0, sizeof *ps);
+    memset(res, 0, sizeof *res);
+    ps->m = m;
+    ps->ds = ds;
+    ps->o = o;
+    ps->res = res;
+    ps->dist = o->dist;
+    if (check_opts(m, ds, o, e) != 0)
+        return -1;
+    const aim_config *c = aim_model_config(m);
+    aim_dist_share(ps->dist, o->batch, &ps->r0, &ps->r1);
+    ps->nb = (int)(ps->r1 - ps->r0);
+    ps->lead = aim_dist_rank(ps->dist) == 0;
+    ps->ckpt_dir = ps->lead ? o->ckpt_dir : NULL;
+    ps->probe_test = ps->lead ? o->probe_test : NULL;
+    if (aim_model_reserve(m, ps->nb, e) != 0)
+        return -1;
+    aim_batcher_opts bo = o->data;
+    bo.batch = o->batch;
+    bo.patch = c->patch;
+    if (!(ps->b = aim_batcher_new(ds, &bo, e)) || open_log(ps, e) != 0)
+        return -1;
+    ps->p = aim_model_params(m);
+    if (aim_params_try_alloc_moments(ps->p, e) != 0)
+        return aim_err_prefix(e, "pretrain");
+    size_t img = (size_t)c->channels * c->image * c->image;
+    ps->x = aim_xaligned((size_t)ps->nb * img * sizeof(float));
+    ps->prefix = aim_xmalloc((size_t)ps->nb * sizeof(int32_t));
+    ps->warmup = o->warmup >= 0 ? o->warmup : (int64_t)(0.025 * o->steps);
+    if (ps->warmup < 1)
+        ps->warmup = 1;
+    ps->val_images = o->val_images > 0 ? o->val_images : 512;
+    ps->log_every = o->log_every > 0 ? o->log_every : 1;
+    ps->eo = *o;
+    ps->eo.warmup = ps->warmup;
+    ps->eo.val_images = ps->val_images;
+    start_position(ps);
+    ps->last_ckpt = now_s();
+    ps->best_val = o->resume ? o->resume->best_val : 0;
+    recon_val_init(&ps->rv, m, o, ps->tf ? o->recon_images : 0);
+    ps->t0 = ps->t_last = now_s();
+    res->steps_done = ps->start;
+    ps->started = 1;
+    return 0;
+}
+
+/* A non-finite loss or gradient: the update was not applied. Skip the step
+ * with a message, or stop (-1) under AIM_NAN_STOP and at the 10th bad step
+ * in a row. */
+static int nonfinite_step(pretrain_state *ps, int64_t step, aim_err *e)
+{
+    const aim_pretrain_opts *o = ps->o;
+    ps->res->nonfinite_steps++;
+    ps->bad_run++;
+    const char *where = nonfinite_tensor(ps->p);
+    const char *what = isfinite(ps->loss) ? "gradient" : "loss";
+    if (o->nan_policy == AIM_NAN_STOP || ps->bad_run >= 10) {
+        ps->res->steps_done = step;
+        return aim_errf(e, "step %lld: non-finite %s%s%s (loss %g); stopped%s, no bad update "
+                           "was applied and no checkpoint written",
+                        (long long)(step + 1), what, where ? " in " : "", where ? where : "",
+                        ps->loss, ps->bad_run >= 10 ? " after 10 bad steps in a row" : "");
+    }
+    message(o, "step %lld: non-finite %s%s%s (loss %g): step skipped", (long long)(step + 1),
+            what, where ? " in " : "", where ? where : "", ps->loss);
+    return 0;
+}
+
+/* Step `step` (0-based): this rank's rows of the next batch, forward, the
+ * ranks' loss, backward, the summed gradient, then norm, clip and AdamW in
+ * one pass (a non-finite gradient norm skips the update inside it). Leaves
+ * loss, lr and norm in ps; -1 when the NaN policy stops the run. */
+static int pretrain_step(pretrain_state *ps, int64_t step, aim_err *e)
+{
+    const aim_pretrain_opts *o = ps->o;
+    aim_batcher_next_rows(ps->b, (int)ps->r0, (int)ps->r1, ps->x, NULL, ps->prefix);
+    aim_params_zero_grad(ps->p);
+    float loss = aim_model_forward_ex(ps->m, ps->x, ps->prefix, ps->nb, AIM_FWD_LOSS_ONLY);
+    float peak = o->live_lr && *o->live_lr > 0 ? *o->live_lr : o->lr;
+    if (ps->dist) {
+        /* the global batch's loss (a mean over all its target tokens) and
+         * count, and rank 0's peak lr (a console may change it) */
+        double cnt = (double)aim_model_loss_count(ps->m);
+        double g[3] = {(double)loss * cnt, cnt, ps->lead ? peak : 0.0};
+        aim_dist_sum(ps->dist, g, 3);
+        loss = (float)(g[0] / g[1]);
+        peak = (float)g[2];
+        aim_model_set_loss_count(ps->m, (int64_t)g[1]);
+    }
+    aim_model_backward(ps->m);
+    aim_dist_sum_grads(ps->dist, ps->p);
+    ps->loss = loss;
+    ps->lr = aim_lr_at(step, o->steps, ps->warmup, peak);
+    ps->norm = isfinite(loss) ? aim_clip_adamw_step(ps->p, &o->adamw, ps->lr, step + 1, o->clip)
+                              : aim_grad_norm(ps->p);
+    if (isfinite(loss) && isfinite(ps->norm)) {
+        ps->bad_run = 0;
+        return 0;
+    }
+    return nonfinite_step(ps, step, e);
+}
+
+/* The "train" line of the log (every log_every steps and the last): -1 when
+ * the log cannot be written. */
+static int log_train(pretrain_state *ps, const aim_step_info *info)
+{
+    if (!ps->rl || (info->step % ps->log_every != 0 && info->step != info->total))
+        return 0;
+    aim_runlog_begin(ps->rl, info->step, "train");
+    aim_runlog_num(ps->rl, "loss", info->loss);
+    aim_runlog_num(ps->rl, "lr", info->lr);
+    aim_runlog_num(ps->rl, "grad_norm", info->grad_norm);
+    aim_runlog_num(ps->rl, "img_per_s", info->img_per_s);
+    aim_runlog_num(ps->rl, "epoch", info->epoch);
+    aim_runlog_num(ps->rl, "time", info->elapsed_s);
+    return aim_runlog_end(ps->rl);
+}
+
+/* After a step: throughput, the result so far, the log line, on_step and
+ * the stop flag (*stop); the ranks stop together. -1 when the log cannot be
+ * written, here or on another rank. */
+static int pretrain_report(pretrain_state *ps, int64_t step, int *stop, aim_err *e)
+{
+    const aim_pretrain_opts *o = ps->o;
+    double t = now_s(), dt = t - ps->t_last;
+    ps->t_last = t;
+    double inst = dt > 0 ? o->batch / dt : 0;
+    ps->ips = step == 0 ? inst : 0.9 * ps->ips + 0.1 * inst;
+    ps->recent[ps->nrecent++ % 100] = ps->loss;
+    aim_step_info info = {
+        .step = step + 1,
+        .total = o->steps,
+        .images = (step + 1) * (int64_t)o->batch,
+        .epoch = (double)(step + 1) * o->batch / (double)ps->ds->n,
+        .loss = ps->loss,
+        .lr = ps->lr,
+        .grad_norm = ps->norm,
+        .img_per_s = ps->ips,
+        .elapsed_s = t - ps->t0,
+        .events = ps->tf,
+    };
+    info.eta_s = (t - ps->t0) / (step + 1 - ps->start) * (o->steps - step - 1);
+    ps->res->steps_done = step + 1;
+    ps->res->final_loss = ps->loss;
+    int fail = log_train(ps, &info) != 0;
+    if (fail)
+        aim_errf(e, "%s: write failed", o->metrics_path);
+    *stop = 0;
+    if (!fail) {
+        *stop = o->on_step && o->on_step(o->ctx, &info);
+        *stop |= o->stop_flag && *o->stop_flag;
+    }
+    if (ps->dist) {
+        int v[2] = {*stop, fail};
+        aim_dist_max(ps->dist, v, 2);
+        *stop = v[0];
+        if (v[1] && !fail)
+            return aim_errf(e, "pretrain: stopped at step %lld: another rank failed",
+                            (long long)(step + 1));
+    }
+    return fail ? -1 : 0;
+}
+
+/* The validation loss when it is due (every val_every steps and the last),
+ * its log line, message and reconstructions; 1 when it is the best so far. */
+static int pretrain_validate(pretrain_state *ps, int64_t step)
+{
+    const aim_pretrain_opts *o = ps->o;
+    if (!o->val || o->val_every <= 0 || ((step + 1) % o->val_every != 0 && step + 1 != o->steps))
+        return 0;
+    uint64_t seed = o->data.seed;
+    float vl = ps->dist ? validation_loss_dist(ps->m, o->val, ps->val_images, ps->nb, seed,
+                                               ps->x, ps->prefix, ps->dist)
+                        : aim_validation_loss(ps->m, o->val, ps->val_images, o->batch, seed,
+                                              ps->x, ps->prefix);
+    int best_now = 0;
+    ps->res->last_val = vl;
+    if (ps->best_val == 0 || vl < ps->best_val) {
+        ps->best_val = vl;
+        best_now = 1;
+    }
+    ps->res->best_val = ps->best_val;
+    aim_runlog_begin(ps->rl, step + 1, "val");
+    aim_runlog_num(ps->rl, "val_loss", vl);
+    aim_runlog_num(ps->rl, "best_val_loss", ps->best_val);
+    aim_runlog_end(ps->rl);
+    message(o, "step %lld: validation loss %.4f%s", (long long)(step + 1), vl,
+            best_now ? " (best so far)" : "");
+    if (o->on_val)
+        o->on_val(o->ctx, step + 1, vl);
+    recon_val_write(&ps->rv, ps->m, ps->tf, o, step + 1);
+    return best_now;
+}
+
+/* A live probe's result: the "probe" line of the log and a message. */
+static void log_probe(pretrain_state *ps, int64_t step, const float *top1, int L, int ni)
+{
+    int best = 0;
+    for (int l = 1; l < L; l++)
+        best = top1[l] > top1[best] ? l : best;
+    aim_runlog_begin(ps->rl, step + 1, "probe");
+    aim_runlog_num(ps->rl, "images", ni);
+    aim_runlog_array(ps->rl, "top1", top1, L);
+    aim_runlog_num(ps->rl, "best_block", best + 1);
+    aim_runlog_end(ps->rl);
+    char line[512];
+    int off = snprintf(line, sizeof line, "step %lld: live linear probe top-1 per block:",
+                       (long long)(step + 1));
+    for (int l = 0; l < L && off < 480; l++)
+        off += snprintf(line + off, sizeof line - (size_t)off, " %.1f", top1[l]);
+    message(ps->o, "%s (best block %d)", line, best + 1);
+}
+
+/* The live linear probe (rank 0) every probe_every steps and when a console
+ * asks (req); a failure is a message. */
+static void pretrain_live_probe(pretrain_state *ps, int64_t step, int req)
+{
+    const aim_pretrain_opts *o = ps->o;
+    if ((req & AIM_REQ_PROBE) && !ps->probe_test)
+        message(o, "probe: this run has no probe data (probe_test)");
+    if (!ps->probe_test ||
+        !((o->probe_every > 0 && (step + 1) % o->probe_every == 0) || (req & AIM_REQ_PROBE)))
+        return;
+    int L = aim_model_config(ps->m)->depth, ni = o->probe_images > 0 ? o->probe_images : 2000;
+    float *top1 = aim_xcalloc((size_t)L, sizeof *top1);
+    aim_err pe = {{0}};
+    if (o->on_probe)
+        o->on_probe(o->ctx, step + 1, NULL, L);
+    if (aim_live_probe(ps->m, ps->ds, ni, ps->probe_test, ni / 2, o->data.seed, top1, &pe) == 0) {
+        if (o->on_probe)
+            o->on_probe(o->ctx, step + 1, top1, L);
+        log_probe(ps, step, top1, L, ni);
+    } else {
+        if (o->on_probe)
+            o->on_probe(o->ctx, step + 1, NULL, 0);
+        message(o, "live probe failed: %s", pe.msg);
+    }
+    free(top1);
+}
+
+/* Checkpoints (rank 0): best.safetensors after a best validation, and
+ * ckpt-<step> when due: at a stop (unless the console said not to), at the
+ * end, on request, every ckpt_every steps or ckpt_minutes minutes. A failed
+ * write is a message; training continues. */
+static void pretrain_checkpoint(pretrain_state *ps, int64_t step, int stop, int req,
+                                int best_now)
+{
+    const aim_pretrain_opts *o = ps->o;
+    aim_train_state st = {step + 1, aim_batcher_position(ps->b), ps->loss, ps->best_val};
+    if (ps->ckpt_dir && best_now) {
+        char *path = aim_xasprintf("%s/best.safetensors", ps->ckpt_dir);
+        aim_err be = {{0}};
+        if (aim_checkpoint_save(path, ps->m, &ps->eo, &st, &be) != 0) {
+            ps->res->checkpoint_failures++;
+            message(o, "best checkpoint FAILED (training continues): %s", be.msg);
         }
-        int stop = 0;
-        if (!fail) {
-            stop = o->on_step && o->on_step(o->ctx, &info);
-            stop |= o->stop_flag && *o->stop_flag;
-        }
-        if (dist) { /* the ranks stop together */
-            int v[2] = {stop, fail};
-            aim_dist_max(dist, v, 2);
-            stop = v[0];
-            if (v[1] && !fail) {
-                rc = aim_errf(e, "pretrain: stopped at step %lld: another rank failed",
-                              (long long)(step + 1));
-                break;
-            }
-        }
-        if (fail)
+        free(path);
+    }
+    if ((req & AIM_REQ_CHECKPOINT) && !ps->ckpt_dir)
+        message(o, "checkpoint: this run has no checkpoint folder");
+    if (!ps->ckpt_dir)
+        return;
+    int due = (stop && !(req & AIM_REQ_NO_SAVE)) || step + 1 == o->steps ||
+              (req & AIM_REQ_CHECKPOINT) ||
+              (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) ||
+              (o->ckpt_minutes > 0 && ps->t_last - ps->last_ckpt >= 60 * o->ckpt_minutes);
+    if (!due)
+        return;
+    aim_runlog_flush(ps->rl); /* the log is never behind a checkpoint */
+    checkpoint(ps->m, &ps->eo, &st, ps->res);
+    ps->last_ckpt = now_s();
+}
+
+/* The run's summary (when it started) and the one cleanup path: the log
+ * is closed (its write error is the result if there was none before), the
+ * rest freed. Returns rc. */
+static int pretrain_close(pretrain_state *ps, int rc, aim_err *e)
+{
+    if (ps->started) {
+        int k = ps->nrecent < 100 ? ps->nrecent : 100;
+        double s = 0;
+        for (int i = 0; i < k; i++)
+            s += ps->recent[i];
+        ps->res->mean_loss_last = k ? (float)(s / k) : 0;
+        ps->res->seconds = now_s() - ps->t0;
+        /* the ranks' weights must still be bit-identical (they apply the
+         * same update to the same values); say so if the MPI sums were not */
+        if (ps->dist && !aim_dist_same(ps->dist, ps->p->data, ps->p->total * sizeof(float)))
+            message(ps->o, "warning: the ranks' weights differ after step %lld (the gradient "
+                           "sums were not the same on every rank); rank 0's are the ones saved",
+                    (long long)ps->res->steps_done);
+    }
+    aim_err ce;
+    if (aim_runlog_close(ps->rl, &ce) != 0 && rc == 0)
+        rc = aim_errf(e, "%s", ce.msg);
+    recon_val_free(&ps->rv);
+    free(ps->x);
+    free(ps->prefix);
+    aim_batcher_free(ps->b);
+    return rc;
+}
+
+int aim_pretrain(aim_model *m, const aim_dataset *ds, const aim_pretrain_opts *o,
+                 aim_pretrain_result *res, aim_err *e)
+{
+    pretrain_state ps;
+    int rc = pretrain_open(&ps, m, ds, o, res, e);
+    for (int64_t step = ps.start; rc == 0 && step < o->steps; step++) {
+        int stop;
+        if (pretrain_step(&ps, step, e) != 0 || pretrain_report(&ps, step, &stop, e) != 0) {
+            rc = -1;
             break;
+        }
         int req = o->requests ? o->requests(o->ctx) : 0;
-        int best_now = 0;
-        if (o->val && o->val_every > 0 && ((step + 1) % o->val_every == 0 || step + 1 == o->steps)) {
-            float vl = dist ? validation_loss_dist(m, o->val, val_images, nb, bo.seed, x, prefix,
-                                                   dist)
-                            : aim_validation_loss(m, o->val, val_images, o->batch, bo.seed, x,
-                                                  prefix);
-            res->last_val = vl;
-            if (best_val == 0 || vl < best_val) {
-                best_val = vl;
-                best_now = 1;
-            }
-            res->best_val = best_val;
-            aim_runlog_begin(rl, step + 1, "val");
-            aim_runlog_num(rl, "val_loss", vl);
-            aim_runlog_num(rl, "best_val_loss", best_val);
-            aim_runlog_end(rl);
-            message(o, "step %lld: validation loss %.4f%s", (long long)(step + 1), vl,
-                    best_now ? " (best so far)" : "");
-            if (o->on_val)
-                o->on_val(o->ctx, step + 1, vl);
-            recon_val_write(&rv, m, tf, o, step + 1);
-        }
-        if ((req & AIM_REQ_PROBE) && !probe_test)
-            message(o, "probe: this run has no probe data (probe_test)");
-        if (probe_test && ((o->probe_every > 0 && (step + 1) % o->probe_every == 0) ||
-                           (req & AIM_REQ_PROBE))) {
-            int L = c->depth, ni = o->probe_images > 0 ? o->probe_images : 2000;
-            float *top1 = aim_xcalloc((size_t)L, sizeof *top1);
-            aim_err pe = {{0}};
-            if (o->on_probe)
-                o->on_probe(o->ctx, step + 1, NULL, L);
-            if (aim_live_probe(m, ds, ni, probe_test, ni / 2, bo.seed, top1, &pe) == 0) {
-                if (o->on_probe)
-                    o->on_probe(o->ctx, step + 1, top1, L);
-                int best = 0;
-                for (int l = 1; l < L; l++)
-                    best = top1[l] > top1[best] ? l : best;
-                aim_runlog_begin(rl, step + 1, "probe");
-                aim_runlog_num(rl, "images", ni);
-                aim_runlog_array(rl, "top1", top1, L);
-                aim_runlog_num(rl, "best_block", best + 1);
-                aim_runlog_end(rl);
-                char line[512];
-                int off = snprintf(line, sizeof line, "step %lld: live linear probe top-1 per block:",
-                                   (long long)(step + 1));
-                for (int l = 0; l < L && off < 480; l++)
-                    off += snprintf(line + off, sizeof line - (size_t)off, " %.1f", top1[l]);
-                message(o, "%s (best block %d)", line, best + 1);
-            } else {
-                if (o->on_probe)
-                    o->on_probe(o->ctx, step + 1, NULL, 0);
-                message(o, "live probe failed: %s", pe.msg);
-            }
-            free(top1);
-        }
-        if (ckpt_dir && best_now) {
-            aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
-            char *path = aim_xasprintf("%s/best.safetensors", ckpt_dir);
-            aim_err be = {{0}};
-            if (aim_checkpoint_save(path, m, &eo, &st, &be) != 0) {
-                res->checkpoint_failures++;
-                message(o, "best checkpoint FAILED (training continues): %s", be.msg);
-            }
-            free(path);
-        }
-        if ((req & AIM_REQ_CHECKPOINT) && !ckpt_dir)
-            message(o, "checkpoint: this run has no checkpoint folder");
-        if (ckpt_dir) {
-            int due = (stop && !(req & AIM_REQ_NO_SAVE)) || step + 1 == o->steps ||
-                      (req & AIM_REQ_CHECKPOINT) ||
-                      (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) ||
-                      (o->ckpt_minutes > 0 && t - last_ckpt >= 60 * o->ckpt_minutes);
-            if (due) {
-                aim_runlog_flush(rl); /* the log is never behind a checkpoint */
-                aim_train_state st = {step + 1, aim_batcher_position(b), loss, best_val};
-                checkpoint(m, &eo, &st, res);
-                last_ckpt = now_s();
-            }
-        }
+        int best_now = pretrain_validate(&ps, step);
+        pretrain_live_probe(&ps, step, req);
+        pretrain_checkpoint(&ps, step, stop, req, best_now);
         if (stop) {
             res->stopped = 1;
             break;
         }
     }
-    int k = nrecent < 100 ? nrecent : 100;
-    double s = 0;
-    for (int i = 0; i < k; i++)
-        s += recent[i];
-    res->mean_loss_last = k ? (float)(s / k) : 0;
-    res->seconds = now_s() - t0;
-    /* the ranks' weights must still be bit-identical (they apply the same
-     * update to the same values); say so if the MPI sums were not */
-    if (dist && !aim_dist_same(dist, p->data, p->total * sizeof(float)))
-        message(o, "warning: the ranks' weights differ after step %lld (the gradient sums were "
-                   "not the same on every rank); rank 0's are the ones saved",
-                (long long)res->steps_done);
-    aim_err ce;
-    if (aim_runlog_close(rl, &ce) != 0 && rc == 0)
-        rc = aim_errf(e, "%s", ce.msg);
-    recon_val_free(&rv);
-    free(x);
-    free(prefix);
-    aim_batcher_free(b);
-    return rc;
+    return pretrain_close(&ps, rc, e);
 }
