@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "aim/core.h"
+#include "aim/json.h"
 #include "aim/model.h"
 #include "aim/tfevents.h"
 
@@ -64,11 +65,10 @@ int aim_runlog_flush(aim_runlog *l);
 int aim_runlog_close(aim_runlog *l, aim_err *e);
 
 /* Helpers for a job's run.json: its start {"kind":KIND,"weights":WEIGHTS
- * (the rest follows, then "}"); a JSON string (quotes and escapes; NULL is
- * null); the model's shape as "image":..,"channels":..,"patch":..,
- * "width":..,"depth":..,"heads":.. (the keys `aim runs` reads). */
+ * (the rest follows, then "}"); the model's shape as "image":..,
+ * "channels":..,"patch":..,"width":..,"depth":..,"heads":.. (the keys
+ * `aim runs` reads). JSON strings: aim_json_string (aim/json.h). */
 void aim_json_job(FILE *f, const char *kind, const char *weights);
-void aim_json_string(FILE *f, const char *s);
 void aim_json_config(FILE *f, const aim_config *c);
 
 #endif
