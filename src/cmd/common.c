@@ -43,6 +43,25 @@ int cmd_threads(void)
     return omp_get_max_threads();
 }
 
+int cmd_take_flag(int *argc, char **argv, const char *name)
+{
+    int found = 0, k = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], "--")) {
+            while (i < *argc)
+                argv[k++] = argv[i++];
+            break;
+        }
+        if (!strncmp(argv[i], "--", 2) && !strcmp(argv[i] + 2, name))
+            found = 1;
+        else
+            argv[k++] = argv[i];
+    }
+    *argc = k;
+    argv[k] = NULL;
+    return found;
+}
+
 void cmd_duration(double s, char *buf, int len)
 {
     if (!(s >= 0) || s > 1e8) {

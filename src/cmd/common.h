@@ -45,6 +45,11 @@ int cmd_threads(void);
  * that only write files (export-csv). */
 void cmd_remove_temps_on_signal(void);
 
+/* Take every `--NAME` out of argv (before a "--"), for a front-end flag of a
+ * command whose other options are a job's table (`--json` of aim probe);
+ * 1 when there was one. */
+int cmd_take_flag(int *argc, char **argv, const char *name);
+
 /* "1h02m", "3m12s", "45s" */
 void cmd_duration(double s, char *buf, int len);
 
