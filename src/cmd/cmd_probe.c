@@ -223,9 +223,11 @@ static int probe_exec(int argc, char **argv)
         if (!json)
             printf("saved trunk + probe head: %s\n", save);
     }
+    const char *saved = save && res.best_probe ? save : NULL;
     aim_probe_free(res.best_probe);
+    res.best_probe = NULL;
     rc = json && aim_dist_rank(job.dist) == 0
-             ? probe_json(&res, job.weights, pc.kind, tr->n, te->n, res.best_probe ? save : NULL, out)
+             ? probe_json(&res, job.weights, pc.kind, tr->n, te->n, saved, out)
              : 0;
 done_data:
     aim_dataset_free(tr);
