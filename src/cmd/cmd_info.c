@@ -212,6 +212,23 @@ static void json_meta(aim_jw *w, const char *key, const char *v)
 static const char *const config_keys[] = {"image", "channels", "patch", "width", "depth",
                                           "heads", "head_width", "head_depth", NULL};
 
+/* a checkpoint is verified in full: CRC32, names, shapes, state; its CRC
+ * into crc */
+static int verify_checkpoint(const char *path, char *crc, size_t len, aim_err *e)
+{
+    aim_train_state st;
+    aim_pretrain_opts po;
+    aim_st_file *mf = NULL;
+    aim_model *m = aim_checkpoint_load(path, &st, &po, &mf, e);
+    if (!m)
+        return -1;
+    const char *c = aim_st_meta(mf, "crc32");
+    snprintf(crc, len, "%s", c ? c : "?");
+    aim_model_free(m);
+    aim_st_close(mf);
+    return 0;
+}
+
 static int info_safetensors(const char *path, aim_jw *w, aim_err *e)
 {
     aim_st_file *f = aim_st_peek(path, e);
@@ -225,21 +242,10 @@ static int info_safetensors(const char *path, aim_jw *w, aim_err *e)
         params += n;
     }
     int ckpt = aim_checkpoint_is(f), weights = aim_st_meta(f, "width") != NULL;
-    /* a checkpoint is verified in full: CRC32, names, shapes, state */
     char crc[64] = "";
-    if (ckpt) {
-        aim_train_state st;
-        aim_pretrain_opts po;
-        aim_st_file *mf = NULL;
-        aim_model *m = aim_checkpoint_load(path, &st, &po, &mf, e);
-        if (!m) {
-            aim_st_close(f);
-            return -1;
-        }
-        const char *c = aim_st_meta(mf, "crc32");
-        snprintf(crc, sizeof crc, "%s", c ? c : "?");
-        aim_model_free(m);
-        aim_st_close(mf);
+    if (w && ckpt && verify_checkpoint(path, crc, sizeof crc, e) != 0) {
+        aim_st_close(f);
+        return -1;
     }
     if (w) {
         aim_jw_kstr(w, "kind", "safetensors");
@@ -304,6 +310,11 @@ static int info_safetensors(const char *path, aim_jw *w, aim_err *e)
                cmd_esc(aim_st_meta(f, "patch")), cmd_esc(aim_st_meta(f, "width")),
                cmd_esc(aim_st_meta(f, "depth")), cmd_esc(aim_st_meta(f, "heads")),
                cmd_esc(aim_st_meta(f, "head_width")), cmd_esc(aim_st_meta(f, "head_depth")));
+        /* what the metadata says is shown before the verification */
+        if (verify_checkpoint(path, crc, sizeof crc, e) != 0) {
+            aim_st_close(f);
+            return -1;
+        }
         printf("  verified   CRC32 %s, every tensor and the optimizer state\n", cmd_esc(crc));
     }
     printf("  tensors    %d, %llu values, %.1f MB of data\n", f->ntensors,
