@@ -19,6 +19,7 @@
 
 #include "aim/dist.h"
 #include "cmd/cmd.h"
+#include "cmd/common.h"
 #include "cmd/opts.h"
 
 static const struct aim_cmd *const cmd_table[] = {
@@ -140,7 +141,8 @@ int cmd_help_job(const struct aim_cmd *c, int argc, char **argv, const aim_opt *
 
 static void usage(FILE *f)
 {
-    fprintf(f, "aim %s - a terminal workbench for autoregressive image models (AIM)\n\n"
+    fprintf(f, "aim %s - a terminal workbench for autoregressive image models (AIM; not\n"
+               "AimStack's experiment tracker, which installs an `aim` command too)\n\n"
                "usage: aim COMMAND [ARGS...]\n\ncommands:\n",
             PACKAGE_VERSION);
     for (int i = 0; cmd_table[i]; i++)
@@ -178,8 +180,15 @@ int main(int argc, char **argv)
     }
     if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
         const char *mpi = aim_dist_library();
-        printf("aim %s (OpenBLAS: %s threads; MPI: %s)\n", PACKAGE_VERSION, AIM_OPENBLAS_THREADS,
-               mpi ? mpi : "no");
+        char tried[2048];
+        char *samples = cmd_sample_path("pretrain.lua", tried, sizeof tried);
+        /* another program is called aim too (AimStack's experiment tracker,
+         * Python): the first line says which one this is */
+        printf("aim %s - autoregressive image models workbench (C), not AimStack\n"
+               "OpenBLAS: %s threads; MPI: %s\nsamples: %s\n",
+               PACKAGE_VERSION, AIM_OPENBLAS_THREADS, mpi ? mpi : "no",
+               samples ? samples : "not found (set AIM_DATADIR)");
+        free(samples);
         return 0;
     }
     for (int i = 0; cmd_table[i]; i++) {

@@ -186,5 +186,11 @@ int main(void)
     tap_ok(near(ui_peak_percent(&sn), 4 * want, 1e-9), "the %% follows img/s (%g)",
            ui_peak_percent(&sn));
     free(bd);
+
+    /* NO_COLOR (no-color.org): set and not empty turns colour off */
+    tap_ok(!ui_no_color(NULL), "NO_COLOR unset: colours");
+    tap_ok(!ui_no_color(""), "NO_COLOR set but empty: colours");
+    tap_ok(ui_no_color("1") && ui_no_color("0") && ui_no_color("yes"),
+           "NO_COLOR=1, =0 or any other non-empty value: no colours");
     return tap_done();
 }

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "aim/core.h"
 #include "aim/text.h"
@@ -82,8 +83,47 @@ int aim_json_get_string(const void *buf, size_t n, const char *key, char *out, s
 /* 1 when buf is valid JSON (raw_bytes) with a top-level member `key`. */
 int aim_json_has(const void *buf, size_t n, const char *key);
 
-/* Writing: s as a JSON string (quotes, backslashes, control characters
- * escaped) appended to b. */
+/* ------------------------------------------------------------ writing */
+
+/* s as a JSON string (quotes, backslashes, control characters escaped)
+ * appended to b; the same written to f (NULL is null). The one escaping. */
 void aim_json_put_string(aim_sbuf *b, const char *s);
+void aim_json_string(FILE *f, const char *s);
+
+/* A small streaming writer for whole documents (the commands' --json): it
+ * places the commas and the ':' so callers only say what comes next.
+ *
+ *   aim_jw w; aim_jw_init(&w, stdout);
+ *   aim_jw_open(&w, '{'); aim_jw_key(&w, "steps"); aim_jw_int(&w, 20);
+ *   aim_jw_close(&w, '}'); aim_jw_finish(&w);     -> {"steps":20}\n
+ *
+ * Numbers are %.9g (enough for a float, as the metrics log); NaN and
+ * infinities, which JSON lacks, are null. Nesting deeper than
+ * AIM_JSON_MAX_DEPTH is a programmer error (assert). */
+typedef struct aim_jw {
+    FILE *f;
+    int depth;
+    int after_key;                           /* a key was written, its value is next */
+    unsigned char more[AIM_JSON_MAX_DEPTH + 1]; /* the level has an element already */
+} aim_jw;
+
+void aim_jw_init(aim_jw *w, FILE *f);
+void aim_jw_open(aim_jw *w, char open);   /* '{' or '[' */
+void aim_jw_close(aim_jw *w, char close); /* '}' or ']' */
+void aim_jw_key(aim_jw *w, const char *key);
+void aim_jw_str(aim_jw *w, const char *s); /* NULL is null */
+void aim_jw_num(aim_jw *w, double v);
+void aim_jw_int(aim_jw *w, int64_t v);
+void aim_jw_bool(aim_jw *w, int v);
+void aim_jw_null(aim_jw *w);
+/* n bytes that are already one valid JSON value (checked by aim_jr_check) */
+void aim_jw_raw(aim_jw *w, const void *text, size_t n);
+/* key and value in one call, for the common case inside an object */
+void aim_jw_kstr(aim_jw *w, const char *key, const char *s);
+void aim_jw_knum(aim_jw *w, const char *key, double v);
+void aim_jw_kint(aim_jw *w, const char *key, int64_t v);
+/* End the document with a newline and flush: 0, or -1 when the stream had
+ * a write error (stdout closed, disk full). */
+int aim_jw_finish(aim_jw *w);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "aim/core.h"
+#include "aim/json.h"
 #include "aim/model.h"
 #include "aim/tfevents.h"
 
@@ -69,11 +70,10 @@ int aim_runlog_close(aim_runlog *l, aim_err *e);
 int aim_runlog_writer_active(const char *metrics_path);
 
 /* Helpers for a job's run.json: its start {"kind":KIND,"weights":WEIGHTS
- * (the rest follows, then "}"); a JSON string (quotes and escapes; NULL is
- * null); the model's shape as "image":..,"channels":..,"patch":..,
- * "width":..,"depth":..,"heads":.. (the keys `aim runs` reads). */
+ * (the rest follows, then "}"); the model's shape as "image":..,
+ * "channels":..,"patch":..,"width":..,"depth":..,"heads":.. (the keys
+ * `aim runs` reads). JSON strings: aim_json_string (aim/json.h). */
 void aim_json_job(FILE *f, const char *kind, const char *weights);
-void aim_json_string(FILE *f, const char *s);
 void aim_json_config(FILE *f, const aim_config *c);
 
 #endif

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "aim/json.h"
 #include "aim/model.h"
 #include "aim/prof.h"
 #include "aim/train.h"
@@ -116,7 +117,7 @@ static int bench_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_bench_entry = {
     .name = "bench",
-    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--profile]",
+    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--profile | --json]",
     .summary = "measure throughput and the fraction of the machine's sgemm peak (MFU)",
     .help = "Runs in one process: (1) sgemm on the model's own GEMM shapes, the practical\n"
             "peak; (2) training steps (forward + backward + AdamW) and (3) forward-only\n"
@@ -126,14 +127,84 @@ const struct aim_cmd cmd_bench_entry = {
             "Machines are noisy: compare ratios within one run. img/cpu-s (images per\n"
             "CPU-second, all threads) and cores (CPU time / wall time) show how much\n"
             "of the machine the process got when others share it; MFU/cpu compares\n"
-            "FLOP per CPU-second with the sgemm's, which that does not move.",
+            "FLOP per CPU-second with the sgemm's, which that does not move.\n"
+            "--json prints the same numbers as one JSON object (docs/json.md).",
     .exec = bench_exec,
 };
+
+/* --json: the numbers of the text output, by name (docs/json.md); pass[0]
+ * training, pass[1] forward: img/s, FLOP/s, MFU, s/step, img/cpu-s, cores,
+ * MFU/cpu */
+static int bench_json(const aim_config *c, const char *preset, int batch, int steps,
+                      double loss_rows, double fwd_flops, const aim_peak *pk, double peak,
+                      const double pass[2][7], double rss_bytes)
+{
+    aim_jw w;
+    aim_jw_init(&w, stdout);
+    aim_jw_open(&w, '{');
+    aim_jw_key(&w, "config");
+    aim_jw_open(&w, '{');
+    aim_jw_kstr(&w, "preset", preset);
+    aim_jw_kint(&w, "image", c->image);
+    aim_jw_kint(&w, "channels", c->channels);
+    aim_jw_kint(&w, "patch", c->patch);
+    aim_jw_kint(&w, "width", c->width);
+    aim_jw_kint(&w, "depth", c->depth);
+    aim_jw_kint(&w, "heads", c->heads);
+    aim_jw_kint(&w, "head_width", c->head_width);
+    aim_jw_kint(&w, "head_depth", c->head_depth);
+    aim_jw_kint(&w, "tokens", aim_config_tokens(c));
+    aim_jw_close(&w, '}');
+    aim_jw_kint(&w, "batch", batch);
+    aim_jw_kint(&w, "steps", steps);
+    aim_jw_kint(&w, "threads", cmd_threads());
+    aim_jw_kstr(&w, "openblas_threads", AIM_OPENBLAS_THREADS);
+    aim_jw_knum(&w, "trunk_params", (double)aim_config_trunk_params(c));
+    aim_jw_knum(&w, "head_params", (double)aim_config_head_params(c));
+    aim_jw_knum(&w, "activation_bytes", (double)aim_model_activation_bytes(c, batch));
+    aim_jw_knum(&w, "loss_rows_per_image", loss_rows);
+    aim_jw_knum(&w, "flops_forward", fwd_flops);
+    aim_jw_knum(&w, "flops_forward_all_rows", aim_config_flops_forward(c));
+    aim_jw_knum(&w, "flops_training", 3 * fwd_flops);
+    aim_jw_key(&w, "gemm");
+    aim_jw_open(&w, '[');
+    for (int i = 0; i < pk->nrows; i++) {
+        const aim_gemm_row *g = &pk->row[i];
+        aim_jw_open(&w, '{');
+        aim_jw_kstr(&w, "name", g->name);
+        aim_jw_kint(&w, "M", g->M);
+        aim_jw_kint(&w, "K", g->K);
+        aim_jw_kint(&w, "N", g->N);
+        aim_jw_kint(&w, "count", g->count);
+        aim_jw_knum(&w, "flops_per_s", g->flops_per_s);
+        aim_jw_close(&w, '}');
+    }
+    aim_jw_close(&w, ']');
+    aim_jw_knum(&w, "peak_flops_per_s", peak);
+    aim_jw_knum(&w, "peak_flops_per_cpu_s", pk->flops_per_cpu_s);
+    aim_jw_knum(&w, "peak_cores", pk->cores);
+    static const char *const names[2] = {"training", "forward"};
+    for (int p = 0; p < 2; p++) {
+        aim_jw_key(&w, names[p]);
+        aim_jw_open(&w, '{');
+        aim_jw_knum(&w, "img_per_s", pass[p][0]);
+        aim_jw_knum(&w, "flops_per_s", pass[p][1]);
+        aim_jw_knum(&w, "mfu", pass[p][2]);
+        aim_jw_knum(&w, "seconds_per_step", pass[p][3]);
+        aim_jw_knum(&w, "img_per_cpu_s", pass[p][4]);
+        aim_jw_knum(&w, "cores", pass[p][5]);
+        aim_jw_knum(&w, "mfu_cpu", pass[p][6]);
+        aim_jw_close(&w, '}');
+    }
+    aim_jw_knum(&w, "peak_rss_bytes", rss_bytes);
+    aim_jw_close(&w, '}');
+    return aim_jw_finish(&w) != 0 ? cmd_fail("bench: cannot write the JSON to stdout") : 0;
+}
 
 static int bench_exec(int argc, char **argv)
 {
     cmd_model_opts mo = {0};
-    int batch = 64, threads = 0, steps = 10, profile = 0;
+    int batch = 64, threads = 0, steps = 10, profile = 0, json = 0;
     float seconds = 1.0f;
     cmd_opt opts[] = {
         CMD_MODEL_OPTS(mo),
@@ -143,6 +214,7 @@ static int bench_exec(int argc, char **argv)
         {"gemm-seconds", OPT_FLOAT, &seconds, "S", "time spent measuring sgemm (default 1)"},
         {"profile", OPT_FLAG, &profile, NULL,
          "then time every kernel (forward, backward, optimiser) and each thread"},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout (docs/json.md)"},
         {0},
     };
     if (cmd_help(&cmd_bench_entry, argc, argv, opts))
@@ -155,6 +227,8 @@ static int bench_exec(int argc, char **argv)
         return cmd_fail("bench: --batch must be in 1..4096 (got %d)", batch);
     if (steps < 1)
         return cmd_fail("bench: --steps must be positive (got %d)", steps);
+    if (json && profile)
+        return cmd_fail("bench: --profile prints a table; it does not go with --json");
     aim_config c;
     if (cmd_model_config(&mo, &c))
         return 1;
@@ -184,30 +258,34 @@ static int bench_exec(int argc, char **argv)
     /* the passes run loss-only (as pretraining and validation do): the
      * FLOPs they need, the last block's tail and the head on the loss rows */
     double fwd_flops = aim_config_flops_loss(&c, rows / batch);
-    printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
-           "threads %d (OpenBLAS %s)\n",
-           mo.preset ? mo.preset : "tiny", c.width, c.depth, c.heads, c.channels, c.image,
-           c.image, c.patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS);
-    printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
-           aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
-           aim_model_activation_bytes(&c, batch) / 1e6);
-    printf("FLOPs per image: forward %.1f MFLOP (loss rows only, %.1f of %d per image; all "
-           "rows %.1f), training step %.1f MFLOP (3x forward)\n\n",
-           fwd_flops / 1e6, rows / batch, N, aim_config_flops_forward(&c) / 1e6,
-           3 * fwd_flops / 1e6);
+    if (!json) {
+        printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
+               "threads %d (OpenBLAS %s)\n",
+               mo.preset ? mo.preset : "tiny", c.width, c.depth, c.heads, c.channels, c.image,
+               c.image, c.patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS);
+        printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
+               aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
+               aim_model_activation_bytes(&c, batch) / 1e6);
+        printf("FLOPs per image: forward %.1f MFLOP (loss rows only, %.1f of %d per image; all "
+               "rows %.1f), training step %.1f MFLOP (3x forward)\n\n",
+               fwd_flops / 1e6, rows / batch, N, aim_config_flops_forward(&c) / 1e6,
+               3 * fwd_flops / 1e6);
+    }
 
     /* (1) sgemm peak on the model's shapes */
     aim_peak pk;
     double peak = aim_gemm_peak(&c, batch, seconds, &pk), peak_cpu = pk.flops_per_cpu_s;
-    printf("%-12s %8s %6s %6s %5s %9s\n", "gemm", "M", "K", "N", "x", "GFLOP/s");
-    for (int i = 0; i < pk.nrows; i++) {
-        const aim_gemm_row *g = &pk.row[i];
-        printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
-               g->flops_per_s / 1e9);
+    if (!json) {
+        printf("%-12s %8s %6s %6s %5s %9s\n", "gemm", "M", "K", "N", "x", "GFLOP/s");
+        for (int i = 0; i < pk.nrows; i++) {
+            const aim_gemm_row *g = &pk.row[i];
+            printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
+                   g->flops_per_s / 1e9);
+        }
+        printf("sgemm peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
+               "CPU-second (%.2f cores)\n\n",
+               peak / 1e9, peak_cpu / 1e9, pk.cores);
     }
-    printf("sgemm peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
-           "CPU-second (%.2f cores)\n\n",
-           peak / 1e9, peak_cpu / 1e9, pk.cores);
 
     /* (2) training steps and (3) forward passes on the random data above */
     aim_params *p = aim_model_params(m);
@@ -238,6 +316,23 @@ static int bench_exec(int argc, char **argv)
      * which other processes on the machine do not move */
     double train_fc = batch * steps * 3 * fwd_flops / ctrain;
     double fwd_fc = batch * steps * fwd_flops / cfwd;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (json) {
+        int rc = bench_json(&c, mo.preset ? mo.preset : "tiny", batch, steps, rows / batch,
+                            fwd_flops, &pk, peak,
+                            (const double[2][7]){{train_ips, train_fs, train_fs / peak,
+                                                  ttrain / steps, batch * steps / ctrain,
+                                                  ctrain / ttrain, train_fc / peak_cpu},
+                                                 {fwd_ips, fwd_fs, fwd_fs / peak, tfwd / steps,
+                                                  batch * steps / cfwd, cfwd / tfwd,
+                                                  fwd_fc / peak_cpu}},
+                            ru.ru_maxrss * 1024.0);
+        free(x);
+        free(prefix);
+        aim_model_free(m);
+        return rc;
+    }
     printf("%-10s %10s %10s %8s %10s %10s %6s %8s\n", "pass", "img/s", "GFLOP/s", "MFU", "ms/step",
            "img/cpu-s", "cores", "MFU/cpu");
     printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n", "training", train_ips,
@@ -246,8 +341,6 @@ static int bench_exec(int argc, char **argv)
     printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n", "forward", fwd_ips,
            fwd_fs / 1e9, 100 * fwd_fs / peak, 1e3 * tfwd / steps, batch * steps / cfwd,
            cfwd / tfwd, 100 * fwd_fc / peak_cpu);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %.1f MB\n", ru.ru_maxrss / 1024.0);
     if (profile) {
         aim_prof *pr = aim_xcalloc(1, sizeof *pr);

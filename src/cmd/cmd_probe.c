@@ -3,7 +3,8 @@
  * an attentive (or linear) probe on the features of a block set, or sweeps
  * every block (or window of blocks) from one trunk pass, and reports top-1 on
  * the test split. Baselines: --random-init (same config, untrained trunk) and
- * --raw (logistic regression on the pixels).
+ * --raw (logistic regression on the pixels). --json: the results as one JSON
+ * object on stdout, progress on stderr as always.
  */
 #include "config.h"
 
@@ -15,6 +16,7 @@
 #include "aim/dist.h"
 #include "aim/io.h"
 #include "aim/job.h"
+#include "aim/json.h"
 #include "aim/probe.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -24,7 +26,7 @@ static int probe_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_probe_entry = {
     .name = "probe",
-    .usage = "[WEIGHTS] [--data SPEC] [--blocks 3,4 | --sweep [--window K]] [--kind attentive|linear]",
+    .usage = "[WEIGHTS] [--data SPEC] [--blocks 3,4 | --sweep [--window K]] [--kind attentive|linear] [--json]",
     .summary = "probe a frozen trunk: top-1 per block (or block set) on the test split",
     .help = "Features are the average of the raw outputs of the chosen blocks (1-based), with\n"
             "no mask, computed once for all probed sets and kept as half floats. The\n"
@@ -36,12 +38,13 @@ const struct aim_cmd cmd_probe_entry = {
             "--raw fits the linear probe on raw pixels (no WEIGHTS needed).\n"
             "--out DIR makes DIR a run folder (created if needed): run.json, and in\n"
             "metrics.jsonl and a TensorBoard event file a \"probe_epoch\" line per epoch of\n"
-            "each set and a \"probe_result\" line with top-1 per set (aim runs lists it).",
+            "each set and a \"probe_result\" line with top-1 per set (aim runs lists it).\n"
+            "--json prints the results as one JSON object on stdout (docs/json.md).",
     .exec = probe_exec,
 };
 
 typedef struct pctx {
-    int tty, verbose;
+    int tty, verbose, json;
     const char *kind;
 } pctx;
 
@@ -66,18 +69,65 @@ static int on_epoch(void *ctx, int epoch, float loss, float train_top1, float te
 static int on_set(void *ctx, int index, const aim_probe_set_result *r)
 {
     pctx *c = ctx;
+    if (c->json)
+        return 0;
     printf("%-12s %-9s %8.2f%% %8.2f%% %8.1f\n", r->label, c->kind, r->test_top1, r->train_top1,
            r->seconds);
     fflush(stdout);
     return 0;
 }
 
+/* --json: the job's results by name (docs/json.md) */
+static int probe_json(const aim_probe_job_result *r, const char *weights, const char *kind,
+                      int64_t ntrain, int64_t ntest, const char *saved, const char *out)
+{
+    aim_jw w;
+    aim_jw_init(&w, stdout);
+    aim_jw_open(&w, '{');
+    aim_jw_kstr(&w, "weights", weights);
+    aim_jw_kstr(&w, "probe", kind);
+    aim_jw_kint(&w, "train_images", ntrain);
+    aim_jw_kint(&w, "test_images", ntest);
+    aim_jw_key(&w, "sets");
+    aim_jw_open(&w, '[');
+    for (int i = 0; i < r->nsets; i++) {
+        const aim_probe_set_result *s = &r->sets[i];
+        aim_jw_open(&w, '{');
+        aim_jw_kstr(&w, "label", s->label);
+        aim_jw_key(&w, "blocks");
+        aim_jw_open(&w, '[');
+        for (int b = 0; b < s->nblocks; b++)
+            aim_jw_int(&w, s->blocks[b]);
+        aim_jw_close(&w, ']');
+        aim_jw_knum(&w, "test_top1", s->test_top1);
+        aim_jw_knum(&w, "train_top1", s->train_top1);
+        aim_jw_knum(&w, "train_loss", s->train_loss);
+        aim_jw_knum(&w, "seconds", s->seconds);
+        aim_jw_close(&w, '}');
+    }
+    aim_jw_close(&w, ']');
+    aim_jw_key(&w, "best");
+    if (r->best >= 0 && r->best < r->nsets)
+        aim_jw_int(&w, r->best);
+    else
+        aim_jw_null(&w);
+    aim_jw_key(&w, "stopped");
+    aim_jw_bool(&w, r->stopped);
+    aim_jw_kstr(&w, "saved", saved);
+    aim_jw_kstr(&w, "out", out);
+    aim_jw_close(&w, '}');
+    return aim_jw_finish(&w) != 0 ? cmd_fail("probe: cannot write the JSON to stdout") : 0;
+}
+
 static int probe_exec(int argc, char **argv)
 {
     aim_probe_spec s;
     aim_probe_spec_default(&s);
-    if (cmd_help_job(&cmd_probe_entry, argc, argv, aim_probe_options))
+    if (cmd_help_job(&cmd_probe_entry, argc, argv, aim_probe_options)) {
+        printf("  %-22s %s\n", "--json", "the results as one JSON object on stdout (docs/json.md)");
         return 0;
+    }
+    const int json = cmd_take_flag(&argc, argv, "json");
     char *pos[1];
     int npos;
     if (cmd_parse_job("probe", argc, argv, aim_probe_options, &s, pos, &npos, 1))
@@ -131,7 +181,8 @@ static int probe_exec(int argc, char **argv)
     job.weights = raw ? NULL : random_init ? source : pos[0];
     if (out && cmd_open_runlog(out, job.dist, &job.log) != 0)
         goto done_data;
-    pctx pc = {.tty = isatty(2), .verbose = !s.quiet, .kind = raw ? "raw-lin" : kind_s};
+    pctx pc = {.tty = isatty(2), .verbose = !s.quiet, .json = json,
+               .kind = raw ? "raw-lin" : kind_s};
     job.train.on_epoch = on_epoch;
     job.train.ctx = &pc;
     job.on_features = on_extract;
@@ -141,8 +192,10 @@ static int probe_exec(int argc, char **argv)
         fprintf(stderr, "aim probe: %s features of %d block set(s) for %lld + %lld images\n",
                 random_init ? "random-init trunk" : "trunk", job.nsets ? job.nsets : 1,
                 (long long)tr->n, (long long)te->n);
-    printf("%-12s %-9s %9s %9s %8s\n", "blocks", "probe", "test top1", "train", "seconds");
-    fflush(stdout);
+    if (!json) {
+        printf("%-12s %-9s %9s %9s %8s\n", "blocks", "probe", "test top1", "train", "seconds");
+        fflush(stdout);
+    }
     aim_probe_job_result res;
     if (aim_probe_job_run(m, tr, te, &job, &res, &e) != 0) {
         cmd_fail("%s", e.msg);
@@ -153,7 +206,7 @@ static int probe_exec(int argc, char **argv)
         aim_probe_free(res.best_probe);
         goto done_data;
     }
-    if (res.nsets > 1)
+    if (res.nsets > 1 && !json)
         printf("best: blocks %s, %.2f%% top-1\n", res.sets[res.best].label,
                res.sets[res.best].test_top1);
     if (save && res.best_probe && aim_dist_rank(job.dist) == 0) {
@@ -167,10 +220,15 @@ static int probe_exec(int argc, char **argv)
             aim_probe_free(res.best_probe);
             goto done_data;
         }
-        printf("saved trunk + probe head: %s\n", save);
+        if (!json)
+            printf("saved trunk + probe head: %s\n", save);
     }
+    const char *saved = save && res.best_probe ? save : NULL;
     aim_probe_free(res.best_probe);
-    rc = 0;
+    res.best_probe = NULL;
+    rc = json && aim_dist_rank(job.dist) == 0
+             ? probe_json(&res, job.weights, pc.kind, tr->n, te->n, saved, out)
+             : 0;
 done_data:
     aim_dataset_free(tr);
     aim_dataset_free(te);

@@ -54,37 +54,6 @@ const struct aim_cmd cmd_tui_entry = {
     .exec = tui_exec,
 };
 
-/* the default experiment: a malloc'd path or NULL */
-static char *find_sample(char *tried, size_t len)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *cands[4] = {0};
-    int nc = 0;
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = 0;
-        cands[nc++] = aim_xasprintf("%s/samples/pretrain.lua", exe);
-        cands[nc++] = aim_xasprintf("%s/../share/aim/pretrain.lua", exe);
-    }
-#ifdef AIM_SRCDIR
-    cands[nc++] = aim_xasprintf("%s/samples/pretrain.lua", AIM_SRCDIR);
-#endif
-    char *found = NULL;
-    size_t at = 0;
-    tried[0] = 0;
-    for (int i = 0; i < nc; i++) {
-        if (!found && access(cands[i], R_OK) == 0)
-            found = aim_xstrdup(cands[i]);
-        at += (size_t)snprintf(tried + at, at < len ? len - at : 0, "%s%s", i ? ", " : "",
-                               cands[i]);
-        free(cands[i]);
-    }
-    return found;
-}
-
 /* a run --compare can show: a folder with a metrics.jsonl (or the file)
  * holding training steps; 0, or 1 after the `aim: tui: ...` message */
 static int check_run(const char *path)
@@ -192,10 +161,10 @@ static int tui_exec(int argc, char **argv)
             return cmd_fail("tui: %s: cannot read the script", o.script);
     } else {
         char tried[2048];
-        sample = find_sample(tried, sizeof tried);
+        sample = cmd_sample_path("pretrain.lua", tried, sizeof tried);
         if (!sample)
-            return cmd_fail("tui: cannot find the default experiment samples/pretrain.lua "
-                            "(looked at %s); give a SCRIPT.lua", tried);
+            return cmd_fail("tui: cannot find the default experiment pretrain.lua (looked at "
+                            "%s); give a SCRIPT.lua or set AIM_DATADIR", tried);
         o.script = sample;
     }
     if (i < argc && !strcmp(argv[i], "--"))

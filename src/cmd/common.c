@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -41,6 +43,59 @@ void cmd_set_threads(int threads)
 int cmd_threads(void)
 {
     return omp_get_max_threads();
+}
+
+char *cmd_sample_path(const char *name, char *tried, size_t len)
+{
+    char *cands[4] = {0};
+    int nc = 0;
+    const char *env = getenv("AIM_DATADIR");
+    if (env && *env)
+        cands[nc++] = aim_xasprintf("%s/%s", env, name);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = 0;
+        cands[nc++] = aim_xasprintf("%s/samples/%s", exe, name);
+        cands[nc++] = aim_xasprintf("%s/../share/aim/%s", exe, name);
+    }
+#ifdef AIM_PKGDATADIR
+    cands[nc++] = aim_xasprintf("%s/%s", AIM_PKGDATADIR, name);
+#endif
+    char *found = NULL;
+    size_t at = 0;
+    if (len)
+        tried[0] = 0;
+    for (int i = 0; i < nc; i++) {
+        if (!found && access(cands[i], R_OK) == 0)
+            found = aim_xstrdup(cands[i]);
+        at += (size_t)snprintf(tried + at, at < len ? len - at : 0, "%s%s", i ? ", " : "",
+                               cands[i]);
+        free(cands[i]);
+    }
+    return found;
+}
+
+int cmd_take_flag(int *argc, char **argv, const char *name)
+{
+    int found = 0, k = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], "--")) {
+            while (i < *argc)
+                argv[k++] = argv[i++];
+            break;
+        }
+        if (!strncmp(argv[i], "--", 2) && !strcmp(argv[i] + 2, name))
+            found = 1;
+        else
+            argv[k++] = argv[i];
+    }
+    *argc = k;
+    argv[k] = NULL;
+    return found;
 }
 
 void cmd_duration(double s, char *buf, int len)

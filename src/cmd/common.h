@@ -6,6 +6,7 @@
 #ifndef AIM_CMD_COMMON_H
 #define AIM_CMD_COMMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aim/data.h"
@@ -44,6 +45,19 @@ int cmd_threads(void);
  * signal would have (a signal that is ignored stays ignored). For commands
  * that only write files (export-csv). */
 void cmd_remove_temps_on_signal(void);
+
+/* Where the samples are (the default experiment pretrain.lua and the other
+ * scripts), looked for in this order: $AIM_DATADIR; samples/ beside the
+ * binary (the build tree); ../share/aim beside it (an installed tree moved
+ * or installed with DESTDIR); the configured $(pkgdatadir). No path of the
+ * build tree is compiled in. The malloc'd path of NAME there, or NULL;
+ * tried (len bytes) lists the places looked at. */
+char *cmd_sample_path(const char *name, char *tried, size_t len);
+
+/* Take every `--NAME` out of argv (before a "--"), for a front-end flag of a
+ * command whose other options are a job's table (`--json` of aim probe);
+ * 1 when there was one. */
+int cmd_take_flag(int *argc, char **argv, const char *name);
 
 /* "1h02m", "3m12s", "45s" */
 void cmd_duration(double s, char *buf, int len);

@@ -113,6 +113,13 @@ static int small_option(const char *cmd, void *ctx, const char *name, const char
         return 0;
     }
     const char *v = take_value(cmd, o->name, eq, o->arg, argc, argv, i);
+    if (v && o->kind == OPT_LIST) {
+        cmd_list *l = o->dst;
+        if (l->n >= CMD_LIST_MAX)
+            return cmd_fail("%s: --%s given more than %d times", cmd, o->name, CMD_LIST_MAX);
+        l->v[l->n++] = v;
+        return 0;
+    }
     return v ? set_value(cmd, o, v) : 1;
 }
 

@@ -9,12 +9,19 @@
 
 #include "aim/job.h"
 
-enum { OPT_STR, OPT_INT, OPT_I64, OPT_FLOAT, OPT_FLAG, OPT_NOFLAG };
+enum { OPT_STR, OPT_INT, OPT_I64, OPT_FLOAT, OPT_FLAG, OPT_NOFLAG, OPT_LIST };
+
+/* An option that may be given several times (OPT_LIST): each value in turn */
+#define CMD_LIST_MAX 16
+typedef struct cmd_list {
+    const char *v[CMD_LIST_MAX];
+    int n;
+} cmd_list;
 
 typedef struct cmd_opt {
     const char *name; /* without the leading "--" */
     int kind;
-    void *dst;        /* char **, int *, int64_t *, float *, int * (flags set 1 / 0) */
+    void *dst;        /* char **, int *, int64_t *, float *, int * (flags set 1 / 0), cmd_list * */
     const char *arg;  /* "N", "PATH", ... (NULL for flags) */
     const char *help;
 } cmd_opt;

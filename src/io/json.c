@@ -2,10 +2,12 @@
  * json.c - the one JSON reader (aim/json.h): a syntax pass that validates a
  * whole document without allocating, then cursor steps that decode only what
  * the caller asks for. Shared by the safetensors header, the metrics log and
- * run folders; a small writer helper for JSON strings.
+ * run folders; and the one writer: JSON strings and a streaming document
+ * writer (aim_jw) for the commands' --json.
  */
 #include "config.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -542,4 +544,124 @@ void aim_json_put_string(aim_sbuf *b, const char *s)
         s++;
     }
     aim_sb_putc(b, '"');
+}
+
+void aim_json_string(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    aim_sbuf b = {0};
+    aim_json_put_string(&b, s);
+    fwrite(b.p, 1, b.n, f);
+    aim_sb_free(&b);
+}
+
+/* ------------------------------------------------------------ the writer */
+
+void aim_jw_init(aim_jw *w, FILE *f)
+{
+    memset(w, 0, sizeof *w);
+    w->f = f;
+}
+
+/* before a value or a key: the comma when the level has an element */
+static void jw_sep(aim_jw *w)
+{
+    if (w->after_key) {
+        w->after_key = 0;
+        return;
+    }
+    if (w->more[w->depth])
+        fputc(',', w->f);
+    w->more[w->depth] = 1;
+}
+
+void aim_jw_open(aim_jw *w, char open)
+{
+    assert(open == '{' || open == '[');
+    assert(w->depth < AIM_JSON_MAX_DEPTH);
+    jw_sep(w);
+    fputc(open, w->f);
+    w->more[++w->depth] = 0;
+}
+
+void aim_jw_close(aim_jw *w, char close)
+{
+    assert((close == '}' || close == ']') && w->depth > 0 && !w->after_key);
+    w->depth--;
+    fputc(close, w->f);
+}
+
+void aim_jw_key(aim_jw *w, const char *key)
+{
+    jw_sep(w);
+    aim_json_string(w->f, key);
+    fputc(':', w->f);
+    w->after_key = 1;
+}
+
+void aim_jw_str(aim_jw *w, const char *s)
+{
+    jw_sep(w);
+    aim_json_string(w->f, s);
+}
+
+void aim_jw_num(aim_jw *w, double v)
+{
+    jw_sep(w);
+    if (isfinite(v))
+        fprintf(w->f, "%.9g", v);
+    else
+        fputs("null", w->f);
+}
+
+void aim_jw_int(aim_jw *w, int64_t v)
+{
+    jw_sep(w);
+    fprintf(w->f, "%lld", (long long)v);
+}
+
+void aim_jw_bool(aim_jw *w, int v)
+{
+    jw_sep(w);
+    fputs(v ? "true" : "false", w->f);
+}
+
+void aim_jw_null(aim_jw *w)
+{
+    jw_sep(w);
+    fputs("null", w->f);
+}
+
+void aim_jw_raw(aim_jw *w, const void *text, size_t n)
+{
+    jw_sep(w);
+    fwrite(text, 1, n, w->f);
+}
+
+void aim_jw_kstr(aim_jw *w, const char *key, const char *s)
+{
+    aim_jw_key(w, key);
+    aim_jw_str(w, s);
+}
+
+void aim_jw_knum(aim_jw *w, const char *key, double v)
+{
+    aim_jw_key(w, key);
+    aim_jw_num(w, v);
+}
+
+void aim_jw_kint(aim_jw *w, const char *key, int64_t v)
+{
+    aim_jw_key(w, key);
+    aim_jw_int(w, v);
+}
+
+int aim_jw_finish(aim_jw *w)
+{
+    assert(w->depth == 0);
+    fputc('\n', w->f);
+    return fflush(w->f) != 0 || ferror(w->f) ? -1 : 0;
 }

@@ -331,25 +331,6 @@ int aim_runlog_end(aim_runlog *l)
 
 /* ------------------------------------------------------------ run.json */
 
-void aim_json_string(FILE *f, const char *s)
-{
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 void aim_json_job(FILE *f, const char *kind, const char *weights)
 {
     fprintf(f, "{\"kind\":");

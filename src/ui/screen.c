@@ -139,7 +139,8 @@ static void setup_styles(void)
 
 static screen_colors detect_colors(const char *want)
 {
-    if (!has_colors() || (getenv("NO_COLOR") && (!want || !strcmp(want, "auto"))))
+    int auto_ = !want || !strcmp(want, "auto");
+    if (!has_colors() || (ui_no_color(getenv("NO_COLOR")) && auto_))
         return SCREEN_MONO;
     screen_colors have = SCREEN_16;
     if (tigetflag("RGB") > 0 || COLORS >= (1 << 24))

@@ -147,6 +147,9 @@ void ui_fmt_duration(double s, char *buf, size_t len);
 int ui_text_width(const char *s);
 /* copy at most `cols` display columns of s into buf (whole characters) */
 void ui_text_clip(const char *s, int cols, char *buf, size_t len);
+/* 1 when the value of $NO_COLOR asks for no colour: set and not empty
+ * (no-color.org); pass getenv("NO_COLOR") */
+int ui_no_color(const char *value);
 /* The status line after its state badge (panel_status.c), for a snapshot
  * with a job: "  field" for each of job, step/total, epoch, loss, lr,
  * img/s, "% peak", ETA (or "took" once idle), threads and the run folder

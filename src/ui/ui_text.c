@@ -219,3 +219,8 @@ char ui_run_mark(int k)
 {
     return "ox+#%@&="[k & 7];
 }
+
+int ui_no_color(const char *value)
+{
+    return value && *value;
+}

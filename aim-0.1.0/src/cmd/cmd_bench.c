@@ -1,0 +1,370 @@
+/*
+ * cmd_bench.c - `aim bench`: how fast is aim on this machine, and how close
+ * to the machine's limit? Measures, in one process: the sgemm rate on the
+ * model's own GEMM shapes (the practical peak: aim_gemm_peak in aim/prof.h,
+ * which the TUI's "% peak" uses too), training and forward-only
+ * img/s, the model's FLOPs per image, and MFU = achieved FLOP/s / that peak.
+ *
+ * FLOPs per image (2 per multiply-add; see aim_config_flops_forward):
+ *   forward = 2NPD + L (24 N D^2 + 4 N^2 D) + 2 N D Dh + Lh 16 N Dh^2 + 2 N Dh P
+ *   training = 3 x forward (backward needs two GEMMs per forward GEMM).
+ * The passes run loss-only, as pretraining does (AIM_FWD_LOSS_ONLY): the
+ * last block's 18 N D^2 of projection and MLP and the head's terms count
+ * at the loss rows (aim_config_flops_loss), N/2 of N on average.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "aim/json.h"
+#include "aim/model.h"
+#include "aim/prof.h"
+#include "aim/train.h"
+#include "cmd/cmd.h"
+#include "cmd/common.h"
+#include "cmd/opts.h"
+
+/* One training step, each optimiser phase charged to its profile entry. */
+static void train_step(aim_model *m, aim_params *p, const aim_adamw_opts *ao, const float *x,
+                       const int32_t *prefix, int batch, int64_t t, aim_prof *pr)
+{
+    double t0 = pr ? aim_prof_now() : 0;
+    aim_params_zero_grad(p);
+    if (pr)
+        pr->th[0].sec[AIM_K_O_ZERO] += aim_prof_now() - t0;
+    aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_LOSS_ONLY);
+    aim_model_backward(m);
+    if (pr)
+        t0 = aim_prof_now();
+    aim_clip_adamw_step(p, ao, 1e-4f, t, 1.0f);
+    if (pr)
+        pr->th[0].sec[AIM_K_O_STEP] += aim_prof_now() - t0;
+}
+
+/* The per-kernel table of `aim bench --profile`: ms per step (mean over the
+ * threads that ran the kernel), share of the measured step, GFLOP/s of the
+ * kernel (all threads' FLOPs over that time), GFLOP/s per CPU second of one
+ * thread (immune to other processes taking the cores), the CPU share the
+ * threads got, and per-thread ms. */
+static void print_profile(const aim_prof *pr, int steps, double step_s, const char *what)
+{
+    int nt = pr->nthreads > 0 ? pr->nthreads : 1;
+    if (nt > 8)
+        nt = 8;
+    printf("\nprofile: %s, %d steps, %.1f ms per step (wall)\n", what, steps, 1e3 * step_s);
+    printf("%-4s %-28s %8s %6s %7s %8s %5s", "pass", "kernel", "ms/step", "share", "GFLOP/s",
+           "GF/s/cpu", "cpu%");
+    for (int t = 0; t < nt; t++)
+        printf("  thr%-2d", t);
+    printf("\n");
+    double busy[AIM_PROF_MAX_THREADS] = {0}, cpu[AIM_PROF_MAX_THREADS] = {0}, total = 0;
+    double gemm = 0, gemm_fl = 0;
+    for (int k = 0; k < AIM_K_COUNT; k++) {
+        double sum = 0, csum = 0, fl = 0;
+        int used = 0;
+        for (int t = 0; t < pr->nthreads; t++) {
+            sum += pr->th[t].sec[k];
+            csum += pr->th[t].cpu[k];
+            fl += pr->th[t].flops[k];
+            busy[t] += pr->th[t].sec[k];
+            cpu[t] += pr->th[t].cpu[k];
+            used += pr->th[t].sec[k] > 0;
+        }
+        if (!used)
+            continue;
+        double ms = 1e3 * sum / used / steps;
+        total += ms;
+        if (aim_prof_is_gemm(k)) {
+            gemm += ms;
+            gemm_fl += fl;
+        }
+        printf("%-4s %-28s %8.2f %5.1f%%", aim_prof_pass(k), aim_prof_name(k), ms,
+               100 * ms / (1e3 * step_s));
+        if (aim_prof_is_gemm(k) && fl > 0 && ms > 0 && csum > 0)
+            printf(" %7.1f %8.1f", fl / steps / (ms * 1e-3) / 1e9, fl / csum / 1e9);
+        else
+            printf(" %7s %8s", "", "");
+        printf(" %4.0f%%", sum > 0 && csum > 0 ? 100 * csum / sum : 100.0);
+        for (int t = 0; t < nt; t++)
+            printf(" %6.2f", 1e3 * pr->th[t].sec[k] / steps);
+        printf("\n");
+    }
+    printf("%-4s %-28s %8.2f %5.1f%% %7.1f\n", "", "GEMMs + attention core", gemm,
+           100 * gemm / (1e3 * step_s), gemm > 0 ? gemm_fl / steps / (gemm * 1e-3) / 1e9 : 0.0);
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "everything else", total - gemm,
+           100 * (total - gemm) / (1e3 * step_s));
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "sum of kernels", total,
+           100 * total / (1e3 * step_s));
+    printf("%-4s %-28s %8.2f %5.1f%%\n", "", "untimed (step - sum)", 1e3 * step_s - total,
+           100 * (1e3 * step_s - total) / (1e3 * step_s));
+    printf("per thread, ms per step: busy");
+    for (int t = 0; t < pr->nthreads && t < 8; t++)
+        printf(" %8.2f", 1e3 * busy[t] / steps);
+    printf("\n                          idle");
+    for (int t = 0; t < pr->nthreads && t < 8; t++)
+        printf(" %8.2f", 1e3 * step_s - 1e3 * busy[t] / steps);
+    printf("   (step wall - busy: waiting, imbalance, untimed work)\n");
+    printf("                   lost to others");
+    for (int t = 0; t < pr->nthreads && t < 8; t++)
+        printf(" %8.2f", 1e3 * (busy[t] - cpu[t]) / steps);
+    printf("   (busy - CPU time: the core was running another process)\n");
+}
+
+static int bench_exec(int argc, char **argv);
+
+const struct aim_cmd cmd_bench_entry = {
+    .name = "bench",
+    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--profile | --json]",
+    .summary = "measure throughput and the fraction of the machine's sgemm peak (MFU)",
+    .help = "Runs in one process: (1) sgemm on the model's own GEMM shapes, the practical\n"
+            "peak; (2) training steps (forward + backward + AdamW) and (3) forward-only\n"
+            "passes on random data. Prints img/s, GFLOP/s and MFU = achieved / peak.\n"
+            "--profile adds a per-kernel table: ms per step, share of the step,\n"
+            "GFLOP/s of every GEMM, and busy / idle time per thread.\n"
+            "Machines are noisy: compare ratios within one run. img/cpu-s (images per\n"
+            "CPU-second, all threads) and cores (CPU time / wall time) show how much\n"
+            "of the machine the process got when others share it; MFU/cpu compares\n"
+            "FLOP per CPU-second with the sgemm's, which that does not move.\n"
+            "--json prints the same numbers as one JSON object (docs/json.md).",
+    .exec = bench_exec,
+};
+
+/* --json: the numbers of the text output, by name (docs/json.md); pass[0]
+ * training, pass[1] forward: img/s, FLOP/s, MFU, s/step, img/cpu-s, cores,
+ * MFU/cpu */
+static int bench_json(const aim_config *c, const char *preset, int batch, int steps,
+                      double loss_rows, double fwd_flops, const aim_peak *pk, double peak,
+                      const double pass[2][7], double rss_bytes)
+{
+    aim_jw w;
+    aim_jw_init(&w, stdout);
+    aim_jw_open(&w, '{');
+    aim_jw_key(&w, "config");
+    aim_jw_open(&w, '{');
+    aim_jw_kstr(&w, "preset", preset);
+    aim_jw_kint(&w, "image", c->image);
+    aim_jw_kint(&w, "channels", c->channels);
+    aim_jw_kint(&w, "patch", c->patch);
+    aim_jw_kint(&w, "width", c->width);
+    aim_jw_kint(&w, "depth", c->depth);
+    aim_jw_kint(&w, "heads", c->heads);
+    aim_jw_kint(&w, "head_width", c->head_width);
+    aim_jw_kint(&w, "head_depth", c->head_depth);
+    aim_jw_kint(&w, "tokens", aim_config_tokens(c));
+    aim_jw_close(&w, '}');
+    aim_jw_kint(&w, "batch", batch);
+    aim_jw_kint(&w, "steps", steps);
+    aim_jw_kint(&w, "threads", cmd_threads());
+    aim_jw_kstr(&w, "openblas_threads", AIM_OPENBLAS_THREADS);
+    aim_jw_knum(&w, "trunk_params", (double)aim_config_trunk_params(c));
+    aim_jw_knum(&w, "head_params", (double)aim_config_head_params(c));
+    aim_jw_knum(&w, "activation_bytes", (double)aim_model_activation_bytes(c, batch));
+    aim_jw_knum(&w, "loss_rows_per_image", loss_rows);
+    aim_jw_knum(&w, "flops_forward", fwd_flops);
+    aim_jw_knum(&w, "flops_forward_all_rows", aim_config_flops_forward(c));
+    aim_jw_knum(&w, "flops_training", 3 * fwd_flops);
+    aim_jw_key(&w, "gemm");
+    aim_jw_open(&w, '[');
+    for (int i = 0; i < pk->nrows; i++) {
+        const aim_gemm_row *g = &pk->row[i];
+        aim_jw_open(&w, '{');
+        aim_jw_kstr(&w, "name", g->name);
+        aim_jw_kint(&w, "M", g->M);
+        aim_jw_kint(&w, "K", g->K);
+        aim_jw_kint(&w, "N", g->N);
+        aim_jw_kint(&w, "count", g->count);
+        aim_jw_knum(&w, "flops_per_s", g->flops_per_s);
+        aim_jw_close(&w, '}');
+    }
+    aim_jw_close(&w, ']');
+    aim_jw_knum(&w, "peak_flops_per_s", peak);
+    aim_jw_knum(&w, "peak_flops_per_cpu_s", pk->flops_per_cpu_s);
+    aim_jw_knum(&w, "peak_cores", pk->cores);
+    static const char *const names[2] = {"training", "forward"};
+    for (int p = 0; p < 2; p++) {
+        aim_jw_key(&w, names[p]);
+        aim_jw_open(&w, '{');
+        aim_jw_knum(&w, "img_per_s", pass[p][0]);
+        aim_jw_knum(&w, "flops_per_s", pass[p][1]);
+        aim_jw_knum(&w, "mfu", pass[p][2]);
+        aim_jw_knum(&w, "seconds_per_step", pass[p][3]);
+        aim_jw_knum(&w, "img_per_cpu_s", pass[p][4]);
+        aim_jw_knum(&w, "cores", pass[p][5]);
+        aim_jw_knum(&w, "mfu_cpu", pass[p][6]);
+        aim_jw_close(&w, '}');
+    }
+    aim_jw_knum(&w, "peak_rss_bytes", rss_bytes);
+    aim_jw_close(&w, '}');
+    return aim_jw_finish(&w) != 0 ? cmd_fail("bench: cannot write the JSON to stdout") : 0;
+}
+
+static int bench_exec(int argc, char **argv)
+{
+    cmd_model_opts mo = {0};
+    int batch = 64, threads = 0, steps = 10, profile = 0, json = 0;
+    float seconds = 1.0f;
+    cmd_opt opts[] = {
+        CMD_MODEL_OPTS(mo),
+        {"batch", OPT_INT, &batch, "B", "images per step (default 64)"},
+        {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
+        {"steps", OPT_INT, &steps, "N", "timed training steps (default 10)"},
+        {"gemm-seconds", OPT_FLOAT, &seconds, "S", "time spent measuring sgemm (default 1)"},
+        {"profile", OPT_FLAG, &profile, NULL,
+         "then time every kernel (forward, backward, optimiser) and each thread"},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout (docs/json.md)"},
+        {0},
+    };
+    if (cmd_help(&cmd_bench_entry, argc, argv, opts))
+        return 0;
+    char *pos[1];
+    int npos;
+    if (cmd_parse("bench", argc, argv, opts, pos, &npos, 0))
+        return 1;
+    if (batch < 1 || batch > 4096)
+        return cmd_fail("bench: --batch must be in 1..4096 (got %d)", batch);
+    if (steps < 1)
+        return cmd_fail("bench: --steps must be positive (got %d)", steps);
+    if (json && profile)
+        return cmd_fail("bench: --profile prints a table; it does not go with --json");
+    aim_config c;
+    if (cmd_model_config(&mo, &c))
+        return 1;
+    cmd_set_threads(threads);
+    aim_err e = {{0}};
+    aim_model *m = aim_model_new(&c, 1, &e);
+    if (!m)
+        return cmd_fail("%s", e.msg);
+    if (aim_model_reserve(m, batch, &e) != 0) {
+        aim_model_free(m);
+        return cmd_fail("%s", e.msg);
+    }
+    int N = aim_config_tokens(&c);
+    /* random images and prefixes drawn as pretraining draws them */
+    size_t img = (size_t)c.channels * c.image * c.image;
+    aim_rng r;
+    aim_rng_seed(&r, 7);
+    float *x = aim_xaligned((size_t)batch * img * 4);
+    int32_t *prefix = aim_xmalloc((size_t)batch * 4);
+    for (size_t i = 0; i < (size_t)batch * img; i++)
+        x[i] = (float)aim_rng_normal(&r);
+    double rows = 0;
+    for (int b = 0; b < batch; b++) {
+        prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
+        rows += N - prefix[b];
+    }
+    /* the passes run loss-only (as pretraining and validation do): the
+     * FLOPs they need, the last block's tail and the head on the loss rows */
+    double fwd_flops = aim_config_flops_loss(&c, rows / batch);
+    if (!json) {
+        printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
+               "threads %d (OpenBLAS %s)\n",
+               mo.preset ? mo.preset : "tiny", c.width, c.depth, c.heads, c.channels, c.image,
+               c.image, c.patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS);
+        printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
+               aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
+               aim_model_activation_bytes(&c, batch) / 1e6);
+        printf("FLOPs per image: forward %.1f MFLOP (loss rows only, %.1f of %d per image; all "
+               "rows %.1f), training step %.1f MFLOP (3x forward)\n\n",
+               fwd_flops / 1e6, rows / batch, N, aim_config_flops_forward(&c) / 1e6,
+               3 * fwd_flops / 1e6);
+    }
+
+    /* (1) sgemm peak on the model's shapes */
+    aim_peak pk;
+    double peak = aim_gemm_peak(&c, batch, seconds, &pk), peak_cpu = pk.flops_per_cpu_s;
+    if (!json) {
+        printf("%-12s %8s %6s %6s %5s %9s\n", "gemm", "M", "K", "N", "x", "GFLOP/s");
+        for (int i = 0; i < pk.nrows; i++) {
+            const aim_gemm_row *g = &pk.row[i];
+            printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
+                   g->flops_per_s / 1e9);
+        }
+        printf("sgemm peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
+               "CPU-second (%.2f cores)\n\n",
+               peak / 1e9, peak_cpu / 1e9, pk.cores);
+    }
+
+    /* (2) training steps and (3) forward passes on the random data above */
+    aim_params *p = aim_model_params(m);
+    aim_adamw_opts ao;
+    aim_adamw_opts_default(&ao);
+    double ttrain = 0, tfwd = 0, ctrain = 0, cfwd = 0;
+    for (int s = -2; s < steps; s++) {
+        double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
+        train_step(m, p, &ao, x, prefix, batch, s + 3, NULL);
+        if (s >= 0) {
+            ttrain += aim_prof_now() - t0;
+            ctrain += aim_prof_process_cpu() - c0;
+        }
+    }
+    for (int s = -2; s < steps; s++) {
+        double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
+        aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
+        if (s >= 0) {
+            tfwd += aim_prof_now() - t0;
+            cfwd += aim_prof_process_cpu() - c0;
+        }
+    }
+    double train_ips = batch * steps / ttrain, fwd_ips = batch * steps / tfwd;
+    double train_fs = train_ips * 3 * fwd_flops, fwd_fs = fwd_ips * fwd_flops;
+    /* img per CPU-second and the cores the process actually got: on a
+     * shared machine the wall-clock numbers move with the other load */
+    /* MFU/cpu: FLOP per CPU-second against the sgemm's FLOP per CPU-second,
+     * which other processes on the machine do not move */
+    double train_fc = batch * steps * 3 * fwd_flops / ctrain;
+    double fwd_fc = batch * steps * fwd_flops / cfwd;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (json) {
+        int rc = bench_json(&c, mo.preset ? mo.preset : "tiny", batch, steps, rows / batch,
+                            fwd_flops, &pk, peak,
+                            (const double[2][7]){{train_ips, train_fs, train_fs / peak,
+                                                  ttrain / steps, batch * steps / ctrain,
+                                                  ctrain / ttrain, train_fc / peak_cpu},
+                                                 {fwd_ips, fwd_fs, fwd_fs / peak, tfwd / steps,
+                                                  batch * steps / cfwd, cfwd / tfwd,
+                                                  fwd_fc / peak_cpu}},
+                            ru.ru_maxrss * 1024.0);
+        free(x);
+        free(prefix);
+        aim_model_free(m);
+        return rc;
+    }
+    printf("%-10s %10s %10s %8s %10s %10s %6s %8s\n", "pass", "img/s", "GFLOP/s", "MFU", "ms/step",
+           "img/cpu-s", "cores", "MFU/cpu");
+    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n", "training", train_ips,
+           train_fs / 1e9, 100 * train_fs / peak, 1e3 * ttrain / steps,
+           batch * steps / ctrain, ctrain / ttrain, 100 * train_fc / peak_cpu);
+    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n", "forward", fwd_ips,
+           fwd_fs / 1e9, 100 * fwd_fs / peak, 1e3 * tfwd / steps, batch * steps / cfwd,
+           cfwd / tfwd, 100 * fwd_fc / peak_cpu);
+    printf("peak RSS %.1f MB\n", ru.ru_maxrss / 1024.0);
+    if (profile) {
+        aim_prof *pr = aim_xcalloc(1, sizeof *pr);
+        aim_model_set_profile(m, pr);
+        double tp = 0;
+        for (int s = 0; s < steps; s++) {
+            double t0 = aim_prof_now();
+            train_step(m, p, &ao, x, prefix, batch, steps + 3 + s, pr);
+            tp += aim_prof_now() - t0;
+        }
+        print_profile(pr, steps, tp / steps, "training step (forward + backward + optimiser)");
+        aim_prof_reset(pr);
+        tp = 0;
+        for (int s = 0; s < steps; s++) {
+            double t0 = aim_prof_now();
+            aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
+            tp += aim_prof_now() - t0;
+        }
+        print_profile(pr, steps, tp / steps, "forward pass with loss (evaluation)");
+        aim_model_set_profile(m, NULL);
+        free(pr);
+    }
+    free(x);
+    free(prefix);
+    aim_model_free(m);
+    return 0;
+}

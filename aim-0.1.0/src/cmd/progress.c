@@ -1,0 +1,83 @@
+/*
+ * progress.c - see progress.h.
+ */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "cmd/common.h"
+#include "cmd/progress.h"
+
+static void close_line(cmd_progress *p)
+{
+    if (p->open_line) {
+        fputs("\r\033[K", stderr);
+        p->open_line = 0;
+    }
+}
+
+void cmd_progress_output(void *ctx, const char *text, size_t len)
+{
+    cmd_progress *p = ctx;
+    close_line(p); /* the progress line comes back at the next step */
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+}
+
+int cmd_step_line(const aim_step_info *s, int tty)
+{
+    int last = s->step == s->total;
+    int64_t every = s->total / 20 > 0 ? s->total / 20 : 1;
+    if (!tty && !last && s->step % every && s->step != 1)
+        return 0;
+    char eta[32], el[32];
+    cmd_duration(s->eta_s, eta, sizeof eta);
+    cmd_duration(s->elapsed_s, el, sizeof el);
+    fprintf(stderr,
+            "%sstep %lld/%lld  epoch %.2f  loss %.4f  lr %.2e  |g| %.3f  %.0f img/s  %s %s%s",
+            tty ? "\r\033[K" : "", (long long)s->step, (long long)s->total, s->epoch, s->loss,
+            s->lr, s->grad_norm, s->img_per_s, last ? "took" : "ETA", last ? el : eta,
+            tty ? "" : "\n");
+    fflush(stderr);
+    return 1;
+}
+
+static void step_line(cmd_progress *p, const aim_step_info *s)
+{
+    if (cmd_step_line(s, p->tty))
+        p->open_line = p->tty;
+}
+
+void cmd_progress_event(void *ctx, const aim_event *ev)
+{
+    cmd_progress *p = ctx;
+    if (p->quiet)
+        return;
+    switch (ev->kind) {
+    case AIM_EV_JOB_START:
+        close_line(p);
+        fprintf(stderr, "aim %s: %s\n", ev->job, ev->text ? ev->text : "");
+        break;
+    case AIM_EV_STEP:
+        step_line(p, ev->step);
+        break;
+    case AIM_EV_PAUSE:
+    case AIM_EV_RESUME:
+        if (p->open_line)
+            fputc('\n', stderr);
+        p->open_line = 0;
+        fprintf(stderr, "aim %s: %s\n", ev->job, ev->kind == AIM_EV_PAUSE ? "paused" : "resumed");
+        break;
+    case AIM_EV_MESSAGE:
+        close_line(p);
+        fprintf(stderr, "aim %s: %s\n", ev->job, ev->text ? ev->text : "");
+        break;
+    case AIM_EV_JOB_END:
+        if (p->open_line)
+            fputc('\n', stderr);
+        p->open_line = 0;
+        fprintf(stderr, "aim %s: %s\n", ev->job, ev->text ? ev->text : "done");
+        break;
+    }
+    fflush(stderr);
+}

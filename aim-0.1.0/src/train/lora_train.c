@@ -1,0 +1,356 @@
+/*
+ * lora_train.c - LoRA fine-tuning (shared/AIM.md "Downstream"): adapters
+ * on a frozen trunk trained jointly with an attentive probe head. Every
+ * step streams a batch through the trunk up to the deepest probe block
+ * (aim_model_features_train), the head's cross-entropy gradient flows back
+ * into the features (aim_probe_backward) and through the trunk into the
+ * adapters (aim_model_features_backward, which stops at the lowest adapted
+ * block), and AdamW updates the adapters and the head, each with its own
+ * peak learning rate, warmup + cosine.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aim/probe.h"
+#include "aim/runlog.h"
+#include "aim/train.h"
+
+void aim_lora_job_default(aim_lora_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->rank = AIM_LORA_DEFAULT_RANK;
+    j->alpha = 0; /* = rank */
+    j->epochs = 4;
+    j->batch = 64;
+    j->lr = 1e-3f;
+    j->head_lr = 3e-3f;
+    j->weight_decay = 0.05f;
+    j->augment = 0;
+    j->flip = 0;
+    j->log_every = 10;
+}
+
+int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e)
+{
+    if (j->nprobe == 0) { /* the middle blocks, as aim probe */
+        j->nprobe = L >= 3 ? 2 : 1;
+        j->probe_blocks[0] = L >= 3 ? L / 2 : (L + 1) / 2;
+        j->probe_blocks[1] = L / 2 + 1;
+    }
+    if (j->nprobe < 0 || j->nprobe > AIM_PROBE_MAX_BLOCKS || j->nblocks < 0 ||
+        j->nblocks > AIM_PROBE_MAX_BLOCKS)
+        return aim_errf(e, "lora: 1 to %d blocks", AIM_PROBE_MAX_BLOCKS);
+    for (int k = 0; k < j->nprobe; k++)
+        if (j->probe_blocks[k] < 1 || j->probe_blocks[k] > L)
+            return aim_errf(e, "lora: probe block %d is not in 1..%d", j->probe_blocks[k], L);
+    for (int k = 0; k < j->nblocks; k++)
+        if (j->blocks[k] < 1 || j->blocks[k] > L)
+            return aim_errf(e, "lora: block %d is not in 1..%d", j->blocks[k], L);
+    if (j->nblocks == 0) { /* adapt the probe blocks */
+        j->nblocks = j->nprobe;
+        memcpy(j->blocks, j->probe_blocks, sizeof j->blocks);
+    }
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* zero the gradients of the trainable tensors only (the trunk's slab is
+ * large and frozen) */
+static void zero_trainable(aim_params *p)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!(p->t[i].flags & AIM_P_FROZEN))
+            memset(p->grad + p->t[i].offset, 0, p->t[i].numel * sizeof(float));
+}
+
+/* run.json of a LoRA job */
+typedef struct job_info {
+    const aim_lora_job *j;
+    const aim_config *c;
+    const aim_lora_info *li;
+    const int *probe_blocks;
+    int nprobe;
+    uint64_t trunk;
+    int64_t ntrain, ntest;
+} job_info;
+
+static void json_ints(FILE *f, const char *key, const int *v, int n)
+{
+    fprintf(f, ",\"%s\":[", key);
+    for (int k = 0; k < n; k++)
+        fprintf(f, "%s%d", k ? "," : "", v[k]);
+    fprintf(f, "]");
+}
+
+static int write_info(FILE *f, void *ctx, aim_err *e)
+{
+    (void)e;
+    const job_info *in = ctx;
+    const aim_lora_job *j = in->j;
+    aim_json_job(f, "lora", j->weights);
+    fprintf(f, ",\"rank\":%d,\"alpha\":%.9g", in->li->rank, in->li->alpha);
+    json_ints(f, "blocks", in->li->blocks, in->li->nblocks < 64 ? in->li->nblocks : 64);
+    json_ints(f, "probe_blocks", in->probe_blocks, in->nprobe);
+    fprintf(f, ",\"head\":\"%s\",\n \"epochs\":%d,\"batch\":%d,\"lr\":%.9g,\"head_lr\":%.9g,"
+               "\"weight_decay\":%.9g,\"augment\":%d,\"flip\":%d,\"seed\":%llu,"
+               "\"train_images\":%lld,\"test_images\":%lld,\n \"adapters\":%llu,\"trunk\":%llu,"
+               "\"share\":%.6g,\n ",
+            j->init_head ? "given" : "new", j->epochs, j->batch, j->lr, j->head_lr,
+            j->weight_decay, j->augment, j->augment || j->flip, (unsigned long long)j->seed,
+            (long long)in->ntrain,
+            (long long)in->ntest, (unsigned long long)in->li->params,
+            (unsigned long long)in->trunk,
+            in->trunk ? 100.0 * (double)in->li->params / (double)in->trunk : 0.0);
+    aim_json_config(f, in->c);
+    fprintf(f, "}\n");
+    return 0; /* aim_write_atomic checks the stream */
+}
+
+/* test top-1 (percent) of the adapted trunk + head, no augmentation */
+static float evaluate(aim_model *m, aim_probe *pr, const aim_dataset *ds, const int *bl, int nb,
+                      int batch, float *x, int32_t *lab, float *feat, aim_err *e)
+{
+    int64_t hits = 0;
+    for (int64_t i0 = 0; i0 < ds->n; i0 += batch) {
+        int n = (int)(ds->n - i0 < batch ? ds->n - i0 : batch);
+        aim_dataset_get_batch(ds, i0, n, 1, x, lab);
+        if (aim_model_features(m, x, n, bl, nb, feat, e) != 0)
+            return -1;
+        int correct = 0;
+        aim_probe_forward(pr, feat, lab, n, 0, &correct);
+        hits += correct;
+    }
+    return ds->n ? (float)(100.0 * hits / ds->n) : 0;
+}
+
+int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                 const aim_lora_job *j, aim_lora_result *r, aim_err *e)
+{
+    memset(r, 0, sizeof *r);
+    const aim_config *c = aim_model_config(m);
+    if (j->epochs < 1 || j->batch < 2 || !(j->lr > 0) || !(j->head_lr > 0))
+        return aim_errf(e, "lora: epochs >= 1, batch >= 2 and learning rates > 0 are needed");
+    for (int i = 0; i < 2; i++) {
+        const aim_dataset *d = i ? test : train;
+        if (d->c != c->channels || d->h != c->image || d->w != c->image)
+            return aim_errf(e, "lora: the %s data is %dx%dx%d but the model takes %dx%dx%d",
+                            i ? "test" : "training", d->c, d->h, d->w, c->channels, c->image,
+                            c->image);
+    }
+    if (train->n < j->batch)
+        return aim_errf(e, "lora: %lld training images are fewer than one batch of %d",
+                        (long long)train->n, j->batch);
+    int K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
+    if (K < 2)
+        return aim_errf(e, "lora: the data has %d class(es)", K);
+    for (int64_t i = 0; i < train->n; i++)
+        if (train->labels[i] < 0 || train->labels[i] >= K)
+            return aim_errf(e, "lora: label %d of training image %lld is not in 0..%d",
+                            train->labels[i], (long long)i + 1, K - 1);
+    aim_lora_job jr = *j;
+    if (aim_lora_job_resolve(&jr, c->depth, e) != 0)
+        return -1;
+    const int nb = jr.nprobe;
+    const int *bl = jr.probe_blocks;
+    for (int k = 0; k < nb; k++) {
+        size_t len = strlen(r->probe_label);
+        snprintf(r->probe_label + len, sizeof r->probe_label - len, "%s%d", k ? "," : "", bl[k]);
+    }
+    /* adapters: keep the model's, or add them */
+    aim_lora_info li;
+    aim_model_lora_info(m, &li);
+    if (li.merged)
+        return aim_errf(e, "lora: the model's adapters are merged; unmerge them first");
+    if (!li.rank) {
+        float alpha = j->alpha > 0 ? j->alpha : (float)j->rank;
+        if (aim_model_lora_add(m, j->rank, alpha, jr.blocks, jr.nblocks, j->seed + 17, e) != 0)
+            return -1;
+        aim_model_lora_info(m, &li);
+    }
+    /* frozen for the job only: afterwards the flags are as they were */
+    aim_params *mp = aim_model_params(m);
+    unsigned *flags = aim_xmalloc((size_t)mp->n * sizeof *flags);
+    for (int i = 0; i < mp->n; i++)
+        flags[i] = mp->t[i].flags;
+    aim_model_lora_freeze_trunk(m);
+    r->adapters = li.params;
+    r->trunk = aim_config_trunk_params(c);
+    job_info info = {j, c, &li, bl, nb, r->trunk, train->n, test->n};
+    if (aim_runlog_write_info(j->log, write_info, &info, e) != 0) {
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
+        return -1;
+    }
+
+    aim_probe *pr = aim_probe_new(AIM_PROBE_ATTENTIVE, aim_config_tokens(c), c->width, c->heads,
+                                  K, j->seed, e);
+    if (!pr) {
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
+        return -1;
+    }
+    aim_params *hp = aim_probe_params(pr);
+    if (j->init_head) {
+        aim_probe *ih = (aim_probe *)j->init_head; /* read only */
+        int n1, d1, h1, n2, d2, h2;
+        aim_probe_shape(ih, &n1, &d1, &h1);
+        aim_probe_shape(pr, &n2, &d2, &h2);
+        aim_params *ip = aim_probe_params(ih);
+        if (aim_probe_get_kind(ih) != AIM_PROBE_ATTENTIVE || n1 != n2 || d1 != d2 ||
+            h1 != h2 || aim_probe_classes(ih) != K || ip->total != hp->total) {
+            aim_errf(e, "lora: the starting head (a %s probe, %d tokens x %d, %d heads, %d "
+                        "classes) does not fit this trunk and data (%d x %d, %d heads, %d "
+                        "classes)",
+                     aim_probe_get_kind(ih) == AIM_PROBE_ATTENTIVE ? "attentive" : "linear", n1,
+                     d1, h1, aim_probe_classes(ih), n2, d2, h2, K);
+            aim_probe_free(pr);
+            for (int i = 0; i < mp->n; i++)
+                mp->t[i].flags = flags[i];
+            free(flags);
+            return -1;
+        }
+        memcpy(hp->data, ip->data, hp->total * sizeof(float));
+    }
+    r->trainable = aim_params_count(mp, 1) + aim_params_count(hp, 1);
+    if (aim_params_try_alloc_moments(mp, e) != 0 || aim_params_try_alloc_moments(hp, e) != 0) {
+        aim_err_prefix(e, "lora");
+        aim_probe_free(pr);
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
+        return -1;
+    }
+    aim_batcher_opts bo;
+    aim_batcher_opts_default(&bo);
+    bo.batch = j->batch;
+    bo.seed = j->seed;
+    bo.crop = j->augment ? 1 : 0;
+    bo.flip = j->augment || j->flip ? 1 : 0;
+    bo.scale_min = 0.8f;
+    aim_batcher *bt = aim_batcher_new(train, &bo, e);
+    if (!bt) {
+        aim_probe_free(pr);
+        for (int i = 0; i < mp->n; i++)
+            mp->t[i].flags = flags[i];
+        free(flags);
+        return -1;
+    }
+    const int B = j->batch;
+    const size_t img = (size_t)c->channels * c->image * c->image;
+    const size_t nf = (size_t)B * aim_config_tokens(c) * c->width;
+    float *x = aim_xaligned((size_t)B * img * sizeof(float));
+    float *feat = aim_xaligned(nf * sizeof(float));
+    float *dfeat = aim_xaligned(nf * sizeof(float));
+    int32_t *lab = aim_xmalloc((size_t)B * sizeof *lab);
+    aim_adamw_opts lo, ho;
+    aim_adamw_opts_default(&lo);
+    aim_adamw_opts_default(&ho);
+    lo.weight_decay = 0; /* adapters carry no AIM_P_DECAY anyway */
+    ho.weight_decay = j->weight_decay;
+    const int64_t per_epoch = train->n / B, total = per_epoch * j->epochs;
+    const int64_t warmup = total / 20 > 0 ? total / 20 : 1;
+    const int log_every = j->log_every > 0 ? j->log_every : 10;
+    double t0 = now_s(), tw = t0;
+    int64_t step = 0, win_images = 0;
+    int rc = 0;
+    for (int ep = 0; ep < j->epochs && !r->stopped; ep++) {
+        double loss_sum = 0;
+        int64_t hits = 0, seen = 0;
+        for (int64_t s = 0; s < per_epoch; s++, step++) {
+            aim_batcher_next(bt, x, lab, NULL);
+            if (aim_model_features_train(m, x, B, bl, nb, feat, e) != 0) {
+                rc = -1;
+                goto out;
+            }
+            zero_trainable(mp);
+            zero_trainable(hp);
+            int correct = 0;
+            float loss = aim_probe_forward(pr, feat, lab, B, 1, &correct);
+            memset(dfeat, 0, nf * sizeof(float));
+            aim_probe_backward(pr, dfeat);
+            aim_model_features_backward(m, dfeat);
+            float f = aim_lr_at(step, total, warmup, 1.0f);
+            float gn = aim_clip_adamw_step(mp, &lo, f * j->lr, step + 1, 1.0f);
+            aim_adamw_step(hp, &ho, f * j->head_lr, step + 1);
+            loss_sum += (double)loss * B;
+            hits += correct;
+            seen += B;
+            win_images += B;
+            double now = now_s();
+            aim_step_info si = {.step = step + 1, .total = total, .images = (step + 1) * B,
+                                .epoch = (double)(step + 1) * B / train->n, .loss = loss,
+                                .lr = f * j->lr, .grad_norm = gn, .elapsed_s = now - t0};
+            si.img_per_s = now > tw ? win_images / (now - tw) : 0;
+            si.eta_s = si.elapsed_s / (step + 1) * (total - step - 1);
+            if (now - tw > 5) {
+                tw = now;
+                win_images = 0;
+            }
+            if (j->log && (step + 1) % log_every == 0) {
+                aim_runlog_begin(j->log, step + 1, "lora_step");
+                aim_runlog_num(j->log, "loss", loss);
+                aim_runlog_num(j->log, "lr", si.lr);
+                aim_runlog_num(j->log, "head_lr", f * j->head_lr);
+                aim_runlog_num(j->log, "grad_norm", gn);
+                aim_runlog_num(j->log, "img_per_s", si.img_per_s);
+                aim_runlog_num(j->log, "epoch", si.epoch);
+                aim_runlog_num(j->log, "time", si.elapsed_s);
+                aim_runlog_end(j->log);
+            }
+            if (j->on_step && j->on_step(j->ctx, &si)) {
+                r->stopped = 1;
+                step++; /* this step is done: count it (the loop's ++ is skipped) */
+                break;
+            }
+        }
+        if (seen) {
+            r->train_loss = (float)(loss_sum / seen);
+            r->train_top1 = (float)(100.0 * hits / seen);
+        }
+        r->test_top1 = evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
+        if (r->test_top1 < 0) {
+            rc = -1;
+            goto out;
+        }
+        r->epochs_done = ep + 1;
+        aim_runlog_begin(j->log, step, "lora");
+        aim_runlog_num(j->log, "epoch", ep + 1);
+        aim_runlog_num(j->log, "loss", r->train_loss);
+        aim_runlog_num(j->log, "train_top1", r->train_top1);
+        aim_runlog_num(j->log, "test_top1", r->test_top1);
+        aim_runlog_num(j->log, "time", now_s() - t0);
+        aim_runlog_end(j->log);
+        aim_runlog_flush(j->log);
+        if (j->on_epoch &&
+            j->on_epoch(j->ctx, ep + 1, r->train_loss, r->train_top1, r->test_top1))
+            r->stopped = 1;
+    }
+out:
+    for (int i = 0; i < mp->n; i++)
+        mp->t[i].flags = flags[i];
+    free(flags);
+    r->steps = step;
+    r->seconds = now_s() - t0;
+    aim_batcher_free(bt);
+    free(x);
+    free(feat);
+    free(dfeat);
+    free(lab);
+    if (rc == 0)
+        r->probe = pr;
+    else
+        aim_probe_free(pr);
+    return rc;
+}
