@@ -961,6 +961,14 @@ static int lowest_trainable_block(const aim_model *m)
     return m->L;
 }
 
+/* part s's rows of the gradient scratch that the trunk's MLPs and the
+ * head's share, [R, 4 max(D, Dh)]: a row is as wide as the wider of them */
+static float *dgelu_rows(const aim_model *m, const part *s)
+{
+    const size_t wide = 4 * (size_t)(m->D > m->Dh ? m->D : m->Dh);
+    return m->a.dgelu + (size_t)s->r0 * wide;
+}
+
 /* the gradient of the predictions, dpred, over part s's Rt rows (after a
  * loss-only forward: packed, as loss_backward_n with packed row cr against
  * the patch after its token) */
@@ -992,7 +1000,7 @@ static void hblock_backward(aim_model *m, part *s, int j)
     const hblock_idx *hi = &m->hblk[j];
     hblock_acts *h = &a->hblk[j];
     const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
-    float *dhy = ROWS(a->dhy, Dh), *dhln = ROWS(a->dhln, Dh), *dgelu = ROWS(a->dgelu, 4 * m->D);
+    float *dhy = ROWS(a->dhy, Dh), *dhln = ROWS(a->dhln, Dh), *dgelu = dgelu_rows(m, s);
     lin_bwd(&s->lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, s->slab), NULL,
             s->bw, dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), Rt, 4 * Dh, Dh);
     gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)Rt * 4 * Dh);
@@ -1042,7 +1050,7 @@ static void mlp_backward(aim_model *m, part *s, int l, int Rb)
     const int D = m->D, r0 = s->r0;
     const block_idx *bi = &m->blk[l];
     block_acts *b = &a->blk[l];
-    float *dres = ROWS(a->dres, D), *dln = ROWS(a->dln, D), *dgelu = ROWS(a->dgelu, 4 * D);
+    float *dres = ROWS(a->dres, D), *dln = ROWS(a->dln, D), *dgelu = dgelu_rows(m, s);
     lin_bwd(&s->lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, s->slab), NULL, s->bw,
             dres, ROWS(b->gelu, 4 * D), W(m, bi->fc2), Rb, 4 * D, D);
     gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)Rb * 4 * D);
