@@ -215,6 +215,8 @@ static void gemm_nt(float *out, const float *inp, const float *w, int R, int IC,
                 out, OC);
 }
 
+/* a thread's rows of an [R, width] activation and of an [R] statistic: r0,
+ * its first row, comes from the enclosing scope */
 #define ROWS(ptr, width) ((ptr) + (size_t)r0 * (size_t)(width))
 #define STATS(ptr) ((ptr) + r0)
 
