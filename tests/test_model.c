@@ -37,6 +37,22 @@ static void jitter(aim_params *p, uint64_t seed)
             p->data[p->t[i].offset + k] += (float)(0.1 * aim_rng_normal(&r));
 }
 
+/* the worst difference of p's gradients from g (same layout), relative to
+ * each tensor's largest value in g */
+static double grad_diff(const aim_params *p, const float *g)
+{
+    double worst = 0;
+    for (int i = 0; i < p->n; i++) {
+        const aim_param *t = &p->t[i];
+        double tmax = 1e-12;
+        for (size_t k = 0; k < t->numel; k++)
+            tmax = fmax(tmax, fabs(g[t->offset + k]));
+        for (size_t k = 0; k < t->numel; k++)
+            worst = fmax(worst, fabs(p->grad[t->offset + k] - g[t->offset + k]) / tmax);
+    }
+    return worst;
+}
+
 /* Loss-only pass (AIM_FWD_LOSS_ONLY) against the full one on model m: the
  * loss and every gradient, with nt threads. Returns the worst relative
  * difference of a gradient (against each tensor's largest value) and the
@@ -54,15 +70,7 @@ static double loss_only_vs_full(aim_model *m, const float *x, const int32_t *pre
     float lo = aim_model_forward_ex(m, x, prefix, B, AIM_FWD_LOSS_ONLY);
     aim_model_backward(m);
     *dloss = fabs((double)lf - lo) / fabs((double)lf);
-    double worst = 0;
-    for (int i = 0; i < p->n; i++) {
-        const aim_param *t = &p->t[i];
-        double tmax = 1e-12;
-        for (size_t k = 0; k < t->numel; k++)
-            tmax = fmax(tmax, fabs(g[t->offset + k]));
-        for (size_t k = 0; k < t->numel; k++)
-            worst = fmax(worst, fabs(p->grad[t->offset + k] - g[t->offset + k]) / tmax);
-    }
+    double worst = grad_diff(p, g);
     free(g);
     return worst;
 }
@@ -397,6 +405,44 @@ int main(void)
         free(x5);
         free(x5o);
         aim_model_free(m3);
+    }
+
+    /* a pixel head wider than the trunk: the trunk's MLPs and the head's
+     * share one gradient scratch whose rows are as wide as the wider, and
+     * each thread works on its own rows of it. The same gradients with 1-3
+     * threads, full and loss-only passes. */
+    {
+        aim_config cw = c;
+        cw.head_width = 4 * c.width;
+        aim_model *mw = aim_model_new(&cw, 11, &e);
+        aim_params *pw = aim_model_params(mw);
+        jitter(pw, 12);
+        enum { B6 = 6 };
+        float *x6 = malloc((size_t)B6 * img * sizeof(float));
+        int32_t pre6[B6];
+        random_batch(x6, (size_t)B6 * img, pre6, B6, N, 23);
+        float *g1 = malloc(pw->total * sizeof(float));
+        int nt0 = omp_get_max_threads();
+        double wd = 0;
+        for (int lo = 0; lo <= 1; lo++)
+            for (int nt = 1; nt <= 3; nt++) {
+                omp_set_num_threads(nt);
+                aim_params_zero_grad(pw);
+                aim_model_forward_ex(mw, x6, pre6, B6, lo ? AIM_FWD_LOSS_ONLY : 0);
+                aim_model_backward(mw);
+                if (nt == 1)
+                    memcpy(g1, pw->grad, pw->total * sizeof(float));
+                else
+                    wd = fmax(wd, grad_diff(pw, g1));
+            }
+        omp_set_num_threads(nt0);
+        tap_ok(wd < 1e-5,
+               "head width %d > width %d: the same gradients with 1-3 threads, full and "
+               "loss-only passes (rel %.1e)",
+               cw.head_width, cw.width, wd);
+        free(g1);
+        free(x6);
+        aim_model_free(mw);
     }
 
     /* trunk features: no mask by default */

@@ -270,11 +270,12 @@ static void test_layernorm_fused(aim_rng *rng)
     fill_normal(rng, post, (size_t)N * C, 0, 0.5);
     fill_normal(rng, w, C, 1, 0.3);
     fill_normal(rng, lb, C, 0, 0.3);
-    for (int mode = 0; mode < 4; mode++) {
-        /* 0: a + b, 1: + bias + pos + post, 2: res aliases a, 3: only a (no res) */
+    for (int mode = 0; mode < 5; mode++) {
+        /* 0: a + b, 1: + bias + pos + post, 2: res aliases a, 3: only a (no res),
+         * 4: a + b + bias + pos and no norm (ln NULL) */
         const float *bb = mode == 3 ? NULL : b;
-        const float *bi = mode == 1 || mode == 2 ? bias : NULL;
-        const float *po = mode == 1 || mode == 2 ? pos : NULL;
+        const float *bi = mode == 1 || mode == 2 || mode == 4 ? bias : NULL;
+        const float *po = mode == 1 || mode == 2 || mode == 4 ? pos : NULL;
         const float *pp = mode == 1 || mode == 2 ? post : NULL;
         float *ref_res = fbuf(n), *ref_out = fbuf(n), *rm = fbuf(R), *rr = fbuf(R);
         for (int r = 0; r < R; r++)
@@ -298,8 +299,25 @@ static void test_layernorm_fused(aim_rng *rng)
               *rs = fbuf(R);
         for (size_t k = 0; k < n; k++)
             out[k] = NAN;
-        add_layernorm_forward(mode == 3 ? NULL : res, out, m, rs, mode == 2 ? res : a, bb, bi,
-                              po, w, lb, pp, R, C, N, 1e-6f);
+        if (mode == 4) {
+            for (int r = 0; r < R; r++)
+                m[r] = rs[r] = NAN;
+            add_layernorm_forward(res, NULL, a, bb, bi, po, R, C, N);
+            int untouched = 1;
+            for (size_t k = 0; k < n; k++)
+                untouched &= isnan(out[k]);
+            for (int r = 0; r < R; r++)
+                untouched &= isnan(m[r]) && isnan(rs[r]);
+            double e1 = rel_err(res, ref_res, n);
+            tap_ok(e1 == 0 && untouched,
+                   "add_layernorm_forward without a norm writes the sum alone (res %.1e)", e1);
+            free(ref_res), free(ref_out), free(rm), free(rr), free(res), free(out), free(m),
+                free(rs);
+            continue;
+        }
+        const layernorm_args ln = {out, m, rs, w, lb, pp, 1e-6f};
+        add_layernorm_forward(mode == 3 ? NULL : res, &ln, mode == 2 ? res : a, bb, bi, po, R, C,
+                              N);
         double e1 = mode == 3 ? 0 : rel_err(res, ref_res, n), e2 = rel_err(out, ref_out, n);
         double e3 = rel_err(m, rm, R), e4 = rel_err(rs, rr, R);
         tap_ok(e1 == 0 && e2 < 1e-5 && e3 < 1e-6 && e4 < 1e-5,

@@ -34,16 +34,23 @@ void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *
 void layernorm_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, const float *mean,
                               const float *rstd, int R, int C);
+/* One LayerNorm of add_layernorm_forward: its output, saved statistics and
+ * parameters: out[r] = LN(x[r]) * weight + bias + post[r % N]. */
+typedef struct layernorm_args {
+    float *out;                 /* [R, C] */
+    float *mean, *rstd;         /* [R] */
+    const float *weight, *bias; /* [C] */
+    const float *post;          /* [N, C] added after the norm, or NULL */
+    float eps;
+} layernorm_args;
 /* Residual add, bias, position embedding and LayerNorm in one sweep (serial:
  * the model runs it per thread on its own rows):
  *   res[r] = a[r] + b[r] + bias + pos[r % N]   (b, bias, pos may be NULL; res
  *            may alias a; res may be NULL only when nothing is added)
- *   out[r] = LN(res[r]) * weight + lbias + post[r % N]   (post may be NULL;
- *            out NULL: only the sum is written, mean/rstd untouched). */
-void add_layernorm_forward(float *res, float *out, float *mean, float *rstd, const float *a,
-                           const float *b, const float *bias, const float *pos,
-                           const float *weight, const float *lbias, const float *post, int R,
-                           int C, int N, float eps);
+ *   then the norm ln of res[r] (ln NULL: only the sum is written). */
+void add_layernorm_forward(float *res, const layernorm_args *ln, const float *a,
+                           const float *b, const float *bias, const float *pos, int R, int C,
+                           int N);
 /* layernorm_backward over R rows in one sweep, serial, with explicit
  * accumulation: dinp = beta_inp * dinp + grad (beta 0: overwritten, never
  * read), dweight/dbias = beta_w * old + the sum over these rows. */

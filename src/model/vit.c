@@ -215,6 +215,8 @@ static void gemm_nt(float *out, const float *inp, const float *w, int R, int IC,
                 out, OC);
 }
 
+/* a thread's rows of an [R, width] activation and of an [R] statistic: r0,
+ * its first row, comes from the enclosing scope */
 #define ROWS(ptr, width) ((ptr) + (size_t)r0 * (size_t)(width))
 #define STATS(ptr) ((ptr) + r0)
 
@@ -365,137 +367,258 @@ static void unpack_rows(float *buf, const int32_t *crow, int n, int R, int C)
         memset(buf, 0, (size_t)next * C * sizeof(float));
 }
 
-/* The forward pass of images [b0, b1) by thread tid: trunk through block
- * `upto`; then, when `final` is 1, post_trunk_norm (lnf) and, when `head`
- * is 1, the pixel head, predictions and targets. eval: see BA. lo: a
- * loss-only pass (head, final, upto == L >= 1 and prefixes): the loss's rows
- * only from the last block's attention output on, and each image's sum of
- * row losses in a->iloss. */
-static void forward_part(aim_model *m, const float *x, const int32_t *prefix, int b0, int b1,
-                         int upto, int final, int head, int eval, int lo, int tid)
+/* ------------------------------------------------------------ a pass
+ * What a forward pass runs and keeps, and one thread's part of a pass:
+ * every kernel below works on the part's images and rows only. */
+
+/* where a forward pass stops */
+typedef enum fwd_stop {
+    FWD_BLOCKS, /* at the output of block `upto` (raw trunk features) */
+    FWD_NORM,   /* after post_trunk_norm (lnf) */
+    FWD_LOSS,   /* after the pixel head: predictions, targets, the loss */
+} fwd_stop;
+
+typedef struct fwd_mode {
+    int upto;      /* trunk blocks run, 0..L */
+    fwd_stop stop;
+    int eval;      /* no backward follows: blocks share buffers (BA, HA), no gelu' kept */
+    int loss_only; /* the loss's rows only (see "loss rows"): FWD_LOSS, upto == L >= 1 and
+                      prefixes; each image's sum of row losses in a->iloss */
+    int keep;      /* a backward follows: thread t runs share()'s images, which the
+                      backward's thread t takes again (forward_all) */
+} fwd_mode;
+
+/* Thread tid's part of a pass: images [b0, b0 + nb) of the batch, N tokens
+ * each, rows [r0, r0 + R) of every [B*N, .] activation (ROWS, STATS). */
+typedef struct part {
+    const fwd_mode *mode;  /* forward: what the pass runs and keeps */
+    const float *x;        /* forward: [nb, C, H, W] the part's images */
+    const int32_t *prefix; /* forward: [nb] their prefixes, or NULL (no mask) */
+    int b0, nb;
+    int N;                 /* tokens per image: N, or N-1 in a loss-only pass */
+    int r0, R;
+    int Rt;                /* rows from the last block's attention output on: R, or in a
+                              loss-only pass the loss's, packed to the front (crow) */
+    int32_t *crow;         /* [R] a->crow from r0: packed row -> row */
+    float *slab;           /* backward: where this thread's weight gradients go */
+    float bw;              /* backward: their beta (thread 0 adds into grad, others write) */
+    aim_laptimer lp;
+} part;
+
+/* images [b0, b1) by thread tid, N tokens each (lo: all but the last) */
+static part part_of(const aim_model *m, int lo, int b0, int b1, int tid)
+{
+    const int N = lo ? m->N - 1 : m->N;
+    part s = {.b0 = b0, .nb = b1 - b0, .N = N, .r0 = b0 * N, .R = (b1 - b0) * N};
+    s.Rt = s.R;
+    s.crow = m->a.crow + s.r0;
+    aim_lap_start(&s.lp, m->prof, tid);
+    return s;
+}
+
+/* ------------------------------------------------------------ forward
+ * As llm.c's gpt2_forward: the patch embedding, a loop over the blocks,
+ * then the head and the loss. Each LayerNorm is fused with the residual add
+ * in front of it (add_layernorm_forward), so a stage ends by writing the
+ * norm that reads its output: each stage is handed that norm, `next`. */
+
+/* The norms, over part s's rows: the input norm of trunk block l (ln1) */
+static layernorm_args ln1_args(aim_model *m, const part *s, int l)
+{
+    const int r0 = s->r0;
+    block_acts *b = BA(m, l, s->mode->eval);
+    return (layernorm_args){.out = ROWS(b->ln1, m->D),
+                            .mean = STATS(b->ln1_mean),
+                            .rstd = STATS(b->ln1_rstd),
+                            .weight = W(m, m->blk[l].ln1w),
+                            .bias = W(m, m->blk[l].ln1b),
+                            .eps = m->cfg.norm_eps};
+}
+
+/* ... the MLP's norm of trunk block l (ln2) */
+static layernorm_args ln2_args(aim_model *m, const part *s, int l)
+{
+    const int r0 = s->r0;
+    block_acts *b = BA(m, l, s->mode->eval);
+    return (layernorm_args){.out = ROWS(b->ln2, m->D),
+                            .mean = STATS(b->ln2_mean),
+                            .rstd = STATS(b->ln2_rstd),
+                            .weight = W(m, m->blk[l].ln2w),
+                            .bias = W(m, m->blk[l].ln2b),
+                            .eps = m->cfg.norm_eps};
+}
+
+/* ... the one that reads the trunk's stream after `done` blocks (0: the
+ * embedding's output x0): the next block's ln1, or post_trunk_norm after
+ * the last block run, or none (NULL) when the pass stops at the blocks */
+static const layernorm_args *trunk_next(aim_model *m, const part *s, int done,
+                                        layernorm_args *buf)
+{
+    const int r0 = s->r0;
+    model_acts *a = &m->a;
+    if (done < s->mode->upto)
+        *buf = ln1_args(m, s, done);
+    else if (s->mode->stop != FWD_BLOCKS)
+        *buf = (layernorm_args){.out = ROWS(a->lnf, m->D),
+                                .mean = STATS(a->lnf_mean),
+                                .rstd = STATS(a->lnf_rstd),
+                                .weight = W(m, m->post_w),
+                                .bias = W(m, m->post_b),
+                                .eps = m->cfg.norm_eps};
+    else
+        return NULL;
+    return buf;
+}
+
+/* ... and the input norm of head block j, or the decoder norm (hln) when
+ * j == Lh */
+static layernorm_args head_norm(aim_model *m, const part *s, int j)
+{
+    const int r0 = s->r0, Dh = m->Dh;
+    const float eps = m->cfg.norm_eps;
+    model_acts *a = &m->a;
+    if (j == m->Lh)
+        return (layernorm_args){.out = ROWS(a->hln, Dh),
+                                .mean = STATS(a->hln_mean),
+                                .rstd = STATS(a->hln_rstd),
+                                .weight = W(m, m->hn_w),
+                                .bias = W(m, m->hn_b),
+                                .eps = eps};
+    hblock_acts *h = HA(m, j, s->mode->eval);
+    return (layernorm_args){.out = ROWS(h->ln, Dh),
+                            .mean = STATS(h->ln_mean),
+                            .rstd = STATS(h->ln_rstd),
+                            .weight = W(m, m->hblk[j].lnw),
+                            .bias = W(m, m->hblk[j].lnb),
+                            .eps = eps};
+}
+
+/* out = gelu(pre) [n]; in a pass a backward follows, pre becomes gelu'(pre) */
+static void gelu_fwd(const part *s, float *out, float *pre, size_t n)
+{
+    if (s->mode->eval)
+        gelu_forward(out, pre, n);
+    else
+        gelu_forward_deriv(out, pre, n);
+}
+
+/* patches -> emb = patches Wp^T -> x0 = LN(emb + bp) + pos; then the next
+ * norm of x0 */
+static void embed_forward(aim_model *m, part *s, const layernorm_args *next)
 {
     const aim_config *c = &m->cfg;
     model_acts *a = &m->a;
-    /* N: the tokens each image runs with (loss-only: all but the last) */
-    const int N = lo ? m->N - 1 : m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
-    const int R = nb * N, r0 = b0 * N;
-    const float eps = c->norm_eps;
-    const size_t img = (size_t)c->channels * c->image * c->image;
-    aim_laptimer lp;
-    aim_lap_start(&lp, m->prof, tid);
+    const int D = m->D, R = s->R, N = s->N, r0 = s->r0;
+    patch_extract_first(ROWS(a->patches, m->CPP), s->x, s->nb, c->channels, c->image, c->image,
+                        c->patch, N);
+    aim_lap(&s->lp, AIM_K_F_PATCH, 0);
+    float *emb = ROWS(a->emb, D), *x0 = ROWS(a->x0, D);
+    gemm_nt(emb, ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
+    aim_lap(&s->lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
+    const layernorm_args pn = {.out = x0,
+                               .mean = STATS(a->emb_mean),
+                               .rstd = STATS(a->emb_rstd),
+                               .weight = W(m, m->pn_w),
+                               .bias = W(m, m->pn_b),
+                               .post = m->pos, /* x0 = LN(emb) + pos */
+                               .eps = c->norm_eps};
+    add_layernorm_forward(emb, &pn, emb, NULL, W(m, m->patch_b), NULL, R, D, N);
+    if (next)
+        add_layernorm_forward(NULL, next, x0, NULL, NULL, NULL, R, D, N);
+    aim_lap(&s->lp, AIM_K_F_LN, 0);
+}
 
-    /* patch embedding: emb = patches @ Wp^T + bp;  x0 = LN(emb) + pos */
-    patch_extract_first(ROWS(a->patches, m->CPP), x + (size_t)b0 * img, nb, c->channels,
-                        c->image, c->image, c->patch, N);
-    aim_lap(&lp, AIM_K_F_PATCH, 0);
-    gemm_nt(ROWS(a->emb, D), ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
-    aim_lap(&lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
-    add_layernorm_forward(ROWS(a->emb, D), ROWS(a->x0, D), STATS(a->emb_mean),
-                          STATS(a->emb_rstd), ROWS(a->emb, D), NULL, W(m, m->patch_b), NULL,
-                          W(m, m->pn_w), W(m, m->pn_b), m->pos, R, D, N, eps);
-    if (upto > 0) {
-        block_acts *b = BA(m, 0, eval);
-        add_layernorm_forward(NULL, ROWS(b->ln1, D), STATS(b->ln1_mean), STATS(b->ln1_rstd),
-                              ROWS(a->x0, D), NULL, NULL, NULL, W(m, m->blk[0].ln1w),
-                              W(m, m->blk[0].ln1b), NULL, R, D, N, eps);
+/* The attention half of trunk block l: res1 = xin + proj(attn(qkv(ln1)))
+ * and ln2 = LN(res1) (ln1 = LN(xin) is there already). In the last block of
+ * a loss-only pass the rows become the loss's from the attention output on
+ * (s->Rt). */
+static void attn_forward(aim_model *m, part *s, int l, const float *xin)
+{
+    const int D = m->D, N = s->N, nb = s->nb, R = s->R, r0 = s->r0;
+    const block_idx *bi = &m->blk[l];
+    block_acts *b = BA(m, l, s->mode->eval);
+    model_acts *a = &m->a;
+    float *qkv = ROWS(b->qkv, 3 * D), *atty = ROWS(b->atty, D), *res1 = ROWS(b->res1, D);
+    gemm_nt(qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+    aim_lap(&s->lp, AIM_K_F_QKV, GF(R, D, 3 * D));
+    const int lora = lora_active(m, bi), lr2 = 2 * m->lora_rank;
+    /* an evaluation pass keeps nothing: the adapters' A x go to scratch */
+    float *lu = lora ? (s->mode->eval ? ROWS(a->dlora, lr2) : ROWS(b->lora_u, lr2)) : NULL;
+    float *lw = lora ? (s->mode->eval ? ROWS(a->dlora, lr2) : ROWS(b->lora_w, lr2 / 2)) : NULL;
+    if (lora) {
+        lora_qkv_fwd(m, bi, lu, qkv, ROWS(b->ln1, D), R);
+        aim_lap(&s->lp, AIM_K_F_LORA, GF(R, D, 2 * lr2));
     }
-    aim_lap(&lp, AIM_K_F_LN, 0);
-
-    const float *xin = ROWS(a->x0, D);
-    const double natt = 4.0 * N * N * D * nb; /* QK^T and PV */
-    int32_t *crow = ROWS(a->crow, 1);
-    int Rt = R; /* rows after the attention: all, or the loss's in the last block */
-    for (int l = 0; l < upto; l++) {
-        const block_idx *bi = &m->blk[l];
-        block_acts *b = BA(m, l, eval);
-        float *qkv = ROWS(b->qkv, 3 * D), *atty = ROWS(b->atty, D), *res1 = ROWS(b->res1, D);
-        float *ln2 = ROWS(b->ln2, D), *fc1 = ROWS(b->fc1, 4 * D), *gl = ROWS(b->gelu, 4 * D);
-        float *res2 = ROWS(b->res2, D);
-        gemm_nt(qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
-        aim_lap(&lp, AIM_K_F_QKV, GF(R, D, 3 * D));
-        const int lora = lora_active(m, bi), lr2 = 2 * m->lora_rank;
-        /* an evaluation pass keeps nothing: the adapters' A x go to scratch */
-        float *lu = lora ? (eval ? ROWS(a->dlora, lr2) : ROWS(b->lora_u, lr2)) : NULL;
-        float *lw = lora ? (eval ? ROWS(a->dlora, lr2) : ROWS(b->lora_w, lr2 / 2)) : NULL;
-        if (lora) {
-            lora_qkv_fwd(m, bi, lu, qkv, ROWS(b->ln1, D), R);
-            aim_lap(&lp, AIM_K_F_LORA, GF(R, D, 2 * lr2));
-        }
-        attention_forward(atty, b->att + (size_t)b0 * m->NH * N * N, qkv,
-                          prefix ? prefix + b0 : NULL, nb, N, D, m->NH);
-        aim_lap(&lp, AIM_K_F_ATTN, natt);
-        if (lo && l == upto - 1) {
-            Rt = loss_rows(crow, prefix + b0, nb, N);
-            pack_rows(atty, crow, Rt, D);
-        }
-        gemm_nt(res1, atty, W(m, bi->proj), Rt, D, D);
-        aim_lap(&lp, AIM_K_F_PROJ, GF(Rt, D, D));
-        if (lora) {
-            lora_proj_fwd(m, bi, lw, res1, atty, Rt);
-            aim_lap(&lp, AIM_K_F_LORA, GF(Rt, D, lr2));
-        }
-        /* res1 = xin + proj;  ln2 = LN(res1) */
-        if (Rt < R) { /* the residual from xin's loss rows, added as below */
-            for (int cr = 0; cr < Rt; cr++) {
-                float *y = res1 + (size_t)cr * D;
-                const float *xr = xin + (size_t)crow[cr] * D;
+    attention_forward(atty, b->att + (size_t)s->b0 * m->NH * N * N, qkv, s->prefix, nb, N, D,
+                      m->NH);
+    aim_lap(&s->lp, AIM_K_F_ATTN, 4.0 * N * N * D * nb); /* QK^T and PV */
+    if (s->mode->loss_only && l == s->mode->upto - 1) {
+        s->Rt = loss_rows(s->crow, s->prefix, nb, N);
+        pack_rows(atty, s->crow, s->Rt, D);
+    }
+    const int Rt = s->Rt;
+    gemm_nt(res1, atty, W(m, bi->proj), Rt, D, D);
+    aim_lap(&s->lp, AIM_K_F_PROJ, GF(Rt, D, D));
+    if (lora) {
+        lora_proj_fwd(m, bi, lw, res1, atty, Rt);
+        aim_lap(&s->lp, AIM_K_F_LORA, GF(Rt, D, lr2));
+    }
+    /* res1 = xin + proj;  ln2 = LN(res1) */
+    if (Rt < R) { /* the residual from xin's loss rows, added as below */
+        for (int cr = 0; cr < Rt; cr++) {
+            float *y = res1 + (size_t)cr * D;
+            const float *xr = xin + (size_t)s->crow[cr] * D;
 #pragma omp simd
-                for (int i = 0; i < D; i++)
-                    y[i] = y[i] + xr[i];
-            }
+            for (int i = 0; i < D; i++)
+                y[i] = y[i] + xr[i];
         }
-        add_layernorm_forward(res1, ln2, STATS(b->ln2_mean), STATS(b->ln2_rstd), res1,
-                              Rt < R ? NULL : xin, NULL, NULL, W(m, bi->ln2w), W(m, bi->ln2b),
-                              NULL, Rt, D, N, eps);
-        aim_lap(&lp, AIM_K_F_LN, 0);
-        gemm_nt(fc1, ln2, W(m, bi->fc1), Rt, D, 4 * D);
-        aim_lap(&lp, AIM_K_F_FC1, GF(Rt, D, 4 * D));
-        if (eval)
-            gelu_forward(gl, fc1, (size_t)Rt * 4 * D);
-        else /* fc1 then holds gelu'(pre-activation) for backward */
-            gelu_forward_deriv(gl, fc1, (size_t)Rt * 4 * D);
-        aim_lap(&lp, AIM_K_F_GELU, 0);
-        gemm_nt(res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
-        aim_lap(&lp, AIM_K_F_FC2, GF(Rt, 4 * D, D));
-        /* res2 = res1 + fc2;  then the next norm: ln1 of block l+1, or the
-         * post-trunk norm, or nothing (trunk features only) */
-        if (l + 1 < upto) {
-            block_acts *nx = BA(m, l + 1, eval);
-            add_layernorm_forward(res2, ROWS(nx->ln1, D), STATS(nx->ln1_mean),
-                                  STATS(nx->ln1_rstd), res2, res1, NULL, NULL,
-                                  W(m, m->blk[l + 1].ln1w), W(m, m->blk[l + 1].ln1b), NULL, R, D,
-                                  N, eps);
-        } else if (final) {
-            add_layernorm_forward(res2, ROWS(a->lnf, D), STATS(a->lnf_mean), STATS(a->lnf_rstd),
-                                  res2, res1, NULL, NULL, W(m, m->post_w), W(m, m->post_b), NULL,
-                                  Rt, D, N, eps);
-        } else {
-            add_layernorm_forward(res2, NULL, NULL, NULL, res2, res1, NULL, NULL, NULL, NULL,
-                                  NULL, R, D, N, eps);
-        }
-        aim_lap(&lp, AIM_K_F_LN, 0);
-        xin = res2;
     }
-    if (upto == 0 && final) {
-        add_layernorm_forward(NULL, ROWS(a->lnf, D), STATS(a->lnf_mean), STATS(a->lnf_rstd), xin,
-                              NULL, NULL, NULL, W(m, m->post_w), W(m, m->post_b), NULL, R, D, N,
-                              eps);
-        aim_lap(&lp, AIM_K_F_LN, 0);
-    }
-    if (!head)
-        return;
+    const layernorm_args ln2 = ln2_args(m, s, l);
+    add_layernorm_forward(res1, &ln2, res1, Rt < R ? NULL : xin, NULL, NULL, Rt, D, N);
+    aim_lap(&s->lp, AIM_K_F_LN, 0);
+}
 
-    /* pixel head: hy0 = lnf @ Wh^T + bh + pos_h, then Lh residual MLPs,
-     * each LayerNorm fused with the residual add before it (Rt rows: all,
-     * or the loss's, packed) */
-    float *hy0 = ROWS(a->hy0, Dh);
-    gemm_nt(hy0, ROWS(a->lnf, D), W(m, m->hproj_w), Rt, D, Dh);
-    aim_lap(&lp, AIM_K_F_HPROJ, GF(Rt, D, Dh));
+/* The MLP half: res2 = res1 + fc2(gelu(fc1(ln2))), then the next norm of
+ * res2. Returns res2. */
+static const float *mlp_forward(aim_model *m, part *s, int l, const layernorm_args *next)
+{
+    const int D = m->D, Rt = s->Rt, r0 = s->r0;
+    const block_idx *bi = &m->blk[l];
+    block_acts *b = BA(m, l, s->mode->eval);
+    float *fc1 = ROWS(b->fc1, 4 * D), *gl = ROWS(b->gelu, 4 * D), *res2 = ROWS(b->res2, D);
+    gemm_nt(fc1, ROWS(b->ln2, D), W(m, bi->fc1), Rt, D, 4 * D);
+    aim_lap(&s->lp, AIM_K_F_FC1, GF(Rt, D, 4 * D));
+    gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * D);
+    aim_lap(&s->lp, AIM_K_F_GELU, 0);
+    gemm_nt(res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
+    aim_lap(&s->lp, AIM_K_F_FC2, GF(Rt, 4 * D, D));
+    add_layernorm_forward(res2, next, res2, ROWS(b->res1, D), NULL, NULL, Rt, D, s->N);
+    aim_lap(&s->lp, AIM_K_F_LN, 0);
+    return res2;
+}
+
+/* Trunk block l on its input xin (its ln1 = LN(xin) written by the stage
+ * before); returns its output res2, whose norm `next` it writes too. */
+static const float *block_forward(aim_model *m, part *s, int l, const float *xin,
+                                  const layernorm_args *next)
+{
+    attn_forward(m, s, l, xin);
+    return mlp_forward(m, s, l, next);
+}
+
+/* hy0 = lnf Wh^T + bh + pos_h (the head's input; the position embedding is
+ * fixed), then the next norm of hy0 */
+static const float *hproj_forward(aim_model *m, part *s, const layernorm_args *next)
+{
+    const int D = m->D, Dh = m->Dh, N = s->N, R = s->R, Rt = s->Rt, r0 = s->r0;
+    float *hy0 = ROWS(m->a.hy0, Dh);
+    const float *hb = W(m, m->hproj_b);
+    gemm_nt(hy0, ROWS(m->a.lnf, D), W(m, m->hproj_w), Rt, D, Dh);
+    aim_lap(&s->lp, AIM_K_F_HPROJ, GF(Rt, D, Dh));
     if (Rt < R) { /* bias and each packed row's position, added as below */
-        const float *hb = W(m, m->hproj_b);
         for (int cr = 0; cr < Rt; cr++) {
             float *y = hy0 + (size_t)cr * Dh;
-            const float *pr = m->pos_h + (size_t)(crow[cr] % N) * Dh;
+            const float *pr = m->pos_h + (size_t)(s->crow[cr] % N) * Dh;
 #pragma omp simd
             for (int i = 0; i < Dh; i++)
                 y[i] += hb[i];
@@ -504,54 +627,85 @@ static void forward_part(aim_model *m, const float *x, const int32_t *prefix, in
                 y[i] += pr[i];
         }
     }
-    const hblock_idx *h0 = m->Lh ? &m->hblk[0] : NULL;
-    hblock_acts *ha0 = m->Lh ? HA(m, 0, eval) : NULL;
-    float *ln_next = ha0 ? ROWS(ha0->ln, Dh) : ROWS(a->hln, Dh);
-    add_layernorm_forward(hy0, ln_next, ha0 ? STATS(ha0->ln_mean) : STATS(a->hln_mean),
-                          ha0 ? STATS(ha0->ln_rstd) : STATS(a->hln_rstd), hy0, NULL,
-                          Rt < R ? NULL : W(m, m->hproj_b), Rt < R ? NULL : m->pos_h,
-                          W(m, h0 ? h0->lnw : m->hn_w), W(m, h0 ? h0->lnb : m->hn_b), NULL, Rt,
-                          Dh, N, eps);
-    aim_lap(&lp, AIM_K_F_LN, 0);
-    const float *y = hy0;
-    for (int j = 0; j < m->Lh; j++) {
-        const hblock_idx *hi = &m->hblk[j];
-        hblock_acts *h = HA(m, j, eval);
-        float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
-        gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
-        aim_lap(&lp, AIM_K_F_HFC1, GF(Rt, Dh, 4 * Dh));
-        if (eval)
-            gelu_forward(gl, fc1, (size_t)Rt * 4 * Dh);
-        else
-            gelu_forward_deriv(gl, fc1, (size_t)Rt * 4 * Dh);
-        aim_lap(&lp, AIM_K_F_GELU, 0);
-        gemm_nt(res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
-        aim_lap(&lp, AIM_K_F_HFC2, GF(Rt, 4 * Dh, Dh));
-        int last = j + 1 == m->Lh;
-        const hblock_idx *hn = last ? NULL : &m->hblk[j + 1];
-        hblock_acts *hx = last ? NULL : HA(m, j + 1, eval);
-        add_layernorm_forward(res, last ? ROWS(a->hln, Dh) : ROWS(hx->ln, Dh),
-                              last ? STATS(a->hln_mean) : STATS(hx->ln_mean),
-                              last ? STATS(a->hln_rstd) : STATS(hx->ln_rstd), res, y, NULL, NULL,
-                              W(m, last ? m->hn_w : hn->lnw), W(m, last ? m->hn_b : hn->lnb),
-                              NULL, Rt, Dh, N, eps);
-        aim_lap(&lp, AIM_K_F_LN, 0);
-        y = res;
-    }
-    /* the targets: every patch of the images (m->N per image) */
-    float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)b0 * m->N * P;
+    add_layernorm_forward(hy0, next, hy0, NULL, Rt < R ? NULL : hb, Rt < R ? NULL : m->pos_h,
+                          Rt, Dh, N);
+    aim_lap(&s->lp, AIM_K_F_LN, 0);
+    return hy0;
+}
+
+/* Pixel-head block j: res = y + fc2(gelu(fc1(ln))), then the next norm of
+ * res. Returns res. */
+static const float *hblock_forward(aim_model *m, part *s, int j, const float *y,
+                                   const layernorm_args *next)
+{
+    const int Dh = m->Dh, Rt = s->Rt, r0 = s->r0;
+    const hblock_idx *hi = &m->hblk[j];
+    hblock_acts *h = HA(m, j, s->mode->eval);
+    float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
+    gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
+    aim_lap(&s->lp, AIM_K_F_HFC1, GF(Rt, Dh, 4 * Dh));
+    gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * Dh);
+    aim_lap(&s->lp, AIM_K_F_GELU, 0);
+    gemm_nt(res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
+    aim_lap(&s->lp, AIM_K_F_HFC2, GF(Rt, 4 * Dh, Dh));
+    add_layernorm_forward(res, next, res, y, NULL, NULL, Rt, Dh, s->N);
+    aim_lap(&s->lp, AIM_K_F_LN, 0);
+    return res;
+}
+
+/* pred = hln Wp^T + bp; the targets (every patch: m->N per image); in a
+ * loss-only pass each image's sum of row losses */
+static void pred_forward(aim_model *m, part *s)
+{
+    const aim_config *c = &m->cfg;
+    model_acts *a = &m->a;
+    const int Dh = m->Dh, P = m->P, N = s->N, Rt = s->Rt, r0 = s->r0;
+    float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)s->b0 * m->N * P;
     linear_forward(pred, ROWS(a->hln, Dh), W(m, m->pred_w), W(m, m->pred_b), Rt, Dh, P);
-    aim_lap(&lp, AIM_K_F_PRED, GF(Rt, Dh, P));
-    patch_targets(tgt, x + (size_t)b0 * img, nb, c->channels, c->image, c->image, c->patch);
-    if (lo) { /* packed row cr predicts the patch after row crow[cr] */
-        double *il = a->iloss + b0;
-        for (int b = 0; b < nb; b++)
+    aim_lap(&s->lp, AIM_K_F_PRED, GF(Rt, Dh, P));
+    patch_targets(tgt, s->x, s->nb, c->channels, c->image, c->image, c->patch);
+    if (s->mode->loss_only) { /* packed row cr predicts the patch after row crow[cr] */
+        const int32_t *crow = s->crow;
+        double *il = a->iloss + s->b0;
+        for (int b = 0; b < s->nb; b++)
             il[b] = 0.0;
         for (int cr = 0; cr < Rt; cr++)
             il[crow[cr] / N] +=
                 loss_row(pred + (size_t)cr * P, tgt + target_row(crow[cr], N, m->N) * P, P);
     }
-    aim_lap(&lp, AIM_K_F_LOSS, 0);
+    aim_lap(&s->lp, AIM_K_F_LOSS, 0);
+}
+
+/* The pixel head on the Rt rows: hproj, Lh residual MLPs, the decoder norm,
+ * the predictions and the targets */
+static void head_forward(aim_model *m, part *s)
+{
+    layernorm_args next = head_norm(m, s, 0);
+    const float *y = hproj_forward(m, s, &next);
+    for (int j = 0; j < m->Lh; j++) {
+        next = head_norm(m, s, j + 1);
+        y = hblock_forward(m, s, j, y, &next);
+    }
+    pred_forward(m, s);
+}
+
+/* The forward pass of images [b0, b1) of x by thread tid, as md says */
+static void forward_part(aim_model *m, const fwd_mode *md, const float *x,
+                         const int32_t *prefix, int b0, int b1, int tid)
+{
+    const size_t img = (size_t)m->cfg.channels * m->cfg.image * m->cfg.image;
+    part s = part_of(m, md->loss_only, b0, b1, tid);
+    s.mode = md;
+    s.x = x + (size_t)b0 * img;
+    s.prefix = prefix ? prefix + b0 : NULL;
+
+    layernorm_args next;
+    embed_forward(m, &s, trunk_next(m, &s, 0, &next));
+    const float *xin = m->a.x0 + (size_t)s.r0 * m->D;
+    for (int l = 0; l < md->upto; l++)
+        xin = block_forward(m, &s, l, xin, trunk_next(m, &s, l + 1, &next));
+    if (md->stop == FWD_LOSS)
+        head_forward(m, &s);
 }
 
 /* images per chunk of a pass that no backward follows: about 512 token rows,
@@ -570,26 +724,26 @@ static int chunk_images(const aim_model *m, int B, int nt)
 }
 
 /* One parallel region over the batch. A pass that a backward will follow
- * (`keep`) gives thread t images [b0, b1) of share(), which the backward's
- * threads take again; any other is cut into chunks handed out dynamically.
- * An image's work is the same whichever thread or chunk runs it, but the
- * BLAS may sum a row's products in another order at another place of its
- * M tiles: results agree to float rounding, not always to the bit. */
-static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int B, int upto,
-                        int final, int head, int eval, int lo, int keep)
+ * (md->keep) gives thread t images [b0, b1) of share(), which the
+ * backward's threads take again; any other is cut into chunks handed out
+ * dynamically. An image's work is the same whichever thread or chunk runs
+ * it, but the BLAS may sum a row's products in another order at another
+ * place of its M tiles: results agree to float rounding, not always to the
+ * bit. */
+static void forward_all(aim_model *m, const fwd_mode *md, const float *x, const int32_t *prefix,
+                        int B)
 {
     int nt = team(m, B, 0);
     if (nt == 1) { /* no region: a one-thread team costs libgomp an allocation */
-        forward_part(m, x, prefix, 0, B, upto, final, head, eval, lo, 0);
+        forward_part(m, md, x, prefix, 0, B, 0);
         return;
     }
-    if (!keep) {
+    if (!md->keep) {
         const int ch = chunk_images(m, B, nt), nc = (B + ch - 1) / ch;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (int i = 0; i < nc; i++) {
             int b0 = i * ch, b1 = b0 + ch < B ? b0 + ch : B;
-            forward_part(m, x, prefix, b0, b1, upto, final, head, eval, lo,
-                         omp_get_thread_num());
+            forward_part(m, md, x, prefix, b0, b1, omp_get_thread_num());
         }
         return;
     }
@@ -598,7 +752,7 @@ static void forward_all(aim_model *m, const float *x, const int32_t *prefix, int
         int t = omp_get_thread_num(), n = omp_get_num_threads(), b0, b1;
         share(B, n, t, &b0, &b1);
         if (b1 > b0)
-            forward_part(m, x, prefix, b0, b1, upto, final, head, eval, lo, t);
+            forward_part(m, md, x, prefix, b0, b1, t);
     }
 }
 
@@ -611,7 +765,8 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
     int L = upto >= 1 && upto <= m->L ? upto : m->L;
     /* every block keeps its own buffers: callers read any block's output
      * (aim_model_block_output) after this pass */
-    forward_all(m, x, prefix, B, L, upto == 0, 0, 0, 0, 0);
+    const fwd_mode md = {.upto = L, .stop = upto == 0 ? FWD_NORM : FWD_BLOCKS};
+    forward_all(m, &md, x, prefix, B);
     if (upto == 0)
         return m->a.lnf;
     return BA(m, L - 1, 0)->res2;
@@ -660,7 +815,8 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
     if (upto < 0 || aim_model_reserve(m, B, e) != 0)
         return -1;
     m->have_forward = m->fb_mode = m->loss_only = 0;
-    forward_all(m, x, NULL, B, upto, 0, 0, 0, 0, 0);
+    const fwd_mode md = {.upto = upto, .stop = FWD_BLOCKS};
+    forward_all(m, &md, x, NULL, B);
     average_blocks(m, B, blocks, nblocks, out);
     return 0;
 }
@@ -679,7 +835,8 @@ int aim_model_features_train(aim_model *m, const float *x, int B, const int *blo
         m->fb_in[blocks[i] - 1] = 1;
     for (int b = 0; b < B; b++)
         m->a.prefix[b] = m->N; /* no mask */
-    forward_all(m, x, m->a.prefix, B, upto, 0, 0, 0, 0, 1);
+    const fwd_mode md = {.upto = upto, .stop = FWD_BLOCKS, .keep = 1};
+    forward_all(m, &md, x, m->a.prefix, B);
     average_blocks(m, B, blocks, nblocks, out);
     m->B = B;
     m->fb_mode = 1;
@@ -714,7 +871,9 @@ float aim_model_forward_ex(aim_model *m, const float *x, const int32_t *prefix, 
     const int lo = (flags & AIM_FWD_LOSS_ONLY) && m->L >= 1;
     double t0 = m->prof ? aim_prof_now() : 0;
     memcpy(a->prefix, prefix, (size_t)B * sizeof *prefix);
-    forward_all(m, x, a->prefix, B, m->L, 1, 1, eval, lo, !eval);
+    const fwd_mode md = {
+        .upto = m->L, .stop = FWD_LOSS, .eval = eval, .loss_only = lo, .keep = !eval};
+    forward_all(m, &md, x, a->prefix, B);
     aim_laptimer lp;
     aim_lap_start(&lp, m->prof, 0);
     if (lo) { /* the images' sums in image order: no thread count or chunking moves it */
@@ -804,150 +963,209 @@ static int lowest_trainable_block(const aim_model *m)
     return m->L;
 }
 
-static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
+/* part s's rows of the gradient scratch that the trunk's MLPs and the
+ * head's share, [R, 4 max(D, Dh)]: a row is as wide as the wider of them */
+static float *dgelu_rows(const aim_model *m, const part *s)
+{
+    const size_t wide = 4 * (size_t)(m->D > m->Dh ? m->D : m->Dh);
+    return m->a.dgelu + (size_t)s->r0 * wide;
+}
+
+/* the gradient of the predictions, dpred, over part s's Rt rows (after a
+ * loss-only forward: packed, as loss_backward_n with packed row cr against
+ * the patch after its token) */
+static void loss_backward_part(aim_model *m, part *s, int64_t count)
 {
     model_acts *a = &m->a;
-    /* N: the tokens each image ran with (loss-only: all but the last) */
-    const int lo = m->loss_only && !m->fb_mode;
-    const int N = lo ? m->N - 1 : m->N, D = m->D, Dh = m->Dh, P = m->P, nb = b1 - b0;
-    const int R = nb * N, r0 = b0 * N;
-    float *slab = tid == 0 ? m->p.grad : m->gslot[tid - 1];
-    const float bw = tid == 0 ? 1.0f : 0.0f; /* thread 0 adds into grad, others write */
-    aim_laptimer lp;
-    aim_lap_start(&lp, m->prof, tid);
-
-    float *dpred = ROWS(a->dpred, P), *dhln = ROWS(a->dhln, Dh), *dhy = ROWS(a->dhy, Dh);
-    float *dln = ROWS(a->dln, D), *dres = ROWS(a->dres, D), *dgelu = ROWS(a->dgelu, 4 * D);
-    int top = m->L - 1; /* the deepest block the gradient enters */
-    const int32_t *crow = ROWS(a->crow, 1);
-    const int Rt = lo ? (int)loss_count(a->prefix + b0, nb, m->N) : R;
-    if (m->fb_mode) {
-        /* features backward: dL/d(features) / nblocks sits in lnf (unused in
-         * this mode); it enters the stream at every block of the set */
-        top = m->fb_upto - 1;
-        memcpy(dres, ROWS(a->lnf, D), (size_t)R * D * sizeof(float));
-        goto trunk;
-    }
-
-    /* loss and prediction layer; after a loss-only forward the head and the
-     * last block's tail run on the Rt packed loss rows (crow) */
+    const int P = m->P, N = s->N, Rt = s->Rt, r0 = s->r0;
+    float *dpred = ROWS(a->dpred, P);
     memset(dpred, 0, (size_t)Rt * P * sizeof(float));
-    if (lo) { /* as loss_backward_n, packed row cr against the patch after its token */
+    if (m->loss_only) { /* (head_backward runs outside a features backward) */
         const float scale = count ? (float)(2.0 / ((double)P * (double)count)) : 0.0f;
-        const float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)b0 * m->N * P;
+        const float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)s->b0 * m->N * P;
         for (int cr = 0; cr < Rt && count; cr++)
             loss_row_backward(dpred + (size_t)cr * P, pred + (size_t)cr * P,
-                              tgt + target_row(crow[cr], N, m->N) * P, P, scale);
+                              tgt + target_row(s->crow[cr], N, m->N) * P, P, scale);
     } else {
-        loss_backward_n(dpred, ROWS(a->pred, P), ROWS(a->tgt, P), a->prefix + b0, nb, N, P,
-                        1.0f, count);
+        loss_backward_n(dpred, ROWS(a->pred, P), ROWS(a->tgt, P), a->prefix + s->b0, s->nb, N,
+                        P, 1.0f, count);
     }
-    aim_lap(&lp, AIM_K_B_LOSS, 0);
-    lin_bwd(&lp, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, dhln, GS(m, m->pred_w, slab),
-            GS(m, m->pred_b, slab), bw, dpred, ROWS(a->hln, Dh), W(m, m->pred_w), Rt, Dh, P);
+    aim_lap(&s->lp, AIM_K_B_LOSS, 0);
+}
+
+/* Backward of hblock_forward: dhy (the gradient of its output) becomes
+ * that of its input y */
+static void hblock_backward(aim_model *m, part *s, int j)
+{
+    model_acts *a = &m->a;
+    const int Dh = m->Dh, Rt = s->Rt, r0 = s->r0;
+    const hblock_idx *hi = &m->hblk[j];
+    hblock_acts *h = &a->hblk[j];
+    const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
+    float *dhy = ROWS(a->dhy, Dh), *dhln = ROWS(a->dhln, Dh), *dgelu = dgelu_rows(m, s);
+    lin_bwd(&s->lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, s->slab), NULL,
+            s->bw, dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), Rt, 4 * Dh, Dh);
+    gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)Rt * 4 * Dh);
+    aim_lap(&s->lp, AIM_K_B_GELU, 0);
+    lin_bwd(&s->lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, s->slab), NULL,
+            s->bw, dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
+    /* the residual path already sits in dhy; the norm adds its part */
+    layernorm_backward_rows(dhy, 1.0f, GS(m, hi->lnw, s->slab), GS(m, hi->lnb, s->slab), s->bw,
+                            dhln, y, W(m, hi->lnw), STATS(h->ln_mean), STATS(h->ln_rstd), Rt,
+                            Dh);
+    aim_lap(&s->lp, AIM_K_B_LN, 0);
+}
+
+/* Backward of the loss, head_forward and post_trunk_norm: dres = the
+ * gradient of the last block's output (its Rt rows) */
+static void head_backward(aim_model *m, part *s, int64_t count)
+{
+    model_acts *a = &m->a;
+    const int D = m->D, Dh = m->Dh, P = m->P, Rt = s->Rt, r0 = s->r0;
+    float *dhln = ROWS(a->dhln, Dh), *dhy = ROWS(a->dhy, Dh), *dln = ROWS(a->dln, D);
+    float *slab = s->slab;
+    loss_backward_part(m, s, count);
+    lin_bwd(&s->lp, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, dhln, GS(m, m->pred_w, slab),
+            GS(m, m->pred_b, slab), s->bw, ROWS(a->dpred, P), ROWS(a->hln, Dh),
+            W(m, m->pred_w), Rt, Dh, P);
     const float *yin = m->Lh ? ROWS(a->hblk[m->Lh - 1].res, Dh) : ROWS(a->hy0, Dh);
-    layernorm_backward_rows(dhy, 0.0f, GS(m, m->hn_w, slab), GS(m, m->hn_b, slab), bw, dhln, yin,
-                            W(m, m->hn_w), STATS(a->hln_mean), STATS(a->hln_rstd), Rt, Dh);
-    aim_lap(&lp, AIM_K_B_LN, 0);
-
-    /* pixel head blocks, in reverse: y_out = y_in + fc2(gelu(fc1(ln(y_in)))) */
-    for (int j = m->Lh - 1; j >= 0; j--) {
-        const hblock_idx *hi = &m->hblk[j];
-        hblock_acts *h = &a->hblk[j];
-        const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
-        lin_bwd(&lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, slab), NULL, bw,
-                dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), Rt, 4 * Dh, Dh);
-        gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)Rt * 4 * Dh);
-        aim_lap(&lp, AIM_K_B_GELU, 0);
-        lin_bwd(&lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, slab), NULL, bw,
-                dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
-        /* the residual path already sits in dhy; the norm adds its part */
-        layernorm_backward_rows(dhy, 1.0f, GS(m, hi->lnw, slab), GS(m, hi->lnb, slab), bw, dhln,
-                                y, W(m, hi->lnw), STATS(h->ln_mean), STATS(h->ln_rstd), Rt, Dh);
-        aim_lap(&lp, AIM_K_B_LN, 0);
-    }
-
+    layernorm_backward_rows(dhy, 0.0f, GS(m, m->hn_w, slab), GS(m, m->hn_b, slab), s->bw, dhln,
+                            yin, W(m, m->hn_w), STATS(a->hln_mean), STATS(a->hln_rstd), Rt, Dh);
+    aim_lap(&s->lp, AIM_K_B_LN, 0);
+    for (int j = m->Lh - 1; j >= 0; j--)
+        hblock_backward(m, s, j);
     /* head projection (the position embedding is fixed) and post norm */
-    lin_bwd(&lp, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, dln, GS(m, m->hproj_w, slab),
-            GS(m, m->hproj_b, slab), bw, dhy, ROWS(a->lnf, D), W(m, m->hproj_w), Rt, D, Dh);
+    lin_bwd(&s->lp, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, dln, GS(m, m->hproj_w, slab),
+            GS(m, m->hproj_b, slab), s->bw, dhy, ROWS(a->lnf, D), W(m, m->hproj_w), Rt, D, Dh);
     const float *xt = m->L ? ROWS(a->blk[m->L - 1].res2, D) : ROWS(a->x0, D);
-    layernorm_backward_rows(dres, 0.0f, GS(m, m->post_w, slab), GS(m, m->post_b, slab), bw, dln,
-                            xt, W(m, m->post_w), STATS(a->lnf_mean), STATS(a->lnf_rstd), Rt, D);
-    aim_lap(&lp, AIM_K_B_LN, 0);
+    layernorm_backward_rows(ROWS(a->dres, D), 0.0f, GS(m, m->post_w, slab),
+                            GS(m, m->post_b, slab), s->bw, dln, xt, W(m, m->post_w),
+                            STATS(a->lnf_mean), STATS(a->lnf_rstd), Rt, D);
+    aim_lap(&s->lp, AIM_K_B_LN, 0);
+}
 
-    /* trunk blocks, in reverse, down to the lowest one with something to
-     * train (with a frozen trunk and LoRA: the lowest adapted block) */
-trunk:;
-    const double natt = 8.0 * N * N * D * nb; /* backward of QK^T and PV */
-    float *datty = ROWS(a->datty, D), *dqkv = ROWS(a->dqkv, 3 * D);
-    const int lr2 = 2 * m->lora_rank;
-    float *dlora = lr2 ? ROWS(a->dlora, lr2) : NULL;
+/* Backward of mlp_forward over Rb rows: dres, the gradient of res2, becomes
+ * that of res1 */
+static void mlp_backward(aim_model *m, part *s, int l, int Rb)
+{
+    model_acts *a = &m->a;
+    const int D = m->D, r0 = s->r0;
+    const block_idx *bi = &m->blk[l];
+    block_acts *b = &a->blk[l];
+    float *dres = ROWS(a->dres, D), *dln = ROWS(a->dln, D), *dgelu = dgelu_rows(m, s);
+    lin_bwd(&s->lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, s->slab), NULL, s->bw,
+            dres, ROWS(b->gelu, 4 * D), W(m, bi->fc2), Rb, 4 * D, D);
+    gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)Rb * 4 * D);
+    aim_lap(&s->lp, AIM_K_B_GELU, 0);
+    lin_bwd(&s->lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, s->slab), NULL, s->bw,
+            dgelu, ROWS(b->ln2, D), W(m, bi->fc1), Rb, D, 4 * D);
+    layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln2w, s->slab), GS(m, bi->ln2b, s->slab),
+                            s->bw, dln, ROWS(b->res1, D), W(m, bi->ln2w), STATS(b->ln2_mean),
+                            STATS(b->ln2_rstd), Rb, D);
+    aim_lap(&s->lp, AIM_K_B_LN, 0);
+}
+
+/* Backward of attn_forward: dres, the gradient of res1 (its Rb rows, packed
+ * when Rb < R), becomes that of the block's input xin (every row) */
+static void attn_backward(aim_model *m, part *s, int l, int Rb)
+{
+    model_acts *a = &m->a;
+    const int D = m->D, N = s->N, nb = s->nb, R = s->R, r0 = s->r0, lr2 = 2 * m->lora_rank;
+    const block_idx *bi = &m->blk[l];
+    block_acts *b = &a->blk[l];
+    const float *xin = l ? ROWS(a->blk[l - 1].res2, D) : ROWS(a->x0, D);
+    float *dres = ROWS(a->dres, D), *dln = ROWS(a->dln, D), *datty = ROWS(a->datty, D);
+    float *dqkv = ROWS(a->dqkv, 3 * D), *dlora = lr2 ? ROWS(a->dlora, lr2) : NULL;
+    float *slab = s->slab;
+    lin_bwd(&s->lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, s->bw,
+            dres, ROWS(b->atty, D), W(m, bi->proj), Rb, D, D);
+    const int lora = lora_active(m, bi);
+    if (lora) {
+        lora_proj_bwd(m, bi, GS(m, bi->pa, slab), GS(m, bi->pb, slab), s->bw, dres,
+                      ROWS(b->atty, D), ROWS(b->lora_w, lr2 / 2), datty, dlora, Rb);
+        aim_lap(&s->lp, AIM_K_B_LORA, 3 * GF(Rb, D, lr2));
+    }
+    if (Rb < R) { /* back to every row: the others' gradients are zero */
+        unpack_rows(datty, s->crow, Rb, R, D);
+        unpack_rows(dres, s->crow, Rb, R, D);
+        aim_lap(&s->lp, AIM_K_B_LN, 0);
+    }
+    attention_backward_write(dqkv, a->datt + (size_t)s->b0 * m->NH * N * N, datty,
+                             ROWS(b->qkv, 3 * D), b->att + (size_t)s->b0 * m->NH * N * N,
+                             a->prefix + s->b0, nb, N, D, m->NH);
+    aim_lap(&s->lp, AIM_K_B_ATTN, 8.0 * N * N * D * nb); /* backward of QK^T and PV */
+    lin_bwd(&s->lp, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, s->bw, dqkv,
+            ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+    if (lora) {
+        lora_qkv_bwd(m, bi, GS(m, bi->qa, slab), GS(m, bi->qb, slab), s->bw, dqkv,
+                     ROWS(b->ln1, D), ROWS(b->lora_u, lr2), dln, dlora, R);
+        aim_lap(&s->lp, AIM_K_B_LORA, 3 * GF(R, D, 2 * lr2));
+    }
+    layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln1w, slab), GS(m, bi->ln1b, slab), s->bw,
+                            dln, xin, W(m, bi->ln1w), STATS(b->ln1_mean), STATS(b->ln1_rstd), R,
+                            D);
+    aim_lap(&s->lp, AIM_K_B_LN, 0);
+}
+
+/* Backward of block_forward: dres, the gradient of block l's output, becomes
+ * that of its input. After a loss-only forward the last block runs on the
+ * loss's rows, packed, down to its attention output. */
+static void block_backward(aim_model *m, part *s, int l)
+{
+    const int Rb = l == m->L - 1 ? s->Rt : s->R;
+    mlp_backward(m, s, l, Rb);
+    attn_backward(m, s, l, Rb);
+}
+
+/* Backward of embed_forward: x0 = LN(emb) + pos; emb = patches Wp^T + bp */
+static void embed_backward(aim_model *m, part *s)
+{
+    model_acts *a = &m->a;
+    const int D = m->D, R = s->R, r0 = s->r0;
+    float *dln = ROWS(a->dln, D), *slab = s->slab;
+    layernorm_backward_rows(dln, 0.0f, GS(m, m->pn_w, slab), GS(m, m->pn_b, slab), s->bw,
+                            ROWS(a->dres, D), ROWS(a->emb, D), W(m, m->pn_w),
+                            STATS(a->emb_mean), STATS(a->emb_rstd), R, D);
+    aim_lap(&s->lp, AIM_K_B_LN, 0);
+    lin_bwd(&s->lp, AIM_K_B_EMBED_DW, AIM_K_B_EMBED_DW, NULL, GS(m, m->patch_w, slab),
+            GS(m, m->patch_b, slab), s->bw, dln, ROWS(a->patches, m->CPP), W(m, m->patch_w), R,
+            m->CPP, D);
+}
+
+/* The backward of images [b0, b1) by thread tid: from the loss (or, after
+ * aim_model_features_train, from the features' gradient) down to the
+ * lowest trunk block with something to train (with a frozen trunk and
+ * LoRA: the lowest adapted block) and the patch embedding */
+static void backward_part(aim_model *m, int b0, int b1, int tid, int64_t count)
+{
+    const int lo = m->loss_only && !m->fb_mode; /* the forward's tokens and rows */
+    part s = part_of(m, lo, b0, b1, tid);
+    s.slab = tid == 0 ? m->p.grad : m->gslot[tid - 1];
+    s.bw = tid == 0 ? 1.0f : 0.0f; /* thread 0 adds into grad, others write */
+    if (lo)
+        s.Rt = (int)loss_count(m->a.prefix + b0, s.nb, m->N);
+    const size_t RD = (size_t)s.R * m->D;
+    float *dres = m->a.dres + (size_t)s.r0 * m->D;
+    const float *dfeat = m->a.lnf + (size_t)s.r0 * m->D;
+    int top = m->L - 1; /* the deepest block the gradient enters */
+    if (m->fb_mode) {
+        /* dL/d(features) / nblocks sits in lnf (unused in this mode); it
+         * enters the stream at every block of the set */
+        top = m->fb_upto - 1;
+        memcpy(dres, dfeat, RD * sizeof(float));
+    } else {
+        head_backward(m, &s, count);
+    }
     const int floor_l = lowest_trainable_block(m);
     for (int l = top; l >= floor_l && l >= 0; l--) {
-        const block_idx *bi = &m->blk[l];
-        block_acts *b = &a->blk[l];
-        const float *xin = l ? ROWS(a->blk[l - 1].res2, D) : ROWS(a->x0, D);
-        /* the loss rows only, packed, in the last block after a loss-only
-         * forward, down to the attention output */
-        const int Rb = l == m->L - 1 ? Rt : R;
-        /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
-        lin_bwd(&lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, slab), NULL, bw, dres,
-                ROWS(b->gelu, 4 * D), W(m, bi->fc2), Rb, 4 * D, D);
-        gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)Rb * 4 * D);
-        aim_lap(&lp, AIM_K_B_GELU, 0);
-        lin_bwd(&lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, slab), NULL, bw, dgelu,
-                ROWS(b->ln2, D), W(m, bi->fc1), Rb, D, 4 * D);
-        layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln2w, slab), GS(m, bi->ln2b, slab), bw, dln,
-                                ROWS(b->res1, D), W(m, bi->ln2w), STATS(b->ln2_mean),
-                                STATS(b->ln2_rstd), Rb, D);
-        aim_lap(&lp, AIM_K_B_LN, 0);
-        /* res1 = xin + proj(attn(qkv(ln1(xin)))) */
-        lin_bwd(&lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, bw,
-                dres, ROWS(b->atty, D), W(m, bi->proj), Rb, D, D);
-        const int lora = lora_active(m, bi);
-        if (lora) {
-            lora_proj_bwd(m, bi, GS(m, bi->pa, slab), GS(m, bi->pb, slab), bw, dres,
-                          ROWS(b->atty, D), ROWS(b->lora_w, lr2 / 2), datty, dlora, Rb);
-            aim_lap(&lp, AIM_K_B_LORA, 3 * GF(Rb, D, lr2));
-        }
-        if (Rb < R) { /* back to every row: the others' gradients are zero */
-            unpack_rows(datty, crow, Rb, R, D);
-            unpack_rows(dres, crow, Rb, R, D);
-            aim_lap(&lp, AIM_K_B_LN, 0);
-        }
-        attention_backward_write(dqkv, a->datt + (size_t)b0 * m->NH * N * N, datty,
-                                 ROWS(b->qkv, 3 * D), b->att + (size_t)b0 * m->NH * N * N,
-                                 a->prefix + b0, nb, N, D, m->NH);
-        aim_lap(&lp, AIM_K_B_ATTN, natt);
-        lin_bwd(&lp, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, bw, dqkv,
-                ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
-        if (lora) {
-            lora_qkv_bwd(m, bi, GS(m, bi->qa, slab), GS(m, bi->qb, slab), bw, dqkv,
-                         ROWS(b->ln1, D), ROWS(b->lora_u, lr2), dln, dlora, R);
-            aim_lap(&lp, AIM_K_B_LORA, 3 * GF(R, D, 2 * lr2));
-        }
-        layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln1w, slab), GS(m, bi->ln1b, slab), bw, dln,
-                                xin, W(m, bi->ln1w), STATS(b->ln1_mean), STATS(b->ln1_rstd), R,
-                                D);
-        aim_lap(&lp, AIM_K_B_LN, 0);
+        block_backward(m, &s, l);
         /* dres is now the gradient of block l-1's output: add the features' */
-        if (m->fb_mode && l > 0 && m->fb_in[l - 1]) {
-            const float *df = ROWS(a->lnf, D);
-            for (size_t k = 0; k < (size_t)R * D; k++)
-                dres[k] += df[k];
-        }
+        if (m->fb_mode && l > 0 && m->fb_in[l - 1])
+            for (size_t k = 0; k < RD; k++)
+                dres[k] += dfeat[k];
     }
-    if (floor_l > 0)
-        return; /* nothing below to train */
-
-    /* x0 = LN(emb) + pos;  emb = patches @ Wp^T + bp */
-    layernorm_backward_rows(dln, 0.0f, GS(m, m->pn_w, slab), GS(m, m->pn_b, slab), bw, dres,
-                            ROWS(a->emb, D), W(m, m->pn_w), STATS(a->emb_mean),
-                            STATS(a->emb_rstd), R, D);
-    aim_lap(&lp, AIM_K_B_LN, 0);
-    lin_bwd(&lp, AIM_K_B_EMBED_DW, AIM_K_B_EMBED_DW, NULL, GS(m, m->patch_w, slab),
-            GS(m, m->patch_b, slab), bw, dln, ROWS(a->patches, m->CPP), W(m, m->patch_w), R,
-            m->CPP, D);
+    if (floor_l == 0)
+        embed_backward(m, &s);
 }
 
 /* Which tensors this backward writes: the trainable ones, less (after

@@ -33,13 +33,16 @@
 /* rows per task in the parallel forms */
 #define LN_ROW_BLOCK 32
 
-AIM_VEC void add_layernorm_forward(float *res, float *out, float *mean, float *rstd,
-                                   const float *a, const float *b, const float *bias,
-                                   const float *pos, const float *weight, const float *lbias,
-                                   const float *post, int R, int C, int N, float eps)
+AIM_VEC void add_layernorm_forward(float *res, const layernorm_args *ln, const float *a,
+                                   const float *b, const float *bias, const float *pos, int R,
+                                   int C, int N)
 {
-    // res [R,C] (may alias a), out [R,C], mean [R], rstd [R], a [R,C], b [R,C],
-    // bias [C], pos [N,C] and post [N,C] (row r uses row r % N), weight [C], lbias [C]
+    // res [R,C] (may alias a), a [R,C], b [R,C], bias [C], pos [N,C] (row r uses
+    // row r % N); ln: out [R,C], mean [R], rstd [R], weight [C], bias [C], post [N,C]
+    float *out = ln ? ln->out : NULL, *mean = ln ? ln->mean : NULL, *rstd = ln ? ln->rstd : NULL;
+    const float *weight = ln ? ln->weight : NULL, *lbias = ln ? ln->bias : NULL;
+    const float *post = ln ? ln->post : NULL;
+    const float eps = ln ? ln->eps : 0.0f;
     const int adds = b || bias || pos;
     for (int r = 0; r < R; r++) {
         const float *x = a + (size_t)r * C;
@@ -158,17 +161,17 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 {
     // out [R,C], mean [R], rstd [R], inp [R,C], weight [C], bias [C]
     if (!AIM_PAR((size_t)R * C >= LN_PAR_MIN)) {
-        add_layernorm_forward(NULL, out, mean, rstd, inp, NULL, NULL, NULL, weight, bias, NULL,
-                              R, C, 1, eps);
+        const layernorm_args ln = {out, mean, rstd, weight, bias, NULL, eps};
+        add_layernorm_forward(NULL, &ln, inp, NULL, NULL, NULL, R, C, 1);
         return;
     }
     int nb = (R + LN_ROW_BLOCK - 1) / LN_ROW_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nb; blk++) {
         int r0 = blk * LN_ROW_BLOCK, n = R - r0 < LN_ROW_BLOCK ? R - r0 : LN_ROW_BLOCK;
-        add_layernorm_forward(NULL, out + (size_t)r0 * C, mean + r0, rstd + r0,
-                              inp + (size_t)r0 * C, NULL, NULL, NULL, weight, bias, NULL, n,
-                              C, 1, eps);
+        const layernorm_args ln = {out + (size_t)r0 * C, mean + r0, rstd + r0, weight, bias,
+                                   NULL, eps};
+        add_layernorm_forward(NULL, &ln, inp + (size_t)r0 * C, NULL, NULL, NULL, n, C, 1);
     }
 }
 
