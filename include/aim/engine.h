@@ -54,6 +54,16 @@ typedef enum aim_job_state {
 } aim_job_state;
 
 /* What a UI shows, copied out under the engine's mutex. */
+/* A job that follows a run another process writes (aim.follow): whether
+ * that writer is at work (aim_snapshot.follow) */
+typedef enum aim_follow_state {
+    AIM_FOLLOW_NONE = 0, /* not following: the job is this process's */
+    AIM_FOLLOW_WAITING,  /* no log yet (or it was deleted) */
+    AIM_FOLLOW_LIVE,     /* the writer is writing */
+    AIM_FOLLOW_STOPPED,  /* the writer has gone before the last step (killed, stopped) */
+    AIM_FOLLOW_FINISHED, /* the writer has gone after the last step */
+} aim_follow_state;
+
 typedef struct aim_snapshot {
     uint64_t seq;        /* grows with every publish */
     aim_job_state state;
@@ -66,6 +76,7 @@ typedef struct aim_snapshot {
                             this job: probes, LoRA, several ranks) */
     double peak_flops;   /* sgemm peak on the job's GEMM shapes, FLOP/s (0: not measured) */
     int64_t jobs_done;
+    int follow;          /* aim_follow_state of the job (0: its own job) */
     int64_t queued;      /* chunks waiting to run */
     int64_t chunks_begun; /* chunks that have begun to run (aim_engine_eval,
                              aim_engine_run_file, submitted lines); counted
@@ -379,6 +390,11 @@ void aim_engine_job_message(aim_engine *eng, const char *text); /* any time */
 void aim_engine_job_folder(aim_engine *eng, const char *run_dir, int threads,
                            int can_checkpoint);
 void aim_engine_job_val(aim_engine *eng, int64_t step, float loss);
+/* A following job (aim.follow): the writer's state, and a log read again
+ * from its start (a resumed run cut it back): the curve and validation
+ * points start anew. */
+void aim_engine_job_follow(aim_engine *eng, aim_follow_state state);
+void aim_engine_job_rewind(aim_engine *eng);
 /* Name the curve and the validation points for the panels (NULL or "": the
  * defaults); reset when a job begins. */
 void aim_engine_job_labels(aim_engine *eng, const char *loss_label, const char *val_label);

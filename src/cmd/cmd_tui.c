@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aim/dist.h"
@@ -31,7 +32,7 @@ static int tui_exec(int argc, char **argv);
 const struct aim_cmd cmd_tui_entry = {
     .name = "tui",
     .usage = "[--threads T] [--colors auto|direct|256|16|mono] [--ascii] [SCRIPT.lua] [--] "
-             "[ARGS...] | --inspect WEIGHTS | --compare RUN...",
+             "[ARGS...] | RUN_FOLDER | --follow RUN... | --inspect WEIGHTS | --compare RUN...",
     .summary = "the full-screen workbench (also: `aim` alone on a terminal)",
     .help = "Runs SCRIPT.lua (default: samples/pretrain.lua, the tiny model on Fashion-MNIST)\n"
             "under a screen that shows the training loss with its EMA and the learning\n"
@@ -50,9 +51,29 @@ const struct aim_cmd cmd_tui_entry = {
             "runs: the loss panel overlays the runs' training curves (one colour each, a\n"
             "legend names them; a mark per run with --colors mono or --ascii) and the\n"
             "probe panel groups their last probe's top-1 per block; the console prints a\n"
-            "table of them and keeps it as `runs`. aim.compare{...} there shows others.",
+            "table of them and keeps it as `runs`. aim.compare{...} there shows others;\n"
+            "the runs are read again every 2 s while they grow.\n"
+            "With a RUN_FOLDER (or --follow RUN_FOLDER) no script runs: the workbench\n"
+            "follows a run another process writes (aim train, aim run, rank 0 of\n"
+            "mpirun, a probe or LoRA --out folder): its curve, validation points,\n"
+            "probes and reconstructions as they come, the status line from its log, and\n"
+            "whether the writer is at work, finished or stopped (killed); it survives a\n"
+            "resume and a folder that appears later. It cannot be steered from here.\n"
+            "--follow RUN RUN... follows several as --compare shows them.",
     .exec = tui_exec,
 };
+
+/* a run --follow can watch: a folder (that may still be empty), or one
+ * that does not exist yet; 0, or 1 after the message */
+static int check_follow(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        cmd_fail("tui: --follow: %s is not a run folder", path);
+        return 1;
+    }
+    return 0;
+}
 
 /* a run --compare can show: a folder with a metrics.jsonl (or the file)
  * holding training steps; 0, or 1 after the `aim: tui: ...` message */
@@ -94,7 +115,8 @@ static int tui_exec(int argc, char **argv)
                    "  --ascii          no Unicode glyphs (braille, blocks) even in a UTF-8 locale\n"
                    "  --inspect WEIGHTS  open the Inspect view on a saved model (no script)\n"
                    "  --compare RUN...   draw up to 8 runs' loss curves and probes together "
-                   "(no script)\n",
+                   "(no script)\n"
+                   "  --follow RUN...    watch runs other processes write, live (no script)\n",
                    cmd_tui_entry.usage, cmd_tui_entry.help);
             return 0;
         } else if (!strcmp(a, "--ascii")) {
@@ -106,15 +128,21 @@ static int tui_exec(int argc, char **argv)
             if (access(v, R_OK) != 0)
                 return cmd_fail("tui: %s: cannot read the weights", v);
             o.inspect = v;
-        } else if (!strncmp(a, "--compare", 9) && (a[9] == 0 || a[9] == '=')) {
-            if (a[9] == '=' && a[10])
-                runs[nruns++] = a + 10;
+        } else if ((!strncmp(a, "--compare", 9) && (a[9] == 0 || a[9] == '=')) ||
+                   (!strncmp(a, "--follow", 8) && (a[8] == 0 || a[8] == '='))) {
+            const char *flag = a[2] == 'c' ? "--compare" : "--follow";
+            size_t k = strlen(flag);
+            if (nruns && o.follow != (a[2] == 'f'))
+                return cmd_fail("tui: --compare and --follow do not go together");
+            o.follow = a[2] == 'f';
+            if (a[k] == '=' && a[k + 1])
+                runs[nruns++] = a + k + 1;
             while (i + 1 < argc && argv[i + 1][0] != '-' && nruns < AIM_COMPARE_RUNS + 1)
                 runs[nruns++] = argv[++i];
             if (!nruns)
-                return cmd_fail("tui: --compare expects run folders (or metrics.jsonl files)");
+                return cmd_fail("tui: %s expects run folders (or metrics.jsonl files)", flag);
             if (nruns > AIM_COMPARE_RUNS)
-                return cmd_fail("tui: --compare takes at most %d runs", AIM_COMPARE_RUNS);
+                return cmd_fail("tui: %s takes at most %d runs", flag, AIM_COMPARE_RUNS);
         } else if (!strncmp(a, "--threads", 9) || !strncmp(a, "--colors", 8)) {
             int th = a[2] == 't';
             size_t k = th ? 9 : 8;
@@ -138,15 +166,21 @@ static int tui_exec(int argc, char **argv)
         }
     }
     char *sample = NULL;
+    struct stat st;
+    if (nruns == 0 && !o.inspect && i < argc && stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+        runs[nruns++] = argv[i++]; /* `aim tui RUN_FOLDER`: follow it */
+        o.follow = 1;
+    }
     if (nruns > 0) {
+        const char *flag = o.follow ? "--follow" : "--compare";
         if (o.inspect)
-            return cmd_fail("tui: --compare and --inspect do not go together");
+            return cmd_fail("tui: %s and --inspect do not go together", flag);
         if (i < argc && strcmp(argv[i], "--") != 0)
-            return cmd_fail("tui: --compare runs no script (got \"%s\")", argv[i]);
+            return cmd_fail("tui: %s runs no script (got \"%s\")", flag, argv[i]);
         if (i + 1 < argc)
-            return cmd_fail("tui: --compare runs no script (got \"%s\")", argv[i + 1]);
-        for (int k = 0; k < nruns; k++)
-            if (check_run(runs[k]) != 0)
+            return cmd_fail("tui: %s runs no script (got \"%s\")", flag, argv[i + 1]);
+        for (int k = 0; k < nruns; k++) /* a followed run may not have begun yet */
+            if (o.follow ? check_follow(runs[k]) != 0 : check_run(runs[k]) != 0)
                 return 1;
         o.compare = runs;
         o.ncompare = nruns;

@@ -489,6 +489,7 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     eng->snap.state = AIM_JOB_RUNNING;
     snprintf(eng->snap.job, sizeof eng->snap.job, "%s", name);
     memset(&eng->snap.step, 0, sizeof eng->snap.step);
+    eng->snap.follow = AIM_FOLLOW_NONE;
     eng->snap.lr_peak = lr_peak;
     eng->snap.train_flops = eng->snap.peak_flops = 0;
     eng->snap.seq++;
@@ -728,6 +729,29 @@ void aim_engine_job_val(aim_engine *eng, int64_t step, float loss)
     }
     b->val[b->nval++] = (aim_val_point){step, loss};
     b->seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+void aim_engine_job_follow(aim_engine *eng, aim_follow_state state)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.follow = state;
+    eng->snap.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+void aim_engine_job_rewind(aim_engine *eng)
+{
+    pthread_mutex_lock(&eng->mu);
+    memset(&eng->snap.step, 0, sizeof eng->snap.step);
+    eng->snap.seq++;
+    aim_board *b = &eng->board;
+    b->stride = 1;
+    b->ncurve = b->nval = b->nonfinite = 0;
+    b->seq++;
+    eng->curve_open = 0;
     pthread_mutex_unlock(&eng->mu);
     wake(eng);
 }

@@ -26,6 +26,7 @@
 #include "aim/dist.h"
 #include "aim/metrics.h"
 #include "aim/probe.h"
+#include "aim/io.h"
 #include "aim/recon.h"
 #include "aim/runlog.h"
 #include "aim/train.h"
@@ -221,21 +222,45 @@ static void recon_val_init(recon_val *r, const aim_model *m, const aim_pretrain_
     }
 }
 
-/* Reconstruct at N/2 and write "recon/val"; a failure is a message. */
-static void recon_val_write(recon_val *r, aim_model *m, aim_tfevents *tf,
+/* Reconstruct at N/2 and write "recon/val" to the event file, and for
+ * other processes watching the run (`aim tui RUN`) the grid as recon.npy
+ * beside the log (float32 [3, n, C, H, W]: input, prediction, target in
+ * [0, 1]) with a "recon" line (loss, prefix, images) once it is in place;
+ * a failure is a message. */
+static void recon_val_write(recon_val *r, aim_model *m, aim_tfevents *tf, aim_runlog *rl,
                             const aim_pretrain_opts *o, int64_t step)
 {
     if (r->n == 0 || !tf)
         return;
     int N = aim_config_tokens(aim_model_config(m));
+    int S = N / 2 > 0 ? N / 2 : 1;
     size_t all = (size_t)r->n * r->C * r->H * r->H;
     double loss;
     aim_err re = {{0}};
-    if (aim_model_reconstruct(m, r->x, r->n, N / 2 > 0 ? N / 2 : 1, r->mean, r->std, r->out,
-                              r->out + all, r->out + 2 * all, &loss, &re) != 0 ||
+    if (aim_model_reconstruct(m, r->x, r->n, S, r->mean, r->std, r->out, r->out + all,
+                              r->out + 2 * all, &loss, &re) != 0 ||
         aim_recon_summary(tf, "recon/val", step, r->out, r->out + all, r->out + 2 * all, r->n,
-                          r->C, r->H, &re) != 0)
+                          r->C, r->H, &re) != 0) {
         message(o, "step %lld: reconstruction images not written: %s", (long long)step, re.msg);
+        return;
+    }
+    if (!rl || !o->metrics_path)
+        return;
+    char *dir = aim_dirname(o->metrics_path);
+    char *path = aim_xasprintf("%s/recon.npy", dir);
+    free(dir);
+    aim_array a = {.dtype = AIM_F32, .ndim = 5, .shape = {3, r->n, r->C, r->H, r->H},
+                   .data = r->out};
+    if (aim_npy_write(path, &a, &re) != 0) {
+        message(o, "step %lld: %s", (long long)step, re.msg);
+    } else {
+        aim_runlog_begin(rl, step, "recon");
+        aim_runlog_num(rl, "loss", loss);
+        aim_runlog_num(rl, "prefix", S);
+        aim_runlog_num(rl, "images", r->n);
+        aim_runlog_end(rl);
+    }
+    free(path);
 }
 
 static void recon_val_free(recon_val *r)
@@ -562,7 +587,7 @@ static int pretrain_validate(pretrain_state *ps, int64_t step)
             best_now ? " (best so far)" : "");
     if (o->on_val)
         o->on_val(o->ctx, step + 1, vl);
-    recon_val_write(&ps->rv, ps->m, ps->tf, o, step + 1);
+    recon_val_write(&ps->rv, ps->m, ps->tf, ps->rl, o, step + 1);
     return best_now;
 }
 

@@ -21,7 +21,19 @@ static void status_draw(const ui_view *v, ui_rect r)
     int uni = screen_unicode(), narrow = r.w < 100;
     const char *badge;
     ui_style bst;
-    if (s->state == AIM_JOB_RUNNING) {
+    if (s->state == AIM_JOB_RUNNING && s->follow == AIM_FOLLOW_LIVE) {
+        badge = uni ? " \u25c9 following " : " (o) following ";
+        bst = UI_RUNNING;
+    } else if (s->state == AIM_JOB_RUNNING && s->follow == AIM_FOLLOW_STOPPED) {
+        badge = uni ? " \u25a0 stopped " : " [] stopped ";
+        bst = UI_PAUSED;
+    } else if (s->state == AIM_JOB_RUNNING && s->follow == AIM_FOLLOW_FINISHED) {
+        badge = " finished ";
+        bst = UI_IDLE;
+    } else if (s->state == AIM_JOB_RUNNING && s->follow == AIM_FOLLOW_WAITING) {
+        badge = " waiting ";
+        bst = UI_IDLE;
+    } else if (s->state == AIM_JOB_RUNNING) {
         badge = narrow ? (uni ? " \u25b6 " : " > ") : (uni ? " \u25b6 running " : " > running ");
         bst = UI_RUNNING;
     } else if (s->state == AIM_JOB_PAUSED) {

@@ -524,6 +524,10 @@ static int act_quit(tui *t, const binding *b)
     (void)b;
     if (t->v.snap.state == AIM_JOB_IDLE)
         return UI_QUIT;
+    if (t->v.snap.follow != AIM_FOLLOW_NONE) { /* another process's run: nothing to save */
+        begin_quit(t, 0);
+        return UI_HANDLED | UI_REDRAW;
+    }
     t->overlay = OV_QUIT;
     return UI_HANDLED | UI_REDRAW;
 }
@@ -927,16 +931,18 @@ static int set_nonblock(int fd)
 static char *script_chunk(const tui_opts *o)
 {
     if (o->ncompare > 0) { /* the comparison module, no script */
-        size_t cap = 64;
+        size_t cap = 128;
         for (int i = 0; i < o->ncompare; i++)
             cap += 4 * strlen(o->compare[i]) + 8;
         char *code = aim_xmalloc(cap), *q = aim_xmalloc(cap);
-        size_t at = (size_t)snprintf(code, cap, "require('aim.compare').open{");
+        size_t at = (size_t)snprintf(code, cap, "local runs = {");
         for (int i = 0; i < o->ncompare; i++) {
             lua_quote(o->compare[i], q, cap);
             at += (size_t)snprintf(code + at, cap - at, "%s%s", i ? ", " : "", q);
         }
-        snprintf(code + at, cap - at, "}");
+        /* compared runs are read again as they grow (aim.follow) */
+        snprintf(code + at, cap - at, "}\n%saim.follow(runs)",
+                 o->follow ? "" : "require('aim.compare').open(runs)\n");
         free(q);
         return code;
     }
@@ -983,7 +989,7 @@ static tui *tui_new(const tui_opts *o)
     snprintf(t->v.script_name, sizeof t->v.script_name, "%s%s", o->inspect ? "inspect " : "",
              o->inspect ? o->inspect : o->script);
     if (o->ncompare > 0) {
-        size_t at = (size_t)snprintf(t->v.script_name, sizeof t->v.script_name, "compare");
+        size_t at = (size_t)snprintf(t->v.script_name, sizeof t->v.script_name, o->follow ? "follow" : "compare");
         for (int i = 0; i < o->ncompare && at < sizeof t->v.script_name; i++)
             at += (size_t)snprintf(t->v.script_name + at, sizeof t->v.script_name - at, " %s",
                                    o->compare[i]);

@@ -19,6 +19,8 @@ typedef struct tui_opts {
                              Inspect view opens on their maps */
     int ncompare;         /* run folders to compare (`aim tui --compare`): no script; */
     const char *const *compare; /* aim.compare publishes them (lua/aim/compare.lua) */
+    int follow;           /* the runs are followed as other processes write them
+                             (aim.follow), not compared */
 } tui_opts;
 
 /* Run the TUI until the user quits; returns the exit status (0, or 1 when

@@ -171,8 +171,11 @@ void ui_status_fields(const aim_snapshot *s, const aim_board *b, int w, int uni,
         if (isfinite(pct))
             snprintf(f[F_PEAK], sizeof f[0], "%.0f%% peak", pct);
         char d[32];
-        ui_fmt_duration(s->state == AIM_JOB_IDLE ? st->elapsed_s : st->eta_s, d, sizeof d);
-        snprintf(f[F_ETA], sizeof f[0], "%s %s", s->state == AIM_JOB_IDLE ? "took" : "ETA", d);
+        int over = s->state == AIM_JOB_IDLE || s->follow >= AIM_FOLLOW_STOPPED;
+        ui_fmt_duration(over ? st->elapsed_s : st->eta_s, d, sizeof d);
+        snprintf(f[F_ETA], sizeof f[0], "%s %s", over ? "ran" : "ETA", d);
+        if (s->state == AIM_JOB_IDLE)
+            snprintf(f[F_ETA], sizeof f[0], "took %s", d);
     }
     if (b->threads > 0)
         snprintf(f[F_THREADS], sizeof f[0], "%d thr", b->threads);
