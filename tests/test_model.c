@@ -226,11 +226,13 @@ static void case_param_table(void)
         return;
     aim_params *pt = aim_model_params(mt);
     unsigned long long total = aim_config_trunk_params(&tiny) + aim_config_head_params(&tiny);
-    tap_ok(aim_params_count(pt, 0) == total, "tiny: table holds %llu values = trunk %llu + head %llu",
+    tap_ok(aim_params_count(pt, 0) == total,
+           "tiny: table holds %llu values = trunk %llu + head %llu",
            (unsigned long long)aim_params_count(pt, 0),
            (unsigned long long)aim_config_trunk_params(&tiny),
            (unsigned long long)aim_config_head_params(&tiny));
-    tap_ok(total > 3200000 && total < 3400000, "tiny has about 3.29M parameters (calibration note)");
+    tap_ok(total > 3200000 && total < 3400000,
+           "tiny has about 3.29M parameters (calibration note)");
     int iq = aim_params_find(pt, "trunk.blocks.5.attn.qkv.weight");
     tap_ok(iq >= 0 && pt->t[iq].shape[0] == 576 && pt->t[iq].shape[1] == 192 &&
                (pt->t[iq].flags & AIM_P_DECAY),
@@ -629,8 +631,8 @@ static void case_loss_only_lora(void)
     tap_ok(lrc == 0 && dl < 1e-6 && dg < 1e-5,
            "... with LoRA on the last block (loss rel %.1e, gradients rel %.1e)", dl, dg);
     double fdw = fd_loss_only(m3, &b);
-    tap_ok(fdw < 3e-2, "finite differences on the loss-only pass (last block, head: worst rel %.2e)",
-           fdw);
+    tap_ok(fdw < 3e-2,
+           "finite differences on the loss-only pass (last block, head: worst rel %.2e)", fdw);
     batch5_free(&b);
     aim_model_free(m3);
     fixture_free(&f);
@@ -768,7 +770,8 @@ static void case_save_load(void)
     if (m2) {
         tap_ok(!memcmp(aim_model_params(m2)->data, f.p->data, f.p->total * 4),
                "loaded weights are bit-identical");
-        tap_ok(aim_model_forward(m2, f.x, f.prefix, f.B) == aim_model_forward(f.m, f.x, f.prefix, f.B),
+        float l2 = aim_model_forward(m2, f.x, f.prefix, f.B);
+        tap_ok(l2 == aim_model_forward(f.m, f.x, f.prefix, f.B),
                "loaded model gives the same loss");
         aim_model_free(m2);
     } else {

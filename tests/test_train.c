@@ -301,8 +301,8 @@ static void check_metrics_log(const char *path)
     }
     for (size_t i = 0; i < loglen; i++)
         lines += log[i] == '\n';
-    tap_ok(lines == 60 &&
-               tap_contains((char *)log, "{\"run\":\"t\",\"step\":1,\"kind\":\"train\",\"wall\":") &&
+    const char *first = "{\"run\":\"t\",\"step\":1,\"kind\":\"train\",\"wall\":";
+    tap_ok(lines == 60 && tap_contains((char *)log, first) &&
                tap_contains((char *)log, ",\"loss\":"),
            "metrics.jsonl has one JSON line per step with run, step, kind, wall, loss");
     free(log);
