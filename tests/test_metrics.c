@@ -13,6 +13,7 @@
 
 #include "aim/io.h"
 #include "aim/metrics.h"
+#include "aim/runlog.h"
 #include "aim/train.h"
 #include "tap.h"
 
@@ -53,6 +54,79 @@ static int count_records(const char *path, const char *tag, int64_t *steps, int 
     }
     free(buf);
     return found;
+}
+
+static void append(const char *path, const char *mode, const char *text)
+{
+    FILE *f = fopen(path, mode);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Following a log as another process writes it (aim_metrics_tail): lines
+ * come once each as they are completed, a line being written waits, a log
+ * cut shorter or replaced is read again from the start, a missing one is
+ * no error, a garbage line is counted and skipped; and the writer's lock
+ * (aim_runlog_writer_active) is held exactly while a run log is open. */
+static void case_tail(void)
+{
+    const char *p = tap_path("tail.jsonl");
+    remove(p);
+    aim_metrics_tail t;
+    aim_metrics_tail_init(&t, p);
+    aim_metrics got;
+    aim_err e = {{0}};
+    int rew = 0;
+    int rc = aim_metrics_tail_poll(&t, &got, &rew, &e);
+    tap_ok(rc == 0 && got.n == 0 && t.missing && !rew, "no log yet: nothing, no error");
+    aim_metrics_free(&got);
+    append(p, "w", "{\"step\":1,\"kind\":\"train\",\"loss\":2.5}\n{\"step\":2,\"kind\":\"tr");
+    rc = aim_metrics_tail_poll(&t, &got, &rew, &e);
+    tap_ok(rc == 0 && got.n == 1 && got.rows[0].step == 1 &&
+               aim_metric_get(&got.rows[0], "loss") == 2.5 && !t.missing,
+           "the complete line comes; the one being written waits (%d rows)", got.n);
+    aim_metrics_free(&got);
+    append(p, "a", "ain\",\"loss\":2}\nnot json\n{\"step\":3,\"kind\":\"val\",\"val_loss\":1.5}\n");
+    rc = aim_metrics_tail_poll(&t, &got, &rew, &e);
+    tap_ok(rc == 0 && got.n == 2 && got.rows[0].step == 2 && got.rows[1].step == 3 &&
+               aim_metric_get(&got.rows[1], "val_loss") == 1.5 && t.bad == 1 && !rew,
+           "the rest of it and the next ones; the garbage line is counted (bad %lld)",
+           (long long)t.bad);
+    aim_metrics_free(&got);
+    rc = aim_metrics_tail_poll(&t, &got, &rew, &e);
+    tap_ok(rc == 0 && got.n == 0 && !rew, "nothing new: nothing");
+    aim_metrics_free(&got);
+    append(p, "w", "{\"step\":1,\"kind\":\"train\",\"loss\":9}\n"); /* cut back (a resume) */
+    rc = aim_metrics_tail_poll(&t, &got, &rew, &e);
+    tap_ok(rc == 0 && rew && got.n == 1 && aim_metric_get(&got.rows[0], "loss") == 9,
+           "a log cut shorter is read again from its start");
+    aim_metrics_free(&got);
+    char *q = aim_xasprintf("%s.new", p);
+    append(q, "w", "{\"step\":1,\"kind\":\"train\",\"loss\":7}\n"
+                   "{\"step\":2,\"kind\":\"train\",\"loss\":6}\n");
+    rename(q, p); /* replaced atomically, as aim_write_atomic does */
+    rc = aim_metrics_tail_poll(&t, &got, &rew, &e);
+    tap_ok(rc == 0 && rew && got.n == 2 && aim_metric_get(&got.rows[1], "loss") == 6,
+           "a log replaced is read again from its start");
+    aim_metrics_free(&got);
+    remove(p);
+    rc = aim_metrics_tail_poll(&t, &got, &rew, &e);
+    tap_ok(rc == 0 && got.n == 0 && t.missing, "a log deleted: waited for, no error");
+    aim_metrics_free(&got);
+    aim_metrics_tail_free(&t);
+    free(q);
+
+    const char *lp = tap_path("locked.jsonl");
+    tap_ok(aim_runlog_writer_active(lp) == 0, "no log: no writer");
+    aim_runlog *l = aim_runlog_open(lp, "r", -1, &e);
+    tap_ok(l && aim_runlog_writer_active(lp) == 1, "a log open for writing: its writer is active");
+    aim_runlog *l2 = aim_runlog_open(lp, "r", -1, &e);
+    tap_ok(!l2 && tap_contains(e.msg, "another process is writing this run"),
+           "a second writer is refused: %s", e.msg);
+    aim_runlog_close(l, NULL);
+    tap_ok(aim_runlog_writer_active(lp) == 0, "closed: no writer");
 }
 
 static int stop_at(void *ctx, const aim_step_info *s)
@@ -247,5 +321,6 @@ int main(void)
     aim_model_free(m2);
     aim_dataset_free(ds);
     free(dir), free(metrics), free(ck5), free(ck7), free(ev);
+    case_tail();
     return tap_done();
 }

@@ -93,9 +93,9 @@ tm resize-window -t "$sess" -x 80 -y 24 2>/dev/null || tm resize-pane -t "$sess"
 wait_until 'test "$(screen | wc -l)" -eq 24'
 keys ':'
 type_line 'aim.compare{}'
-wait_for "no training: the curve shows a job's" 10
+wait_gone "■ trained"
 r=$?
-check $(test $r -eq 0 && ! screen | grep -q '■ trained'; echo $?) "aim.compare{} in the console clears the comparison"
+check $(test $r -eq 0 && ! screen | grep -q '■ written'; echo $?) "aim.compare{} in the console clears the comparison"
 type_line "aim.compare('$T/written')"
 wait_for "■ written" 10
 r=$?

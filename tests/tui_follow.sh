@@ -80,7 +80,7 @@ check $? "... followed to its end: the badge says finished"
 keys q
 wait_exit
 tui_start 120 36 "tui --threads 1 --follow '$R' '$T/later'"
-wait_for "following 2 runs" 30
+wait_for "the runs are compared, read again" 30
 check $? "--follow RUN RUN: both followed as a comparison"
 check $(screen | grep -q 'run' && screen | grep -q 'later'; echo $?) "... the legend names both"
 keys q

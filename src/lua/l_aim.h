@@ -250,6 +250,8 @@ void l_open_recon(lua_State *L); /* aim.reconstruct */
 void l_open_probe(lua_State *L); /* aim.probe */
 void l_open_lora(lua_State *L);  /* aim.lora (l_lora.c) */
 void l_open_follow(lua_State *L); /* aim.follow (l_follow.c) */
+/* the registry key of the runs table aim.compare shows now (nil: another call's) */
+#define L_COMPARE_SHOWN "aim.compare.shown"
 void l_open_compare(lua_State *L); /* aim.compare (l_compare.c) */
 
 /* l_board.c: what a job publishes for the TUI (aim/engine.h "the board")

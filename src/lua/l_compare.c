@@ -165,6 +165,13 @@ static int l_compare(lua_State *L)
     aim_engine *eng = l_engine(L);
     if (eng)
         aim_engine_compare_set(eng, v);
+    /* what is shown now, for aim.follow{...}: it reads its runs again only
+     * while they are the ones shown (the argument table, or nil) */
+    if (tbl)
+        lua_pushvalue(L, 1);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, L_COMPARE_SHOWN);
     lua_createtable(L, n, 0); /* view list */
     for (int i = 0; i < n; i++) {
         push_summary(L, &v->run[i], paths[i]);

@@ -21,8 +21,10 @@
  * message per epoch). Returns {lines =, steps =, writer = "live" |
  * "stopped" | "finished" | "waiting"} when stopped.
  *
- * aim.follow{dir1, dir2, ...} follows several runs as aim.compare shows
- * them, reading them again every `every` (2) seconds: `aim tui --follow
+ * aim.follow{dir1, dir2, ...} (or one with compare = true) follows runs as
+ * aim.compare shows them, reading them again every `every` (2) seconds
+ * while they are the comparison shown (aim.compare{...} from the console
+ * shows others and ends it): `aim tui --follow
  * RUN...` and `aim tui --compare` use it.
  */
 #include "config.h"
@@ -409,15 +411,23 @@ static int follow_many(lua_State *L, int nruns, double every)
 {
     aim_engine *eng = l_engine(L);
     char desc[AIM_MSG_LEN];
-    snprintf(desc, sizeof desc,
-             "following %d runs written by other processes: the comparison is read again "
-             "every %g s (stop() or q stops)", nruns, every);
+    snprintf(desc, sizeof desc, "the runs are compared, read again every %g s", every);
     aim_err e;
     if (aim_engine_job_begin(eng, "follow", desc, 0, &e) != 0)
         return luaL_error(L, "%s", e.msg);
     int state = -1, failed = 0, stop = 0;
     int64_t reads = 0;
     while (!stop) {
+        if (reads > 0) { /* aim.compare{...} from the console shows others: leave them */
+            lua_getfield(L, LUA_REGISTRYINDEX, L_COMPARE_SHOWN);
+            int ours = lua_rawequal(L, -1, 1);
+            lua_pop(L, 1);
+            if (!ours) {
+                aim_engine_job_message(eng, "another comparison is shown: these runs are no "
+                                            "longer read again");
+                break;
+            }
+        }
         lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
         lua_getfield(L, -1, "aim");
         lua_getfield(L, -1, "compare"); /* loaded aim compare */
@@ -470,7 +480,7 @@ static int follow_many(lua_State *L, int nruns, double every)
 
 static int l_follow(lua_State *L)
 {
-    static const char *const keys[] = {"poll", "stale", "quiet", "every", NULL};
+    static const char *const keys[] = {"poll", "stale", "quiet", "every", "compare", NULL};
     l_check_options(L, 2, keys);
     if (lua_istable(L, 1)) {
         int n = (int)luaL_len(L, 1);
@@ -478,7 +488,7 @@ static int l_follow(lua_State *L)
             return luaL_argerror(L, 1, lua_pushfstring(L, "1 to %d run folders",
                                                        AIM_COMPARE_RUNS));
         double every = l_opt_num(L, 2, "every", 2, 0.05, 3600);
-        if (n > 1) {
+        if (n > 1 || l_opt_bool(L, 2, "compare", 0)) {
             lua_settop(L, 1);
             return follow_many(L, n, every);
         }

@@ -941,8 +941,9 @@ static char *script_chunk(const tui_opts *o)
             at += (size_t)snprintf(code + at, cap - at, "%s%s", i ? ", " : "", q);
         }
         /* compared runs are read again as they grow (aim.follow) */
-        snprintf(code + at, cap - at, "}\n%saim.follow(runs)",
-                 o->follow ? "" : "require('aim.compare').open(runs)\n");
+        snprintf(code + at, cap - at, "}\n%s",
+                 o->follow ? "aim.follow(runs)"
+                           : "require('aim.compare').open(runs)\naim.follow(runs, {compare = true})");
         free(q);
         return code;
     }
