@@ -8,7 +8,8 @@
 
 # --shift 1: a resumed run must restore the shift too, or it draws other images
 ARGS="--data synthetic --limit 300 --preset micro --steps 1200 --batch 8 --lr 3e-3 --threads 2 --ckpt-every 9 --keep 2 --val-every 100 --val-images 32 --shift 1"
-losses() { sed 's/"run":"[^"]*",//; s/"wall":[^,]*,//; s/.*"step":\([0-9]*\).*"loss":\([^,]*\),"lr":\([^,]*\),"grad_norm":\([^,]*\).*/\1 \2 \3 \4/' "$1"; }
+# every line but the sys/* ones (CPU use, memory, load: measurements of the moment, like wall)
+losses() { grep -v '"kind":"sys"' "$1" | sed 's/"run":"[^"]*",//; s/"wall":[^,]*,//; s/.*"step":\([0-9]*\).*"loss":\([^,]*\),"lr":\([^,]*\),"grad_norm":\([^,]*\).*/\1 \2 \3 \4/'; }
 
 run_aim train $ARGS --out "$T/straight"
 ok $(test $rc -eq 0 && grep -q '"shift":1}' "$T/straight/run.json"; echo $?) "the uninterrupted run completes (shift 1 in run.json)"

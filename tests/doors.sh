@@ -23,7 +23,7 @@ ok $(test $rc -eq 0 && test -f "$T/cli/model.safetensors" &&
 run_aim run --threads 2 "$S/pretrain.lua" limit=256 test_limit=64 steps=4 out="$T/lua"
 ok $(test $rc -eq 0 && cmp -s "$T/cli/model.safetensors" "$T/lua/model.safetensors"; echo $?) \
     "aim run samples/pretrain.lua: the same weights as aim train, bit for bit"
-train_lines() { grep -v '"kind":"probe"' "$1" | sed 's/"run":"[^"]*",//; s/"wall":[^,]*,//; s/,"img_per_s".*//'; }
+train_lines() { grep -v '"kind":"probe"\|"kind":"sys"' "$1" | sed 's/"run":"[^"]*",//; s/"wall":[^,]*,//; s/,"img_per_s".*//'; }
 train_lines "$T/cli/metrics.jsonl" >"$T/a.txt"
 train_lines "$T/lua/metrics.jsonl" >"$T/b.txt"
 ok $(grep -q '"kind":"val"' "$T/a.txt" && cmp -s "$T/a.txt" "$T/b.txt"; echo $?) \

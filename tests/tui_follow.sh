@@ -17,7 +17,7 @@
 # Without tmux the checks are reported as SKIP.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
-NTMUX=16
+NTMUX=17
 . "${top_srcdir:-.}/tests/tui_lib.sh"
 tui_setup follow "$NTMUX"
 
@@ -25,7 +25,7 @@ R="$T/run"
 # a writer that runs far longer than the test watches it: it is killed
 TRAIN="--data synthetic --limit 512 --test-limit 128 --preset tiny --width 32 --depth 2
     --heads 2 --head-width 32 --head-depth 1 --batch 16 --threads 1 --val-every 20
-    --probe-every 40 --probe-images 128 --ckpt-every 20"
+    --probe-every 40 --probe-images 128 --ckpt-every 20 --sys-every 0.5"
 # the last step a run's log holds
 logged() { sed -n 's/.*"step":\([0-9]*\),"kind":"train".*/\1/p' "$1/metrics.jsonl" 2>/dev/null | tail -n 1; }
 "$AIM" train $TRAIN --steps 100000 --out "$R" >"$T/w1.out" 2>&1 &
@@ -33,7 +33,7 @@ writer=$!
 wait_until 'test "$(logged "$R")" -ge 1' 60
 
 # ---- 1. live
-tui_start 120 36 "tui --threads 1 '$R'"
+tui_start 160 36 "tui --threads 1 '$R'"
 wait_for "following" 30 && wait_for "step " 30
 check $? "aim tui RUN: the badge says following, the status line the writer's step"
 a=$(step_now)
@@ -43,6 +43,9 @@ wait_for "live linear @" 120
 check $? "the live probe bars come as the writer logs them"
 check $(screen | grep -qE '• val [0-9.]+' && screen | grep -qE '^reconstruction @[0-9]+ +input'; echo $?) \
     "validation points and the reconstructions (recon.npy)"
+wait_for "load " 30
+check $(screen | head -n 1 | grep -qE 'cpu [0-9.]+  [0-9]+M  load [0-9.]+'; echo $?) \
+    "the writer's CPU use, memory and load (its sys lines) in the status line"
 "$AIM" train $TRAIN --steps 100000 --out "$R" >"$T/w2.out" 2>&1
 check $(test $? -ne 0 && grep -q "another process is writing this run" "$T/w2.out"; echo $?) \
     "a second writer for the same folder is refused: $(grep 'aim:' "$T/w2.out" | head -n 1)"

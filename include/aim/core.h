@@ -145,4 +145,17 @@ typedef struct aim_array {
 uint64_t aim_array_numel(const aim_array *a);
 void aim_array_free(aim_array *a); /* frees data, leaves a zeroed struct */
 
+/* ------------------------------------------------------------ the system */
+/* The process's CPU use (cores busy on average since the meter's last
+ * sample), its resident memory, the machine's one-minute load; NaN where
+ * unknown. aim_sys_sample returns -1 when the CPU use is unknown. */
+typedef struct aim_sys {
+    float cores, rss_mb, load1;
+} aim_sys;
+typedef struct aim_sys_meter {
+    double cpu, wall;
+} aim_sys_meter;
+void aim_sys_start(aim_sys_meter *m);
+int aim_sys_sample(aim_sys_meter *m, aim_sys *out);
+
 #endif

@@ -77,6 +77,9 @@ typedef struct aim_snapshot {
     double peak_flops;   /* sgemm peak on the job's GEMM shapes, FLOP/s (0: not measured) */
     int64_t jobs_done;
     int follow;          /* aim_follow_state of the job (0: its own job) */
+    aim_sys sys;         /* the job's process and machine (this process's, sampled as
+                            it publishes; a followed run's from its "sys" lines); NaN:
+                            not known */
     int64_t queued;      /* chunks waiting to run */
     int64_t chunks_begun; /* chunks that have begun to run (aim_engine_eval,
                              aim_engine_run_file, submitted lines); counted
@@ -395,6 +398,8 @@ void aim_engine_job_val(aim_engine *eng, int64_t step, float loss);
  * points start anew. */
 void aim_engine_job_follow(aim_engine *eng, aim_follow_state state);
 void aim_engine_job_rewind(aim_engine *eng);
+/* A followed run's CPU use, memory and load (from its "sys" lines). */
+void aim_engine_job_sys(aim_engine *eng, const aim_sys *sys);
 /* Name the curve and the validation points for the panels (NULL or "": the
  * defaults); reset when a job begins. */
 void aim_engine_job_labels(aim_engine *eng, const char *loss_label, const char *val_label);

@@ -159,6 +159,7 @@ typedef struct aim_pretrain_spec {
     /* the run */
     const char *out, *run, *resume, *on_nan;
     int64_t log_every, ckpt_every;
+    double sys_every;
     double ckpt_minutes;
     int64_t keep;
     int checkpoints;

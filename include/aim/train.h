@@ -89,6 +89,8 @@ typedef struct aim_pretrain_opts {
     const char *metrics_path;
     const char *run_name;     /* "run" field of each metrics line */
     int log_every;            /* metrics line every N steps (default 1) */
+    double sys_every;         /* a "sys" line (cores busy, rss_mb, load1: aim_sys) every
+                                 this many seconds (default 30; 0: none) */
     /* optional: when set, the peak learning rate is read from *live_lr before
      * every step instead of `lr`, so a console can change it while training
      * (the warmup + cosine shape continues from the current step) */

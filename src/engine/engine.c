@@ -66,6 +66,8 @@ struct aim_engine {
     pthread_t thread;
     int in_job;
     float lr_live;
+    aim_sys_meter sysm;  /* the running job's CPU meter (engine thread) */
+    double sys_last;
     /* the live MFU's sgemm peak: measured for this long (0: never), and
      * the last one measured with what it was measured on */
     double peak_seconds;
@@ -490,6 +492,9 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     snprintf(eng->snap.job, sizeof eng->snap.job, "%s", name);
     memset(&eng->snap.step, 0, sizeof eng->snap.step);
     eng->snap.follow = AIM_FOLLOW_NONE;
+    eng->snap.sys = (aim_sys){NAN, NAN, NAN};
+    aim_sys_start(&eng->sysm);
+    eng->sys_last = 0;
     eng->snap.lr_peak = lr_peak;
     eng->snap.train_flops = eng->snap.peak_flops = 0;
     eng->snap.seq++;
@@ -593,7 +598,22 @@ static void curve_add(aim_engine *eng, const aim_step_info *s)
 
 void aim_engine_job_publish(aim_engine *eng, const aim_step_info *info)
 {
+    /* this process's CPU use, memory and load, at most once a second (a
+     * followed run brings its own) */
+    aim_sys sys;
+    int have_sys = 0;
+    if (eng->snap.follow == AIM_FOLLOW_NONE) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+        if (now - eng->sys_last >= 1.0) {
+            have_sys = aim_sys_sample(&eng->sysm, &sys) == 0;
+            eng->sys_last = now;
+        }
+    }
     pthread_mutex_lock(&eng->mu);
+    if (have_sys)
+        eng->snap.sys = sys;
     eng->snap.step = *info;
     eng->snap.step.events = NULL; /* the job's writer: valid during its on_step only */
     eng->snap.seq++;
@@ -737,6 +757,15 @@ void aim_engine_job_follow(aim_engine *eng, aim_follow_state state)
 {
     pthread_mutex_lock(&eng->mu);
     eng->snap.follow = state;
+    eng->snap.seq++;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+}
+
+void aim_engine_job_sys(aim_engine *eng, const aim_sys *sys)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->snap.sys = *sys;
     eng->snap.seq++;
     pthread_mutex_unlock(&eng->mu);
     wake(eng);

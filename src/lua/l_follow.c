@@ -310,6 +310,10 @@ static void take_line(follow *f, const aim_metric *r)
         lora_epoch(f, r);
     } else if (!strcmp(k, "probe_result")) {
         probe_result(f, r);
+    } else if (!strcmp(k, "sys")) {
+        aim_sys sys = {(float)aim_metric_get(r, "sys_cores"), (float)aim_metric_get(r, "sys_rss_mb"),
+                       (float)aim_metric_get(r, "sys_load1")};
+        aim_engine_job_sys(f->eng, &sys);
     } else if (!strcmp(k, "recon")) {
         f->recon_loss = aim_metric_get(r, "recon_loss");
         f->recon_prefix = (int)aim_metric_get(r, "recon_prefix");

@@ -84,6 +84,8 @@ const aim_opt aim_pretrain_options[] = {
     STR_(T, "resume", resume, NULL, "RUN|CKPT",
          "continue a run exactly from its newest (or this) checkpoint", B),
     INT_(T, "log_every", log_every, 1, 1, 1 << 30, "N", "a metrics line every N steps", B),
+    NUM_(T, "sys_every", sys_every, 30, 0, 1e9, "S",
+         "a sys line (CPU cores busy, RSS, load) every S seconds (0: none)", B),
     INT_(T, "ckpt_every", ckpt_every, 0, 0, BIG, "N", "checkpoint every N steps (0 = off)", B),
     NUM_(T, "ckpt_minutes", ckpt_minutes, 10, 0, 1e9, "M",
          "checkpoint every M minutes (0 = off)", B),
@@ -836,6 +838,7 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
         j->out = s->out ? aim_xstrdup(s->out) : NULL;
     }
     po->log_every = (int)s->log_every;
+    po->sys_every = s->sys_every;
     po->nan_policy = s->on_nan && !strcmp(s->on_nan, "stop") ? AIM_NAN_STOP : AIM_NAN_SKIP;
     po->val = val;
     if (!val)

@@ -42,6 +42,7 @@ void aim_pretrain_opts_default(aim_pretrain_opts *o)
     aim_adamw_opts_default(&o->adamw);
     aim_batcher_opts_default(&o->data);
     o->log_every = 1;
+    o->sys_every = 30;
     o->keep_last = 3;
 }
 
@@ -299,6 +300,8 @@ typedef struct pretrain_state {
     int32_t *prefix;               /* [nb] */
     int64_t warmup, start;         /* effective warmup steps; the first step */
     int val_images, log_every;
+    aim_sys_meter sysm;            /* the "sys" lines' CPU meter */
+    double sys_last;
     int started;                   /* pretrain_open succeeded */
     /* the last step done */
     float loss, lr, norm;
@@ -430,6 +433,8 @@ static int pretrain_open(pretrain_state *ps, aim_model *m, const aim_dataset *ds
         ps->warmup = 1;
     ps->val_images = o->val_images > 0 ? o->val_images : 512;
     ps->log_every = o->log_every > 0 ? o->log_every : 1;
+    aim_sys_start(&ps->sysm);
+    ps->sys_last = now_s();
     ps->eo = *o;
     ps->eo.warmup = ps->warmup;
     ps->eo.val_images = ps->val_images;
@@ -542,6 +547,16 @@ static int pretrain_report(pretrain_state *ps, int64_t step, int *stop, aim_err 
     ps->res->steps_done = step + 1;
     ps->res->final_loss = ps->loss;
     int fail = log_train(ps, &info) != 0;
+    if (ps->rl && o->sys_every > 0 && t - ps->sys_last >= o->sys_every) {
+        aim_sys sys; /* the process and the machine, for the run's followers too */
+        aim_sys_sample(&ps->sysm, &sys);
+        ps->sys_last = t;
+        aim_runlog_begin(ps->rl, step + 1, "sys");
+        aim_runlog_num(ps->rl, "cores", sys.cores);
+        aim_runlog_num(ps->rl, "rss_mb", sys.rss_mb);
+        aim_runlog_num(ps->rl, "load1", sys.load1);
+        fail |= aim_runlog_end(ps->rl) != 0;
+    }
     if (fail)
         aim_errf(e, "%s: write failed", o->metrics_path);
     *stop = 0;

@@ -146,12 +146,12 @@ double ui_peak_percent(const aim_snapshot *s)
     return 100.0 * s->step.img_per_s * s->train_flops / s->peak_flops;
 }
 
-enum { F_JOB, F_STEP, F_EPOCH, F_LOSS, F_LR, F_IPS, F_PEAK, F_ETA, F_THREADS, F_RUN, NF };
+enum { F_JOB, F_STEP, F_EPOCH, F_LOSS, F_LR, F_IPS, F_PEAK, F_ETA, F_THREADS, F_SYS, F_RUN, NF };
 
 /* which fields are shown when not all fit: the most useful first (the run
  * folder gets what is left) */
 static const int priority[NF] = {F_STEP, F_LOSS, F_ETA, F_LR, F_IPS, F_EPOCH, F_JOB, F_THREADS,
-                                 F_PEAK, F_RUN};
+                                 F_PEAK, F_SYS, F_RUN};
 
 void ui_status_fields(const aim_snapshot *s, const aim_board *b, int w, int uni, char *line,
                       size_t len)
@@ -179,6 +179,13 @@ void ui_status_fields(const aim_snapshot *s, const aim_board *b, int w, int uni,
     }
     if (b->threads > 0)
         snprintf(f[F_THREADS], sizeof f[0], "%d thr", b->threads);
+    if (s->job[0] && isfinite(s->sys.cores)) { /* "cpu 1.9  412M  load 2.1" */
+        int at = snprintf(f[F_SYS], sizeof f[0], "cpu %.1f", s->sys.cores);
+        if (isfinite(s->sys.rss_mb))
+            at += snprintf(f[F_SYS] + at, sizeof f[0] - (size_t)at, "  %.0fM", s->sys.rss_mb);
+        if (isfinite(s->sys.load1))
+            snprintf(f[F_SYS] + at, sizeof f[0] - (size_t)at, "  load %.1f", s->sys.load1);
+    }
     /* pick fields by priority, the run folder gets what is left */
     int on[NF] = {0}, used = 0;
     for (int i = 0; i < NF; i++) {
