@@ -68,6 +68,12 @@ int aim_runlog_close(aim_runlog *l, aim_err *e);
  * included. 1: a process holds it now, 0: none (or no log), -1: cannot
  * tell (locks unsupported). Opening a log another process writes fails. */
 int aim_runlog_writer_active(const char *metrics_path);
+/* Reconstructions for the run's followers (`aim tui RUN`): out = input |
+ * prediction | target, each [n, C, H, H] in [0, 1], written atomically as
+ * recon.npy beside the log (float32 [3, n, C, H, H]), then a "recon" line
+ * (loss, prefix = S, images = n). 0 without a log. */
+int aim_runlog_recon(aim_runlog *l, int64_t step, const float *out, int n, int C, int H, int S,
+                     double loss, aim_err *e);
 
 /* Helpers for a job's run.json: its start {"kind":KIND,"weights":WEIGHTS
  * (the rest follows, then "}"); the model's shape as "image":..,

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "aim/dist.h"
+#include "aim/io.h"
 #include "aim/json.h"
 #include "aim/metrics.h"
 #include "aim/runlog.h"
@@ -327,6 +328,26 @@ int aim_runlog_end(aim_runlog *l)
         return 0;
     fprintf(l->mf, "}\n");
     return ferror(l->mf) ? -1 : 0;
+}
+
+int aim_runlog_recon(aim_runlog *l, int64_t step, const float *out, int n, int C, int H, int S,
+                     double loss, aim_err *e)
+{
+    if (!l)
+        return 0;
+    char *dir = aim_dirname(l->path);
+    char *path = aim_xasprintf("%s/recon.npy", dir);
+    free(dir);
+    aim_array a = {.dtype = AIM_F32, .ndim = 5, .shape = {3, n, C, H, H}, .data = (void *)out};
+    int rc = aim_npy_write(path, &a, e);
+    free(path);
+    if (rc != 0)
+        return -1;
+    aim_runlog_begin(l, step, "recon");
+    aim_runlog_num(l, "loss", loss);
+    aim_runlog_num(l, "prefix", S);
+    aim_runlog_num(l, "images", n);
+    return aim_runlog_end(l);
 }
 
 /* ------------------------------------------------------------ run.json */

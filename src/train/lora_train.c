@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aim/probe.h"
+#include "aim/recon.h"
 #include "aim/runlog.h"
 #include "aim/train.h"
 
@@ -130,6 +131,57 @@ static float next_patch_loss(aim_model *m, const aim_dataset *test, const aim_lo
     aim_runlog_num(j->log, "val_loss", vl);
     aim_runlog_end(j->log);
     return vl;
+}
+
+/* With a run folder: the reconstructions of a few test images (one per
+ * class, aim_recon_pick) by the adapted trunk, before the first step and
+ * after every epoch, as recon.npy + a "recon" line for the run's followers
+ * and "recon/lora" in the event file; a failure is dropped (the job goes
+ * on, as pretraining's). */
+typedef struct lora_recon {
+    int n;
+    float *x, *out;
+} lora_recon;
+
+static void lora_recon_init(lora_recon *r, const aim_model *m, const aim_dataset *test,
+                            const aim_lora_job *j)
+{
+    memset(r, 0, sizeof *r);
+    const aim_config *c = aim_model_config(m);
+    if (!j->log || (c->channels != 1 && c->channels != 3))
+        return;
+    r->n = aim_recon_pick(test, c, 4, &r->x);
+    if (r->n > 0)
+        r->out = aim_xmalloc(3 * (size_t)r->n * c->channels * c->image * c->image *
+                             sizeof(float));
+}
+
+static void lora_recon_write(lora_recon *r, aim_model *m, const aim_lora_job *j, int64_t step)
+{
+    if (r->n == 0)
+        return;
+    const aim_config *c = aim_model_config(m);
+    float mean[4] = {0, 0, 0, 0}, sd[4] = {1, 1, 1, 1};
+    for (int k = 0; k < c->nmean && k < 4; k++) {
+        mean[k] = c->mean[k];
+        sd[k] = c->std[k];
+    }
+    int N = aim_config_tokens(c), S = N / 2 > 0 ? N / 2 : 1;
+    size_t all = (size_t)r->n * c->channels * c->image * c->image;
+    double loss = 0;
+    aim_err e = {{0}};
+    if (aim_model_reconstruct(m, r->x, r->n, S, mean, sd, r->out, r->out + all,
+                              r->out + 2 * all, &loss, &e) != 0)
+        return;
+    aim_recon_summary(aim_runlog_events(j->log), "recon/lora", step, r->out, r->out + all,
+                      r->out + 2 * all, r->n, c->channels, c->image, &e);
+    aim_runlog_recon(j->log, step, r->out, r->n, c->channels, c->image, S, loss, &e);
+}
+
+static void lora_recon_free(lora_recon *r)
+{
+    free(r->x);
+    free(r->out);
 }
 
 /* test top-1 (percent) of the adapted trunk + head, no augmentation */
@@ -285,6 +337,9 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     int rc = 0;
     aim_lora_epoch le = {.epoch = 0, .epochs = j->epochs, .train_loss = NAN, .train_top1 = NAN,
                          .test_top1 = NAN, .head = pr, .probe_blocks = bl, .nprobe = nb};
+    lora_recon rec;
+    lora_recon_init(&rec, m, test, j);
+    lora_recon_write(&rec, m, j, 0);
     le.val_loss = r->val_loss_start = next_patch_loss(m, test, j, 0, x, prefix);
     r->val_loss = le.val_loss;
     if (j->on_epoch && j->on_epoch(j->ctx, &le))
@@ -350,6 +405,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
         }
         r->epochs_done = ep + 1;
         r->val_loss = next_patch_loss(m, test, j, step, x, prefix);
+        lora_recon_write(&rec, m, j, step);
         aim_runlog_begin(j->log, step, "lora");
         aim_runlog_num(j->log, "epoch", ep + 1);
         aim_runlog_num(j->log, "loss", r->train_loss);
@@ -379,6 +435,7 @@ out:
     free(dfeat);
     free(lab);
     free(prefix);
+    lora_recon_free(&rec);
     if (rc == 0)
         r->probe = pr;
     else

@@ -245,23 +245,8 @@ static void recon_val_write(recon_val *r, aim_model *m, aim_tfevents *tf, aim_ru
         message(o, "step %lld: reconstruction images not written: %s", (long long)step, re.msg);
         return;
     }
-    if (!rl || !o->metrics_path)
-        return;
-    char *dir = aim_dirname(o->metrics_path);
-    char *path = aim_xasprintf("%s/recon.npy", dir);
-    free(dir);
-    aim_array a = {.dtype = AIM_F32, .ndim = 5, .shape = {3, r->n, r->C, r->H, r->H},
-                   .data = r->out};
-    if (aim_npy_write(path, &a, &re) != 0) {
+    if (aim_runlog_recon(rl, step, r->out, r->n, r->C, r->H, S, loss, &re) != 0)
         message(o, "step %lld: %s", (long long)step, re.msg);
-    } else {
-        aim_runlog_begin(rl, step, "recon");
-        aim_runlog_num(rl, "loss", loss);
-        aim_runlog_num(rl, "prefix", S);
-        aim_runlog_num(rl, "images", r->n);
-        aim_runlog_end(rl);
-    }
-    free(path);
 }
 
 static void recon_val_free(recon_val *r)

@@ -179,7 +179,8 @@ void ui_status_fields(const aim_snapshot *s, const aim_board *b, int w, int uni,
     }
     if (b->threads > 0)
         snprintf(f[F_THREADS], sizeof f[0], "%d thr", b->threads);
-    if (s->job[0] && isfinite(s->sys.cores)) { /* "cpu 1.9  412M  load 2.1" */
+    /* "cpu 1.9  412M  load 2.1" (a process has memory: none means not measured) */
+    if (s->job[0] && isfinite(s->sys.cores) && s->sys.rss_mb > 0) {
         int at = snprintf(f[F_SYS], sizeof f[0], "cpu %.1f", s->sys.cores);
         if (isfinite(s->sys.rss_mb))
             at += snprintf(f[F_SYS] + at, sizeof f[0] - (size_t)at, "  %.0fM", s->sys.rss_mb);
