@@ -66,7 +66,8 @@ typedef struct follow {
     aim_probe_view pv;
     struct timespec recon_mtime;
     double recon_loss;
-    int recon_prefix;
+    int recon_prefix, recon_due;
+    int64_t recon_step, recon_shown;
 } follow;
 
 static double mono_now(void)
@@ -260,8 +261,10 @@ static void probe_result(follow *f, const aim_metric *r)
 static void read_recon(follow *f, int64_t step)
 {
     struct stat st;
-    if (!f->have_config || stat(f->recon, &st) != 0 || same_time(st.st_mtim, f->recon_mtime))
+    if (!f->have_config || stat(f->recon, &st) != 0 ||
+        (same_time(st.st_mtim, f->recon_mtime) && step == f->recon_shown))
         return;
+    f->recon_shown = step;
     aim_array a = {0};
     aim_err e = {{0}};
     if (aim_npy_read(f->recon, &a, &e) != 0)
@@ -314,11 +317,14 @@ static void take_line(follow *f, const aim_metric *r)
         aim_sys sys = {(float)aim_metric_get(r, "sys_cores"), (float)aim_metric_get(r, "sys_rss_mb"),
                        (float)aim_metric_get(r, "sys_load1")};
         aim_engine_job_sys(f->eng, &sys);
-    } else if (!strcmp(k, "recon")) {
+    } else if (!strcmp(k, "recon")) { /* the grid is read once the poll's lines are taken */
         f->recon_loss = aim_metric_get(r, "recon_loss");
         f->recon_prefix = (int)aim_metric_get(r, "recon_prefix");
-        read_recon(f, r->step);
+        f->recon_step = r->step;
+        f->recon_due = 1;
     }
+    if (r->step > f->last.step && strcmp(k, "probe_epoch") && strcmp(k, "probe_result"))
+        f->last.step = r->step; /* how far the writer got, whatever the line */
 }
 
 /* ------------------------------------------------------------ the writer */
@@ -394,11 +400,16 @@ static int64_t follow_poll(follow *f)
         aim_engine_job_rewind(f->eng);
         memset(&f->last, 0, sizeof f->last);
         f->probe_epochs = 0;
+        f->recon_shown = -1;
         aim_engine_job_message(f->eng, "the log was cut back (the run was resumed): read again "
                                        "from its start");
     }
     for (int i = 0; i < got.n; i++)
         take_line(f, &got.rows[i]);
+    if (f->recon_due) {
+        f->recon_due = 0;
+        read_recon(f, f->recon_step);
+    }
     f->lines += got.n;
     if (got.n > 0)
         f->last_new = mono_now();
