@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aim/finetune.h"
 #include "aim/probe.h"
 #include "aim/runlog.h"
 #include "aim/train.h"
@@ -117,38 +118,6 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     return 0; /* aim_write_atomic checks the stream */
 }
 
-/* The next-patch loss of the adapted model on the first val_images test
- * images (pretraining's validation loss: the same prefixes for a seed),
- * logged as a "val" line; NaN when off. */
-static float next_patch_loss(aim_model *m, const aim_dataset *test, const aim_lora_job *j,
-                             int64_t step, float *x, int32_t *prefix)
-{
-    if (j->val_images <= 0 || test->n <= 0)
-        return NAN;
-    float vl = aim_validation_loss(m, test, j->val_images, j->batch, j->seed, x, prefix);
-    aim_runlog_begin(j->log, step, "val");
-    aim_runlog_num(j->log, "val_loss", vl);
-    aim_runlog_end(j->log);
-    return vl;
-}
-
-/* test top-1 (percent) of the adapted trunk + head, no augmentation */
-static float evaluate(aim_model *m, aim_probe *pr, const aim_dataset *ds, const int *bl, int nb,
-                      int batch, float *x, int32_t *lab, float *feat, aim_err *e)
-{
-    int64_t hits = 0;
-    for (int64_t i0 = 0; i0 < ds->n; i0 += batch) {
-        int n = (int)(ds->n - i0 < batch ? ds->n - i0 : batch);
-        aim_dataset_get_batch(ds, i0, n, 1, x, lab);
-        if (aim_model_features(m, x, n, bl, nb, feat, e) != 0)
-            return -1;
-        int correct = 0;
-        aim_probe_forward(pr, feat, lab, n, 0, &correct);
-        hits += correct;
-    }
-    return ds->n ? (float)(100.0 * hits / ds->n) : 0;
-}
-
 int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
                  const aim_lora_job *j, aim_lora_result *r, aim_err *e)
 {
@@ -157,23 +126,9 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     const aim_config *c = aim_model_config(m);
     if (j->epochs < 1 || j->batch < 2 || !(j->lr > 0) || !(j->head_lr > 0))
         return aim_errf(e, "lora: epochs >= 1, batch >= 2 and learning rates > 0 are needed");
-    for (int i = 0; i < 2; i++) {
-        const aim_dataset *d = i ? test : train;
-        if (d->c != c->channels || d->h != c->image || d->w != c->image)
-            return aim_errf(e, "lora: the %s data is %dx%dx%d but the model takes %dx%dx%d",
-                            i ? "test" : "training", d->c, d->h, d->w, c->channels, c->image,
-                            c->image);
-    }
-    if (train->n < j->batch)
-        return aim_errf(e, "lora: %lld training images are fewer than one batch of %d",
-                        (long long)train->n, j->batch);
-    int K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
-    if (K < 2)
-        return aim_errf(e, "lora: the data has %d class(es)", K);
-    for (int64_t i = 0; i < train->n; i++)
-        if (train->labels[i] < 0 || train->labels[i] >= K)
-            return aim_errf(e, "lora: label %d of training image %lld is not in 0..%d",
-                            train->labels[i], (long long)i + 1, K - 1);
+    int K;
+    if (aim_tune_check_data("lora", c, train, test, j->batch, &K, e) != 0)
+        return -1;
     aim_lora_job jr = *j;
     if (aim_lora_job_resolve(&jr, c->depth, e) != 0)
         return -1;
@@ -285,7 +240,8 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     int rc = 0;
     aim_lora_epoch le = {.epoch = 0, .epochs = j->epochs, .train_loss = NAN, .train_top1 = NAN,
                          .test_top1 = NAN, .head = pr, .probe_blocks = bl, .nprobe = nb};
-    le.val_loss = r->val_loss_start = next_patch_loss(m, test, j, 0, x, prefix);
+    le.val_loss = r->val_loss_start = aim_tune_next_patch_loss(
+        m, test, j->val_images, j->batch, j->seed, j->log, 0, x, prefix);
     r->val_loss = le.val_loss;
     if (j->on_epoch && j->on_epoch(j->ctx, &le))
         r->stopped = 1;
@@ -343,13 +299,14 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             r->train_loss = (float)(loss_sum / seen);
             r->train_top1 = (float)(100.0 * hits / seen);
         }
-        r->test_top1 = evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
+        r->test_top1 = aim_tune_evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
         if (r->test_top1 < 0) {
             rc = -1;
             goto out;
         }
         r->epochs_done = ep + 1;
-        r->val_loss = next_patch_loss(m, test, j, step, x, prefix);
+        r->val_loss = aim_tune_next_patch_loss(m, test, j->val_images, j->batch, j->seed, j->log, step, x,
+                                              prefix);
         aim_runlog_begin(j->log, step, "lora");
         aim_runlog_num(j->log, "epoch", ep + 1);
         aim_runlog_num(j->log, "loss", r->train_loss);
