@@ -249,6 +249,7 @@ void l_open_jobs(lua_State *L); /* aim.pretrain, aim.pause, aim.stop, aim.lr, ..
 void l_open_recon(lua_State *L); /* aim.reconstruct */
 void l_open_probe(lua_State *L); /* aim.probe */
 void l_open_lora(lua_State *L);  /* aim.lora (l_lora.c) */
+void l_open_finetune(lua_State *L); /* aim.finetune (l_finetune.c) */
 void l_open_compare(lua_State *L); /* aim.compare (l_compare.c) */
 
 /* l_board.c: what a job publishes for the TUI (aim/engine.h "the board")

@@ -54,6 +54,7 @@ int luaopen_aim_core(lua_State *L)
     l_open_recon(L);
     l_open_probe(L);
     l_open_lora(L);
+    l_open_finetune(L);
     l_open_board(L);
     l_open_inspect(L);
     l_open_compare(L);
