@@ -305,8 +305,8 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             goto out;
         }
         r->epochs_done = ep + 1;
-        r->val_loss = aim_tune_next_patch_loss(m, test, j->val_images, j->batch, j->seed, j->log, step, x,
-                                              prefix);
+        r->val_loss = aim_tune_next_patch_loss(m, test, j->val_images, j->batch, j->seed, j->log,
+                                               step, x, prefix);
         aim_runlog_begin(j->log, step, "lora");
         aim_runlog_num(j->log, "epoch", ep + 1);
         aim_runlog_num(j->log, "loss", r->train_loss);
