@@ -71,7 +71,7 @@ _aim_complete()
     fi
     case $cmd in
     options)
-        COMPREPLY=($(compgen -W 'pretrain probe lora' -- "$cur")) ;;
+        COMPREPLY=($(compgen -W 'pretrain probe lora finetune' -- "$cur")) ;;
     repl|bench) ;;
     *)
         compopt -o filenames 2>/dev/null

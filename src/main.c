@@ -30,6 +30,7 @@ static const struct aim_cmd *const cmd_table[] = {
     &cmd_export_entry,
     &cmd_probe_entry,
     &cmd_lora_entry,
+    &cmd_finetune_entry,
     &cmd_runs_entry,
     &cmd_csv_entry,
     &cmd_run_entry,

@@ -3,7 +3,8 @@
 # `aim train`, by `aim run samples/pretrain.lua` and by the workbench
 # (`aim tui samples/pretrain.lua`, which is what `aim` alone runs) gives the
 # same weights bit for bit, at the same seed and thread count; `aim probe`
-# and aim.probe, `aim lora` and aim.lora give the same results for the same
+# and aim.probe, `aim lora` and aim.lora, `aim finetune` and aim.finetune give
+# the same results for the same
 # options (their defaults come from one table, include/aim/job.h). A short
 # version of each (a few steps on a slice of the data; the synthetic set,
 # since AIM_FASHION_MNIST points nowhere, through the same fallback).
@@ -45,8 +46,10 @@ local p = aim.probe(m, tr, te, {blocks = {3, 4}, epochs = 2, save = arg[2]})
 print(string.format("probe %.4f", p.best.test_top1))
 local l = aim.lora(m, tr, te, {epochs = 1, save_adapters = arg[3]})
 print(string.format("lora %.4f", l.test_top1))
+local f = aim.finetune(assert(aim.load(arg[1])), tr, te, {epochs = 1, save = arg[4]})
+print(string.format("finetune %.4f", f.test_top1))
 LUA
-run_aim run --threads 2 "$T/jobs.lua" "$W" "$T/probe-lua.safetensors" "$T/lora-lua.safetensors"
+run_aim run --threads 2 "$T/jobs.lua" "$W" "$T/probe-lua.safetensors" "$T/lora-lua.safetensors" "$T/finetune-lua.safetensors"
 lua_rc=$rc
 run_aim probe "$W" --threads 2 --blocks 3,4 --epochs 2 --train-limit 256 --test-limit 64 \
     --save "$T/probe-cli.safetensors" --quiet
@@ -57,6 +60,10 @@ run_aim lora "$W" --threads 2 --epochs 1 --train-limit 256 --test-limit 64 \
     --save-adapters "$T/lora-cli.safetensors" --quiet
 ok $(test $rc -eq 0 && cmp -s "$T/lora-cli.safetensors" "$T/lora-lua.safetensors"; echo $?) \
     "aim lora and aim.lora: the same adapters, bit for bit"
+run_aim finetune "$W" --threads 2 --epochs 1 --train-limit 256 --test-limit 64 \
+    --save "$T/finetune-cli.safetensors" --quiet
+ok $(test $rc -eq 0 && cmp -s "$T/finetune-cli.safetensors" "$T/finetune-lua.safetensors"; echo $?) \
+    "aim finetune and aim.finetune: the same trunk and head, bit for bit"
 
 # ---- the workbench: aim tui samples/pretrain.lua (what `aim` runs)
 tui_setup doors 1

@@ -12,6 +12,11 @@
 #      job leaves alone say so, the reconstructions show the adapted trunk
 #      at the last step, one next-patch loss per epoch in the console, and
 #      the Inspect view works on the adapted trunk with the head's attention.
+#   3. full fine-tuning (aim.finetune) on block 2 after a frozen probe: the
+#      same panels live: the curve and the next-patch points, the frozen
+#      probe's mark on b2, block 3 (above the probe block) left alone, the
+#      reconstructions of the fine-tuned trunk at the last step, one
+#      next-patch loss per epoch, the Inspect view of the fine-tuned trunk.
 # Without tmux the checks are reported as SKIP.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
@@ -37,8 +42,16 @@ local r = aim.lora(m, tr, te, {rank = 2, epochs = 3, batch = 32, probe_blocks = 
 print(string.format("lora done %.1f from %.1f: next-patch %.4f -> %.4f", r.test_top1,
                     p.best.test_top1, r.val_loss_start, r.val_loss))
 EOF
+cat >"$T/finetune.lua" <<EOF
+dofile("$T/common.lua")
+local aim = require "aim"
+local p = aim.probe(m, tr, te, {blocks = {2}, epochs = 2, batch = 64})
+local r = aim.finetune(m, tr, te, {epochs = 3, batch = 32, probe_blocks = {2}, val_images = 32})
+print(string.format("finetune done %.1f from %.1f: next-patch %.4f -> %.4f", r.test_top1,
+                    p.best.test_top1, r.val_loss_start, r.val_loss))
+EOF
 
-NTMUX=17
+NTMUX=24
 . "${top_srcdir:-.}/tests/tui_lib.sh"
 tui_setup jobs "$NTMUX"
 # the value at the end of a probe bar's row (b<i>), or "--"
@@ -92,4 +105,23 @@ keys Escape
 keys q
 wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "q quits (exit 0)"
+
+# ---- 3. full fine-tuning after a frozen probe
+tui_start 120 36 "tui --threads 1 '$T/finetune.lua'"
+wait_for "finetune done" 60
+check $? "the fine-tuning job ends"
+check $(screen | grep -q '^loss: cross-entropy ' && screen | grep -qE '• next-patch [0-9.]+'; echo $?) \
+    "fine-tuning: the loss panel names the curve (cross-entropy) and the next-patch loss points"
+check $(screen | grep -qE '│b2 .*┃.* [0-9.]+$'; echo $?) "the frozen probe's mark on b2"
+check $(screen | grep -q '│b3  frozen, not probed'; echo $?) "block 3, above the probe block, is left alone"
+check $(screen | grep -qE '^reconstruction @24 +input'; echo $?) \
+    "the reconstructions show the fine-tuned trunk at the last step (24)"
+check $(test "$(screen | grep -cE '^· epoch [123]/3: .* next-patch [0-9.]+$')" -eq 3; echo $?) \
+    "one next-patch loss per epoch in the console"
+keys i
+wait_for "inspect  image 1/4  block 2/3  map PCA  · finetune step 24" 10
+check $? "i: the Inspect view of the fine-tuned trunk (finetune step 24)"
+keys Escape
+keys q
+wait_exit
 finish

@@ -24,6 +24,7 @@
 
 #include "aim/core.h"
 #include "aim/data.h"
+#include "aim/finetune.h"
 #include "aim/model.h"
 #include "aim/probe.h"
 #include "aim/train.h"
@@ -65,7 +66,7 @@ typedef struct aim_blocks {
     int b[AIM_PROBE_MAX_BLOCKS];     /* 1-based */
 } aim_blocks;
 
-/* The table of a job by name ("pretrain", "probe", "lora"), NULL if none;
+/* The table of a job by name ("pretrain", "probe", "lora", "finetune"), NULL if none;
  * tables end with a zeroed entry. */
 const aim_opt *aim_job_options(const char *job);
 /* the job names, NULL-terminated */
@@ -286,5 +287,23 @@ typedef struct aim_lora_plan {
 } aim_lora_plan;
 int aim_lora_plan_make(const aim_model *m, const aim_lora_job *j, const char *head,
                        int64_t ntrain, int64_t ntest, aim_lora_plan *p, aim_err *e);
+
+/* ------------------------------------------------------------ full fine-tuning */
+typedef struct aim_finetune_spec {
+    const char *data, *save, *out;
+    int64_t train_limit, test_limit, threads;
+    aim_blocks probe_blocks;
+    int64_t epochs, batch, warmup, seed, log_every, val_images;
+    double lr, head_lr, layer_decay, wd, clip, label_smoothing;
+    int quiet;
+} aim_finetune_spec;
+
+extern const aim_opt aim_finetune_options[];
+void aim_finetune_spec_default(aim_finetune_spec *s);
+/* The fine-tuning job for a model of config c (probe blocks in range, then
+ * resolved: the middle ones by default); callbacks, log and weights are
+ * left to the caller. */
+int aim_finetune_spec_job(const aim_finetune_spec *s, const aim_config *c, aim_finetune_job *j,
+                          aim_err *e);
 
 #endif

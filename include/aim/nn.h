@@ -195,5 +195,13 @@ float xent_forward(float *probs, const float *logits, const int32_t *labels, int
 /* dlogits += (probs - onehot) / B * dloss */
 void xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int K,
                    float dloss);
+/* The same with label smoothing eps in [0, 1): the target of sample b is
+ * q = (1 - eps) onehot(label) + eps / K, the loss the mean over b of
+ * -sum_k q_k log p_k (eps = 0: xent_forward); dlogits += (probs - q) / B *
+ * dloss. */
+float xent_smooth_forward(float *probs, const float *logits, const int32_t *labels, int B,
+                          int K, float eps, int *correct);
+void xent_smooth_backward(float *dlogits, const float *probs, const int32_t *labels, int B,
+                          int K, float eps, float dloss);
 
 #endif

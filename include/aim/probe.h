@@ -45,6 +45,9 @@ float aim_probe_forward(aim_probe *p, const float *feats, const int32_t *labels,
  * [B,N,D] (may be NULL) += the gradient of the features. */
 void aim_probe_backward(aim_probe *p, float *dfeats);
 const float *aim_probe_logits(const aim_probe *p);     /* [B, K] */
+/* Label smoothing eps in [0, 1) for the training forward and backward (the
+ * loss of evaluation stays the plain cross-entropy); 0 by default. */
+void aim_probe_set_label_smoothing(aim_probe *p, float eps);
 const float *aim_probe_attention(const aim_probe *p);  /* [B, NH, N], attentive only */
 
 /* ------------------------------------------------------------ feature caches */

@@ -15,6 +15,11 @@
 /* ------------------------------------------------------------ optimiser */
 typedef struct aim_adamw_opts {
     float beta1, beta2, eps, weight_decay;
+    /* optional: one factor per tensor of the table the step is given
+     * (indexed like aim_params.t), multiplying lr for that tensor, its
+     * decoupled weight decay included (PyTorch's parameter groups, as
+     * layer-wise lr decay uses them); NULL = 1 for every tensor */
+    const float *lr_scale;
 } aim_adamw_opts;
 
 /* betas (0.9, 0.95), eps 1e-8, weight decay 0.05 */

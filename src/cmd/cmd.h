@@ -23,6 +23,7 @@ extern const struct aim_cmd cmd_bench_entry;
 extern const struct aim_cmd cmd_export_entry;
 extern const struct aim_cmd cmd_probe_entry;
 extern const struct aim_cmd cmd_lora_entry;
+extern const struct aim_cmd cmd_finetune_entry;
 extern const struct aim_cmd cmd_runs_entry;
 extern const struct aim_cmd cmd_csv_entry;
 extern const struct aim_cmd cmd_run_entry;

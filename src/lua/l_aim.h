@@ -252,6 +252,7 @@ void l_open_lora(lua_State *L);  /* aim.lora (l_lora.c) */
 void l_open_follow(lua_State *L); /* aim.follow (l_follow.c) */
 /* the registry key of the runs table aim.compare shows now (nil: another call's) */
 #define L_COMPARE_SHOWN "aim.compare.shown"
+void l_open_finetune(lua_State *L); /* aim.finetune (l_finetune.c) */
 void l_open_compare(lua_State *L); /* aim.compare (l_compare.c) */
 
 /* l_board.c: what a job publishes for the TUI (aim/engine.h "the board")

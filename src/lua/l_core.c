@@ -55,6 +55,7 @@ int luaopen_aim_core(lua_State *L)
     l_open_probe(L);
     l_open_lora(L);
     l_open_follow(L);
+    l_open_finetune(L);
     l_open_board(L);
     l_open_inspect(L);
     l_open_compare(L);

@@ -152,7 +152,7 @@ static void read_info(follow *f)
     if (f->have_config)
         f->c = c;
     f->batch = get_int(buf, len, "batch", 0);
-    if (!strcmp(f->kind, "lora")) {
+    if (!strcmp(f->kind, "lora") || !strcmp(f->kind, "finetune")) {
         int64_t ep = get_int(buf, len, "epochs", 0), n = get_int(buf, len, "train_images", 0);
         f->total = f->batch > 0 ? ep * (n / f->batch) : 0;
         int nb = aim_json_get_ints(buf, len, "probe_blocks", f->probe_blocks, AIM_PROBE_BLOCKS);
@@ -212,10 +212,13 @@ static void live_probe(follow *f, const aim_metric *r)
     aim_engine_job_probe(f->eng, &f->pv);
 }
 
-static void lora_epoch(follow *f, const aim_metric *r)
+/* a LoRA or fine-tuning epoch (job "lora" or "finetune": its line's kind) */
+static void tune_epoch(follow *f, const aim_metric *r)
 {
-    float t = (float)aim_metric_get(r, "lora_test_top1");
-    snprintf(f->pv.kind, sizeof f->pv.kind, "lora test");
+    char key[48];
+#define GET(name) (snprintf(key, sizeof key, "%s_%s", r->kind, name), aim_metric_get(r, key))
+    float t = (float)GET("test_top1");
+    snprintf(f->pv.kind, sizeof f->pv.kind, "%s test", r->kind);
     for (int k = 0; k < f->nprobe; k++) {
         set_bar(f, f->probe_blocks[k], t);
         if (f->probe_blocks[k] >= 1 && f->probe_blocks[k] <= f->pv.n)
@@ -226,10 +229,10 @@ static void lora_epoch(follow *f, const aim_metric *r)
     if (!f->quiet) {
         char msg[160];
         snprintf(msg, sizeof msg, "epoch %.0f: loss %.4f  train %.2f%%  test %.2f%%",
-                 aim_metric_get(r, "lora_epoch"), aim_metric_get(r, "lora_loss"),
-                 aim_metric_get(r, "lora_train_top1"), t);
+                 GET("epoch"), GET("loss"), GET("train_top1"), t);
         aim_engine_job_message(f->eng, msg);
     }
+#undef GET
 }
 
 /* a probe job's (or LoRA --compare's frozen probe's) result per set */
@@ -296,6 +299,8 @@ static void take_line(follow *f, const aim_metric *r)
         publish_step(f, r, "");
     } else if (!strcmp(k, "lora_step")) {
         publish_step(f, r, "lora_step_");
+    } else if (!strcmp(k, "finetune_step")) {
+        publish_step(f, r, "finetune_step_");
     } else if (!strcmp(k, "probe_epoch")) { /* a probe job: one point per epoch */
         aim_step_info si = {.step = ++f->probe_epochs};
         si.total = f->total > si.step ? f->total : si.step;
@@ -309,8 +314,8 @@ static void take_line(follow *f, const aim_metric *r)
             aim_engine_job_val(f->eng, r->step, (float)v);
     } else if (!strcmp(k, "probe")) {
         live_probe(f, r);
-    } else if (!strcmp(k, "lora")) {
-        lora_epoch(f, r);
+    } else if (!strcmp(k, "lora") || !strcmp(k, "finetune")) {
+        tune_epoch(f, r);
     } else if (!strcmp(k, "probe_result")) {
         probe_result(f, r);
     } else if (!strcmp(k, "sys")) {

@@ -380,7 +380,7 @@ static int l_options(lua_State *L)
     const char *job = luaL_checkstring(L, 1);
     const aim_opt *t = aim_job_options(job);
     if (!t)
-        return luaL_argerror(L, 1, "a job is pretrain, probe or lora");
+        return luaL_argerror(L, 1, "a job is pretrain, probe, lora or finetune");
     static const char *const types[] = {"integer", "number", "boolean", "string", "string",
                                         "blocks", "dataset", "function", "probe"};
     lua_newtable(L);
@@ -420,11 +420,12 @@ static int l_defaults(lua_State *L)
     const char *job = luaL_checkstring(L, 1);
     const aim_opt *t = aim_job_options(job);
     if (!t)
-        return luaL_argerror(L, 1, "a job is pretrain, probe or lora");
+        return luaL_argerror(L, 1, "a job is pretrain, probe, lora or finetune");
     union {
         aim_pretrain_spec p;
         aim_probe_spec q;
         aim_lora_spec l;
+        aim_finetune_spec f;
     } spec;
     aim_opts_default(t, &spec, sizeof spec);
     l_push_spec(L, t, &spec, AIM_OPT_BOTH, 1);

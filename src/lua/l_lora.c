@@ -44,195 +44,15 @@
 #include "aim/dist.h"
 #include "aim/probe.h"
 #include "aim/runlog.h"
-#include "lua/l_aim.h"
+#include "lua/l_tune.h"
 
-enum { S_MODEL = 1, S_TRAIN, S_TEST, S_OPTS, S_ONSTEP, S_ONEPOCH, S_ERR, S_BOARD };
-
-typedef struct lora_ctx {
-    lua_State *L;
-    aim_engine *eng;
-    aim_model *m;
-    l_board *board;           /* reconstructions and the Inspect view of the adapted trunk */
-    int failed;
-    int epochs;
-    aim_step_info last;
-    aim_probe_view view;      /* the probe panel: test top-1 on the probe blocks */
-    int nprobe, probe[AIM_PROBE_MAX_BLOCKS];
-} lora_ctx;
-
-/* The probe panel's view of a LoRA job: its top-1 on the probe blocks, the
- * blocks it probes and adapts, and the frozen probe it is measured against:
- * the head it starts from when that is an aim.probe result (its best set),
- * else this model's last aim.probe. */
-static void view_init(lua_State *L, lora_ctx *lc, const l_model *lm, const aim_lora_plan *plan,
-                      int depth)
-{
-    const aim_lora_job *jr = &plan->resolved;
-    char kind[32];
-    snprintf(kind, sizeof kind, "lora r=%d test", plan->rank);
-    aim_probe_view_init(&lc->view, kind, depth);
-    aim_probe_view *v = &lc->view;
-    for (int k = 0; k < jr->nprobe; k++)
-        if (jr->probe_blocks[k] >= 1 && jr->probe_blocks[k] <= v->n)
-            v->role[jr->probe_blocks[k] - 1] |= AIM_BLOCK_PROBED;
-    aim_lora_info li;
-    aim_model_lora_info(lm->m, &li);
-    const int *ab = li.rank ? li.blocks : jr->blocks;
-    int na = li.rank ? li.nblocks : jr->nblocks;
-    for (int k = 0; k < na; k++)
-        if (ab[k] >= 1 && ab[k] <= v->n)
-            v->role[ab[k] - 1] |= AIM_BLOCK_ADAPTED;
-    float head_top1 = NAN;
-    char head_kind[24] = "probe";
-    if (lua_istable(L, S_OPTS)) {
-        lua_getfield(L, S_OPTS, "head");
-        if (lua_istable(L, -1)) {
-            lua_getfield(L, -1, "kind");
-            if (lua_type(L, -1) == LUA_TSTRING)
-                snprintf(head_kind, sizeof head_kind, "%s", lua_tostring(L, -1));
-            lua_pop(L, 1);
-            lua_getfield(L, -1, "best");
-            if (lua_istable(L, -1)) {
-                lua_getfield(L, -1, "test_top1");
-                head_top1 = lua_isnumber(L, -1) ? (float)lua_tonumber(L, -1) : NAN;
-                lua_pop(L, 1);
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    if (isfinite(head_top1)) {
-        for (int k = 0; k < jr->nprobe; k++)
-            if (jr->probe_blocks[k] >= 1 && jr->probe_blocks[k] <= v->n)
-                v->ref[jr->probe_blocks[k] - 1] = head_top1;
-        snprintf(v->ref_kind, sizeof v->ref_kind, "frozen %s", head_kind);
-    } else if (lm->probe_kind[0]) {
-        for (int l = 0; l < v->n && l < 64; l++)
-            v->ref[l] = lm->probe_top1[l];
-        snprintf(v->ref_kind, sizeof v->ref_kind, "%s", lm->probe_kind);
-    }
-}
-
-/* an epoch ended (or, as epoch 0, the job is about to start): the probe
- * panel, the next-patch loss as a validation point, the reconstructions
- * and the Inspect view of the adapted trunk with the head's attention */
-static void publish_epoch(lora_ctx *c, const aim_lora_epoch *ep)
-{
-    if (ep->epoch > 0) {
-        char msg[200];
-        int at = snprintf(msg, sizeof msg, "epoch %d/%d: loss %.4f  train %.2f%%  test %.2f%%",
-                          ep->epoch, c->epochs, ep->train_loss, ep->train_top1, ep->test_top1);
-        if (isfinite(ep->val_loss))
-            snprintf(msg + at, sizeof msg - (size_t)at, "  next-patch %.4f", ep->val_loss);
-        aim_engine_job_message(c->eng, msg);
-        for (int k = 0; k < c->nprobe; k++)
-            if (c->probe[k] >= 1 && c->probe[k] <= c->view.n)
-                c->view.top1[c->probe[k] - 1] = ep->test_top1;
-        c->view.step = ep->step;
-    }
-    snprintf(c->view.progress, sizeof c->view.progress, "epoch %d/%d",
-             ep->epoch < c->epochs ? ep->epoch + 1 : c->epochs, c->epochs);
-    aim_engine_job_probe(c->eng, &c->view);
-    if (isfinite(ep->val_loss))
-        aim_engine_job_val(c->eng, ep->step, ep->val_loss);
-    l_probe head = {.p = (aim_probe *)ep->head, .nblocks = ep->nprobe};
-    memcpy(head.blocks, ep->probe_blocks, (size_t)ep->nprobe * sizeof *ep->probe_blocks);
-    l_board_refresh(c->board, c->m, ep->step, NULL, &head);
-}
-
-static void push_ints(lua_State *L, const int *v, int n)
-{
-    lua_createtable(L, n, 0);
-    for (int k = 0; k < n; k++) {
-        lua_pushinteger(L, v[k]);
-        lua_rawseti(L, -2, k + 1);
-    }
-}
-
-static int is_stop(lua_State *L)
-{
-    return lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "stop");
-}
-
-/* runs under lua_pcall: (ctx, what, payload, fn|nil) -> stop? */
-static int call_protected(lua_State *L)
-{
-    lora_ctx *c = lua_touserdata(L, 1);
-    int what = (int)lua_tointeger(L, 2);
-    int stop = 0;
-    if (what == 0) { /* a step: publish, on_step, console lines, pause / stop */
-        const aim_step_info *s = lua_touserdata(L, 3);
-        aim_engine_job_publish(c->eng, s);
-        l_board_step(c->board, c->m, s); /* r: the reconstructions now */
-        if (lua_isfunction(L, 4)) {
-            lua_pushvalue(L, 4);
-            l_push_step_info(L, s);
-            lua_call(L, 1, 1);
-            stop = is_stop(L);
-            lua_pop(L, 1);
-        }
-        if (aim_engine_job_step(c->eng, L))
-            stop = 1;
-    } else { /* an epoch ended, or epoch 0: the job starts */
-        const aim_lora_epoch *ep = lua_touserdata(L, 3);
-        publish_epoch(c, ep);
-        if (ep->epoch > 0 && lua_isfunction(L, 4)) {
-            lua_pushvalue(L, 4);
-            lua_createtable(L, 0, 5);
-            l_set_int(L, "epoch", ep->epoch);
-            l_set_num(L, "loss", ep->train_loss);
-            l_set_num(L, "train_top1", ep->train_top1);
-            l_set_num(L, "test_top1", ep->test_top1);
-            if (isfinite(ep->val_loss))
-                l_set_num(L, "val_loss", ep->val_loss);
-            lua_call(L, 1, 1);
-            stop = is_stop(L);
-            lua_pop(L, 1);
-        }
-        if (ep->epoch == 0 && aim_engine_job_step(c->eng, L))
-            stop = 1;
-    }
-    lua_pushboolean(L, stop);
-    return 1;
-}
-
-/* the callbacks of the C job: never raise; a Lua error stops the job and is
- * kept in S_ERR to be raised once the job has cleaned up */
-static int callback(lora_ctx *c, int what, const void *payload)
-{
-    lua_State *L = c->L;
-    if (c->failed)
-        return 1;
-    if (!lua_checkstack(L, 8))
-        return 1;
-    /* we run inside l_lora's frame (the C job calls back from within it),
-     * so its slots S_* are valid absolute indices here */
-    lua_pushcfunction(L, call_protected);
-    lua_pushlightuserdata(L, c);
-    lua_pushinteger(L, what);
-    lua_pushlightuserdata(L, (void *)payload);
-    lua_pushvalue(L, what == 0 ? S_ONSTEP : S_ONEPOCH);
-    if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
-        lua_replace(L, S_ERR);
-        c->failed = 1;
-        return 1;
-    }
-    int stop = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return stop;
-}
-
-static int on_step(void *ctx, const aim_step_info *s)
-{
-    lora_ctx *c = ctx;
-    c->last = *s;
-    return callback(c, 0, s);
-}
-
-static int on_epoch(void *ctx, const aim_lora_epoch *ep)
-{
-    return callback(ctx, 1, ep);
-}
+enum {
+    S_MODEL = TUNE_S_MODEL,
+    S_TRAIN = TUNE_S_TRAIN,
+    S_TEST = TUNE_S_TEST,
+    S_OPTS = TUNE_S_OPTS,
+    S_ERR = TUNE_S_ERR,
+};
 
 /* aim.lora(m, train, test [, opts]): the options are the job layer's
  * (aim_lora_options, `aim options lora`), made into the job by
@@ -274,8 +94,8 @@ static int l_lora(lua_State *L)
     }
     const char *save = spec.save;
     const char *save_adapters = spec.save_adapters;
-    l_opt_get(L, S_OPTS, "on_step");  /* S_ONSTEP */
-    l_opt_get(L, S_OPTS, "on_epoch"); /* S_ONEPOCH */
+    l_opt_get(L, S_OPTS, "on_step");  /* TUNE_S_ONSTEP */
+    l_opt_get(L, S_OPTS, "on_epoch"); /* TUNE_S_ONEPOCH */
     lua_pushnil(L); /* S_ERR */
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
     l_dataset_fits(L, S_TRAIN, NULL, dtr, c);
@@ -293,17 +113,24 @@ static int l_lora(lua_State *L)
         return luaL_argerror(L, S_OPTS, e.msg);
     const aim_lora_job *jr = &plan.resolved;
     double share = plan.share;
-    lora_ctx lc = {.L = L, .eng = l_engine(L), .m = m, .epochs = job.epochs,
-                   .nprobe = jr->nprobe};
+    l_tune lc = {.L = L, .eng = l_engine(L), .m = m, .epochs = job.epochs,
+                 .nprobe = jr->nprobe};
     memcpy(lc.probe, jr->probe_blocks, sizeof lc.probe);
-    view_init(L, &lc, lm, &plan, c->depth);
-    /* S_BOARD: the reconstructions of the test images, refreshed with the
+    {
+        char kind[32];
+        snprintf(kind, sizeof kind, "lora r=%d test", plan.rank);
+        aim_lora_info ali;
+        aim_model_lora_info(m, &ali);
+        l_tune_view_init(L, &lc, lm, kind, c->depth, ali.rank ? ali.blocks : jr->blocks,
+                         ali.rank ? ali.nblocks : jr->nblocks);
+    }
+    /* TUNE_S_BOARD: the reconstructions of the test images, refreshed with the
      * adapted trunk every epoch and on r */
     l_board_opts bo = {.recon_images = AIM_RECON_MAX, .seed = job.seed, .job = "lora",
                        .no_requests = 1};
     lc.board = l_board_new(L, lc.eng, S_MODEL, S_TRAIN, S_TEST, S_TEST, &bo);
-    job.on_step = on_step;
-    job.on_epoch = on_epoch;
+    job.on_step = l_tune_on_step;
+    job.on_epoch = l_tune_on_epoch;
     job.ctx = &lc;
     const char *desc = plan.desc;
     /* the run folder (not data-parallel yet: rank 0 writes it), before any work */
@@ -382,9 +209,9 @@ static int l_lora(lua_State *L)
     }
     l_set_int(L, "rank", li.rank);
     l_set_num(L, "alpha", li.alpha);
-    push_ints(L, li.blocks, li.nblocks < 64 ? li.nblocks : 64);
+    l_tune_push_ints(L, li.blocks, li.nblocks < 64 ? li.nblocks : 64);
     lua_setfield(L, -2, "blocks");
-    push_ints(L, jr->probe_blocks, jr->nprobe);
+    l_tune_push_ints(L, jr->probe_blocks, jr->nprobe);
     lua_setfield(L, -2, "probe_blocks");
     l_set_str(L, "label", res.probe_label);
     l_set_bool(L, "stopped", res.stopped);

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct aim_probe {
     float *dk, *dv;     /* [B, N, D] */
     float *dxn;         /* like xn */
     const int32_t *labels;
+    float smoothing;    /* label smoothing of the training loss (0: none) */
 };
 
 static float *P(const aim_probe *p, int i)
@@ -239,14 +241,15 @@ float aim_probe_forward(aim_probe *p, const float *feats, const int32_t *labels,
             batchnorm_eval(p->xn, p->pooled, B, D, BN_EPS, rm, rv);
         linear_forward(p->logits, p->xn, P(p, p->i_w), P(p, p->i_b), B, D, K);
     }
-    return xent_forward(p->probs, p->logits, labels, B, K, correct);
+    return xent_smooth_forward(p->probs, p->logits, labels, B, K, training ? p->smoothing : 0,
+                               correct);
 }
 
 void aim_probe_backward(aim_probe *p, float *dfeats)
 {
     int B = p->B, N = p->N, D = p->D, K = p->K;
     memset(p->dlogits, 0, (size_t)B * K * sizeof(float));
-    xent_backward(p->dlogits, p->probs, p->labels, B, K, 1.0f);
+    xent_smooth_backward(p->dlogits, p->probs, p->labels, B, K, p->smoothing, 1.0f);
     if (p->kind == AIM_PROBE_ATTENTIVE) {
         int R = B * N;
         memset(p->dpool, 0, (size_t)B * D * sizeof(float));
@@ -288,4 +291,10 @@ const float *aim_probe_logits(const aim_probe *p)
 const float *aim_probe_attention(const aim_probe *p)
 {
     return p->kind == AIM_PROBE_ATTENTIVE ? p->att : NULL;
+}
+
+void aim_probe_set_label_smoothing(aim_probe *p, float eps)
+{
+    assert(eps >= 0 && eps < 1);
+    p->smoothing = eps;
 }

@@ -28,6 +28,7 @@ void aim_adamw_opts_default(aim_adamw_opts *o)
     o->beta2 = 0.95f;
     o->eps = 1e-8f;
     o->weight_decay = 0.05f;
+    o->lr_scale = NULL;
 }
 
 int aim_adamw_opts_check(const aim_adamw_opts *o, aim_err *e)
@@ -112,7 +113,8 @@ AIM_VEC static void adamw_piece(void *ctx, const aim_param *t, size_t k0, size_t
 {
     opt_ctx *c = ctx;
     const aim_params *p = c->p;
-    const float b1 = c->o->beta1, b2 = c->o->beta2, eps = c->o->eps, lr = c->lr;
+    const float b1 = c->o->beta1, b2 = c->o->beta2, eps = c->o->eps;
+    const float lr = c->o->lr_scale ? c->lr * c->o->lr_scale[t - p->t] : c->lr;
     const float bc1 = c->bc1, bc2 = c->bc2, coef = c->coef;
     const float decay = (t->flags & AIM_P_DECAY) ? 1.0f - lr * c->o->weight_decay : 1.0f;
     float *w = p->data + t->offset, *g = p->grad + t->offset;

@@ -179,11 +179,46 @@ const aim_opt aim_lora_options[] = {
     {0},
 };
 #undef T
+
+#define T aim_finetune_spec
+const aim_opt aim_finetune_options[] = {
+    SPLIT_ROWS_(T),
+    BLOCKS_(T, "probe_blocks", probe_blocks,
+            "the head reads the average of these blocks (default the middle ones); the trunk "
+            "is trained up to the deepest",
+            B),
+    INT_(T, "epochs", epochs, 4, 1, 100000, "E", "epochs", B),
+    INT_(T, "batch", batch, 64, 2, 65536, "B", "batch", B),
+    NUM_(T, "lr", lr, 1e-3, 1e-12, 10, "LR",
+         "base peak lr: block i of the Lt trained gets lr*layer_decay^(Lt+1-i)", B),
+    NUM_(T, "head_lr", head_lr, 3e-3, 1e-12, 10, "LR", "head's peak learning rate (not decayed)",
+         B),
+    NUM_(T, "layer_decay", layer_decay, 0.75, 0.01, 1, "D",
+         "layer-wise lr decay (the patch embedding gets lr*D^(Lt+1); 1 = off)", B),
+    NUM_(T, "wd", wd, 0.05, 0, 10, "WD", "weight decay of the trunk's and head's weights", B),
+    NUM_(T, "clip", clip, 1.0, 0, 1e9, "NORM", "gradient-norm clip, trunk + head (0 = off)", B),
+    NUM_(T, "label_smoothing", label_smoothing, 0, 0, 0.99, "EPS",
+         "label smoothing of the head's cross-entropy", B),
+    INT_(T, "warmup", warmup, -1, -1, BIG, "N", "warmup steps (-1: 5% of the steps)", B),
+    INT_(T, "seed", seed, 0, 0, SEED_MAX, "S", "seed", B),
+    STR_(T, "save", save, NULL, "OUT", "save the fine-tuned trunk + head as safetensors", B),
+    BOOL_(T, "quiet", quiet, 0, "no progress on stderr", C),
+    STR_(T, "out", out, NULL, "DIR", "run folder: run.json, metrics.jsonl, TensorBoard events",
+         B),
+    INT_(T, "log_every", log_every, 10, 1, 1 << 30, "N",
+         "with out: a finetune_step line every N steps", B),
+    INT_(T, "val_images", val_images, 512, 0, 1 << 24, "N",
+         "next-patch loss on N test images before and after every epoch (0: off)", B),
+    LUAONLY_("on_step", AIM_OPT_FUNC, "function(info) after every step; \"stop\" ends"),
+    LUAONLY_("on_epoch", AIM_OPT_FUNC, "function(e) after every epoch; \"stop\" ends"),
+    {0},
+};
+#undef T
 #undef C
 #undef LU
 #undef B
 
-const char *const aim_job_names[] = {"pretrain", "probe", "lora", NULL};
+const char *const aim_job_names[] = {"pretrain", "probe", "lora", "finetune", NULL};
 
 const aim_opt *aim_job_options(const char *job)
 {
@@ -195,6 +230,8 @@ const aim_opt *aim_job_options(const char *job)
         return aim_probe_options;
     if (!strcmp(job, "lora"))
         return aim_lora_options;
+    if (!strcmp(job, "finetune"))
+        return aim_finetune_options;
     return NULL;
 }
 
@@ -1048,4 +1085,34 @@ int aim_lora_plan_make(const aim_model *m, const aim_lora_job *j, const char *he
              (long long)ntest, r->epochs, (long long)(ntrain / (r->batch > 0 ? r->batch : 1)),
              r->batch);
     return 0;
+}
+
+/* ================================================================ fine-tuning */
+void aim_finetune_spec_default(aim_finetune_spec *s)
+{
+    aim_opts_default(aim_finetune_options, s, sizeof *s);
+}
+
+int aim_finetune_spec_job(const aim_finetune_spec *s, const aim_config *c, aim_finetune_job *j,
+                          aim_err *e)
+{
+    aim_finetune_job_default(j);
+    aim_err be;
+    if (aim_blocks_check(&s->probe_blocks, c->depth, &be) != 0)
+        return aim_errf(e, "probe_blocks: %s", be.msg);
+    j->nprobe = s->probe_blocks.n;
+    memcpy(j->probe_blocks, s->probe_blocks.b, sizeof j->probe_blocks);
+    j->epochs = (int)s->epochs;
+    j->batch = (int)s->batch;
+    j->lr = (float)s->lr;
+    j->head_lr = (float)s->head_lr;
+    j->layer_decay = (float)s->layer_decay;
+    j->weight_decay = (float)s->wd;
+    j->clip = (float)s->clip;
+    j->label_smoothing = (float)s->label_smoothing;
+    j->warmup = s->warmup;
+    j->seed = (uint64_t)s->seed;
+    j->log_every = (int)s->log_every;
+    j->val_images = (int)s->val_images;
+    return aim_finetune_job_resolve(j, c->depth, e);
 }

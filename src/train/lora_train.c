@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aim/finetune.h"
 #include "aim/probe.h"
 #include "aim/recon.h"
 #include "aim/runlog.h"
@@ -118,89 +119,6 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     return 0; /* aim_write_atomic checks the stream */
 }
 
-/* The next-patch loss of the adapted model on the first val_images test
- * images (pretraining's validation loss: the same prefixes for a seed),
- * logged as a "val" line; NaN when off. */
-static float next_patch_loss(aim_model *m, const aim_dataset *test, const aim_lora_job *j,
-                             int64_t step, float *x, int32_t *prefix)
-{
-    if (j->val_images <= 0 || test->n <= 0)
-        return NAN;
-    float vl = aim_validation_loss(m, test, j->val_images, j->batch, j->seed, x, prefix);
-    aim_runlog_begin(j->log, step, "val");
-    aim_runlog_num(j->log, "val_loss", vl);
-    aim_runlog_end(j->log);
-    return vl;
-}
-
-/* With a run folder: the reconstructions of a few test images (one per
- * class, aim_recon_pick) by the adapted trunk, before the first step and
- * after every epoch, as recon.npy + a "recon" line for the run's followers
- * and "recon/lora" in the event file; a failure is dropped (the job goes
- * on, as pretraining's). */
-typedef struct lora_recon {
-    int n;
-    float *x, *out;
-} lora_recon;
-
-static void lora_recon_init(lora_recon *r, const aim_model *m, const aim_dataset *test,
-                            const aim_lora_job *j)
-{
-    memset(r, 0, sizeof *r);
-    const aim_config *c = aim_model_config(m);
-    if (!j->log || (c->channels != 1 && c->channels != 3))
-        return;
-    r->n = aim_recon_pick(test, c, 4, &r->x);
-    if (r->n > 0)
-        r->out = aim_xmalloc(3 * (size_t)r->n * c->channels * c->image * c->image *
-                             sizeof(float));
-}
-
-static void lora_recon_write(lora_recon *r, aim_model *m, const aim_lora_job *j, int64_t step)
-{
-    if (r->n == 0)
-        return;
-    const aim_config *c = aim_model_config(m);
-    float mean[4] = {0, 0, 0, 0}, sd[4] = {1, 1, 1, 1};
-    for (int k = 0; k < c->nmean && k < 4; k++) {
-        mean[k] = c->mean[k];
-        sd[k] = c->std[k];
-    }
-    int N = aim_config_tokens(c), S = N / 2 > 0 ? N / 2 : 1;
-    size_t all = (size_t)r->n * c->channels * c->image * c->image;
-    double loss = 0;
-    aim_err e = {{0}};
-    if (aim_model_reconstruct(m, r->x, r->n, S, mean, sd, r->out, r->out + all,
-                              r->out + 2 * all, &loss, &e) != 0)
-        return;
-    aim_recon_summary(aim_runlog_events(j->log), "recon/lora", step, r->out, r->out + all,
-                      r->out + 2 * all, r->n, c->channels, c->image, &e);
-    aim_runlog_recon(j->log, step, r->out, r->n, c->channels, c->image, S, loss, &e);
-}
-
-static void lora_recon_free(lora_recon *r)
-{
-    free(r->x);
-    free(r->out);
-}
-
-/* test top-1 (percent) of the adapted trunk + head, no augmentation */
-static float evaluate(aim_model *m, aim_probe *pr, const aim_dataset *ds, const int *bl, int nb,
-                      int batch, float *x, int32_t *lab, float *feat, aim_err *e)
-{
-    int64_t hits = 0;
-    for (int64_t i0 = 0; i0 < ds->n; i0 += batch) {
-        int n = (int)(ds->n - i0 < batch ? ds->n - i0 : batch);
-        aim_dataset_get_batch(ds, i0, n, 1, x, lab);
-        if (aim_model_features(m, x, n, bl, nb, feat, e) != 0)
-            return -1;
-        int correct = 0;
-        aim_probe_forward(pr, feat, lab, n, 0, &correct);
-        hits += correct;
-    }
-    return ds->n ? (float)(100.0 * hits / ds->n) : 0;
-}
-
 int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
                  const aim_lora_job *j, aim_lora_result *r, aim_err *e)
 {
@@ -209,23 +127,9 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     const aim_config *c = aim_model_config(m);
     if (j->epochs < 1 || j->batch < 2 || !(j->lr > 0) || !(j->head_lr > 0))
         return aim_errf(e, "lora: epochs >= 1, batch >= 2 and learning rates > 0 are needed");
-    for (int i = 0; i < 2; i++) {
-        const aim_dataset *d = i ? test : train;
-        if (d->c != c->channels || d->h != c->image || d->w != c->image)
-            return aim_errf(e, "lora: the %s data is %dx%dx%d but the model takes %dx%dx%d",
-                            i ? "test" : "training", d->c, d->h, d->w, c->channels, c->image,
-                            c->image);
-    }
-    if (train->n < j->batch)
-        return aim_errf(e, "lora: %lld training images are fewer than one batch of %d",
-                        (long long)train->n, j->batch);
-    int K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
-    if (K < 2)
-        return aim_errf(e, "lora: the data has %d class(es)", K);
-    for (int64_t i = 0; i < train->n; i++)
-        if (train->labels[i] < 0 || train->labels[i] >= K)
-            return aim_errf(e, "lora: label %d of training image %lld is not in 0..%d",
-                            train->labels[i], (long long)i + 1, K - 1);
+    int K;
+    if (aim_tune_check_data("lora", c, train, test, j->batch, &K, e) != 0)
+        return -1;
     aim_lora_job jr = *j;
     if (aim_lora_job_resolve(&jr, c->depth, e) != 0)
         return -1;
@@ -337,10 +241,11 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     int rc = 0;
     aim_lora_epoch le = {.epoch = 0, .epochs = j->epochs, .train_loss = NAN, .train_top1 = NAN,
                          .test_top1 = NAN, .head = pr, .probe_blocks = bl, .nprobe = nb};
-    lora_recon rec;
-    lora_recon_init(&rec, m, test, j);
-    lora_recon_write(&rec, m, j, 0);
-    le.val_loss = r->val_loss_start = next_patch_loss(m, test, j, 0, x, prefix);
+    aim_tune_recon rec;
+    aim_tune_recon_init(&rec, m, test, j->log);
+    aim_tune_recon_write(&rec, m, j->log, "recon/lora", 0);
+    le.val_loss = r->val_loss_start = aim_tune_next_patch_loss(
+        m, test, j->val_images, j->batch, j->seed, j->log, 0, x, prefix);
     r->val_loss = le.val_loss;
     if (j->on_epoch && j->on_epoch(j->ctx, &le))
         r->stopped = 1;
@@ -398,14 +303,15 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             r->train_loss = (float)(loss_sum / seen);
             r->train_top1 = (float)(100.0 * hits / seen);
         }
-        r->test_top1 = evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
+        r->test_top1 = aim_tune_evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
         if (r->test_top1 < 0) {
             rc = -1;
             goto out;
         }
         r->epochs_done = ep + 1;
-        r->val_loss = next_patch_loss(m, test, j, step, x, prefix);
-        lora_recon_write(&rec, m, j, step);
+        r->val_loss = aim_tune_next_patch_loss(m, test, j->val_images, j->batch, j->seed, j->log,
+                                               step, x, prefix);
+        aim_tune_recon_write(&rec, m, j->log, "recon/lora", step);
         aim_runlog_begin(j->log, step, "lora");
         aim_runlog_num(j->log, "epoch", ep + 1);
         aim_runlog_num(j->log, "loss", r->train_loss);
@@ -435,7 +341,7 @@ out:
     free(dfeat);
     free(lab);
     free(prefix);
-    lora_recon_free(&rec);
+    aim_tune_recon_free(&rec);
     if (rc == 0)
         r->probe = pr;
     else

@@ -1,0 +1,110 @@
+/*
+ * tune.c - what the jobs that train a head on a trunk (LoRA, full
+ * fine-tuning) share: the data checks, the test top-1 of trunk + head and
+ * the next-patch loss with its "val" line. The jobs themselves are
+ * lora_train.c and finetune.c.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aim/finetune.h"
+#include "aim/recon.h"
+#include "aim/runlog.h"
+
+int aim_tune_check_data(const char *job, const aim_config *c, const aim_dataset *train,
+                        const aim_dataset *test, int batch, int *K, aim_err *e)
+{
+    for (int i = 0; i < 2; i++) {
+        const aim_dataset *d = i ? test : train;
+        if (d->c != c->channels || d->h != c->image || d->w != c->image)
+            return aim_errf(e, "%s: the %s data is %dx%dx%d but the model takes %dx%dx%d", job,
+                            i ? "test" : "training", d->c, d->h, d->w, c->channels, c->image,
+                            c->image);
+    }
+    if (train->n < batch)
+        return aim_errf(e, "%s: %lld training images are fewer than one batch of %d", job,
+                        (long long)train->n, batch);
+    *K = train->nclasses > test->nclasses ? train->nclasses : test->nclasses;
+    if (*K < 2)
+        return aim_errf(e, "%s: the data has %d class(es)", job, *K);
+    for (int64_t i = 0; i < train->n; i++)
+        if (train->labels[i] < 0 || train->labels[i] >= *K)
+            return aim_errf(e, "%s: label %d of training image %lld is not in 0..%d", job,
+                            train->labels[i], (long long)i + 1, *K - 1);
+    return 0;
+}
+
+float aim_tune_evaluate(aim_model *m, aim_probe *pr, const aim_dataset *ds, const int *bl,
+                        int nb, int batch, float *x, int32_t *lab, float *feat, aim_err *e)
+{
+    int64_t hits = 0;
+    for (int64_t i0 = 0; i0 < ds->n; i0 += batch) {
+        int n = (int)(ds->n - i0 < batch ? ds->n - i0 : batch);
+        aim_dataset_get_batch(ds, i0, n, 1, x, lab);
+        if (aim_model_features(m, x, n, bl, nb, feat, e) != 0)
+            return -1;
+        int correct = 0;
+        aim_probe_forward(pr, feat, lab, n, 0, &correct);
+        hits += correct;
+    }
+    return ds->n ? (float)(100.0 * hits / ds->n) : 0;
+}
+
+float aim_tune_next_patch_loss(aim_model *m, const aim_dataset *test, int val_images,
+                               int batch, uint64_t seed, struct aim_runlog *log, int64_t step,
+                               float *x, int32_t *prefix)
+{
+    if (val_images <= 0 || test->n <= 0)
+        return NAN;
+    float vl = aim_validation_loss(m, test, val_images, batch, seed, x, prefix);
+    aim_runlog_begin(log, step, "val");
+    aim_runlog_num(log, "val_loss", vl);
+    aim_runlog_end(log);
+    return vl;
+}
+
+void aim_tune_recon_init(aim_tune_recon *r, const aim_model *m, const aim_dataset *test,
+                         aim_runlog *log)
+{
+    memset(r, 0, sizeof *r);
+    const aim_config *c = aim_model_config(m);
+    if (!log || (c->channels != 1 && c->channels != 3))
+        return;
+    r->n = aim_recon_pick(test, c, 4, &r->x);
+    if (r->n > 0)
+        r->out = aim_xmalloc(3 * (size_t)r->n * c->channels * c->image * c->image *
+                             sizeof(float));
+}
+
+void aim_tune_recon_write(aim_tune_recon *r, aim_model *m, aim_runlog *log, const char *tag,
+                          int64_t step)
+{
+    if (r->n == 0)
+        return;
+    const aim_config *c = aim_model_config(m);
+    float mean[4] = {0, 0, 0, 0}, sd[4] = {1, 1, 1, 1};
+    for (int k = 0; k < c->nmean && k < 4; k++) {
+        mean[k] = c->mean[k];
+        sd[k] = c->std[k];
+    }
+    int N = aim_config_tokens(c), S = N / 2 > 0 ? N / 2 : 1;
+    size_t all = (size_t)r->n * c->channels * c->image * c->image;
+    double loss = 0;
+    aim_err e = {{0}};
+    if (aim_model_reconstruct(m, r->x, r->n, S, mean, sd, r->out, r->out + all,
+                              r->out + 2 * all, &loss, &e) != 0)
+        return;
+    aim_recon_summary(aim_runlog_events(log), tag, step, r->out, r->out + all, r->out + 2 * all,
+                      r->n, c->channels, c->image, &e);
+    aim_runlog_recon(log, step, r->out, r->n, c->channels, c->image, S, loss, &e);
+}
+
+void aim_tune_recon_free(aim_tune_recon *r)
+{
+    free(r->x);
+    free(r->out);
+    memset(r, 0, sizeof *r);
+}
