@@ -137,7 +137,7 @@ static void check_proj(int B, int N, int D, int NH, int fd, uint64_t seed)
     float *dx = calloc(RD, 4), *dq = calloc(D, 4), *dwk = calloc(DD, 4), *dwv = calloc(DD, 4);
     float *dx0 = calloc(RD, 4), *dq0 = calloc(D, 4), *dwk0 = calloc(DD, 4),
           *dwv0 = calloc(DD, 4);
-    float *dz = malloc(BD * NH * 4), *dl = malloc(R * NH * 4), *dkq = malloc((size_t)NH * D * 4),
+    float *dz = malloc(BD * NH * 4), *dl = malloc(R * NH * 4), *dkq = malloc(BD * NH * 4),
           *dk = malloc(RD * 4), *dv = malloc(RD * 4);
     randn(x, RD, &r, 1.0f);
     randn(q, D, &r, 1.0f); /* large enough that the softmax is far from uniform */
@@ -403,6 +403,50 @@ int main(void)
     double w = fd_check(x, 21, din, bn_obj, &c, 1);
     tap_ok(w < 1e-2, "batchnorm backward matches finite differences (worst %.2e)", w);
 
+    /* BatchNorm at a size with full column blocks and a partial one, against
+     * plain per-column loops in double (forward, running stats, eval,
+     * backward) */
+    {
+        int R = 300, C = 40;
+        float *bx = malloc(R * C * 4), *bo = malloc(R * C * 4), *bg = malloc(R * C * 4),
+              *bd = calloc(R * C, 4), *be = malloc(R * C * 4), bm[40], brs[40], brm[40], brv[40];
+        randn(bx, R * C, &r, 1.5f);
+        randn(bg, R * C, &r, 1.0f);
+        for (int i = 0; i < R * C; i++)
+            bx[i] += 0.1f * (i % C), bd[i] = 0.5f;
+        for (int j = 0; j < C; j++)
+            brm[j] = 0.2f, brv[j] = 2.0f;
+        batchnorm_forward(bo, bm, brs, bx, R, C, 1e-6f, brm, brv, 0.1f);
+        batchnorm_eval(be, bx, R, C, 1e-6f, brm, brv);
+        batchnorm_backward(bd, bg, bo, brs, R, C);
+        double wf = 0, wr = 0, we = 0, wb = 0;
+        for (int j = 0; j < C; j++) {
+            double mu = 0, v = 0, gm = 0, gym = 0;
+            for (int i = 0; i < R; i++)
+                mu += bx[i * C + j];
+            mu /= R;
+            for (int i = 0; i < R; i++)
+                v += (bx[i * C + j] - mu) * (bx[i * C + j] - mu);
+            double rs = 1 / sqrt(v / R + 1e-6);
+            wr = fmax(wr, fabs(brm[j] - (0.9 * 0.2 + 0.1 * mu)) + fabs(brv[j] - (0.9 * 2.0 + 0.1 * v / (R - 1))));
+            for (int i = 0; i < R; i++) {
+                double y = (bx[i * C + j] - mu) * rs;
+                wf = fmax(wf, fabs(bo[i * C + j] - y));
+                we = fmax(we, fabs(be[i * C + j] - (bx[i * C + j] - brm[j]) / sqrt(brv[j] + 1e-6)));
+                gm += bg[i * C + j] / R;
+                gym += bg[i * C + j] * y / R;
+            }
+            for (int i = 0; i < R; i++) {
+                double y = (bx[i * C + j] - mu) * rs;
+                wb = fmax(wb, fabs(bd[i * C + j] - 0.5 - rs * (bg[i * C + j] - gm - y * gym)));
+            }
+        }
+        tap_ok(wf < 1e-5 && wr < 1e-5 && we < 1e-5 && wb < 1e-5,
+               "batchnorm %dx%d against per-column loops in double: forward %.1e, running stats "
+               "%.1e, eval %.1e, backward %.1e", R, C, wf, wr, we, wb);
+        free(bx), free(bo), free(bg), free(bd), free(be);
+    }
+
     /* attention pooling */
     int B = 3, N = 5, D = 6, NH = 2;
     float q[6], k[90], v[90], po[18], att[30], gq[6] = {0}, gk[90] = {0}, gv[90] = {0}, gp[18];
@@ -483,6 +527,24 @@ int main(void)
             bad++;
     }
     tap_ok(bad == 0, "half floats round-trip exactly (%d failures)", bad);
+    /* the cache reader's vectorised conversion: every half, NaNs included */
+    {
+        aim_feats hf = {.n = 1, .N = 256, .D = 256};
+        hf.data = malloc(65536 * 2);
+        float *hv = malloc(65536 * 4);
+        for (uint32_t h = 0; h < 65536; h++)
+            hf.data[h] = (uint16_t)h;
+        aim_feats_get(&hf, NULL, 0, 1, hv);
+        int diff = 0;
+        for (uint32_t h = 0; h < 65536; h++) {
+            float ref = aim_half_to_float((uint16_t)h);
+            diff += memcmp(&ref, hv + h, 4) != 0;
+        }
+        tap_ok(diff == 0, "aim_feats_get converts every half bit for bit as aim_half_to_float "
+                          "(%d differ)", diff);
+        free(hf.data);
+        free(hv);
+    }
     tap_ok(aim_half_to_float(aim_half_from_float(1.0f + 1.0f / 4096)) == 1.0f &&
                aim_half_to_float(aim_half_from_float(65504.0f)) == 65504.0f &&
                isinf(aim_half_to_float(aim_half_from_float(1e6f))) &&

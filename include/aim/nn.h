@@ -189,7 +189,7 @@ void attnpool_proj_forward(float *out, float *att, float *kq, float *z, const fl
                            const float *q, const float *wk, const float *wv, int B, int N,
                            int D, int NH);
 /* dx [B,N,D], dq [D], dwk, dwv [D,D] += gradients (each may be NULL);
- * dz [B,NH,D], dl [NH,B*N], dkq [NH,D] are scratch (overwritten). */
+ * dz [B,NH,D], dl [NH,B*N], dkq [B,NH,D] are scratch (overwritten). */
 void attnpool_proj_backward(float *dx, float *dq, float *dwk, float *dwv, float *dz, float *dl,
                             float *dkq, const float *dout, const float *x, const float *q,
                             const float *wk, const float *wv, const float *att,

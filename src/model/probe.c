@@ -34,8 +34,8 @@ struct aim_probe {
     float *xn;          /* [B*N, D] (attentive) or [B, D] (linear): normalised */
     float *pooled;      /* [B, D] token mean (linear) */
     float *bn_mean, *bn_rstd; /* [D] */
-    float *kq, *dkq;    /* [NH, D] (fast order) */
-    float *z, *dz;      /* [B, NH, D] (fast order) */
+    float *kq;          /* [NH, D] (fast order) */
+    float *z, *dz, *dkq; /* [B, NH, D] (fast order) */
     float *dl;          /* [NH, B*N] (fast order) */
     float *kk, *vv;     /* [B, N, D] (naive order) */
     float *att;         /* [B, NH, N] */
@@ -189,7 +189,7 @@ static void reserve(aim_probe *p, int B)
     size_t kvn = att && p->naive ? R * D : 0;      /* naive: every token's k, v */
     size_t hD = att && !p->naive ? NH * D : 0;     /* fast: per head */
     size_t bhD = (size_t)B * hD, hR = att && !p->naive ? NH * R : 0;
-    size_t sizes[] = {rows * D, (size_t)B * D, D, D, hD, hD, bhD, bhD, hR, kvn, kvn,
+    size_t sizes[] = {rows * D, (size_t)B * D, D, D, hD, bhD, bhD, bhD, hR, kvn, kvn,
                       (size_t)B * NH * p->N, (size_t)B * D, (size_t)B * K, (size_t)B * K,
                       (size_t)B * K, (size_t)B * D, kvn, kvn, rows * D};
     float **ptrs[] = {&p->xn,     &p->pooled, &p->bn_mean, &p->bn_rstd, &p->kq,

@@ -175,25 +175,33 @@ AIM_VEC static void fwd_image(float *z, float *a, const float *x, const float *k
     }
 }
 
-/* one image: dl [NH, ldl] (this image's N columns), dx [N,D] (may be NULL) += a^T dz */
-AIM_VEC static void bwd_image(float *dx, float *dl, size_t ldl, const float *dz, const float *x,
-                              const float *a, int N, int D, int NH)
+/* one image: dl [NH, ldl] (this image's N columns), dkq [NH,D] = this image's
+ * share of dkq (overwritten), dx [N,D] (may be NULL) += a^T dz + dl^T kq */
+AIM_VEC static void bwd_image(float *dx, float *dl, size_t ldl, float *dkq, const float *dz,
+                              const float *x, const float *a, const float *kq, int N, int D,
+                              int NH)
 {
+    memset(dkq, 0, (size_t)NH * D * sizeof *dkq);
     for (int h = 0; h < NH; h++) {
         const float *ah = a + (size_t)h * N, *dzh = dz + (size_t)h * D;
-        float *dlh = dl + (size_t)h * ldl;
+        float *dlh = dl + (size_t)h * ldl, *dkqh = dkq + (size_t)h * D;
         double abar = 0;
         for (int n = 0; n < N; n++) {
             dlh[n] = dot8(dzh, x + (size_t)n * D, D);
             abar += (double)ah[n] * dlh[n];
         }
-        for (int n = 0; n < N; n++)
+        for (int n = 0; n < N; n++) {
             dlh[n] = ah[n] * (dlh[n] - (float)abar);
+            axpy8(dkqh, dlh[n], x + (size_t)n * D, D);
+        }
     }
     if (dx)
         for (int n = 0; n < N; n++)
-            for (int h = 0; h < NH; h++)
-                axpy8(dx + (size_t)n * D, a[(size_t)h * N + n], dz + (size_t)h * D, D);
+            for (int h = 0; h < NH; h++) {
+                float *dxn = dx + (size_t)n * D;
+                axpy8(dxn, a[(size_t)h * N + n], dz + (size_t)h * D, D);
+                axpy8(dxn, dl[(size_t)h * ldl + n], kq + (size_t)h * D, D);
+            }
 }
 
 AIM_VEC static void kq_forward(float *kq, const float *q, const float *wk, int D, int NH)
@@ -221,22 +229,33 @@ AIM_VEC static void kq_backward(float *dq, float *dwk, const float *dkq, const f
         }
 }
 
+/* Threads: the kernels split the images (and the rows of dWv) among the
+ * threads themselves and call sgemm on each share from inside the region,
+ * where OpenBLAS runs on the calling thread; small products threaded by
+ * OpenBLAS itself were 10-50x slower on a busy 2-core machine. Every
+ * value is computed by one thread in a fixed order. */
+#define PROJ_CHUNK 16 /* images per task */
+
 void attnpool_proj_forward(float *out, float *att, float *kq, float *z, const float *x,
                            const float *q, const float *wk, const float *wv, int B, int N,
                            int D, int NH)
 {
     // out [B,D], att [B,NH,N], kq [NH,D], z [B,NH,D], x [B,N,D], q [D], wk, wv [D,D]
-    int hd = D / NH;
+    int hd = D / NH, nchunk = (B + PROJ_CHUNK - 1) / PROJ_CHUNK;
     kq_forward(kq, q, wk, D, NH);
     int par = AIM_PAR((long)B * N * D > 65536);
 #pragma omp parallel for schedule(static) if (par)
-    for (int b = 0; b < B; b++)
-        fwd_image(z + (size_t)b * NH * D, att + (size_t)b * NH * N, x + (size_t)b * N * D, kq,
-                  N, D, NH);
-    // out_h [B,hd] = z_h [B,D] (ld NH*D) @ Wv_h[hd,D]^T
-    for (int h = 0; h < NH; h++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, hd, D, 1.0f, z + (size_t)h * D,
-                    NH * D, wv + (size_t)h * hd * D, D, 0.0f, out + (size_t)h * hd, D);
+    for (int c = 0; c < nchunk; c++) {
+        int b0 = c * PROJ_CHUNK, nb = B - b0 < PROJ_CHUNK ? B - b0 : PROJ_CHUNK;
+        for (int b = b0; b < b0 + nb; b++)
+            fwd_image(z + (size_t)b * NH * D, att + (size_t)b * NH * N, x + (size_t)b * N * D,
+                      kq, N, D, NH);
+        // out_h [nb,hd] = z_h [nb,D] (ld NH*D) @ Wv_h [hd,D]^T
+        for (int h = 0; h < NH; h++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, hd, D, 1.0f,
+                        z + ((size_t)b0 * NH + h) * D, NH * D, wv + (size_t)h * hd * D, D, 0.0f,
+                        out + (size_t)b0 * D + h * hd, D);
+    }
 }
 
 void attnpool_proj_backward(float *dx, float *dq, float *dwk, float *dwv, float *dz, float *dl,
@@ -245,38 +264,52 @@ void attnpool_proj_backward(float *dx, float *dq, float *dwk, float *dwv, float 
                             const float *kq, const float *z, int B, int N, int D, int NH)
 {
     // dx [B,N,D], dq [D], dwk, dwv [D,D] (+=, each may be NULL); scratch dz [B,NH,D],
-    // dl [NH,B*N], dkq [NH,D]; dout [B,D]; saved att [B,NH,N], kq [NH,D], z [B,NH,D]
-    int hd = D / NH;
+    // dl [NH,B*N], dkq [B,NH,D] (every image's share, then their sum in dkq [NH,D]);
+    // dout [B,D]; saved att [B,NH,N], kq [NH,D], z [B,NH,D]
+    int hd = D / NH, nchunk = (B + PROJ_CHUNK - 1) / PROJ_CHUNK;
     size_t R = (size_t)B * N;
-    for (int h = 0; h < NH; h++) {
-        // dWv_h [hd,D] += g_h^T [hd,B] @ z_h [B,D]
-        if (dwv)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hd, D, B, 1.0f,
-                        dout + (size_t)h * hd, D, z + (size_t)h * D, NH * D, 1.0f,
-                        dwv + (size_t)h * hd * D, D);
-        // dz_h [B,D] = g_h [B,hd] @ Wv_h [hd,D]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, hd, 1.0f,
-                    dout + (size_t)h * hd, D, wv + (size_t)h * hd * D, D, 0.0f,
-                    dz + (size_t)h * D, NH * D);
-    }
-    if (!dx && !dq && !dwk)
-        return;
+    int need_k = dx || dq || dwk;
     int par = AIM_PAR((long)B * N * D > 65536);
-#pragma omp parallel for schedule(static) if (par)
-    for (int b = 0; b < B; b++)
-        bwd_image(dx ? dx + (size_t)b * N * D : NULL, dl + (size_t)b * N, R,
-                  dz + (size_t)b * NH * D, x + (size_t)b * N * D, att + (size_t)b * NH * N, N,
-                  D, NH);
-    if (dq || dwk) {
-        // dkq [NH,D] = dl [NH,R] @ x [R,D]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NH, D, (int)R, 1.0f, dl, (int)R,
-                    x, D, 0.0f, dkq, D);
-        kq_backward(dq, dwk, dkq, q, wk, D, NH);
+#pragma omp parallel if (par)
+    {
+        if (dwv) {
+            // dWv_h [hd,D] += g_h^T [hd,B] @ z_h [B,D]: this thread's rows of dWv
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int o0 = (int)((long)D * t / nt), o1 = (int)((long)D * (t + 1) / nt);
+            for (int o = o0; o < o1;) {
+                int h = o / hd, oe = (h + 1) * hd < o1 ? (h + 1) * hd : o1;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, oe - o, D, B, 1.0f,
+                            dout + o, D, z + (size_t)h * D, NH * D, 1.0f, dwv + (size_t)o * D,
+                            D);
+                o = oe;
+            }
+        }
+        if (need_k) {
+#pragma omp for schedule(static)
+            for (int c = 0; c < nchunk; c++) {
+                int b0 = c * PROJ_CHUNK, nb = B - b0 < PROJ_CHUNK ? B - b0 : PROJ_CHUNK;
+                // dz_h [nb,D] = g_h [nb,hd] @ Wv_h [hd,D]
+                for (int h = 0; h < NH; h++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, D, hd, 1.0f,
+                                dout + (size_t)b0 * D + h * hd, D, wv + (size_t)h * hd * D, D,
+                                0.0f, dz + ((size_t)b0 * NH + h) * D, NH * D);
+                for (int b = b0; b < b0 + nb; b++)
+                    bwd_image(dx ? dx + (size_t)b * N * D : NULL, dl + (size_t)b * N, R,
+                              dkq + (size_t)b * NH * D, dz + (size_t)b * NH * D,
+                              x + (size_t)b * N * D, att + (size_t)b * NH * N, kq, N, D, NH);
+            }
+            // dkq [NH,D] = the images' shares summed in image order
+#pragma omp for schedule(static)
+            for (int j = 0; j < NH * D; j++) {
+                float s = 0;
+                for (int b = 0; b < B; b++)
+                    s += dkq[(size_t)b * NH * D + j];
+                dkq[j] = s; /* image 0's entry is read before it is replaced */
+            }
+        }
     }
-    // dx [R,D] += dl^T [R,NH] @ kq [NH,D]
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, D, NH, 1.0f, dl, (int)R,
-                    kq, D, 1.0f, dx, D);
+    if (dq || dwk)
+        kq_backward(dq, dwk, dkq, q, wk, D, NH);
 }
 
 /* ------------------------------------------------------------------ naive */
