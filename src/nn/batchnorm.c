@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "aim/nn.h"
+#include "nn/vec.h"
 
 #define BN_CB 16 /* columns per block */
 
@@ -57,6 +58,14 @@ bn_forward_block(float *out, float *mean, float *rstd, const float *inp, int R, 
     }
 }
 
+AIM_VEC static void bn_forward_full(float *out, float *mean, float *rstd, const float *inp,
+                                    int R, int C, int c0, float eps, float *running_mean,
+                                    float *running_var, float momentum)
+{
+    bn_forward_block(out, mean, rstd, inp, R, C, c0, BN_CB, eps, running_mean, running_var,
+                     momentum);
+}
+
 /* inp [R, C]: statistics per column c over the R rows */
 void batchnorm_forward(float *out, float *mean, float *rstd, const float *inp, int R, int C,
                        float eps, float *running_mean, float *running_var, float momentum)
@@ -66,8 +75,8 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *inp, i
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * BN_CB;
         if (C - c0 >= BN_CB)
-            bn_forward_block(out, mean, rstd, inp, R, C, c0, BN_CB, eps, running_mean,
-                             running_var, momentum);
+            bn_forward_full(out, mean, rstd, inp, R, C, c0, eps, running_mean, running_var,
+                            momentum);
         else
             bn_forward_block(out, mean, rstd, inp, R, C, c0, C - c0, eps, running_mean,
                              running_var, momentum);
@@ -116,6 +125,12 @@ bn_backward_block(float *dinp, const float *dout, const float *out, const float 
     }
 }
 
+AIM_VEC static void bn_backward_full(float *dinp, const float *dout, const float *out,
+                                     const float *rstd, int R, int C, int c0)
+{
+    bn_backward_block(dinp, dout, out, rstd, R, C, c0, BN_CB);
+}
+
 void batchnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd,
                         int R, int C)
 {
@@ -124,7 +139,7 @@ void batchnorm_backward(float *dinp, const float *dout, const float *out, const 
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * BN_CB;
         if (C - c0 >= BN_CB)
-            bn_backward_block(dinp, dout, out, rstd, R, C, c0, BN_CB);
+            bn_backward_full(dinp, dout, out, rstd, R, C, c0);
         else
             bn_backward_block(dinp, dout, out, rstd, R, C, c0, C - c0);
     }
