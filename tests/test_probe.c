@@ -3,6 +3,9 @@
  * attention pooling, cross-entropy, finite-difference checks of both probes
  * through every trainable tensor and the features, half-float storage, a
  * probe learning a separable task, feature extraction from a model.
+ * The attentive probe's attention in its cheap order (attnpool_proj_*)
+ * against the per-token order (*_naive): forward, backward, the probe, and
+ * a whole training run with the same seed.
  */
 #include "config.h"
 
@@ -86,6 +89,115 @@ static double xent_obj(void *p)
     return xent_forward(c->probs, c->logits, c->labels, c->B, c->K, NULL);
 }
 
+/* ------------------------------------------- attention with projections */
+typedef struct jctx {
+    int B, N, D, NH;
+    float *x, *q, *wk, *wv, *out, *att, *kq, *z, *g;
+} jctx;
+
+static double proj_obj(void *p)
+{
+    jctx *c = p;
+    attnpool_proj_forward(c->out, c->att, c->kq, c->z, c->x, c->q, c->wk, c->wv, c->B, c->N,
+                          c->D, c->NH);
+    double s = 0;
+    for (int i = 0; i < c->B * c->D; i++)
+        s += (double)c->out[i] * c->g[i];
+    return s;
+}
+
+/* largest |a - b| over the largest |b| */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return d / fmax(m, 1e-30);
+}
+
+/* float rounding bound for fast vs naive: both orders sum at most a few
+ * hundred float products; 1e-5 of the largest entry is ~100 ulps */
+#define ORDER_TOL 1e-5
+
+/* fast vs naive order on random inputs, forward and every gradient; with
+ * fd, also finite differences of the fast kernel */
+static void check_proj(int B, int N, int D, int NH, int fd, uint64_t seed)
+{
+    aim_rng r;
+    aim_rng_seed(&r, seed);
+    size_t R = (size_t)B * N, BD = (size_t)B * D, RD = R * D, DD = (size_t)D * D;
+    float *x = malloc(RD * 4), *q = malloc(D * 4), *wk = malloc(DD * 4), *wv = malloc(DD * 4);
+    float *g = malloc(BD * 4);
+    float *out = malloc(BD * 4), *att = malloc(R * NH * 4), *kq = malloc((size_t)NH * D * 4),
+          *z = malloc(BD * NH * 4);
+    float *out0 = malloc(BD * 4), *att0 = malloc(R * NH * 4), *k = malloc(RD * 4),
+          *v = malloc(RD * 4);
+    float *dx = calloc(RD, 4), *dq = calloc(D, 4), *dwk = calloc(DD, 4), *dwv = calloc(DD, 4);
+    float *dx0 = calloc(RD, 4), *dq0 = calloc(D, 4), *dwk0 = calloc(DD, 4),
+          *dwv0 = calloc(DD, 4);
+    float *dz = malloc(BD * NH * 4), *dl = malloc(R * NH * 4), *dkq = malloc(BD * NH * 4),
+          *dk = malloc(RD * 4), *dv = malloc(RD * 4);
+    randn(x, RD, &r, 1.0f);
+    randn(q, D, &r, 1.0f); /* large enough that the softmax is far from uniform */
+    randn(wk, DD, &r, 1.0f / sqrtf((float)D));
+    randn(wv, DD, &r, 1.0f / sqrtf((float)D));
+    randn(g, BD, &r, 1.0f);
+    /* the gradients add: start both from the same non-zero values */
+    for (int i = 0; i < D; i++)
+        dq[i] = dq0[i] = 0.5f;
+    for (size_t i = 0; i < DD; i++)
+        dwk[i] = dwk0[i] = dwv[i] = dwv0[i] = 0.25f;
+    attnpool_proj_forward(out, att, kq, z, x, q, wk, wv, B, N, D, NH);
+    attnpool_proj_forward_naive(out0, att0, k, v, x, q, wk, wv, B, N, D, NH);
+    attnpool_proj_backward(dx, dq, dwk, dwv, dz, dl, dkq, g, x, q, wk, wv, att, kq, z, B, N, D,
+                           NH);
+    attnpool_proj_backward_naive(dx0, dq0, dwk0, dwv0, dk, dv, g, x, q, wk, wv, att0, k, v, B,
+                                 N, D, NH);
+    double amin = 1, amax = 0; /* the attention must be neither uniform nor one-hot */
+    for (size_t i = 0; i < R * NH; i++)
+        amin = fmin(amin, att0[i]), amax = fmax(amax, att0[i]);
+    double eo = rel_diff(out, out0, BD), ea = rel_diff(att, att0, R * NH);
+    tap_ok(eo < ORDER_TOL && ea < ORDER_TOL && amax > 2.0 / N && amax < 0.999,
+           "attnpool_proj B%d N%d D%d NH%d: forward equals the per-token order (out %.1e, att "
+           "%.1e; att in [%.2g, %.2g])", B, N, D, NH, eo, ea, amin, amax);
+    double ex = rel_diff(dx, dx0, RD), eq = rel_diff(dq, dq0, D), ek = rel_diff(dwk, dwk0, DD),
+           ev = rel_diff(dwv, dwv0, DD);
+    tap_ok(ex < ORDER_TOL && eq < ORDER_TOL && ek < ORDER_TOL && ev < ORDER_TOL,
+           "attnpool_proj B%d N%d D%d NH%d: backward equals the per-token order (dx %.1e, dq "
+           "%.1e, dWk %.1e, dWv %.1e)", B, N, D, NH, ex, eq, ek, ev);
+    /* NULL gradients: the others unchanged */
+    float *dq1 = calloc(D, 4), *dwv1 = calloc(DD, 4);
+    attnpool_proj_backward(NULL, dq1, NULL, dwv1, dz, dl, dkq, g, x, q, wk, wv, att, kq, z, B, N,
+                           D, NH);
+    int same = 1;
+    for (int i = 0; i < D; i++)
+        same &= fabsf(dq1[i] + 0.5f - dq[i]) <= 1e-6f * (1 + fabsf(dq[i]));
+    for (size_t i = 0; i < DD; i++)
+        same &= fabsf(dwv1[i] + 0.25f - dwv[i]) <= 1e-6f * (1 + fabsf(dwv[i]));
+    tap_ok(same, "attnpool_proj B%d N%d D%d NH%d: dx and dWk NULL leave dq and dWv as they were",
+           B, N, D, NH);
+    if (fd) {
+        jctx c = {B, N, D, NH, x, q, wk, wv, out, att, kq, z, g};
+        memset(dx, 0, RD * 4), memset(dq, 0, D * 4), memset(dwk, 0, DD * 4),
+            memset(dwv, 0, DD * 4);
+        proj_obj(&c);
+        attnpool_proj_backward(dx, dq, dwk, dwv, dz, dl, dkq, g, x, q, wk, wv, att, kq, z, B, N,
+                               D, NH);
+        double fx = fd_check(x, RD, dx, proj_obj, &c, 1), fq = fd_check(q, D, dq, proj_obj, &c, 1),
+               fk = fd_check(wk, DD, dwk, proj_obj, &c, 1),
+               fv = fd_check(wv, DD, dwv, proj_obj, &c, 1);
+        tap_ok(fx < 1e-2 && fq < 1e-2 && fk < 1e-2 && fv < 1e-2,
+               "attnpool_proj backward matches finite differences (x %.1e, q %.1e, Wk %.1e, Wv "
+               "%.1e)", fx, fq, fk, fv);
+    }
+    free(x), free(q), free(wk), free(wv), free(g), free(out), free(att), free(kq), free(z);
+    free(out0), free(att0), free(k), free(v), free(dx), free(dq), free(dwk), free(dwv);
+    free(dx0), free(dq0), free(dwk0), free(dwv0), free(dz), free(dl), free(dkq), free(dk),
+        free(dv), free(dq1), free(dwv1);
+}
+
 /* ---------------------------------------------------------------- probes */
 typedef struct pctx {
     aim_probe *p;
@@ -100,11 +212,12 @@ static double probe_obj(void *ctx)
     return aim_probe_forward(c->p, c->feats, c->labels, c->B, 1, NULL);
 }
 
-static void check_probe(aim_probe_kind kind, const char *name)
+static void check_probe(aim_probe_kind kind, int naive, const char *name)
 {
     aim_err e;
     int B = 6, N = 5, D = 8, K = 4;
     aim_probe *p = aim_probe_new(kind, N, D, 2, K, 3, &e);
+    aim_probe_set_naive(p, naive);
     aim_params *pp = aim_probe_params(p);
     aim_rng r;
     aim_rng_seed(&r, 17);
@@ -146,6 +259,117 @@ static void check_probe(aim_probe_kind kind, const char *name)
     aim_probe_free(p);
 }
 
+/* features of a 6-class task, hard enough that top-1 stays well below 100%:
+ * class c lifts channel c of one random token by `lift` */
+static aim_feats *noisy_task(int64_t n, int N, int D, float lift, aim_rng *r)
+{
+    aim_feats *f = aim_xcalloc(1, sizeof *f);
+    f->n = n;
+    f->N = N;
+    f->D = D;
+    f->data = malloc((size_t)n * N * D * 2);
+    f->labels = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) {
+        int cls = (int)aim_rng_below(r, 6);
+        f->labels[i] = cls;
+        int tok = (int)aim_rng_below(r, (uint32_t)N);
+        for (int t = 0; t < N; t++)
+            for (int d = 0; d < D; d++) {
+                float val = (float)aim_rng_normal(r) + (d == cls && t == tok ? lift : 0.0f);
+                f->data[((size_t)i * N + t) * D + d] = aim_half_from_float(val);
+            }
+    }
+    return f;
+}
+
+/* the attentive probe in both orders: one step (loss, logits, every
+ * gradient, the features' gradient, evaluation), then a whole training run
+ * with the same seed */
+static void check_probe_orders(void)
+{
+    aim_err e;
+    aim_rng r;
+    aim_rng_seed(&r, 23);
+    int B = 40, N = 9, D = 24, NH = 3, K = 6;
+    aim_probe *pf = aim_probe_new(AIM_PROBE_ATTENTIVE, N, D, NH, K, 4, &e);
+    aim_probe *pn = aim_probe_new(AIM_PROBE_ATTENTIVE, N, D, NH, K, 4, &e);
+    aim_probe_set_naive(pn, 1);
+    aim_params *ppf = aim_probe_params(pf), *ppn = aim_probe_params(pn);
+    for (int i = 0; i < ppf->n; i++)
+        if (!(ppf->t[i].flags & AIM_P_FROZEN))
+            randn(ppf->data + ppf->t[i].offset, ppf->t[i].numel, &r, 0.5f);
+    memcpy(ppn->data, ppf->data, ppf->total * sizeof(float));
+    size_t RD = (size_t)B * N * D;
+    float *feats = malloc(RD * 4), *dff = calloc(RD, 4), *dfn = calloc(RD, 4);
+    randn(feats, RD, &r, 1.0f);
+    int32_t lab[40];
+    for (int b = 0; b < B; b++)
+        lab[b] = b % K;
+    aim_params_zero_grad(ppf);
+    aim_params_zero_grad(ppn);
+    int cf = 0, cn = 0;
+    float lf = aim_probe_forward(pf, feats, lab, B, 1, &cf);
+    float ln = aim_probe_forward(pn, feats, lab, B, 1, &cn);
+    aim_probe_backward(pf, dff);
+    aim_probe_backward(pn, dfn);
+    double el = rel_diff(aim_probe_logits(pf), aim_probe_logits(pn), (size_t)B * K);
+    double ea = rel_diff(aim_probe_attention(pf), aim_probe_attention(pn), (size_t)B * NH * N);
+    tap_ok(fabs(lf - ln) <= ORDER_TOL * fabs(ln) && cf == cn && el < ORDER_TOL && ea < ORDER_TOL,
+           "attentive probe, both orders: loss %.7g vs %.7g, logits %.1e, attention %.1e", lf, ln,
+           el, ea);
+    double worst = 0;
+    const char *wname = "";
+    for (int i = 0; i < ppf->n; i++) {
+        aim_param *t = &ppf->t[i];
+        if (t->flags & AIM_P_FROZEN)
+            continue;
+        double d = rel_diff(ppf->grad + t->offset, ppn->grad + t->offset, t->numel);
+        if (d >= worst) {
+            worst = d;
+            wname = t->name;
+        }
+    }
+    double ef = rel_diff(dff, dfn, RD);
+    tap_ok(worst < ORDER_TOL && ef < ORDER_TOL,
+           "attentive probe, both orders: every gradient (worst %.1e, %s) and the features' "
+           "(%.1e)", worst, wname, ef);
+    aim_probe_forward(pf, feats, NULL, B, 0, NULL);
+    aim_probe_forward(pn, feats, NULL, B, 0, NULL);
+    el = rel_diff(aim_probe_logits(pf), aim_probe_logits(pn), (size_t)B * K);
+    tap_ok(el < ORDER_TOL, "attentive probe, both orders: evaluation logits (%.1e)", el);
+    aim_probe_free(pf);
+    aim_probe_free(pn);
+    free(feats), free(dff), free(dfn);
+
+    /* a training run: the same seed gives the same probe up to rounding */
+    int Nt = 6, Dt = 24;
+    aim_feats *tr = noisy_task(1200, Nt, Dt, 2.5f, &r), *te = noisy_task(600, Nt, Dt, 2.5f, &r);
+    aim_probe_result res[2];
+    aim_probe *pr[2];
+    for (int naive = 0; naive < 2; naive++) {
+        pr[naive] = aim_probe_new(AIM_PROBE_ATTENTIVE, Nt, Dt, NH, 6, 9, &e);
+        aim_probe_set_naive(pr[naive], naive);
+        aim_probe_opts o;
+        aim_probe_opts_default(&o);
+        o.epochs = 8;
+        o.batch = 60;
+        o.seed = 3;
+        aim_probe_train(pr[naive], tr, te, &o, &res[naive], &e);
+    }
+    aim_params *p0 = aim_probe_params(pr[0]), *p1 = aim_probe_params(pr[1]);
+    double ew = rel_diff(p0->data, p1->data, p0->total);
+    int hits = (int)lround(res[0].test_top1 * 6), hits1 = (int)lround(res[1].test_top1 * 6);
+    tap_ok(abs(hits - hits1) <= 1 && res[0].test_top1 > 40 && res[0].test_top1 < 97 &&
+               fabs(res[0].train_loss - res[1].train_loss) < 1e-4 * res[1].train_loss && ew < 1e-3,
+           "probe training, both orders, same seed: test top-1 %.2f%% vs %.2f%% (%d vs %d of 600), "
+           "loss %.7g vs %.7g, weights %.1e apart", res[0].test_top1, res[1].test_top1, hits, hits1,
+           res[0].train_loss, res[1].train_loss, ew);
+    aim_probe_free(pr[0]);
+    aim_probe_free(pr[1]);
+    aim_feats_free(tr);
+    aim_feats_free(te);
+}
+
 int main(void)
 {
     aim_err e = {{0}};
@@ -178,6 +402,50 @@ int main(void)
     batchnorm_backward(din, g, out, rstd, 7, 3);
     double w = fd_check(x, 21, din, bn_obj, &c, 1);
     tap_ok(w < 1e-2, "batchnorm backward matches finite differences (worst %.2e)", w);
+
+    /* BatchNorm at a size with full column blocks and a partial one, against
+     * plain per-column loops in double (forward, running stats, eval,
+     * backward) */
+    {
+        int R = 300, C = 40;
+        float *bx = malloc(R * C * 4), *bo = malloc(R * C * 4), *bg = malloc(R * C * 4),
+              *bd = calloc(R * C, 4), *be = malloc(R * C * 4), bm[40], brs[40], brm[40], brv[40];
+        randn(bx, R * C, &r, 1.5f);
+        randn(bg, R * C, &r, 1.0f);
+        for (int i = 0; i < R * C; i++)
+            bx[i] += 0.1f * (i % C), bd[i] = 0.5f;
+        for (int j = 0; j < C; j++)
+            brm[j] = 0.2f, brv[j] = 2.0f;
+        batchnorm_forward(bo, bm, brs, bx, R, C, 1e-6f, brm, brv, 0.1f);
+        batchnorm_eval(be, bx, R, C, 1e-6f, brm, brv);
+        batchnorm_backward(bd, bg, bo, brs, R, C);
+        double wf = 0, wr = 0, we = 0, wb = 0;
+        for (int j = 0; j < C; j++) {
+            double mu = 0, v = 0, gm = 0, gym = 0;
+            for (int i = 0; i < R; i++)
+                mu += bx[i * C + j];
+            mu /= R;
+            for (int i = 0; i < R; i++)
+                v += (bx[i * C + j] - mu) * (bx[i * C + j] - mu);
+            double rs = 1 / sqrt(v / R + 1e-6);
+            wr = fmax(wr, fabs(brm[j] - (0.9 * 0.2 + 0.1 * mu)) + fabs(brv[j] - (0.9 * 2.0 + 0.1 * v / (R - 1))));
+            for (int i = 0; i < R; i++) {
+                double y = (bx[i * C + j] - mu) * rs;
+                wf = fmax(wf, fabs(bo[i * C + j] - y));
+                we = fmax(we, fabs(be[i * C + j] - (bx[i * C + j] - brm[j]) / sqrt(brv[j] + 1e-6)));
+                gm += bg[i * C + j] / R;
+                gym += bg[i * C + j] * y / R;
+            }
+            for (int i = 0; i < R; i++) {
+                double y = (bx[i * C + j] - mu) * rs;
+                wb = fmax(wb, fabs(bd[i * C + j] - 0.5 - rs * (bg[i * C + j] - gm - y * gym)));
+            }
+        }
+        tap_ok(wf < 1e-5 && wr < 1e-5 && we < 1e-5 && wb < 1e-5,
+               "batchnorm %dx%d against per-column loops in double: forward %.1e, running stats "
+               "%.1e, eval %.1e, backward %.1e", R, C, wf, wr, we, wb);
+        free(bx), free(bo), free(bg), free(bd), free(be);
+    }
 
     /* attention pooling */
     int B = 3, N = 5, D = 6, NH = 2;
@@ -223,8 +491,17 @@ int main(void)
     tap_ok(w < 1e-2, "cross-entropy backward (worst %.2e)", w);
 
     /* whole probes */
-    check_probe(AIM_PROBE_ATTENTIVE, "attentive");
-    check_probe(AIM_PROBE_LINEAR, "linear");
+    check_probe(AIM_PROBE_ATTENTIVE, 0, "attentive");
+    check_probe(AIM_PROBE_ATTENTIVE, 1, "attentive (per-token order)");
+    check_probe(AIM_PROBE_LINEAR, 0, "linear");
+
+    /* the cheap order against the per-token one: a head width with a
+     * vector tail (D 12, hd 4), the tiny probe's sizes (D 192, NH 3, N 25),
+     * a batch big enough for the threaded paths */
+    check_proj(6, 5, 12, 3, 1, 5);
+    check_proj(7, 25, 192, 3, 0, 6);
+    check_proj(64, 25, 192, 3, 0, 7);
+    check_probe_orders();
     aim_probe *ap = aim_probe_new(AIM_PROBE_ATTENTIVE, 4, 12, 3, 10, 0, &e);
     aim_params *app = aim_probe_params(ap);
     tap_ok(aim_params_find(app, "head.cls_token") >= 0 && aim_params_find(app, "head.k.weight") >= 0 &&
@@ -250,6 +527,24 @@ int main(void)
             bad++;
     }
     tap_ok(bad == 0, "half floats round-trip exactly (%d failures)", bad);
+    /* the cache reader's vectorised conversion: every half, NaNs included */
+    {
+        aim_feats hf = {.n = 1, .N = 256, .D = 256};
+        hf.data = malloc(65536 * 2);
+        float *hv = malloc(65536 * 4);
+        for (uint32_t h = 0; h < 65536; h++)
+            hf.data[h] = (uint16_t)h;
+        aim_feats_get(&hf, NULL, 0, 1, hv);
+        int diff = 0;
+        for (uint32_t h = 0; h < 65536; h++) {
+            float ref = aim_half_to_float((uint16_t)h);
+            diff += memcmp(&ref, hv + h, 4) != 0;
+        }
+        tap_ok(diff == 0, "aim_feats_get converts every half bit for bit as aim_half_to_float "
+                          "(%d differ)", diff);
+        free(hf.data);
+        free(hv);
+    }
     tap_ok(aim_half_to_float(aim_half_from_float(1.0f + 1.0f / 4096)) == 1.0f &&
                aim_half_to_float(aim_half_from_float(65504.0f)) == 65504.0f &&
                isinf(aim_half_to_float(aim_half_from_float(1e6f))) &&

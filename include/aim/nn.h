@@ -186,6 +186,32 @@ void attnpool_forward(float *out, float *att, const float *q, const float *k, co
 void attnpool_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                        const float *k, const float *v, const float *att, int B, int N, int D,
                        int NH);
+/* The same with the projections: k = x Wk^T, v = x Wv^T (Wk, Wv [D,D], no
+ * bias) of x [B,N,D], then the pooling; out [B,D], att [B,NH,N] as above.
+ * Evaluated without projecting any token: kq_h = Wk_h^T q_h / sqrt(hd)
+ * (Wk_h the rows of head h) gives the logits kq_h . x_n, z_bh = sum_n a_bhn
+ * x_bn the pooled input, out_bh = Wv_h z_bh. kq [NH,D] and z [B,NH,D] are
+ * saved for backward. */
+void attnpool_proj_forward(float *out, float *att, float *kq, float *z, const float *x,
+                           const float *q, const float *wk, const float *wv, int B, int N,
+                           int D, int NH);
+/* dx [B,N,D], dq [D], dwk, dwv [D,D] += gradients (each may be NULL);
+ * dz [B,NH,D], dl [NH,B*N], dkq [B,NH,D] are scratch (overwritten). */
+void attnpool_proj_backward(float *dx, float *dq, float *dwk, float *dwv, float *dz, float *dl,
+                            float *dkq, const float *dout, const float *x, const float *q,
+                            const float *wk, const float *wv, const float *att,
+                            const float *kq, const float *z, int B, int N, int D, int NH);
+/* The per-token order (the probe's until issue 25, the tests' reference):
+ * k, v [B,N,D] = every token projected (linear_forward), saved, then
+ * attnpool_forward; backward: attnpool_backward into the scratch dk, dv
+ * [B,N,D] (overwritten), then linear_backward. */
+void attnpool_proj_forward_naive(float *out, float *att, float *k, float *v, const float *x,
+                                 const float *q, const float *wk, const float *wv, int B, int N,
+                                 int D, int NH);
+void attnpool_proj_backward_naive(float *dx, float *dq, float *dwk, float *dwv, float *dk,
+                                  float *dv, const float *dout, const float *x, const float *q,
+                                  const float *wk, const float *wv, const float *att,
+                                  const float *k, const float *v, int B, int N, int D, int NH);
 
 /* ------------------------------------------------------------ cross-entropy */
 /* Mean softmax cross-entropy of logits [B,K] against labels [B]; probs [B,K]

@@ -44,6 +44,11 @@ float aim_probe_forward(aim_probe *p, const float *feats, const int32_t *labels,
 /* Backward of the last (training) forward: ADDS parameter gradients; dfeats
  * [B,N,D] (may be NULL) += the gradient of the features. */
 void aim_probe_backward(aim_probe *p, float *dfeats);
+/* The attentive probe's attention in the per-token order (every token's k
+ * and v projected, as until issue 25; attnpool_proj_*_naive) instead of
+ * the cheap one: the same function, for the tests and for timing. Default
+ * 0. Call it between a backward and the next forward. */
+void aim_probe_set_naive(aim_probe *p, int naive);
 const float *aim_probe_logits(const aim_probe *p);     /* [B, K] */
 /* Label smoothing eps in [0, 1) for the training forward and backward (the
  * loss of evaluation stays the plain cross-entropy); 0 by default. */

@@ -6,7 +6,9 @@
  *              heads concatenated, a bias-free linear classifier;
  *   linear:    token mean, BatchNorm(affine=False), linear classifier with
  *              bias (cheap, for the live probe during pretraining).
- * Parameters live in a table with the AIM.md head.* names.
+ * Parameters live in a table with the AIM.md head.* names. The attentive
+ * probe's attention runs in the cheap order (attnpool_proj_*: no token is
+ * projected); aim_probe_set_naive switches to the per-token order.
  */
 #include "config.h"
 
@@ -27,19 +29,23 @@ struct aim_probe {
     int N, D, NH, K;
     aim_params p;
     int i_q, i_k, i_v, i_w, i_b, i_rm, i_rv; /* table indices (-1 if absent) */
+    int naive;          /* per-token order (attnpool_proj_*_naive) */
     int cap_B, B;
     float *slab;
     float *xn;          /* [B*N, D] (attentive) or [B, D] (linear): normalised */
     float *pooled;      /* [B, D] token mean (linear) */
     float *bn_mean, *bn_rstd; /* [D] */
-    float *kk, *vv;     /* [B, N, D] */
+    float *kq;          /* [NH, D] (fast order) */
+    float *z, *dz, *dkq; /* [B, NH, D] (fast order) */
+    float *dl;          /* [NH, B*N] (fast order) */
+    float *kk, *vv;     /* [B, N, D] (naive order) */
     float *att;         /* [B, NH, N] */
     float *pool;        /* [B, D] attention output */
     float *logits;      /* [B, K] */
     float *probs;       /* [B, K] */
     float *dlogits;     /* [B, K] */
     float *dpool;       /* [B, D] */
-    float *dk, *dv;     /* [B, N, D] */
+    float *dk, *dv;     /* [B, N, D] (naive order) */
     float *dxn;         /* like xn */
     const int32_t *labels;
     float smoothing;    /* label smoothing of the training loss (0: none) */
@@ -179,15 +185,19 @@ static void reserve(aim_probe *p, int B)
 {
     if (B <= p->cap_B)
         return;
-    size_t R = (size_t)B * p->N, D = p->D, K = p->K;
-    size_t rows = p->kind == AIM_PROBE_ATTENTIVE ? R : (size_t)B;
-    size_t kvn = p->kind == AIM_PROBE_ATTENTIVE ? R * D : 0;
-    size_t sizes[] = {rows * D, (size_t)B * D, D,      D,      kvn,    kvn,     (size_t)B * p->NH * p->N,
-                      (size_t)B * D, (size_t)B * K, (size_t)B * K, (size_t)B * K, (size_t)B * D, kvn, kvn,
-                      rows * D};
-    float **ptrs[] = {&p->xn,   &p->pooled, &p->bn_mean, &p->bn_rstd, &p->kk,
-                      &p->vv,   &p->att,    &p->pool,    &p->logits,  &p->probs,
-                      &p->dlogits, &p->dpool, &p->dk,    &p->dv,      &p->dxn};
+    size_t R = (size_t)B * p->N, D = p->D, K = p->K, NH = p->NH;
+    int att = p->kind == AIM_PROBE_ATTENTIVE;
+    size_t rows = att ? R : (size_t)B;
+    size_t kvn = att && p->naive ? R * D : 0;      /* naive: every token's k, v */
+    size_t hD = att && !p->naive ? NH * D : 0;     /* fast: per head */
+    size_t bhD = (size_t)B * hD, hR = att && !p->naive ? NH * R : 0;
+    size_t sizes[] = {rows * D, (size_t)B * D, D, D, hD, bhD, bhD, bhD, hR, kvn, kvn,
+                      (size_t)B * NH * p->N, (size_t)B * D, (size_t)B * K, (size_t)B * K,
+                      (size_t)B * K, (size_t)B * D, kvn, kvn, rows * D};
+    float **ptrs[] = {&p->xn,     &p->pooled, &p->bn_mean, &p->bn_rstd, &p->kq,
+                      &p->dkq,    &p->z,      &p->dz,      &p->dl,      &p->kk,
+                      &p->vv,     &p->att,    &p->pool,    &p->logits,  &p->probs,
+                      &p->dlogits, &p->dpool, &p->dk,      &p->dv,      &p->dxn};
     int n = (int)(sizeof sizes / sizeof *sizes);
     size_t total = 0;
     for (int i = 0; i < n; i++)
@@ -217,9 +227,12 @@ float aim_probe_forward(aim_probe *p, const float *feats, const int32_t *labels,
                               BN_MOMENTUM);
         else
             batchnorm_eval(p->xn, feats, R, D, BN_EPS, rm, rv);
-        linear_forward(p->kk, p->xn, P(p, p->i_k), NULL, R, D, D);
-        linear_forward(p->vv, p->xn, P(p, p->i_v), NULL, R, D, D);
-        attnpool_forward(p->pool, p->att, P(p, p->i_q), p->kk, p->vv, B, N, D, p->NH);
+        if (p->naive)
+            attnpool_proj_forward_naive(p->pool, p->att, p->kk, p->vv, p->xn, P(p, p->i_q),
+                                        P(p, p->i_k), P(p, p->i_v), B, N, D, p->NH);
+        else
+            attnpool_proj_forward(p->pool, p->att, p->kq, p->z, p->xn, P(p, p->i_q),
+                                  P(p, p->i_k), P(p, p->i_v), B, N, D, p->NH);
         linear_forward(p->logits, p->pool, P(p, p->i_w), NULL, B, D, K);
     } else {
         for (int b = 0; b < B; b++) {
@@ -255,15 +268,17 @@ void aim_probe_backward(aim_probe *p, float *dfeats)
         memset(p->dpool, 0, (size_t)B * D * sizeof(float));
         linear_backward(p->dpool, G(p, p->i_w), NULL, p->dlogits, p->pool, P(p, p->i_w), B, D,
                         K);
-        memset(p->dk, 0, (size_t)R * D * sizeof(float));
-        memset(p->dv, 0, (size_t)R * D * sizeof(float));
-        attnpool_backward(G(p, p->i_q), p->dk, p->dv, p->dpool, P(p, p->i_q), p->kk, p->vv,
-                          p->att, B, N, D, p->NH);
         float *dxn = dfeats ? p->dxn : NULL;
         if (dxn)
             memset(dxn, 0, (size_t)R * D * sizeof(float));
-        linear_backward(dxn, G(p, p->i_k), NULL, p->dk, p->xn, P(p, p->i_k), R, D, D);
-        linear_backward(dxn, G(p, p->i_v), NULL, p->dv, p->xn, P(p, p->i_v), R, D, D);
+        if (p->naive)
+            attnpool_proj_backward_naive(dxn, G(p, p->i_q), G(p, p->i_k), G(p, p->i_v), p->dk,
+                                         p->dv, p->dpool, p->xn, P(p, p->i_q), P(p, p->i_k),
+                                         P(p, p->i_v), p->att, p->kk, p->vv, B, N, D, p->NH);
+        else
+            attnpool_proj_backward(dxn, G(p, p->i_q), G(p, p->i_k), G(p, p->i_v), p->dz, p->dl,
+                                   p->dkq, p->dpool, p->xn, P(p, p->i_q), P(p, p->i_k),
+                                   P(p, p->i_v), p->att, p->kq, p->z, B, N, D, p->NH);
         if (dfeats)
             batchnorm_backward(dfeats, p->dxn, p->xn, p->bn_rstd, R, D);
     } else {
@@ -280,6 +295,16 @@ void aim_probe_backward(aim_probe *p, float *dfeats)
                     for (int d = 0; d < D; d++)
                         dfeats[((size_t)b * N + n) * D + d] += p->dpool[(size_t)b * D + d] / N;
         }
+    }
+}
+
+void aim_probe_set_naive(aim_probe *p, int naive)
+{
+    naive = naive != 0;
+    if (naive != p->naive) {
+        p->naive = naive;
+        p->cap_B = 0; /* the slab's layout changes: the next forward reserves again */
+        p->B = 0;
     }
 }
 

@@ -103,6 +103,23 @@ void aim_feats_free(aim_feats *f)
     free(f);
 }
 
+/* aim_half_to_float without branches, so that a loop of it vectorises: the
+ * exponent and mantissa shifted into a float's place read as a float 2^-112
+ * times the half's value, normal or subnormal, and the product is exact;
+ * infinities and NaNs (exponent 31) keep their mantissa bits */
+static inline float half_to_float_flat(uint32_t h)
+{
+    uint32_t em = h & 0x7fffu;
+    union {
+        uint32_t u;
+        float f;
+    } v = {.u = em << 13}, r;
+    v.f *= 0x1p112f;
+    uint32_t special = 0x7f800000u | (em & 0x3ffu) << 13;
+    r.u = (h & 0x8000u) << 16 | (em >= 0x7c00u ? special : v.u);
+    return r.f;
+}
+
 void aim_feats_get(const aim_feats *f, const int64_t *idx, int64_t i0, int nb, float *out)
 {
     size_t row = (size_t)f->N * f->D;
@@ -111,8 +128,9 @@ void aim_feats_get(const aim_feats *f, const int64_t *idx, int64_t i0, int nb, f
         int64_t i = idx ? idx[b] : i0 + b;
         const uint16_t *src = f->data + (size_t)i * row;
         float *dst = out + (size_t)b * row;
+#pragma omp simd
         for (size_t k = 0; k < row; k++)
-            dst[k] = aim_half_to_float(src[k]);
+            dst[k] = half_to_float_flat(src[k]);
     }
 }
 
