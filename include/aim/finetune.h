@@ -124,4 +124,22 @@ void aim_tune_recon_write(aim_tune_recon *r, aim_model *m, struct aim_runlog *lo
                           const char *tag, int64_t step);
 void aim_tune_recon_free(aim_tune_recon *r);
 
+/* One step of LoRA or fine-tuning reported: the progress for on_step
+ * (throughput over the last ~5 s, ETA) and, every log_every steps, a line
+ * of `kind` ("lora_step", "finetune_step": loss, lr, head_lr, grad_norm,
+ * img_per_s, epoch, time) in the run's log (may be NULL). */
+typedef struct aim_tune_clock {
+    double t0, tw;
+    int64_t win_images;
+} aim_tune_clock;
+typedef struct aim_tune_step {
+    int64_t step, total, ntrain; /* step: 1-based, just done */
+    int batch;
+    float loss, lr, head_lr, grad_norm;
+} aim_tune_step;
+void aim_tune_clock_start(aim_tune_clock *c, double now);
+void aim_tune_step_report(aim_tune_clock *c, double now, const aim_tune_step *t,
+                          struct aim_runlog *log, const char *kind, int log_every,
+                          aim_step_info *si);
+
 #endif

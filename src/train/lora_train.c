@@ -236,8 +236,10 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     const int64_t per_epoch = train->n / B, total = per_epoch * j->epochs;
     const int64_t warmup = total / 20 > 0 ? total / 20 : 1;
     const int log_every = j->log_every > 0 ? j->log_every : 10;
-    double t0 = now_s(), tw = t0;
-    int64_t step = 0, win_images = 0;
+    double t0 = now_s();
+    aim_tune_clock clock;
+    aim_tune_clock_start(&clock, t0);
+    int64_t step = 0;
     int rc = 0;
     aim_lora_epoch le = {.epoch = 0, .epochs = j->epochs, .train_loss = NAN, .train_top1 = NAN,
                          .test_top1 = NAN, .head = pr, .probe_blocks = bl, .nprobe = nb};
@@ -271,28 +273,11 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
             loss_sum += (double)loss * B;
             hits += correct;
             seen += B;
-            win_images += B;
-            double now = now_s();
-            aim_step_info si = {.step = step + 1, .total = total, .images = (step + 1) * B,
-                                .epoch = (double)(step + 1) * B / train->n, .loss = loss,
-                                .lr = f * j->lr, .grad_norm = gn, .elapsed_s = now - t0};
-            si.img_per_s = now > tw ? win_images / (now - tw) : 0;
-            si.eta_s = si.elapsed_s / (step + 1) * (total - step - 1);
-            if (now - tw > 5) {
-                tw = now;
-                win_images = 0;
-            }
-            if (j->log && (step + 1) % log_every == 0) {
-                aim_runlog_begin(j->log, step + 1, "lora_step");
-                aim_runlog_num(j->log, "loss", loss);
-                aim_runlog_num(j->log, "lr", si.lr);
-                aim_runlog_num(j->log, "head_lr", f * j->head_lr);
-                aim_runlog_num(j->log, "grad_norm", gn);
-                aim_runlog_num(j->log, "img_per_s", si.img_per_s);
-                aim_runlog_num(j->log, "epoch", si.epoch);
-                aim_runlog_num(j->log, "time", si.elapsed_s);
-                aim_runlog_end(j->log);
-            }
+            aim_tune_step ts = {.step = step + 1, .total = total, .ntrain = train->n, .batch = B,
+                                .loss = loss, .lr = f * j->lr, .head_lr = f * j->head_lr,
+                                .grad_norm = gn};
+            aim_step_info si;
+            aim_tune_step_report(&clock, now_s(), &ts, j->log, "lora_step", log_every, &si);
             if (j->on_step && j->on_step(j->ctx, &si)) {
                 r->stopped = 1;
                 step++; /* this step is done: count it (the loop's ++ is skipped) */

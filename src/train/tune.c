@@ -108,3 +108,36 @@ void aim_tune_recon_free(aim_tune_recon *r)
     free(r->out);
     memset(r, 0, sizeof *r);
 }
+
+void aim_tune_clock_start(aim_tune_clock *c, double now)
+{
+    c->t0 = c->tw = now;
+    c->win_images = 0;
+}
+
+void aim_tune_step_report(aim_tune_clock *c, double now, const aim_tune_step *t,
+                          aim_runlog *log, const char *kind, int log_every, aim_step_info *si)
+{
+    c->win_images += t->batch;
+    *si = (aim_step_info){.step = t->step, .total = t->total, .images = t->step * t->batch,
+                          .epoch = (double)t->step * t->batch / (double)t->ntrain,
+                          .loss = t->loss, .lr = t->lr, .grad_norm = t->grad_norm,
+                          .elapsed_s = now - c->t0};
+    si->img_per_s = now > c->tw ? c->win_images / (now - c->tw) : 0;
+    si->eta_s = si->elapsed_s / t->step * (t->total - t->step);
+    if (now - c->tw > 5) { /* the throughput of the last 5 s or so */
+        c->tw = now;
+        c->win_images = 0;
+    }
+    if (log && t->step % log_every == 0) {
+        aim_runlog_begin(log, t->step, kind);
+        aim_runlog_num(log, "loss", t->loss);
+        aim_runlog_num(log, "lr", t->lr);
+        aim_runlog_num(log, "head_lr", t->head_lr);
+        aim_runlog_num(log, "grad_norm", t->grad_norm);
+        aim_runlog_num(log, "img_per_s", si->img_per_s);
+        aim_runlog_num(log, "epoch", si->epoch);
+        aim_runlog_num(log, "time", si->elapsed_s);
+        aim_runlog_end(log);
+    }
+}
