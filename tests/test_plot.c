@@ -217,6 +217,9 @@ static void test_errors(uint8_t *rgb)
     y[1] = 1;
     x[2] = INFINITY;
     tap_ok(aim_plot_check(&p, &e) != 0 && tap_contains(e.msg, "x[3]"), "Inf: %s", e.msg);
+    x[2] = -1e308;
+    tap_ok(aim_plot_check(&p, &e) != 0 && tap_contains(e.msg, "point 3"),
+           "a value whose range would overflow: %s", e.msg);
     x[2] = 2;
     tap_ok(aim_plot_check(&p, &e) == 0, "fixed, the spec passes");
     p.width = 10;

@@ -18,6 +18,7 @@
 #define AIM_PLOT_MAX_POINTS 1000000 /* per series */
 #define AIM_PLOT_MAX_TEXT 200       /* bytes of a title, axis label or legend label */
 #define AIM_PLOT_AUTO_COLOR (-1)
+#define AIM_PLOT_MAX_VALUE 1e300 /* |x|, |y| at most: every range stays finite */
 
 typedef struct aim_plot_series {
     const double *x, *y; /* n values each, all finite */
@@ -44,9 +45,10 @@ typedef struct aim_plot_frame {
 /* The palette's colour number i (0xRRGGBB), as series i gets it by default. */
 int32_t aim_plot_palette(int i);
 /* Check a spec: sizes in range, 1..AIM_PLOT_MAX_SERIES series of
- * 1..AIM_PLOT_MAX_POINTS finite points, texts within AIM_PLOT_MAX_TEXT,
- * colours in 0..0xFFFFFF or auto. -1 with a message naming what is wrong
- * ("series 2 ('run'): y[5] is not finite"). */
+ * 1..AIM_PLOT_MAX_POINTS finite points within +-AIM_PLOT_MAX_VALUE, texts
+ * within AIM_PLOT_MAX_TEXT, colours in 0..0xFFFFFF or auto. -1 with a
+ * message naming what is wrong ("series 2 ('run'): y[5] = nan is not
+ * finite"). */
 int aim_plot_check(const aim_plot_spec *p, aim_err *e);
 /* Draw into rgb (width * height * 3 bytes, interleaved, row-major); the
  * frame (may be NULL) says where the data went. -1 only for a bad spec. */

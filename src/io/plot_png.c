@@ -327,6 +327,13 @@ int aim_plot_check(const aim_plot_spec *p, aim_err *e)
             return aim_errf(e, "plot: series %d ('%s') draws neither points nor a line", s + 1,
                             name);
         for (int i = 0; i < r->n; i++) {
+            if (!isfinite(r->x[i]) || !isfinite(r->y[i]))
+                break; /* named below */
+            if (fabs(r->x[i]) > AIM_PLOT_MAX_VALUE || fabs(r->y[i]) > AIM_PLOT_MAX_VALUE)
+                return aim_errf(e, "plot: series %d ('%s'): point %d (%g, %g) is beyond +-%g",
+                                s + 1, name, i + 1, r->x[i], r->y[i], AIM_PLOT_MAX_VALUE);
+        }
+        for (int i = 0; i < r->n; i++) {
             if (!isfinite(r->x[i]))
                 return aim_errf(e, "plot: series %d ('%s'): x[%d] = %g is not finite", s + 1,
                                 name, i + 1, r->x[i]);

@@ -136,6 +136,8 @@ static int l_plot(lua_State *L)
     if (ns < 1 || ns > AIM_PLOT_MAX_SERIES)
         luaL_argerror(L, 1, lua_pushfstring(L, "option 'series' has %d series (1..%d)", ns,
                                             AIM_PLOT_MAX_SERIES));
+    /* each series keeps its table and two value buffers on the stack */
+    luaL_checkstack(L, 3 * ns + 8, "too many series");
     aim_plot_series *sv = lua_newuserdatauv(L, ns * sizeof *sv, 0); /* opts series sv */
     for (int s = 1; s <= ns; s++) {
         aim_plot_series *r = &sv[s - 1];

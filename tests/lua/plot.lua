@@ -67,6 +67,8 @@ T.raises("the tensor is not 1-d", "tensors must be 1-d", plot_with, {{x = aim.te
 local many = {}
 for i = 1, 17 do many[i] = ok3 end
 T.raises("17 series (1..16)", "at most 16 series", plot_with, many)
+many[17] = nil
+T.ok(plot_with(many), "16 series of table values (48 stack slots) plot")
 T.fails("no/such/dir", "an unwritable path: nil, message", aim.plot,
         {path = dir .. "/no/such/dir/p.png", series = {ok3}})
 
