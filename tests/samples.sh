@@ -57,4 +57,15 @@ run_aim run --threads 1 "$S/inspect.lua" weights="$T/pre/model.safetensors" n=3 
 ok $(test $rc -eq 0 && test -f "$T/i.png" && grep -q '^    1 ' "$T/out" && grep -q 'input | block 1 | error (S=1)' "$T/out"; echo $?) "inspect.lua: per-block statistics and the PNG of PCA maps"
 run_aim run --threads 1 "$S/inspect.lua" steps=2 batch=8 n=2 size=8 width=24 depth=2 png="$T/i2.png"
 ok $(test $rc -eq 0 && test -f "$T/i2.png" && grep -q 'input | block 1 | block 2)' "$T/out"; echo $?) "inspect.lua trains a model when given no weights"
+# loss_vs_probe.lua on a tiny run that kept a checkpoint after each of 6 steps
+run_aim train --threads 1 --steps 6 --batch 8 --image 8 --patch 4 --width 24 --depth 2 --heads 2 --head-width 24 --head-depth 1 --limit 64 --test-limit 16 --val-every 0 --probe-every 0 --recon-images 0 --ckpt-every 1 --keep 0 --out "$T/lp"
+ok $(test $rc -eq 0 && test -f "$T/lp/ckpt-1.safetensors" && test -f "$T/lp/ckpt-6.safetensors"; echo $?) "aim train --ckpt-every 1 --keep 0 keeps a checkpoint per step"
+run_aim run --threads 1 "$S/loss_vs_probe.lua" run="$T/lp" limit=64 test_limit=16 val_limit=16 val_images=16 probe_epochs=1 batch=16 out="$T/lp.png"
+ok $(test $rc -eq 0 && test "$(grep -cE '^ +[1-6] +[0-9.]+ +[0-9.]+ +1 +[0-9]+$' "$T/out")" -eq 6 && grep -q '^Pearson correlation (val loss, probe top-1): ' "$T/out"; echo $?) "loss_vs_probe.lua: a row per checkpoint and the correlation: $(grep '^Pearson' "$T/out")"
+ok $(test "$(od -An -tx1 -j16 -N8 "$T/lp.png" 2>/dev/null | tr -d ' \n')" = 00000280000001e0; echo $?) "loss_vs_probe.lua writes a 640x480 PNG"
+mkdir -p "$T/lp-none"
+run_aim run --threads 1 "$S/loss_vs_probe.lua" run="$T/lp-none"
+ok $(test $rc -eq 1 && grep -q 'lp-none: 0 checkpoint(s)' "$T/err" && grep -q -- '--keep 0' "$T/err"; echo $?) "loss_vs_probe.lua without checkpoints says how to keep them"
+run_aim run --threads 1 "$S/loss_vs_probe.lua"
+ok $(test $rc -eq 1 && grep -q 'give run=DIR' "$T/err"; echo $?) "loss_vs_probe.lua asks for run=DIR"
 finish

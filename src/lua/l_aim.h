@@ -170,6 +170,10 @@ void l_tensor_push_funcs(lua_State *L);
 void l_tensor_ops_register(lua_State *L);
 /* l_png.c: aim.png into the table on top */
 void l_open_png(lua_State *L);
+/* l_plot.c: aim.plot into the table on top */
+void l_open_plot(lua_State *L);
+/* l_valloss.c: aim.validation_loss into the table on top */
+void l_open_valloss(lua_State *L);
 
 /* --------------------------------------------------------- l_data.c */
 typedef struct l_dataset {

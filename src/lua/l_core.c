@@ -48,6 +48,8 @@ int luaopen_aim_core(lua_State *L)
     lua_createtable(L, 0, 24); /* aim */
     l_open_tensor(L);
     l_open_png(L);
+    l_open_plot(L);
+    l_open_valloss(L);
     l_open_data(L);
     l_open_model(L);
     l_open_jobs(L);
