@@ -142,4 +142,8 @@ void aim_tune_step_report(aim_tune_clock *c, double now, const aim_tune_step *t,
                           struct aim_runlog *log, const char *kind, int log_every,
                           aim_step_info *si);
 
+/* Zero the gradients of the tensors not frozen (AIM_P_FROZEN) only: a
+ * tuning job's frozen trunk is large and its gradients are never read. */
+void aim_tune_zero_trainable(aim_params *p);
+
 #endif

@@ -86,13 +86,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void zero_trainable(aim_params *p)
-{
-    for (int i = 0; i < p->n; i++)
-        if (!(p->t[i].flags & AIM_P_FROZEN))
-            memset(p->grad + p->t[i].offset, 0, p->t[i].numel * sizeof(float));
-}
-
 /* run.json of a fine-tuning job */
 typedef struct job_info {
     const aim_finetune_job *j;
@@ -255,8 +248,8 @@ int aim_finetune_run(aim_model *m, const aim_dataset *train, const aim_dataset *
             aim_batcher_next(bt, x, lab, NULL);
             if (aim_model_features_train(m, x, B, bl, nb, feat, e) != 0)
                 goto out;
-            zero_trainable(mp);
-            zero_trainable(hp);
+            aim_tune_zero_trainable(mp);
+            aim_tune_zero_trainable(hp);
             int correct = 0;
             float loss = aim_probe_forward(pr, feat, lab, B, 1, &correct);
             memset(dfeat, 0, nf * sizeof(float));

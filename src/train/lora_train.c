@@ -67,15 +67,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* zero the gradients of the trainable tensors only (the trunk's slab is
- * large and frozen) */
-static void zero_trainable(aim_params *p)
-{
-    for (int i = 0; i < p->n; i++)
-        if (!(p->t[i].flags & AIM_P_FROZEN))
-            memset(p->grad + p->t[i].offset, 0, p->t[i].numel * sizeof(float));
-}
-
 /* run.json of a LoRA job */
 typedef struct job_info {
     const aim_lora_job *j;
@@ -260,8 +251,8 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
                 rc = -1;
                 goto out;
             }
-            zero_trainable(mp);
-            zero_trainable(hp);
+            aim_tune_zero_trainable(mp);
+            aim_tune_zero_trainable(hp);
             int correct = 0;
             float loss = aim_probe_forward(pr, feat, lab, B, 1, &correct);
             memset(dfeat, 0, nf * sizeof(float));

@@ -141,3 +141,10 @@ void aim_tune_step_report(aim_tune_clock *c, double now, const aim_tune_step *t,
         aim_runlog_end(log);
     }
 }
+
+void aim_tune_zero_trainable(aim_params *p)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!(p->t[i].flags & AIM_P_FROZEN))
+            memset(p->grad + p->t[i].offset, 0, p->t[i].numel * sizeof(float));
+}
