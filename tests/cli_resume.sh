@@ -39,7 +39,8 @@ ok $(cmp -s "$T/straight/model.safetensors" "$T/killed/model.safetensors"; echo 
 losses "$T/straight/metrics.jsonl" >"$T/a.txt"
 losses "$T/killed/metrics.jsonl" >"$T/b.txt"
 ok $(cmp -s "$T/a.txt" "$T/b.txt" && test "$(grep -c train "$T/straight/metrics.jsonl")" -eq 1200 && test "$(grep -c "\"kind\":\"val\"" "$T/killed/metrics.jsonl")" -eq 12; echo $?) "the logged loss, lr and grad-norm sequence is identical (1200 steps, no duplicates)"
-ok $(test -z "$(ls "$T/killed" | grep '\.tmp\.')"; echo $?) "no temporary files are left behind"
+left=$(ls "$T/killed" | grep '\.tmp\.' | tr '\n' ' ')
+ok $(test -z "$left"; echo $?) "no temporary files are left behind${left:+: $left}"
 ok $(cmp -s "$T/straight/best.safetensors" "$T/killed/best.safetensors"; echo $?) "the best-validation checkpoint is identical too"
 ok $(test "$(ls "$T/killed" | grep -c '^ckpt-')" -le 2; echo $?) "at most --keep 2 checkpoints are kept"
 

@@ -251,11 +251,15 @@ int main(void)
         if (child == 0)
             _exit(0);
         waitpid(child, NULL, 0);
-        char dead1[64], dead2[64];
+        char dead1[64], dead2[64], dead3[64], dead4[64];
         snprintf(dead1, sizeof dead1, "ckpt-5.safetensors.tmp.%ld", (long)child);
         snprintf(dead2, sizeof dead2, "model.safetensors.tmp.%ld.0badf00d", (long)child);
-        const char *names[] = {"best.safetensors.tmp.999999999", dead1, dead2, "notes.txt"};
-        for (int i = 0; i < 4; i++) {
+        snprintf(dead3, sizeof dead3, "run.json.tmp.%ld.1234abcd", (long)child);
+        snprintf(dead4, sizeof dead4, "recon.npy.tmp.%ld.00000000", (long)child);
+        /* the first five go; the last three are not temporaries */
+        const char *names[] = {"best.safetensors.tmp.999999999", dead1, dead2, dead3, dead4,
+                               "notes.txt", "notes.tmp.txt", "a.tmp.12.xyz"};
+        for (int i = 0; i < 8; i++) {
             snprintf(cmd, sizeof cmd, "%s/%s", dir, names[i]);
             tap_write(cmd, "x", 1);
         }
@@ -267,14 +271,13 @@ int main(void)
         aim_checkpoint_prune(dir, 3);
         struct stat sb;
         int gone = 1;
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 8; i++) {
             snprintf(cmd, sizeof cmd, "%s/%s", dir, names[i]);
-            gone &= stat(cmd, &sb) != 0;
+            gone &= (stat(cmd, &sb) != 0) == (i < 5);
         }
-        snprintf(cmd, sizeof cmd, "%s/notes.txt", dir);
-        tap_ok(gone && stat(cmd, &sb) == 0 && stat(mine, &sb) == 0,
-               "prune removes the temporaries a killed writer left (checkpoints, best, model), "
-               "keeps this process's own and other files");
+        tap_ok(gone && stat(mine, &sb) == 0,
+               "prune removes the temporaries a killed writer left (checkpoints, best, model, "
+               "run.json, recon.npy), keeps this process's own and other files");
         tap_ok(stat(live, &sb) == 0,
                "prune keeps a temporary another live process is writing (the parent's PID)");
     }

@@ -86,6 +86,11 @@ int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e);
  * safe: for a front end's SIGINT / SIGTERM handler, before it ends the
  * process (the writes in progress then fail, if they continue at all). */
 void aim_write_atomic_abort(void);
+/* Remove, in folder dir, the temporaries aim_write_atomic left behind in a
+ * process that was killed while writing (NAME.tmp.PID.RANDOM whose PID names
+ * no live process; this process's own and a live one's are kept). Returns
+ * how many were removed; a folder that cannot be read removes none. */
+int aim_remove_dead_temps(const char *dir);
 /* 1 if path is a directory, 0 if not (or missing). */
 int aim_is_dir(const char *path);
 /* Create a folder and its parents (mkdir -p); -1 with a message naming the

@@ -229,9 +229,9 @@ int aim_checkpoint_is(const struct aim_st_file *f);
 /* Newest ckpt-*.safetensors in a run folder (malloc'd path) or NULL. */
 char *aim_checkpoint_latest(const char *dir, aim_err *e);
 /* Remove all but the `keep` newest checkpoints of a run folder (keep <= 0:
- * keep all) and the temporaries (*.safetensors.tmp.PID[.RANDOM]: checkpoints,
- * best.safetensors, model.safetensors) left by a process killed while
- * writing: those whose PID is no live process. */
+ * keep all) and the temporaries a process killed while writing left there
+ * (aim_remove_dead_temps: checkpoints, best.safetensors, model.safetensors,
+ * run.json, recon.npy, ...). */
 void aim_checkpoint_prune(const char *dir, int keep);
 
 #endif

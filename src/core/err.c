@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -317,6 +319,57 @@ static int open_temp(const char *path, char **tmp)
     *tmp = NULL;
     errno = EEXIST;
     return -1;
+}
+
+/* NAME.tmp.PID.XXXXXXXX (open_temp's pattern; NAME.tmp.PID from versions
+ * before the random part): the PID, or -1 if name is not such a temporary */
+static long temp_pid(const char *name)
+{
+    const char *t = NULL;
+    for (const char *q = strstr(name, ".tmp."); q; q = strstr(q + 1, ".tmp."))
+        t = q; /* the last ".tmp." */
+    if (!t || t == name)
+        return -1;
+    const char *ps = t + 5;
+    char *end;
+    errno = 0;
+    long pid = strtol(ps, &end, 10);
+    if (end == ps || *ps < '0' || *ps > '9' || errno || pid <= 0 || pid > INT_MAX)
+        return -1;
+    if (*end == '\0')
+        return pid;
+    if (*end != '.')
+        return -1;
+    const char *hex = end + 1;
+    if (strlen(hex) != 8)
+        return -1;
+    for (int i = 0; i < 8; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return -1;
+    return pid;
+}
+
+int aim_remove_dead_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid = temp_pid(de->d_name);
+        if (pid < 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to ask): it may still be writing */
+        char *p = aim_xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && unlink(p) == 0)
+            removed++;
+        free(p);
+    }
+    closedir(d);
+    return removed;
 }
 
 int aim_write_atomic(const char *path, aim_write_fn fn, void *ctx, aim_err *e)

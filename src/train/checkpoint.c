@@ -448,26 +448,10 @@ void aim_checkpoint_prune(const char *dir, int keep)
                 steps = aim_xrealloc(steps, (size_t)cap * sizeof *steps);
             }
             steps[n++] = st;
-        } else if (strstr(de->d_name, ".safetensors.tmp.")) {
-            /* a checkpoint, best.safetensors or model.safetensors half written
-             * by a process that was killed: its PID (aim_write_atomic's
-             * PATH.tmp.PID.RANDOM) names no live process. Neither this one's
-             * (it writes one file at a time and is not writing now) nor one
-             * that another live process (a second job on the folder) is
-             * still writing. */
-            const char *ps = strstr(de->d_name, ".safetensors.tmp.") + 17;
-            char *end;
-            long pid = strtol(ps, &end, 10);
-            int dead = end != ps && pid > 0 && pid != (long)getpid() && pid <= INT_MAX &&
-                       kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-            if (dead) {
-                char *p = aim_xasprintf("%s/%s", dir, de->d_name);
-                remove(p);
-                free(p);
-            }
         }
     }
     closedir(d);
+    aim_remove_dead_temps(dir);
     for (int i = 0; i < n; i++) {
         int newer = 0;
         for (int j = 0; j < n; j++)

@@ -407,6 +407,8 @@ static int pretrain_open(pretrain_state *ps, aim_model *m, const aim_dataset *ds
     bo.patch = c->patch;
     if (!(ps->b = aim_batcher_new(ds, &bo, e)) || open_log(ps, e) != 0)
         return -1;
+    if (ps->ckpt_dir) /* what a run killed while writing left (the log's lock is ours now) */
+        aim_remove_dead_temps(ps->ckpt_dir);
     ps->p = aim_model_params(m);
     if (aim_params_try_alloc_moments(ps->p, e) != 0)
         return aim_err_prefix(e, "pretrain");
