@@ -623,8 +623,14 @@ static int run_action(tui *t, const binding *b)
 
 static int handle_key(tui *t, const ui_key *k)
 {
-    if (k->kind == UI_KEY_RESIZE)
+    if (k->kind == UI_KEY_RESIZE) {
+        /* repaint every cell: a frame drawn between the terminal's resize
+         * and this key was drawn at the old size (lines past the new right
+         * edge may have wrapped or scrolled), so what curses believes is on
+         * the screen is no longer what is there */
+        screen_invalidate();
         return UI_RELAYOUT | UI_REDRAW;
+    }
     if (k->kind == UI_KEY_CHAR && k->ch == 26) { /* Ctrl-Z */
         screen_suspend();
         return UI_REDRAW;
