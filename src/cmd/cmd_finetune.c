@@ -43,37 +43,6 @@ const struct aim_cmd cmd_finetune_entry = {
     .exec = finetune_exec,
 };
 
-typedef struct fctx {
-    int tty, quiet;
-} fctx;
-
-static int on_step(void *ctx, const aim_step_info *s)
-{
-    fctx *c = ctx;
-    if (!c->quiet)
-        cmd_step_line(s, c->tty);
-    return 0;
-}
-
-static int on_epoch(void *ctx, const aim_lora_epoch *ep)
-{
-    fctx *c = ctx;
-    if (c->tty && !c->quiet)
-        fputs("\r\033[K", stderr);
-    char np[48] = "";
-    if (isfinite(ep->val_loss))
-        snprintf(np, sizeof np, "  next-patch %.4f", ep->val_loss);
-    if (ep->epoch == 0) {
-        if (np[0])
-            printf("before fine-tuning:%s\n", np);
-    } else {
-        printf("epoch %2d: loss %.4f  train %.2f%%  test %.2f%%%s\n", ep->epoch, ep->train_loss,
-               ep->train_top1, ep->test_top1, np);
-    }
-    fflush(stdout);
-    return 0;
-}
-
 static int finetune_exec(int argc, char **argv)
 {
     aim_finetune_spec s;
@@ -113,9 +82,9 @@ static int finetune_exec(int argc, char **argv)
     /* the run folder, before any work (not data-parallel: rank 0 writes it) */
     if (s.out && cmd_open_runlog(s.out, aim_dist_world(), &job.log) != 0)
         goto done;
-    fctx fc = {.tty = isatty(2), .quiet = s.quiet};
-    job.on_step = on_step;
-    job.on_epoch = on_epoch;
+    cmd_tune fc = {.tty = isatty(2), .quiet = s.quiet, .what = "fine-tuning"};
+    job.on_step = cmd_tune_step;
+    job.on_epoch = cmd_tune_epoch;
     job.ctx = &fc;
     if (!s.quiet) {
         char desc[512];

@@ -50,40 +50,9 @@ const struct aim_cmd cmd_lora_entry = {
     .exec = lora_exec,
 };
 
-typedef struct lctx {
-    int tty, quiet;
-} lctx;
-
-static int on_step(void *ctx, const aim_step_info *s)
-{
-    lctx *c = ctx;
-    if (!c->quiet)
-        cmd_step_line(s, c->tty);
-    return 0;
-}
-
-static int on_epoch(void *ctx, const aim_lora_epoch *ep)
-{
-    lctx *c = ctx;
-    if (c->tty && !c->quiet)
-        fputs("\r\033[K", stderr);
-    char np[48] = "";
-    if (isfinite(ep->val_loss))
-        snprintf(np, sizeof np, "  next-patch %.4f", ep->val_loss);
-    if (ep->epoch == 0) {
-        if (np[0])
-            printf("before LoRA:%s\n", np);
-    } else {
-        printf("epoch %2d: loss %.4f  train %.2f%%  test %.2f%%%s\n", ep->epoch, ep->train_loss,
-               ep->train_top1, ep->test_top1, np);
-    }
-    fflush(stdout);
-    return 0;
-}
-
 static int probe_epoch(void *ctx, int epoch, float loss, float train_top1, float test_top1)
 {
-    lctx *c = ctx;
+    const cmd_tune *c = ctx;
     if (!c->quiet)
         fprintf(stderr, "  frozen probe epoch %2d: loss %.4f  train %.2f%%  test %.2f%%\n",
                 epoch, loss, train_top1, test_top1);
@@ -148,7 +117,7 @@ static int lora_exec(int argc, char **argv)
     job.weights = pos[0];
     if (out && cmd_open_runlog(out, aim_dist_world(), &job.log) != 0)
         goto done;
-    lctx lc = {.tty = isatty(2), .quiet = quiet};
+    cmd_tune lc = {.tty = isatty(2), .quiet = quiet, .what = "LoRA"};
 
     float frozen = -1;
     char label[128] = "";
@@ -184,8 +153,8 @@ static int lora_exec(int argc, char **argv)
         fflush(stdout);
     }
 
-    job.on_step = on_step;
-    job.on_epoch = on_epoch;
+    job.on_step = cmd_tune_step;
+    job.on_epoch = cmd_tune_epoch;
     job.ctx = &lc;
     job.init_head = start_head;
     aim_lora_plan plan; /* the same numbers the job reports, known before it starts */

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "cmd/common.h"
@@ -40,6 +41,33 @@ int cmd_step_line(const aim_step_info *s, int tty)
             tty ? "" : "\n");
     fflush(stderr);
     return 1;
+}
+
+int cmd_tune_step(void *ctx, const aim_step_info *s)
+{
+    const cmd_tune *c = ctx;
+    if (!c->quiet)
+        cmd_step_line(s, c->tty);
+    return 0;
+}
+
+int cmd_tune_epoch(void *ctx, const aim_lora_epoch *ep)
+{
+    const cmd_tune *c = ctx;
+    if (c->tty && !c->quiet)
+        fputs("\r\033[K", stderr);
+    char np[48] = "";
+    if (isfinite(ep->val_loss))
+        snprintf(np, sizeof np, "  next-patch %.4f", ep->val_loss);
+    if (ep->epoch == 0) {
+        if (np[0])
+            printf("before %s:%s\n", c->what, np);
+    } else {
+        printf("epoch %2d: loss %.4f  train %.2f%%  test %.2f%%%s\n", ep->epoch, ep->train_loss,
+               ep->train_top1, ep->test_top1, np);
+    }
+    fflush(stdout);
+    return 0;
 }
 
 static void step_line(cmd_progress *p, const aim_step_info *s)

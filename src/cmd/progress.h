@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "aim/engine.h"
+#include "aim/probe.h"
 
 typedef struct cmd_progress {
     int tty;       /* stderr is a terminal: rewrite one line */
@@ -22,6 +23,16 @@ typedef struct cmd_progress {
  * terminal (no newline until the last step), otherwise every total/20 steps
  * with a newline. Returns 1 if it printed. */
 int cmd_step_line(const aim_step_info *s, int tty);
+
+/* The command line's LoRA and fine-tuning callbacks (ctx: a cmd_tune):
+ * the step line, and a line per epoch on stdout (epoch 0, before the first
+ * step: "before WHAT: next-patch X" when there is a next-patch loss). */
+typedef struct cmd_tune {
+    int tty, quiet;
+    const char *what; /* "LoRA", "fine-tuning" */
+} cmd_tune;
+int cmd_tune_step(void *ctx, const aim_step_info *s);
+int cmd_tune_epoch(void *ctx, const aim_lora_epoch *ep);
 
 /* aim_engine_hooks.output and .event, with a cmd_progress as ctx */
 void cmd_progress_output(void *ctx, const char *text, size_t len);

@@ -50,14 +50,8 @@ static int l_finetune(lua_State *L)
     l_opt_get(L, TUNE_S_OPTS, "on_step");  /* TUNE_S_ONSTEP */
     l_opt_get(L, TUNE_S_OPTS, "on_epoch"); /* TUNE_S_ONEPOCH */
     lua_pushnil(L);                        /* TUNE_S_ERR */
+    l_tune_check_data(L, c, job.batch);
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
-    l_dataset_fits(L, TUNE_S_TRAIN, NULL, dtr, c);
-    l_dataset_fits(L, TUNE_S_TEST, NULL, dte, c);
-    if (dtr->n < job.batch)
-        return luaL_argerror(L, TUNE_S_TRAIN,
-                             lua_pushfstring(L, "%d training images are fewer than one batch "
-                                                "of %d (option 'batch')",
-                                             (int)dtr->n, job.batch));
     l_tune lc = {.L = L, .eng = l_engine(L), .m = m, .epochs = job.epochs,
                  .nprobe = job.nprobe};
     memcpy(lc.probe, job.probe_blocks, sizeof lc.probe);
@@ -67,44 +61,16 @@ static int l_finetune(lua_State *L)
     for (int b = 0; b < top && b < AIM_PROBE_MAX_BLOCKS; b++)
         trained[b] = b + 1;
     l_tune_view_init(L, &lc, lm, "finetune test", c->depth, trained, top);
-    /* TUNE_S_BOARD: the reconstructions of the test images with the
-     * fine-tuned trunk, every epoch and on r */
-    l_board_opts bo = {.recon_images = AIM_RECON_MAX, .seed = job.seed, .job = "finetune",
-                       .no_requests = 1};
-    lc.board = l_board_new(L, lc.eng, TUNE_S_MODEL, TUNE_S_TRAIN, TUNE_S_TEST, TUNE_S_TEST, &bo);
     job.on_step = l_tune_on_step;
     job.on_epoch = l_tune_on_epoch;
     job.ctx = &lc;
     char desc[512];
     aim_finetune_describe(m, &job, dtr->n, dte->n, desc, sizeof desc);
-    /* the run folder (not data-parallel: rank 0 writes it), before any work */
-    if (spec.out && aim_runlog_open_lead(spec.out, aim_dist_world(), &job.log, &e) != 0)
+    if (l_tune_begin(&lc, lm, tr, te, "finetune", desc, job.lr, job.seed, spec.out, &job.log,
+                     &e) != 0)
         return l_fail(L, e.msg);
-    if (aim_engine_job_begin(lc.eng, "finetune", desc, job.lr, &e) != 0) {
-        aim_runlog_close(job.log, NULL);
-        return luaL_error(L, "%s", e.msg);
-    }
-    lc.view.running = 1;
-    aim_engine_job_probe(lc.eng, &lc.view);
-    aim_engine_job_labels(lc.eng, "cross-entropy", "next-patch");
-    lm->busy = 1;
-    tr->busy = te->busy = 1;
     aim_finetune_result res;
-    aim_norm_saved ns; /* normalised as in pretraining, like `aim finetune` */
-    aim_job_norm_as_model(m, tr->ds, te->ds, &ns);
-    int rc = aim_finetune_run(m, dtr, dte, &job, &res, &e);
-    aim_err ce;
-    if (aim_runlog_close(job.log, &ce) != 0 && rc == 0) {
-        rc = -1;
-        e = ce;
-    }
-    aim_job_norm_restore(tr->ds, te->ds, &ns);
-    lm->busy = 0;
-    tr->busy = te->busy = 0;
-    lc.view.running = 0;
-    lc.view.progress[0] = 0;
-    aim_engine_job_probe(lc.eng, &lc.view);
-    l_board_end(lc.board);
+    int rc = l_tune_finish(&lc, aim_finetune_run(m, dtr, dte, &job, &res, &e), job.log, &e);
     char summary[320];
     if (rc == 0)
         snprintf(summary, sizeof summary,
@@ -114,11 +80,9 @@ static int l_finetune(lua_State *L)
                  (unsigned long long)res.head, res.stopped ? ", stopped" : "");
     else
         snprintf(summary, sizeof summary, "failed: %.280s", e.msg);
-    aim_engine_job_end(lc.eng, summary, res.steps ? &lc.last : NULL);
-    if (lc.failed || aim_engine_interrupted(lc.eng) || rc != 0) {
-        aim_probe_free(res.probe);
-        return l_job_failure(L, lc.eng, lc.failed, TUNE_S_ERR, e.msg);
-    }
+    int nret = l_tune_end(&lc, rc, summary, e.msg, res.probe);
+    if (nret)
+        return nret;
     const char *save = aim_dist_rank(aim_dist_world()) == 0 ? spec.save : NULL;
     if (save && aim_probe_save_with_model(save, m, res.probe, res.probe_label, &e) != 0) {
         aim_probe_free(res.probe);

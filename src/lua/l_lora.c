@@ -97,14 +97,8 @@ static int l_lora(lua_State *L)
     l_opt_get(L, S_OPTS, "on_step");  /* TUNE_S_ONSTEP */
     l_opt_get(L, S_OPTS, "on_epoch"); /* TUNE_S_ONEPOCH */
     lua_pushnil(L); /* S_ERR */
+    l_tune_check_data(L, c, job.batch);
     const aim_dataset *dtr = tr->ds, *dte = te->ds;
-    l_dataset_fits(L, S_TRAIN, NULL, dtr, c);
-    l_dataset_fits(L, S_TEST, NULL, dte, c);
-    if (dtr->n < job.batch)
-        return luaL_argerror(L, S_TRAIN,
-                             lua_pushfstring(L, "%d training images are fewer than one batch "
-                                                "of %d (option 'batch')",
-                                             (int)dtr->n, job.batch));
 
     /* what the job will train, known before it starts (as `aim lora`) */
     aim_lora_plan plan;
@@ -124,44 +118,15 @@ static int l_lora(lua_State *L)
         l_tune_view_init(L, &lc, lm, kind, c->depth, ali.rank ? ali.blocks : jr->blocks,
                          ali.rank ? ali.nblocks : jr->nblocks);
     }
-    /* TUNE_S_BOARD: the reconstructions of the test images, refreshed with the
-     * adapted trunk every epoch and on r */
-    l_board_opts bo = {.recon_images = AIM_RECON_MAX, .seed = job.seed, .job = "lora",
-                       .no_requests = 1};
-    lc.board = l_board_new(L, lc.eng, S_MODEL, S_TRAIN, S_TEST, S_TEST, &bo);
     job.on_step = l_tune_on_step;
     job.on_epoch = l_tune_on_epoch;
     job.ctx = &lc;
     const char *desc = plan.desc;
-    /* the run folder (not data-parallel yet: rank 0 writes it), before any work */
-    const char *out = spec.out;
-    if (out && aim_runlog_open_lead(out, aim_dist_world(), &job.log, &e) != 0)
+    if (l_tune_begin(&lc, lm, tr, te, "lora", desc, job.lr, job.seed, spec.out, &job.log,
+                     &e) != 0)
         return l_fail(L, e.msg);
-    if (aim_engine_job_begin(lc.eng, "lora", desc, job.lr, &e) != 0) {
-        aim_runlog_close(job.log, NULL);
-        return luaL_error(L, "%s", e.msg);
-    }
-    lc.view.running = 1;
-    aim_engine_job_probe(lc.eng, &lc.view);
-    aim_engine_job_labels(lc.eng, "cross-entropy", "next-patch");
-    lm->busy = 1;
-    tr->busy = te->busy = 1;
     aim_lora_result res;
-    aim_norm_saved ns; /* normalised as in pretraining, like `aim lora` */
-    aim_job_norm_as_model(m, tr->ds, te->ds, &ns);
-    int rc = aim_lora_run(m, dtr, dte, &job, &res, &e);
-    aim_err ce;
-    if (aim_runlog_close(job.log, &ce) != 0 && rc == 0) {
-        rc = -1;
-        e = ce;
-    }
-    aim_job_norm_restore(tr->ds, te->ds, &ns);
-    lm->busy = 0;
-    tr->busy = te->busy = 0;
-    lc.view.running = 0;
-    lc.view.progress[0] = 0;
-    aim_engine_job_probe(lc.eng, &lc.view);
-    l_board_end(lc.board);
+    int rc = l_tune_finish(&lc, aim_lora_run(m, dtr, dte, &job, &res, &e), job.log, &e);
     aim_lora_info li;
     aim_model_lora_info(m, &li);
     if (rc == 0 && res.trunk)
@@ -177,11 +142,9 @@ static int l_lora(lua_State *L)
                  res.stopped ? ", stopped" : "");
     else
         snprintf(summary, sizeof summary, "failed: %.280s", e.msg);
-    aim_engine_job_end(lc.eng, summary, res.steps ? &lc.last : NULL);
-    if (lc.failed || aim_engine_interrupted(lc.eng) || rc != 0) {
-        aim_probe_free(res.probe);
-        return l_job_failure(L, lc.eng, lc.failed, S_ERR, e.msg);
-    }
+    int nret = l_tune_end(&lc, rc, summary, e.msg, res.probe);
+    if (nret)
+        return nret;
     /* not data-parallel yet: under mpirun every rank trains alike, rank 0 saves */
     if (aim_dist_rank(aim_dist_world()) > 0)
         save = save_adapters = NULL;

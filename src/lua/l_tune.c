@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "aim/dist.h"
 #include "lua/l_tune.h"
 
 void l_tune_view_init(lua_State *L, l_tune *t, const l_model *lm, const char *kind, int depth,
@@ -173,4 +174,72 @@ int l_tune_on_step(void *ctx, const aim_step_info *s)
 int l_tune_on_epoch(void *ctx, const aim_lora_epoch *ep)
 {
     return callback(ctx, 1, ep);
+}
+
+void l_tune_check_data(lua_State *L, const aim_config *c, int batch)
+{
+    const aim_dataset *dtr = l_dataset_check(L, TUNE_S_TRAIN)->ds;
+    l_dataset_fits(L, TUNE_S_TRAIN, NULL, dtr, c);
+    l_dataset_fits(L, TUNE_S_TEST, NULL, l_dataset_check(L, TUNE_S_TEST)->ds, c);
+    if (dtr->n < batch)
+        luaL_argerror(L, TUNE_S_TRAIN,
+                      lua_pushfstring(L, "%d training images are fewer than one batch of %d "
+                                         "(option 'batch')",
+                                      (int)dtr->n, batch));
+}
+
+int l_tune_begin(l_tune *t, l_model *lm, l_dataset *tr, l_dataset *te, const char *job,
+                 const char *desc, double lr, uint64_t seed, const char *out, aim_runlog **log,
+                 aim_err *e)
+{
+    lua_State *L = t->L;
+    lua_settop(L, TUNE_S_ERR);
+    l_board_opts bo = {.recon_images = AIM_RECON_MAX, .seed = seed, .job = job,
+                       .no_requests = 1};
+    t->board = l_board_new(L, t->eng, TUNE_S_MODEL, TUNE_S_TRAIN, TUNE_S_TEST, TUNE_S_TEST, &bo);
+    *log = NULL;
+    if (out && aim_runlog_open_lead(out, aim_dist_world(), log, e) != 0)
+        return -1;
+    if (aim_engine_job_begin(t->eng, job, desc, lr, e) != 0) {
+        aim_runlog_close(*log, NULL);
+        *log = NULL;
+        luaL_error(L, "%s", e->msg);
+    }
+    t->view.running = 1;
+    aim_engine_job_probe(t->eng, &t->view);
+    aim_engine_job_labels(t->eng, "cross-entropy", "next-patch");
+    t->lm = lm;
+    t->tr = tr;
+    t->te = te;
+    lm->busy = 1;
+    tr->busy = te->busy = 1;
+    aim_job_norm_as_model(lm->m, tr->ds, te->ds, &t->ns);
+    return 0;
+}
+
+int l_tune_finish(l_tune *t, int rc, aim_runlog *log, aim_err *e)
+{
+    aim_err ce;
+    if (aim_runlog_close(log, &ce) != 0 && rc == 0) {
+        rc = -1;
+        *e = ce;
+    }
+    aim_job_norm_restore(t->tr->ds, t->te->ds, &t->ns);
+    t->lm->busy = 0;
+    t->tr->busy = t->te->busy = 0;
+    t->view.running = 0;
+    t->view.progress[0] = 0;
+    aim_engine_job_probe(t->eng, &t->view);
+    l_board_end(t->board);
+    return rc;
+}
+
+int l_tune_end(l_tune *t, int rc, const char *summary, const char *emsg, aim_probe *probe)
+{
+    aim_engine_job_end(t->eng, summary, t->last.step ? &t->last : NULL);
+    if (t->failed || aim_engine_interrupted(t->eng) || rc != 0) {
+        aim_probe_free(probe);
+        return l_job_failure(t->L, t->eng, t->failed, TUNE_S_ERR, emsg);
+    }
+    return 0;
 }

@@ -9,6 +9,8 @@
 #define AIM_L_TUNE_H
 
 #include "aim/engine.h"
+#include "aim/job.h"
+#include "aim/runlog.h"
 #include "aim/probe.h"
 #include "lua/l_aim.h"
 
@@ -34,7 +36,34 @@ typedef struct l_tune {
     aim_step_info last;
     aim_probe_view view;      /* the probe panel: test top-1 on the probe blocks */
     int nprobe, probe[AIM_PROBE_MAX_BLOCKS];
+    /* set by l_tune_begin */
+    l_model *lm;
+    l_dataset *tr, *te;
+    aim_norm_saved ns;        /* the data's normalisation before the job */
 } l_tune;
+
+/* The train and test data (TUNE_S_TRAIN, TUNE_S_TEST) fit the model and
+ * the training images fill one batch; raises a Lua error if not. */
+void l_tune_check_data(lua_State *L, const aim_config *c, int batch);
+/* The start both jobs share, in order: the board (TUNE_S_BOARD: the
+ * reconstructions of the test images with the trained trunk, every epoch
+ * and on r), the run folder `out` (rank 0 writes it) into *log, the
+ * engine's job (raises a Lua error if one cannot begin), the probe panel,
+ * the curve's labels, the model and data marked busy and the data
+ * normalised as in pretraining. -1 with a message if the run folder cannot
+ * be made (nothing begun: return l_fail). t->L, eng, m and the view must be
+ * set. */
+int l_tune_begin(l_tune *t, l_model *lm, l_dataset *tr, l_dataset *te, const char *job,
+                 const char *desc, double lr, uint64_t seed, const char *out, aim_runlog **log,
+                 aim_err *e);
+/* After the C job returned rc: closes the run folder (its failure becomes
+ * the job's if the job succeeded), restores the data, frees the model and
+ * data, ends the board and the probe panel. Returns the job's status. */
+int l_tune_finish(l_tune *t, int rc, aim_runlog *log, aim_err *e);
+/* Ends the engine's job with summary; when the job failed, was stopped by
+ * the engine or a callback raised, frees probe and returns what the Lua
+ * function returns (l_job_failure), else 0. */
+int l_tune_end(l_tune *t, int rc, const char *summary, const char *emsg, aim_probe *probe);
 
 /* The probe panel's view: kind (its label), the probe blocks, the trained
  * blocks (marked adapted), and the frozen probe the job is measured
