@@ -151,6 +151,8 @@ uint64_t aim_array_numel(const aim_array *a);
 void aim_array_free(aim_array *a); /* frees data, leaves a zeroed struct */
 
 /* ------------------------------------------------------------ the system */
+/* Seconds on the monotonic clock (for durations, rates and ETAs). */
+double aim_now(void);
 /* The process's CPU use (cores busy on average since the meter's last
  * sample), its resident memory, the machine's one-minute load; NaN where
  * unknown. aim_sys_sample returns -1 when the CPU use is unknown. */

@@ -27,7 +27,7 @@ static double cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
-static double wall_seconds(void)
+double aim_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -37,12 +37,12 @@ static double wall_seconds(void)
 void aim_sys_start(aim_sys_meter *m)
 {
     m->cpu = cpu_seconds();
-    m->wall = wall_seconds();
+    m->wall = aim_now();
 }
 
 int aim_sys_sample(aim_sys_meter *m, aim_sys *out)
 {
-    double cpu = cpu_seconds(), wall = wall_seconds();
+    double cpu = cpu_seconds(), wall = aim_now();
     out->cores = wall > m->wall && isfinite(cpu) && isfinite(m->cpu)
                      ? (float)((cpu - m->cpu) / (wall - m->wall))
                      : NAN;

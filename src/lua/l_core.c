@@ -13,9 +13,7 @@
 /* aim.clock() -> seconds on a monotonic clock, for timing in scripts */
 static int l_clock(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+    lua_pushnumber(L, (lua_Number)aim_now());
     return 1;
 }
 

@@ -70,13 +70,6 @@ typedef struct follow {
     int64_t recon_step, recon_shown;
 } follow;
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int same_time(struct timespec a, struct timespec b)
 {
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
@@ -365,7 +358,7 @@ static void check_writer(follow *f, int got_lines)
     }
     int active = aim_runlog_writer_active(f->metrics);
     if (active < 0) /* no locks here: time tells */
-        active = mono_now() - f->last_new < f->stale;
+        active = aim_now() - f->last_new < f->stale;
     if (active || got_lines) {
         set_state(f, AIM_FOLLOW_LIVE);
         return;
@@ -417,7 +410,7 @@ static int64_t follow_poll(follow *f)
     }
     f->lines += got.n;
     if (got.n > 0)
-        f->last_new = mono_now();
+        f->last_new = aim_now();
     check_writer(f, got.n > 0);
     int64_t n = got.n;
     aim_metrics_free(&got);
@@ -539,7 +532,7 @@ static int l_follow(lua_State *L)
         return luaL_error(L, "%s", e.msg);
     }
     aim_engine_job_folder(f.eng, dir, 0, 0);
-    f.last_new = mono_now();
+    f.last_new = aim_now();
     int stop = 0;
     while (!stop) {
         int64_t n = follow_poll(&f);

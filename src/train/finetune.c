@@ -79,13 +79,6 @@ int aim_finetune_lr_scales(const aim_model *m, const int *probe_blocks, int npro
     return top;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* run.json of a fine-tuning job */
 typedef struct job_info {
     const aim_finetune_job *j;
@@ -194,7 +187,7 @@ int aim_finetune_run(aim_model *m, const aim_dataset *train, const aim_dataset *
     aim_tune_recon rec = {0};
     int rc = -1;
     int64_t step = 0;
-    double t0 = now_s();
+    double t0 = aim_now();
     if (!pr)
         goto out;
     aim_params *hp = aim_probe_params(pr);
@@ -271,7 +264,7 @@ int aim_finetune_run(aim_model *m, const aim_dataset *train, const aim_dataset *
                                 .loss = loss, .lr = f * j->lr, .head_lr = f * j->head_lr,
                                 .grad_norm = gn};
             aim_step_info si;
-            aim_tune_step_report(&clock, now_s(), &ts, j->log, "finetune_step", log_every, &si);
+            aim_tune_step_report(&clock, aim_now(), &ts, j->log, "finetune_step", log_every, &si);
             if (j->on_step && j->on_step(j->ctx, &si)) {
                 r->stopped = 1;
                 step++; /* this step is done: count it */
@@ -294,7 +287,7 @@ int aim_finetune_run(aim_model *m, const aim_dataset *train, const aim_dataset *
         aim_runlog_num(j->log, "loss", r->train_loss);
         aim_runlog_num(j->log, "train_top1", r->train_top1);
         aim_runlog_num(j->log, "test_top1", r->test_top1);
-        aim_runlog_num(j->log, "time", now_s() - t0);
+        aim_runlog_num(j->log, "time", aim_now() - t0);
         aim_runlog_end(j->log);
         aim_runlog_flush(j->log);
         le.epoch = ep + 1;
@@ -313,7 +306,7 @@ out:
     free(flags);
     free(scale);
     r->steps = step;
-    r->seconds = now_s() - t0;
+    r->seconds = aim_now() - t0;
     aim_batcher_free(bt);
     free(x);
     free(feat);

@@ -60,13 +60,6 @@ int aim_lora_job_resolve(aim_lora_job *j, int L, aim_err *e)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* run.json of a LoRA job */
 typedef struct job_info {
     const aim_lora_job *j;
@@ -227,7 +220,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
     const int64_t per_epoch = train->n / B, total = per_epoch * j->epochs;
     const int64_t warmup = total / 20 > 0 ? total / 20 : 1;
     const int log_every = j->log_every > 0 ? j->log_every : 10;
-    double t0 = now_s();
+    double t0 = aim_now();
     aim_tune_clock clock;
     aim_tune_clock_start(&clock, t0);
     int64_t step = 0;
@@ -268,7 +261,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
                                 .loss = loss, .lr = f * j->lr, .head_lr = f * j->head_lr,
                                 .grad_norm = gn};
             aim_step_info si;
-            aim_tune_step_report(&clock, now_s(), &ts, j->log, "lora_step", log_every, &si);
+            aim_tune_step_report(&clock, aim_now(), &ts, j->log, "lora_step", log_every, &si);
             if (j->on_step && j->on_step(j->ctx, &si)) {
                 r->stopped = 1;
                 step++; /* this step is done: count it (the loop's ++ is skipped) */
@@ -293,7 +286,7 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
         aim_runlog_num(j->log, "loss", r->train_loss);
         aim_runlog_num(j->log, "train_top1", r->train_top1);
         aim_runlog_num(j->log, "test_top1", r->test_top1);
-        aim_runlog_num(j->log, "time", now_s() - t0);
+        aim_runlog_num(j->log, "time", aim_now() - t0);
         aim_runlog_end(j->log);
         aim_runlog_flush(j->log);
         le.epoch = ep + 1;
@@ -310,7 +303,7 @@ out:
         mp->t[i].flags = flags[i];
     free(flags);
     r->steps = step;
-    r->seconds = now_s() - t0;
+    r->seconds = aim_now() - t0;
     aim_batcher_free(bt);
     free(x);
     free(feat);

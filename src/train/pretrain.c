@@ -46,13 +46,6 @@ void aim_pretrain_opts_default(aim_pretrain_opts *o)
     o->keep_last = 3;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* the first tensor (in table order) whose gradient is not finite */
 static const char *nonfinite_tensor(const aim_params *p)
 {
@@ -421,15 +414,15 @@ static int pretrain_open(pretrain_state *ps, aim_model *m, const aim_dataset *ds
     ps->val_images = o->val_images > 0 ? o->val_images : 512;
     ps->log_every = o->log_every > 0 ? o->log_every : 1;
     aim_sys_start(&ps->sysm);
-    ps->sys_last = now_s();
+    ps->sys_last = aim_now();
     ps->eo = *o;
     ps->eo.warmup = ps->warmup;
     ps->eo.val_images = ps->val_images;
     start_position(ps);
-    ps->last_ckpt = now_s();
+    ps->last_ckpt = aim_now();
     ps->best_val = o->resume ? o->resume->best_val : 0;
     recon_val_init(&ps->rv, m, o, ps->tf ? o->recon_images : 0);
-    ps->t0 = ps->t_last = now_s();
+    ps->t0 = ps->t_last = aim_now();
     res->steps_done = ps->start;
     ps->started = 1;
     return 0;
@@ -513,7 +506,7 @@ static int log_train(pretrain_state *ps, const aim_step_info *info)
 static int pretrain_report(pretrain_state *ps, int64_t step, int *stop, aim_err *e)
 {
     const aim_pretrain_opts *o = ps->o;
-    double t = now_s(), dt = t - ps->t_last;
+    double t = aim_now(), dt = t - ps->t_last;
     ps->t_last = t;
     double inst = dt > 0 ? o->batch / dt : 0;
     ps->ips = step == 0 ? inst : 0.9 * ps->ips + 0.1 * inst;
@@ -669,7 +662,7 @@ static void pretrain_checkpoint(pretrain_state *ps, int64_t step, int stop, int 
         return;
     aim_runlog_flush(ps->rl); /* the log is never behind a checkpoint */
     checkpoint(ps->m, &ps->eo, &st, ps->res);
-    ps->last_ckpt = now_s();
+    ps->last_ckpt = aim_now();
 }
 
 /* The run's summary (when it started) and the one cleanup path: the log
@@ -683,7 +676,7 @@ static int pretrain_close(pretrain_state *ps, int rc, aim_err *e)
         for (int i = 0; i < k; i++)
             s += ps->recent[i];
         ps->res->mean_loss_last = k ? (float)(s / k) : 0;
-        ps->res->seconds = now_s() - ps->t0;
+        ps->res->seconds = aim_now() - ps->t0;
         /* the ranks' weights must still be bit-identical (they apply the
          * same update to the same values); say so if the MPI sums were not */
         if (ps->dist && !aim_dist_same(ps->dist, ps->p->data, ps->p->total * sizeof(float)))

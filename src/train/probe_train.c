@@ -281,13 +281,6 @@ float aim_probe_evaluate(aim_probe *p, const aim_feats *f, int batch)
     return (float)(100.0 * hits / f->n);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
                     const aim_probe_opts *o, aim_probe_result *r, aim_err *e)
 {
@@ -315,7 +308,7 @@ int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
     float *x = aim_xaligned((size_t)batch * row * sizeof(float));
     int64_t *idx = aim_xmalloc((size_t)train->n * sizeof *idx);
     int32_t *lab = aim_xmalloc((size_t)batch * sizeof *lab);
-    double t0 = now_s();
+    double t0 = aim_now();
     int64_t step = 0;
     for (int ep = 0; ep < o->epochs; ep++) {
         aim_rng rng;
@@ -362,7 +355,7 @@ int aim_probe_train(aim_probe *p, const aim_feats *train, const aim_feats *test,
                                        test ? r->test_top1 : -1))
             break;
     }
-    r->seconds = now_s() - t0;
+    r->seconds = aim_now() - t0;
     free(x);
     free(idx);
     free(lab);

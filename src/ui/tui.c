@@ -105,13 +105,6 @@ typedef struct tui {
 static volatile sig_atomic_t got_stop_signal;
 static volatile sig_atomic_t signal_wake_fd = -1;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ------------------------------------------------------------ signals */
 
 static void on_stop_signal(int sig)
@@ -281,7 +274,7 @@ static void set_message(tui *t, int error, const char *fmt, ...)
     if (nl)
         *nl = 0;
     t->v.message_error = error;
-    t->v.message_time = now_s();
+    t->v.message_time = aim_now();
     t->dirty = 1;
 }
 
@@ -290,7 +283,7 @@ static void set_message(tui *t, int error, const char *fmt, ...)
 static void user_message(tui *t, int error, const char *text)
 {
     set_message(t, error, "%s", text);
-    t->sticky_until = now_s() + 6;
+    t->sticky_until = aim_now() + 6;
 }
 
 static int looks_bad(const char *m)
@@ -314,7 +307,7 @@ static void take_messages(tui *t)
          * line and the plot show them */
         if (!strstr(m, ": validation loss "))
             console_print(t->v.con, looks_bad(m) ? UI_ERROR : UI_DIM, line);
-        if (now_s() >= t->sticky_until)
+        if (aim_now() >= t->sticky_until)
             set_message(t, looks_bad(m), "%s", m);
     }
     t->msgs_seen = b->nmsg;
@@ -502,7 +495,7 @@ static void begin_quit(tui *t, int save)
     }
     submit(t, save ? "return aim.stop()" : "return aim.stop{save = false}", 0, T_QUIT, NULL);
     t->quitting = 1;
-    t->quit_since = now_s();
+    t->quit_since = aim_now();
     set_message(t, 0, "%s", save && t->v.board->can_checkpoint
                                 ? "stopping the job (saving a checkpoint), then quitting..."
                                 : "stopping the job, then quitting...");
@@ -829,7 +822,7 @@ static void draw(tui *t)
     screen_size(&rows, &cols);
     screen_erase();
     screen_cursor(-1, 0);
-    t->v.now = now_s();
+    t->v.now = aim_now();
     if (rows < 8 || cols < 30) {
         screen_put(0, 0, cols, UI_ERROR, "aim: the terminal is too small");
         screen_flush();
@@ -853,7 +846,7 @@ static void draw(tui *t)
         draw_quit(t, rows, cols);
     }
     screen_flush();
-    t->last_draw = now_s();
+    t->last_draw = aim_now();
     t->dirty = 0;
 }
 
@@ -1214,7 +1207,7 @@ static int take_keys_and_quits(tui *t)
     }
     if (t->quitting == 2 || (t->quitting == 1 && t->v.snap.state == AIM_JOB_IDLE))
         quit = 1;
-    if (t->quitting == 1 && !t->interrupted_quit && now_s() - t->quit_since > 5 &&
+    if (t->quitting == 1 && !t->interrupted_quit && aim_now() - t->quit_since > 5 &&
         pending_of(t, T_QUIT) > 0) {
         /* the stop request waits behind something long: interrupt it */
         aim_engine_interrupt(t->eng);
@@ -1230,7 +1223,7 @@ static void tui_loop(tui *t)
     char part[1024]; /* a captured line still without its end */
     size_t plen = 0;
     for (;;) {
-        double now = now_s();
+        double now = aim_now();
         int timeout = t->dirty ? (int)((FRAME_S - (now - t->last_draw)) * 1000) : 500;
         if (timeout < 0)
             timeout = 0;
@@ -1243,9 +1236,9 @@ static void tui_loop(tui *t)
         take_engine(t);
         if (take_keys_and_quits(t))
             return;
-        if (now_s() - t->v.message_time > 20 && now_s() - t->v.message_time < 21)
+        if (aim_now() - t->v.message_time > 20 && aim_now() - t->v.message_time < 21)
             t->dirty = 1; /* the message fades */
-        if (t->dirty && now_s() - t->last_draw >= FRAME_S)
+        if (t->dirty && aim_now() - t->last_draw >= FRAME_S)
             draw(t);
     }
 }
