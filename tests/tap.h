@@ -32,6 +32,17 @@ static int tap_ok(int cond, const char *fmt, ...)
     return cond;
 }
 
+/* the larger of a running worst w and x, a NaN being the worst of all:
+ * fmax drops a NaN, so a NaN error would pass every bound that is
+ * accumulated with it */
+__attribute__((unused))
+static double tap_worse(double w, double x)
+{
+    if (isnan(w))
+        return w;
+    return x <= w ? w : x;
+}
+
 /* diagnostics, shown by the driver in the log */
 __attribute__((format(printf, 1, 2), unused))
 static void tap_diag(const char *fmt, ...)

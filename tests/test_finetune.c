@@ -44,7 +44,7 @@ static void smoothing(void)
     for (int b = 0; b < B; b++) {
         double mx = -1e30, s = 0;
         for (int k = 0; k < K; k++)
-            mx = fmax(mx, logits[b * K + k]);
+            mx = tap_worse(mx, logits[b * K + k]);
         for (int k = 0; k < K; k++)
             s += exp(logits[b * K + k] - mx);
         for (int k = 0; k < K; k++) {
@@ -71,7 +71,7 @@ static void smoothing(void)
         double dn = xent_smooth_forward(probs, logits, lab, B, K, eps, NULL);
         logits[i] = keep;
         double fd = (up - dn) / (2 * h);
-        worst = fmax(worst, fabs(fd - dl[i]) / fmax(1e-3, fabs(fd) + fabs(dl[i])));
+        worst = tap_worse(worst, fabs(fd - dl[i]) / fmax(1e-3, fabs(fd) + fabs(dl[i])));
     }
     tap_ok(worst < 1e-2, "smoothed cross-entropy: finite differences match every logit (worst "
                          "rel %.2e)", worst);
@@ -97,7 +97,7 @@ static void smoothing(void)
         double dn = aim_probe_forward(p, f, pl, PB, 1, NULL);
         f[i] = keep;
         double fd = (up - dn) / (2 * h);
-        worst = fmax(worst, fabs(fd - df[i]) / fmax(1e-3, fabs(fd) + fabs(df[i])));
+        worst = tap_worse(worst, fabs(fd - df[i]) / fmax(1e-3, fabs(fd) + fabs(df[i])));
     }
     tap_ok(worst < 3e-2, "attentive probe with label smoothing 0.2: finite differences match the "
                          "features' gradient (worst rel %.2e)", worst);
@@ -240,7 +240,7 @@ static void one_step(const world *w)
         const aim_param *t = &p->t[i];
         double d = 0;
         for (size_t k = 0; k < t->numel; k++)
-            d = fmax(d, fabs(p->data[t->offset + k] - w0[t->offset + k]));
+            d = tap_worse(d, fabs(p->data[t->offset + k] - w0[t->offset + k]));
         double want = !strncmp(t->name, "preprocessor.", 13)     ? 2.5e-3
                       : !strncmp(t->name, "trunk.blocks.0.", 15) ? 5e-3
                                                                  : 0;
@@ -269,7 +269,7 @@ static void one_step(const world *w)
             continue; /* BatchNorm's running statistics */
         double d = 0;
         for (size_t k = 0; k < t->numel; k++)
-            d = fmax(d, fabs(hp->data[t->offset + k] - h0p->data[t->offset + k]));
+            d = tap_worse(d, fabs(hp->data[t->offset + k] - h0p->data[t->offset + k]));
         hbad += !(fabs(d - 4e-2) < 4e-4);
         hmoved++;
         if (fabs(d - 4e-2) >= 4e-4)

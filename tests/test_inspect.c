@@ -96,7 +96,7 @@ static void test_eigh(void)
     double werr = 0, vcos = 1;
     int signs = 1;
     for (int i = 0; i < n; i++) {
-        werr = fmax(werr, fabs(w[i] - lam[i]));
+        werr = tap_worse(werr, fabs(w[i] - lam[i]));
         float vf[n];
         for (int k = 0; k < n; k++)
             vf[k] = (float)V[i * n + k];
@@ -117,7 +117,7 @@ static void test_eigh(void)
     vcos = 1;
     signs = 1;
     for (int i = 0; i < 3 && rc == 0; i++) {
-        werr = fmax(werr, fabs(wf[i] - lam[i]));
+        werr = tap_worse(werr, fabs(wf[i] - lam[i]));
         vcos = fmin(vcos, abs_cos(Vf + i * n, Q + i * n, n));
         signs &= largest_positive(Vf + i * n, n);
     }
@@ -145,9 +145,9 @@ static void test_eigh(void)
     werr = 0;
     double verr = 0;
     for (int i = 0; i < k && rc == 0; i++) {
-        werr = fmax(werr, fabs(ws[i] - wd[i]));
+        werr = tap_worse(werr, fabs(ws[i] - wd[i]));
         for (int j = 0; j < m; j++)
-            verr = fmax(verr, fabs(Vs[i * m + j] - Vd[i * m + j]));
+            verr = tap_worse(verr, fabs(Vs[i * m + j] - Vd[i * m + j]));
     }
     tap_ok(rc == 0 && werr < 1e-4 && verr < 1e-4,
            "aim_eigh_top matches Jacobi on a random symmetric 40x40 (top 6: eigenvalues %.2g, "
@@ -162,7 +162,7 @@ static void test_eigh(void)
     rc = aim_eigh_top(As, m, m, wv, NULL, &e);
     werr = 0;
     for (int i = 0; i < m && rc == 0; i++)
-        werr = fmax(werr, fabs(wv[i] - wd[i]));
+        werr = tap_worse(werr, fabs(wv[i] - wd[i]));
     tap_ok(rc == 0 && werr < 1e-4, "aim_eigh_top without vectors: all 40 eigenvalues (%.2g)",
            werr);
     tap_ok(aim_eigh_top(As, m, 0, ws, Vs, &e) == -1 && tap_contains(e.msg, "eigenpairs"),
@@ -209,9 +209,9 @@ static void test_pca(void)
     tap_ok(rc == 0, "pca of 16 rows with known directions and variances 9, 4, 1, 0.25, 0.01");
     double merr = 0, verr = 0, cmin = 1;
     for (int d = 0; d < D; d++)
-        merr = fmax(merr, fabs(mu[d] - mean[d]));
+        merr = tap_worse(merr, fabs(mu[d] - mean[d]));
     for (int j = 0; j < k; j++) {
-        verr = fmax(verr, fabs(var[j] - v[j]) / v[j]);
+        verr = tap_worse(verr, fabs(var[j] - v[j]) / v[j]);
         cmin = fmin(cmin, abs_cos(comps + j * D, Q + j * D, D));
     }
     tap_ok(merr < 1e-5, "pca: the mean (error %.2g)", merr);
@@ -233,7 +233,7 @@ static void test_pca(void)
             sgn += comps[j * D + d] * Q[j * D + d];
         sgn = sgn > 0 ? 1 : -1;
         for (int i = 0; i < n; i++)
-            perr = fmax(perr, fabs(proj[i * k + j] - sgn * coef[i * nd + j]));
+            perr = tap_worse(perr, fabs(proj[i * k + j] - sgn * coef[i * nd + j]));
     }
     tap_ok(perr < 1e-4, "pca: the projections are the coefficients the data was built from "
                         "(error %.2g)", perr);
@@ -381,9 +381,9 @@ static void test_model(void)
     for (int l = 1; l <= L && rc == 0; l++) {
         rc = aim_model_features(m, x, B, &l, 1, feats, &e);
         rc |= aim_token_stats_compute(feats, B, N, D, &whole, &e);
-        worst = fmax(worst, fabs(st[l - 1].norm - whole.norm) / whole.norm);
-        worst = fmax(worst, fabs(st[l - 1].cosine - whole.cosine));
-        worst = fmax(worst, fabs(st[l - 1].erank - whole.erank) / whole.erank);
+        worst = tap_worse(worst, fabs(st[l - 1].norm - whole.norm) / whole.norm);
+        worst = tap_worse(worst, fabs(st[l - 1].cosine - whole.cosine));
+        worst = tap_worse(worst, fabs(st[l - 1].erank - whole.erank) / whole.erank);
     }
     /* (a trunk pass over 64 images rounds a little differently from one over 70: the GEMMs
      * have other sizes) */
@@ -400,7 +400,7 @@ static void test_model(void)
     for (int l = 1; l <= L && rc == 0; l++) {
         rc = aim_model_features(m, x, B, &l, 1, feats, &e);
         for (size_t i = 0; i < (size_t)B * N * D; i++)
-            ferr = fmax(ferr, fabs(all[(size_t)(l - 1) * B * N * D + i] - feats[i]));
+            ferr = tap_worse(ferr, fabs(all[(size_t)(l - 1) * B * N * D + i] - feats[i]));
     }
     tap_ok(rc == 0 && ferr < 1e-4, "aim_inspect_trunk: every block's output, as "
                                    "aim_model_features gives it (%.2g)", ferr);
@@ -416,11 +416,11 @@ static void test_model(void)
     aim_pca_project(feats, (int64_t)B * N, D, k, mean2, comps2, proj2);
     double perr = 0, pmax = 0, verr = 0;
     for (int i = 0; i < B * N * k; i++) {
-        perr = fmax(perr, fabs(proj[i] - proj2[i]));
-        pmax = fmax(pmax, fabs(proj2[i]));
+        perr = tap_worse(perr, fabs(proj[i] - proj2[i]));
+        pmax = tap_worse(pmax, fabs(proj2[i]));
     }
     for (int j = 0; j < k; j++)
-        verr = fmax(verr, fabs(var[j] - var2[j]) / var2[j]);
+        verr = tap_worse(verr, fabs(var[j] - var2[j]) / var2[j]);
     tap_ok(rc == 0 && perr < 1e-4 * pmax && verr < 1e-4,
            "aim_inspect_pca is the PCA of the block's features (projections %.2g of %.2g, "
            "variances %.2g)", perr, pmax, verr);
@@ -480,7 +480,7 @@ static void test_model(void)
             neg = fmin(neg, att[i * N + n]);
             finite &= isfinite(att[i * N + n]) != 0;
         }
-        srow = fmax(srow, fabs(s - 1));
+        srow = tap_worse(srow, fabs(s - 1));
     }
     tap_ok(rc == 0 && finite && srow < 1e-5 && neg >= 0,
            "attention: every head's weights over the %d patches are >= 0 and sum to 1 (worst "
@@ -507,14 +507,14 @@ static void test_model(void)
                 for (int i = 0; i < hd; i++)
                     s += q[h * hd + i] * kk[n * D + h * hd + i];
                 sc[n] = s / sqrt((double)hd);
-                mx = fmax(mx, sc[n]);
+                mx = tap_worse(mx, sc[n]);
             }
             for (int n = 0; n < N; n++)
                 z += exp(sc[n] - mx);
             for (int n = 0; n < N; n++) {
                 double a = exp(sc[n] - mx) / z;
-                aerr = fmax(aerr, fabs(att[((size_t)b * NH + h) * N + n] - a));
-                amax = fmax(amax, a);
+                aerr = tap_worse(aerr, fabs(att[((size_t)b * NH + h) * N + n] - a));
+                amax = tap_worse(amax, a);
             }
         }
     }
@@ -620,11 +620,11 @@ static void test_blocks(void)
     rc |= aim_inspect_blocks(m, x, B, k, 0, p2, e2, s2, &e);
     double worst = 0;
     for (size_t i = 0; i < np; i++)
-        worst = fmax(worst, fabs(p1[i] - p2[i]));
+        worst = tap_worse(worst, fabs(p1[i] - p2[i]));
     for (int i = 0; i < L * k; i++)
-        worst = fmax(worst, fabs(e1[i] - e2[i]));
+        worst = tap_worse(worst, fabs(e1[i] - e2[i]));
     for (int l = 0; l < L; l++)
-        worst = fmax(worst, fabs(s1[l].erank - s2[l].erank) / s1[l].erank);
+        worst = tap_worse(worst, fabs(s1[l].erank - s2[l].erank) / s1[l].erank);
     tap_ok(rc == 0 && worst < 1e-4,
            "aim_inspect_blocks: one pass and block by block (max_bytes 0) agree (%.2g)", worst);
     tap_ok(aim_inspect_blocks(m, x, B, c.width + 1, 0, p2, e2, s2, &e) == -1 &&

@@ -70,7 +70,7 @@ static double fd_check(aim_params *p, const float *g, unsigned only_flag, int sk
             continue;
         double tmax = 0;
         for (size_t k = 0; k < t->numel; k++)
-            tmax = fmax(tmax, fabs(g[t->offset + k]));
+            tmax = tap_worse(tmax, fabs(g[t->offset + k]));
         int nk = t->numel < (size_t)per ? (int)t->numel : per;
         for (int j = 0; j < nk; j++) {
             size_t k = aim_rng_below(&r, (uint32_t)t->numel);
@@ -84,7 +84,7 @@ static double fd_check(aim_params *p, const float *g, unsigned only_flag, int sk
             double num = (lp - lm) / (2.0 * ((double)(w0 + h) - (double)w0));
             double an = g[t->offset + k];
             double err = fabs(an - num) / fmax(fmax(fabs(num), 0.05 * tmax), 1e-4);
-            if (err > worst) {
+            if (!isnan(worst) && !(err <= worst)) { /* a NaN is the worst */
                 worst = err;
                 *worst_at = t->name;
             }
@@ -130,7 +130,7 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
 {
     double d = 0;
     for (size_t k = 0; k < n; k++)
-        d = fmax(d, fabs((double)a[k] - b[k]));
+        d = tap_worse(d, fabs((double)a[k] - b[k]));
     return d;
 }
 
@@ -267,7 +267,7 @@ int main(void)
     for (size_t k = 0; k < p->t[iqb].numel; k++)
         bsum += fabs(p->data[p->t[iqb].offset + k]);
     for (size_t k = 0; k < p->t[iqa].numel; k++)
-        amax = fmax(amax, fabs(p->data[p->t[iqa].offset + k]));
+        amax = tap_worse(amax, fabs(p->data[p->t[iqa].offset + k]));
     tap_ok(bsum == 0 && amax > 0 && amax <= 1.0 / sqrt(D),
            "B starts at zero, A uniform within 1/sqrt(D) (max %.3f)", amax);
     float l1 = aim_model_forward(m, x, prefix, B);
@@ -303,7 +303,7 @@ int main(void)
         const aim_param *t = &p->t[i];
         for (size_t k = 0; k < t->numel; k++) {
             if (t->flags & AIM_P_LORA)
-                lora_diff = fmax(lora_diff, fabs(p->grad[t->offset + k] - g[t->offset + k]));
+                lora_diff = tap_worse(lora_diff, fabs(p->grad[t->offset + k] - g[t->offset + k]));
             else
                 frozen_sum += fabs(p->grad[t->offset + k]);
         }

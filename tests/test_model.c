@@ -30,15 +30,6 @@ static void random_batch(float *x, size_t n, int32_t *prefix, int B, int N, uint
         prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
 }
 
-/* the larger of a running worst w and x, a NaN being the worst of all:
- * fmax drops a NaN, so a NaN loss or gradient would pass every bound */
-static double worse(double w, double x)
-{
-    if (isnan(w))
-        return w;
-    return x <= w ? w : x;
-}
-
 /* perturb the weights slightly so LayerNorm weights are not exactly 1 and
  * biases not 0 (otherwise some gradient terms are invisible) */
 static void jitter(aim_params *p, uint64_t seed)
@@ -59,9 +50,9 @@ static double grad_diff(const aim_params *p, const float *g)
         const aim_param *t = &p->t[i];
         double tmax = 1e-12;
         for (size_t k = 0; k < t->numel; k++)
-            tmax = fmax(tmax, fabs(g[t->offset + k]));
+            tmax = tap_worse(tmax, fabs(g[t->offset + k]));
         for (size_t k = 0; k < t->numel; k++)
-            worst = worse(worst, fabs(p->grad[t->offset + k] - g[t->offset + k]) / tmax);
+            worst = tap_worse(worst, fabs(p->grad[t->offset + k] - g[t->offset + k]) / tmax);
     }
     return worst;
 }
@@ -309,13 +300,13 @@ static int fd_check_all(fixture *f, const float *g, double *worst, const char **
         int nk = t->numel < 12 ? (int)t->numel : 12;
         double tmax = 0;
         for (size_t k = 0; k < t->numel; k++)
-            tmax = fmax(tmax, fabs(g[t->offset + k]));
+            tmax = tap_worse(tmax, fabs(g[t->offset + k]));
         for (int j = 0; j < nk; j++) {
             size_t k = t->numel <= 12 ? (size_t)j : aim_rng_below(&r, (uint32_t)t->numel);
             double num = fd_at(p->data + t->offset + k, fixture_loss, f);
             double an = g[t->offset + k];
             double err = fabs(an - num) / fmax(fmax(fabs(num), 0.05 * tmax), 1e-4);
-            if (err > *worst) {
+            if (!isnan(*worst) && !(err <= *worst)) { /* a NaN is the worst */
                 *worst = err;
                 *worst_name = t->name;
             }
@@ -367,7 +358,7 @@ static void case_backward_accumulates(void)
     aim_model_backward(f.m);
     double maxdiff = 0;
     for (size_t k = 0; k < f.p->total; k++)
-        maxdiff = worse(maxdiff, fabs(f.p->grad[k] - 2 * g[k]) / fmax(1e-3, fabs(2 * g[k])));
+        maxdiff = tap_worse(maxdiff, fabs(f.p->grad[k] - 2 * g[k]) / fmax(1e-3, fabs(2 * g[k])));
     tap_ok(maxdiff < 1e-4, "a second backward adds the same gradient again (%.2e)", maxdiff);
     free(g);
     fixture_free(&f);
@@ -460,7 +451,7 @@ static void case_eval_forward(void)
     float le = aim_model_loss(m3, f.x, f.prefix, B);
     double pdiff = 0.0;
     for (size_t k = 0; k < np; k++)
-        pdiff = worse(pdiff, fabs((double)pv[k] - aim_model_predictions(m3)[k]));
+        pdiff = tap_worse(pdiff, fabs((double)pv[k] - aim_model_predictions(m3)[k]));
     int same = fabs((double)lt - le) <= 1e-6 * fabs((double)lt) && pdiff <= 1e-5;
     aim_params_zero_grad(p3);
     aim_model_backward(m3);
@@ -521,12 +512,12 @@ static void case_loss_only(void)
     for (int nt = 1; nt <= 3; nt++) {
         omp_set_num_threads(nt);
         double dl, dg = loss_only_vs_full(m3, b.x, b.pre, B5, &dl);
-        wg = worse(wg, dg);
-        wl = worse(wl, dl);
+        wg = tap_worse(wg, dg);
+        wl = tap_worse(wl, dl);
         /* a single image: one thread, every BLAS thread */
         dg = loss_only_vs_full(m3, b.x + 3 * f.img, b.pre + 3, 1, &dl);
-        wg = worse(wg, dg);
-        wl = worse(wl, dl);
+        wg = tap_worse(wg, dg);
+        wl = tap_worse(wl, dl);
     }
     omp_set_num_threads(nt0);
     tap_ok(wl < 1e-6 && wg < 1e-5,
@@ -544,7 +535,7 @@ static void case_loss_only(void)
         omp_set_num_threads(nt);
         aim_model_forward_ex(m3, b.xo, b.preo, B5, AIM_FWD_LOSS_ONLY); /* stale buffers */
         float l1e = aim_model_forward_ex(m3, b.x, b.pre, B5, ev);
-        we = worse(we, fabs((double)l1e - l1o) / fabs((double)l1o));
+        we = tap_worse(we, fabs((double)l1e - l1o) / fabs((double)l1o));
         again &= l1e == aim_model_forward_ex(m3, b.x, b.pre, B5, ev);
         nop = nop ? nop : aim_model_predictions(m3);
     }
@@ -590,14 +581,14 @@ static double fd_loss_only(aim_model *m3, const batch5 *b)
             continue;
         double tmax = 0;
         for (size_t k = 0; k < t->numel; k++)
-            tmax = fmax(tmax, fabs(g3[t->offset + k]));
+            tmax = tap_worse(tmax, fabs(g3[t->offset + k]));
         for (size_t k = 0; k < t->numel && k < 3 * 97; k += 97) {
             double num = fd_at(p3->data + t->offset + k, eval_loss, &ctx);
             double err = fabs(g3[t->offset + k] - num) / fmax(fmax(fabs(num), 0.05 * tmax), 1e-4);
             if (!(err <= 3e-2))
                 tap_diag("%s[%zu]: analytic %.6g numeric %.6g", t->name, k, g3[t->offset + k],
                          num);
-            fdw = worse(fdw, err);
+            fdw = tap_worse(fdw, err);
         }
     }
     free(g3);
@@ -672,7 +663,7 @@ static void case_wide_head(void)
             if (nt == 1)
                 memcpy(g1, pw->grad, pw->total * sizeof(float));
             else
-                wd = worse(wd, grad_diff(pw, g1));
+                wd = tap_worse(wd, grad_diff(pw, g1));
         }
     omp_set_num_threads(nt0);
     tap_ok(wd < 1e-5,
@@ -723,7 +714,7 @@ static void case_features(void)
     int rc = aim_model_features(f.m, f.x, 2, blocks, 2, avg, &e);
     double dmax = 0;
     for (size_t k = 0; k < nd; k++)
-        dmax = worse(dmax, fabs(avg[k] - 0.5 * (b1[k] + b2[k])));
+        dmax = tap_worse(dmax, fabs(avg[k] - 0.5 * (b1[k] + b2[k])));
     tap_ok(rc == 0 && dmax < 1e-6, "features of blocks {2,1} = mean of the two outputs (%.2g)",
            dmax);
     blocks[1] = 3;

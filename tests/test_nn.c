@@ -603,7 +603,7 @@ static void test_sincos(void)
                 double want[4] = {sin(j * w), cos(j * w), sin(i * w), cos(i * w)};
                 for (int q = 0; q < 4; q++) {
                     double e = fabs(o[q * Q + k] - want[q]);
-                    worst = e > worst ? e : worst;
+                    worst = tap_worse(worst, e);
                 }
             }
     tap_ok(worst < 1e-7, "sincos2d 2x3 E=8 matches the formula elementwise (worst %.1e)", worst);
@@ -663,7 +663,7 @@ static void test_patches(void)
                     for (int px = 0; px < p; px++) {
                         double back = t[(py * p + px) * C + c] * sd + m;
                         double d = fabs(back - IMG(b, c, row * p + py, col * p + px));
-                        worst_t = d > worst_t ? d : worst_t;
+                        worst_t = tap_worse(worst_t, d);
                     }
             double tm = 0, tv = 0;
             for (int k = 0; k < P; k++)
@@ -674,7 +674,7 @@ static void test_patches(void)
             tv /= P - 1;
             double want = v / (v + 1e-6);
             ok_stats &= fabs(tm) < 1e-6;
-            worst_var = fabs(tv - want) > worst_var ? fabs(tv - want) : worst_var;
+            worst_var = tap_worse(worst_var, fabs(tv - want));
         }
     ok_tgt = worst_t < 1e-4;
     tap_ok(ok_ext, "patch_extract: element by element in (c, py, px) order, raster tokens");

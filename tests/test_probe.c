@@ -40,7 +40,7 @@ static double fd_check_h(float *x, size_t n, const float *analytic, objective f,
 {
     double worst = 0, amax = 0;
     for (size_t i = 0; i < n; i++)
-        amax = fmax(amax, fabs(analytic[i]));
+        amax = tap_worse(amax, fabs(analytic[i]));
     for (size_t i = 0; i < n; i += stride) {
         float x0 = x[i];
         float h = rel_h * fmaxf(1.0f, fabsf(x0));
@@ -51,7 +51,7 @@ static double fd_check_h(float *x, size_t n, const float *analytic, objective f,
         x[i] = x0;
         double num = (lp - lm) / (2.0 * h);
         double err = fabs(num - analytic[i]) / fmax(fmax(fabs(num), 0.05 * amax), 1e-5);
-        worst = fmax(worst, err);
+        worst = tap_worse(worst, err);
     }
     return worst;
 }
@@ -111,8 +111,8 @@ static double rel_diff(const float *a, const float *b, size_t n)
 {
     double d = 0, m = 0;
     for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        m = fmax(m, fabs((double)b[i]));
+        d = tap_worse(d, fabs((double)a[i] - b[i]));
+        m = tap_worse(m, fabs((double)b[i]));
     }
     return d / fmax(m, 1e-30);
 }
@@ -157,7 +157,7 @@ static void check_proj(int B, int N, int D, int NH, int fd, uint64_t seed)
                                  N, D, NH);
     double amin = 1, amax = 0; /* the attention must be neither uniform nor one-hot */
     for (size_t i = 0; i < R * NH; i++)
-        amin = fmin(amin, att0[i]), amax = fmax(amax, att0[i]);
+        amin = fmin(amin, att0[i]), amax = tap_worse(amax, att0[i]);
     double eo = rel_diff(out, out0, BD), ea = rel_diff(att, att0, R * NH);
     tap_ok(eo < ORDER_TOL && ea < ORDER_TOL && amax > 2.0 / N && amax < 0.999,
            "attnpool_proj B%d N%d D%d NH%d: forward equals the per-token order (out %.1e, att "
@@ -244,8 +244,7 @@ static void check_probe(aim_probe_kind kind, int naive, const char *name)
          * keeps rounding out of the difference quotient */
         double w = fd_check_h(pp->data + t->offset, t->numel, g + t->offset, probe_obj, &c, 1,
                               1e-2f);
-        if (w > worst)
-            worst = w;
+        worst = tap_worse(worst, w);
         double s = 0;
         for (size_t k = 0; k < t->numel; k++)
             s += fabs(g[t->offset + k]);
@@ -428,17 +427,17 @@ int main(void)
             for (int i = 0; i < R; i++)
                 v += (bx[i * C + j] - mu) * (bx[i * C + j] - mu);
             double rs = 1 / sqrt(v / R + 1e-6);
-            wr = fmax(wr, fabs(brm[j] - (0.9 * 0.2 + 0.1 * mu)) + fabs(brv[j] - (0.9 * 2.0 + 0.1 * v / (R - 1))));
+            wr = tap_worse(wr, fabs(brm[j] - (0.9 * 0.2 + 0.1 * mu)) + fabs(brv[j] - (0.9 * 2.0 + 0.1 * v / (R - 1))));
             for (int i = 0; i < R; i++) {
                 double y = (bx[i * C + j] - mu) * rs;
-                wf = fmax(wf, fabs(bo[i * C + j] - y));
-                we = fmax(we, fabs(be[i * C + j] - (bx[i * C + j] - brm[j]) / sqrt(brv[j] + 1e-6)));
+                wf = tap_worse(wf, fabs(bo[i * C + j] - y));
+                we = tap_worse(we, fabs(be[i * C + j] - (bx[i * C + j] - brm[j]) / sqrt(brv[j] + 1e-6)));
                 gm += bg[i * C + j] / R;
                 gym += bg[i * C + j] * y / R;
             }
             for (int i = 0; i < R; i++) {
                 double y = (bx[i * C + j] - mu) * rs;
-                wb = fmax(wb, fabs(bd[i * C + j] - 0.5 - rs * (bg[i * C + j] - gm - y * gym)));
+                wb = tap_worse(wb, fabs(bd[i * C + j] - 0.5 - rs * (bg[i * C + j] - gm - y * gym)));
             }
         }
         tap_ok(wf < 1e-5 && wr < 1e-5 && we < 1e-5 && wb < 1e-5,
@@ -465,9 +464,9 @@ int main(void)
                 ref[n] = exp(d / sqrt(3.0));
                 z += ref[n];
             }
-            worst_sum = fmax(worst_sum, fabs(s - 1));
+            worst_sum = tap_worse(worst_sum, fabs(s - 1));
             for (int n = 0; n < N; n++)
-                worst_ref = fmax(worst_ref, fabs(ref[n] / z - att[(b * NH + h) * N + n]));
+                worst_ref = tap_worse(worst_ref, fabs(ref[n] / z - att[(b * NH + h) * N + n]));
         }
     tap_ok(worst_sum < 1e-6 && worst_ref < 1e-6,
            "attention pooling: weights sum to 1 per head and match a naive softmax (%.1e)", worst_ref);
@@ -611,14 +610,14 @@ int main(void)
     aim_feats_get(fo[2], NULL, 0, 30, f2);
     double worst_avg = 0;
     for (int i = 0; i < 30 * 256; i++)
-        worst_avg = fmax(worst_avg, fabs(f2[i] - 0.5 * (f0[i] + f1[i])) / (1 + fabs(f2[i])));
+        worst_avg = tap_worse(worst_avg, fabs(f2[i] - 0.5 * (f0[i] + f1[i])) / (1 + fabs(f2[i])));
     tap_ok(worst_avg < 2e-3, "a block set holds the average of its blocks (%.1e)", worst_avg);
     float *xb = malloc(4 * 192 * 4);
     aim_dataset_get_batch(ds, 0, 4, 1, xb, NULL);
     const float *ref = aim_model_trunk(m, xb, NULL, 4, 2);
     double worst_blk = 0;
     for (int i = 0; i < 4 * 256; i++)
-        worst_blk = fmax(worst_blk, fabs(ref[i] - f1[i]) / (1 + fabs(ref[i])));
+        worst_blk = tap_worse(worst_blk, fabs(ref[i] - f1[i]) / (1 + fabs(ref[i])));
     tap_ok(worst_blk < 2e-3 && fo[1]->labels[3] == ds->labels[3],
            "cached block-2 features equal the trunk's output (half precision %.1e)", worst_blk);
     int bad_set[1] = {3};
@@ -650,8 +649,8 @@ int main(void)
         const float *rm = aim_model_trunk(m, xm, NULL, 4, 2);
         double wm = 0, dplain = 0;
         for (int i = 0; i < 4 * 256; i++) {
-            wm = fmax(wm, fabs(rm[i] - fv[30 * 256 + i]) / (1 + fabs(rm[i])));
-            dplain = fmax(dplain, fabs(fv[30 * 256 + i] - fv[i]));
+            wm = tap_worse(wm, fabs(rm[i] - fv[30 * 256 + i]) / (1 + fabs(rm[i])));
+            dplain = tap_worse(dplain, fabs(fv[30 * 256 + i] - fv[i]));
         }
         tap_ok(wm < 2e-3 && dplain > 1e-2,
                "mirror: entry n+i is the trunk on image i mirrored (%.1e; differs from the plain "
