@@ -4,12 +4,17 @@
 -- should reach a lower loss.
 --
 --   aim run samples/scaling.lua [widths=64,128,192] [images=20000] [batch=64]
---       [depth=6] [size=28] [test=512] [seed=0]
--- Heads: width/64 (at least 1). size changes the image side.
+--       [depth=6] [size=28] [test=512] [seed=0] [out=DIR] [ckpt_every=0]
+-- Heads: width/64 (at least 1). size changes the image side. out=DIR makes
+-- each width a run folder, DIR/wWIDTH (run.json, metrics, the validation
+-- loss on the test images), keeping a checkpoint every ckpt_every steps
+-- (default: 8 along the run): samples/loss_vs_probe.lua
+-- run=DIR/w64,DIR/w128,DIR/w192 then plots probe top-1 against loss for
+-- the three widths.
 local aim = require "aim"
 
 local a = aim.args(arg, {widths = "64,128,192", images = 20000, batch = 64, depth = 6,
-                         size = 0, test = 512, seed = 0, lr = 1e-3})
+                         size = 0, test = 512, seed = 0, lr = 1e-3, out = "", ckpt_every = 0})
 
 local base = aim.preset "tiny"
 if a.size > 0 then base.image = a.size end
@@ -35,7 +40,13 @@ for w in a.widths:gmatch("%d+") do
     local m = aim.model(cfg)
     local trunk, head = m:nparams()
     io.stderr:write(string.format("width %d: %d trunk parameters, %d steps\n", cfg.width, trunk, steps))
-    local r = aim.pretrain(m, train, {steps = steps, batch = a.batch, lr = a.lr, seed = a.seed})
+    local opts = {steps = steps, batch = a.batch, lr = a.lr, seed = a.seed}
+    if a.out ~= "" then
+        local every = a.ckpt_every > 0 and a.ckpt_every or math.max(1, steps // 8)
+        opts.out, opts.val, opts.ckpt_every, opts.keep = a.out .. "/w" .. cfg.width, test, every, 0
+        opts.ckpt_minutes, opts.val_every = 0, every
+    end
+    local r = aim.pretrain(m, train, opts)
     rows[#rows + 1] = {width = cfg.width, heads = cfg.heads, params = trunk, head = head,
                        train = r.mean_loss, test = m:loss(x, {prefix = prefixes}),
                        minutes = r.seconds / 60}

@@ -68,4 +68,13 @@ run_aim run --threads 1 "$S/loss_vs_probe.lua" run="$T/lp-none"
 ok $(test $rc -eq 1 && grep -q 'lp-none: 0 checkpoint(s)' "$T/err" && grep -q -- '--keep 0' "$T/err"; echo $?) "loss_vs_probe.lua without checkpoints says how to keep them"
 run_aim run --threads 1 "$S/loss_vs_probe.lua"
 ok $(test $rc -eq 1 && grep -q 'give run=DIR' "$T/err"; echo $?) "loss_vs_probe.lua asks for run=DIR"
+# the widths of scaling.lua as run folders, then the loss-vs-probe plot over them
+run_aim run --threads 1 "$S/scaling.lua" widths=8,16 images=48 batch=8 depth=1 size=8 test=8 out="$T/sc"
+n8=$(ls "$T/sc/w8" 2>/dev/null | grep -c '^ckpt-[0-9]*\.safetensors$')
+ok $(test $rc -eq 0 && test "$n8" -eq 6 && test -f "$T/sc/w16/run.json" && grep -q '"kind":"val"' "$T/sc/w16/metrics.jsonl"; echo $?) \
+    "scaling.lua out=DIR: a run folder per width with a checkpoint every steps/8 ($n8 for 6 steps) and validation"
+run_aim run --threads 1 "$S/loss_vs_probe.lua" run="$T/sc/w8,$T/sc/w16" limit=32 test_limit=8 val_limit=8 val_images=8 probe_epochs=1 batch=8 out="$T/sc.png"
+ok $(test $rc -eq 0 && test "$(grep -cE '^w(8|16) +[1-6] ' "$T/out")" -eq 12 && grep -q '^Pearson correlation (val loss, probe top-1) of w8: ' "$T/out" &&
+    grep -q '^Pearson correlation (val loss, probe top-1) over all 12 points: ' "$T/out" && test -f "$T/sc.png"; echo $?) \
+    "loss_vs_probe.lua over two widths: 12 rows, a correlation per run and over all points, the PNG"
 finish

@@ -248,6 +248,44 @@ static void test_errors(uint8_t *rgb)
     tap_ok(aim_plot_check(&p, &e) != 0 && tap_contains(e.msg, "title"), "%s", e.msg);
 }
 
+/* aim_figure_copy: a deep copy (the workbench keeps it after the caller's
+ * buffers are gone) that renders exactly as the original */
+static void test_figure_copy(uint8_t *rgb)
+{
+    double x[3] = {1, 2, 3}, y[3] = {4, 6, 5}, x2[1] = {2.5}, y2[1] = {5.5};
+    char title[16] = "copied", lab[8] = "first";
+    aim_plot_series s[2] = {
+        {.x = x, .y = y, .n = 3, .label = lab, .points = 1, .line = 1, .color = AIM_PLOT_AUTO_COLOR},
+        {.x = x2, .y = y2, .n = 1, .label = NULL, .points = 1, .line = 0, .color = 0x112233},
+    };
+    aim_plot_spec p = {.width = W, .height = H, .title = title, .xlabel = "x", .ylabel = "",
+                       .series = s, .nseries = 2};
+    aim_err e;
+    aim_figure *f = aim_figure_copy(&p, &e);
+    uint8_t *a = aim_xmalloc((size_t)W * H * 3);
+    int same = f && aim_plot_render(&p, a, NULL, &e) == 0;
+    /* the caller's buffers change: the copy must not */
+    x[0] = 9;
+    y[1] = -7;
+    strcpy(title, "changed");
+    strcpy(lab, "other");
+    s[1].n = 0;
+    same = same && aim_plot_render(&f->spec, rgb, NULL, &e) == 0 &&
+           !memcmp(a, rgb, (size_t)W * H * 3);
+    tap_ok(f && f->spec.series != s && f->spec.series[0].x[0] == 1 && f->spec.series[0].y[1] == 6 &&
+               !strcmp(f->spec.title, "copied") && !strcmp(f->spec.series[0].label, "first") &&
+               f->spec.series[1].label == NULL && f->spec.ylabel == NULL &&
+               f->spec.series[1].color == 0x112233 && same,
+           "aim_figure_copy: values, texts and options copied; renders as the original did");
+    aim_figure_free(f);
+    free(a);
+    y[0] = NAN;
+    aim_plot_spec bad = p;
+    s[1].n = 1;
+    tap_ok(aim_figure_copy(&bad, &e) == NULL && tap_contains(e.msg, "not finite"),
+           "aim_figure_copy refuses a bad spec: %s", e.msg);
+}
+
 int main(void)
 {
     uint8_t *rgb = aim_xmalloc((size_t)W * H * 3);
@@ -257,6 +295,7 @@ int main(void)
     test_constant(rgb);
     test_png_roundtrip();
     test_errors(rgb);
+    test_figure_copy(rgb);
     free(rgb);
     return tap_done();
 }

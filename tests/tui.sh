@@ -173,8 +173,14 @@ wait_until 'test "$(screen | wc -l)" -eq 24 && screen | head -1 | grep -q "step 
 check $(test "$(screen | wc -l)" -eq 24 && screen | head -1 | grep -q 'step '; echo $?) "and back to 80x24"
 
 keys '?'
-wait_for "pause or resume the running job" && wait_for "a key from init.lua"
-check $? "? opens the help, generated from the key table (init.lua's key included)"
+wait_for "pause or resume the running job"
+r=$?
+# at 80x24 the list runs past the box: PgDn scrolls it to the end (init.lua's key)
+keys PgDn
+wait_for "a key from init.lua"
+r2=$?
+check $(test $r -eq 0 && test $r2 -eq 0; echo $?) \
+    "? opens the help, generated from the key table (PgDn: init.lua's key at its end)"
 keys Escape
 wait_gone "a key from init.lua"
 check $? "Esc closes the help"

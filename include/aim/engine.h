@@ -441,6 +441,14 @@ void aim_engine_compare_set(aim_engine *eng, const aim_compare_view *v);
 /* Any thread: copy the comparison out unless out->seq is already current
  * (start with out->seq = 0). Returns 1 if it copied. */
 int aim_engine_compare(aim_engine *eng, aim_compare_view *out);
+struct aim_figure; /* aim/plot.h */
+/* Publish a figure for the workbench's figure view (aim.plot{show = true}):
+ * the engine keeps its own copy (f is the caller's still). */
+void aim_engine_figure_set(aim_engine *eng, const struct aim_figure *f);
+/* Any thread: a new copy of the newest figure (the caller frees it with
+ * aim_figure_free) when its number is not *seq, which is then updated
+ * (start with *seq = 0); NULL when there is none or nothing new. */
+struct aim_figure *aim_engine_figure(aim_engine *eng, uint64_t *seq);
 /* 1 if aim_engine_interrupt was called since the current top-level chunk
  * began. */
 int aim_engine_interrupted(aim_engine *eng);

@@ -58,4 +58,14 @@ int aim_plot_write(const char *path, const aim_plot_spec *p, aim_plot_frame *fra
 /* The pixel (column, row; not rounded) of the data point (x, y). */
 void aim_plot_to_pixel(const aim_plot_frame *f, double x, double y, double *px, double *py);
 
+/* A spec that owns a copy of every text, series and value (one
+ * allocation), to hand a plot from one thread to another: the workbench's
+ * figure view (aim.plot{show = true}). */
+typedef struct aim_figure {
+    aim_plot_spec spec;
+} aim_figure;
+/* A copy of a spec that passed aim_plot_check; NULL with a message if not. */
+aim_figure *aim_figure_copy(const aim_plot_spec *p, aim_err *e);
+void aim_figure_free(aim_figure *f);
+
 #endif

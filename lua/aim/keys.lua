@@ -16,7 +16,7 @@
 -- C-a..C-z (Ctrl). Screen actions: quit, help, console, back, pause,
 -- log_scale, smooth_more, smooth_less, redraw, scroll_up, scroll_down,
 -- inspect, inspect_prev_image, inspect_next_image, inspect_prev_block,
--- inspect_next_block, inspect_map, inspect_head.
+-- inspect_next_block, inspect_map, inspect_head, figure.
 local M = {}
 
 M.actions = {
@@ -38,6 +38,7 @@ M.actions = {
     inspect_next_block = "Inspect view: the next block",
     inspect_map = "Inspect view: the next map (PCA, attention, error)",
     inspect_head = "Inspect view: the attention of the next probe head (or their mean)",
+    figure = "the script's figure (aim.plot{show = true}) in the loss plot's place, or back",
 }
 
 local bindings = {} -- key -> {key =, action = name | function, note =}
@@ -144,6 +145,7 @@ M.bind("l", "log_scale", "loss plot: logarithmic / linear y axis")
 M.bind("+", "smooth_more", "loss plot: more EMA smoothing (+0.1, up to 0.99)")
 M.bind("=", "smooth_more", "loss plot: more EMA smoothing (like +)")
 M.bind("-", "smooth_less", "loss plot: less EMA smoothing (-0.1, down to 0)")
+M.bind("f", "figure", "the script's figure (aim.plot{show = true}) / the loss curve")
 M.bind("i", "inspect", "the Inspect view (maps of what each block computed) / back")
 M.bind("[", "inspect_prev_image", "Inspect view: the previous image")
 M.bind("]", "inspect_next_image", "Inspect view: the next image")

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "aim/plot.h"
 #include "aim/prof.h"
 #include "lua/l_aim.h"
 
@@ -60,6 +61,8 @@ struct aim_engine {
     uint64_t inspect_seq;
     aim_compare_view *compare; /* NULL until the first publish */
     uint64_t compare_seq;
+    aim_figure *figure;        /* aim.plot{show = true}'s newest; NULL: none */
+    uint64_t figure_seq;
     int64_t curve_open;  /* steps in the last curve point so far (0: closed) */
     /* engine thread only */
     int started;
@@ -220,6 +223,7 @@ void aim_engine_free(aim_engine *eng)
     pthread_mutex_destroy(&eng->mu);
     free(eng->inspect);
     free(eng->compare);
+    aim_figure_free(eng->figure);
     free(eng);
 }
 
@@ -862,6 +866,32 @@ void aim_engine_compare_set(aim_engine *eng, const aim_compare_view *v)
     eng->compare->seq = ++eng->compare_seq;
     pthread_mutex_unlock(&eng->mu);
     wake(eng);
+}
+
+void aim_engine_figure_set(aim_engine *eng, const aim_figure *f)
+{
+    aim_err e;
+    aim_figure *copy = f ? aim_figure_copy(&f->spec, &e) : NULL; /* checked once already */
+    pthread_mutex_lock(&eng->mu);
+    aim_figure *old = eng->figure;
+    eng->figure = copy;
+    eng->figure_seq++;
+    pthread_mutex_unlock(&eng->mu);
+    aim_figure_free(old);
+    wake(eng);
+}
+
+aim_figure *aim_engine_figure(aim_engine *eng, uint64_t *seq)
+{
+    aim_figure *out = NULL;
+    pthread_mutex_lock(&eng->mu);
+    if (*seq != eng->figure_seq) {
+        aim_err e;
+        out = eng->figure ? aim_figure_copy(&eng->figure->spec, &e) : NULL;
+        *seq = eng->figure_seq;
+    }
+    pthread_mutex_unlock(&eng->mu);
+    return out;
 }
 
 int aim_engine_compare(aim_engine *eng, aim_compare_view *out)

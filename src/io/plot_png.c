@@ -539,3 +539,63 @@ int aim_plot_write(const char *path, const aim_plot_spec *p, aim_plot_frame *fra
     free(rgb);
     return rc;
 }
+
+/* ------------------------------------------------------------ figures */
+
+static size_t text_size(const char *s)
+{
+    return s && *s ? strlen(s) + 1 : 0;
+}
+
+/* copy s into the block at *at (NULL for none) */
+static const char *put_text(char **at, const char *s)
+{
+    size_t n = text_size(s);
+    if (!n)
+        return NULL;
+    memcpy(*at, s, n);
+    const char *r = *at;
+    *at += n;
+    return r;
+}
+
+aim_figure *aim_figure_copy(const aim_plot_spec *p, aim_err *e)
+{
+    if (aim_plot_check(p, e) != 0)
+        return NULL;
+    /* the layout of the block: the figure, its series, then the values
+     * (doubles, aligned after the structs), then the texts */
+    size_t head = sizeof(aim_figure) + (size_t)p->nseries * sizeof(aim_plot_series);
+    head = (head + sizeof(double) - 1) / sizeof(double) * sizeof(double);
+    size_t values = 0, texts = text_size(p->title) + text_size(p->xlabel) + text_size(p->ylabel);
+    for (int s = 0; s < p->nseries; s++) {
+        values += 2 * (size_t)p->series[s].n * sizeof(double);
+        texts += text_size(p->series[s].label);
+    }
+    aim_figure *f = aim_xmalloc(head + values + texts);
+    aim_plot_series *sv = (aim_plot_series *)(f + 1);
+    double *v = (double *)((char *)f + head);
+    char *t = (char *)f + head + values;
+    f->spec = *p;
+    f->spec.series = sv;
+    f->spec.title = put_text(&t, p->title);
+    f->spec.xlabel = put_text(&t, p->xlabel);
+    f->spec.ylabel = put_text(&t, p->ylabel);
+    for (int s = 0; s < p->nseries; s++) {
+        const aim_plot_series *in = &p->series[s];
+        sv[s] = *in;
+        memcpy(v, in->x, (size_t)in->n * sizeof(double));
+        sv[s].x = v;
+        v += in->n;
+        memcpy(v, in->y, (size_t)in->n * sizeof(double));
+        sv[s].y = v;
+        v += in->n;
+        sv[s].label = put_text(&t, in->label);
+    }
+    return f;
+}
+
+void aim_figure_free(aim_figure *f)
+{
+    free(f);
+}

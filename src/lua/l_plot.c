@@ -9,9 +9,14 @@
  * x and y: tables of numbers or 1-d tensors of the same length, all finite.
  * label: the legend's text (none: the series stays out of the legend).
  * color: "#rrggbb" or 0xRRGGBB (default: the palette, in series order).
+ * show = true puts the plot on the workbench too (the figure view in the
+ * loss plot's place, f switches; each call replaces the figure shown, so a
+ * script can redraw it as points come in); without a workbench it is
+ * kept for none. path may then be left out.
  * Returns the frame {left, top, right, bottom, xmin, xmax, ymin, ymax}: the
- * plot area's pixels (0-based, inclusive) and the data range it spans. Bad
- * options raise; a file that cannot be written returns nil, message.
+ * plot area's pixels (0-based, inclusive) and the data range it spans (with
+ * show alone: true). Bad options raise; a file that cannot be written
+ * returns nil, message.
  */
 #include "config.h"
 
@@ -23,7 +28,7 @@
 #include "lua/l_aim.h"
 
 static const char *const plot_options[] = {"path", "width", "height", "title", "xlabel",
-                                           "ylabel", "series", NULL};
+                                           "ylabel", "series", "show", NULL};
 static const char *const series_options[] = {"x", "y", "label", "points", "line", "color",
                                              NULL};
 
@@ -121,8 +126,10 @@ static int l_plot(lua_State *L)
     lua_settop(L, 1);
     l_check_options(L, 1, plot_options);
     const char *path = l_opt_str(L, 1, "path", NULL);
-    if (!path || !*path)
-        luaL_argerror(L, 1, "option 'path' (the PNG to write) is required");
+    int show = l_opt_bool(L, 1, "show", 0);
+    if ((!path || !*path) && !show)
+        luaL_argerror(L, 1, "give option 'path' (the PNG to write), 'show = true' (the "
+                            "workbench's figure view) or both");
     aim_plot_spec p = {0};
     p.width = (int)l_opt_int(L, 1, "width", 640, AIM_PLOT_MIN_SIDE, AIM_PLOT_MAX_SIDE);
     p.height = (int)l_opt_int(L, 1, "height", 480, AIM_PLOT_MIN_SIDE, AIM_PLOT_MAX_SIDE);
@@ -168,6 +175,14 @@ static int l_plot(lua_State *L)
     aim_err e;
     if (aim_plot_check(&p, &e) != 0)
         return luaL_argerror(L, 1, e.msg);
+    if (show) {
+        aim_figure fig = {.spec = p};
+        aim_engine_figure_set(l_engine(L), &fig);
+        if (!path || !*path) {
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+    }
     aim_plot_frame f;
     if (aim_plot_write(path, &p, &f, &e) != 0)
         return l_fail(L, e.msg);

@@ -111,7 +111,12 @@ static void header(const ui_view *v, ui_rect r, const float *ema, int n)
                             k == H_EMA ? UI_EMA : k == H_VAL ? UI_VAL : UI_NORMAL, f[k]);
         }
     if (b->nonfinite > 0)
-        screen_putf(r.y, x, r.w - (x - r.x), UI_ERROR, "  %d NaN/Inf", b->nonfinite);
+        x += screen_putf(r.y, x, r.w - (x - r.x), UI_ERROR, "  %d NaN/Inf", b->nonfinite);
+    /* a script's figure waits behind the curve: say how to get it back */
+    const char *hint = "f: figure";
+    int hw = (int)strlen(hint);
+    if (v->fig && r.x + r.w - hw - 1 >= x + 2)
+        screen_put(r.y, r.x + r.w - hw - 1, hw, UI_DIM, hint);
 }
 
 /* the compared runs (NULL when none) */

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aim/plot.h"
 #include "aim/engine.h"
 #include "ui/console.h"
 #include "ui/screen.h"
@@ -466,6 +467,7 @@ typedef enum place {
     AT_TOP,     /* the status line */
     AT_MIDDLE,  /* all between the status and the message line (Inspect view) */
     AT_PLOT,    /* the middle's upper left */
+    AT_FIGURE,  /* the same place, while the figure view is shown */
     AT_SIDE,    /* the middle's upper right, after a rule */
     AT_BELOW,   /* the middle's lower part */
     AT_MESSAGE, /* the message line */
@@ -478,9 +480,9 @@ static const struct {
     const ui_panel *panel;
     place at;
 } panels[] = {
-    {&panel_status, AT_TOP},  {&panel_inspect, AT_MIDDLE}, {&panel_loss, AT_PLOT},
-    {&panel_probe, AT_SIDE},  {&panel_recon, AT_BELOW},    {&panel_message, AT_MESSAGE},
-    {&panel_console, AT_CONSOLE},
+    {&panel_status, AT_TOP},   {&panel_inspect, AT_MIDDLE}, {&panel_loss, AT_PLOT},
+    {&panel_figure, AT_FIGURE}, {&panel_probe, AT_SIDE},    {&panel_recon, AT_BELOW},
+    {&panel_message, AT_MESSAGE}, {&panel_console, AT_CONSOLE},
 };
 #define N_PANELS (sizeof panels / sizeof panels[0])
 
@@ -582,10 +584,22 @@ static int act_scroll_down(tui *t, const binding *b)
     return UI_HANDLED | UI_REDRAW;
 }
 
+static int act_figure(tui *t, const binding *b)
+{
+    (void)b;
+    if (!t->v.fig) {
+        set_message(t, 0, "no figure yet: a script shows one with aim.plot{show = true, ...}");
+        return UI_HANDLED | UI_REDRAW;
+    }
+    t->v.show_fig = !t->v.show_fig;
+    return UI_HANDLED | UI_RELAYOUT | UI_REDRAW;
+}
+
 static const struct {
     const char *name;
     int (*run)(tui *t, const binding *b); /* returns UI_* bits */
 } actions[] = {
+    {"figure", act_figure},
     {"lua", act_lua},
     {"quit", act_quit},
     {"help", act_help},
@@ -809,7 +823,7 @@ static void layout(const ui_view *v, int rows, int cols, ui_rect at[N_PLACES])
     int probe_w = cols >= 60 ? (cols * 3 / 10 < 24 ? 24 : cols * 3 / 10 > 44 ? 44 : cols * 3 / 10)
                              : 0;
     int loss_w = probe_w ? cols - probe_w - 1 : cols;
-    at[AT_PLOT] = (ui_rect){1, 0, top_h, loss_w};
+    at[v->fig && v->show_fig ? AT_FIGURE : AT_PLOT] = (ui_rect){1, 0, top_h, loss_w};
     if (probe_w)
         at[AT_SIDE] = (ui_rect){1, loss_w + 1, top_h, probe_w};
     if (rec_h > 0)
@@ -1174,6 +1188,14 @@ static void take_engine(tui *t)
         t->dirty = 1;
     if (aim_engine_compare(t->eng, t->v.cmp))
         t->dirty = 1;
+    aim_figure *fig = aim_engine_figure(t->eng, &t->v.fig_seq);
+    if (fig) { /* the first figure is shown; later ones keep what the user chose */
+        if (!t->v.fig)
+            t->v.show_fig = 1;
+        aim_figure_free(t->v.fig);
+        t->v.fig = fig;
+        t->dirty = 1;
+    }
 }
 
 /* the keys, then the other ways out: aim.quit / os.exit, a stop signal, a
@@ -1280,6 +1302,7 @@ static void tui_close(tui *t)
     free(t->v.board);
     free(t->v.insp);
     free(t->v.cmp);
+    aim_figure_free(t->v.fig);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }

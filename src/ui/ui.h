@@ -119,6 +119,10 @@ typedef struct ui_view {
     int insp_map;              /* PCA, attention, error */
     int insp_head;             /* attention: 0 = the mean of the heads, else head h */
     double now;                /* monotonic seconds at this frame */
+    /* the figure view (panel_figure.c): a script's aim.plot{show = true} */
+    struct aim_figure *fig;    /* copied from the engine; NULL: none yet */
+    uint64_t fig_seq;
+    int show_fig;              /* shown in the loss plot's place (key f) */
 } ui_view;
 
 /* ------------------------------------------------------------ panels */
@@ -137,6 +141,7 @@ extern const ui_panel panel_probe;
 extern const ui_panel panel_recon;
 extern const ui_panel panel_console;
 extern const ui_panel panel_inspect;
+extern const ui_panel panel_figure;
 
 /* Small text helpers for panels (ui_text.c). */
 /* "1.2k", "35", "2.1M" */

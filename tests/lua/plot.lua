@@ -42,7 +42,18 @@ local function plot_with(series, extra)
     return aim.plot(o)
 end
 local ok3 = {x = {1, 2, 3}, y = {1, 2, 3}}
-T.raises("option 'path'", "path is required", aim.plot, {series = {ok3}})
+T.raises("give option 'path' (the PNG to write), 'show = true'", "path or show is required",
+         aim.plot, {series = {ok3}})
+T.ok(aim.plot{show = true, series = {ok3}} == true, "show = true alone: no file, returns true")
+T.raises("is not finite", "show = true checks the series as a PNG would", aim.plot,
+         {show = true, series = {{x = {1}, y = {0 / 0}}}})
+T.raises("'show'", "show must be a boolean", aim.plot, {show = "yes", path = path, series = {ok3}})
+do
+    local both = dir .. "/both.png"
+    local f = aim.plot{show = true, path = both, series = {ok3}}
+    T.ok(type(f) == "table" and f.right > f.left and io.open(both) ~= nil,
+         "show = true with a path writes the PNG and returns its frame")
+end
 T.raises("unknown option 'serie'", "unknown options are named", aim.plot, {path = path, serie = {ok3}})
 T.raises("option 'series' must be a table", "series is required", aim.plot, {path = path})
 T.raises("option 'series' has 0 series", "at least one series", plot_with, {})
