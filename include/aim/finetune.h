@@ -124,6 +124,46 @@ void aim_tune_recon_write(aim_tune_recon *r, aim_model *m, struct aim_runlog *lo
                           const char *tag, int64_t step);
 void aim_tune_recon_free(aim_tune_recon *r);
 
+/* The loop LoRA and fine-tuning share. Before the first step: the
+ * reconstructions and the next-patch loss (epoch 0 for on_epoch). Then per
+ * epoch, train->n / batch steps of: a batch (crop / flip as asked, crops of
+ * 80-100% of the area), the probe blocks' features with the trunk's graph
+ * kept, the trainable gradients zeroed, the head's forward and backward,
+ * the trunk's backward, the job's own update (its optimiser steps at the
+ * lr factor of warmup + cosine; it returns the gradient norm) and the
+ * step's report ("JOB_step" lines every log_every steps, on_step). After
+ * each epoch: the test top-1, the next-patch loss, the reconstructions, a
+ * "JOB" line and on_epoch. A callback returning non-zero stops the job
+ * after its step. -1 with a message if the trunk's features fail. */
+typedef struct aim_tune_loop {
+    const char *job;                   /* "lora", "finetune": kinds, tags, messages */
+    aim_model *m;
+    const aim_dataset *train, *test;
+    aim_probe *head;
+    const int *blocks;                 /* the probe blocks, 1-based */
+    int nblocks;
+    int batch, epochs, val_images, log_every;
+    int crop, flip;
+    uint64_t seed;
+    int64_t warmup;                    /* steps */
+    float lr, head_lr;                 /* peak rates, for the reports */
+    struct aim_runlog *log;            /* may be NULL */
+    float (*update)(void *uctx, int64_t step, float lr_factor); /* step: 0-based */
+    void *uctx;
+    int (*on_step)(void *ctx, const aim_step_info *s);
+    int (*on_epoch)(void *ctx, const aim_lora_epoch *e);
+    void *ctx;
+} aim_tune_loop;
+typedef struct aim_tune_out {
+    float train_loss, train_top1;      /* the last epoch's, on its training batches */
+    float test_top1;                   /* the last epoch's */
+    float val_loss_start, val_loss;    /* next-patch loss before and after; NaN: none */
+    int epochs_done, stopped;
+    int64_t steps;
+    double seconds;
+} aim_tune_out;
+int aim_tune_run(const aim_tune_loop *l, aim_tune_out *o, aim_err *e);
+
 /* One step of LoRA or fine-tuning reported: the progress for on_step
  * (throughput over the last ~5 s, ETA) and, every log_every steps, a line
  * of `kind` ("lora_step", "finetune_step": loss, lr, head_lr, grad_norm,

@@ -130,6 +130,27 @@ void aim_finetune_describe(const aim_model *m, const aim_finetune_job *j, int64_
              (long long)(ntrain / (j->batch > 0 ? j->batch : 1)), j->batch);
 }
 
+/* fine-tuning's update: one clip over trunk + head (each table's step is
+ * given the norm bound that makes its own clip factor the joint one), the
+ * trunk's tensors at their layer-decayed lr (lr_scale) */
+typedef struct ft_update {
+    aim_params *mp, *hp;
+    float lr, head_lr, clip;
+    aim_adamw_opts to, ho;
+} ft_update;
+
+static float ft_step(void *ctx, int64_t step, float f)
+{
+    ft_update *u = ctx;
+    float gt = aim_grad_norm(u->mp), gh = aim_grad_norm(u->hp);
+    float gn = sqrtf(gt * gt + gh * gh);
+    float coef = u->clip > 0 && gn > 0 ? u->clip / (gn + 1e-6f) : 1.0f;
+    aim_clip_adamw_step(u->mp, &u->to, f * u->lr, step + 1, coef < 1 ? coef * (gt + 1e-6f) : 0);
+    aim_clip_adamw_step(u->hp, &u->ho, f * u->head_lr, step + 1,
+                        coef < 1 ? coef * (gh + 1e-6f) : 0);
+    return gn;
+}
+
 int aim_finetune_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
                      const aim_finetune_job *j, aim_finetune_result *r, aim_err *e)
 {
@@ -181,13 +202,7 @@ int aim_finetune_run(aim_model *m, const aim_dataset *train, const aim_dataset *
                                           : (total / 20 > 0 ? total / 20 : 1);
     aim_probe *pr = aim_probe_new(AIM_PROBE_ATTENTIVE, aim_config_tokens(c), c->width, c->heads,
                                   K, j->seed, e);
-    aim_batcher *bt = NULL;
-    float *x = NULL, *feat = NULL, *dfeat = NULL;
-    int32_t *lab = NULL, *prefix = NULL;
-    aim_tune_recon rec = {0};
     int rc = -1;
-    int64_t step = 0;
-    double t0 = aim_now();
     if (!pr)
         goto out;
     aim_params *hp = aim_probe_params(pr);
@@ -201,119 +216,33 @@ int aim_finetune_run(aim_model *m, const aim_dataset *train, const aim_dataset *
         aim_err_prefix(e, "finetune");
         goto out;
     }
-    aim_batcher_opts bo;
-    aim_batcher_opts_default(&bo);
-    bo.batch = B;
-    bo.seed = j->seed;
-    bo.crop = 0;
-    bo.flip = 0;
-    bt = aim_batcher_new(train, &bo, e);
-    if (!bt)
-        goto out;
-    const size_t img = (size_t)c->channels * c->image * c->image;
-    const size_t nf = (size_t)B * aim_config_tokens(c) * c->width;
-    x = aim_xaligned((size_t)B * img * sizeof(float));
-    feat = aim_xaligned(nf * sizeof(float));
-    dfeat = aim_xaligned(nf * sizeof(float));
-    lab = aim_xmalloc((size_t)B * sizeof *lab);
-    prefix = aim_xmalloc((size_t)B * sizeof *prefix);
-    aim_tune_recon_init(&rec, m, test, j->log);
-    aim_adamw_opts to, ho;
-    aim_adamw_opts_default(&to);
-    aim_adamw_opts_default(&ho);
-    to.weight_decay = ho.weight_decay = j->weight_decay; /* on AIM_P_DECAY tensors only */
-    to.lr_scale = scale;
-    const int log_every = j->log_every > 0 ? j->log_every : 10;
-    aim_tune_clock clock;
-    aim_tune_clock_start(&clock, t0);
-    aim_lora_epoch le = {.epoch = 0, .epochs = j->epochs, .train_loss = NAN, .train_top1 = NAN,
-                         .test_top1 = NAN, .head = pr, .probe_blocks = bl, .nprobe = nb};
-    aim_tune_recon_write(&rec, m, j->log, "recon/finetune", 0);
-    le.val_loss = r->val_loss_start = aim_tune_next_patch_loss(
-        m, test, j->val_images, B, j->seed, j->log, 0, x, prefix);
-    r->val_loss = le.val_loss;
-    if (j->on_epoch && j->on_epoch(j->ctx, &le))
-        r->stopped = 1;
-    for (int ep = 0; ep < j->epochs && !r->stopped; ep++) {
-        double loss_sum = 0;
-        int64_t hits = 0, seen = 0;
-        for (int64_t s = 0; s < per_epoch; s++, step++) {
-            aim_batcher_next(bt, x, lab, NULL);
-            if (aim_model_features_train(m, x, B, bl, nb, feat, e) != 0)
-                goto out;
-            aim_tune_zero_trainable(mp);
-            aim_tune_zero_trainable(hp);
-            int correct = 0;
-            float loss = aim_probe_forward(pr, feat, lab, B, 1, &correct);
-            memset(dfeat, 0, nf * sizeof(float));
-            aim_probe_backward(pr, dfeat);
-            aim_model_features_backward(m, dfeat);
-            /* one clip over trunk + head: each table's step is given the
-             * norm bound that makes its own clip factor the joint one */
-            float gt = aim_grad_norm(mp), gh = aim_grad_norm(hp);
-            float gn = sqrtf(gt * gt + gh * gh);
-            float coef = j->clip > 0 && gn > 0 ? j->clip / (gn + 1e-6f) : 1.0f;
-            float f = aim_lr_at(step, total, warmup, 1.0f);
-            aim_clip_adamw_step(mp, &to, f * j->lr, step + 1, coef < 1 ? coef * (gt + 1e-6f) : 0);
-            aim_clip_adamw_step(hp, &ho, f * j->head_lr, step + 1,
-                                coef < 1 ? coef * (gh + 1e-6f) : 0);
-            loss_sum += (double)loss * B;
-            hits += correct;
-            seen += B;
-            aim_tune_step ts = {.step = step + 1, .total = total, .ntrain = train->n, .batch = B,
-                                .loss = loss, .lr = f * j->lr, .head_lr = f * j->head_lr,
-                                .grad_norm = gn};
-            aim_step_info si;
-            aim_tune_step_report(&clock, aim_now(), &ts, j->log, "finetune_step", log_every, &si);
-            if (j->on_step && j->on_step(j->ctx, &si)) {
-                r->stopped = 1;
-                step++; /* this step is done: count it */
-                break;
-            }
-        }
-        if (seen) {
-            r->train_loss = (float)(loss_sum / seen);
-            r->train_top1 = (float)(100.0 * hits / seen);
-        }
-        r->test_top1 = aim_tune_evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
-        if (r->test_top1 < 0)
-            goto out;
-        r->epochs_done = ep + 1;
-        r->val_loss =
-            aim_tune_next_patch_loss(m, test, j->val_images, B, j->seed, j->log, step, x, prefix);
-        aim_tune_recon_write(&rec, m, j->log, "recon/finetune", step);
-        aim_runlog_begin(j->log, step, "finetune");
-        aim_runlog_num(j->log, "epoch", ep + 1);
-        aim_runlog_num(j->log, "loss", r->train_loss);
-        aim_runlog_num(j->log, "train_top1", r->train_top1);
-        aim_runlog_num(j->log, "test_top1", r->test_top1);
-        aim_runlog_num(j->log, "time", aim_now() - t0);
-        aim_runlog_end(j->log);
-        aim_runlog_flush(j->log);
-        le.epoch = ep + 1;
-        le.step = step;
-        le.train_loss = r->train_loss;
-        le.train_top1 = r->train_top1;
-        le.test_top1 = r->test_top1;
-        le.val_loss = r->val_loss;
-        if (j->on_epoch && j->on_epoch(j->ctx, &le))
-            r->stopped = 1;
-    }
-    rc = 0;
+    ft_update up = {.mp = mp, .hp = hp, .lr = j->lr, .head_lr = j->head_lr, .clip = j->clip};
+    aim_adamw_opts_default(&up.to);
+    aim_adamw_opts_default(&up.ho);
+    up.to.weight_decay = up.ho.weight_decay = j->weight_decay; /* on AIM_P_DECAY tensors only */
+    up.to.lr_scale = scale;
+    aim_tune_loop loop = {.job = "finetune", .m = m, .train = train, .test = test, .head = pr,
+                          .blocks = bl, .nblocks = nb, .batch = B, .epochs = j->epochs,
+                          .val_images = j->val_images, .log_every = j->log_every,
+                          .seed = j->seed, .warmup = warmup, .lr = j->lr, .head_lr = j->head_lr,
+                          .log = j->log, .update = ft_step, .uctx = &up, .on_step = j->on_step,
+                          .on_epoch = j->on_epoch, .ctx = j->ctx};
+    aim_tune_out o;
+    rc = aim_tune_run(&loop, &o, e);
+    r->train_loss = o.train_loss;
+    r->train_top1 = o.train_top1;
+    r->test_top1 = o.test_top1;
+    r->val_loss_start = o.val_loss_start;
+    r->val_loss = o.val_loss;
+    r->epochs_done = o.epochs_done;
+    r->stopped = o.stopped;
+    r->steps = o.steps;
+    r->seconds = o.seconds;
 out:
     for (int i = 0; i < mp->n; i++)
         mp->t[i].flags = flags[i];
     free(flags);
     free(scale);
-    r->steps = step;
-    r->seconds = aim_now() - t0;
-    aim_batcher_free(bt);
-    free(x);
-    free(feat);
-    free(dfeat);
-    free(lab);
-    free(prefix);
-    aim_tune_recon_free(&rec);
     if (rc == 0)
         r->probe = pr;
     else

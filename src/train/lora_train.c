@@ -103,6 +103,22 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     return 0; /* aim_write_atomic checks the stream */
 }
 
+/* LoRA's update: the adapters clipped at 1 with no weight decay, the head
+ * with its own */
+typedef struct lora_update {
+    aim_params *mp, *hp;
+    float lr, head_lr;
+    aim_adamw_opts lo, ho;
+} lora_update;
+
+static float lora_step(void *ctx, int64_t step, float f)
+{
+    lora_update *u = ctx;
+    float gn = aim_clip_adamw_step(u->mp, &u->lo, f * u->lr, step + 1, 1.0f);
+    aim_adamw_step(u->hp, &u->ho, f * u->head_lr, step + 1);
+    return gn;
+}
+
 int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
                  const aim_lora_job *j, aim_lora_result *r, aim_err *e)
 {
@@ -189,128 +205,34 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
         free(flags);
         return -1;
     }
-    aim_batcher_opts bo;
-    aim_batcher_opts_default(&bo);
-    bo.batch = j->batch;
-    bo.seed = j->seed;
-    bo.crop = j->augment ? 1 : 0;
-    bo.flip = j->augment || j->flip ? 1 : 0;
-    bo.scale_min = 0.8f;
-    aim_batcher *bt = aim_batcher_new(train, &bo, e);
-    if (!bt) {
-        aim_probe_free(pr);
-        for (int i = 0; i < mp->n; i++)
-            mp->t[i].flags = flags[i];
-        free(flags);
-        return -1;
-    }
-    const int B = j->batch;
-    const size_t img = (size_t)c->channels * c->image * c->image;
-    const size_t nf = (size_t)B * aim_config_tokens(c) * c->width;
-    float *x = aim_xaligned((size_t)B * img * sizeof(float));
-    float *feat = aim_xaligned(nf * sizeof(float));
-    float *dfeat = aim_xaligned(nf * sizeof(float));
-    int32_t *lab = aim_xmalloc((size_t)B * sizeof *lab);
-    int32_t *prefix = aim_xmalloc((size_t)B * sizeof *prefix);
-    aim_adamw_opts lo, ho;
-    aim_adamw_opts_default(&lo);
-    aim_adamw_opts_default(&ho);
-    lo.weight_decay = 0; /* adapters carry no AIM_P_DECAY anyway */
-    ho.weight_decay = j->weight_decay;
-    const int64_t per_epoch = train->n / B, total = per_epoch * j->epochs;
-    const int64_t warmup = total / 20 > 0 ? total / 20 : 1;
-    const int log_every = j->log_every > 0 ? j->log_every : 10;
-    double t0 = aim_now();
-    aim_tune_clock clock;
-    aim_tune_clock_start(&clock, t0);
-    int64_t step = 0;
-    int rc = 0;
-    aim_lora_epoch le = {.epoch = 0, .epochs = j->epochs, .train_loss = NAN, .train_top1 = NAN,
-                         .test_top1 = NAN, .head = pr, .probe_blocks = bl, .nprobe = nb};
-    aim_tune_recon rec;
-    aim_tune_recon_init(&rec, m, test, j->log);
-    aim_tune_recon_write(&rec, m, j->log, "recon/lora", 0);
-    le.val_loss = r->val_loss_start = aim_tune_next_patch_loss(
-        m, test, j->val_images, j->batch, j->seed, j->log, 0, x, prefix);
-    r->val_loss = le.val_loss;
-    if (j->on_epoch && j->on_epoch(j->ctx, &le))
-        r->stopped = 1;
-    for (int ep = 0; ep < j->epochs && !r->stopped; ep++) {
-        double loss_sum = 0;
-        int64_t hits = 0, seen = 0;
-        for (int64_t s = 0; s < per_epoch; s++, step++) {
-            aim_batcher_next(bt, x, lab, NULL);
-            if (aim_model_features_train(m, x, B, bl, nb, feat, e) != 0) {
-                rc = -1;
-                goto out;
-            }
-            aim_tune_zero_trainable(mp);
-            aim_tune_zero_trainable(hp);
-            int correct = 0;
-            float loss = aim_probe_forward(pr, feat, lab, B, 1, &correct);
-            memset(dfeat, 0, nf * sizeof(float));
-            aim_probe_backward(pr, dfeat);
-            aim_model_features_backward(m, dfeat);
-            float f = aim_lr_at(step, total, warmup, 1.0f);
-            float gn = aim_clip_adamw_step(mp, &lo, f * j->lr, step + 1, 1.0f);
-            aim_adamw_step(hp, &ho, f * j->head_lr, step + 1);
-            loss_sum += (double)loss * B;
-            hits += correct;
-            seen += B;
-            aim_tune_step ts = {.step = step + 1, .total = total, .ntrain = train->n, .batch = B,
-                                .loss = loss, .lr = f * j->lr, .head_lr = f * j->head_lr,
-                                .grad_norm = gn};
-            aim_step_info si;
-            aim_tune_step_report(&clock, aim_now(), &ts, j->log, "lora_step", log_every, &si);
-            if (j->on_step && j->on_step(j->ctx, &si)) {
-                r->stopped = 1;
-                step++; /* this step is done: count it (the loop's ++ is skipped) */
-                break;
-            }
-        }
-        if (seen) {
-            r->train_loss = (float)(loss_sum / seen);
-            r->train_top1 = (float)(100.0 * hits / seen);
-        }
-        r->test_top1 = aim_tune_evaluate(m, pr, test, bl, nb, B, x, lab, feat, e);
-        if (r->test_top1 < 0) {
-            rc = -1;
-            goto out;
-        }
-        r->epochs_done = ep + 1;
-        r->val_loss = aim_tune_next_patch_loss(m, test, j->val_images, j->batch, j->seed, j->log,
-                                               step, x, prefix);
-        aim_tune_recon_write(&rec, m, j->log, "recon/lora", step);
-        aim_runlog_begin(j->log, step, "lora");
-        aim_runlog_num(j->log, "epoch", ep + 1);
-        aim_runlog_num(j->log, "loss", r->train_loss);
-        aim_runlog_num(j->log, "train_top1", r->train_top1);
-        aim_runlog_num(j->log, "test_top1", r->test_top1);
-        aim_runlog_num(j->log, "time", aim_now() - t0);
-        aim_runlog_end(j->log);
-        aim_runlog_flush(j->log);
-        le.epoch = ep + 1;
-        le.step = step;
-        le.train_loss = r->train_loss;
-        le.train_top1 = r->train_top1;
-        le.test_top1 = r->test_top1;
-        le.val_loss = r->val_loss;
-        if (j->on_epoch && j->on_epoch(j->ctx, &le))
-            r->stopped = 1;
-    }
-out:
+    lora_update up = {.mp = mp, .hp = hp, .lr = j->lr, .head_lr = j->head_lr};
+    aim_adamw_opts_default(&up.lo);
+    aim_adamw_opts_default(&up.ho);
+    up.lo.weight_decay = 0; /* adapters carry no AIM_P_DECAY anyway */
+    up.ho.weight_decay = j->weight_decay;
+    const int64_t total = train->n / j->batch * j->epochs;
+    aim_tune_loop loop = {.job = "lora", .m = m, .train = train, .test = test, .head = pr,
+                          .blocks = bl, .nblocks = nb, .batch = j->batch, .epochs = j->epochs,
+                          .val_images = j->val_images, .log_every = j->log_every,
+                          .crop = j->augment ? 1 : 0, .flip = j->augment || j->flip ? 1 : 0,
+                          .seed = j->seed, .warmup = total / 20 > 0 ? total / 20 : 1,
+                          .lr = j->lr, .head_lr = j->head_lr, .log = j->log,
+                          .update = lora_step, .uctx = &up, .on_step = j->on_step,
+                          .on_epoch = j->on_epoch, .ctx = j->ctx};
+    aim_tune_out o;
+    int rc = aim_tune_run(&loop, &o, e);
     for (int i = 0; i < mp->n; i++)
         mp->t[i].flags = flags[i];
     free(flags);
-    r->steps = step;
-    r->seconds = aim_now() - t0;
-    aim_batcher_free(bt);
-    free(x);
-    free(feat);
-    free(dfeat);
-    free(lab);
-    free(prefix);
-    aim_tune_recon_free(&rec);
+    r->train_loss = o.train_loss;
+    r->train_top1 = o.train_top1;
+    r->test_top1 = o.test_top1;
+    r->val_loss_start = o.val_loss_start;
+    r->val_loss = o.val_loss;
+    r->epochs_done = o.epochs_done;
+    r->stopped = o.stopped;
+    r->steps = o.steps;
+    r->seconds = o.seconds;
     if (rc == 0)
         r->probe = pr;
     else

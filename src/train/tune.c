@@ -1,16 +1,20 @@
 /*
  * tune.c - what the jobs that train a head on a trunk (LoRA, full
- * fine-tuning) share: the data checks, the test top-1 of trunk + head and
- * the next-patch loss with its "val" line. The jobs themselves are
- * lora_train.c and finetune.c.
+ * fine-tuning) share: the data checks, the test top-1 of trunk + head, the
+ * next-patch loss with its "val" line, the reconstructions, the step
+ * report and the training loop itself (aim_tune_run). The jobs themselves
+ * (what is trained, how it is updated) are lora_train.c and finetune.c.
  */
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/data.h"
 #include "aim/finetune.h"
+#include "aim/train.h"
 #include "aim/recon.h"
 #include "aim/runlog.h"
 
@@ -147,4 +151,133 @@ void aim_tune_zero_trainable(aim_params *p)
     for (int i = 0; i < p->n; i++)
         if (!(p->t[i].flags & AIM_P_FROZEN))
             memset(p->grad + p->t[i].offset, 0, p->t[i].numel * sizeof(float));
+}
+
+/* after an epoch: what it measured, logged and told */
+static int end_epoch(const aim_tune_loop *l, aim_tune_out *o, aim_tune_recon *rec, int ep,
+                     int64_t step, double loss_sum, int64_t hits, int64_t seen, double t0,
+                     float *x, int32_t *lab, float *feat, int32_t *prefix, aim_err *e)
+{
+    if (seen) {
+        o->train_loss = (float)(loss_sum / seen);
+        o->train_top1 = (float)(100.0 * hits / seen);
+    }
+    o->test_top1 = aim_tune_evaluate(l->m, l->head, l->test, l->blocks, l->nblocks, l->batch, x,
+                                     lab, feat, e);
+    if (o->test_top1 < 0)
+        return -1;
+    o->epochs_done = ep + 1;
+    o->val_loss = aim_tune_next_patch_loss(l->m, l->test, l->val_images, l->batch, l->seed,
+                                           l->log, step, x, prefix);
+    char tag[48];
+    snprintf(tag, sizeof tag, "recon/%s", l->job);
+    aim_tune_recon_write(rec, l->m, l->log, tag, step);
+    aim_runlog_begin(l->log, step, l->job);
+    aim_runlog_num(l->log, "epoch", ep + 1);
+    aim_runlog_num(l->log, "loss", o->train_loss);
+    aim_runlog_num(l->log, "train_top1", o->train_top1);
+    aim_runlog_num(l->log, "test_top1", o->test_top1);
+    aim_runlog_num(l->log, "time", aim_now() - t0);
+    aim_runlog_end(l->log);
+    aim_runlog_flush(l->log);
+    aim_lora_epoch le = {.epoch = ep + 1, .epochs = l->epochs, .step = step,
+                         .train_loss = o->train_loss, .train_top1 = o->train_top1,
+                         .test_top1 = o->test_top1, .val_loss = o->val_loss, .head = l->head,
+                         .probe_blocks = l->blocks, .nprobe = l->nblocks};
+    if (l->on_epoch && l->on_epoch(l->ctx, &le))
+        o->stopped = 1;
+    return 0;
+}
+
+int aim_tune_run(const aim_tune_loop *l, aim_tune_out *o, aim_err *e)
+{
+    memset(o, 0, sizeof *o);
+    o->val_loss_start = o->val_loss = NAN;
+    double t0 = aim_now();
+    aim_batcher_opts bo;
+    aim_batcher_opts_default(&bo);
+    bo.batch = l->batch;
+    bo.seed = l->seed;
+    bo.crop = l->crop;
+    bo.flip = l->flip;
+    bo.scale_min = 0.8f;
+    aim_batcher *bt = aim_batcher_new(l->train, &bo, e);
+    if (!bt)
+        return -1;
+    aim_model *m = l->m;
+    const aim_config *c = aim_model_config(m);
+    aim_params *mp = aim_model_params(m), *hp = aim_probe_params(l->head);
+    const int B = l->batch;
+    const size_t img = (size_t)c->channels * c->image * c->image;
+    const size_t nf = (size_t)B * aim_config_tokens(c) * c->width;
+    float *x = aim_xaligned((size_t)B * img * sizeof(float));
+    float *feat = aim_xaligned(nf * sizeof(float));
+    float *dfeat = aim_xaligned(nf * sizeof(float));
+    int32_t *lab = aim_xmalloc((size_t)B * sizeof *lab);
+    int32_t *prefix = aim_xmalloc((size_t)B * sizeof *prefix);
+    const int64_t per_epoch = l->train->n / B, total = per_epoch * l->epochs;
+    const int log_every = l->log_every > 0 ? l->log_every : 10;
+    char step_kind[48], tag[48];
+    snprintf(step_kind, sizeof step_kind, "%s_step", l->job);
+    snprintf(tag, sizeof tag, "recon/%s", l->job);
+    aim_tune_clock clock;
+    aim_tune_clock_start(&clock, t0);
+    aim_tune_recon rec;
+    aim_tune_recon_init(&rec, m, l->test, l->log);
+    aim_tune_recon_write(&rec, m, l->log, tag, 0);
+    o->val_loss_start = o->val_loss = aim_tune_next_patch_loss(
+        m, l->test, l->val_images, B, l->seed, l->log, 0, x, prefix);
+    aim_lora_epoch le = {.epoch = 0, .epochs = l->epochs, .train_loss = NAN, .train_top1 = NAN,
+                         .test_top1 = NAN, .val_loss = o->val_loss, .head = l->head,
+                         .probe_blocks = l->blocks, .nprobe = l->nblocks};
+    if (l->on_epoch && l->on_epoch(l->ctx, &le))
+        o->stopped = 1;
+    int64_t step = 0;
+    int rc = 0;
+    for (int ep = 0; ep < l->epochs && !o->stopped && rc == 0; ep++) {
+        double loss_sum = 0;
+        int64_t hits = 0, seen = 0;
+        for (int64_t s = 0; s < per_epoch; s++, step++) {
+            aim_batcher_next(bt, x, lab, NULL);
+            if (aim_model_features_train(m, x, B, l->blocks, l->nblocks, feat, e) != 0) {
+                rc = -1;
+                break;
+            }
+            aim_tune_zero_trainable(mp);
+            aim_tune_zero_trainable(hp);
+            int correct = 0;
+            float loss = aim_probe_forward(l->head, feat, lab, B, 1, &correct);
+            memset(dfeat, 0, nf * sizeof(float));
+            aim_probe_backward(l->head, dfeat);
+            aim_model_features_backward(m, dfeat);
+            float f = aim_lr_at(step, total, l->warmup, 1.0f);
+            float gn = l->update(l->uctx, step, f);
+            loss_sum += (double)loss * B;
+            hits += correct;
+            seen += B;
+            aim_tune_step ts = {.step = step + 1, .total = total, .ntrain = l->train->n,
+                                .batch = B, .loss = loss, .lr = f * l->lr,
+                                .head_lr = f * l->head_lr, .grad_norm = gn};
+            aim_step_info si;
+            aim_tune_step_report(&clock, aim_now(), &ts, l->log, step_kind, log_every, &si);
+            if (l->on_step && l->on_step(l->ctx, &si)) {
+                o->stopped = 1;
+                step++; /* this step is done: count it (the loop's ++ is skipped) */
+                break;
+            }
+        }
+        if (rc == 0)
+            rc = end_epoch(l, o, &rec, ep, step, loss_sum, hits, seen, t0, x, lab, feat, prefix,
+                           e);
+    }
+    o->steps = step;
+    o->seconds = aim_now() - t0;
+    aim_batcher_free(bt);
+    free(x);
+    free(feat);
+    free(dfeat);
+    free(lab);
+    free(prefix);
+    aim_tune_recon_free(&rec);
+    return rc;
 }
