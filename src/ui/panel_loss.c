@@ -243,84 +243,67 @@ static void y_range(const axes *a, const float *const *raw, const float *const *
     *hi_out = hi;
 }
 
-static void loss_draw(const ui_view *v, ui_rect r)
-{
-    const aim_board *b = v->board;
-    const aim_compare_view *cv = compared(v);
-    int n = b->ncurve, nr = cv ? cv->n : 0;
-    /* series 0: the live job; 1..nr: the compared runs */
-    int nser = 1 + nr;
-    const float *raw[1 + AIM_COMPARE_RUNS];
-    float *sm[1 + AIM_COMPARE_RUNS];
+/* The series the plot draws: 0 the live job's curve, 1..n-1 the compared
+ * runs'; each with its raw losses, their EMA and its validation points. */
+typedef struct series_set {
+    int n, points; /* series; curve points in all */
+    const aim_curve_point *curve[1 + AIM_COMPARE_RUNS];
+    float *raw[1 + AIM_COMPARE_RUNS], *sm[1 + AIM_COMPARE_RUNS];
     int len[1 + AIM_COMPARE_RUNS], nval[1 + AIM_COMPARE_RUNS];
     const aim_val_point *val[1 + AIM_COMPARE_RUNS];
-    float *mean = calloc((size_t)n + 1, sizeof *mean);
-    for (int i = 0; i < n; i++)
-        mean[i] = b->curve[i].loss;
-    raw[0] = mean;
-    len[0] = n;
-    val[0] = b->val;
-    nval[0] = b->nval;
-    int points = n;
-    for (int k = 0; k < nr; k++) {
-        const aim_compare_run *run = &cv->run[k];
-        float *m = calloc((size_t)run->ncurve + 1, sizeof *m);
-        for (int i = 0; i < run->ncurve; i++)
-            m[i] = run->curve[i].loss;
-        raw[1 + k] = m;
-        len[1 + k] = run->ncurve;
-        val[1 + k] = run->val;
-        nval[1 + k] = run->nval;
-        points += run->ncurve;
-    }
-    for (int s = 0; s < nser; s++) {
-        sm[s] = calloc((size_t)len[s] + 1, sizeof *sm[s]);
-        plot_ema(raw[s], len[s], v->smoothing, sm[s]);
-    }
-    const float *ema = sm[0];
-    header(v, r, ema, n);
-    int top = r.y + 1;
-    if (cv && r.h > 4) { /* the legend takes a row */
-        int running = v->snap.state == AIM_JOB_RUNNING || v->snap.state == AIM_JOB_PAUSED;
-        legend(cv, n > 0 ? (running ? "live" : "last job") : NULL, top, r.x + 1, r.w - 1);
-        top++;
-    }
-    int ph = r.h - (top - r.y) - 2, pw = r.w - YLAB;
-    int lr_strip = n > 0;
-    if (!lr_strip || ph < 3) {
-        ph += 1;
-        lr_strip = 0;
-    }
-    if (points == 0 || ph < 2 || pw < 8) {
-        if (points == 0 && r.h > 2)
-            screen_put(r.y + r.h / 2, r.x + 2, r.w - 4, UI_DIM,
-                       cv                                 ? "the compared runs logged no finite loss"
-                       : v->snap.job[0]                   ? "waiting for the first step..."
-                       : v->script == UI_SCRIPT_RUNNING ? "the script is getting its job ready..."
-                                                        : "no training: the curve shows a job's");
-        goto done;
-    }
+} series_set;
 
-    axes a = {.W = 2 * pw, .H = 4 * ph, .log_y = v->log_y};
-    int have_x = 0;
-    for (int s = 0; s < nser; s++) {
-        const aim_curve_point *c = s == 0 ? b->curve : cv->run[s - 1].curve;
-        if (len[s] == 0)
-            continue;
-        if (!have_x || c[0].step < a.x0)
-            a.x0 = (double)c[0].step;
-        if (!have_x || c[len[s] - 1].step > a.x1)
-            a.x1 = (double)c[len[s] - 1].step;
-        have_x = 1;
-        for (int i = 0; i < nval[s]; i++)
-            a.x1 = val[s][i].step > a.x1 ? (double)val[s][i].step : a.x1;
+static void series_open(series_set *ss, const ui_view *v, const aim_compare_view *cv)
+{
+    const aim_board *b = v->board;
+    ss->n = 1 + (cv ? cv->n : 0);
+    ss->points = 0;
+    for (int s = 0; s < ss->n; s++) {
+        const aim_compare_run *run = s ? &cv->run[s - 1] : NULL;
+        ss->curve[s] = run ? run->curve : b->curve;
+        ss->len[s] = run ? run->ncurve : b->ncurve;
+        ss->val[s] = run ? run->val : b->val;
+        ss->nval[s] = run ? run->nval : b->nval;
+        ss->raw[s] = calloc((size_t)ss->len[s] + 1, sizeof *ss->raw[s]);
+        for (int i = 0; i < ss->len[s]; i++)
+            ss->raw[s][i] = ss->curve[s][i].loss;
+        ss->sm[s] = calloc((size_t)ss->len[s] + 1, sizeof *ss->sm[s]);
+        plot_ema(ss->raw[s], ss->len[s], v->smoothing, ss->sm[s]);
+        ss->points += ss->len[s];
     }
-    if (a.x1 <= a.x0)
-        a.x1 = a.x0 + 1;
-    /* y range: robust, so the first steps' high loss and single spikes do
-     * not flatten the rest (they run off the edge) */
+}
+
+static void series_close(series_set *ss)
+{
+    for (int s = 0; s < ss->n; s++) {
+        free(ss->raw[s]);
+        free(ss->sm[s]);
+    }
+}
+
+/* the axes' data ranges: x over every curve and validation point, y robust
+ * (so the first steps' high loss and single spikes do not flatten the rest:
+ * they run off the edge) with 6% room */
+static void set_ranges(axes *a, const series_set *ss)
+{
+    int have_x = 0;
+    for (int s = 0; s < ss->n; s++) {
+        const aim_curve_point *c = ss->curve[s];
+        if (ss->len[s] == 0)
+            continue;
+        if (!have_x || c[0].step < a->x0)
+            a->x0 = (double)c[0].step;
+        if (!have_x || c[ss->len[s] - 1].step > a->x1)
+            a->x1 = (double)c[ss->len[s] - 1].step;
+        have_x = 1;
+        for (int i = 0; i < ss->nval[s]; i++)
+            a->x1 = ss->val[s][i].step > a->x1 ? (double)ss->val[s][i].step : a->x1;
+    }
+    if (a->x1 <= a->x0)
+        a->x1 = a->x0 + 1;
     double lo, hi;
-    y_range(&a, raw, (const float *const *)sm, len, nser, val, nval, &lo, &hi);
+    y_range(a, (const float *const *)ss->raw, (const float *const *)ss->sm, ss->len, ss->n,
+            ss->val, ss->nval, &lo, &hi);
     if (!isfinite(lo) || !isfinite(hi)) {
         lo = 0;
         hi = 1;
@@ -328,32 +311,36 @@ static void loss_draw(const ui_view *v, ui_rect r)
     double pad = (hi - lo) * 0.06;
     if (pad <= 0)
         pad = fabs(hi) * 0.05 + 1e-3;
-    a.y0 = lo - pad;
-    a.y1 = hi + pad;
-    if (!v->log_y && lo >= 0 && a.y0 < 0)
-        a.y0 = 0;
+    a->y0 = lo - pad;
+    a->y1 = hi + pad;
+    if (!a->log_y && lo >= 0 && a->y0 < 0)
+        a->y0 = 0;
+}
 
-    /* the canvas: the live raw spans and lines, the compared runs'
-     * smoothed curves, then the live EMA over them */
+/* the canvas: the live raw spans and lines, the compared runs' smoothed
+ * curves, then the live EMA over them; and the validation points (the live
+ * job's, and the compared runs' where colours and braille tell them apart
+ * from the runs' marks) */
+static void draw_curves(const series_set *ss, const axes *a, int top, int left, int pw, int ph)
+{
     plot_canvas c;
     plot_canvas_init(&c, pw, ph);
     int px = -1, py = 0;
-    for (int i = 0; i < n; i++) {
-        const aim_curve_point *p = &b->curve[i];
-        int x = xdot(&a, (double)p->step);
-        int y = ydot(&a, tf(&a, p->loss));
-        plot_vspan(&c, x, ydot(&a, tf(&a, p->lo)), ydot(&a, tf(&a, p->hi)), SER_RAW);
+    for (int i = 0; i < ss->len[0]; i++) {
+        const aim_curve_point *p = &ss->curve[0][i];
+        int x = xdot(a, (double)p->step);
+        int y = ydot(a, tf(a, p->loss));
+        plot_vspan(&c, x, ydot(a, tf(a, p->lo)), ydot(a, tf(a, p->hi)), SER_RAW);
         if (px >= 0)
             plot_line(&c, px, py, x, y, SER_RAW);
         px = x;
         py = y;
     }
-    for (int s = nser - 1; s >= 0; s--) {
-        const aim_curve_point *cp = s == 0 ? b->curve : cv->run[s - 1].curve;
+    for (int s = ss->n - 1; s >= 0; s--) {
         int ser = s == 0 ? SER_EMA : SER_RUN0 + s - 1;
         px = -1;
-        for (int i = 0; i < len[s]; i++) {
-            int x = xdot(&a, (double)cp[i].step), y = ydot(&a, tf(&a, sm[s][i]));
+        for (int i = 0; i < ss->len[s]; i++) {
+            int x = xdot(a, (double)ss->curve[s][i].step), y = ydot(a, tf(a, ss->sm[s][i]));
             if (px >= 0)
                 plot_line(&c, px, py, x, y, ser);
             else
@@ -363,7 +350,6 @@ static void loss_draw(const ui_view *v, ui_rect r)
         }
     }
     int uni = screen_unicode(), marks = use_marks();
-    int left = r.x + YLAB;
     for (int row = 0; row < ph; row++)
         for (int col = 0; col < pw; col++) {
             int s = plot_series(&c, col, row);
@@ -378,43 +364,43 @@ static void loss_draw(const ui_view *v, ui_rect r)
             uint32_t g = uni ? plot_glyph(&c, col, row) : (s == SER_EMA ? '*' : '.');
             screen_glyph(top + row, left + col, g, s == SER_EMA ? UI_EMA : UI_RAW);
         }
-    /* validation points: the live job's, and the compared runs' where
-     * colours and braille tell them apart from the runs' marks */
-    for (int s = 0; s < nser; s++) {
-        if (s > 0 && marks)
-            break;
-        for (int i = 0; i < nval[s]; i++) {
-            int x = xdot(&a, (double)val[s][i].step) / 2, y = ydot(&a, tf(&a, val[s][i].loss)) / 4;
-            if (y >= 0 && y < ph && x >= 0 && x < pw)
-                screen_glyph(top + y, left + x, uni ? 0x2022 : 'o', s ? ui_run_style(s - 1) : UI_VAL);
-        }
-    }
     plot_canvas_free(&c);
+    for (int s = 0; s < ss->n && !(s > 0 && marks); s++)
+        for (int i = 0; i < ss->nval[s]; i++) {
+            int x = xdot(a, (double)ss->val[s][i].step) / 2;
+            int y = ydot(a, tf(a, ss->val[s][i].loss)) / 4;
+            if (y >= 0 && y < ph && x >= 0 && x < pw)
+                screen_glyph(top + y, left + x, uni ? 0x2022 : 'o',
+                             s ? ui_run_style(s - 1) : UI_VAL);
+        }
+}
 
-    /* y axis */
+/* the y axis with its tick labels; the x axis' step labels in row xrow */
+static void draw_axes(const axes *a, ui_rect r, int top, int left, int pw, int ph)
+{
+    int uni = screen_unicode();
     for (int row = 0; row < ph; row++)
         screen_glyph(top + row, left - 1, uni ? 0x2502 : '|', UI_AXIS);
     double ticks[16];
-    int nt = plot_ticks(a.y0, a.y1, ph / 2 + 1 < 16 ? ph / 2 + 1 : 16, v->log_y, ticks);
+    int nt = plot_ticks(a->y0, a->y1, ph / 2 + 1 < 16 ? ph / 2 + 1 : 16, a->log_y, ticks);
     for (int i = 0; i < nt; i++) {
-        int row = ydot(&a, ticks[i]) / 4;
+        int row = ydot(a, ticks[i]) / 4;
         if (row < 0 || row >= ph)
             continue;
         char lab[16];
-        plot_label(v->log_y ? pow(10, ticks[i]) : ticks[i], lab, sizeof lab);
+        plot_label(a->log_y ? pow(10, ticks[i]) : ticks[i], lab, sizeof lab);
         int lw = (int)strlen(lab);
         screen_put(top + row, r.x + (YLAB - 1 - lw > 0 ? YLAB - 1 - lw : 0), YLAB - 1, UI_AXIS,
                    lab);
         screen_glyph(top + row, left - 1, uni ? 0x2524 : '+', UI_AXIS);
     }
-    /* x axis: step labels */
     int xrow = top + ph;
-    nt = plot_ticks(a.x0, a.x1, pw / 10 > 1 ? pw / 10 : 1, 0, ticks);
+    nt = plot_ticks(a->x0, a->x1, pw / 10 > 1 ? pw / 10 : 1, 0, ticks);
     int free_from = left;
     for (int i = 0; i < nt; i++) {
         char lab[16];
         ui_fmt_count(ticks[i], lab, sizeof lab);
-        int col = left + xdot(&a, ticks[i]) / 2, lw = (int)strlen(lab);
+        int col = left + xdot(a, ticks[i]) / 2, lw = (int)strlen(lab);
         int at = col - lw / 2;
         if (at < free_from)
             at = free_from;
@@ -426,39 +412,75 @@ static void loss_draw(const ui_view *v, ui_rect r)
         free_from = at + lw + 2;
     }
     screen_put(xrow, r.x, YLAB - 1, UI_AXIS, "  step");
-    /* the learning-rate strip (the live job's) */
-    if (lr_strip) {
-        int lrow = xrow + 1;
-        float lrmax = 0;
-        for (int i = 0; i < n; i++)
-            lrmax = b->curve[i].lr > lrmax ? b->curve[i].lr : lrmax;
-        screen_put(lrow, r.x, YLAB - 1, UI_LR, "    lr");
-        screen_glyph(lrow, left - 1, uni ? 0x2502 : '|', UI_AXIS);
-        int j = 0;
-        float cur = 0;
-        for (int col = 0; col < pw && lrmax > 0; col++) {
-            int any = 0;
-            while (j < n && xdot(&a, (double)b->curve[j].step) / 2 <= col) {
-                cur = b->curve[j].lr;
-                j++;
-                any = 1;
-            }
-            if (!any && (j == 0 || j >= n))
-                continue;
-            int lev = (int)lroundf(cur / lrmax * 8);
-            if (lev <= 0)
-                continue;
-            lev = lev > 8 ? 8 : lev;
-            uint32_t g = uni ? 0x2580u + (uint32_t)lev : (uint32_t)" .:-=+*##"[lev];
-            screen_glyph(lrow, left + col, g, UI_LR);
+}
+
+/* the live job's learning-rate schedule as a strip of block heights */
+static void draw_lr_strip(const aim_board *b, const axes *a, int lrow, int x, int left, int pw)
+{
+    int n = b->ncurve, uni = screen_unicode();
+    float lrmax = 0;
+    for (int i = 0; i < n; i++)
+        lrmax = b->curve[i].lr > lrmax ? b->curve[i].lr : lrmax;
+    screen_put(lrow, x, YLAB - 1, UI_LR, "    lr");
+    screen_glyph(lrow, left - 1, uni ? 0x2502 : '|', UI_AXIS);
+    int j = 0;
+    float cur = 0;
+    for (int col = 0; col < pw && lrmax > 0; col++) {
+        int any = 0;
+        while (j < n && xdot(a, (double)b->curve[j].step) / 2 <= col) {
+            cur = b->curve[j].lr;
+            j++;
+            any = 1;
         }
+        if (!any && (j == 0 || j >= n))
+            continue;
+        int lev = (int)lroundf(cur / lrmax * 8);
+        if (lev <= 0)
+            continue;
+        lev = lev > 8 ? 8 : lev;
+        uint32_t g = uni ? 0x2580u + (uint32_t)lev : (uint32_t)" .:-=+*##"[lev];
+        screen_glyph(lrow, left + col, g, UI_LR);
     }
-done:
-    for (int s = 0; s < nser; s++)
-        free(sm[s]);
-    for (int k = 0; k < nr; k++)
-        free((float *)raw[1 + k]);
-    free(mean);
+}
+
+static void loss_draw(const ui_view *v, ui_rect r)
+{
+    const aim_board *b = v->board;
+    const aim_compare_view *cv = compared(v);
+    series_set ss;
+    series_open(&ss, v, cv);
+    int n = b->ncurve;
+    header(v, r, ss.sm[0], n);
+    int top = r.y + 1;
+    if (cv && r.h > 4) { /* the legend takes a row */
+        int running = v->snap.state == AIM_JOB_RUNNING || v->snap.state == AIM_JOB_PAUSED;
+        legend(cv, n > 0 ? (running ? "live" : "last job") : NULL, top, r.x + 1, r.w - 1);
+        top++;
+    }
+    int ph = r.h - (top - r.y) - 2, pw = r.w - YLAB;
+    int lr_strip = n > 0;
+    if (!lr_strip || ph < 3) {
+        ph += 1;
+        lr_strip = 0;
+    }
+    if (ss.points == 0 || ph < 2 || pw < 8) {
+        if (ss.points == 0 && r.h > 2)
+            screen_put(r.y + r.h / 2, r.x + 2, r.w - 4, UI_DIM,
+                       cv                                 ? "the compared runs logged no finite loss"
+                       : v->snap.job[0]                   ? "waiting for the first step..."
+                       : v->script == UI_SCRIPT_RUNNING ? "the script is getting its job ready..."
+                                                        : "no training: the curve shows a job's");
+        series_close(&ss);
+        return;
+    }
+    axes a = {.W = 2 * pw, .H = 4 * ph, .log_y = v->log_y};
+    set_ranges(&a, &ss);
+    int left = r.x + YLAB;
+    draw_curves(&ss, &a, top, left, pw, ph);
+    draw_axes(&a, r, top, left, pw, ph);
+    if (lr_strip)
+        draw_lr_strip(b, &a, top + ph + 1, r.x, left, pw);
+    series_close(&ss);
 }
 
 static int loss_action(ui_view *v, const char *action)
