@@ -255,7 +255,8 @@ static void test_figure_copy(uint8_t *rgb)
     double x[3] = {1, 2, 3}, y[3] = {4, 6, 5}, x2[1] = {2.5}, y2[1] = {5.5};
     char title[16] = "copied", lab[8] = "first";
     aim_plot_series s[2] = {
-        {.x = x, .y = y, .n = 3, .label = lab, .points = 1, .line = 1, .color = AIM_PLOT_AUTO_COLOR},
+        {.x = x, .y = y, .n = 3, .label = lab, .points = 1, .line = 1,
+         .color = AIM_PLOT_AUTO_COLOR},
         {.x = x2, .y = y2, .n = 1, .label = NULL, .points = 1, .line = 0, .color = 0x112233},
     };
     aim_plot_spec p = {.width = W, .height = H, .title = title, .xlabel = "x", .ylabel = "",

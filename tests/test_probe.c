@@ -427,11 +427,13 @@ int main(void)
             for (int i = 0; i < R; i++)
                 v += (bx[i * C + j] - mu) * (bx[i * C + j] - mu);
             double rs = 1 / sqrt(v / R + 1e-6);
-            wr = tap_worse(wr, fabs(brm[j] - (0.9 * 0.2 + 0.1 * mu)) + fabs(brv[j] - (0.9 * 2.0 + 0.1 * v / (R - 1))));
+            wr = tap_worse(wr, fabs(brm[j] - (0.9 * 0.2 + 0.1 * mu)) +
+                                   fabs(brv[j] - (0.9 * 2.0 + 0.1 * v / (R - 1))));
             for (int i = 0; i < R; i++) {
                 double y = (bx[i * C + j] - mu) * rs;
                 wf = tap_worse(wf, fabs(bo[i * C + j] - y));
-                we = tap_worse(we, fabs(be[i * C + j] - (bx[i * C + j] - brm[j]) / sqrt(brv[j] + 1e-6)));
+                we = tap_worse(we, fabs(be[i * C + j] -
+                                        (bx[i * C + j] - brm[j]) / sqrt(brv[j] + 1e-6)));
                 gm += bg[i * C + j] / R;
                 gym += bg[i * C + j] * y / R;
             }

@@ -108,10 +108,8 @@ static int finetune_exec(int argc, char **argv)
            " trained %llu trunk values (blocks 1-%d + patch embedding) + %llu head values\n",
            res.probe_label, res.test_top1, res.train_top1, res.epochs_done, took,
            (unsigned long long)res.trained, res.top_block, (unsigned long long)res.head);
-    if (isfinite(res.val_loss_start) && isfinite(res.val_loss))
-        printf("next-patch loss on %d test images: %.4f -> %.4f (%+.1f%%)\n",
-               job.val_images < te->n ? job.val_images : (int)te->n, res.val_loss_start,
-               res.val_loss, 100.0 * (res.val_loss - res.val_loss_start) / res.val_loss_start);
+    cmd_tune_next_patch(job.val_images < te->n ? job.val_images : (int)te->n,
+                        res.val_loss_start, res.val_loss);
     rc = 0;
     if (s.save && aim_dist_rank(aim_dist_world()) == 0) {
         if (aim_probe_save_with_model(s.save, m, res.probe, res.probe_label, &e) != 0)

@@ -59,6 +59,44 @@ static int probe_epoch(void *ctx, int epoch, float loss, float train_top1, float
     return 0;
 }
 
+/* --compare: the frozen attentive probe on LoRA's probe blocks with the
+ * same images (aim probe's protocol), its lines in the run's log; its head
+ * into *head when LoRA starts from it (LP-FT; head NULL: --fresh-head), its
+ * test top-1 into *top1. 1 after saying what failed. */
+static int frozen_probe_first(aim_model *m, const aim_dataset *tr, const aim_dataset *te,
+                              const aim_lora_spec *s, const char *weights, const aim_lora_job *job,
+                              cmd_tune *lc, aim_probe **head, float *top1)
+{
+    aim_probe_job pj = {.kind = AIM_PROBE_ATTENTIVE, .feature_batch = 64,
+                        .dist = aim_dist_world()};
+    aim_probe_opts_default(&pj.train);
+    pj.train.epochs = (int)s->probe_epochs;
+    pj.train.lr = (float)s->probe_lr;
+    pj.train.seed = (uint64_t)s->seed;
+    pj.train.on_epoch = probe_epoch;
+    pj.train.ctx = lc;
+    pj.log = job->log; /* its probe_epoch and probe_result lines; LoRA's run.json follows */
+    pj.weights = weights;
+    pj.nsets = 1;
+    pj.nblocks[0] = job->nprobe;
+    memcpy(pj.blocks[0], job->probe_blocks, sizeof job->probe_blocks);
+    if (!s->quiet)
+        fprintf(stderr, "aim lora: frozen attentive probe first (--compare)\n");
+    aim_probe_job_result pr;
+    aim_err e = {{0}};
+    if (aim_probe_job_run(m, tr, te, &pj, &pr, &e) != 0)
+        return cmd_fail("%s", e.msg);
+    if (head)
+        *head = pr.best_probe;
+    else
+        aim_probe_free(pr.best_probe);
+    *top1 = pr.sets[0].test_top1;
+    printf("frozen attentive probe, blocks %s: %.2f%% test top-1 (%.0f s)\n", pr.sets[0].label,
+           *top1, pr.sets[0].seconds);
+    fflush(stdout);
+    return 0;
+}
+
 static int lora_exec(int argc, char **argv)
 {
     aim_lora_spec s;
@@ -119,39 +157,10 @@ static int lora_exec(int argc, char **argv)
         goto done;
     cmd_tune lc = {.tty = isatty(2), .quiet = quiet, .what = "LoRA"};
 
-    float frozen = -1;
-    char label[128] = "";
-    if (compare) {
-        aim_probe_job pj = {.kind = AIM_PROBE_ATTENTIVE, .feature_batch = 64,
-                            .dist = aim_dist_world()};
-        aim_probe_opts_default(&pj.train);
-        pj.train.epochs = (int)s.probe_epochs;
-        pj.train.lr = (float)s.probe_lr;
-        pj.train.seed = (uint64_t)seed;
-        pj.train.on_epoch = probe_epoch;
-        pj.train.ctx = &lc;
-        pj.log = job.log; /* its probe_epoch and probe_result lines; LoRA's run.json follows */
-        pj.weights = pos[0];
-        pj.nsets = 1;
-        pj.nblocks[0] = job.nprobe;
-        memcpy(pj.blocks[0], job.probe_blocks, sizeof job.probe_blocks);
-        if (!quiet)
-            fprintf(stderr, "aim lora: frozen attentive probe first (--compare)\n");
-        aim_probe_job_result pr;
-        if (aim_probe_job_run(m, tr, te, &pj, &pr, &e) != 0) {
-            cmd_fail("%s", e.msg);
-            goto done;
-        }
-        if (fresh_head)
-            aim_probe_free(pr.best_probe);
-        else
-            start_head = pr.best_probe; /* LP-FT: LoRA starts from this head */
-        frozen = pr.sets[0].test_top1;
-        snprintf(label, sizeof label, "%s", pr.sets[0].label);
-        printf("frozen attentive probe, blocks %s: %.2f%% test top-1 (%.0f s)\n", label, frozen,
-               pr.sets[0].seconds);
-        fflush(stdout);
-    }
+    float frozen = -1; /* --compare: the frozen probe's test top-1 first */
+    if (compare && frozen_probe_first(m, tr, te, &s, pos[0], &job, &lc,
+                                      fresh_head ? NULL : &start_head, &frozen) != 0)
+        goto done;
 
     job.on_step = cmd_tune_step;
     job.on_epoch = cmd_tune_epoch;
@@ -188,10 +197,8 @@ static int lora_exec(int argc, char **argv)
     if (frozen >= 0)
         printf("gain over the frozen attentive probe: %+.2f points (%.2f%% -> %.2f%%)\n",
                res.test_top1 - frozen, frozen, res.test_top1);
-    if (isfinite(res.val_loss_start) && isfinite(res.val_loss))
-        printf("next-patch loss on %d test images: %.4f -> %.4f (%+.1f%%)\n",
-               job.val_images < te->n ? job.val_images : (int)te->n, res.val_loss_start,
-               res.val_loss, 100.0 * (res.val_loss - res.val_loss_start) / res.val_loss_start);
+    cmd_tune_next_patch(job.val_images < te->n ? job.val_images : (int)te->n,
+                        res.val_loss_start, res.val_loss);
     rc = 0;
     /* not data-parallel yet: under mpirun every rank trains alike, rank 0 saves */
     if (aim_dist_rank(aim_dist_world()) > 0)

@@ -70,6 +70,13 @@ int cmd_tune_epoch(void *ctx, const aim_lora_epoch *ep)
     return 0;
 }
 
+void cmd_tune_next_patch(int images, float before, float after)
+{
+    if (isfinite(before) && isfinite(after))
+        printf("next-patch loss on %d test images: %.4f -> %.4f (%+.1f%%)\n", images, before,
+               after, 100.0 * (after - before) / before);
+}
+
 static void step_line(cmd_progress *p, const aim_step_info *s)
 {
     if (cmd_step_line(s, p->tty))

@@ -33,6 +33,8 @@ typedef struct cmd_tune {
 } cmd_tune;
 int cmd_tune_step(void *ctx, const aim_step_info *s);
 int cmd_tune_epoch(void *ctx, const aim_lora_epoch *ep);
+/* "next-patch loss on N test images: A -> B (+x%)" when both are finite */
+void cmd_tune_next_patch(int images, float before, float after);
 
 /* aim_engine_hooks.output and .event, with a cmd_progress as ctx */
 void cmd_progress_output(void *ctx, const char *text, size_t len);
