@@ -133,114 +133,95 @@ static int load_one(const char *file, uint8_t *slot, int c, int h, int w,
     return 0;
 }
 
-aim_dataset *aim_data_open_pngdir(const char *path, const aim_open_opts *opts, aim_err *e)
+/* the options a folder of PNGs can be opened with, and the folder */
+static int check_open(const char *path, const aim_open_opts *opts, aim_err *e)
 {
-    aim_open_opts def = {0};
-    if (!opts)
-        opts = &def;
     if (opts->channels != 0 && opts->channels != 1 && opts->channels != 3 &&
-        opts->channels != 4) {
-        aim_errf(e, "%s: cannot load PNG images as %d channels (use 1, 3 or 4)", path,
-                 opts->channels);
-        return NULL;
-    }
+        opts->channels != 4)
+        return aim_errf(e, "%s: cannot load PNG images as %d channels (use 1, 3 or 4)", path,
+                        opts->channels);
     if (opts->height < 0 || opts->width < 0 || opts->height > AIM_PNG_MAX_SIDE ||
-        opts->width > AIM_PNG_MAX_SIDE) {
-        aim_errf(e, "%s: image size %d x %d is out of range (at most %d per side)", path,
-                 opts->height, opts->width, AIM_PNG_MAX_SIDE);
-        return NULL;
-    }
+        opts->width > AIM_PNG_MAX_SIDE)
+        return aim_errf(e, "%s: image size %d x %d is out of range (at most %d per side)", path,
+                        opts->height, opts->width, AIM_PNG_MAX_SIDE);
     if (!aim_is_dir(path)) {
         struct stat st;
         if (stat(path, &st) != 0)
-            aim_errf(e, "%s: %s", path, strerror(errno));
-        else
-            aim_errf(e, "%s: not a folder", path);
-        return NULL;
+            return aim_errf(e, "%s: %s", path, strerror(errno));
+        return aim_errf(e, "%s: not a folder", path);
     }
+    return 0;
+}
 
-    str_list classes = {0}, files = {0};
-    int32_t *labels = NULL;
-    aim_dataset *ds = NULL;
-    if (list_dir(path, 1, PNGDIR_MAX_CLASSES, "class folders", &classes, e) < 0)
-        goto fail;
-    if (classes.n == 0) {
-        aim_errf(e, "%s: no class folders (expected %s/<class>/<image>.png)", path, path);
-        goto fail;
-    }
+/* the class folders (sorted) and every PNG in them, with its class in
+ * *labels (malloc'd); -1 with a message (none, too many, unreadable) */
+static int list_images(const char *path, str_list *classes, str_list *files, int32_t **labels,
+                       aim_err *e)
+{
+    if (list_dir(path, 1, PNGDIR_MAX_CLASSES, "class folders", classes, e) < 0)
+        return -1;
+    if (classes->n == 0)
+        return aim_errf(e, "%s: no class folders (expected %s/<class>/<image>.png)", path, path);
     int64_t cap = 0;
-    for (int64_t k = 0; k < classes.n; k++) {
-        char *cdir = aim_xasprintf("%s/%s", path, classes.v[k]);
+    for (int64_t k = 0; k < classes->n; k++) {
+        char *cdir = aim_xasprintf("%s/%s", path, classes->v[k]);
         str_list names = {0};
-        int rc = list_dir(cdir, 0, PNGDIR_MAX_FILES - files.n, "PNG files", &names, e);
+        int rc = list_dir(cdir, 0, PNGDIR_MAX_FILES - files->n, "PNG files", &names, e);
         if (rc < 0) {
-            if (files.n + names.n >= PNGDIR_MAX_FILES)
+            if (files->n + names.n >= PNGDIR_MAX_FILES)
                 aim_errf(e, "%s: more than %lld PNG files", path, (long long)PNGDIR_MAX_FILES);
             list_free(&names);
             free(cdir);
-            goto fail;
+            return -1;
         }
-        if (files.n + names.n > cap) {
-            cap = files.n + names.n;
-            labels = aim_xrealloc(labels, (size_t)cap * sizeof *labels);
+        if (files->n + names.n > cap) {
+            cap = files->n + names.n;
+            *labels = aim_xrealloc(*labels, (size_t)cap * sizeof **labels);
         }
         for (int64_t j = 0; j < names.n; j++) {
-            labels[files.n] = (int32_t)k;
-            list_push(&files, aim_xasprintf("%s/%s", cdir, names.v[j]));
+            (*labels)[files->n] = (int32_t)k;
+            list_push(files, aim_xasprintf("%s/%s", cdir, names.v[j]));
         }
         list_free(&names);
         free(cdir);
     }
-    if (files.n == 0) {
-        aim_errf(e, "%s: no .png files in its %lld class folder%s", path,
-                 (long long)classes.n, classes.n == 1 ? "" : "s");
-        goto fail;
-    }
-    int64_t n = files.n;
-    if (opts->limit > 0 && opts->limit < n)
-        n = opts->limit;
+    if (files->n == 0)
+        return aim_errf(e, "%s: no .png files in its %lld class folder%s", path,
+                        (long long)classes->n, classes->n == 1 ? "" : "s");
+    return 0;
+}
 
-    /* channels and size from the headers unless given */
-    int c = opts->channels, h = opts->height, w = opts->width;
-    if (c == 0 || h == 0 || w == 0) {
-        int all_gray = 1;
-        for (int64_t i = 0; i < n; i++) {
-            aim_image hd;
-            if (aim_png_peek(files.v[i], &hd, e) < 0)
-                goto fail;
-            if (i == 0) {
-                h = h ? h : hd.h;
-                w = w ? w : hd.w;
-            }
-            all_gray &= hd.c <= 2;
-            if (c != 0 || !all_gray)
-                break; /* nothing more to learn */
+/* channels and size from the headers where the options leave them 0: the
+ * first image's size; one channel if every image read is grey */
+static int header_shape(const str_list *files, int64_t n, int *c, int *h, int *w, aim_err *e)
+{
+    if (*c != 0 && *h != 0 && *w != 0)
+        return 0;
+    int all_gray = 1;
+    for (int64_t i = 0; i < n; i++) {
+        aim_image hd;
+        if (aim_png_peek(files->v[i], &hd, e) < 0)
+            return -1;
+        if (i == 0) {
+            *h = *h ? *h : hd.h;
+            *w = *w ? *w : hd.w;
         }
-        if (c == 0)
-            c = all_gray ? 1 : 3;
+        all_gray &= hd.c <= 2;
+        if (*c != 0 || !all_gray)
+            break; /* nothing more to learn */
     }
-    int64_t shape[4] = {n, c, h, w};
-    uint64_t total;
-    if (aim_shape_numel(shape, 4, AIM_MAX_ALLOC, &total) < 0) {
-        aim_errf(e, "%s: %lld images of %d x %d x %d bytes are more than the %llu byte limit",
-                 path, (long long)n, c, h, w, (unsigned long long)AIM_MAX_ALLOC);
-        goto fail;
-    }
+    if (*c == 0)
+        *c = all_gray ? 1 : 3;
+    return 0;
+}
 
-    uint64_t need = total + 4 * (uint64_t)n;
-    if (opts->max_bytes && need > opts->max_bytes) {
-        char a[32], b[32];
-        aim_fmt_bytes(a, sizeof a, need);
-        aim_fmt_bytes(b, sizeof b, opts->max_bytes);
-        aim_errf(e, "%s: %lld images of %dx%dx%d need %s, more than the %s allowed", path,
-                 (long long)n, c, h, w, a, b);
-        goto fail;
-    }
-    ds = aim_dataset_try_alloc("pngdir", n, c, h, w, e);
-    if (!ds) {
-        aim_err_prefix(e, "%s", path);
-        goto fail;
-    }
+/* decode the first ds->n files into ds, in parallel; the error is the
+ * lowest failing file's, as a serial loop would report */
+static int load_all(const str_list *files, aim_dataset *ds, const aim_open_opts *opts,
+                    aim_err *e)
+{
+    const int64_t n = ds->n;
+    const int c = ds->c, h = ds->h, w = ds->w;
     size_t per = (size_t)c * h * w;
     int64_t bad = n; /* lowest failing index */
     aim_err bad_err = {{0}};
@@ -252,7 +233,7 @@ aim_dataset *aim_data_open_pngdir(const char *path, const aim_open_opts *opts, a
         if (i > first)
             continue; /* an earlier file already failed */
         aim_err err;
-        if (load_one(files.v[i], ds->images + (size_t)i * per, c, h, w, opts->resize,
+        if (load_one(files->v[i], ds->images + (size_t)i * per, c, h, w, opts->resize,
                      opts->max_bytes, &err) < 0) {
 #pragma omp critical(aim_pngdir_err)
             {
@@ -267,8 +248,52 @@ aim_dataset *aim_data_open_pngdir(const char *path, const aim_open_opts *opts, a
     if (bad < n) {
         if (e)
             *e = bad_err;
+        return -1;
+    }
+    return 0;
+}
+
+aim_dataset *aim_data_open_pngdir(const char *path, const aim_open_opts *opts, aim_err *e)
+{
+    aim_open_opts def = {0};
+    if (!opts)
+        opts = &def;
+    if (check_open(path, opts, e) != 0)
+        return NULL;
+    str_list classes = {0}, files = {0};
+    int32_t *labels = NULL;
+    aim_dataset *ds = NULL;
+    if (list_images(path, &classes, &files, &labels, e) != 0)
+        goto fail;
+    int64_t n = files.n;
+    if (opts->limit > 0 && opts->limit < n)
+        n = opts->limit;
+    int c = opts->channels, h = opts->height, w = opts->width;
+    if (header_shape(&files, n, &c, &h, &w, e) != 0)
+        goto fail;
+    int64_t shape[4] = {n, c, h, w};
+    uint64_t total;
+    if (aim_shape_numel(shape, 4, AIM_MAX_ALLOC, &total) < 0) {
+        aim_errf(e, "%s: %lld images of %d x %d x %d bytes are more than the %llu byte limit",
+                 path, (long long)n, c, h, w, (unsigned long long)AIM_MAX_ALLOC);
         goto fail;
     }
+    uint64_t need = total + 4 * (uint64_t)n;
+    if (opts->max_bytes && need > opts->max_bytes) {
+        char a[32], b[32];
+        aim_fmt_bytes(a, sizeof a, need);
+        aim_fmt_bytes(b, sizeof b, opts->max_bytes);
+        aim_errf(e, "%s: %lld images of %dx%dx%d need %s, more than the %s allowed", path,
+                 (long long)n, c, h, w, a, b);
+        goto fail;
+    }
+    ds = aim_dataset_try_alloc("pngdir", n, c, h, w, e);
+    if (!ds) {
+        aim_err_prefix(e, "%s", path);
+        goto fail;
+    }
+    if (load_all(&files, ds, opts, e) != 0)
+        goto fail;
     memcpy(ds->labels, labels, (size_t)n * sizeof *labels);
     ds->nclasses = (int)classes.n;
     ds->class_names = aim_xcalloc((size_t)classes.n, sizeof *ds->class_names);
