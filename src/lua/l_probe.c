@@ -322,6 +322,30 @@ static int on_set(void *ctx, int index, const aim_probe_set_result *r)
     return callback(ctx, 1, (void *)r);
 }
 
+/* aim.probe's result: {sets = {...}, best =, kind =, stopped =, probe =
+ * (the S_PROBE userdata, when it holds the best probe)} */
+static void push_result(lua_State *L, const aim_probe_job_result *res, const char *kind,
+                        int with_probe)
+{
+    lua_createtable(L, 0, 5);
+    lua_createtable(L, res->nsets, 0);
+    for (int s = 0; s < res->nsets; s++) {
+        push_set(L, &res->sets[s]);
+        lua_rawseti(L, -2, s + 1);
+    }
+    lua_setfield(L, -2, "sets");
+    if (res->best >= 0) {
+        push_set(L, &res->sets[res->best]);
+        lua_setfield(L, -2, "best");
+    }
+    l_set_str(L, "kind", kind);
+    l_set_bool(L, "stopped", res->stopped);
+    if (with_probe) {
+        lua_pushvalue(L, S_PROBE);
+        lua_setfield(L, -2, "probe");
+    }
+}
+
 /* aim.probe(m, train, test [, opts]): the options are the job layer's
  * (aim_probe_options, `aim options probe`), made into the job by
  * aim_probe_spec_job as `aim probe` does */
@@ -442,23 +466,7 @@ static int l_probe_run(lua_State *L)
     } else {
         aim_probe_free(res.best_probe); /* raw pixels: no blocks to read features from */
     }
-    lua_createtable(L, 0, 5);
-    lua_createtable(L, res.nsets, 0);
-    for (int s = 0; s < res.nsets; s++) {
-        push_set(L, &res.sets[s]);
-        lua_rawseti(L, -2, s + 1);
-    }
-    lua_setfield(L, -2, "sets");
-    if (res.best >= 0) {
-        push_set(L, &res.sets[res.best]);
-        lua_setfield(L, -2, "best");
-    }
-    l_set_str(L, "kind", job.raw ? "raw-linear" : kind);
-    l_set_bool(L, "stopped", res.stopped);
-    if (bp->p) {
-        lua_pushvalue(L, S_PROBE);
-        lua_setfield(L, -2, "probe");
-    }
+    push_result(L, &res, job.raw ? "raw-linear" : kind, bp->p != NULL);
     return 1;
 }
 

@@ -142,6 +142,88 @@ static int has_ref(const aim_probe_view *p, int l)
     return p->ref_kind[0] && isfinite(p->ref[l]);
 }
 
+#define BAR_LAB 4 /* "b12 " */
+#define BAR_VAL 6 /* " 81.2%" */
+
+/* block i's row at y: its label, its bar (eighths) and value, or why it
+ * has none; the raw pixels' and the frozen probe's marks across it */
+static void bar_row(const aim_probe_view *p, int i, int y, int x0, float lo, int best, int said,
+                    int bw)
+{
+    int uni = screen_unicode();
+    const int lab = BAR_LAB, val = BAR_VAL;
+    float v1 = p->top1[i];
+    ui_style st = i == best ? UI_BEST : UI_BAR;
+    screen_putf(y, x0, lab, i == best ? UI_BEST : UI_AXIS, "b%-2d", i + 1);
+    if (isfinite(v1)) {
+        double f = (v1 - lo) / (100 - lo) * bw;
+        int full = (int)floor(f), eighth = (int)floor((f - full) * 8);
+        for (int c = 0; c < full && c < bw; c++)
+            screen_glyph(y, x0 + lab + c, uni ? 0x2588 : '#', st);
+        if (eighth > 0 && full < bw)
+            screen_glyph(y, x0 + lab + full, uni ? 0x2590 - (uint32_t)eighth : '#', st);
+        screen_putf(y, x0 + lab + bw + 1, val, st, "%5.1f", v1);
+    } else if (said && !p->role[i]) { /* a block the job leaves alone */
+        screen_put(y, x0 + lab, bw + 1 + val, UI_DIM, "frozen, not probed");
+    } else if (said && !(p->role[i] & AIM_BLOCK_PROBED)) {
+        screen_put(y, x0 + lab, bw + 1 + val, UI_DIM, "adapted, not probed");
+    } else {
+        screen_put(y, x0 + lab + bw + 1, val, UI_DIM, "    --");
+    }
+    if (isfinite(p->baseline)) {
+        int c = (int)lround((p->baseline - lo) / (100 - lo) * bw);
+        if (c >= 0 && c < bw)
+            screen_glyph(y, x0 + lab + c, uni ? 0x2502 : '|', UI_BASE);
+    }
+    if (has_ref(p, i)) { /* the frozen probe the job improves on */
+        int c = (int)lround((p->ref[i] - lo) / (100 - lo) * bw);
+        if (c >= 0 && c < bw)
+            screen_glyph(y, x0 + lab + c, uni ? 0x2503 : '!', UI_REF);
+    }
+}
+
+/* under the bars from row y: the raw pixels' mark, the frozen probe's mark
+ * and the gain over it, and the axis' range */
+static void footer(const aim_probe_view *p, ui_rect r, int y, float lo, int said)
+{
+    int uni = screen_unicode();
+    char t[160];
+    int x = r.x + 1;
+    if (isfinite(p->baseline)) {
+        x += screen_put(y, x, r.w - 1, UI_BASE, uni ? "\u2502" : "|");
+        snprintf(t, sizeof t, " raw pixels %.1f", p->baseline);
+        x += screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
+    }
+    float ref = NAN, now = NAN;
+    for (int l = 0; l < p->n; l++)
+        if (has_ref(p, l) && (p->role[l] & AIM_BLOCK_PROBED || !said)) {
+            ref = p->ref[l];
+            now = p->top1[l];
+            break;
+        }
+    if (isfinite(ref)) { /* "┃ frozen attentive 89.6" then "gain +1.2 points" */
+        if (x > r.x + 1 && y + 1 < r.y + r.h) { /* the raw pixels' line is taken */
+            x = r.x + 1;
+            y++;
+        }
+        x += screen_put(y, x, r.w - (x - r.x), UI_REF, uni ? "\u2503" : "!");
+        snprintf(t, sizeof t, " %s %.1f", p->ref_kind, ref);
+        x += screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
+        if (isfinite(now)) {
+            snprintf(t, sizeof t, "gain %+.1f points", now - ref);
+            if (y + 1 < r.y + r.h) {
+                x = r.x + 3;
+                y++;
+            } else {
+                x += screen_put(y, x, r.w - (x - r.x), UI_DIM, ", ");
+            }
+            x += screen_put(y, x, r.w - (x - r.x), now >= ref ? UI_BEST : UI_ERROR, t);
+        }
+    }
+    snprintf(t, sizeof t, "  axis %.0f-100%%", lo);
+    screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
+}
+
 static void probe_draw(const ui_view *v, ui_rect r)
 {
     const aim_probe_view *p = &v->board->probe;
@@ -153,7 +235,6 @@ static void probe_draw(const ui_view *v, ui_rect r)
         compare_draw(cv, r);
         return;
     }
-    int uni = screen_unicode();
     char t[160];
     if (!p->kind[0]) {
         screen_put(r.y, r.x, r.w, UI_TITLE, "probe top-1");
@@ -194,85 +275,21 @@ static void probe_draw(const ui_view *v, ui_rect r)
     if (lo < 0 || best < 0)
         lo = 0;
     int rows = r.h - 1;
-    int lab = 4, val = 6; /* "b12 " and " 81.2%" */
-    int bw = r.w - lab - val - 1;
+    int bw = r.w - BAR_LAB - BAR_VAL - 1;
     if (rows <= 0 || bw < 4)
         return;
     int shown = p->n < rows ? p->n : rows;
     if (p->n > rows)
         shown = rows - 1;
-    for (int i = 0; i < shown; i++) {
-        int y = r.y + 1 + i;
-        float v1 = p->top1[i];
-        ui_style st = i == best ? UI_BEST : UI_BAR;
-        screen_putf(y, r.x, lab, i == best ? UI_BEST : UI_AXIS, "b%-2d", i + 1);
-        if (isfinite(v1)) {
-            double f = (v1 - lo) / (100 - lo) * bw;
-            int full = (int)floor(f), eighth = (int)floor((f - full) * 8);
-            for (int c = 0; c < full && c < bw; c++)
-                screen_glyph(y, r.x + lab + c, uni ? 0x2588 : '#', st);
-            if (eighth > 0 && full < bw)
-                screen_glyph(y, r.x + lab + full, uni ? 0x2590 - (uint32_t)eighth : '#', st);
-            screen_putf(y, r.x + lab + bw + 1, val, st, "%5.1f", v1);
-        } else if (said && !p->role[i]) { /* a block the job leaves alone */
-            screen_put(y, r.x + lab, bw + 1 + val, UI_DIM, "frozen, not probed");
-        } else if (said && !(p->role[i] & AIM_BLOCK_PROBED)) {
-            screen_put(y, r.x + lab, bw + 1 + val, UI_DIM, "adapted, not probed");
-        } else {
-            screen_put(y, r.x + lab + bw + 1, val, UI_DIM, "    --");
-        }
-        if (isfinite(p->baseline)) {
-            int c = (int)lround((p->baseline - lo) / (100 - lo) * bw);
-            if (c >= 0 && c < bw)
-                screen_glyph(y, r.x + lab + c, uni ? 0x2502 : '|', UI_BASE);
-        }
-        if (has_ref(p, i)) { /* the frozen probe the job improves on */
-            int c = (int)lround((p->ref[i] - lo) / (100 - lo) * bw);
-            if (c >= 0 && c < bw)
-                screen_glyph(y, r.x + lab + c, uni ? 0x2503 : '!', UI_REF);
-        }
-    }
+    for (int i = 0; i < shown; i++)
+        bar_row(p, i, r.y + 1 + i, r.x, lo, best, said, bw);
     int y = r.y + 1 + shown;
     if (p->n > rows) {
         snprintf(t, sizeof t, "... %d more blocks (best: b%d)", p->n - shown, best + 1);
         screen_put(y++, r.x + 1, r.w - 1, UI_DIM, t);
     }
-    if (y < r.y + r.h) {
-        x = r.x + 1;
-        if (isfinite(p->baseline)) {
-            x += screen_put(y, x, r.w - 1, UI_BASE, uni ? "\u2502" : "|");
-            snprintf(t, sizeof t, " raw pixels %.1f", p->baseline);
-            x += screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
-        }
-        float ref = NAN, now = NAN;
-        for (int l = 0; l < p->n; l++)
-            if (has_ref(p, l) && (p->role[l] & AIM_BLOCK_PROBED || !said)) {
-                ref = p->ref[l];
-                now = p->top1[l];
-                break;
-            }
-        if (isfinite(ref)) { /* "┃ frozen attentive 89.6" then "gain +1.2 points" */
-            if (x > r.x + 1 && y + 1 < r.y + r.h) { /* the raw pixels' line is taken */
-                x = r.x + 1;
-                y++;
-            }
-            x += screen_put(y, x, r.w - (x - r.x), UI_REF, uni ? "\u2503" : "!");
-            snprintf(t, sizeof t, " %s %.1f", p->ref_kind, ref);
-            x += screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
-            if (isfinite(now)) {
-                snprintf(t, sizeof t, "gain %+.1f points", now - ref);
-                if (y + 1 < r.y + r.h) {
-                    x = r.x + 3;
-                    y++;
-                } else {
-                    x += screen_put(y, x, r.w - (x - r.x), UI_DIM, ", ");
-                }
-                x += screen_put(y, x, r.w - (x - r.x), now >= ref ? UI_BEST : UI_ERROR, t);
-            }
-        }
-        snprintf(t, sizeof t, "  axis %.0f-100%%", lo);
-        screen_put(y, x, r.w - (x - r.x), UI_DIM, t);
-    }
+    if (y < r.y + r.h)
+        footer(p, r, y, lo, said);
 }
 
 const ui_panel panel_probe = {
