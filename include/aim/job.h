@@ -166,6 +166,7 @@ typedef struct aim_pretrain_spec {
     int checkpoints;
     int64_t val_every, val_images, probe_every, probe_images, recon_images, recon_every;
     int64_t every;
+    const char *precision;          /* "fp32" or "bf16" (aim_model_set_precision) */
 } aim_pretrain_spec;
 
 extern const aim_opt aim_pretrain_options[];

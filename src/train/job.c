@@ -63,6 +63,9 @@ const aim_opt aim_pretrain_options[] = {
     INT_(T, "head_depth", head_depth, 0, 0, 4096, "LH", "pixel-head depth (0: the preset's)", C),
     STR_(T, "init", init, NULL, "WEIGHTS", "start from these weights instead of a fresh init", C),
     INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16",
+            "linear layers' GEMMs in fp32, or bf16 inputs with fp32 sums (oneDNN, AVX512_BF16)",
+            B),
     /* the recipe */
     INT_(T, "steps", steps, 0, 0, BIG, "N", "optimiser steps (0: from epochs)", B),
     NUM_(T, "epochs", epochs, 5, 0, 1e6, "E", "passes over the training data when steps is 0", B),
@@ -837,6 +840,13 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
                         ds->w, c->channels, c->image, c->image);
     if (s->ckpt_every > 0 && !s->out && !s->resume)
         return aim_errf(e, "checkpoints need a run folder (option out)");
+    /* the precision is the model's, set here for every door (a checkpoint
+     * holds fp32 weights: a run resumes in either precision) */
+    aim_precision prec = AIM_PREC_FP32;
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &prec, e) != 0 ||
+        aim_model_set_precision(m, prec, e) != 0)
+        return -1;
+    po->precision = prec;
     if (s->resume) {
         aim_err re = {{0}};
         char *dir = resume_into(m, s->resume, po, &j->state, j->resumed_from,
@@ -925,11 +935,12 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
         snprintf(ranks, sizeof ranks, "%d ranks x ", aim_dist_size(dist));
     snprintf(j->desc, sizeof j->desc,
              "%.100s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d (%.2fM trunk + "
-             "%.2fM head params) | %lld steps x %d | %s%d threads%s%.200s",
+             "%.2fM head params) | %lld steps x %d | %s%d threads%s%s%.200s",
              data ? data : ds->kind, (long long)ds->n, ds->c, ds->h, ds->w, c->width, c->depth,
              c->heads, c->patch, aim_config_trunk_params(c) / 1e6,
              aim_config_head_params(c) / 1e6, (long long)po->steps, po->batch, ranks,
-             omp_get_max_threads(), j->out ? " | " : "", j->out ? j->out : "");
+             omp_get_max_threads(), prec == AIM_PREC_BF16 ? " | bf16" : "",
+             j->out ? " | " : "", j->out ? j->out : "");
     return 0;
 }
 

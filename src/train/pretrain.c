@@ -125,10 +125,10 @@ static int write_run_info(FILE *f, void *ctx, aim_err *e)
     fprintf(f,
             ",\"images\":%lld,\"steps\":%lld,\"batch\":%d,\"lr\":%.9g,\"warmup\":%lld,"
             "\"weight_decay\":%.9g,\"clip\":%.9g,\"seed\":%llu,\"crop\":%d,\"flip\":%d,"
-            "\"scale_min\":%.9g,\"shift\":%d}\n",
+            "\"scale_min\":%.9g,\"shift\":%d,\"precision\":\"%s\"}\n",
             (long long)in->images, (long long)o->steps, o->batch, o->lr, (long long)o->warmup,
             o->adamw.weight_decay, o->clip, (unsigned long long)o->data.seed, o->data.crop,
-            o->data.flip, o->data.scale_min, o->data.shift);
+            o->data.flip, o->data.scale_min, o->data.shift, aim_precision_name(o->precision));
     return 0; /* aim_write_atomic checks the stream */
 }
 
