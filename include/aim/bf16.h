@@ -28,6 +28,10 @@
 /* the model's arithmetic: every GEMM in fp32, or the linear layers' GEMMs
  * in bf16 (master weights, gradients, AdamW and every other op in fp32) */
 typedef enum { AIM_PREC_FP32 = 0, AIM_PREC_BF16 = 1 } aim_precision;
+/* the option's help line, wherever it is offered (the job tables, aim loss,
+ * aim bench) */
+#define AIM_PRECISION_HELP \
+    "linear layers' GEMMs in fp32, or bf16 inputs with fp32 sums (oneDNN, AVX512_BF16)"
 /* "fp32" / "bf16" */
 const char *aim_precision_name(aim_precision p);
 /* "fp32" / "bf16" to p; -1 with a message otherwise */

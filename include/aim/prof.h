@@ -188,5 +188,11 @@ int aim_gemm_shapes(const struct aim_config *c, int batch, aim_gemm_row *g);
  * peak in FLOP/s; out (may be NULL) gets it with the rows. 0 (and a zeroed
  * *out) when batch < 1 or seconds <= 0. */
 double aim_gemm_peak(const struct aim_config *c, int batch, double seconds, aim_peak *out);
+/* The same for the bf16 GEMMs of --precision bf16 (aim/bf16.h: bf16
+ * inputs, fp32 sums and output, through oneDNN) on the same shapes, made
+ * the same way: the rate bf16 MFU is measured against. The operands are
+ * bf16 already (the model's conversion passes are not in it). 0 (and a
+ * zeroed *out) also when bf16 cannot run here. */
+double aim_gemm_peak_bf16(const struct aim_config *c, int batch, double seconds, aim_peak *out);
 
 #endif

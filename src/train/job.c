@@ -63,9 +63,7 @@ const aim_opt aim_pretrain_options[] = {
     INT_(T, "head_depth", head_depth, 0, 0, 4096, "LH", "pixel-head depth (0: the preset's)", C),
     STR_(T, "init", init, NULL, "WEIGHTS", "start from these weights instead of a fresh init", C),
     INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C),
-    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16",
-            "linear layers' GEMMs in fp32, or bf16 inputs with fp32 sums (oneDNN, AVX512_BF16)",
-            B),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     /* the recipe */
     INT_(T, "steps", steps, 0, 0, BIG, "N", "optimiser steps (0: from epochs)", B),
     NUM_(T, "epochs", epochs, 5, 0, 1e6, "E", "passes over the training data when steps is 0", B),
