@@ -35,6 +35,7 @@
     X(F_HFC2, "fwd", "head.fc2 gemm", 1)                          \
     X(F_PRED, "fwd", "head.pred gemm", 1)                         \
     X(F_LOSS, "fwd", "targets + loss", 0)                         \
+    X(F_BF16, "fwd", "to bf16 (weights, activations)", 0)         \
     X(B_LOSS, "bwd", "loss", 0)                                   \
     X(B_ZERO, "bwd", "zero scratch", 0)                           \
     X(B_PRED_DX, "bwd", "head.pred dX gemm", 1)                   \
@@ -58,6 +59,7 @@
     X(B_QKV_DW, "bwd", "attn.qkv dW gemm", 1)                     \
     X(B_LORA, "bwd", "lora gemms", 1)                             \
     X(B_EMBED_DW, "bwd", "patch embed dW gemm (+db)", 1)          \
+    X(B_BF16, "bwd", "to bf16 (gradients, activations)", 0)       \
     X(B_WAIT, "bwd", "wait for the other threads", 0)             \
     X(B_REDUCE, "bwd", "gradient reduce", 0)                      \
     X(O_ZERO, "opt", "zero grad", 0)                              \

@@ -268,11 +268,15 @@ const char *aim_model_bf16_impl(const aim_model *m)
     return m->bf ? aim_bf16_impl(m->bf, m->D, 4 * m->D) : NULL;
 }
 
-/* the bf16 copy of the weights, before a pass */
+/* the bf16 copy of the weights, before a pass (profiled as thread 0's) */
 static void bf16_weights(aim_model *m)
 {
-    if (m->bf)
-        aim_bf16_convert(m->w16, m->p.data, m->p.total);
+    if (!m->bf)
+        return;
+    double t0 = m->prof ? aim_prof_now() : 0;
+    aim_bf16_convert(m->w16, m->p.data, m->p.total);
+    if (m->prof)
+        m->prof->th[0].sec[AIM_K_F_BF16] += aim_prof_now() - t0;
 }
 
 int aim_model_reserve(aim_model *m, int B, aim_err *e)
@@ -354,19 +358,6 @@ static inline const uint16_t *W16(const aim_model *m, const float *w)
     return m->w16 + (w - m->p.data);
 }
 
-/* out[R,OC] = inp[R,IC] @ w[OC,IC]^T by thread tid in the model's
- * precision (w a tensor of the table) */
-static void lin_fwd(aim_model *m, int tid, float *out, const float *inp, const float *w, int R,
-                    int IC, int OC)
-{
-    if (!m->bf) {
-        gemm_nt(out, inp, w, R, IC, OC);
-        return;
-    }
-    uint16_t *a = m->a16[2 * tid];
-    aim_bf16_convert_rows(a, inp, R, IC);
-    aim_bf16_forward(m->bf, tid, out, a, W16(m, w), R, IC, OC);
-}
 
 /* The activations of trunk block l and head block j. An evaluation pass
  * (no backward to follow) keeps none of them, so every trunk block works in
@@ -566,6 +557,21 @@ static part part_of(const aim_model *m, int lo, int b0, int b1, int tid)
     return s;
 }
 
+/* out[R,OC] = inp[R,IC] @ w[OC,IC]^T by part s's thread in the model's
+ * precision (w a tensor of the table) */
+static void lin_fwd(aim_model *m, part *s, float *out, const float *inp, const float *w, int R,
+                    int IC, int OC)
+{
+    if (!m->bf) {
+        gemm_nt(out, inp, w, R, IC, OC);
+        return;
+    }
+    uint16_t *a = m->a16[2 * s->tid];
+    aim_bf16_convert_rows(a, inp, R, IC);
+    aim_lap(&s->lp, AIM_K_F_BF16, 0);
+    aim_bf16_forward(m->bf, s->tid, out, a, W16(m, w), R, IC, OC);
+}
+
 /* ------------------------------------------------------------ forward
  * As llm.c's gpt2_forward: the patch embedding, a loop over the blocks,
  * then the head and the loss. Each LayerNorm is fused with the residual add
@@ -663,7 +669,7 @@ static void embed_forward(aim_model *m, part *s, const layernorm_args *next)
                         c->patch, N);
     aim_lap(&s->lp, AIM_K_F_PATCH, 0);
     float *emb = ROWS(a->emb, D), *x0 = ROWS(a->x0, D);
-    lin_fwd(m, s->tid, emb, ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
+    lin_fwd(m, s, emb, ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
     aim_lap(&s->lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
     const layernorm_args pn = {.out = x0,
                                .mean = STATS(a->emb_mean),
@@ -689,7 +695,7 @@ static void attn_forward(aim_model *m, part *s, int l, const float *xin)
     block_acts *b = BA(m, l, s->mode->eval);
     model_acts *a = &m->a;
     float *qkv = ROWS(b->qkv, 3 * D), *atty = ROWS(b->atty, D), *res1 = ROWS(b->res1, D);
-    lin_fwd(m, s->tid, qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+    lin_fwd(m, s, qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
     aim_lap(&s->lp, AIM_K_F_QKV, GF(R, D, 3 * D));
     const int lora = lora_active(m, bi), lr2 = 2 * m->lora_rank;
     /* an evaluation pass keeps nothing: the adapters' A x go to scratch */
@@ -707,7 +713,7 @@ static void attn_forward(aim_model *m, part *s, int l, const float *xin)
         pack_rows(atty, s->crow, s->Rt, D);
     }
     const int Rt = s->Rt;
-    lin_fwd(m, s->tid, res1, atty, W(m, bi->proj), Rt, D, D);
+    lin_fwd(m, s, res1, atty, W(m, bi->proj), Rt, D, D);
     aim_lap(&s->lp, AIM_K_F_PROJ, GF(Rt, D, D));
     if (lora) {
         lora_proj_fwd(m, bi, lw, res1, atty, Rt);
@@ -736,11 +742,11 @@ static const float *mlp_forward(aim_model *m, part *s, int l, const layernorm_ar
     const block_idx *bi = &m->blk[l];
     block_acts *b = BA(m, l, s->mode->eval);
     float *fc1 = ROWS(b->fc1, 4 * D), *gl = ROWS(b->gelu, 4 * D), *res2 = ROWS(b->res2, D);
-    lin_fwd(m, s->tid, fc1, ROWS(b->ln2, D), W(m, bi->fc1), Rt, D, 4 * D);
+    lin_fwd(m, s, fc1, ROWS(b->ln2, D), W(m, bi->fc1), Rt, D, 4 * D);
     aim_lap(&s->lp, AIM_K_F_FC1, GF(Rt, D, 4 * D));
     gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * D);
     aim_lap(&s->lp, AIM_K_F_GELU, 0);
-    lin_fwd(m, s->tid, res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
+    lin_fwd(m, s, res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
     aim_lap(&s->lp, AIM_K_F_FC2, GF(Rt, 4 * D, D));
     add_layernorm_forward(res2, next, res2, ROWS(b->res1, D), NULL, NULL, Rt, D, s->N);
     aim_lap(&s->lp, AIM_K_F_LN, 0);
@@ -763,7 +769,7 @@ static const float *hproj_forward(aim_model *m, part *s, const layernorm_args *n
     const int D = m->D, Dh = m->Dh, N = s->N, R = s->R, Rt = s->Rt, r0 = s->r0;
     float *hy0 = ROWS(m->a.hy0, Dh);
     const float *hb = W(m, m->hproj_b);
-    lin_fwd(m, s->tid, hy0, ROWS(m->a.lnf, D), W(m, m->hproj_w), Rt, D, Dh);
+    lin_fwd(m, s, hy0, ROWS(m->a.lnf, D), W(m, m->hproj_w), Rt, D, Dh);
     aim_lap(&s->lp, AIM_K_F_HPROJ, GF(Rt, D, Dh));
     if (Rt < R) { /* bias and each packed row's position, added as below */
         for (int cr = 0; cr < Rt; cr++) {
@@ -792,11 +798,11 @@ static const float *hblock_forward(aim_model *m, part *s, int j, const float *y,
     const hblock_idx *hi = &m->hblk[j];
     hblock_acts *h = HA(m, j, s->mode->eval);
     float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
-    lin_fwd(m, s->tid, fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
+    lin_fwd(m, s, fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
     aim_lap(&s->lp, AIM_K_F_HFC1, GF(Rt, Dh, 4 * Dh));
     gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * Dh);
     aim_lap(&s->lp, AIM_K_F_GELU, 0);
-    lin_fwd(m, s->tid, res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
+    lin_fwd(m, s, res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
     aim_lap(&s->lp, AIM_K_F_HFC2, GF(Rt, 4 * Dh, Dh));
     add_layernorm_forward(res, next, res, y, NULL, NULL, Rt, Dh, s->N);
     aim_lap(&s->lp, AIM_K_F_LN, 0);
@@ -813,7 +819,7 @@ static void pred_forward(aim_model *m, part *s)
     float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)s->b0 * m->N * P;
     if (m->bf) { /* the GEMM, then the bias */
         const float *pb = W(m, m->pred_b);
-        lin_fwd(m, s->tid, pred, ROWS(a->hln, Dh), W(m, m->pred_w), Rt, Dh, P);
+        lin_fwd(m, s, pred, ROWS(a->hln, Dh), W(m, m->pred_w), Rt, Dh, P);
         for (int r = 0; r < Rt; r++) {
             float *y = pred + (size_t)r * P;
 #pragma omp simd
@@ -1101,12 +1107,14 @@ static void lin_bwd(aim_model *m, part *s, int kdx, int kdw, float *dinp, float 
     if (m->bf) { /* bf16 GEMMs; the bias's column sums in fp32 */
         uint16_t *x16 = m->a16[2 * s->tid], *g16 = m->a16[2 * s->tid + 1];
         aim_bf16_convert_rows(g16, dout, R, OC);
+        aim_lap(lp, AIM_K_B_BF16, 0);
         if (dinp) {
             aim_bf16_dinp(m->bf, s->tid, dinp, g16, W16(m, weight), R, IC, OC);
             aim_lap(lp, kdx, GF(R, IC, OC));
         }
         if (dweight) {
             aim_bf16_convert_rows(x16, inp, R, IC);
+            aim_lap(lp, AIM_K_B_BF16, 0);
             aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, x16, R, IC, OC);
         }
         if (dbias)
