@@ -61,8 +61,8 @@ void aim_bf16_convert_rows(uint16_t *dst, const float *src, int R, int C)
 
 int aim_bf16_check(const char *what, aim_err *e)
 {
-    return aim_errf(e, "%s bf16: this aim was built without oneDNN (configure found no "
-                       "libdnnl-dev), so it trains in fp32 only",
+    return aim_errf(e, "%s bf16: this aim was built without oneDNN (libdnnl-dev), so it runs "
+                       "in fp32 only",
                     what);
 }
 
