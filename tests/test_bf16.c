@@ -5,7 +5,8 @@
  * rounding; the micro model's loss, predictions and gradients in bf16
  * against fp32 on the same weights; a short training run in both
  * precisions; a checkpoint written in one precision resumed in the other;
- * fp32 left bit for bit as it was after a round trip through bf16.
+ * fp32 left bit for bit as it was after a round trip through bf16; LoRA's
+ * training through the features in bf16 against fp32.
  * Everything but the conversions is skipped, with the reason, when aim was
  * built without oneDNN or the CPU has no AVX512_BF16.
  *
@@ -71,7 +72,8 @@ static void conversions(void)
     int ok = 1;
     for (int i = 0; i < AIM_BF16_TILE * 3; i++)
         ok &= i < 15 ? aim_bf16_to(buf[i]) == (float)i : buf[i] == 0;
-    tap_ok(ok && buf[AIM_BF16_TILE * 3] == 0xffff, "convert_rows: rows, then zero pad rows to a tile");
+    tap_ok(ok && buf[AIM_BF16_TILE * 3] == 0xffff,
+           "convert_rows: rows, then zero pad rows to a tile");
 }
 
 /* the worst |C - ref| / (bound sum |a b|) of one GEMM result, NaN worst */
@@ -95,7 +97,8 @@ static void gemms(aim_bf16_ctx *c, int R, int IC, int OC)
     float *x = malloc(sizeof(float) * R * IC), *w = malloc(sizeof(float) * OC * IC);
     float *g = malloc(sizeof(float) * R * OC), *out = malloc(sizeof(float) * (R + 1) * OC);
     float *dx = malloc(sizeof(float) * (R + 1) * IC), *dw = malloc(sizeof(float) * OC * IC);
-    uint16_t *x16 = malloc(2 * Rp * IC), *w16 = malloc(2 * (size_t)OC * IC), *g16 = malloc(2 * Rp * OC);
+    uint16_t *x16 = malloc(2 * Rp * IC), *w16 = malloc(2 * (size_t)OC * IC);
+    uint16_t *g16 = malloc(2 * Rp * OC);
     fill(x, (size_t)R * IC, &r, 1.0f);
     fill(w, (size_t)OC * IC, &r, 0.1f);
     fill(g, (size_t)R * OC, &r, 0.01f);
@@ -238,7 +241,8 @@ static void model_parity(void)
             wname = t->name;
         }
     }
-    tap_ok(worst >= 0.99, "bf16 gradients: cosine to fp32 >= 0.99 for every tensor (worst %.5f, %s)",
+    tap_ok(worst >= 0.99,
+           "bf16 gradients: cosine to fp32 >= 0.99 for every tensor (worst %.5f, %s)",
            worst, wname);
     /* the loss-only forward (pretraining's) in bf16 gives the same loss */
     float llo = aim_model_forward_ex(m, f.x, f.prefix, f.B, AIM_FWD_LOSS_ONLY);
@@ -341,6 +345,67 @@ static void resume(const char *dir)
     free(f.x);
 }
 
+/* LoRA through the features (aim_model_features_train / _backward, as
+ * aim lora trains): the frozen trunk's GEMMs in bf16, the adapters' in fp32;
+ * the features and the adapters' gradients against fp32 */
+static void lora_features(void)
+{
+    aim_err e = {{0}};
+    fixture f;
+    fixture_init(&f, 4);
+    aim_model *m = aim_model_new(&f.c, 5, &e);
+    const int blocks[1] = {2};
+    if (!tap_ok(aim_model_lora_add(m, 2, 4.0f, NULL, 0, 3, &e) == 0, "LoRA adapters: %s", e.msg))
+        goto out;
+    aim_model_lora_freeze_trunk(m);
+    aim_params *p = aim_model_params(m);
+    /* B starts at zero: give it values, so that A's gradient is not zero */
+    aim_rng r;
+    aim_rng_seed(&r, 8);
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].flags & AIM_P_LORA)
+            fill(p->data + p->t[i].offset, p->t[i].numel, &r, 0.1f);
+    const size_t nf = (size_t)f.B * f.N * f.c.width;
+    float *f32 = malloc(nf * sizeof(float)), *f16 = malloc(nf * sizeof(float));
+    float *df = malloc(nf * sizeof(float)), *g32 = malloc(p->total * sizeof(float));
+    fill(df, nf, &r, 1.0f);
+    aim_params_zero_grad(p);
+    aim_model_features_train(m, f.x, f.B, blocks, 1, f32, &e);
+    aim_model_features_backward(m, df);
+    memcpy(g32, p->grad, p->total * sizeof(float));
+    if (!tap_ok(aim_model_set_precision(m, AIM_PREC_BF16, &e) == 0, "bf16 on: %s", e.msg))
+        goto done;
+    aim_params_zero_grad(p);
+    aim_model_features_train(m, f.x, f.B, blocks, 1, f16, &e);
+    aim_model_features_backward(m, df);
+    double se = 0, ss = 0;
+    for (size_t i = 0; i < nf; i++) {
+        se += (f16[i] - f32[i]) * (double)(f16[i] - f32[i]);
+        ss += (double)f32[i] * f32[i];
+    }
+    const double bound = 9 * gemm_bound(4 * f.c.width); /* 4 GEMMs per block, 2 blocks, embed */
+    tap_ok(sqrt(se / ss) <= bound, "bf16 features with LoRA: relative RMS error %.3g <= %.3g",
+           sqrt(se / ss), bound);
+    double worst = 2;
+    int nl = 0;
+    for (int i = 0; i < p->n; i++) {
+        const aim_param *t = &p->t[i];
+        if (!(t->flags & AIM_P_LORA))
+            continue;
+        double cs = cosine(p->grad + t->offset, g32 + t->offset, t->numel);
+        worst = isnan(cs) || cs < worst ? cs : worst;
+        nl++;
+    }
+    tap_ok(nl > 0 && worst >= 0.99,
+           "bf16 LoRA gradients: cosine to fp32 >= 0.99 (%d tensors, worst %.5f)",
+           nl, worst);
+done:
+    free(f32), free(f16), free(df), free(g32);
+out:
+    free(f.x);
+    aim_model_free(m);
+}
+
 int main(void)
 {
     conversions();
@@ -360,6 +425,7 @@ int main(void)
     }
     omp_set_num_threads(2);
     model_parity();
+    lora_features();
     training();
     char dir[] = "/tmp/aim_bf16_XXXXXX";
     if (tap_ok(mkdtemp(dir) != NULL, "a temporary folder")) {

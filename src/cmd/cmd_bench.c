@@ -117,7 +117,8 @@ static int bench_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_bench_entry = {
     .name = "bench",
-    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--precision P] [--profile | --json]",
+    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--precision P] "
+             "[--profile | --json]",
     .summary = "measure throughput and the fraction of the machine's sgemm peak (MFU)",
     .help = "Runs in one process: (1) sgemm on the model's own GEMM shapes, the practical\n"
             "peak; (2) training steps (forward + backward + AdamW) and (3) forward-only\n"
