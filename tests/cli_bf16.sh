@@ -1,7 +1,8 @@
 #!/bin/sh
 # cli_bf16.sh - --precision on the command line: fp32 by default and in
-# run.json; bf16 for aim train, aim loss and aim bench where it runs (oneDNN
-# and AVX512_BF16), with its loss close to fp32's; a clear refusal naming
+# run.json; bf16 for aim train, loss, bench, probe, lora and finetune where
+# it runs (oneDNN and AVX512_BF16), with its loss close to fp32's; a clear
+# refusal naming
 # the option where it does not (built without oneDNN, a CPU without
 # AVX512_BF16: then the rest is skipped). DNNL_MAX_CPU_ISA hides
 # AVX512_BF16 from oneDNN to test the refusal on any machine.
@@ -52,6 +53,15 @@ ok $(test $rc -eq 0 && awk -v a="$l32" -v b="$l16" 'BEGIN { d = a - b; if (d < 0
 run_aim train $A --precision bf16 --ckpt-every 10 --out "$T/r"
 run_aim train --resume "$T/r/ckpt-10.safetensors" --out "$T/r2" --threads 2
 ok $(test $rc -eq 0 && grep -q 'step 20/20' "$T/err"; echo $?) "a bf16 checkpoint resumes in fp32"
+
+# the jobs on a trunk take it too: the probe's features, LoRA and fine-tuning
+J="--data synthetic --train-limit 64 --test-limit 32 --threads 2 --precision bf16"
+run_aim probe "$T/f/model.safetensors" $J --epochs 2
+ok $(test $rc -eq 0 && grep -q 'attentive' "$T/out"; echo $?) "aim probe --precision bf16"
+run_aim lora "$T/f/model.safetensors" $J --epochs 1 --batch 16
+ok $(test $rc -eq 0 && grep -q 'next-patch loss' "$T/out"; echo $?) "aim lora --precision bf16"
+run_aim finetune "$T/f/model.safetensors" $J --epochs 1 --batch 16
+ok $(test $rc -eq 0 && grep -q 'next-patch loss' "$T/out"; echo $?) "aim finetune --precision bf16"
 
 run_aim bench --preset micro --batch 4 --steps 2 --gemm-seconds 0.05 --threads 2
 ok $(test $rc -eq 0 && grep -q '^training *fp32' "$T/out" && grep -q '^training *bf16' "$T/out" &&

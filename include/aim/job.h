@@ -241,6 +241,7 @@ typedef struct aim_probe_spec {
     int sweep, raw, mirror, random_init, quiet;
     int64_t window, epochs, batch, seed;
     double lr, wd;
+    const char *precision;          /* of the trunk's passes: "fp32" or "bf16" */
 } aim_probe_spec;
 
 extern const aim_opt aim_probe_options[];
@@ -259,6 +260,7 @@ typedef struct aim_lora_spec {
     int64_t epochs, batch, seed, log_every, probe_epochs, val_images;
     double lr, head_lr, wd, probe_lr;
     int augment, flip, compare, fresh_head, quiet;
+    const char *precision;          /* of the trunk's passes: "fp32" or "bf16" */
 } aim_lora_spec;
 
 extern const aim_opt aim_lora_options[];
@@ -297,6 +299,7 @@ typedef struct aim_finetune_spec {
     int64_t epochs, batch, warmup, seed, log_every, val_images;
     double lr, head_lr, layer_decay, wd, clip, label_smoothing;
     int quiet;
+    const char *precision;          /* of the trunk's passes: "fp32" or "bf16" */
 } aim_finetune_spec;
 
 extern const aim_opt aim_finetune_options[];

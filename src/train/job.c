@@ -118,6 +118,7 @@ const aim_opt aim_pretrain_options[] = {
 #define T aim_probe_spec
 const aim_opt aim_probe_options[] = {
     SPLIT_ROWS_(T),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     BLOCKS_(T, "blocks", blocks, "average of these blocks (1-based; default the middle ones)", B),
     BOOL_(T, "sweep", sweep, 0, "probe every block (or window) separately", B),
     INT_(T, "window", window, 1, 1, 4096, "K", "with sweep: windows of K consecutive blocks", B),
@@ -146,6 +147,7 @@ const aim_opt aim_probe_options[] = {
 #define T aim_lora_spec
 const aim_opt aim_lora_options[] = {
     SPLIT_ROWS_(T),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     INT_(T, "rank", rank, 8, 1, 65536, "R", "adapter rank (new adapters)", B),
     NUM_(T, "alpha", alpha, 0, 0, 1e6, "A", "scale alpha/rank (0: alpha = rank)", B),
     BLOCKS_(T, "blocks", blocks, "adapt these blocks (1-based; default the probe blocks)", B),
@@ -184,6 +186,7 @@ const aim_opt aim_lora_options[] = {
 #define T aim_finetune_spec
 const aim_opt aim_finetune_options[] = {
     SPLIT_ROWS_(T),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     BLOCKS_(T, "probe_blocks", probe_blocks,
             "the head reads the average of these blocks (default the middle ones); the trunk "
             "is trained up to the deepest",
@@ -969,6 +972,8 @@ int aim_probe_spec_job(const aim_probe_spec *s, int depth, aim_probe_job *j, aim
     memset(j, 0, sizeof *j);
     aim_probe_opts_default(&j->train);
     j->feature_batch = 64;
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &j->precision, e) != 0)
+        return -1;
     j->kind = s->kind && !strcmp(s->kind, "linear") ? AIM_PROBE_LINEAR : AIM_PROBE_ATTENTIVE;
     j->raw = s->raw;
     if (s->raw)
@@ -1009,6 +1014,8 @@ void aim_lora_spec_default(aim_lora_spec *s)
 int aim_lora_spec_job(const aim_lora_spec *s, const aim_config *c, aim_lora_job *j, aim_err *e)
 {
     aim_lora_job_default(j);
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &j->precision, e) != 0)
+        return -1;
     if (s->rank > c->width)
         return aim_errf(e, "rank %lld exceeds the trunk width %d", (long long)s->rank, c->width);
     j->rank = (int)s->rank;
@@ -1106,6 +1113,8 @@ int aim_finetune_spec_job(const aim_finetune_spec *s, const aim_config *c, aim_f
                           aim_err *e)
 {
     aim_finetune_job_default(j);
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &j->precision, e) != 0)
+        return -1;
     aim_err be;
     if (aim_blocks_check(&s->probe_blocks, c->depth, &be) != 0)
         return aim_errf(e, "probe_blocks: %s", be.msg);
