@@ -2,9 +2,8 @@
 # cli_bf16.sh - --precision on the command line: fp32 by default and in
 # run.json; bf16 for aim train, loss, bench, probe, lora and finetune where
 # it runs (oneDNN and AVX512_BF16), with its loss close to fp32's; a clear
-# refusal naming
-# the option where it does not (built without oneDNN, a CPU without
-# AVX512_BF16: then the rest is skipped). DNNL_MAX_CPU_ISA hides
+# refusal naming the option where it does not (built without oneDNN, a CPU
+# without AVX512_BF16: then the rest is skipped). DNNL_MAX_CPU_ISA hides
 # AVX512_BF16 from oneDNN to test the refusal on any machine.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 A="--data synthetic --limit 64 --test-limit 16 --preset micro --steps 20 --batch 8 --lr 3e-3 --threads 2"
