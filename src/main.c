@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aim/bf16.h"
 #include "aim/dist.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -189,6 +190,11 @@ int main(int argc, char **argv)
                "OpenBLAS: %s threads; MPI: %s\nsamples: %s\n",
                PACKAGE_VERSION, AIM_OPENBLAS_THREADS, mpi ? mpi : "no",
                samples ? samples : "not found (set AIM_DATADIR)");
+        aim_err be = {{0}};
+        if (aim_bf16_check("--precision", &be) == 0)
+            printf("bf16: yes (oneDNN, CPU ISA %s)\n", aim_bf16_isa());
+        else
+            printf("bf16: no (%s)\n", be.msg);
         free(samples);
         return 0;
     }

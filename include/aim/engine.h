@@ -74,7 +74,8 @@ typedef struct aim_snapshot {
      * peak_flops (aim_engine_measure_peak) */
     double train_flops;  /* FLOPs per image of a training step (0: not counted for
                             this job: probes, LoRA, several ranks) */
-    double peak_flops;   /* sgemm peak on the job's GEMM shapes, FLOP/s (0: not measured) */
+    double peak_flops;   /* GEMM peak on the job's shapes (sgemm, or the bf16 GEMMs in a
+                            bf16 job), FLOP/s (0: not measured) */
     int64_t jobs_done;
     int follow;          /* aim_follow_state of the job (0: its own job) */
     aim_sys sys;         /* the job's process and machine (this process's, sampled as
@@ -368,12 +369,13 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
 /* Engine thread, before the first step: publish the job's training FLOPs per
  * image (0: not counted) for the model c at `batch` images per step. When
  * the engine measures the peak (aim_engine_measure_peak) it also publishes
- * the sgemm peak on c's GEMM shapes at that batch with the threads in
- * effect: measured here, on this thread, the first time, and kept for the
- * next jobs with the same shapes and thread count. */
+ * the GEMM peak of the job's precision (sgemm, or the bf16 GEMMs) on c's
+ * shapes at that batch with the threads in effect: measured here, on this
+ * thread, the first time, and kept for the next jobs with the same shapes,
+ * thread count and precision. */
 struct aim_config;
 void aim_engine_job_flops(aim_engine *eng, const struct aim_config *c, int batch,
-                          double train_flops);
+                          aim_precision prec, double train_flops);
 /* After each step: publish it (snapshot and a STEP event). */
 void aim_engine_job_publish(aim_engine *eng, const aim_step_info *info);
 /* Between two steps, after publishing (and after the job's own callbacks):

@@ -51,6 +51,7 @@ typedef struct aim_finetune_job {
     struct aim_runlog *log;
     const char *weights;     /* for run.json */
     int log_every;           /* default 10 */
+    aim_precision precision; /* as aim_probe_job's */
 } aim_finetune_job;
 
 void aim_finetune_job_default(aim_finetune_job *j);

@@ -166,6 +166,7 @@ typedef struct aim_pretrain_spec {
     int checkpoints;
     int64_t val_every, val_images, probe_every, probe_images, recon_images, recon_every;
     int64_t every;
+    const char *precision;          /* "fp32" or "bf16" (aim_model_set_precision) */
 } aim_pretrain_spec;
 
 extern const aim_opt aim_pretrain_options[];
@@ -240,6 +241,7 @@ typedef struct aim_probe_spec {
     int sweep, raw, mirror, random_init, quiet;
     int64_t window, epochs, batch, seed;
     double lr, wd;
+    const char *precision;          /* of the trunk's passes: "fp32" or "bf16" */
 } aim_probe_spec;
 
 extern const aim_opt aim_probe_options[];
@@ -258,6 +260,7 @@ typedef struct aim_lora_spec {
     int64_t epochs, batch, seed, log_every, probe_epochs, val_images;
     double lr, head_lr, wd, probe_lr;
     int augment, flip, compare, fresh_head, quiet;
+    const char *precision;          /* of the trunk's passes: "fp32" or "bf16" */
 } aim_lora_spec;
 
 extern const aim_opt aim_lora_options[];
@@ -296,6 +299,7 @@ typedef struct aim_finetune_spec {
     int64_t epochs, batch, warmup, seed, log_every, val_images;
     double lr, head_lr, layer_decay, wd, clip, label_smoothing;
     int quiet;
+    const char *precision;          /* of the trunk's passes: "fp32" or "bf16" */
 } aim_finetune_spec;
 
 extern const aim_opt aim_finetune_options[];

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aim/bf16.h"
 #include "aim/core.h"
 
 /* ------------------------------------------------------------ config */
@@ -289,6 +290,20 @@ int aim_model_save_lora(const aim_model *m, const char *path, aim_err *e);
 /* Load adapters saved alone (or with a trunk) onto m, which must have none
  * and the same trunk configuration. */
 int aim_model_load_lora(aim_model *m, const char *path, aim_err *e);
+
+/* ------------------------------------------------------------ precision
+ * AIM_PREC_BF16: the linear layers' GEMMs (forward, dX, dW) take bf16
+ * operands and accumulate and write fp32 (oneDNN); master weights,
+ * gradients, AdamW, the norms, softmax, GELU, attention and the loss stay
+ * fp32. The weights' bf16 copy is made at the start of every pass. -1 with
+ * a message when bf16 cannot run here (built without oneDNN, a CPU without
+ * AVX512_BF16): the model stays as it was. fp32 is the default; going back
+ * to it frees the bf16 state. Set it before a step, not inside one (it
+ * makes oneDNN's primitives). */
+int aim_model_set_precision(aim_model *m, aim_precision p, aim_err *e);
+aim_precision aim_model_precision(const aim_model *m);
+/* oneDNN's implementation of the bf16 GEMMs (the MLP's fc1), NULL in fp32 */
+const char *aim_model_bf16_impl(const aim_model *m);
 
 /* Bytes of activation memory for batch B (for bench / messages). */
 size_t aim_model_activation_bytes(const aim_config *c, int B);

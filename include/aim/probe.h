@@ -176,6 +176,9 @@ typedef struct aim_probe_job {
      * baseline's top-1 as "baseline" */
     struct aim_runlog *log;
     const char *weights;              /* for run.json: where the trunk came from */
+    /* the trunk's passes (aim_model_set_precision) while the job runs; the
+     * model's own precision is back afterwards */
+    aim_precision precision;
 } aim_probe_job;
 
 typedef struct aim_probe_job_result {
@@ -251,6 +254,7 @@ typedef struct aim_lora_job {
     struct aim_runlog *log;
     const char *weights;     /* for run.json: where the trunk came from */
     int log_every;           /* default 10 */
+    aim_precision precision; /* as aim_probe_job's */
 } aim_lora_job;
 
 /* What on_epoch sees. Epoch 0 comes before the first step: the losses and

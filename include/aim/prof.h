@@ -35,6 +35,7 @@
     X(F_HFC2, "fwd", "head.fc2 gemm", 1)                          \
     X(F_PRED, "fwd", "head.pred gemm", 1)                         \
     X(F_LOSS, "fwd", "targets + loss", 0)                         \
+    X(F_BF16, "fwd", "to bf16 (weights, activations)", 0)         \
     X(B_LOSS, "bwd", "loss", 0)                                   \
     X(B_ZERO, "bwd", "zero scratch", 0)                           \
     X(B_PRED_DX, "bwd", "head.pred dX gemm", 1)                   \
@@ -58,6 +59,7 @@
     X(B_QKV_DW, "bwd", "attn.qkv dW gemm", 1)                     \
     X(B_LORA, "bwd", "lora gemms", 1)                             \
     X(B_EMBED_DW, "bwd", "patch embed dW gemm (+db)", 1)          \
+    X(B_BF16, "bwd", "to bf16 (gradients, activations)", 0)       \
     X(B_WAIT, "bwd", "wait for the other threads", 0)             \
     X(B_REDUCE, "bwd", "gradient reduce", 0)                      \
     X(O_ZERO, "opt", "zero grad", 0)                              \
@@ -188,5 +190,11 @@ int aim_gemm_shapes(const struct aim_config *c, int batch, aim_gemm_row *g);
  * peak in FLOP/s; out (may be NULL) gets it with the rows. 0 (and a zeroed
  * *out) when batch < 1 or seconds <= 0. */
 double aim_gemm_peak(const struct aim_config *c, int batch, double seconds, aim_peak *out);
+/* The same for the bf16 GEMMs of --precision bf16 (aim/bf16.h: bf16
+ * inputs, fp32 sums and output, through oneDNN) on the same shapes, made
+ * the same way: the rate bf16 MFU is measured against. The operands are
+ * bf16 already (the model's conversion passes are not in it). 0 (and a
+ * zeroed *out) also when bf16 cannot run here. */
+double aim_gemm_peak_bf16(const struct aim_config *c, int batch, double seconds, aim_peak *out);
 
 #endif

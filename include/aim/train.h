@@ -140,6 +140,8 @@ typedef struct aim_pretrain_opts {
     int64_t probe_every;
     int probe_images;
     aim_nan_policy nan_policy;
+    /* the model's precision (aim_model_set_precision), for run.json */
+    aim_precision precision;
     /* the recipe as key/value strings, stored in checkpoints' metadata so
      * `--resume` can rebuild the run (e.g. "data", "limit"); may be NULL */
     const char *const *recipe;

@@ -117,7 +117,8 @@ static int bench_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_bench_entry = {
     .name = "bench",
-    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--profile | --json]",
+    .usage = "[--preset NAME] [--batch B] [--threads T] [--steps N] [--precision P] "
+             "[--profile | --json]",
     .summary = "measure throughput and the fraction of the machine's sgemm peak (MFU)",
     .help = "Runs in one process: (1) sgemm on the model's own GEMM shapes, the practical\n"
             "peak; (2) training steps (forward + backward + AdamW) and (3) forward-only\n"
@@ -128,17 +129,60 @@ const struct aim_cmd cmd_bench_entry = {
             "CPU-second, all threads) and cores (CPU time / wall time) show how much\n"
             "of the machine the process got when others share it; MFU/cpu compares\n"
             "FLOP per CPU-second with the sgemm's, which that does not move.\n"
-            "--json prints the same numbers as one JSON object (docs/json.md).",
+            "--json prints the same numbers as one JSON object (docs/json.md).\n"
+            "Where bf16 runs (oneDNN, AVX512_BF16) both precisions are measured, bf16\n"
+            "against its own GEMM peak on the same shapes; --precision picks one.",
     .exec = bench_exec,
 };
 
 /* --json: the numbers of the text output, by name (docs/json.md); pass[0]
  * training, pass[1] forward: img/s, FLOP/s, MFU, s/step, img/cpu-s, cores,
  * MFU/cpu */
-static int bench_json(const aim_config *c, const char *preset, int batch, int steps,
-                      double loss_rows, double fwd_flops, const aim_peak *pk, double peak,
-                      const double pass[2][7], double rss_bytes)
+static void json_passes(aim_jw *w, const double pass[2][7])
 {
+    static const char *const names[2] = {"training", "forward"};
+    for (int p = 0; p < 2; p++) {
+        aim_jw_key(w, names[p]);
+        aim_jw_open(w, '{');
+        aim_jw_knum(w, "img_per_s", pass[p][0]);
+        aim_jw_knum(w, "flops_per_s", pass[p][1]);
+        aim_jw_knum(w, "mfu", pass[p][2]);
+        aim_jw_knum(w, "seconds_per_step", pass[p][3]);
+        aim_jw_knum(w, "img_per_cpu_s", pass[p][4]);
+        aim_jw_knum(w, "cores", pass[p][5]);
+        aim_jw_knum(w, "mfu_cpu", pass[p][6]);
+        aim_jw_close(w, '}');
+    }
+}
+
+static void json_gemms(aim_jw *w, const aim_peak *pk)
+{
+    aim_jw_key(w, "gemm");
+    aim_jw_open(w, '[');
+    for (int i = 0; i < pk->nrows; i++) {
+        const aim_gemm_row *g = &pk->row[i];
+        aim_jw_open(w, '{');
+        aim_jw_kstr(w, "name", g->name);
+        aim_jw_kint(w, "M", g->M);
+        aim_jw_kint(w, "K", g->K);
+        aim_jw_kint(w, "N", g->N);
+        aim_jw_kint(w, "count", g->count);
+        aim_jw_knum(w, "flops_per_s", g->flops_per_s);
+        aim_jw_close(w, '}');
+    }
+    aim_jw_close(w, ']');
+}
+
+/* the top level is the first precision measured (fp32 unless only bf16 was
+ * asked for; "precision" names it); with both, "bf16" holds bf16's gemm
+ * rows, peak and passes */
+static int bench_json(const aim_config *c, const char *preset, int batch, int steps,
+                      double loss_rows, double fwd_flops, const int want[2], const aim_peak *pks,
+                      const double peaks[2], const double passes[2][2][7], double rss_bytes)
+{
+    const int q = want[0] ? 0 : 1;
+    const aim_peak *pk = &pks[q];
+    const double peak = peaks[q];
     aim_jw w;
     aim_jw_init(&w, stdout);
     aim_jw_open(&w, '{');
@@ -166,34 +210,20 @@ static int bench_json(const aim_config *c, const char *preset, int batch, int st
     aim_jw_knum(&w, "flops_forward", fwd_flops);
     aim_jw_knum(&w, "flops_forward_all_rows", aim_config_flops_forward(c));
     aim_jw_knum(&w, "flops_training", 3 * fwd_flops);
-    aim_jw_key(&w, "gemm");
-    aim_jw_open(&w, '[');
-    for (int i = 0; i < pk->nrows; i++) {
-        const aim_gemm_row *g = &pk->row[i];
-        aim_jw_open(&w, '{');
-        aim_jw_kstr(&w, "name", g->name);
-        aim_jw_kint(&w, "M", g->M);
-        aim_jw_kint(&w, "K", g->K);
-        aim_jw_kint(&w, "N", g->N);
-        aim_jw_kint(&w, "count", g->count);
-        aim_jw_knum(&w, "flops_per_s", g->flops_per_s);
-        aim_jw_close(&w, '}');
-    }
-    aim_jw_close(&w, ']');
+    aim_jw_kstr(&w, "precision", q ? "bf16" : "fp32");
+    json_gemms(&w, pk);
     aim_jw_knum(&w, "peak_flops_per_s", peak);
     aim_jw_knum(&w, "peak_flops_per_cpu_s", pk->flops_per_cpu_s);
     aim_jw_knum(&w, "peak_cores", pk->cores);
-    static const char *const names[2] = {"training", "forward"};
-    for (int p = 0; p < 2; p++) {
-        aim_jw_key(&w, names[p]);
+    json_passes(&w, passes[q]);
+    if (want[0] && want[1]) {
+        aim_jw_key(&w, "bf16");
         aim_jw_open(&w, '{');
-        aim_jw_knum(&w, "img_per_s", pass[p][0]);
-        aim_jw_knum(&w, "flops_per_s", pass[p][1]);
-        aim_jw_knum(&w, "mfu", pass[p][2]);
-        aim_jw_knum(&w, "seconds_per_step", pass[p][3]);
-        aim_jw_knum(&w, "img_per_cpu_s", pass[p][4]);
-        aim_jw_knum(&w, "cores", pass[p][5]);
-        aim_jw_knum(&w, "mfu_cpu", pass[p][6]);
+        json_gemms(&w, &pks[1]);
+        aim_jw_knum(&w, "peak_flops_per_s", peaks[1]);
+        aim_jw_knum(&w, "peak_flops_per_cpu_s", pks[1].flops_per_cpu_s);
+        aim_jw_knum(&w, "peak_cores", pks[1].cores);
+        json_passes(&w, passes[1]);
         aim_jw_close(&w, '}');
     }
     aim_jw_knum(&w, "peak_rss_bytes", rss_bytes);
@@ -206,6 +236,7 @@ static int bench_exec(int argc, char **argv)
     cmd_model_opts mo = {0};
     int batch = 64, threads = 0, steps = 10, profile = 0, json = 0;
     float seconds = 1.0f;
+    const char *precision = NULL;
     cmd_opt opts[] = {
         CMD_MODEL_OPTS(mo),
         {"batch", OPT_INT, &batch, "B", "images per step (default 64)"},
@@ -215,6 +246,8 @@ static int bench_exec(int argc, char **argv)
         {"profile", OPT_FLAG, &profile, NULL,
          "then time every kernel (forward, backward, optimiser) and each thread"},
         {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout (docs/json.md)"},
+        {"precision", OPT_STR, &precision, "fp32|bf16|both",
+         "measure fp32, bf16 (" AIM_PRECISION_HELP ") or both (default: both where bf16 runs)"},
         {0},
     };
     if (cmd_help(&cmd_bench_entry, argc, argv, opts))
@@ -234,6 +267,21 @@ static int bench_exec(int argc, char **argv)
         return 1;
     cmd_set_threads(threads);
     aim_err e = {{0}};
+    /* which precisions: want[0] fp32, want[1] bf16 */
+    int want[2] = {1, aim_bf16_check("--precision", NULL) == 0};
+    if (precision && !strcmp(precision, "both")) {
+        if (aim_bf16_check("--precision", &e) != 0)
+            return cmd_fail("bench: %s", e.msg);
+        want[1] = 1;
+    } else if (precision) {
+        aim_precision pq;
+        if (aim_precision_parse(precision, &pq, &e) != 0)
+            return cmd_fail("bench: --%s (or both)", e.msg);
+        if (pq == AIM_PREC_BF16 && aim_bf16_check("--precision", &e) != 0)
+            return cmd_fail("bench: %s", e.msg);
+        want[0] = pq == AIM_PREC_FP32;
+        want[1] = pq == AIM_PREC_BF16;
+    }
     aim_model *m = aim_model_new(&c, 1, &e);
     if (!m)
         return cmd_fail("%s", e.msg);
@@ -272,97 +320,124 @@ static int bench_exec(int argc, char **argv)
                3 * fwd_flops / 1e6);
     }
 
-    /* (1) sgemm peak on the model's shapes */
-    aim_peak pk;
-    double peak = aim_gemm_peak(&c, batch, seconds, &pk), peak_cpu = pk.flops_per_cpu_s;
-    if (!json) {
-        printf("%-12s %8s %6s %6s %5s %9s\n", "gemm", "M", "K", "N", "x", "GFLOP/s");
-        for (int i = 0; i < pk.nrows; i++) {
-            const aim_gemm_row *g = &pk.row[i];
+    /* (1) the GEMM peaks on the model's shapes: sgemm, and bf16 (oneDNN) */
+    aim_peak pk[2];
+    double peak[2] = {0, 0};
+    for (int q = 0; q < 2; q++) {
+        if (!want[q])
+            continue;
+        peak[q] = q ? aim_gemm_peak_bf16(&c, batch, seconds, &pk[q])
+                    : aim_gemm_peak(&c, batch, seconds, &pk[q]);
+        if (json)
+            continue;
+        printf("%-12s %8s %6s %6s %5s %9s\n", q ? "bf16 gemm" : "gemm", "M", "K", "N", "x",
+               "GFLOP/s");
+        for (int i = 0; i < pk[q].nrows; i++) {
+            const aim_gemm_row *g = &pk[q].row[i];
             printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
                    g->flops_per_s / 1e9);
         }
-        printf("sgemm peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
+        printf("%s peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
                "CPU-second (%.2f cores)\n\n",
-               peak / 1e9, peak_cpu / 1e9, pk.cores);
+               q ? "bf16 GEMM (oneDNN)" : "sgemm", peak[q] / 1e9, pk[q].flops_per_cpu_s / 1e9,
+               pk[q].cores);
     }
 
-    /* (2) training steps and (3) forward passes on the random data above */
+    /* (2) training steps and (3) forward passes on the random data above,
+     * in each precision asked for, on the same weights */
     aim_params *p = aim_model_params(m);
     aim_adamw_opts ao;
     aim_adamw_opts_default(&ao);
-    double ttrain = 0, tfwd = 0, ctrain = 0, cfwd = 0;
-    for (int s = -2; s < steps; s++) {
-        double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
-        train_step(m, p, &ao, x, prefix, batch, s + 3, NULL);
-        if (s >= 0) {
-            ttrain += aim_prof_now() - t0;
-            ctrain += aim_prof_process_cpu() - c0;
-        }
-    }
-    for (int s = -2; s < steps; s++) {
-        double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
-        aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
-        if (s >= 0) {
-            tfwd += aim_prof_now() - t0;
-            cfwd += aim_prof_process_cpu() - c0;
-        }
-    }
-    double train_ips = batch * steps / ttrain, fwd_ips = batch * steps / tfwd;
-    double train_fs = train_ips * 3 * fwd_flops, fwd_fs = fwd_ips * fwd_flops;
-    /* img per CPU-second and the cores the process actually got: on a
-     * shared machine the wall-clock numbers move with the other load */
-    /* MFU/cpu: FLOP per CPU-second against the sgemm's FLOP per CPU-second,
-     * which other processes on the machine do not move */
-    double train_fc = batch * steps * 3 * fwd_flops / ctrain;
-    double fwd_fc = batch * steps * fwd_flops / cfwd;
+    double pass[2][2][7] = {{{0}}}; /* [precision][training, forward][as bench_json] */
     struct rusage ru;
+    if (!json)
+        printf("%-10s %-5s %10s %10s %8s %10s %10s %6s %8s\n", "pass", "prec", "img/s",
+               "GFLOP/s", "MFU", "ms/step", "img/cpu-s", "cores", "MFU/cpu");
+    for (int q = 0; q < 2; q++) {
+        if (!want[q])
+            continue;
+        if (aim_model_set_precision(m, q ? AIM_PREC_BF16 : AIM_PREC_FP32, &e) != 0) {
+            free(x);
+            free(prefix);
+            aim_model_free(m);
+            return cmd_fail("bench: %s", e.msg);
+        }
+        double ttrain = 0, tfwd = 0, ctrain = 0, cfwd = 0;
+        for (int s = -2; s < steps; s++) {
+            double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
+            train_step(m, p, &ao, x, prefix, batch, s + 3, NULL);
+            if (s >= 0) {
+                ttrain += aim_prof_now() - t0;
+                ctrain += aim_prof_process_cpu() - c0;
+            }
+        }
+        for (int s = -2; s < steps; s++) {
+            double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
+            aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
+            if (s >= 0) {
+                tfwd += aim_prof_now() - t0;
+                cfwd += aim_prof_process_cpu() - c0;
+            }
+        }
+        double train_ips = batch * steps / ttrain, fwd_ips = batch * steps / tfwd;
+        double train_fs = train_ips * 3 * fwd_flops, fwd_fs = fwd_ips * fwd_flops;
+        /* img per CPU-second and the cores the process actually got: on a
+         * shared machine the wall-clock numbers move with the other load */
+        /* MFU/cpu: FLOP per CPU-second against the peak's FLOP per
+         * CPU-second, which other processes on the machine do not move */
+        double train_fc = batch * steps * 3 * fwd_flops / ctrain;
+        double fwd_fc = batch * steps * fwd_flops / cfwd;
+        const double pk_s = peak[q], pk_c = pk[q].flops_per_cpu_s;
+        const double row[2][7] = {{train_ips, train_fs, train_fs / pk_s, ttrain / steps,
+                                   batch * steps / ctrain, ctrain / ttrain, train_fc / pk_c},
+                                  {fwd_ips, fwd_fs, fwd_fs / pk_s, tfwd / steps,
+                                   batch * steps / cfwd, cfwd / tfwd, fwd_fc / pk_c}};
+        memcpy(pass[q], row, sizeof row);
+        for (int k = 0; k < 2 && !json; k++)
+            printf("%-10s %-5s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n",
+                   k ? "forward" : "training", q ? "bf16" : "fp32", row[k][0], row[k][1] / 1e9,
+                   100 * row[k][2], 1e3 * row[k][3], row[k][4], row[k][5], 100 * row[k][6]);
+        if (profile) {
+            aim_prof *pr = aim_xcalloc(1, sizeof *pr);
+            aim_model_set_profile(m, pr);
+            double tp = 0;
+            for (int s = 0; s < steps; s++) {
+                double t0 = aim_prof_now();
+                train_step(m, p, &ao, x, prefix, batch, steps + 3 + s, pr);
+                tp += aim_prof_now() - t0;
+            }
+            print_profile(pr, steps, tp / steps,
+                          q ? "bf16 training step (forward + backward + optimiser)"
+                            : "training step (forward + backward + optimiser)");
+            aim_prof_reset(pr);
+            tp = 0;
+            for (int s = 0; s < steps; s++) {
+                double t0 = aim_prof_now();
+                aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
+                tp += aim_prof_now() - t0;
+            }
+            print_profile(pr, steps, tp / steps,
+                          q ? "bf16 forward pass with loss (evaluation)"
+                            : "forward pass with loss (evaluation)");
+            aim_model_set_profile(m, NULL);
+            free(pr);
+            printf("\n");
+        }
+    }
     getrusage(RUSAGE_SELF, &ru);
     if (json) {
         int rc = bench_json(&c, mo.preset ? mo.preset : "tiny", batch, steps, rows / batch,
-                            fwd_flops, &pk, peak,
-                            (const double[2][7]){{train_ips, train_fs, train_fs / peak,
-                                                  ttrain / steps, batch * steps / ctrain,
-                                                  ctrain / ttrain, train_fc / peak_cpu},
-                                                 {fwd_ips, fwd_fs, fwd_fs / peak, tfwd / steps,
-                                                  batch * steps / cfwd, cfwd / tfwd,
-                                                  fwd_fc / peak_cpu}},
-                            ru.ru_maxrss * 1024.0);
+                            fwd_flops, want, pk, peak, pass, ru.ru_maxrss * 1024.0);
         free(x);
         free(prefix);
         aim_model_free(m);
         return rc;
     }
-    printf("%-10s %10s %10s %8s %10s %10s %6s %8s\n", "pass", "img/s", "GFLOP/s", "MFU", "ms/step",
-           "img/cpu-s", "cores", "MFU/cpu");
-    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n", "training", train_ips,
-           train_fs / 1e9, 100 * train_fs / peak, 1e3 * ttrain / steps,
-           batch * steps / ctrain, ctrain / ttrain, 100 * train_fc / peak_cpu);
-    printf("%-10s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n", "forward", fwd_ips,
-           fwd_fs / 1e9, 100 * fwd_fs / peak, 1e3 * tfwd / steps, batch * steps / cfwd,
-           cfwd / tfwd, 100 * fwd_fc / peak_cpu);
+    if (want[0] && want[1])
+        printf("bf16 / fp32: training %.2fx, forward %.2fx (img/s); bf16 GEMMs: %s\n",
+               pass[1][0][0] / pass[0][0][0], pass[1][1][0] / pass[0][1][0],
+               aim_model_bf16_impl(m) ? aim_model_bf16_impl(m) : "?");
     printf("peak RSS %.1f MB\n", ru.ru_maxrss / 1024.0);
-    if (profile) {
-        aim_prof *pr = aim_xcalloc(1, sizeof *pr);
-        aim_model_set_profile(m, pr);
-        double tp = 0;
-        for (int s = 0; s < steps; s++) {
-            double t0 = aim_prof_now();
-            train_step(m, p, &ao, x, prefix, batch, steps + 3 + s, pr);
-            tp += aim_prof_now() - t0;
-        }
-        print_profile(pr, steps, tp / steps, "training step (forward + backward + optimiser)");
-        aim_prof_reset(pr);
-        tp = 0;
-        for (int s = 0; s < steps; s++) {
-            double t0 = aim_prof_now();
-            aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
-            tp += aim_prof_now() - t0;
-        }
-        print_profile(pr, steps, tp / steps, "forward pass with loss (evaluation)");
-        aim_model_set_profile(m, NULL);
-        free(pr);
-    }
     free(x);
     free(prefix);
     aim_model_free(m);

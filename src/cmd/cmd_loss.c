@@ -32,12 +32,14 @@ const struct aim_cmd cmd_loss_entry = {
 static int loss_exec(int argc, char **argv)
 {
     const char *images = NULL, *preds = NULL;
+    const char *precision = "fp32";
     int prefix = 0, threads = 0;
     cmd_opt opts[] = {
         {"images", OPT_STR, &images, "X.npy", "images, float32 [B,C,H,W], normalised"},
         {"prefix", OPT_INT, &prefix, "S", "prefix length 1..N-1, the same for every image"},
         {"predictions", OPT_STR, &preds, "OUT.npy", "also save the predictions [B,N,P]"},
         {"threads", OPT_INT, &threads, "T", "threads for OpenMP and OpenBLAS"},
+        {"precision", OPT_STR, &precision, "fp32|bf16", AIM_PRECISION_HELP " (default fp32)"},
         {0},
     };
     if (cmd_help(&cmd_loss_entry, argc, argv, opts))
@@ -52,9 +54,16 @@ static int loss_exec(int argc, char **argv)
         return cmd_fail("loss: --images X.npy is required");
     cmd_set_threads(threads);
     aim_err e = {{0}};
+    aim_precision prec;
+    if (aim_precision_parse(precision, &prec, &e) != 0)
+        return cmd_fail("loss: --%s", e.msg);
     aim_model *m = aim_model_load(pos[0], &e);
     if (!m)
         return cmd_fail("%s", e.msg);
+    if (aim_model_set_precision(m, prec, &e) != 0) {
+        aim_model_free(m);
+        return cmd_fail("loss: %s", e.msg);
+    }
     const aim_config *c = aim_model_config(m);
     int N = aim_config_tokens(c), P = aim_config_patch_dim(c);
     aim_array x = {0};

@@ -76,6 +76,7 @@ struct aim_engine {
     double peak_seconds;
     double peak_flops;
     int peak_threads, peak_nrows;
+    int peak_bf16;                  /* the kept peak is the bf16 GEMMs' */
     aim_gemm_row peak_rows[AIM_GEMM_SHAPES_MAX];
     /* any thread, signal handlers included */
     atomic_int interrupted;
@@ -527,9 +528,11 @@ void aim_engine_measure_peak(aim_engine *eng, double seconds)
 }
 
 /* Whether the kept peak was measured on these shapes and threads. */
-static int peak_cached(const aim_engine *eng, const aim_gemm_row *g, int n, int threads)
+static int peak_cached(const aim_engine *eng, const aim_gemm_row *g, int n, int threads,
+                       int bf16)
 {
-    if (eng->peak_flops <= 0 || eng->peak_threads != threads || eng->peak_nrows != n)
+    if (eng->peak_flops <= 0 || eng->peak_threads != threads || eng->peak_nrows != n ||
+        eng->peak_bf16 != bf16)
         return 0;
     for (int i = 0; i < n; i++) {
         const aim_gemm_row *a = &eng->peak_rows[i];
@@ -539,16 +542,20 @@ static int peak_cached(const aim_engine *eng, const aim_gemm_row *g, int n, int 
     return 1;
 }
 
-void aim_engine_job_flops(aim_engine *eng, const aim_config *c, int batch, double train_flops)
+void aim_engine_job_flops(aim_engine *eng, const aim_config *c, int batch, aim_precision prec,
+                          double train_flops)
 {
+    const int bf16 = prec == AIM_PREC_BF16;
     double peak = 0;
     if (eng->peak_seconds > 0 && train_flops > 0) {
         aim_gemm_row g[AIM_GEMM_SHAPES_MAX];
         int n = aim_gemm_shapes(c, batch, g), threads = omp_get_max_threads();
-        if (!peak_cached(eng, g, n, threads)) {
+        if (!peak_cached(eng, g, n, threads, bf16)) {
             aim_peak pk;
-            eng->peak_flops = aim_gemm_peak(c, batch, eng->peak_seconds, &pk);
+            eng->peak_flops = bf16 ? aim_gemm_peak_bf16(c, batch, eng->peak_seconds, &pk)
+                                   : aim_gemm_peak(c, batch, eng->peak_seconds, &pk);
             eng->peak_threads = threads;
+            eng->peak_bf16 = bf16;
             eng->peak_nrows = pk.nrows;
             memcpy(eng->peak_rows, pk.row, sizeof pk.row);
         }

@@ -249,7 +249,7 @@ static int l_pretrain(lua_State *L)
     /* FLOPs per image of a step (backward is two GEMMs per forward one) for
      * the live MFU; not counted across ranks: img/s is then the world's,
      * the peak one process's */
-    aim_engine_job_flops(sc.eng, c, po->batch,
+    aim_engine_job_flops(sc.eng, c, po->batch, aim_model_precision(m),
                          aim_dist_size(po->dist) == 1
                              ? 3 * aim_config_flops_loss(c, AIM_LOSS_ROWS(c))
                              : 0);

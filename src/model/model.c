@@ -281,6 +281,7 @@ void aim_model_free(aim_model *m)
     free(m->a.hblk);
     free(m->fb_in);
     free(m->bw_written);
+    model_bf16_free(m);
     free(m);
 }
 

@@ -6,6 +6,7 @@
 #ifndef AIM_MODEL_INTERNAL_H
 #define AIM_MODEL_INTERNAL_H
 
+#include "aim/bf16.h"
 #include "aim/model.h"
 #include "aim/prof.h"
 
@@ -117,6 +118,15 @@ struct aim_model {
     unsigned char *fb_in;       /* [L] 1 if block l+1 is in the feature set */
     unsigned char *bw_written;  /* [bw_cap] tensors the last backward wrote */
     int bw_cap;
+    /* mixed precision (aim_model_set_precision): with bf16 the linear layers'
+     * GEMMs take bf16 operands through bf (oneDNN), fp32 otherwise */
+    aim_precision prec;
+    aim_bf16_ctx *bf;           /* NULL in fp32 */
+    uint16_t *w16;              /* [w16_n] bf16 copy of p.data, made at each forward */
+    size_t w16_n;
+    uint16_t **a16;             /* [2 * bf threads] per thread: an operand [pad(R), wide] and
+                                   a gradient [pad(R), wide] in bf16 */
+    size_t a16_n;               /* elements of each */
 };
 
 /* LoRA: active in the forward (adapters present and not merged) */
@@ -155,5 +165,7 @@ aim_model *model_shell(const aim_config *c, aim_err *e);
 /* vit.c: floats of activations for batch B (counted, nothing allocated;
  * on a model whose activation slab is not yet laid out) */
 size_t model_activation_floats(aim_model *m, int B);
+/* vit.c: the bf16 context and buffers of a model, freed (fp32 again) */
+void model_bf16_free(aim_model *m);
 
 #endif

@@ -8,7 +8,9 @@
  * are made as the model makes them (vit.c): a team of threads, each on its
  * own images' rows with single-threaded sgemm, so small shapes are not
  * charged OpenBLAS's cost of splitting one small product over threads (that
- * made the peak of narrow models too low: MFU above 100%).
+ * made the peak of narrow models too low: MFU above 100%). The bf16 peak
+ * (aim_gemm_peak_bf16) times the bf16 GEMMs of --precision bf16 the same
+ * way, each thread on its own stream of one oneDNN context.
  */
 #include "config.h"
 
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aim/bf16.h"
 #include "aim/model.h"
 #include "aim/prof.h"
 
@@ -44,10 +47,21 @@ static void fill(float *p, size_t n, aim_rng *r)
         p[i] = (float)(aim_rng_uniform(r) - 0.5);
 }
 
-/* O[M,N] = A[M,K] @ Wt[N,K]^T, as the model's linear layers */
-static void sgemm(int M, int N, int K, const float *A, const float *Wt, float *O)
+/* each thread's operands: fp32, or bf16 through bf */
+typedef struct operands {
+    aim_bf16_ctx *bf; /* NULL: sgemm */
+    float *A[AIM_PROF_MAX_THREADS], *Wt[AIM_PROF_MAX_THREADS], *O[AIM_PROF_MAX_THREADS];
+    uint16_t *A16[AIM_PROF_MAX_THREADS], *W16[AIM_PROF_MAX_THREADS];
+} operands;
+
+/* O[M,N] = A[M,K] @ Wt[N,K]^T by thread t, as the model's linear layers */
+static void gemm(const operands *o, int t, int M, int N, int K)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, Wt, K, 0.0f, O, N);
+    if (o->bf)
+        aim_bf16_forward(o->bf, t, o->O[t], o->A16[t], o->W16[t], M, K, N);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, o->A[t], K,
+                    o->Wt[t], K, 0.0f, o->O[t], N);
 }
 
 /* The time of reps calls of shape g made the way the model makes them: with
@@ -56,13 +70,12 @@ static void sgemm(int M, int N, int K, const float *A, const float *Wt, float *O
  * region (OpenBLAS's OpenMP build runs BLAS calls made in a region on the
  * calling thread); with nt == 1, one sgemm on all rows with every BLAS
  * thread. Timed from before the region to after it. */
-static double timed(const aim_gemm_row *g, int batch, int nt, int reps, float *const *A,
-                    float *const *Wt, float *const *O)
+static double timed(const aim_gemm_row *g, int batch, int nt, int reps, const operands *o)
 {
     double t0 = aim_prof_now();
     if (nt == 1) {
         for (int k = 0; k < reps; k++)
-            sgemm(g->M, g->N, g->K, A[0], Wt[0], O[0]);
+            gemm(o, 0, g->M, g->N, g->K);
         return aim_prof_now() - t0;
     }
     int per_image = g->M / batch;
@@ -72,12 +85,12 @@ static double timed(const aim_gemm_row *g, int batch, int nt, int reps, float *c
         int b0 = (int)((int64_t)batch * t / n), b1 = (int)((int64_t)batch * (t + 1) / n);
         int M = (b1 - b0) * per_image;
         for (int k = 0; k < reps && M > 0; k++)
-            sgemm(M, g->N, g->K, A[t], Wt[t], O[t]);
+            gemm(o, t, M, g->N, g->K);
     }
     return aim_prof_now() - t0;
 }
 
-double aim_gemm_peak(const aim_config *c, int batch, double seconds, aim_peak *out)
+static double peak(const aim_config *c, int batch, double seconds, int bf16, aim_peak *out)
 {
     aim_peak pk;
     memset(&pk, 0, sizeof pk);
@@ -100,15 +113,37 @@ double aim_gemm_peak(const aim_config *c, int batch, double seconds, aim_peak *o
         maxo = o > maxo ? o : maxo;
     }
     /* each thread its own buffers (with a team, its rows only: at most all) */
-    float *A[AIM_PROF_MAX_THREADS], *Wt[AIM_PROF_MAX_THREADS], *O[AIM_PROF_MAX_THREADS];
+    operands o;
+    memset(&o, 0, sizeof o);
+    if (bf16) {
+        o.bf = aim_bf16_ctx_new(nt, NULL);
+        for (int i = 0; o.bf && i < ng; i++)
+            if (aim_bf16_prepare(o.bf, g[i].K, g[i].N, NULL) != 0) {
+                aim_bf16_ctx_free(o.bf);
+                o.bf = NULL;
+            }
+        if (!o.bf)
+            return 0;
+        maxa = 0; /* with the pad rows of the last tile */
+        for (int i = 0; i < ng; i++) {
+            size_t a = aim_bf16_rows_padded((size_t)g[i].M) * g[i].K;
+            maxa = a > maxa ? a : maxa;
+        }
+    }
     aim_rng r;
     aim_rng_seed(&r, 7);
     for (int t = 0; t < nt; t++) {
-        A[t] = aim_xaligned(maxa * 4);
-        Wt[t] = aim_xaligned(maxw * 4);
-        O[t] = aim_xaligned(maxo * 4);
-        fill(A[t], maxa, &r);
-        fill(Wt[t], maxw, &r);
+        o.A[t] = aim_xaligned(maxa * 4);
+        o.Wt[t] = aim_xaligned(maxw * 4);
+        o.O[t] = aim_xaligned(maxo * 4);
+        fill(o.A[t], maxa, &r);
+        fill(o.Wt[t], maxw, &r);
+        if (bf16) {
+            o.A16[t] = aim_xaligned(maxa * 2);
+            o.W16[t] = aim_xaligned(maxw * 2);
+            aim_bf16_convert(o.A16[t], o.A[t], maxa);
+            aim_bf16_convert(o.W16[t], o.Wt[t], maxw);
+        }
     }
     double pass_flops = 0, pass_time = 0, pass_cpu = 0;
     for (int i = 0; i < ng; i++) {
@@ -117,12 +152,12 @@ double aim_gemm_peak(const aim_config *c, int batch, double seconds, aim_peak *o
          * shape's share of the time, then run for the share */
         double share = seconds / ng, t = 0;
         int reps = 1;
-        while ((t = timed(&g[i], batch, nt, reps, A, Wt, O)) < share / 8 && reps < 5000)
+        while ((t = timed(&g[i], batch, nt, reps, &o)) < share / 8 && reps < 5000)
             reps *= 2;
         int total = t > 0 ? (int)(reps * (share / t)) : reps;
         total = total < 1 ? 1 : total > 10000 ? 10000 : total;
         double c0 = aim_prof_process_cpu();
-        t = timed(&g[i], batch, nt, total, A, Wt, O);
+        t = timed(&g[i], batch, nt, total, &o);
         double per = t / total, cper = (aim_prof_process_cpu() - c0) / total;
         g[i].flops_per_s = per > 0 ? f / per : 0;
         pass_flops += f * g[i].count;
@@ -130,14 +165,27 @@ double aim_gemm_peak(const aim_config *c, int batch, double seconds, aim_peak *o
         pass_cpu += cper * g[i].count;
     }
     for (int t = 0; t < nt; t++) {
-        free(A[t]);
-        free(Wt[t]);
-        free(O[t]);
+        free(o.A[t]);
+        free(o.Wt[t]);
+        free(o.O[t]);
+        free(o.A16[t]);
+        free(o.W16[t]);
     }
+    aim_bf16_ctx_free(o.bf);
     pk.flops_per_s = pass_time > 0 ? pass_flops / pass_time : 0;
     pk.flops_per_cpu_s = pass_cpu > 0 ? pass_flops / pass_cpu : 0;
     pk.cores = pass_time > 0 ? pass_cpu / pass_time : 0;
     if (out)
         *out = pk;
     return pk.flops_per_s;
+}
+
+double aim_gemm_peak(const aim_config *c, int batch, double seconds, aim_peak *out)
+{
+    return peak(c, batch, seconds, 0, out);
+}
+
+double aim_gemm_peak_bf16(const aim_config *c, int batch, double seconds, aim_peak *out)
+{
+    return peak(c, batch, seconds, 1, out);
 }

@@ -153,6 +153,132 @@ static void ensure_slots(aim_model *m, int nt)
     }
 }
 
+/* ------------------------------------------------------------ bf16
+ * With bf16 (aim_model_set_precision) every linear layer's GEMMs go through
+ * the model's oneDNN context: its primitives are made when the precision is
+ * set, the bf16 buffers here when the activations are (aim_model_reserve),
+ * so a step allocates nothing. The weights' bf16 copy is made at the start
+ * of each forward pass (after the optimizer's update: once per training
+ * step); activations and gradients are converted into a per-thread operand
+ * buffer in front of each GEMM (a conversion pass, timed with the GEMM). */
+
+/* the widest operand row of any linear layer */
+static size_t bf16_wide(const aim_model *m)
+{
+    size_t w = (size_t)4 * (m->D > m->Dh ? m->D : m->Dh);
+    if ((size_t)m->CPP > w)
+        w = m->CPP;
+    if ((size_t)m->P > w)
+        w = m->P;
+    return w;
+}
+
+/* the bf16 weight copy and each thread's two operand buffers for batches
+ * of B images (any thread may run them all: the one-thread pass does) */
+static int bf16_buffers(aim_model *m, int B, aim_err *e)
+{
+    if (!m->bf)
+        return 0;
+    if (m->w16_n < m->p.total) {
+        free(m->w16);
+        m->w16 = aim_try_aligned_zero((m->p.total ? m->p.total : 1) * sizeof *m->w16);
+        m->w16_n = m->w16 ? m->p.total : 0;
+        if (!m->w16)
+            return aim_errf(e, "out of memory for the bf16 weights");
+    }
+    size_t n = aim_bf16_rows_padded((size_t)B * m->N) * bf16_wide(m);
+    int nb = 2 * aim_bf16_ctx_threads(m->bf);
+    if (n > m->a16_n) {
+        if (!m->a16)
+            m->a16 = aim_xcalloc((size_t)nb, sizeof *m->a16);
+        for (int i = 0; i < nb; i++) {
+            free(m->a16[i]);
+            m->a16[i] = aim_try_aligned_zero(n * sizeof **m->a16);
+            if (!m->a16[i]) {
+                m->a16_n = 0;
+                return aim_errf(e, "out of memory: batch %d needs %.1f GB of bf16 buffers", B,
+                                (double)n * nb * 2 / 1e9);
+            }
+        }
+        m->a16_n = n;
+    }
+    return 0;
+}
+
+void model_bf16_free(aim_model *m)
+{
+    if (m->a16)
+        for (int i = 0; i < 2 * aim_bf16_ctx_threads(m->bf); i++)
+            free(m->a16[i]);
+    free(m->a16);
+    m->a16 = NULL;
+    m->a16_n = 0;
+    free(m->w16);
+    m->w16 = NULL;
+    m->w16_n = 0;
+    aim_bf16_ctx_free(m->bf);
+    m->bf = NULL;
+    m->prec = AIM_PREC_FP32;
+}
+
+int aim_model_set_precision(aim_model *m, aim_precision p, aim_err *e)
+{
+    if (p == m->prec)
+        return 0;
+    if (p == AIM_PREC_FP32) {
+        model_bf16_free(m);
+        return 0;
+    }
+    int nt = omp_get_max_threads();
+    if (nt > AIM_PROF_MAX_THREADS)
+        nt = AIM_PROF_MAX_THREADS;
+    aim_bf16_ctx *bf = aim_bf16_ctx_new(nt, e);
+    if (!bf)
+        return -1;
+    const int D = m->D, Dh = m->Dh;
+    /* every linear layer's shape (IC -> OC) */
+    const int shapes[][2] = {{m->CPP, D}, {D, 3 * D},      {D, D},        {D, 4 * D}, {4 * D, D},
+                             {D, Dh},     {Dh, 4 * Dh},    {4 * Dh, Dh},  {Dh, m->P}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (m->L == 0 && i >= 1 && i <= 4)
+            continue;
+        if (m->Lh == 0 && (i == 6 || i == 7))
+            continue;
+        if (aim_bf16_prepare(bf, shapes[i][0], shapes[i][1], e) != 0) {
+            aim_bf16_ctx_free(bf);
+            return -1;
+        }
+    }
+    m->bf = bf;
+    m->prec = p;
+    if (m->cap_B > 0 && bf16_buffers(m, m->cap_B, e) != 0) {
+        model_bf16_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+aim_precision aim_model_precision(const aim_model *m)
+{
+    return m->prec;
+}
+
+const char *aim_model_bf16_impl(const aim_model *m)
+{
+    return m->bf ? aim_bf16_impl(m->bf, m->D, 4 * m->D) : NULL;
+}
+
+/* the bf16 copy of the weights, before a pass (profiled as thread 0's) */
+static void bf16_weights(aim_model *m)
+{
+    if (!m->bf)
+        return;
+    double t0 = m->prof ? aim_prof_now() : 0;
+    aim_bf16_convert(m->w16, m->p.data, m->p.total);
+    if (m->prof)
+        m->prof->th[0].sec[AIM_K_F_BF16] += aim_prof_now() - t0;
+}
+
 int aim_model_reserve(aim_model *m, int B, aim_err *e)
 {
     if (B <= m->cap_B)
@@ -175,6 +301,10 @@ int aim_model_reserve(aim_model *m, int B, aim_err *e)
     if (posix_memalign(&slab, 64, c.used * sizeof(float)) != 0)
         return aim_errf(e, "out of memory: batch %d needs %.1f GB of activations", B,
                         c.used * sizeof(float) / 1e9);
+    if (bf16_buffers(m, B, e) != 0) {
+        free(slab);
+        return -1;
+    }
     free(m->act_slab);
     m->act_slab = slab;
     ensure_slots(m, omp_get_max_threads());
@@ -203,6 +333,8 @@ static int team(const aim_model *m, int B, int with_slots)
         nt = B;
     if (with_slots && nt > m->nslot + 1)
         nt = m->nslot + 1;
+    if (m->bf && nt > aim_bf16_ctx_threads(m->bf))
+        nt = aim_bf16_ctx_threads(m->bf); /* its streams and buffers */
     if (nt > AIM_PROF_MAX_THREADS)
         nt = AIM_PROF_MAX_THREADS;
     return nt < 1 ? 1 : nt;
@@ -219,6 +351,13 @@ static void gemm_nt(float *out, const float *inp, const float *w, int R, int IC,
  * its first row, comes from the enclosing scope */
 #define ROWS(ptr, width) ((ptr) + (size_t)r0 * (size_t)(width))
 #define STATS(ptr) ((ptr) + r0)
+
+/* the bf16 copy of the weight that w points at (the same offset) */
+static inline const uint16_t *W16(const aim_model *m, const float *w)
+{
+    return m->w16 + (w - m->p.data);
+}
+
 
 /* The activations of trunk block l and head block j. An evaluation pass
  * (no backward to follow) keeps none of them, so every trunk block works in
@@ -400,6 +539,7 @@ typedef struct part {
     int Rt;                /* rows from the last block's attention output on: R, or in a
                               loss-only pass the loss's, packed to the front (crow) */
     int32_t *crow;         /* [R] a->crow from r0: packed row -> row */
+    int tid;               /* the thread running it (bf16: its stream and buffers) */
     float *slab;           /* backward: where this thread's weight gradients go */
     float bw;              /* backward: their beta (thread 0 adds into grad, others write) */
     aim_laptimer lp;
@@ -411,9 +551,25 @@ static part part_of(const aim_model *m, int lo, int b0, int b1, int tid)
     const int N = lo ? m->N - 1 : m->N;
     part s = {.b0 = b0, .nb = b1 - b0, .N = N, .r0 = b0 * N, .R = (b1 - b0) * N};
     s.Rt = s.R;
+    s.tid = tid;
     s.crow = m->a.crow + s.r0;
     aim_lap_start(&s.lp, m->prof, tid);
     return s;
+}
+
+/* out[R,OC] = inp[R,IC] @ w[OC,IC]^T by part s's thread in the model's
+ * precision (w a tensor of the table) */
+static void lin_fwd(aim_model *m, part *s, float *out, const float *inp, const float *w, int R,
+                    int IC, int OC)
+{
+    if (!m->bf) {
+        gemm_nt(out, inp, w, R, IC, OC);
+        return;
+    }
+    uint16_t *a = m->a16[2 * s->tid];
+    aim_bf16_convert_rows(a, inp, R, IC);
+    aim_lap(&s->lp, AIM_K_F_BF16, 0);
+    aim_bf16_forward(m->bf, s->tid, out, a, W16(m, w), R, IC, OC);
 }
 
 /* ------------------------------------------------------------ forward
@@ -513,7 +669,7 @@ static void embed_forward(aim_model *m, part *s, const layernorm_args *next)
                         c->patch, N);
     aim_lap(&s->lp, AIM_K_F_PATCH, 0);
     float *emb = ROWS(a->emb, D), *x0 = ROWS(a->x0, D);
-    gemm_nt(emb, ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
+    lin_fwd(m, s, emb, ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
     aim_lap(&s->lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
     const layernorm_args pn = {.out = x0,
                                .mean = STATS(a->emb_mean),
@@ -539,7 +695,7 @@ static void attn_forward(aim_model *m, part *s, int l, const float *xin)
     block_acts *b = BA(m, l, s->mode->eval);
     model_acts *a = &m->a;
     float *qkv = ROWS(b->qkv, 3 * D), *atty = ROWS(b->atty, D), *res1 = ROWS(b->res1, D);
-    gemm_nt(qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+    lin_fwd(m, s, qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
     aim_lap(&s->lp, AIM_K_F_QKV, GF(R, D, 3 * D));
     const int lora = lora_active(m, bi), lr2 = 2 * m->lora_rank;
     /* an evaluation pass keeps nothing: the adapters' A x go to scratch */
@@ -557,7 +713,7 @@ static void attn_forward(aim_model *m, part *s, int l, const float *xin)
         pack_rows(atty, s->crow, s->Rt, D);
     }
     const int Rt = s->Rt;
-    gemm_nt(res1, atty, W(m, bi->proj), Rt, D, D);
+    lin_fwd(m, s, res1, atty, W(m, bi->proj), Rt, D, D);
     aim_lap(&s->lp, AIM_K_F_PROJ, GF(Rt, D, D));
     if (lora) {
         lora_proj_fwd(m, bi, lw, res1, atty, Rt);
@@ -586,11 +742,11 @@ static const float *mlp_forward(aim_model *m, part *s, int l, const layernorm_ar
     const block_idx *bi = &m->blk[l];
     block_acts *b = BA(m, l, s->mode->eval);
     float *fc1 = ROWS(b->fc1, 4 * D), *gl = ROWS(b->gelu, 4 * D), *res2 = ROWS(b->res2, D);
-    gemm_nt(fc1, ROWS(b->ln2, D), W(m, bi->fc1), Rt, D, 4 * D);
+    lin_fwd(m, s, fc1, ROWS(b->ln2, D), W(m, bi->fc1), Rt, D, 4 * D);
     aim_lap(&s->lp, AIM_K_F_FC1, GF(Rt, D, 4 * D));
     gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * D);
     aim_lap(&s->lp, AIM_K_F_GELU, 0);
-    gemm_nt(res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
+    lin_fwd(m, s, res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
     aim_lap(&s->lp, AIM_K_F_FC2, GF(Rt, 4 * D, D));
     add_layernorm_forward(res2, next, res2, ROWS(b->res1, D), NULL, NULL, Rt, D, s->N);
     aim_lap(&s->lp, AIM_K_F_LN, 0);
@@ -613,7 +769,7 @@ static const float *hproj_forward(aim_model *m, part *s, const layernorm_args *n
     const int D = m->D, Dh = m->Dh, N = s->N, R = s->R, Rt = s->Rt, r0 = s->r0;
     float *hy0 = ROWS(m->a.hy0, Dh);
     const float *hb = W(m, m->hproj_b);
-    gemm_nt(hy0, ROWS(m->a.lnf, D), W(m, m->hproj_w), Rt, D, Dh);
+    lin_fwd(m, s, hy0, ROWS(m->a.lnf, D), W(m, m->hproj_w), Rt, D, Dh);
     aim_lap(&s->lp, AIM_K_F_HPROJ, GF(Rt, D, Dh));
     if (Rt < R) { /* bias and each packed row's position, added as below */
         for (int cr = 0; cr < Rt; cr++) {
@@ -642,11 +798,11 @@ static const float *hblock_forward(aim_model *m, part *s, int j, const float *y,
     const hblock_idx *hi = &m->hblk[j];
     hblock_acts *h = HA(m, j, s->mode->eval);
     float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
-    gemm_nt(fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
+    lin_fwd(m, s, fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
     aim_lap(&s->lp, AIM_K_F_HFC1, GF(Rt, Dh, 4 * Dh));
     gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * Dh);
     aim_lap(&s->lp, AIM_K_F_GELU, 0);
-    gemm_nt(res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
+    lin_fwd(m, s, res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
     aim_lap(&s->lp, AIM_K_F_HFC2, GF(Rt, 4 * Dh, Dh));
     add_layernorm_forward(res, next, res, y, NULL, NULL, Rt, Dh, s->N);
     aim_lap(&s->lp, AIM_K_F_LN, 0);
@@ -661,7 +817,18 @@ static void pred_forward(aim_model *m, part *s)
     model_acts *a = &m->a;
     const int Dh = m->Dh, P = m->P, N = s->N, Rt = s->Rt, r0 = s->r0;
     float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)s->b0 * m->N * P;
-    linear_forward(pred, ROWS(a->hln, Dh), W(m, m->pred_w), W(m, m->pred_b), Rt, Dh, P);
+    if (m->bf) { /* the GEMM, then the bias */
+        const float *pb = W(m, m->pred_b);
+        lin_fwd(m, s, pred, ROWS(a->hln, Dh), W(m, m->pred_w), Rt, Dh, P);
+        for (int r = 0; r < Rt; r++) {
+            float *y = pred + (size_t)r * P;
+#pragma omp simd
+            for (int i = 0; i < P; i++)
+                y[i] += pb[i];
+        }
+    } else {
+        linear_forward(pred, ROWS(a->hln, Dh), W(m, m->pred_w), W(m, m->pred_b), Rt, Dh, P);
+    }
     aim_lap(&s->lp, AIM_K_F_PRED, GF(Rt, Dh, P));
     patch_targets(tgt, s->x, s->nb, c->channels, c->image, c->image, c->patch);
     if (s->mode->loss_only) { /* packed row cr predicts the patch after row crow[cr] */
@@ -762,6 +929,7 @@ const float *aim_model_trunk(aim_model *m, const float *x, const int32_t *prefix
     if (aim_model_reserve(m, B, NULL) != 0)
         return NULL;
     m->have_forward = m->fb_mode = m->loss_only = 0;
+    bf16_weights(m);
     int L = upto >= 1 && upto <= m->L ? upto : m->L;
     /* every block keeps its own buffers: callers read any block's output
      * (aim_model_block_output) after this pass */
@@ -815,6 +983,7 @@ int aim_model_features(aim_model *m, const float *x, int B, const int *blocks, i
     if (upto < 0 || aim_model_reserve(m, B, e) != 0)
         return -1;
     m->have_forward = m->fb_mode = m->loss_only = 0;
+    bf16_weights(m);
     const fwd_mode md = {.upto = upto, .stop = FWD_BLOCKS};
     forward_all(m, &md, x, NULL, B);
     average_blocks(m, B, blocks, nblocks, out);
@@ -835,6 +1004,7 @@ int aim_model_features_train(aim_model *m, const float *x, int B, const int *blo
         m->fb_in[blocks[i] - 1] = 1;
     for (int b = 0; b < B; b++)
         m->a.prefix[b] = m->N; /* no mask */
+    bf16_weights(m);
     const fwd_mode md = {.upto = upto, .stop = FWD_BLOCKS, .keep = 1};
     forward_all(m, &md, x, m->a.prefix, B);
     average_blocks(m, B, blocks, nblocks, out);
@@ -870,6 +1040,7 @@ float aim_model_forward_ex(aim_model *m, const float *x, const int32_t *prefix, 
      * the full head (no loss-only form) */
     const int lo = (flags & AIM_FWD_LOSS_ONLY) && m->L >= 1;
     double t0 = m->prof ? aim_prof_now() : 0;
+    bf16_weights(m);
     memcpy(a->prefix, prefix, (size_t)B * sizeof *prefix);
     const fwd_mode md = {
         .upto = m->L, .stop = FWD_LOSS, .eval = eval, .loss_only = lo, .keep = !eval};
@@ -928,10 +1099,30 @@ static inline float *GS(const aim_model *m, int idx, float *slab)
 
 /* linear backward of one thread's rows, the two GEMMs timed on their own:
  * dinp overwritten, the weight gradients into the thread's slab (beta_w) */
-static void lin_bwd(aim_laptimer *lp, int kdx, int kdw, float *dinp, float *dweight,
+static void lin_bwd(aim_model *m, part *s, int kdx, int kdw, float *dinp, float *dweight,
                     float *dbias, float beta_w, const float *dout, const float *inp,
                     const float *weight, int R, int IC, int OC)
 {
+    aim_laptimer *lp = &s->lp;
+    if (m->bf) { /* bf16 GEMMs; the bias's column sums in fp32 */
+        uint16_t *x16 = m->a16[2 * s->tid], *g16 = m->a16[2 * s->tid + 1];
+        aim_bf16_convert_rows(g16, dout, R, OC);
+        aim_lap(lp, AIM_K_B_BF16, 0);
+        if (dinp) {
+            aim_bf16_dinp(m->bf, s->tid, dinp, g16, W16(m, weight), R, IC, OC);
+            aim_lap(lp, kdx, GF(R, IC, OC));
+        }
+        if (dweight) {
+            aim_bf16_convert_rows(x16, inp, R, IC);
+            aim_lap(lp, AIM_K_B_BF16, 0);
+            aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, x16, R, IC, OC);
+        }
+        if (dbias)
+            linear_backward_beta(NULL, 0.0f, NULL, dbias, beta_w, dout, inp, weight, R, IC, OC);
+        if (dweight || dbias)
+            aim_lap(lp, kdw, dweight ? GF(R, IC, OC) : 0);
+        return;
+    }
     if (dinp) {
         linear_backward_beta(dinp, 0.0f, NULL, NULL, beta_w, dout, inp, weight, R, IC, OC);
         aim_lap(lp, kdx, GF(R, IC, OC));
@@ -1003,11 +1194,11 @@ static void hblock_backward(aim_model *m, part *s, int j)
     hblock_acts *h = &a->hblk[j];
     const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
     float *dhy = ROWS(a->dhy, Dh), *dhln = ROWS(a->dhln, Dh), *dgelu = dgelu_rows(m, s);
-    lin_bwd(&s->lp, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, s->slab), NULL,
+    lin_bwd(m, s, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, s->slab), NULL,
             s->bw, dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), Rt, 4 * Dh, Dh);
     gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)Rt * 4 * Dh);
     aim_lap(&s->lp, AIM_K_B_GELU, 0);
-    lin_bwd(&s->lp, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, s->slab), NULL,
+    lin_bwd(m, s, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, s->slab), NULL,
             s->bw, dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
     /* the residual path already sits in dhy; the norm adds its part */
     layernorm_backward_rows(dhy, 1.0f, GS(m, hi->lnw, s->slab), GS(m, hi->lnb, s->slab), s->bw,
@@ -1025,7 +1216,7 @@ static void head_backward(aim_model *m, part *s, int64_t count)
     float *dhln = ROWS(a->dhln, Dh), *dhy = ROWS(a->dhy, Dh), *dln = ROWS(a->dln, D);
     float *slab = s->slab;
     loss_backward_part(m, s, count);
-    lin_bwd(&s->lp, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, dhln, GS(m, m->pred_w, slab),
+    lin_bwd(m, s, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, dhln, GS(m, m->pred_w, slab),
             GS(m, m->pred_b, slab), s->bw, ROWS(a->dpred, P), ROWS(a->hln, Dh),
             W(m, m->pred_w), Rt, Dh, P);
     const float *yin = m->Lh ? ROWS(a->hblk[m->Lh - 1].res, Dh) : ROWS(a->hy0, Dh);
@@ -1035,7 +1226,7 @@ static void head_backward(aim_model *m, part *s, int64_t count)
     for (int j = m->Lh - 1; j >= 0; j--)
         hblock_backward(m, s, j);
     /* head projection (the position embedding is fixed) and post norm */
-    lin_bwd(&s->lp, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, dln, GS(m, m->hproj_w, slab),
+    lin_bwd(m, s, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, dln, GS(m, m->hproj_w, slab),
             GS(m, m->hproj_b, slab), s->bw, dhy, ROWS(a->lnf, D), W(m, m->hproj_w), Rt, D, Dh);
     const float *xt = m->L ? ROWS(a->blk[m->L - 1].res2, D) : ROWS(a->x0, D);
     layernorm_backward_rows(ROWS(a->dres, D), 0.0f, GS(m, m->post_w, slab),
@@ -1053,11 +1244,11 @@ static void mlp_backward(aim_model *m, part *s, int l, int Rb)
     const block_idx *bi = &m->blk[l];
     block_acts *b = &a->blk[l];
     float *dres = ROWS(a->dres, D), *dln = ROWS(a->dln, D), *dgelu = dgelu_rows(m, s);
-    lin_bwd(&s->lp, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, s->slab), NULL, s->bw,
+    lin_bwd(m, s, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, s->slab), NULL, s->bw,
             dres, ROWS(b->gelu, 4 * D), W(m, bi->fc2), Rb, 4 * D, D);
     gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)Rb * 4 * D);
     aim_lap(&s->lp, AIM_K_B_GELU, 0);
-    lin_bwd(&s->lp, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, s->slab), NULL, s->bw,
+    lin_bwd(m, s, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, s->slab), NULL, s->bw,
             dgelu, ROWS(b->ln2, D), W(m, bi->fc1), Rb, D, 4 * D);
     layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln2w, s->slab), GS(m, bi->ln2b, s->slab),
                             s->bw, dln, ROWS(b->res1, D), W(m, bi->ln2w), STATS(b->ln2_mean),
@@ -1077,7 +1268,7 @@ static void attn_backward(aim_model *m, part *s, int l, int Rb)
     float *dres = ROWS(a->dres, D), *dln = ROWS(a->dln, D), *datty = ROWS(a->datty, D);
     float *dqkv = ROWS(a->dqkv, 3 * D), *dlora = lr2 ? ROWS(a->dlora, lr2) : NULL;
     float *slab = s->slab;
-    lin_bwd(&s->lp, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, s->bw,
+    lin_bwd(m, s, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, s->bw,
             dres, ROWS(b->atty, D), W(m, bi->proj), Rb, D, D);
     const int lora = lora_active(m, bi);
     if (lora) {
@@ -1094,7 +1285,7 @@ static void attn_backward(aim_model *m, part *s, int l, int Rb)
                              ROWS(b->qkv, 3 * D), b->att + (size_t)s->b0 * m->NH * N * N,
                              a->prefix + s->b0, nb, N, D, m->NH);
     aim_lap(&s->lp, AIM_K_B_ATTN, 8.0 * N * N * D * nb); /* backward of QK^T and PV */
-    lin_bwd(&s->lp, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, s->bw, dqkv,
+    lin_bwd(m, s, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, s->bw, dqkv,
             ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
     if (lora) {
         lora_qkv_bwd(m, bi, GS(m, bi->qa, slab), GS(m, bi->qb, slab), s->bw, dqkv,
@@ -1127,7 +1318,7 @@ static void embed_backward(aim_model *m, part *s)
                             ROWS(a->dres, D), ROWS(a->emb, D), W(m, m->pn_w),
                             STATS(a->emb_mean), STATS(a->emb_rstd), R, D);
     aim_lap(&s->lp, AIM_K_B_LN, 0);
-    lin_bwd(&s->lp, AIM_K_B_EMBED_DW, AIM_K_B_EMBED_DW, NULL, GS(m, m->patch_w, slab),
+    lin_bwd(m, s, AIM_K_B_EMBED_DW, AIM_K_B_EMBED_DW, NULL, GS(m, m->patch_w, slab),
             GS(m, m->patch_b, slab), s->bw, dln, ROWS(a->patches, m->CPP), W(m, m->patch_w), R,
             m->CPP, D);
 }

@@ -63,6 +63,7 @@ const aim_opt aim_pretrain_options[] = {
     INT_(T, "head_depth", head_depth, 0, 0, 4096, "LH", "pixel-head depth (0: the preset's)", C),
     STR_(T, "init", init, NULL, "WEIGHTS", "start from these weights instead of a fresh init", C),
     INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     /* the recipe */
     INT_(T, "steps", steps, 0, 0, BIG, "N", "optimiser steps (0: from epochs)", B),
     NUM_(T, "epochs", epochs, 5, 0, 1e6, "E", "passes over the training data when steps is 0", B),
@@ -117,6 +118,7 @@ const aim_opt aim_pretrain_options[] = {
 #define T aim_probe_spec
 const aim_opt aim_probe_options[] = {
     SPLIT_ROWS_(T),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     BLOCKS_(T, "blocks", blocks, "average of these blocks (1-based; default the middle ones)", B),
     BOOL_(T, "sweep", sweep, 0, "probe every block (or window) separately", B),
     INT_(T, "window", window, 1, 1, 4096, "K", "with sweep: windows of K consecutive blocks", B),
@@ -145,6 +147,7 @@ const aim_opt aim_probe_options[] = {
 #define T aim_lora_spec
 const aim_opt aim_lora_options[] = {
     SPLIT_ROWS_(T),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     INT_(T, "rank", rank, 8, 1, 65536, "R", "adapter rank (new adapters)", B),
     NUM_(T, "alpha", alpha, 0, 0, 1e6, "A", "scale alpha/rank (0: alpha = rank)", B),
     BLOCKS_(T, "blocks", blocks, "adapt these blocks (1-based; default the probe blocks)", B),
@@ -183,6 +186,7 @@ const aim_opt aim_lora_options[] = {
 #define T aim_finetune_spec
 const aim_opt aim_finetune_options[] = {
     SPLIT_ROWS_(T),
+    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
     BLOCKS_(T, "probe_blocks", probe_blocks,
             "the head reads the average of these blocks (default the middle ones); the trunk "
             "is trained up to the deepest",
@@ -837,6 +841,13 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
                         ds->w, c->channels, c->image, c->image);
     if (s->ckpt_every > 0 && !s->out && !s->resume)
         return aim_errf(e, "checkpoints need a run folder (option out)");
+    /* the precision is the model's, set here for every door (a checkpoint
+     * holds fp32 weights: a run resumes in either precision) */
+    aim_precision prec = AIM_PREC_FP32;
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &prec, e) != 0 ||
+        aim_model_set_precision(m, prec, e) != 0)
+        return -1;
+    po->precision = prec;
     if (s->resume) {
         aim_err re = {{0}};
         char *dir = resume_into(m, s->resume, po, &j->state, j->resumed_from,
@@ -925,11 +936,12 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
         snprintf(ranks, sizeof ranks, "%d ranks x ", aim_dist_size(dist));
     snprintf(j->desc, sizeof j->desc,
              "%.100s, %lld images %dx%dx%d | model D=%d L=%d heads=%d patch=%d (%.2fM trunk + "
-             "%.2fM head params) | %lld steps x %d | %s%d threads%s%.200s",
+             "%.2fM head params) | %lld steps x %d | %s%d threads%s%s%.200s",
              data ? data : ds->kind, (long long)ds->n, ds->c, ds->h, ds->w, c->width, c->depth,
              c->heads, c->patch, aim_config_trunk_params(c) / 1e6,
              aim_config_head_params(c) / 1e6, (long long)po->steps, po->batch, ranks,
-             omp_get_max_threads(), j->out ? " | " : "", j->out ? j->out : "");
+             omp_get_max_threads(), prec == AIM_PREC_BF16 ? " | bf16" : "",
+             j->out ? " | " : "", j->out ? j->out : "");
     return 0;
 }
 
@@ -960,6 +972,8 @@ int aim_probe_spec_job(const aim_probe_spec *s, int depth, aim_probe_job *j, aim
     memset(j, 0, sizeof *j);
     aim_probe_opts_default(&j->train);
     j->feature_batch = 64;
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &j->precision, e) != 0)
+        return -1;
     j->kind = s->kind && !strcmp(s->kind, "linear") ? AIM_PROBE_LINEAR : AIM_PROBE_ATTENTIVE;
     j->raw = s->raw;
     if (s->raw)
@@ -1000,6 +1014,8 @@ void aim_lora_spec_default(aim_lora_spec *s)
 int aim_lora_spec_job(const aim_lora_spec *s, const aim_config *c, aim_lora_job *j, aim_err *e)
 {
     aim_lora_job_default(j);
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &j->precision, e) != 0)
+        return -1;
     if (s->rank > c->width)
         return aim_errf(e, "rank %lld exceeds the trunk width %d", (long long)s->rank, c->width);
     j->rank = (int)s->rank;
@@ -1097,6 +1113,8 @@ int aim_finetune_spec_job(const aim_finetune_spec *s, const aim_config *c, aim_f
                           aim_err *e)
 {
     aim_finetune_job_default(j);
+    if (aim_precision_parse(s->precision ? s->precision : "fp32", &j->precision, e) != 0)
+        return -1;
     aim_err be;
     if (aim_blocks_check(&s->probe_blocks, c->depth, &be) != 0)
         return aim_errf(e, "probe_blocks: %s", be.msg);

@@ -119,8 +119,8 @@ static float lora_step(void *ctx, int64_t step, float f)
     return gn;
 }
 
-int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
-                 const aim_lora_job *j, aim_lora_result *r, aim_err *e)
+static int lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                    const aim_lora_job *j, aim_lora_result *r, aim_err *e)
 {
     memset(r, 0, sizeof *r);
     r->val_loss_start = r->val_loss = NAN;
@@ -237,5 +237,19 @@ int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test
         r->probe = pr;
     else
         aim_probe_free(pr);
+    return rc;
+}
+
+/* the job in its precision: set on the model for the job, then back */
+int aim_lora_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                 const aim_lora_job *j, aim_lora_result *r, aim_err *e)
+{
+    memset(r, 0, sizeof *r); /* a refused precision leaves no probe to free */
+    aim_precision was = m ? aim_model_precision(m) : AIM_PREC_FP32;
+    if (m && aim_model_set_precision(m, j->precision, e) != 0)
+        return -1;
+    int rc = lora_run(m, train, test, j, r, e);
+    if (m)
+        aim_model_set_precision(m, was, NULL);
     return rc;
 }

@@ -84,8 +84,8 @@ static void log_result(const aim_probe_job *j, const aim_probe_job_result *r, do
     aim_runlog_flush(j->log);
 }
 
-int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
-                      const aim_probe_job *j, aim_probe_job_result *r, aim_err *e)
+static int probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                         const aim_probe_job *j, aim_probe_job_result *r, aim_err *e)
 {
     memset(r, 0, sizeof *r);
     r->best = -1;
@@ -272,4 +272,17 @@ aim_probe *aim_probe_load(const char *path, int *blocks, int *nblocks, aim_err *
 done:
     aim_st_close(f);
     return p;
+}
+
+/* the job in its precision: set on the model for the job, then back */
+int aim_probe_job_run(aim_model *m, const aim_dataset *train, const aim_dataset *test,
+                      const aim_probe_job *j, aim_probe_job_result *r, aim_err *e)
+{
+    aim_precision was = m && !j->raw ? aim_model_precision(m) : AIM_PREC_FP32;
+    if (m && !j->raw && aim_model_set_precision(m, j->precision, e) != 0)
+        return -1;
+    int rc = probe_job_run(m, train, test, j, r, e);
+    if (m && !j->raw)
+        aim_model_set_precision(m, was, NULL);
+    return rc;
 }
