@@ -12,7 +12,10 @@ times, for each preset:
   forward   forward + loss under torch.inference_mode() (PyTorch's fastest
             forward; aim's forward also keeps the activations for backward)
 
-at 1 and 2 PyTorch threads, each in a fresh worker process (so every
+in each precision asked for (--precision fp32,bf16: PyTorch's bf16 is one
+torch.autocast("cpu", dtype=torch.bfloat16) around forward and loss, its
+mixed precision as a user writes it; aim's is `aim bench --precision
+bf16`), at 1 and 2 PyTorch threads, each in a fresh worker process (so every
 process's peak RSS is its own), alternating with `aim bench` runs of the same
 preset, batch and thread count so that machine drift hits both sides; the
 order is reversed every round. It prints the medians over the rounds, aim's
@@ -28,7 +31,7 @@ OPENBLAS_* and OMP_* environment variables are left as they are, for both.
     apt-get install python3-torch
     /usr/bin/python3 bench/torch_peer.py [--aim ./aim] [--presets tiny,small]
         [--batch 64] [--rounds 5] [--steps 6] [--torch-threads 1,2]
-        [--aim-threads 2]
+        [--aim-threads 2] [--precision fp32,bf16]
 """
 import argparse
 import json
@@ -163,11 +166,19 @@ def worker(args):
     x = torch.randn(B, c["C"], c["image"], c["image"])
     prefix = torch.randint(1, N, (B,))
 
+    bf16 = args.precision == "bf16"
+
+    def fwd_loss(tg):
+        # autocast: the linear layers (and what PyTorch lists for bf16) in
+        # bf16, the rest as it decides; the targets stay fp32
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return loss_fn(model(x, prefix), tg, prefix)
+
     def train_step():
         opt.zero_grad(set_to_none=True)
         with torch.no_grad():
             tg = targets(x)
-        loss = loss_fn(model(x, prefix), tg, prefix)
+        loss = fwd_loss(tg)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -175,7 +186,7 @@ def worker(args):
 
     def fwd_step():
         with torch.inference_mode():
-            return loss_fn(model(x, prefix), targets(x), prefix)
+            return fwd_loss(targets(x))
 
     out = {}
     for name, fn in (("train", train_step), ("forward", fwd_step)):
@@ -194,9 +205,10 @@ def worker(args):
 
 
 # ------------------------------------------------------------------ driver
-def run_torch(args, preset, threads):
+def run_torch(args, preset, threads, prec):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--preset", preset,
-           "--threads", str(threads), "--batch", str(args.batch), "--steps", str(args.steps)]
+           "--threads", str(threads), "--batch", str(args.batch), "--steps", str(args.steps),
+           "--precision", prec]
     if args.foreach:
         cmd.append("--foreach")
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -205,25 +217,19 @@ def run_torch(args, preset, threads):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def run_aim(args, preset, threads):
-    cmd = [args.aim, "bench", "--preset", preset, "--batch", str(args.batch),
-           "--threads", str(threads), "--steps", str(args.steps)]
+def run_aim(args, preset, threads, prec):
+    cmd = [args.aim, "bench", "--json", "--preset", preset, "--batch", str(args.batch),
+           "--threads", str(threads), "--steps", str(args.steps), "--precision", prec]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("aim bench failed:\n" + r.stdout + r.stderr)
-    out = {}
-    for line in r.stdout.splitlines():
-        f = line.split()
-        if line.startswith("sgemm peak"):
-            out["peak"] = float(re.search(r"([\d.]+) GFLOP/s", line).group(1))
-        elif f and f[0] in ("training", "forward") and len(f) >= 7:
-            key = "train" if f[0] == "training" else "forward"
-            out[key] = float(f[1])
-            out[key + "_mfu"] = float(f[3].rstrip("%"))
-            out[key + "_cpu"] = float(f[5])
-            out[key + "_cores"] = float(f[6])
-        elif line.startswith("peak RSS"):
-            out["rss_mb"] = float(f[2])
+    b = json.loads(r.stdout)
+    out = {"peak": b["peak_flops_per_s"] / 1e9, "rss_mb": b["peak_rss_bytes"] / 2**20}
+    for key, part in (("train", "training"), ("forward", "forward")):
+        out[key] = b[part]["img_per_s"]
+        out[key + "_mfu"] = 100 * b[part]["mfu"]
+        out[key + "_cpu"] = b[part]["img_per_cpu_s"]
+        out[key + "_cores"] = b[part]["cores"]
     return out
 
 
@@ -241,6 +247,8 @@ def main():
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--torch-threads", default="1,2")
     ap.add_argument("--aim-threads", default="2")
+    ap.add_argument("--precision", default="fp32,bf16",
+                    help="precisions to compare, each on both sides (fp32, bf16)")
     ap.add_argument("--foreach", action="store_true",
                     help="AdamW(foreach=True) in PyTorch")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -253,67 +261,85 @@ def main():
     presets = args.presets.split(",")
     tthreads = [int(t) for t in args.torch_threads.split(",")]
     athreads = [int(t) for t in args.aim_threads.split(",")]
+    precs = args.precision.split(",")
+    for q in precs:
+        if q not in ("fp32", "bf16"):
+            sys.exit(f"unknown precision {q} (fp32, bf16)")
     for p in presets:
         if p not in PRESETS:
             sys.exit(f"unknown preset {p}")
     env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_"))}
-    print(f"torch_peer: presets {presets}, batch {args.batch}, {args.rounds} rounds of "
+    print(f"torch_peer: presets {presets}, precisions {precs}, batch {args.batch}, {args.rounds} rounds of "
           f"{args.steps} timed steps; environment {env or '(no OPENBLAS_/OMP_ variables)'}")
-    res = {}  # (preset, side, threads) -> list of dicts
+    res = {}  # (preset, precision, side, threads) -> list of dicts
     for rnd in range(args.rounds):
         for p in presets:
-            jobs = [("torch", t) for t in tthreads] + [("aim", t) for t in athreads]
+            jobs = [(q, "torch", t) for q in precs for t in tthreads] + \
+                   [(q, "aim", t) for q in precs for t in athreads]
             if rnd % 2:
                 jobs.reverse()
-            for side, t in jobs:
-                r = run_torch(args, p, t) if side == "torch" else run_aim(args, p, t)
-                res.setdefault((p, side, t), []).append(r)
-                print(f"  round {rnd + 1} {p:5s} {side:5s} {t} threads: train "
+            for q, side, t in jobs:
+                r = run_torch(args, p, t, q) if side == "torch" else run_aim(args, p, t, q)
+                res.setdefault((p, q, side, t), []).append(r)
+                print(f"  round {rnd + 1} {p:5s} {q} {side:5s} {t} threads: train "
                       f"{r['train']:7.1f} img/s ({r['train_cores']:.2f} cores)  forward "
                       f"{r['forward']:7.1f} img/s ({r['forward_cores']:.2f} cores)  "
                       f"RSS {r['rss_mb']:6.0f} MB  load {os.getloadavg()[0]:.1f}", flush=True)
 
     print("\nmedians over %d rounds (batch %d); img/cpu-s = images per CPU-second of the "
-          "process (all its threads), cores = CPU time / wall time" % (args.rounds, args.batch))
-    print(f"{'preset':6s} {'side':6s} {'thr':>3s} {'train img/s':>11s} {'fwd img/s':>10s} "
-          f"{'train img/cpu-s':>15s} {'fwd img/cpu-s':>13s} {'cores':>5s} "
+          "process (all its threads), cores = CPU time / wall time; aim's MFU is against "
+          "the peak of its precision's GEMM" % (args.rounds, args.batch))
+    print(f"{'preset':6s} {'prec':4s} {'side':6s} {'thr':>3s} {'train img/s':>11s} "
+          f"{'fwd img/s':>10s} {'train img/cpu-s':>15s} {'fwd img/cpu-s':>13s} {'cores':>5s} "
           f"{'RSS MB':>7s} {'train MFU':>9s} {'fwd MFU':>8s} {'peak GF/s':>9s}")
     for p in presets:
-        for side, ths in (("torch", tthreads), ("aim", athreads)):
-            for t in ths:
-                rs = res[(p, side, t)]
-                line = (f"{p:6s} {side:6s} {t:3d} {med([r['train'] for r in rs]):11.1f} "
-                        f"{med([r['forward'] for r in rs]):10.1f} "
-                        f"{med([r['train_cpu'] for r in rs]):15.1f} "
-                        f"{med([r['forward_cpu'] for r in rs]):13.1f} "
-                        f"{med([r['train_cores'] for r in rs]):5.2f} "
-                        f"{med([r['rss_mb'] for r in rs]):7.0f}")
-                if side == "aim":
-                    line += (f" {med([r['train_mfu'] for r in rs]):8.1f}% "
-                             f"{med([r['forward_mfu'] for r in rs]):7.1f}% "
-                             f"{med([r['peak'] for r in rs]):9.1f}")
-                print(line)
+        for q in precs:
+            for side, ths in (("torch", tthreads), ("aim", athreads)):
+                for t in ths:
+                    rs = res[(p, q, side, t)]
+                    line = (f"{p:6s} {q:4s} {side:6s} {t:3d} "
+                            f"{med([r['train'] for r in rs]):11.1f} "
+                            f"{med([r['forward'] for r in rs]):10.1f} "
+                            f"{med([r['train_cpu'] for r in rs]):15.1f} "
+                            f"{med([r['forward_cpu'] for r in rs]):13.1f} "
+                            f"{med([r['train_cores'] for r in rs]):5.2f} "
+                            f"{med([r['rss_mb'] for r in rs]):7.0f}")
+                    if side == "aim":
+                        line += (f" {med([r['train_mfu'] for r in rs]):8.1f}% "
+                                 f"{med([r['forward_mfu'] for r in rs]):7.1f}% "
+                                 f"{med([r['peak'] for r in rs]):9.1f}")
+                    print(line)
+
+    def best_torch(p, q, key):
+        t = max(tthreads, key=lambda t: med([r[key] for r in res[(p, q, "torch", t)]]))
+        return t, med([r[key] for r in res[(p, q, "torch", t)]])
+
     print("\nratios aim / PyTorch at its best thread count (medians)")
     for p in presets:
-        for what in ("train", "forward"):
-            best_t = max(tthreads, key=lambda t: med([r[what] for r in res[(p, "torch", t)]]))
-            tb = med([r[what] for r in res[(p, "torch", best_t)]])
+        for q in precs:
+            # aim in q against PyTorch in q, and, for aim's bf16, against PyTorch's fp32 too
+            against = [q] + (["fp32"] if q == "bf16" and "fp32" in precs else [])
+            for tq in against:
+                for what in ("train", "forward"):
+                    for unit, key in (("img/s", what), ("img/cpu-s", what + "_cpu")):
+                        bt, tb = best_torch(p, tq, key)
+                        for t in athreads:
+                            a = med([r[key] for r in res[(p, q, "aim", t)]])
+                            print(f"{p:6s} {what:8s} aim {q} {t} thr {a:7.1f} {unit} / torch "
+                                  f"{tq} {bt} thr {tb:7.1f} {unit} = {a / tb:5.2f}x")
+        if len(precs) == 2:
+            for what in ("train", "forward"):
+                for t in athreads:
+                    f32 = med([r[what] for r in res[(p, "fp32", "aim", t)]])
+                    b16 = med([r[what] for r in res[(p, "bf16", "aim", t)]])
+                    print(f"{p:6s} {what:8s} aim bf16 / aim fp32, {t} thr: {b16:7.1f} / "
+                          f"{f32:7.1f} img/s = {b16 / f32:5.2f}x")
+        for q in precs:
+            tr = min(med([r["rss_mb"] for r in res[(p, q, "torch", t)]]) for t in tthreads)
             for t in athreads:
-                a = med([r[what] for r in res[(p, "aim", t)]])
-                print(f"{p:6s} {what:8s} aim {t} threads {a:7.1f} img/s / torch {best_t} "
-                      f"threads {tb:7.1f} img/s = {a / tb:5.2f}x")
-        for what in ("train", "forward"):
-            k = what + "_cpu"
-            best_t = max(tthreads, key=lambda t: med([r[k] for r in res[(p, "torch", t)]]))
-            tb = med([r[k] for r in res[(p, "torch", best_t)]])
-            for t in athreads:
-                a = med([r[k] for r in res[(p, "aim", t)]])
-                print(f"{p:6s} {what:8s} per CPU-second: aim {t} threads {a:7.1f} / torch "
-                      f"{best_t} threads {tb:7.1f} img/cpu-s = {a / tb:5.2f}x")
-        tr = min(med([r["rss_mb"] for r in res[(p, "torch", t)]]) for t in tthreads)
-        for t in athreads:
-            ar = med([r["rss_mb"] for r in res[(p, "aim", t)]])
-            print(f"{p:6s} peak RSS aim {t} threads {ar:.0f} MB, torch (smallest) {tr:.0f} MB")
+                ar = med([r["rss_mb"] for r in res[(p, q, "aim", t)]])
+                print(f"{p:6s} {q} peak RSS aim {t} threads {ar:.0f} MB, torch (smallest) "
+                      f"{tr:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -42,9 +42,9 @@ check $(echo "$c" | cgrep -q "38;5;39m$BR" && echo "$c" | cgrep -q '38;5;39m●'
 
 # ---- 2. f: the loss curve, and back
 keys f
-wait_for "f: figure" 10
-check $(test $? -eq 0 && ! screen | grep -q 'loss-vs-top1'; echo $?) \
-    "f shows the loss curve, which says f brings the figure back"
+# until the whole frame is the new one (a capture may catch a redraw half done)
+wait_until "screen | grep -q 'f: figure' && ! screen | grep -q 'loss-vs-top1'" 10
+check $? "f shows the loss curve, which says f brings the figure back"
 keys f
 wait_for "loss-vs-top1" 10
 check $? "f again: the figure"
@@ -52,9 +52,8 @@ check $? "f again: the figure"
 # ---- 3. a new figure replaces it
 keys ':'
 type_line 'aim.plot{show = true, title = "second-figure", series = {{x = {1, 2, 3}, y = {3, 1, 2}}}}'
-wait_for "second-figure" 10
-check $(test $? -eq 0 && ! screen | grep -q 'loss-vs-top1' && ! screen | grep -q 'runA'; echo $?) \
-    "aim.plot{show = true} from the console replaces the figure"
+wait_until "screen | grep -q second-figure && ! screen | grep -q 'loss-vs-top1' && ! screen | grep -q runA" 10
+check $? "aim.plot{show = true} from the console replaces the figure"
 type_line 'aim.plot{show = true, series = {{x = {1}, y = {0/0}}}}'
 wait_for "not finite" 10
 check $(test $? -eq 0 && screen | grep -q 'second-figure'; echo $?) \
