@@ -177,6 +177,12 @@ int main(void)
            "%d columns: %% of peak is dropped first (\"%s\")", others, line);
     ui_status_fields(&sn, bd, others + 11, 0, line, sizeof line);
     tap_ok(tap_contains(line, "40% peak"), "%d columns: it fits again", others + 11);
+    int was = sn.bf16;
+    tap_ok(!tap_contains(line, "bf16"), "an fp32 job does not say its precision");
+    sn.bf16 = 1;
+    ui_status_fields(&sn, bd, 200, 0, line, sizeof line);
+    tap_ok(tap_contains(line, " bf16  "), "a bf16 job says so beside its name (\"%s\")", line);
+    sn.bf16 = was;
     sn.train_flops = 0; /* a LoRA or probe job: FLOPs not counted */
     ui_status_fields(&sn, bd, 200, 0, line, sizeof line);
     tap_ok(!tap_contains(line, "peak") && isnan(ui_peak_percent(&sn)),

@@ -76,6 +76,7 @@ typedef struct aim_snapshot {
                             this job: probes, LoRA, several ranks) */
     double peak_flops;   /* GEMM peak on the job's shapes (sgemm, or the bf16 GEMMs in a
                             bf16 job), FLOP/s (0: not measured) */
+    int bf16;            /* the job's GEMMs run in bf16 (aim_engine_job_flops) */
     int64_t jobs_done;
     int follow;          /* aim_follow_state of the job (0: its own job) */
     aim_sys sys;         /* the job's process and machine (this process's, sampled as

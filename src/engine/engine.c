@@ -502,6 +502,7 @@ int aim_engine_job_begin(aim_engine *eng, const char *name, const char *desc, fl
     eng->sys_last = 0;
     eng->snap.lr_peak = lr_peak;
     eng->snap.train_flops = eng->snap.peak_flops = 0;
+    eng->snap.bf16 = 0;
     eng->snap.seq++;
     eng->want_pause = eng->want_stop = 0;
     /* a new job starts a new curve; probes, reconstructions and messages stay */
@@ -564,6 +565,7 @@ void aim_engine_job_flops(aim_engine *eng, const aim_config *c, int batch, aim_p
     pthread_mutex_lock(&eng->mu);
     eng->snap.train_flops = train_flops > 0 ? train_flops : 0;
     eng->snap.peak_flops = peak;
+    eng->snap.bf16 = bf16;
     eng->snap.seq++;
     pthread_mutex_unlock(&eng->mu);
     wake(eng);

@@ -159,7 +159,7 @@ void ui_status_fields(const aim_snapshot *s, const aim_board *b, int w, int uni,
     char f[NF][300];
     memset(f, 0, sizeof f);
     const aim_step_info *st = &s->step;
-    snprintf(f[F_JOB], sizeof f[0], "%s", s->job);
+    snprintf(f[F_JOB], sizeof f[0], "%s%s", s->job, s->job[0] && s->bf16 ? " bf16" : "");
     if (st->step > 0) {
         snprintf(f[F_STEP], sizeof f[0], "step %lld/%lld", (long long)st->step,
                  (long long)st->total);
