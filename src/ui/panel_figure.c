@@ -151,10 +151,7 @@ static void figure_draw(const ui_view *v, ui_rect r)
             continue;
         char lab[16];
         plot_label(ticks[i], lab, sizeof lab);
-        int lw = (int)strlen(lab);
-        screen_put(top + row, r.x + (YLAB - 1 - lw > 0 ? YLAB - 1 - lw : 0), YLAB - 1, UI_AXIS,
-                   lab);
-        screen_glyph(top + row, left - 1, uni ? 0x2524 : '+', UI_AXIS);
+        screen_ytick(top + row, r.x, YLAB - 1, left - 1, lab);
     }
     /* the x axis: tick labels, then the x label */
     int xrow = top + ph;
@@ -163,15 +160,7 @@ static void figure_draw(const ui_view *v, ui_rect r)
     for (int i = 0; i < nt; i++) {
         char lab[16];
         plot_label(ticks[i], lab, sizeof lab);
-        int lw = (int)strlen(lab), at = left + to_dot(ticks[i], rx, W, 0) / 2 - lw / 2;
-        if (at < free_from)
-            at = free_from;
-        if (at + lw > r.x + r.w)
-            at = r.x + r.w - lw;
-        if (at < free_from)
-            continue;
-        screen_put(xrow, at, lw, UI_AXIS, lab);
-        free_from = at + lw + 2;
+        screen_xtick(xrow, left + to_dot(ticks[i], rx, W, 0) / 2, r.x + r.w, &free_from, lab);
     }
     if (has_xlabel) {
         char clip[AIM_PLOT_MAX_TEXT + 1];

@@ -389,10 +389,7 @@ static void draw_axes(const axes *a, ui_rect r, int top, int left, int pw, int p
             continue;
         char lab[16];
         plot_label(a->log_y ? pow(10, ticks[i]) : ticks[i], lab, sizeof lab);
-        int lw = (int)strlen(lab);
-        screen_put(top + row, r.x + (YLAB - 1 - lw > 0 ? YLAB - 1 - lw : 0), YLAB - 1, UI_AXIS,
-                   lab);
-        screen_glyph(top + row, left - 1, uni ? 0x2524 : '+', UI_AXIS);
+        screen_ytick(top + row, r.x, YLAB - 1, left - 1, lab);
     }
     int xrow = top + ph;
     nt = plot_ticks(a->x0, a->x1, pw / 10 > 1 ? pw / 10 : 1, 0, ticks);
@@ -400,16 +397,7 @@ static void draw_axes(const axes *a, ui_rect r, int top, int left, int pw, int p
     for (int i = 0; i < nt; i++) {
         char lab[16];
         ui_fmt_count(ticks[i], lab, sizeof lab);
-        int col = left + xdot(a, ticks[i]) / 2, lw = (int)strlen(lab);
-        int at = col - lw / 2;
-        if (at < free_from)
-            at = free_from;
-        if (at + lw > r.x + r.w)
-            at = r.x + r.w - lw;
-        if (at < free_from)
-            continue;
-        screen_put(xrow, at, lw, UI_AXIS, lab);
-        free_from = at + lw + 2;
+        screen_xtick(xrow, left + xdot(a, ticks[i]) / 2, r.x + r.w, &free_from, lab);
     }
     screen_put(xrow, r.x, YLAB - 1, UI_AXIS, "  step");
 }

@@ -411,6 +411,26 @@ void screen_invalidate(void)
     clearok(curscr, TRUE);
 }
 
+void screen_ytick(int y, int x0, int labw, int axis_x, const char *lab)
+{
+    int lw = (int)strlen(lab);
+    screen_put(y, x0 + (labw - lw > 0 ? labw - lw : 0), labw, UI_AXIS, lab);
+    screen_glyph(y, axis_x, S.unicode ? 0x2524 : '+', UI_AXIS);
+}
+
+void screen_xtick(int y, int col, int end, int *free_from, const char *lab)
+{
+    int lw = (int)strlen(lab), at = col - lw / 2;
+    if (at < *free_from)
+        at = *free_from;
+    if (at + lw > end)
+        at = end - lw;
+    if (at < *free_from)
+        return;
+    screen_put(y, at, lw, UI_AXIS, lab);
+    *free_from = at + lw + 2;
+}
+
 /* ------------------------------------------------------------ input */
 
 static int map_key(int code)

@@ -58,6 +58,12 @@ void screen_cursor(int y, int x);
 void screen_flush(void);
 /* Repaint everything at the next flush (Ctrl-L). */
 void screen_invalidate(void);
+/* The plots' axis ticks: on row y, a y tick's label right-aligned in the
+ * labw columns from x0 and the tick mark on the axis at axis_x; an x tick's
+ * label centred on column col, kept within [*free_from, end) (skipped when
+ * it does not fit), after which *free_from moves past it with a gap. */
+void screen_ytick(int y, int x0, int labw, int axis_x, const char *lab);
+void screen_xtick(int y, int col, int end, int *free_from, const char *lab);
 
 /* ---------------------------------------------------------- input */
 /* The next key without waiting: 1 and *k, or 0 when none is ready. */
