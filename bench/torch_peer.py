@@ -76,13 +76,20 @@ def worker(args):
         return torch.cat([torch.sin(col * w), torch.cos(col * w),
                           torch.sin(row * w), torch.cos(row * w)], dim=1).float()
 
+    class LN(nn.LayerNorm):
+        # PyTorch 1.13's CPU autocast leaves layer_norm off its fp32 list, and
+        # layer_norm refuses a bf16 input with fp32 weights: cast the input
+        # back, as autocast's fp32 policy would (a no-op in fp32)
+        def forward(self, x):
+            return super().forward(x.float())
+
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm_1 = nn.LayerNorm(D, eps=eps)
+            self.norm_1 = LN(D, eps=eps)
             self.qkv = nn.Linear(D, 3 * D, bias=False)
             self.proj = nn.Linear(D, D, bias=False)
-            self.norm_2 = nn.LayerNorm(D, eps=eps)
+            self.norm_2 = LN(D, eps=eps)
             self.fc1 = nn.Linear(D, 4 * D, bias=False)
             self.fc2 = nn.Linear(4 * D, D, bias=False)
             self.act = nn.GELU()
@@ -101,7 +108,7 @@ def worker(args):
     class HeadBlock(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm = nn.LayerNorm(Dh, eps=eps)
+            self.norm = LN(Dh, eps=eps)
             self.fc1 = nn.Linear(Dh, 4 * Dh, bias=False)
             self.fc2 = nn.Linear(4 * Dh, Dh, bias=False)
             self.act = nn.GELU()
@@ -113,12 +120,12 @@ def worker(args):
         def __init__(self):
             super().__init__()
             self.proj = nn.Conv2d(c["C"], D, c["patch"], stride=c["patch"])
-            self.norm = nn.LayerNorm(D, eps=eps)
+            self.norm = LN(D, eps=eps)
             self.blocks = nn.ModuleList([Block() for _ in range(c["L"])])
-            self.post_trunk_norm = nn.LayerNorm(D, eps=eps)
+            self.post_trunk_norm = LN(D, eps=eps)
             self.decoder_projection = nn.Linear(D, Dh)
             self.decoder_blocks = nn.ModuleList([HeadBlock() for _ in range(c["Lh"])])
-            self.decoder_norm = nn.LayerNorm(Dh, eps=eps)
+            self.decoder_norm = LN(Dh, eps=eps)
             self.decoder_pred = nn.Linear(Dh, P)
             self.register_buffer("pos", sincos2d(D))
             self.register_buffer("pos_h", sincos2d(Dh))
