@@ -55,12 +55,16 @@ ok $(test $rc -eq 0 && grep -q 'step 20/20' "$T/err"; echo $?) "a bf16 checkpoin
 
 # the jobs on a trunk take it too: the probe's features, LoRA and fine-tuning
 J="--data synthetic --train-limit 64 --test-limit 32 --threads 2 --precision bf16"
-run_aim probe "$T/f/model.safetensors" $J --epochs 2
-ok $(test $rc -eq 0 && grep -q 'attentive' "$T/out"; echo $?) "aim probe --precision bf16"
-run_aim lora "$T/f/model.safetensors" $J --epochs 1 --batch 16
-ok $(test $rc -eq 0 && grep -q 'next-patch loss' "$T/out"; echo $?) "aim lora --precision bf16"
-run_aim finetune "$T/f/model.safetensors" $J --epochs 1 --batch 16
-ok $(test $rc -eq 0 && grep -q 'next-patch loss' "$T/out"; echo $?) "aim finetune --precision bf16"
+# (their run folders record it)
+run_aim probe "$T/f/model.safetensors" $J --epochs 2 --out "$T/jp"
+ok $(test $rc -eq 0 && grep -q 'attentive' "$T/out" && grep -q '"precision":"bf16"' "$T/jp/run.json"; echo $?) \
+    "aim probe --precision bf16 (run.json says bf16)"
+run_aim lora "$T/f/model.safetensors" $J --epochs 1 --batch 16 --out "$T/jl"
+ok $(test $rc -eq 0 && grep -q 'next-patch loss' "$T/out" && grep -q '"precision":"bf16"' "$T/jl/run.json"; echo $?) \
+    "aim lora --precision bf16 (run.json says bf16)"
+run_aim finetune "$T/f/model.safetensors" $J --epochs 1 --batch 16 --out "$T/jf"
+ok $(test $rc -eq 0 && grep -q 'next-patch loss' "$T/out" && grep -q '"precision":"bf16"' "$T/jf/run.json"; echo $?) \
+    "aim finetune --precision bf16 (run.json says bf16)"
 
 run_aim bench --preset micro --batch 4 --steps 2 --gemm-seconds 0.05 --threads 2
 ok $(test $rc -eq 0 && grep -q '^training *fp32' "$T/out" && grep -q '^training *bf16' "$T/out" &&

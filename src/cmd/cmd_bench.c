@@ -231,6 +231,159 @@ static int bench_json(const aim_config *c, const char *preset, int batch, int st
     return aim_jw_finish(&w) != 0 ? cmd_fail("bench: cannot write the JSON to stdout") : 0;
 }
 
+/* --precision: want[0] fp32, want[1] bf16 (default: both where bf16 runs);
+ * 1 after saying what is wrong */
+static int want_precisions(const char *precision, int want[2])
+{
+    aim_err e = {{0}};
+    want[0] = 1;
+    want[1] = aim_bf16_check("--precision", NULL) == 0;
+    if (precision && !strcmp(precision, "both")) {
+        if (aim_bf16_check("--precision", &e) != 0)
+            return cmd_fail("bench: %s", e.msg);
+        want[1] = 1;
+    } else if (precision) {
+        aim_precision pq;
+        if (aim_precision_parse(precision, &pq, &e) != 0)
+            return cmd_fail("bench: --%s (or both)", e.msg);
+        if (pq == AIM_PREC_BF16 && aim_bf16_check("--precision", &e) != 0)
+            return cmd_fail("bench: %s", e.msg);
+        want[0] = pq == AIM_PREC_FP32;
+        want[1] = pq == AIM_PREC_BF16;
+    }
+    return 0;
+}
+
+/* random images and prefixes drawn as pretraining draws them; returns the
+ * loss rows of the batch */
+static double bench_inputs(const aim_config *c, int batch, float **xo, int32_t **po)
+{
+    int N = aim_config_tokens(c);
+    size_t img = (size_t)c->channels * c->image * c->image;
+    aim_rng r;
+    aim_rng_seed(&r, 7);
+    float *x = aim_xaligned((size_t)batch * img * 4);
+    int32_t *prefix = aim_xmalloc((size_t)batch * 4);
+    for (size_t i = 0; i < (size_t)batch * img; i++)
+        x[i] = (float)aim_rng_normal(&r);
+    double rows = 0;
+    for (int b = 0; b < batch; b++) {
+        prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
+        rows += N - prefix[b];
+    }
+    *xo = x;
+    *po = prefix;
+    return rows;
+}
+
+/* precision q's GEMM peak, shape by shape */
+static void print_peak(int q, const aim_peak *pk, double peak)
+{
+    printf("%-12s %8s %6s %6s %5s %9s\n", q ? "bf16 gemm" : "gemm", "M", "K", "N", "x",
+           "GFLOP/s");
+    for (int i = 0; i < pk->nrows; i++) {
+        const aim_gemm_row *g = &pk->row[i];
+        printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
+               g->flops_per_s / 1e9);
+    }
+    printf("%s peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
+           "CPU-second (%.2f cores)\n\n",
+           q ? "bf16 GEMM (oneDNN)" : "sgemm", peak / 1e9, pk->flops_per_cpu_s / 1e9, pk->cores);
+}
+
+/* what the timed passes run on */
+typedef struct bench_run {
+    aim_model *m;
+    aim_params *p;
+    const aim_adamw_opts *ao;
+    const float *x;
+    const int32_t *prefix;
+    int batch, steps;
+} bench_run;
+
+/* steps training steps then steps forward passes (after 2 untimed each),
+ * in the model's precision: row[training, forward] = img/s, FLOP/s, MFU,
+ * s/step, img per CPU-second, cores, MFU per CPU-second (as bench_json).
+ * The per-CPU-second numbers are what other load on a shared machine moves
+ * least: FLOP per CPU-second against the peak's */
+static void time_passes(const bench_run *b, double fwd_flops, double pk_s, double pk_c,
+                        double row[2][7])
+{
+    const int batch = b->batch, steps = b->steps;
+    double t[2] = {0, 0}, cpu[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (int s = -2; s < steps; s++) {
+            double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
+            if (k == 0)
+                train_step(b->m, b->p, b->ao, b->x, b->prefix, batch, s + 3,
+                           NULL);
+            else
+                aim_model_forward_ex(b->m, b->x, b->prefix, batch,
+                                     AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
+            if (s >= 0) {
+                t[k] += aim_prof_now() - t0;
+                cpu[k] += aim_prof_process_cpu() - c0;
+            }
+        }
+    for (int k = 0; k < 2; k++) {
+        double flops = (k == 0 ? 3 : 1) * fwd_flops; /* a training step: 3x forward */
+        double ips = batch * steps / t[k], fs = ips * flops;
+        double fc = batch * steps * flops / cpu[k];
+        const double r[7] = {ips, fs, fs / pk_s, t[k] / steps, batch * steps / cpu[k],
+                             cpu[k] / t[k], fc / pk_c};
+        memcpy(row[k], r, sizeof r);
+    }
+}
+
+/* --profile: the time per kernel and thread of a training step and of a
+ * forward pass in precision q */
+static void profile_passes(const bench_run *b, int q)
+{
+    aim_prof *pr = aim_xcalloc(1, sizeof *pr);
+    aim_model_set_profile(b->m, pr);
+    double tp = 0;
+    for (int s = 0; s < b->steps; s++) {
+        double t0 = aim_prof_now();
+        train_step(b->m, b->p, b->ao, b->x, b->prefix, b->batch,
+                   b->steps + 3 + s, pr);
+        tp += aim_prof_now() - t0;
+    }
+    print_profile(pr, b->steps, tp / b->steps,
+                  q ? "bf16 training step (forward + backward + optimiser)"
+                    : "training step (forward + backward + optimiser)");
+    aim_prof_reset(pr);
+    tp = 0;
+    for (int s = 0; s < b->steps; s++) {
+        double t0 = aim_prof_now();
+        aim_model_forward_ex(b->m, b->x, b->prefix, b->batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
+        tp += aim_prof_now() - t0;
+    }
+    print_profile(pr, b->steps, tp / b->steps,
+                  q ? "bf16 forward pass with loss (evaluation)"
+                    : "forward pass with loss (evaluation)");
+    aim_model_set_profile(b->m, NULL);
+    free(pr);
+    printf("\n");
+}
+
+/* what is measured: the model, the batch and the FLOPs per image */
+static void print_header(const aim_config *c, const char *preset, int batch,
+                         double rows_per_image, double fwd_flops)
+{
+    int N = aim_config_tokens(c);
+    printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
+           "threads %d (OpenBLAS %s)\n",
+           preset, c->width, c->depth, c->heads, c->channels, c->image,
+           c->image, c->patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS);
+    printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
+           aim_config_trunk_params(c) / 1e6, aim_config_head_params(c) / 1e6,
+           aim_model_activation_bytes(c, batch) / 1e6);
+    printf("FLOPs per image: forward %.1f MFLOP (loss rows only, %.1f of %d per image; all "
+           "rows %.1f), training step %.1f MFLOP (3x forward)\n\n",
+           fwd_flops / 1e6, rows_per_image, N, aim_config_flops_forward(c) / 1e6,
+           3 * fwd_flops / 1e6);
+}
+
 static int bench_exec(int argc, char **argv)
 {
     cmd_model_opts mo = {0};
@@ -267,21 +420,9 @@ static int bench_exec(int argc, char **argv)
         return 1;
     cmd_set_threads(threads);
     aim_err e = {{0}};
-    /* which precisions: want[0] fp32, want[1] bf16 */
-    int want[2] = {1, aim_bf16_check("--precision", NULL) == 0};
-    if (precision && !strcmp(precision, "both")) {
-        if (aim_bf16_check("--precision", &e) != 0)
-            return cmd_fail("bench: %s", e.msg);
-        want[1] = 1;
-    } else if (precision) {
-        aim_precision pq;
-        if (aim_precision_parse(precision, &pq, &e) != 0)
-            return cmd_fail("bench: --%s (or both)", e.msg);
-        if (pq == AIM_PREC_BF16 && aim_bf16_check("--precision", &e) != 0)
-            return cmd_fail("bench: %s", e.msg);
-        want[0] = pq == AIM_PREC_FP32;
-        want[1] = pq == AIM_PREC_BF16;
-    }
+    int want[2];
+    if (want_precisions(precision, want) != 0)
+        return 1;
     aim_model *m = aim_model_new(&c, 1, &e);
     if (!m)
         return cmd_fail("%s", e.msg);
@@ -289,36 +430,14 @@ static int bench_exec(int argc, char **argv)
         aim_model_free(m);
         return cmd_fail("%s", e.msg);
     }
-    int N = aim_config_tokens(&c);
-    /* random images and prefixes drawn as pretraining draws them */
-    size_t img = (size_t)c.channels * c.image * c.image;
-    aim_rng r;
-    aim_rng_seed(&r, 7);
-    float *x = aim_xaligned((size_t)batch * img * 4);
-    int32_t *prefix = aim_xmalloc((size_t)batch * 4);
-    for (size_t i = 0; i < (size_t)batch * img; i++)
-        x[i] = (float)aim_rng_normal(&r);
-    double rows = 0;
-    for (int b = 0; b < batch; b++) {
-        prefix[b] = 1 + (int32_t)aim_rng_below(&r, (uint32_t)(N - 1));
-        rows += N - prefix[b];
-    }
+    float *x;
+    int32_t *prefix;
+    double rows = bench_inputs(&c, batch, &x, &prefix);
     /* the passes run loss-only (as pretraining and validation do): the
      * FLOPs they need, the last block's tail and the head on the loss rows */
     double fwd_flops = aim_config_flops_loss(&c, rows / batch);
-    if (!json) {
-        printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
-               "threads %d (OpenBLAS %s)\n",
-               mo.preset ? mo.preset : "tiny", c.width, c.depth, c.heads, c.channels, c.image,
-               c.image, c.patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS);
-        printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
-               aim_config_trunk_params(&c) / 1e6, aim_config_head_params(&c) / 1e6,
-               aim_model_activation_bytes(&c, batch) / 1e6);
-        printf("FLOPs per image: forward %.1f MFLOP (loss rows only, %.1f of %d per image; all "
-               "rows %.1f), training step %.1f MFLOP (3x forward)\n\n",
-               fwd_flops / 1e6, rows / batch, N, aim_config_flops_forward(&c) / 1e6,
-               3 * fwd_flops / 1e6);
-    }
+    if (!json)
+        print_header(&c, mo.preset ? mo.preset : "tiny", batch, rows / batch, fwd_flops);
 
     /* (1) the GEMM peaks on the model's shapes: sgemm, and bf16 (oneDNN) */
     aim_peak pk[2];
@@ -328,19 +447,8 @@ static int bench_exec(int argc, char **argv)
             continue;
         peak[q] = q ? aim_gemm_peak_bf16(&c, batch, seconds, &pk[q])
                     : aim_gemm_peak(&c, batch, seconds, &pk[q]);
-        if (json)
-            continue;
-        printf("%-12s %8s %6s %6s %5s %9s\n", q ? "bf16 gemm" : "gemm", "M", "K", "N", "x",
-               "GFLOP/s");
-        for (int i = 0; i < pk[q].nrows; i++) {
-            const aim_gemm_row *g = &pk[q].row[i];
-            printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
-                   g->flops_per_s / 1e9);
-        }
-        printf("%s peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
-               "CPU-second (%.2f cores)\n\n",
-               q ? "bf16 GEMM (oneDNN)" : "sgemm", peak[q] / 1e9, pk[q].flops_per_cpu_s / 1e9,
-               pk[q].cores);
+        if (!json)
+            print_peak(q, &pk[q], peak[q]);
     }
 
     /* (2) training steps and (3) forward passes on the random data above,
@@ -362,67 +470,15 @@ static int bench_exec(int argc, char **argv)
             aim_model_free(m);
             return cmd_fail("bench: %s", e.msg);
         }
-        double ttrain = 0, tfwd = 0, ctrain = 0, cfwd = 0;
-        for (int s = -2; s < steps; s++) {
-            double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
-            train_step(m, p, &ao, x, prefix, batch, s + 3, NULL);
-            if (s >= 0) {
-                ttrain += aim_prof_now() - t0;
-                ctrain += aim_prof_process_cpu() - c0;
-            }
-        }
-        for (int s = -2; s < steps; s++) {
-            double t0 = aim_prof_now(), c0 = aim_prof_process_cpu();
-            aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
-            if (s >= 0) {
-                tfwd += aim_prof_now() - t0;
-                cfwd += aim_prof_process_cpu() - c0;
-            }
-        }
-        double train_ips = batch * steps / ttrain, fwd_ips = batch * steps / tfwd;
-        double train_fs = train_ips * 3 * fwd_flops, fwd_fs = fwd_ips * fwd_flops;
-        /* img per CPU-second and the cores the process actually got: on a
-         * shared machine the wall-clock numbers move with the other load */
-        /* MFU/cpu: FLOP per CPU-second against the peak's FLOP per
-         * CPU-second, which other processes on the machine do not move */
-        double train_fc = batch * steps * 3 * fwd_flops / ctrain;
-        double fwd_fc = batch * steps * fwd_flops / cfwd;
-        const double pk_s = peak[q], pk_c = pk[q].flops_per_cpu_s;
-        const double row[2][7] = {{train_ips, train_fs, train_fs / pk_s, ttrain / steps,
-                                   batch * steps / ctrain, ctrain / ttrain, train_fc / pk_c},
-                                  {fwd_ips, fwd_fs, fwd_fs / pk_s, tfwd / steps,
-                                   batch * steps / cfwd, cfwd / tfwd, fwd_fc / pk_c}};
-        memcpy(pass[q], row, sizeof row);
+        bench_run br = {m, p, &ao, x, prefix, batch, steps};
+        time_passes(&br, fwd_flops, peak[q], pk[q].flops_per_cpu_s, pass[q]);
+        const double(*row)[7] = pass[q];
         for (int k = 0; k < 2 && !json; k++)
             printf("%-10s %-5s %10.1f %10.1f %7.1f%% %10.1f %10.1f %6.2f %7.1f%%\n",
                    k ? "forward" : "training", q ? "bf16" : "fp32", row[k][0], row[k][1] / 1e9,
                    100 * row[k][2], 1e3 * row[k][3], row[k][4], row[k][5], 100 * row[k][6]);
-        if (profile) {
-            aim_prof *pr = aim_xcalloc(1, sizeof *pr);
-            aim_model_set_profile(m, pr);
-            double tp = 0;
-            for (int s = 0; s < steps; s++) {
-                double t0 = aim_prof_now();
-                train_step(m, p, &ao, x, prefix, batch, steps + 3 + s, pr);
-                tp += aim_prof_now() - t0;
-            }
-            print_profile(pr, steps, tp / steps,
-                          q ? "bf16 training step (forward + backward + optimiser)"
-                            : "training step (forward + backward + optimiser)");
-            aim_prof_reset(pr);
-            tp = 0;
-            for (int s = 0; s < steps; s++) {
-                double t0 = aim_prof_now();
-                aim_model_forward_ex(m, x, prefix, batch, AIM_FWD_EVAL | AIM_FWD_LOSS_ONLY);
-                tp += aim_prof_now() - t0;
-            }
-            print_profile(pr, steps, tp / steps,
-                          q ? "bf16 forward pass with loss (evaluation)"
-                            : "forward pass with loss (evaluation)");
-            aim_model_set_profile(m, NULL);
-            free(pr);
-            printf("\n");
-        }
+        if (profile)
+            profile_passes(&br, q);
     }
     getrusage(RUSAGE_SELF, &ru);
     if (json) {
