@@ -17,7 +17,7 @@
 # Without tmux the checks are reported as SKIP.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 
-NTMUX=17
+NTMUX=19
 . "${top_srcdir:-.}/tests/tui_lib.sh"
 tui_setup follow "$NTMUX"
 
@@ -89,4 +89,21 @@ check $(screen | grep -q 'run' && screen | grep -q 'later'; echo $?) "... the le
 keys q
 wait_exit
 check $(grep -q 'exit=0' "$T/status"; echo $?) "q quits (exit 0)"
+
+# ---- 5. the precision a run was written in: the finished run again, its run.json saying bf16
+mkdir -p "$T/b16"
+cp "$T/later/metrics.jsonl" "$T/b16/"
+sed 's/"precision":"fp32"/"precision":"bf16"/' "$T/later/run.json" >"$T/b16/run.json"
+tui_start 120 36 "tui --threads 1 '$T/later'"
+wait_for "step 60/60" 30
+check $(screen | head -n 1 | grep -q 'follow  step' && ! screen | head -n 1 | grep -q bf16; echo $?) \
+    "an fp32 run's status line names no precision"
+keys q
+wait_exit
+tui_start 120 36 "tui --threads 1 '$T/b16'"
+wait_for "step 60/60" 30
+check $(screen | head -n 1 | grep -q 'follow bf16  step'; echo $?) \
+    "a run whose run.json says bf16: the status line says so"
+keys q
+wait_exit
 finish

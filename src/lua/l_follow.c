@@ -145,6 +145,10 @@ static void read_info(follow *f)
     if (f->have_config)
         f->c = c;
     f->batch = get_int(buf, len, "batch", 0);
+    char prec[8] = "";
+    aim_json_get_string(buf, len, "precision", prec, sizeof prec);
+    /* the status line says bf16 for a bf16 run (no FLOPs: not this process's job) */
+    aim_engine_job_flops(f->eng, &c, 0, strcmp(prec, "bf16") ? AIM_PREC_FP32 : AIM_PREC_BF16, 0);
     if (!strcmp(f->kind, "lora") || !strcmp(f->kind, "finetune")) {
         int64_t ep = get_int(buf, len, "epochs", 0), n = get_int(buf, len, "train_images", 0);
         f->total = f->batch > 0 ? ep * (n / f->batch) : 0;

@@ -273,6 +273,26 @@ static int m_nparams(lua_State *L)
     return 2;
 }
 
+/* m:precision([p]) -> "fp32" | "bf16": the model's arithmetic (aim/bf16.h);
+ * with p, set it first (a bad name raises; bf16 where it cannot run returns
+ * nil, message). Jobs given their own `precision` set it for the job only. */
+static int m_precision(lua_State *L)
+{
+    l_model *lm = l_model_check(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        aim_precision p;
+        aim_err e;
+        if (aim_precision_parse(luaL_checkstring(L, 2), &p, &e) != 0)
+            return luaL_argerror(L, 2, e.msg);
+        if (lm->busy)
+            return luaL_error(L, "the model is in use by a running job");
+        if (aim_model_set_precision(lm->m, p, &e) != 0)
+            return l_fail(L, e.msg);
+    }
+    lua_pushstring(L, aim_precision_name(aim_model_precision(lm->m)));
+    return 1;
+}
+
 static const char *const peak_options[] = {"batch", "seconds", NULL};
 
 static int m_gemm_peak(lua_State *L)
@@ -585,6 +605,7 @@ static const luaL_Reg model_methods[] = {
     {"save", m_save},         {"export", m_save},   {"loss", m_loss},
     {"predict", m_predict},   {"features", m_features}, {"params", m_params},
     {"param", m_param},       {"config", m_config}, {"nparams", m_nparams},
+    {"precision", m_precision},
     {"gemm_peak", m_gemm_peak},
     {"add_lora", m_add_lora}, {"lora", m_lora},     {"merge_lora", m_merge_lora},
     {"unmerge_lora", m_unmerge_lora}, {"save_lora", m_save_lora},

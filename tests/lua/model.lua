@@ -46,6 +46,22 @@ local x = ds:batch(1, 2)
 local l = m:loss(x, {prefix = 5})
 T.ok(type(l) == "number" and l > 0, "loss is a number: " .. l)
 T.is(m:loss(x, {prefix = 5}), l, "loss is deterministic")
+
+-- m:precision: fp32 by default; bf16 where it runs gives a loss within bf16's rounding
+T.is(m:precision(), "fp32", "m:precision() is fp32 by default")
+T.raises("precision must be fp32 or bf16", "m:precision with a bad name raises", m.precision, m, "fp16")
+local p16, why = m:precision("bf16")
+if p16 then
+    local l16 = m:loss(x, {prefix = 5})
+    T.ok(p16 == "bf16" and m:precision() == "bf16" and math.abs(l16 - l) <= 0.02 * l,
+         string.format("m:precision('bf16'): the loss in bf16 %.6f, fp32 %.6f", l16, l))
+    T.ok(m:precision("fp32") == "fp32" and m:loss(x, {prefix = 5}) == l,
+         "m:precision('fp32') gives fp32's loss back bit for bit")
+else
+    T.ok(type(why) == "string" and why:find("precision") ~= nil and m:precision() == "fp32",
+         "bf16 cannot run here: nil, the reason (" .. tostring(why) .. "), still fp32")
+    T.skip("bf16 cannot run here: " .. tostring(why))
+end
 local pred, pl = m:predict(x, {prefix = 5})
 T.is(table.concat(pred:shape(), ","), "2,16,12", "predict gives [B,N,P]")
 T.near(pl, l, 1e-6, "predict also returns the loss")
