@@ -73,7 +73,8 @@ T.is(c("aim.data.fa"), "aim.data.fashion_mnist", "aim.data.fa -> fashion_mnist")
 T.ok(c("aim.mo"):find("aim.model", 1, true), "aim.mo -> aim.model")
 T.is(c("aim.tensor.z"), "aim.tensor.zeros", "aim.tensor.z -> zeros")
 m = aim.model "micro"
-T.is(c("m:pre"), "m:predict", "m:pre -> m:predict (methods of a model)")
+T.is(c("m:pred"), "m:predict", "m:pred -> m:predict (methods of a model)")
+T.is(c("m:pre"), "m:precision m:predict", "m:pre -> both methods that begin so, sorted")
 t = aim.tensor{1}
 T.is(c("t:nar"), "t:narrow", "t:nar -> t:narrow (methods of a tensor)")
 ds = aim.data.synthetic{n = 2, size = 8}
