@@ -42,6 +42,9 @@ typedef struct aim_plot_frame {
     double xmin, xmax, ymin, ymax;
 } aim_plot_frame;
 
+/* The "nice" tick step for a raw step > 0: the smallest 1, 2, 5 or 10 x
+ * 10^k at least as large (the PNG plots and the workbench's axes). */
+double aim_plot_nice_step(double raw);
 /* The palette's colour number i (0xRRGGBB), as series i gets it by default. */
 int32_t aim_plot_palette(int i);
 /* Check a spec: sizes in range, 1..AIM_PLOT_MAX_SERIES series of

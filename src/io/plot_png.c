@@ -234,19 +234,25 @@ typedef struct ticks {
     int maxw; /* widest label, pixels */
 } ticks;
 
+double aim_plot_nice_step(double raw)
+{
+    double mag = pow(10, floor(log10(raw)));
+    if (raw / mag > 5)
+        return 10 * mag;
+    if (raw / mag > 2)
+        return 5 * mag;
+    if (raw / mag > 1)
+        return 2 * mag;
+    return mag;
+}
+
 /* Ticks at multiples of 1, 2 or 5 x 10^k inside [lo, hi], about `want` of
  * them, labelled with as many decimals as the step needs. */
 static void make_ticks(double lo, double hi, int want, ticks *t)
 {
     if (want < 2)
         want = 2;
-    double raw = (hi - lo) / want, mag = pow(10, floor(log10(raw))), step = mag;
-    if (raw / mag > 5)
-        step = 10 * mag;
-    else if (raw / mag > 2)
-        step = 5 * mag;
-    else if (raw / mag > 1)
-        step = 2 * mag;
+    double step = aim_plot_nice_step((hi - lo) / want);
     int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
     int use_g = fabs(lo) >= 1e7 || fabs(hi) >= 1e7 || dec > 8;
     t->n = 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "aim/core.h"
+#include "aim/plot.h"
 #include "ui/plot.h"
 
 /* ------------------------------------------------------------ canvas */
@@ -162,14 +163,7 @@ int plot_ticks(double lo, double hi, int max, int logscale, double *ticks)
             ticks[i] = ticks[i] > 0 ? log10(ticks[i]) : lo;
         return n;
     }
-    double span = hi - lo, raw = span / max;
-    double p = pow(10, floor(log10(raw))), step = p;
-    if (raw / p > 5)
-        step = 10 * p;
-    else if (raw / p > 2)
-        step = 5 * p;
-    else if (raw / p > 1)
-        step = 2 * p;
+    double step = aim_plot_nice_step((hi - lo) / max);
     for (double v = ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9 && n < max; v += step)
         ticks[n++] = fabs(v) < step * 1e-9 ? 0 : v;
     return n;
