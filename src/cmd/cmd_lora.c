@@ -21,6 +21,44 @@
 #include "cmd/opts.h"
 #include "cmd/progress.h"
 
+/* what LoRA reached (and the gain over the frozen probe when --compare ran
+ * it first), then the files asked for; 1 when a save failed */
+static int report_and_save(aim_model *m, const aim_lora_result *res, int rank, float frozen,
+                           const aim_lora_job *job, int64_t ntest, const char *save,
+                           const char *save_adapters)
+{
+    aim_err e = {{0}};
+    char took[32];
+    cmd_duration(res->seconds, took, sizeof took);
+    printf("lora r=%d, probe blocks %s: %.2f%% test top-1 (train %.2f%%) after %d epoch(s), %s;"
+           " trained %llu adapter values (%.3f%% of the trunk) + %llu head values\n",
+           rank, res->probe_label, res->test_top1, res->train_top1, res->epochs_done, took,
+           (unsigned long long)res->adapters, 100.0 * res->adapters / res->trunk,
+           (unsigned long long)(res->trainable - res->adapters));
+    if (frozen >= 0)
+        printf("gain over the frozen attentive probe: %+.2f points (%.2f%% -> %.2f%%)\n",
+               res->test_top1 - frozen, frozen, res->test_top1);
+    cmd_tune_next_patch(job->val_images < ntest ? job->val_images : (int)ntest,
+                        res->val_loss_start, res->val_loss);
+    int rc = 0;
+    /* not data-parallel yet: under mpirun every rank trains alike, rank 0 saves */
+    if (aim_dist_rank(aim_dist_world()) > 0)
+        save = save_adapters = NULL;
+    if (save) {
+        if (aim_probe_save_with_model(save, m, res->probe, res->probe_label, &e) != 0)
+            rc = cmd_fail("%s", e.msg);
+        else
+            printf("saved trunk + adapters + head: %s\n", save);
+    }
+    if (save_adapters) {
+        if (aim_model_save_lora(m, save_adapters, &e) != 0)
+            rc = cmd_fail("%s", e.msg);
+        else
+            printf("saved adapters: %s\n", save_adapters);
+    }
+    return rc;
+}
+
 static int lora_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_lora_entry = {
@@ -187,34 +225,7 @@ static int lora_exec(int argc, char **argv)
         aim_probe_free(res.probe);
         goto done;
     }
-    char took[32];
-    cmd_duration(res.seconds, took, sizeof took);
-    printf("lora r=%d, probe blocks %s: %.2f%% test top-1 (train %.2f%%) after %d epoch(s), %s;"
-           " trained %llu adapter values (%.3f%% of the trunk) + %llu head values\n",
-           rank, res.probe_label, res.test_top1, res.train_top1, res.epochs_done, took,
-           (unsigned long long)res.adapters, 100.0 * res.adapters / res.trunk,
-           (unsigned long long)(res.trainable - res.adapters));
-    if (frozen >= 0)
-        printf("gain over the frozen attentive probe: %+.2f points (%.2f%% -> %.2f%%)\n",
-               res.test_top1 - frozen, frozen, res.test_top1);
-    cmd_tune_next_patch(job.val_images < te->n ? job.val_images : (int)te->n,
-                        res.val_loss_start, res.val_loss);
-    rc = 0;
-    /* not data-parallel yet: under mpirun every rank trains alike, rank 0 saves */
-    if (aim_dist_rank(aim_dist_world()) > 0)
-        save = save_adapters = NULL;
-    if (save) {
-        if (aim_probe_save_with_model(save, m, res.probe, res.probe_label, &e) != 0)
-            rc = cmd_fail("%s", e.msg);
-        else
-            printf("saved trunk + adapters + head: %s\n", save);
-    }
-    if (save_adapters) {
-        if (aim_model_save_lora(m, save_adapters, &e) != 0)
-            rc = cmd_fail("%s", e.msg);
-        else
-            printf("saved adapters: %s\n", save_adapters);
-    }
+    rc = report_and_save(m, &res, rank, frozen, &job, te->n, save, save_adapters);
     aim_probe_free(res.probe);
 done:
     cmd_close_runlog(job.log);

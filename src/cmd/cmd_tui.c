@@ -27,6 +27,20 @@
 #include "cmd/common.h"
 #include "ui/tui.h"
 
+static int tui_help(void)
+{
+    printf("usage: aim tui %s\n\n%s\n\noptions:\n"
+           "  --threads T      threads for OpenMP and OpenBLAS\n"
+           "  --colors MODE    auto (default), direct, 256, 16 or mono\n"
+           "  --ascii          no Unicode glyphs (braille, blocks) even in a UTF-8 locale\n"
+           "  --inspect WEIGHTS  open the Inspect view on a saved model (no script)\n"
+           "  --compare RUN...   draw up to 8 runs' loss curves and probes together "
+           "(no script)\n"
+           "  --follow RUN...    watch runs other processes write, live (no script)\n",
+           cmd_tui_entry.usage, cmd_tui_entry.help);
+    return 0;
+}
+
 static int tui_exec(int argc, char **argv);
 
 const struct aim_cmd cmd_tui_entry = {
@@ -109,16 +123,7 @@ static int tui_exec(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: aim tui %s\n\n%s\n\noptions:\n"
-                   "  --threads T      threads for OpenMP and OpenBLAS\n"
-                   "  --colors MODE    auto (default), direct, 256, 16 or mono\n"
-                   "  --ascii          no Unicode glyphs (braille, blocks) even in a UTF-8 locale\n"
-                   "  --inspect WEIGHTS  open the Inspect view on a saved model (no script)\n"
-                   "  --compare RUN...   draw up to 8 runs' loss curves and probes together "
-                   "(no script)\n"
-                   "  --follow RUN...    watch runs other processes write, live (no script)\n",
-                   cmd_tui_entry.usage, cmd_tui_entry.help);
-            return 0;
+            return tui_help();
         } else if (!strcmp(a, "--ascii")) {
             o.ascii = 1;
         } else if (!strncmp(a, "--inspect", 9) && (a[9] == 0 || a[9] == '=')) {

@@ -195,6 +195,30 @@ static int any_rank_failed(const aim_dist *d, int failed)
 
 #define OTHER_RANK_FAILED "pretrain: another rank failed (its message says why)"
 
+/* aim.pretrain's result table, over the out, metrics and weights strings
+ * at the top of the stack */
+static void push_result(lua_State *L, const aim_pretrain_result *res, int64_t total,
+                        int64_t batch, int64_t n, float peak)
+{
+    lua_createtable(L, 0, 14);
+    l_set_int(L, "steps", res->steps_done);
+    l_set_int(L, "total", total);
+    l_set_num(L, "loss", res->final_loss);
+    l_set_num(L, "mean_loss", res->mean_loss_last);
+    l_set_num(L, "seconds", res->seconds);
+    l_set_int(L, "images", res->steps_done * batch);
+    l_set_num(L, "img_per_s", res->seconds > 0 ? res->steps_done * batch / res->seconds : 0);
+    l_set_num(L, "epochs", (double)res->steps_done * batch / (double)n);
+    l_set_bool(L, "stopped", res->stopped);
+    l_set_num(L, "lr", peak);
+    lua_pushvalue(L, -4);
+    lua_setfield(L, -2, "out");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "metrics");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "weights");
+}
+
 /* aim.pretrain(m, ds [, opts]): the options are the job layer's
  * (aim_pretrain_options, `aim options pretrain`), set up by
  * aim_pretrain_job_init as `aim train` does */
@@ -302,23 +326,7 @@ static int l_pretrain(lua_State *L)
         return l_fail(L, e.msg);
     if (others)
         return l_fail(L, OTHER_RANK_FAILED);
-    lua_createtable(L, 0, 14);
-    l_set_int(L, "steps", res.steps_done);
-    l_set_int(L, "total", total);
-    l_set_num(L, "loss", res.final_loss);
-    l_set_num(L, "mean_loss", res.mean_loss_last);
-    l_set_num(L, "seconds", res.seconds);
-    l_set_int(L, "images", res.steps_done * batch);
-    l_set_num(L, "img_per_s", res.seconds > 0 ? res.steps_done * batch / res.seconds : 0);
-    l_set_num(L, "epochs", (double)res.steps_done * batch / (double)ds->n);
-    l_set_bool(L, "stopped", res.stopped);
-    l_set_num(L, "lr", peak);
-    lua_pushvalue(L, -4);
-    lua_setfield(L, -2, "out");
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "metrics");
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "weights");
+    push_result(L, &res, total, batch, ds->n, peak);
     return 1;
 }
 

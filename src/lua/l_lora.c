@@ -54,6 +54,63 @@ enum {
     S_ERR = TUNE_S_ERR,
 };
 
+/* head = an aim.probe (or an aim.probe result): LoRA starts from it,
+ * reading its blocks unless probe_blocks says otherwise (LP-FT) */
+static void lora_head_opt(lua_State *L, aim_lora_job *job)
+{
+    l_probe *head = NULL;
+    if (!lua_istable(L, S_OPTS))
+        return;
+    lua_getfield(L, S_OPTS, "head");
+    if (!lua_isnil(L, -1)) {
+        int at = lua_gettop(L);
+        if (!lua_istable(L, at) && !luaL_testudata(L, at, L_PROBE_MT))
+            luaL_argerror(L, S_OPTS, "option 'head' must be an aim.probe or an "
+                                     "aim.probe result");
+        head = l_probe_opt(L, at);
+    }
+    lua_pop(L, 1); /* the options table keeps it alive */
+    if (head) {
+        job->init_head = head->p;
+        if (job->nprobe == 0 && head->nblocks > 0) {
+            job->nprobe = head->nblocks;
+            memcpy(job->probe_blocks, head->blocks, (size_t)head->nblocks * sizeof(int));
+        }
+    }
+}
+
+/* the result table (see the top of this file); the adapters as the model
+ * now holds them */
+static void push_result(lua_State *L, const aim_lora_result *res, double share,
+                        const aim_lora_job *jr)
+{
+    aim_lora_info li;
+    aim_model_lora_info(l_model_check(L, S_MODEL)->m, &li);
+    lua_createtable(L, 0, 17);
+    l_set_num(L, "test_top1", res->test_top1);
+    l_set_num(L, "train_top1", res->train_top1);
+    l_set_num(L, "loss", res->train_loss);
+    l_set_int(L, "epochs", res->epochs_done);
+    l_set_int(L, "steps", res->steps);
+    l_set_num(L, "seconds", res->seconds);
+    l_set_int(L, "adapters", (lua_Integer)res->adapters);
+    l_set_int(L, "trainable", (lua_Integer)res->trainable);
+    l_set_int(L, "trunk", (lua_Integer)res->trunk);
+    l_set_num(L, "share", share);
+    if (isfinite(res->val_loss_start) && isfinite(res->val_loss)) {
+        l_set_num(L, "val_loss_start", res->val_loss_start);
+        l_set_num(L, "val_loss", res->val_loss);
+    }
+    l_set_int(L, "rank", li.rank);
+    l_set_num(L, "alpha", li.alpha);
+    l_tune_push_ints(L, li.blocks, li.nblocks < 64 ? li.nblocks : 64);
+    lua_setfield(L, -2, "blocks");
+    l_tune_push_ints(L, jr->probe_blocks, jr->nprobe);
+    lua_setfield(L, -2, "probe_blocks");
+    l_set_str(L, "label", res->probe_label);
+    l_set_bool(L, "stopped", res->stopped);
+}
+
 /* aim.lora(m, train, test [, opts]): the options are the job layer's
  * (aim_lora_options, `aim options lora`), made into the job by
  * aim_lora_spec_job as `aim lora` does */
@@ -71,27 +128,7 @@ static int l_lora(lua_State *L)
     aim_err e;
     if (aim_lora_spec_job(&spec, c, &job, &e) != 0)
         return luaL_argerror(L, S_OPTS, e.msg);
-    /* head = an aim.probe (or an aim.probe result): LoRA starts from it,
-     * reading its blocks unless probe_blocks says otherwise (LP-FT) */
-    l_probe *head = NULL;
-    if (lua_istable(L, S_OPTS)) {
-        lua_getfield(L, S_OPTS, "head");
-        if (!lua_isnil(L, -1)) {
-            int at = lua_gettop(L);
-            if (!lua_istable(L, at) && !luaL_testudata(L, at, L_PROBE_MT))
-                return luaL_argerror(L, S_OPTS, "option 'head' must be an aim.probe or an "
-                                                "aim.probe result");
-            head = l_probe_opt(L, at);
-        }
-        lua_pop(L, 1); /* the options table keeps it alive */
-    }
-    if (head) {
-        job.init_head = head->p;
-        if (job.nprobe == 0 && head->nblocks > 0) {
-            job.nprobe = head->nblocks;
-            memcpy(job.probe_blocks, head->blocks, (size_t)head->nblocks * sizeof(int));
-        }
-    }
+    lora_head_opt(L, &job);
     const char *save = spec.save;
     const char *save_adapters = spec.save_adapters;
     l_opt_get(L, S_OPTS, "on_step");  /* TUNE_S_ONSTEP */
@@ -127,8 +164,6 @@ static int l_lora(lua_State *L)
         return l_fail(L, e.msg);
     aim_lora_result res;
     int rc = l_tune_finish(&lc, aim_lora_run(m, dtr, dte, &job, &res, &e), job.log, &e);
-    aim_lora_info li;
-    aim_model_lora_info(m, &li);
     if (rc == 0 && res.trunk)
         share = 100.0 * (double)res.adapters / (double)res.trunk;
     char summary[320];
@@ -155,29 +190,7 @@ static int l_lora(lua_State *L)
     aim_probe_free(res.probe);
     if (save_adapters && aim_model_save_lora(m, save_adapters, &e) != 0)
         return l_fail(L, e.msg);
-    lua_createtable(L, 0, 17);
-    l_set_num(L, "test_top1", res.test_top1);
-    l_set_num(L, "train_top1", res.train_top1);
-    l_set_num(L, "loss", res.train_loss);
-    l_set_int(L, "epochs", res.epochs_done);
-    l_set_int(L, "steps", res.steps);
-    l_set_num(L, "seconds", res.seconds);
-    l_set_int(L, "adapters", (lua_Integer)res.adapters);
-    l_set_int(L, "trainable", (lua_Integer)res.trainable);
-    l_set_int(L, "trunk", (lua_Integer)res.trunk);
-    l_set_num(L, "share", share);
-    if (isfinite(res.val_loss_start) && isfinite(res.val_loss)) {
-        l_set_num(L, "val_loss_start", res.val_loss_start);
-        l_set_num(L, "val_loss", res.val_loss);
-    }
-    l_set_int(L, "rank", li.rank);
-    l_set_num(L, "alpha", li.alpha);
-    l_tune_push_ints(L, li.blocks, li.nblocks < 64 ? li.nblocks : 64);
-    lua_setfield(L, -2, "blocks");
-    l_tune_push_ints(L, jr->probe_blocks, jr->nprobe);
-    lua_setfield(L, -2, "probe_blocks");
-    l_set_str(L, "label", res.probe_label);
-    l_set_bool(L, "stopped", res.stopped);
+    push_result(L, &res, share, jr);
     return 1;
 }
 
