@@ -103,4 +103,15 @@ void aim_bf16_dinp(aim_bf16_ctx *c, int tid, float *dinp, const uint16_t *dout,
 void aim_bf16_dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const uint16_t *dout,
                       const uint16_t *inp, int R, int IC, int OC);
 
+
+/* The forward GEMM on fp32 operands through oneDNN's fp32 matmul, for
+ * measuring it against OpenBLAS's sgemm (aim bench's "oneDNN fp32" peak);
+ * the model's fp32 arithmetic is OpenBLAS's. A context from
+ * aim_dnnl_f32_ctx_new (no AVX512_BF16 needed) takes aim_bf16_prepare and
+ * aim_bf16_impl as a bf16 one does; inp holds aim_bf16_rows_padded(R) rows,
+ * the pad rows zero. NULL with a message when built without oneDNN. */
+aim_bf16_ctx *aim_dnnl_f32_ctx_new(int nthreads, aim_err *e);
+void aim_dnnl_f32_forward(aim_bf16_ctx *c, int tid, float *out, const float *inp,
+                          const float *w, int R, int IC, int OC);
+
 #endif

@@ -196,5 +196,10 @@ double aim_gemm_peak(const struct aim_config *c, int batch, double seconds, aim_
  * bf16 already (the model's conversion passes are not in it). 0 (and a
  * zeroed *out) also when bf16 cannot run here. */
 double aim_gemm_peak_bf16(const struct aim_config *c, int batch, double seconds, aim_peak *out);
+/* The same for oneDNN's fp32 matmul on the same shapes (the weights in
+ * the layout sgemm gets them), to weigh it against OpenBLAS; 0 when built
+ * without oneDNN. */
+double aim_gemm_peak_dnnl_f32(const struct aim_config *c, int batch, double seconds,
+                              aim_peak *out);
 
 #endif

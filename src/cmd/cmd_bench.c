@@ -175,10 +175,12 @@ static void json_gemms(aim_jw *w, const aim_peak *pk)
 
 /* the top level is the first precision measured (fp32 unless only bf16 was
  * asked for; "precision" names it); with both, "bf16" holds bf16's gemm
- * rows, peak and passes */
+ * rows, peak and passes; "dnnl_f32" oneDNN's fp32 matmul on the shapes of
+ * the sgemm rows (fp32 measured and oneDNN built in) */
 static int bench_json(const aim_config *c, const char *preset, int batch, int steps,
                       double loss_rows, double fwd_flops, const int want[2], const aim_peak *pks,
-                      const double peaks[2], const double passes[2][2][7], double rss_bytes)
+                      const double peaks[2], const aim_peak *dn,
+                      const double passes[2][2][7], double rss_bytes)
 {
     const int q = want[0] ? 0 : 1;
     const aim_peak *pk = &pks[q];
@@ -216,6 +218,15 @@ static int bench_json(const aim_config *c, const char *preset, int batch, int st
     aim_jw_knum(&w, "peak_flops_per_cpu_s", pk->flops_per_cpu_s);
     aim_jw_knum(&w, "peak_cores", pk->cores);
     json_passes(&w, passes[q]);
+    if (dn) {
+        aim_jw_key(&w, "dnnl_f32");
+        aim_jw_open(&w, '{');
+        json_gemms(&w, dn);
+        aim_jw_knum(&w, "peak_flops_per_s", dn->flops_per_s);
+        aim_jw_knum(&w, "peak_flops_per_cpu_s", dn->flops_per_cpu_s);
+        aim_jw_knum(&w, "peak_cores", dn->cores);
+        aim_jw_close(&w, '}');
+    }
     if (want[0] && want[1]) {
         aim_jw_key(&w, "bf16");
         aim_jw_open(&w, '{');
@@ -276,19 +287,30 @@ static double bench_inputs(const aim_config *c, int batch, float **xo, int32_t *
     return rows;
 }
 
-/* precision q's GEMM peak, shape by shape */
-static void print_peak(int q, const aim_peak *pk, double peak)
+/* precision q's GEMM peak, shape by shape; with dn (fp32, oneDNN there),
+ * oneDNN's fp32 matmul on the same shapes beside OpenBLAS's sgemm */
+static void print_peak(int q, const aim_peak *pk, double peak, const aim_peak *dn)
 {
-    printf("%-12s %8s %6s %6s %5s %9s\n", q ? "bf16 gemm" : "gemm", "M", "K", "N", "x",
-           "GFLOP/s");
+    printf("%-12s %8s %6s %6s %5s %9s%s\n", q ? "bf16 gemm" : "gemm", "M", "K", "N", "x",
+           "GFLOP/s", dn ? "    oneDNN  oneDNN/sgemm" : "");
     for (int i = 0; i < pk->nrows; i++) {
         const aim_gemm_row *g = &pk->row[i];
-        printf("%-12s %8d %6d %6d %5d %9.1f\n", g->name, g->M, g->K, g->N, g->count,
+        printf("%-12s %8d %6d %6d %5d %9.1f", g->name, g->M, g->K, g->N, g->count,
                g->flops_per_s / 1e9);
+        if (dn)
+            printf(" %9.1f %12.2fx", dn->row[i].flops_per_s / 1e9,
+                   g->flops_per_s > 0 ? dn->row[i].flops_per_s / g->flops_per_s : 0.0);
+        printf("\n");
     }
     printf("%s peak on the model's shapes (FLOP-weighted): %.1f GFLOP/s, %.1f GFLOP per "
-           "CPU-second (%.2f cores)\n\n",
+           "CPU-second (%.2f cores)\n",
            q ? "bf16 GEMM (oneDNN)" : "sgemm", peak / 1e9, pk->flops_per_cpu_s / 1e9, pk->cores);
+    if (dn)
+        printf("oneDNN fp32 matmul, same shapes: %.1f GFLOP/s, %.1f GFLOP per CPU-second "
+               "(%.2fx sgemm's; the model's fp32 runs on OpenBLAS)\n",
+               dn->flops_per_s / 1e9, dn->flops_per_cpu_s / 1e9,
+               pk->flops_per_cpu_s > 0 ? dn->flops_per_cpu_s / pk->flops_per_cpu_s : 0.0);
+    printf("\n");
 }
 
 /* what the timed passes run on */
@@ -439,16 +461,20 @@ static int bench_exec(int argc, char **argv)
     if (!json)
         print_header(&c, mo.preset ? mo.preset : "tiny", batch, rows / batch, fwd_flops);
 
-    /* (1) the GEMM peaks on the model's shapes: sgemm, and bf16 (oneDNN) */
-    aim_peak pk[2];
+    /* (1) the GEMM peaks on the model's shapes: sgemm (and oneDNN's fp32
+     * matmul beside it, where oneDNN is built in), and bf16 (oneDNN) */
+    aim_peak pk[2], dn;
     double peak[2] = {0, 0};
+    int have_dn = 0;
     for (int q = 0; q < 2; q++) {
         if (!want[q])
             continue;
         peak[q] = q ? aim_gemm_peak_bf16(&c, batch, seconds, &pk[q])
                     : aim_gemm_peak(&c, batch, seconds, &pk[q]);
+        if (q == 0)
+            have_dn = aim_gemm_peak_dnnl_f32(&c, batch, seconds, &dn) > 0;
         if (!json)
-            print_peak(q, &pk[q], peak[q]);
+            print_peak(q, &pk[q], peak[q], q == 0 && have_dn ? &dn : NULL);
     }
 
     /* (2) training steps and (3) forward passes on the random data above,
@@ -483,7 +509,8 @@ static int bench_exec(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     if (json) {
         int rc = bench_json(&c, mo.preset ? mo.preset : "tiny", batch, steps, rows / batch,
-                            fwd_flops, want, pk, peak, pass, ru.ru_maxrss * 1024.0);
+                            fwd_flops, want, pk, peak, have_dn ? &dn : NULL, pass,
+                            ru.ru_maxrss * 1024.0);
         free(x);
         free(prefix);
         aim_model_free(m);

@@ -10,7 +10,9 @@
  * charged OpenBLAS's cost of splitting one small product over threads (that
  * made the peak of narrow models too low: MFU above 100%). The bf16 peak
  * (aim_gemm_peak_bf16) times the bf16 GEMMs of --precision bf16 the same
- * way, each thread on its own stream of one oneDNN context.
+ * way, each thread on its own stream of one oneDNN context, and
+ * aim_gemm_peak_dnnl_f32 oneDNN's fp32 matmul on the same shapes, to weigh
+ * it against OpenBLAS (aim bench --dnnl-f32).
  */
 #include "config.h"
 
@@ -47,9 +49,14 @@ static void fill(float *p, size_t n, aim_rng *r)
         p[i] = (float)(aim_rng_uniform(r) - 0.5);
 }
 
+/* the GEMM measured: OpenBLAS's sgemm, oneDNN's bf16 matmul (what
+ * --precision bf16 runs), or oneDNN's fp32 matmul (to compare with sgemm) */
+enum { K_SGEMM, K_BF16, K_DNNL_F32 };
+
 /* each thread's operands: fp32, or bf16 through bf */
 typedef struct operands {
-    aim_bf16_ctx *bf; /* NULL: sgemm */
+    int kind;
+    aim_bf16_ctx *bf; /* oneDNN's (not K_SGEMM) */
     float *A[AIM_PROF_MAX_THREADS], *Wt[AIM_PROF_MAX_THREADS], *O[AIM_PROF_MAX_THREADS];
     uint16_t *A16[AIM_PROF_MAX_THREADS], *W16[AIM_PROF_MAX_THREADS];
 } operands;
@@ -57,8 +64,10 @@ typedef struct operands {
 /* O[M,N] = A[M,K] @ Wt[N,K]^T by thread t, as the model's linear layers */
 static void gemm(const operands *o, int t, int M, int N, int K)
 {
-    if (o->bf)
+    if (o->kind == K_BF16)
         aim_bf16_forward(o->bf, t, o->O[t], o->A16[t], o->W16[t], M, K, N);
+    else if (o->kind == K_DNNL_F32)
+        aim_dnnl_f32_forward(o->bf, t, o->O[t], o->A[t], o->Wt[t], M, K, N);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, o->A[t], K,
                     o->Wt[t], K, 0.0f, o->O[t], N);
@@ -90,7 +99,7 @@ static double timed(const aim_gemm_row *g, int batch, int nt, int reps, const op
     return aim_prof_now() - t0;
 }
 
-static double peak(const aim_config *c, int batch, double seconds, int bf16, aim_peak *out)
+static double peak(const aim_config *c, int batch, double seconds, int kind, aim_peak *out)
 {
     aim_peak pk;
     memset(&pk, 0, sizeof pk);
@@ -115,8 +124,10 @@ static double peak(const aim_config *c, int batch, double seconds, int bf16, aim
     /* each thread its own buffers (with a team, its rows only: at most all) */
     operands o;
     memset(&o, 0, sizeof o);
-    if (bf16) {
-        o.bf = aim_bf16_ctx_new(nt, NULL);
+    o.kind = kind;
+    const int bf16 = kind == K_BF16;
+    if (kind != K_SGEMM) {
+        o.bf = bf16 ? aim_bf16_ctx_new(nt, NULL) : aim_dnnl_f32_ctx_new(nt, NULL);
         for (int i = 0; o.bf && i < ng; i++)
             if (aim_bf16_prepare(o.bf, g[i].K, g[i].N, NULL) != 0) {
                 aim_bf16_ctx_free(o.bf);
@@ -182,10 +193,15 @@ static double peak(const aim_config *c, int batch, double seconds, int bf16, aim
 
 double aim_gemm_peak(const aim_config *c, int batch, double seconds, aim_peak *out)
 {
-    return peak(c, batch, seconds, 0, out);
+    return peak(c, batch, seconds, K_SGEMM, out);
 }
 
 double aim_gemm_peak_bf16(const aim_config *c, int batch, double seconds, aim_peak *out)
 {
-    return peak(c, batch, seconds, 1, out);
+    return peak(c, batch, seconds, K_BF16, out);
+}
+
+double aim_gemm_peak_dnnl_f32(const aim_config *c, int batch, double seconds, aim_peak *out)
+{
+    return peak(c, batch, seconds, K_DNNL_F32, out);
 }

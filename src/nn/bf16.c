@@ -77,6 +77,18 @@ aim_bf16_ctx *aim_bf16_ctx_new(int nthreads, aim_err *e)
     return NULL;
 }
 
+aim_bf16_ctx *aim_dnnl_f32_ctx_new(int nthreads, aim_err *e)
+{
+    aim_errf(e, "this aim was built without oneDNN (libdnnl-dev)");
+    return NULL;
+}
+
+void aim_dnnl_f32_forward(aim_bf16_ctx *c, int tid, float *out, const float *inp,
+                          const float *w, int R, int IC, int OC)
+{
+    abort(); /* unreachable: no context can be made */
+}
+
 void aim_bf16_ctx_free(aim_bf16_ctx *c) {}
 
 int aim_bf16_ctx_threads(const aim_bf16_ctx *c)
@@ -134,6 +146,8 @@ typedef struct layer {
 struct aim_bf16_ctx {
     dnnl_engine_t eng;
     int nt;
+    dnnl_data_type_t dt; /* the operands': bf16, or f32 (aim_dnnl_f32_ctx_new) */
+    size_t esz;          /* and their size in bytes */
     dnnl_stream_t *st;    /* [nt] */
     int nl, cap;
     layer *l;             /* [nl] */
@@ -187,12 +201,12 @@ static int dnnl_fail(aim_err *e, const char *what, dnnl_status_t s)
         }                                                                                      \
     } while (0)
 
-aim_bf16_ctx *aim_bf16_ctx_new(int nthreads, aim_err *e)
+static aim_bf16_ctx *ctx_new(int nthreads, dnnl_data_type_t dt, aim_err *e)
 {
-    if (aim_bf16_check("--precision", e) != 0)
-        return NULL;
     aim_bf16_ctx *c = aim_xcalloc(1, sizeof *c);
     c->nt = nthreads < 1 ? 1 : nthreads;
+    c->dt = dt;
+    c->esz = dt == dnnl_f32 ? sizeof(float) : sizeof(uint16_t);
     c->st = aim_xcalloc((size_t)c->nt, sizeof *c->st);
     c->tail = aim_xcalloc((size_t)c->nt, sizeof *c->tail);
     c->scratch = aim_xcalloc((size_t)c->nt, sizeof *c->scratch);
@@ -203,6 +217,18 @@ aim_bf16_ctx *aim_bf16_ctx_new(int nthreads, aim_err *e)
 fail:
     aim_bf16_ctx_free(c);
     return NULL;
+}
+
+aim_bf16_ctx *aim_bf16_ctx_new(int nthreads, aim_err *e)
+{
+    if (aim_bf16_check("--precision", e) != 0)
+        return NULL;
+    return ctx_new(nthreads, dnnl_bf16, e);
+}
+
+aim_bf16_ctx *aim_dnnl_f32_ctx_new(int nthreads, aim_err *e)
+{
+    return ctx_new(nthreads, dnnl_f32, e);
 }
 
 void aim_bf16_ctx_free(aim_bf16_ctx *c)
@@ -263,7 +289,7 @@ static dnnl_status_t md2(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, dnnl_da
     return dnnl_memory_desc_init_by_strides(md, 2, d, t, s);
 }
 
-/* One GEMM C[M,N] (+)= A[M,K] B[K,N] with A, B bf16 and C fp32 at the given
+/* One GEMM C[M,N] (+)= A[M,K] B[K,N] with A, B bf16 (or f32: c->dt) and C fp32 at the given
  * strides; sum: accumulate into C. Its memory objects, one set per thread,
  * go to mem[t * G_N * M_N]. */
 static int make_gemm(aim_bf16_ctx *c, gemm_plan *g, dnnl_memory_t *mem, int M, int N, int K,
@@ -275,8 +301,8 @@ static int make_gemm(aim_bf16_ctx *c, gemm_plan *g, dnnl_memory_t *mem, int M, i
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    DN(md2(&a, M, K, dnnl_bf16, as0, as1), "memory desc");
-    DN(md2(&b, K, N, dnnl_bf16, bs0, bs1), "memory desc");
+    DN(md2(&a, M, K, c->dt, as0, as1), "memory desc");
+    DN(md2(&b, K, N, c->dt, bs0, bs1), "memory desc");
     DN(md2(&d, M, N, dnnl_f32, N, 1), "memory desc");
     DN(dnnl_matmul_desc_init(&mm, &a, &b, NULL, &d), "matmul desc");
     DN(dnnl_primitive_attr_create(&attr), "attr");
@@ -399,12 +425,12 @@ static layer *get(aim_bf16_ctx *c, int IC, int OC)
 }
 
 /* out[R,W] = a[R,K] op, tile by tile (g: G_FWD with W = OC, or G_DX) */
-static void rows_gemm(aim_bf16_ctx *c, layer *L, int g, int tid, float *out, const uint16_t *a,
-                      int K, const uint16_t *w, int R, int Wd)
+static void rows_gemm(aim_bf16_ctx *c, layer *L, int g, int tid, float *out, const void *a,
+                      int K, const void *w, int R, int Wd)
 {
     const int T = AIM_BF16_TILE;
     for (int r = 0; r < R; r += T) {
-        const uint16_t *at = a + (size_t)r * K;
+        const void *at = (const char *)a + (size_t)r * K * c->esz;
         if (R - r >= T) {
             run(c, L, g, tid, at, w, out + (size_t)r * Wd);
         } else {
@@ -418,6 +444,12 @@ static void rows_gemm(aim_bf16_ctx *c, layer *L, int g, int tid, float *out, con
 
 void aim_bf16_forward(aim_bf16_ctx *c, int tid, float *out, const uint16_t *inp,
                       const uint16_t *w, int R, int IC, int OC)
+{
+    rows_gemm(c, get(c, IC, OC), G_FWD, tid, out, inp, IC, w, R, OC);
+}
+
+void aim_dnnl_f32_forward(aim_bf16_ctx *c, int tid, float *out, const float *inp,
+                          const float *w, int R, int IC, int OC)
 {
     rows_gemm(c, get(c, IC, OC), G_FWD, tid, out, inp, IC, w, R, OC);
 }
