@@ -70,6 +70,12 @@ run_aim bench --preset micro --batch 4 --steps 2 --gemm-seconds 0.05 --threads 2
 ok $(test $rc -eq 0 && grep -q '^training *fp32' "$T/out" && grep -q '^training *bf16' "$T/out" &&
      grep -q 'bf16 GEMM (oneDNN) peak' "$T/out" && grep -q '^bf16 / fp32' "$T/out"; echo $?) \
     "aim bench measures both precisions, bf16 against its own GEMM peak"
+ok $(grep -q '^oneDNN fp32 matmul, same shapes: [0-9.]* GFLOP/s' "$T/out" &&
+     grep -q '^mlp.fc1 .*[0-9]x$' "$T/out"; echo $?) \
+    "aim bench weighs oneDNN's fp32 matmul against sgemm, shape by shape"
+run_aim bench --preset micro --batch 4 --steps 2 --gemm-seconds 0.05 --threads 2 --precision fp32 --json
+ok $(test $rc -eq 0 && grep -q '"dnnl_f32":{"gemm":\[{"name":"patch embed"' "$T/out"; echo $?) \
+    "aim bench --json: oneDNN's fp32 matmul under dnnl_f32"
 run_aim bench --preset micro --batch 4 --steps 2 --gemm-seconds 0.05 --threads 2 --precision bf16 --json
 ok $(test $rc -eq 0 && grep -q '"precision":"bf16"' "$T/out"; echo $?) "aim bench --precision bf16 --json"
 finish

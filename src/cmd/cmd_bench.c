@@ -131,7 +131,9 @@ const struct aim_cmd cmd_bench_entry = {
             "FLOP per CPU-second with the sgemm's, which that does not move.\n"
             "--json prints the same numbers as one JSON object (docs/json.md).\n"
             "Where bf16 runs (oneDNN, AVX512_BF16) both precisions are measured, bf16\n"
-            "against its own GEMM peak on the same shapes; --precision picks one.",
+            "against its own GEMM peak on the same shapes; --precision picks one.\n"
+            "Where oneDNN is built in, its fp32 matmul is timed beside sgemm on the same\n"
+            "shapes (the model's fp32 runs on OpenBLAS).",
     .exec = bench_exec,
 };
 
