@@ -19,6 +19,7 @@
 
 #include "aim/bf16.h"
 #include "aim/dist.h"
+#include "aim/prof.h"
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "cmd/opts.h"
@@ -187,8 +188,8 @@ int main(int argc, char **argv)
         /* another program is called aim too (AimStack's experiment tracker,
          * Python): the first line says which one this is */
         printf("aim %s - autoregressive image models workbench (C), not AimStack\n"
-               "OpenBLAS: %s threads; MPI: %s\nsamples: %s\n",
-               PACKAGE_VERSION, AIM_OPENBLAS_THREADS, mpi ? mpi : "no",
+               "OpenBLAS: %s threads, core %s; MPI: %s\nsamples: %s\n",
+               PACKAGE_VERSION, AIM_OPENBLAS_THREADS, aim_blas_core(), mpi ? mpi : "no",
                samples ? samples : "not found (set AIM_DATADIR)");
         aim_err be = {{0}};
         if (aim_bf16_check("--precision", &be) == 0)

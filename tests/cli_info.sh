@@ -6,7 +6,8 @@
 run_aim --help
 ok $(test $rc -eq 0 && grep -q 'info' "$T/out"; echo $?) "aim --help lists the commands"
 run_aim --version
-ok $(test $rc -eq 0 && grep -q '^aim ' "$T/out"; echo $?) "aim --version"
+ok $(test $rc -eq 0 && grep -q '^aim ' "$T/out" && grep -q '^OpenBLAS: .*, core [A-Za-z0-9]' "$T/out"; echo $?) \
+    "aim --version (with the kernels OpenBLAS runs)"
 run_aim info --help
 ok $(test $rc -eq 0 && grep -q 'usage: aim info' "$T/out"; echo $?) "aim info --help"
 expect_error "frobnicate" "unknown command" frobnicate

@@ -66,8 +66,9 @@ expect_error "expected KEY OP VALUE" "a filter without an operator" runs --where
 # aim bench --json
 run_aim bench --json --preset micro --steps 2 --batch 8 --gemm-seconds 0.05 --threads 1
 jq_ok '.config.width == 16 and .batch == 8 and .steps == 2 and .training.img_per_s > 0 and
-       .forward.img_per_s > 0 and .peak_flops_per_s > 0 and (.gemm | length) > 0' \
-    "bench --json: config, passes, peak"
+       .forward.img_per_s > 0 and .peak_flops_per_s > 0 and (.gemm | length) > 0 and
+       (.openblas_core | length) > 0' \
+    "bench --json: config, passes, peak, OpenBLAS's kernels"
 expect_error "--json" "bench --profile --json is refused" bench --json --profile --preset micro
 
 # aim probe --json: the results only on stdout

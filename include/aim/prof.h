@@ -182,6 +182,11 @@ typedef struct aim_peak {
     aim_gemm_row row[AIM_GEMM_SHAPES_MAX];
 } aim_peak;
 
+/* the kernel family the linked OpenBLAS runs on this CPU
+ * (openblas_get_corename(): "Haswell", "Cooperlake", ...; OPENBLAS_CORETYPE
+ * can set it): say it with every sgemm rate */
+const char *aim_blas_core(void);
+
 /* The forward GEMMs of one pass of model c on `batch` images into g (room
  * for AIM_GEMM_SHAPES_MAX); returns how many. */
 int aim_gemm_shapes(const struct aim_config *c, int batch, aim_gemm_row *g);

@@ -207,6 +207,7 @@ static int bench_json(const aim_config *c, const char *preset, int batch, int st
     aim_jw_kint(&w, "steps", steps);
     aim_jw_kint(&w, "threads", cmd_threads());
     aim_jw_kstr(&w, "openblas_threads", AIM_OPENBLAS_THREADS);
+    aim_jw_kstr(&w, "openblas_core", aim_blas_core());
     aim_jw_knum(&w, "trunk_params", (double)aim_config_trunk_params(c));
     aim_jw_knum(&w, "head_params", (double)aim_config_head_params(c));
     aim_jw_knum(&w, "activation_bytes", (double)aim_model_activation_bytes(c, batch));
@@ -396,9 +397,9 @@ static void print_header(const aim_config *c, const char *preset, int batch,
 {
     int N = aim_config_tokens(c);
     printf("aim bench: preset %s  D=%d L=%d heads=%d  %dx%dx%d patch %d (N=%d)  batch %d  "
-           "threads %d (OpenBLAS %s)\n",
+           "threads %d (OpenBLAS %s, core %s)\n",
            preset, c->width, c->depth, c->heads, c->channels, c->image,
-           c->image, c->patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS);
+           c->image, c->patch, N, batch, cmd_threads(), AIM_OPENBLAS_THREADS, aim_blas_core());
     printf("params: trunk %.3fM  pixel head %.3fM  | activations %.1f MB\n",
            aim_config_trunk_params(c) / 1e6, aim_config_head_params(c) / 1e6,
            aim_model_activation_bytes(c, batch) / 1e6);

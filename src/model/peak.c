@@ -25,6 +25,12 @@
 #include "aim/model.h"
 #include "aim/prof.h"
 
+const char *aim_blas_core(void)
+{
+    const char *n = openblas_get_corename();
+    return n && *n ? n : "unknown";
+}
+
 int aim_gemm_shapes(const aim_config *c, int batch, aim_gemm_row *g)
 {
     int R = batch * aim_config_tokens(c), D = c->width, Dh = c->head_width;
