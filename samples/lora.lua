@@ -6,18 +6,20 @@
 -- is measured by one script.
 --
 --   aim run samples/lora.lua [weights=FILE] [rank=8] [alpha=0 (= rank)]
---       [epochs=4] [lr=1e-3] [head_lr=3e-3] [batch=64] [probe_blocks=3,4]
---       [blocks= (adapted; default the probe blocks)] [compare=true]
---       [probe_epochs=15] [probe_lr=1e-2] [limit=0 (all)] [test_limit=0 (all)]
---       [seed=0] [save=FILE]
--- weights defaults to the newest runs/*/model.safetensors (what
--- samples/pretrain.lua leaves).
+--       [epochs=4] [lr=1e-3] [head_lr=3e-3] [wd=0.05] [batch=64]
+--       [probe_blocks=3,4] [blocks= (adapted; default the probe blocks)]
+--       [compare=true] [probe_epochs=15] [probe_lr=1e-2] [flip=false]
+--       [augment=false] [precision=fp32] [train_limit=0 (all)]
+--       [test_limit=0 (all)] [seed=0] [save=FILE] [save_adapters=FILE]
+-- The defaults are the job's own (aim.defaults "lora", those of `aim lora`),
+-- but for three: the frozen probe first (compare=true), the head on blocks
+-- 3,4, and weights. weights defaults to the newest runs/*/model.safetensors
+-- (what samples/pretrain.lua leaves).
 local aim = require "aim"
 
-local a = aim.args(arg, {weights = "", rank = 8, alpha = 0.0, epochs = 4, lr = 1e-3, head_lr = 3e-3,
-                         batch = 64, probe_blocks = "3,4", blocks = "", compare = true,
-                         probe_epochs = 15, probe_lr = 1e-2, limit = 0, test_limit = 0, seed = 0,
-                         save = ""})
+local defaults = aim.defaults "lora"
+defaults.weights, defaults.compare, defaults.probe_blocks = "", true, "3,4"
+local a = aim.args(arg, defaults)
 
 -- "3,4" -> {3, 4}, each block in 1..depth
 local function block_list(key, s, depth)
@@ -66,7 +68,7 @@ local probe_blocks = block_list("probe_blocks", a.probe_blocks, cfg.depth)
 local blocks = a.blocks ~= "" and block_list("blocks", a.blocks, cfg.depth) or nil
 
 local train = aim.data.default("train", {channels = cfg.channels, size = cfg.image,
-                                         limit = a.limit > 0 and a.limit or nil, seed = a.seed})
+                                         limit = a.train_limit > 0 and a.train_limit or nil, seed = a.seed})
 local test = aim.data.default("test", {channels = cfg.channels, size = cfg.image,
                                        limit = a.test_limit > 0 and a.test_limit or nil, seed = a.seed})
 print(string.format("model: %s\ndata:  %s\ntest:  %s", tostring(m), tostring(train), tostring(test)))
@@ -86,8 +88,10 @@ print(string.format("LoRA rank %d on blocks %s, head on blocks %s (%d epochs, lr
 local epochs = {}
 local r, lerr = aim.lora(m, train, test, {rank = a.rank, alpha = a.alpha > 0 and a.alpha or nil, blocks = blocks,
                                     probe_blocks = probe_blocks, epochs = a.epochs, batch = a.batch,
-                                    lr = a.lr, head_lr = a.head_lr, seed = a.seed, head = head,
+                                    lr = a.lr, head_lr = a.head_lr, wd = a.wd, seed = a.seed, head = head,
+                                    flip = a.flip, augment = a.augment, precision = a.precision,
                                     save = a.save ~= "" and a.save or nil,
+                                    save_adapters = a.save_adapters ~= "" and a.save_adapters or nil,
                                     on_epoch = function(e) epochs[#epochs + 1] = e end})
 if not r then error(lerr, 0) end
 local pct = function(v) return string.format("%.2f", v) end

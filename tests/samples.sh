@@ -32,7 +32,7 @@ run_aim run --threads 1 "$S/probe_layers.lua" weights="$T/pre/model.safetensors"
 ok $(test $rc -eq 0 && grep -q '^blocks 1 ' "$T/out" && grep -q 'random-init trunk' "$T/out" && grep -q 'raw pixels, linear' "$T/out" && grep -q '<- best' "$T/out"; echo $?) "probe_layers.lua: every block, both baselines, the best marked"
 
 # lora.lua on the weights pretrain.lua left (depth 1: the probe block is 1)
-L="probe_blocks=1 rank=2 epochs=2 batch=8 probe_epochs=1 limit=64 test_limit=32"
+L="probe_blocks=1 rank=2 epochs=2 batch=8 probe_epochs=1 train_limit=64 test_limit=32"
 run_aim run --threads 1 "$S/lora.lua" weights="$T/pre/model.safetensors" $L save="$T/lora.safetensors"
 ok $(test $rc -eq 0 && grep -q '^frozen attentive probe, blocks 1 ' "$T/out" && grep -q '^LoRA r=2 on blocks 1, head on 1 ' "$T/out" && grep -q '^gain of LoRA over the frozen probe: [+-][0-9.]* points' "$T/out"; echo $?) "lora.lua compares the frozen probe with LoRA: $(grep '^gain' "$T/out")"
 ok $(test "$(grep -cE '^ +[12] +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$T/out")" -eq 2; echo $?) "lora.lua prints one row per epoch"
