@@ -30,6 +30,7 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "aim/bf16.h"
 #include "aim/nn.h"
 #include "nn/vec.h"
 
@@ -69,8 +70,8 @@ static int gelu_wide(void)
 /* the kinds of pass over chunks of GELU_CHUNK values */
 enum { G_FWD, G_FWD_DERIV, G_BWD, G_BWD_ADD, G_MUL };
 
-static void gelu_chunk(long long c, int kind, float *out, float *aux, const float *inp,
-                       const float *g, size_t n)
+static void gelu_chunk(long long c, int kind, float *out, float *aux, uint16_t *out16,
+                       const float *inp, const float *g, size_t n)
 {
     size_t i0 = (size_t)c * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
     switch (kind) {
@@ -88,50 +89,58 @@ static void gelu_chunk(long long c, int kind, float *out, float *aux, const floa
         GELU_SPAN(mul_span, out + i0, inp + i0, len);
         break;
     }
+    if (out16)
+        aim_bf16_convert(out16 + i0, out + i0, len);
 }
 
-static void gelu_run(int kind, float *out, float *aux, const float *inp, const float *g,
-                     size_t n)
+static void gelu_run(int kind, float *out, float *aux, uint16_t *out16, const float *inp,
+                     const float *g, size_t n)
 {
     long long nc = (long long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
     if (AIM_PAR(n >= GELU_PAR_MIN)) {
 #pragma omp parallel for schedule(static)
         for (long long c = 0; c < nc; c++)
-            gelu_chunk(c, kind, out, aux, inp, g, n);
+            gelu_chunk(c, kind, out, aux, out16, inp, g, n);
     } else {
         for (long long c = 0; c < nc; c++)
-            gelu_chunk(c, kind, out, aux, inp, g, n);
+            gelu_chunk(c, kind, out, aux, out16, inp, g, n);
     }
 }
 
 void gelu_forward(float *out, const float *inp, size_t n)
 {
     // out [n], inp [n]
-    gelu_run(G_FWD, out, NULL, inp, NULL, n);
+    gelu_run(G_FWD, out, NULL, NULL, inp, NULL, n);
 }
 
 void gelu_forward_deriv(float *out, float *x, size_t n)
 {
     // out [n] = gelu(x), x [n] overwritten with gelu'(x)
-    gelu_run(G_FWD_DERIV, out, x, x, NULL, n);
+    gelu_run(G_FWD_DERIV, out, x, NULL, x, NULL, n);
+}
+
+void gelu_forward_bf16(float *out, uint16_t *out16, float *x, int deriv, size_t n)
+{
+    // out [n], out16 [n], x [n] (deriv: overwritten with gelu'(x))
+    gelu_run(deriv ? G_FWD_DERIV : G_FWD, out, deriv ? x : NULL, out16, x, NULL, n);
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n)
 {
     // dinp [n] (+=), inp [n], dout [n]
-    gelu_run(G_BWD_ADD, dinp, NULL, inp, dout, n);
+    gelu_run(G_BWD_ADD, dinp, NULL, NULL, inp, dout, n);
 }
 
 void gelu_backward_inplace(float *d, const float *inp, size_t n)
 {
     // d [n]: dout in, dinp out; inp [n]
-    gelu_run(G_BWD, d, NULL, inp, d, n);
+    gelu_run(G_BWD, d, NULL, NULL, inp, d, n);
 }
 
 void gelu_backward_deriv(float *d, const float *deriv, size_t n)
 {
     // d [n]: dout in, dinp out; deriv [n] = gelu'(x) from gelu_forward_deriv
-    gelu_run(G_MUL, d, NULL, deriv, NULL, n);
+    gelu_run(G_MUL, d, NULL, NULL, deriv, NULL, n);
 }
 
 /* ---------------------------------------------------------------- naive */
