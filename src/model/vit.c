@@ -227,9 +227,11 @@ static int bf16_buffers(aim_model *m, int B, aim_err *e)
             free(m->act16);
             m->act16 = aim_try_aligned_zero(n * sizeof *m->act16);
             m->act16_n = m->act16 ? n : 0;
-            if (!m->act16)
+            if (!m->act16) { /* no copies: every GEMM converts into a16 as it goes */
+                bf16_act_clear(m);
                 return aim_errf(e, "out of memory: batch %d needs %.1f GB of bf16 activations",
                                 B, (double)n * 2 / 1e9);
+            }
         }
         bf16_act_layout(m, m->act16, rows);
     }
