@@ -315,7 +315,7 @@ static void test_layernorm_fused(aim_rng *rng)
                 free(rs);
             continue;
         }
-        const layernorm_args ln = {out, m, rs, w, lb, pp, 1e-6f};
+        const layernorm_args ln = {out, m, rs, w, lb, pp, NULL, 1e-6f};
         add_layernorm_forward(mode == 3 ? NULL : res, &ln, mode == 2 ? res : a, bb, bi, po, R, C,
                               N);
         double e1 = mode == 3 ? 0 : rel_err(res, ref_res, n), e2 = rel_err(out, ref_out, n);

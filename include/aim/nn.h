@@ -41,6 +41,7 @@ typedef struct layernorm_args {
     float *mean, *rstd;         /* [R] */
     const float *weight, *bias; /* [C] */
     const float *post;          /* [N, C] added after the norm, or NULL */
+    uint16_t *out16;            /* [R, C] out in bf16 too (the next GEMM's operand), or NULL */
     float eps;
 } layernorm_args;
 /* Residual add, bias, position embedding and LayerNorm in one sweep (serial:
@@ -90,6 +91,10 @@ void gelu_backward_inplace(float *d, const float *inp, size_t n);
 /* out = gelu(x), and x is overwritten with gelu'(x): for training, where x
  * (the pre-activation) is needed later only through gelu'(x). */
 void gelu_forward_deriv(float *out, float *x, size_t n);
+/* gelu_forward (deriv 0) or gelu_forward_deriv (deriv 1), also writing
+ * out16 [n] = bf16(out) chunk by chunk while it is in cache: the input of a
+ * bf16 GEMM, made without a second pass over out. */
+void gelu_forward_bf16(float *out, uint16_t *out16, float *x, int deriv, size_t n);
 /* d = d * deriv, deriv from gelu_forward_deriv (overwrites). */
 void gelu_backward_deriv(float *d, const float *deriv, size_t n);
 void gelu_forward_naive(float *out, const float *inp, size_t n);

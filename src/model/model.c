@@ -277,11 +277,11 @@ void aim_model_free(aim_model *m)
     for (int i = 0; i < m->nslot; i++)
         free(m->gslot[i]);
     free(m->gslot);
+    model_bf16_free(m); /* before a.blk: it clears the bf16 copies' pointers there */
     free(m->a.blk);
     free(m->a.hblk);
     free(m->fb_in);
     free(m->bw_written);
-    model_bf16_free(m);
     free(m);
 }
 

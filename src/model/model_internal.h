@@ -38,6 +38,11 @@ typedef struct block_acts {
     float *res2;                /* [R, D] block output */
     float *lora_u;              /* [R, 2r] qkv.lora_A x (LoRA blocks only) */
     float *lora_w;              /* [R, r] proj.lora_A atty (LoRA blocks only) */
+    /* bf16 only (else NULL): the bf16 copies of the GEMM inputs, written
+     * once in the forward (ln1, ln2, gelu by the pass that makes them, atty
+     * in front of proj) and read again by the weight gradients' GEMMs.
+     * Row r at row r, as the fp32 ones: see bf16_fwd_rows */
+    uint16_t *ln1_16, *atty16, *ln2_16, *gelu16;
 } block_acts;
 
 typedef struct hblock_acts {
@@ -46,6 +51,7 @@ typedef struct hblock_acts {
     float *fc1;                 /* [R, 4Dh] as block_acts.fc1 */
     float *gelu;                /* [R, 4Dh] */
     float *res;                 /* [R, Dh] block output */
+    uint16_t *ln16, *gelu16;    /* bf16 copies, as block_acts' */
 } hblock_acts;
 
 typedef struct model_acts {
@@ -60,6 +66,7 @@ typedef struct model_acts {
     hblock_acts *hblk;          /* [Lh] */
     float *hln;                 /* [R, Dh] decoder_norm output */
     float *hln_mean, *hln_rstd; /* [R] */
+    uint16_t *patches16, *lnf16, *hln16; /* bf16 copies, as block_acts' */
     float *pred;                /* [R, P] */
     float *tgt;                 /* [R, P] */
     int32_t *prefix;            /* [B] copy of the last forward's prefixes */
@@ -127,6 +134,8 @@ struct aim_model {
     uint16_t **a16;             /* [2 * bf threads] per thread: an operand [pad(R), wide] and
                                    a gradient [pad(R), wide] in bf16 */
     size_t a16_n;               /* elements of each */
+    uint16_t *act16;            /* [act16_n] the activations' bf16 copies (block_acts) */
+    size_t act16_n;
 };
 
 /* LoRA: active in the forward (adapters present and not merged) */

@@ -173,12 +173,68 @@ static size_t bf16_wide(const aim_model *m)
     return w;
 }
 
-/* the bf16 weight copy and each thread's two operand buffers for batches
- * of B images (any thread may run them all: the one-thread pass does) */
+/* The activations' bf16 copies (block_acts) for rows rows, carved from
+ * m->act16, or when base is NULL only counted: returns the elements. */
+static size_t bf16_act_layout(aim_model *m, uint16_t *base, size_t rows)
+{
+    size_t used = 0;
+#define CARVE16(ptr, width)                                                                 \
+    do {                                                                                    \
+        if (base)                                                                           \
+            (ptr) = base + used;                                                            \
+        used += rows * (size_t)(width);                                                     \
+    } while (0)
+    model_acts *a = &m->a;
+    CARVE16(a->patches16, m->CPP);
+    for (int l = 0; l < m->L; l++) {
+        block_acts *b = &a->blk[l];
+        CARVE16(b->ln1_16, m->D);
+        CARVE16(b->atty16, m->D);
+        CARVE16(b->ln2_16, m->D);
+        CARVE16(b->gelu16, 4 * m->D);
+    }
+    CARVE16(a->lnf16, m->D);
+    for (int j = 0; j < m->Lh; j++) {
+        CARVE16(a->hblk[j].ln16, m->Dh);
+        CARVE16(a->hblk[j].gelu16, 4 * m->Dh);
+    }
+    CARVE16(a->hln16, m->Dh);
+#undef CARVE16
+    return used;
+}
+
+/* every bf16 copy's pointer back to NULL: fp32 passes write none */
+static void bf16_act_clear(aim_model *m)
+{
+    model_acts *a = &m->a;
+    a->patches16 = a->lnf16 = a->hln16 = NULL;
+    for (int l = 0; a->blk && l < m->L; l++)
+        a->blk[l].ln1_16 = a->blk[l].atty16 = a->blk[l].ln2_16 = a->blk[l].gelu16 = NULL;
+    for (int j = 0; a->hblk && j < m->Lh; j++)
+        a->hblk[j].ln16 = a->hblk[j].gelu16 = NULL;
+}
+
+/* the bf16 weight copy, each thread's two operand buffers for batches of B
+ * images (any thread may run them all: the one-thread pass does), and the
+ * activations' bf16 copies (when the activations are there: a->blk) */
 static int bf16_buffers(aim_model *m, int B, aim_err *e)
 {
     if (!m->bf)
         return 0;
+    if (m->a.blk) {
+        size_t rows = (size_t)B * m->N, n = bf16_act_layout(m, NULL, rows);
+        if (n > m->act16_n) {
+            free(m->act16);
+            m->act16 = aim_try_aligned_zero(n * sizeof *m->act16);
+            m->act16_n = m->act16 ? n : 0;
+            if (!m->act16) { /* no copies: every GEMM converts into a16 as it goes */
+                bf16_act_clear(m);
+                return aim_errf(e, "out of memory: batch %d needs %.1f GB of bf16 activations",
+                                B, (double)n * 2 / 1e9);
+            }
+        }
+        bf16_act_layout(m, m->act16, rows);
+    }
     if (m->w16_n < m->p.total) {
         free(m->w16);
         m->w16 = aim_try_aligned_zero((m->p.total ? m->p.total : 1) * sizeof *m->w16);
@@ -216,6 +272,10 @@ void model_bf16_free(aim_model *m)
     free(m->w16);
     m->w16 = NULL;
     m->w16_n = 0;
+    free(m->act16);
+    m->act16 = NULL;
+    m->act16_n = 0;
+    bf16_act_clear(m);
     aim_bf16_ctx_free(m->bf);
     m->bf = NULL;
     m->prec = AIM_PREC_FP32;
@@ -351,6 +411,8 @@ static void gemm_nt(float *out, const float *inp, const float *w, int R, int IC,
  * its first row, comes from the enclosing scope */
 #define ROWS(ptr, width) ((ptr) + (size_t)r0 * (size_t)(width))
 #define STATS(ptr) ((ptr) + r0)
+/* ... and of a bf16 copy (block_acts), NULL in fp32 */
+#define ROWS16(ptr, width) ((ptr) ? ROWS(ptr, width) : NULL)
 
 /* the bf16 copy of the weight that w points at (the same offset) */
 static inline const uint16_t *W16(const aim_model *m, const float *w)
@@ -557,19 +619,63 @@ static part part_of(const aim_model *m, int lo, int b0, int b1, int tid)
     return s;
 }
 
+/* A kept bf16 copy (block_acts) holds this part's rows where the fp32
+ * activation does, so the next rows are another thread's (or another
+ * pass's) and its rows are no padded operand: its whole tiles go to a GEMM
+ * as they are, and the last partial tile, copied into the thread's operand
+ * buffer with the pad rows zero, to a second one. Returns the rows in whole
+ * tiles; *tail = that buffer, filled (NULL when there is no partial tile). */
+static int bf16_tail(aim_model *m, const part *s, const uint16_t *x16, int R, int C,
+                     const uint16_t **tail)
+{
+    const int Rf = R / AIM_BF16_TILE * AIM_BF16_TILE;
+    *tail = NULL;
+    if (Rf < R) {
+        uint16_t *a = m->a16[2 * s->tid];
+        size_t n = (size_t)(R - Rf) * C;
+        memcpy(a, x16 + (size_t)Rf * C, n * sizeof *a);
+        memset(a + n, 0, ((size_t)AIM_BF16_TILE * C - n) * sizeof *a);
+        *tail = a;
+    }
+    return Rf;
+}
+
+/* The bf16 forward GEMM of lin_fwd on a kept copy x16 [R, IC] */
+static void bf16_fwd_kept(aim_model *m, part *s, float *out, const uint16_t *x16,
+                          const uint16_t *w16, int R, int IC, int OC)
+{
+    const uint16_t *tail;
+    const int Rf = bf16_tail(m, s, x16, R, IC, &tail);
+    if (Rf > 0)
+        aim_bf16_forward(m->bf, s->tid, out, x16, w16, Rf, IC, OC);
+    if (tail)
+        aim_bf16_forward(m->bf, s->tid, out + (size_t)Rf * OC, tail, w16, R - Rf, IC, OC);
+}
+
 /* out[R,OC] = inp[R,IC] @ w[OC,IC]^T by part s's thread in the model's
- * precision (w a tensor of the table) */
-static void lin_fwd(aim_model *m, part *s, float *out, const float *inp, const float *w, int R,
-                    int IC, int OC)
+ * precision (w a tensor of the table). In bf16, x16 is inp's kept bf16 copy
+ * at the same rows, which the pass that made inp wrote (have16), or which
+ * is converted here, once: the backward's weight gradient reads it again.
+ * Without one (x16 NULL) inp goes through the thread's operand buffer. */
+static void lin_fwd(aim_model *m, part *s, float *out, const float *inp, uint16_t *x16,
+                    int have16, const float *w, int R, int IC, int OC)
 {
     if (!m->bf) {
         gemm_nt(out, inp, w, R, IC, OC);
         return;
     }
-    uint16_t *a = m->a16[2 * s->tid];
-    aim_bf16_convert_rows(a, inp, R, IC);
-    aim_lap(&s->lp, AIM_K_F_BF16, 0);
-    aim_bf16_forward(m->bf, s->tid, out, a, W16(m, w), R, IC, OC);
+    if (!x16) {
+        uint16_t *a = m->a16[2 * s->tid];
+        aim_bf16_convert_rows(a, inp, R, IC);
+        aim_lap(&s->lp, AIM_K_F_BF16, 0);
+        aim_bf16_forward(m->bf, s->tid, out, a, W16(m, w), R, IC, OC);
+        return;
+    }
+    if (!have16) {
+        aim_bf16_convert(x16, inp, (size_t)R * IC);
+        aim_lap(&s->lp, AIM_K_F_BF16, 0);
+    }
+    bf16_fwd_kept(m, s, out, x16, W16(m, w), R, IC, OC);
 }
 
 /* ------------------------------------------------------------ forward
@@ -584,6 +690,7 @@ static layernorm_args ln1_args(aim_model *m, const part *s, int l)
     const int r0 = s->r0;
     block_acts *b = BA(m, l, s->mode->eval);
     return (layernorm_args){.out = ROWS(b->ln1, m->D),
+                            .out16 = ROWS16(b->ln1_16, m->D),
                             .mean = STATS(b->ln1_mean),
                             .rstd = STATS(b->ln1_rstd),
                             .weight = W(m, m->blk[l].ln1w),
@@ -597,6 +704,7 @@ static layernorm_args ln2_args(aim_model *m, const part *s, int l)
     const int r0 = s->r0;
     block_acts *b = BA(m, l, s->mode->eval);
     return (layernorm_args){.out = ROWS(b->ln2, m->D),
+                            .out16 = ROWS16(b->ln2_16, m->D),
                             .mean = STATS(b->ln2_mean),
                             .rstd = STATS(b->ln2_rstd),
                             .weight = W(m, m->blk[l].ln2w),
@@ -616,6 +724,7 @@ static const layernorm_args *trunk_next(aim_model *m, const part *s, int done,
         *buf = ln1_args(m, s, done);
     else if (s->mode->stop != FWD_BLOCKS)
         *buf = (layernorm_args){.out = ROWS(a->lnf, m->D),
+                                .out16 = ROWS16(a->lnf16, m->D),
                                 .mean = STATS(a->lnf_mean),
                                 .rstd = STATS(a->lnf_rstd),
                                 .weight = W(m, m->post_w),
@@ -635,6 +744,7 @@ static layernorm_args head_norm(aim_model *m, const part *s, int j)
     model_acts *a = &m->a;
     if (j == m->Lh)
         return (layernorm_args){.out = ROWS(a->hln, Dh),
+                                .out16 = ROWS16(a->hln16, Dh),
                                 .mean = STATS(a->hln_mean),
                                 .rstd = STATS(a->hln_rstd),
                                 .weight = W(m, m->hn_w),
@@ -642,6 +752,7 @@ static layernorm_args head_norm(aim_model *m, const part *s, int j)
                                 .eps = eps};
     hblock_acts *h = HA(m, j, s->mode->eval);
     return (layernorm_args){.out = ROWS(h->ln, Dh),
+                            .out16 = ROWS16(h->ln16, Dh),
                             .mean = STATS(h->ln_mean),
                             .rstd = STATS(h->ln_rstd),
                             .weight = W(m, m->hblk[j].lnw),
@@ -649,10 +760,13 @@ static layernorm_args head_norm(aim_model *m, const part *s, int j)
                             .eps = eps};
 }
 
-/* out = gelu(pre) [n]; in a pass a backward follows, pre becomes gelu'(pre) */
-static void gelu_fwd(const part *s, float *out, float *pre, size_t n)
+/* out = gelu(pre) [n]; in a pass a backward follows, pre becomes gelu'(pre);
+ * in bf16 out16 = bf16(out) too (the next GEMM's operand), else NULL */
+static void gelu_fwd(const part *s, float *out, uint16_t *out16, float *pre, size_t n)
 {
-    if (s->mode->eval)
+    if (out16)
+        gelu_forward_bf16(out, out16, pre, !s->mode->eval, n);
+    else if (s->mode->eval)
         gelu_forward(out, pre, n);
     else
         gelu_forward_deriv(out, pre, n);
@@ -669,7 +783,8 @@ static void embed_forward(aim_model *m, part *s, const layernorm_args *next)
                         c->patch, N);
     aim_lap(&s->lp, AIM_K_F_PATCH, 0);
     float *emb = ROWS(a->emb, D), *x0 = ROWS(a->x0, D);
-    lin_fwd(m, s, emb, ROWS(a->patches, m->CPP), W(m, m->patch_w), R, m->CPP, D);
+    lin_fwd(m, s, emb, ROWS(a->patches, m->CPP), ROWS16(a->patches16, m->CPP), 0,
+            W(m, m->patch_w), R, m->CPP, D);
     aim_lap(&s->lp, AIM_K_F_EMBED, GF(R, m->CPP, D));
     const layernorm_args pn = {.out = x0,
                                .mean = STATS(a->emb_mean),
@@ -695,7 +810,7 @@ static void attn_forward(aim_model *m, part *s, int l, const float *xin)
     block_acts *b = BA(m, l, s->mode->eval);
     model_acts *a = &m->a;
     float *qkv = ROWS(b->qkv, 3 * D), *atty = ROWS(b->atty, D), *res1 = ROWS(b->res1, D);
-    lin_fwd(m, s, qkv, ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+    lin_fwd(m, s, qkv, ROWS(b->ln1, D), ROWS16(b->ln1_16, D), 1, W(m, bi->qkv), R, D, 3 * D);
     aim_lap(&s->lp, AIM_K_F_QKV, GF(R, D, 3 * D));
     const int lora = lora_active(m, bi), lr2 = 2 * m->lora_rank;
     /* an evaluation pass keeps nothing: the adapters' A x go to scratch */
@@ -713,7 +828,7 @@ static void attn_forward(aim_model *m, part *s, int l, const float *xin)
         pack_rows(atty, s->crow, s->Rt, D);
     }
     const int Rt = s->Rt;
-    lin_fwd(m, s, res1, atty, W(m, bi->proj), Rt, D, D);
+    lin_fwd(m, s, res1, atty, ROWS16(b->atty16, D), 0, W(m, bi->proj), Rt, D, D);
     aim_lap(&s->lp, AIM_K_F_PROJ, GF(Rt, D, D));
     if (lora) {
         lora_proj_fwd(m, bi, lw, res1, atty, Rt);
@@ -742,11 +857,12 @@ static const float *mlp_forward(aim_model *m, part *s, int l, const layernorm_ar
     const block_idx *bi = &m->blk[l];
     block_acts *b = BA(m, l, s->mode->eval);
     float *fc1 = ROWS(b->fc1, 4 * D), *gl = ROWS(b->gelu, 4 * D), *res2 = ROWS(b->res2, D);
-    lin_fwd(m, s, fc1, ROWS(b->ln2, D), W(m, bi->fc1), Rt, D, 4 * D);
+    lin_fwd(m, s, fc1, ROWS(b->ln2, D), ROWS16(b->ln2_16, D), 1, W(m, bi->fc1), Rt, D,
+            4 * D);
     aim_lap(&s->lp, AIM_K_F_FC1, GF(Rt, D, 4 * D));
-    gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * D);
+    gelu_fwd(s, gl, ROWS16(b->gelu16, 4 * D), fc1, (size_t)Rt * 4 * D);
     aim_lap(&s->lp, AIM_K_F_GELU, 0);
-    lin_fwd(m, s, res2, gl, W(m, bi->fc2), Rt, 4 * D, D);
+    lin_fwd(m, s, res2, gl, ROWS16(b->gelu16, 4 * D), 1, W(m, bi->fc2), Rt, 4 * D, D);
     aim_lap(&s->lp, AIM_K_F_FC2, GF(Rt, 4 * D, D));
     add_layernorm_forward(res2, next, res2, ROWS(b->res1, D), NULL, NULL, Rt, D, s->N);
     aim_lap(&s->lp, AIM_K_F_LN, 0);
@@ -769,7 +885,8 @@ static const float *hproj_forward(aim_model *m, part *s, const layernorm_args *n
     const int D = m->D, Dh = m->Dh, N = s->N, R = s->R, Rt = s->Rt, r0 = s->r0;
     float *hy0 = ROWS(m->a.hy0, Dh);
     const float *hb = W(m, m->hproj_b);
-    lin_fwd(m, s, hy0, ROWS(m->a.lnf, D), W(m, m->hproj_w), Rt, D, Dh);
+    lin_fwd(m, s, hy0, ROWS(m->a.lnf, D), ROWS16(m->a.lnf16, D), 1, W(m, m->hproj_w), Rt, D,
+            Dh);
     aim_lap(&s->lp, AIM_K_F_HPROJ, GF(Rt, D, Dh));
     if (Rt < R) { /* bias and each packed row's position, added as below */
         for (int cr = 0; cr < Rt; cr++) {
@@ -798,11 +915,12 @@ static const float *hblock_forward(aim_model *m, part *s, int j, const float *y,
     const hblock_idx *hi = &m->hblk[j];
     hblock_acts *h = HA(m, j, s->mode->eval);
     float *fc1 = ROWS(h->fc1, 4 * Dh), *gl = ROWS(h->gelu, 4 * Dh), *res = ROWS(h->res, Dh);
-    lin_fwd(m, s, fc1, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
+    lin_fwd(m, s, fc1, ROWS(h->ln, Dh), ROWS16(h->ln16, Dh), 1, W(m, hi->fc1), Rt, Dh,
+            4 * Dh);
     aim_lap(&s->lp, AIM_K_F_HFC1, GF(Rt, Dh, 4 * Dh));
-    gelu_fwd(s, gl, fc1, (size_t)Rt * 4 * Dh);
+    gelu_fwd(s, gl, ROWS16(h->gelu16, 4 * Dh), fc1, (size_t)Rt * 4 * Dh);
     aim_lap(&s->lp, AIM_K_F_GELU, 0);
-    lin_fwd(m, s, res, gl, W(m, hi->fc2), Rt, 4 * Dh, Dh);
+    lin_fwd(m, s, res, gl, ROWS16(h->gelu16, 4 * Dh), 1, W(m, hi->fc2), Rt, 4 * Dh, Dh);
     aim_lap(&s->lp, AIM_K_F_HFC2, GF(Rt, 4 * Dh, Dh));
     add_layernorm_forward(res, next, res, y, NULL, NULL, Rt, Dh, s->N);
     aim_lap(&s->lp, AIM_K_F_LN, 0);
@@ -819,7 +937,8 @@ static void pred_forward(aim_model *m, part *s)
     float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)s->b0 * m->N * P;
     if (m->bf) { /* the GEMM, then the bias */
         const float *pb = W(m, m->pred_b);
-        lin_fwd(m, s, pred, ROWS(a->hln, Dh), W(m, m->pred_w), Rt, Dh, P);
+        lin_fwd(m, s, pred, ROWS(a->hln, Dh), ROWS16(a->hln16, Dh), 1, W(m, m->pred_w), Rt,
+                Dh, P);
         for (int r = 0; r < Rt; r++) {
             float *y = pred + (size_t)r * P;
 #pragma omp simd
@@ -1099,23 +1218,39 @@ static inline float *GS(const aim_model *m, int idx, float *slab)
 
 /* linear backward of one thread's rows, the two GEMMs timed on their own:
  * dinp overwritten, the weight gradients into the thread's slab (beta_w) */
+/* dw = beta dw + g16^T @ x16 over R rows, x16 a kept copy (bf16_tail):
+ * g16 [pad(R), OC] a padded operand */
+static void bf16_dw_kept(aim_model *m, part *s, float *dw, float beta, const uint16_t *g16,
+                         const uint16_t *x16, int R, int IC, int OC)
+{
+    const uint16_t *tail;
+    const int Rf = bf16_tail(m, s, x16, R, IC, &tail);
+    if (Rf > 0)
+        aim_bf16_dweight(m->bf, s->tid, dw, beta, g16, x16, Rf, IC, OC);
+    if (tail)
+        aim_bf16_dweight(m->bf, s->tid, dw, Rf > 0 ? 1.0f : beta, g16 + (size_t)Rf * OC, tail,
+                         R - Rf, IC, OC);
+}
+
 static void lin_bwd(aim_model *m, part *s, int kdx, int kdw, float *dinp, float *dweight,
                     float *dbias, float beta_w, const float *dout, const float *inp,
-                    const float *weight, int R, int IC, int OC)
+                    const uint16_t *x16, const float *weight, int R, int IC, int OC)
 {
     aim_laptimer *lp = &s->lp;
     if (m->bf) { /* bf16 GEMMs; the bias's column sums in fp32 */
-        uint16_t *x16 = m->a16[2 * s->tid], *g16 = m->a16[2 * s->tid + 1];
+        uint16_t *a16 = m->a16[2 * s->tid], *g16 = m->a16[2 * s->tid + 1];
         aim_bf16_convert_rows(g16, dout, R, OC);
         aim_lap(lp, AIM_K_B_BF16, 0);
         if (dinp) {
             aim_bf16_dinp(m->bf, s->tid, dinp, g16, W16(m, weight), R, IC, OC);
             aim_lap(lp, kdx, GF(R, IC, OC));
         }
-        if (dweight) {
-            aim_bf16_convert_rows(x16, inp, R, IC);
+        if (dweight && x16) /* inp's copy, kept from the forward (lin_fwd) */
+            bf16_dw_kept(m, s, dweight, beta_w, g16, x16, R, IC, OC);
+        if (dweight && !x16) {
+            aim_bf16_convert_rows(a16, inp, R, IC);
             aim_lap(lp, AIM_K_B_BF16, 0);
-            aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, x16, R, IC, OC);
+            aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, a16, R, IC, OC);
         }
         if (dbias)
             linear_backward_beta(NULL, 0.0f, NULL, dbias, beta_w, dout, inp, weight, R, IC, OC);
@@ -1195,11 +1330,12 @@ static void hblock_backward(aim_model *m, part *s, int j)
     const float *y = j ? ROWS(a->hblk[j - 1].res, Dh) : ROWS(a->hy0, Dh);
     float *dhy = ROWS(a->dhy, Dh), *dhln = ROWS(a->dhln, Dh), *dgelu = dgelu_rows(m, s);
     lin_bwd(m, s, AIM_K_B_HFC2_DX, AIM_K_B_HFC2_DW, dgelu, GS(m, hi->fc2, s->slab), NULL,
-            s->bw, dhy, ROWS(h->gelu, 4 * Dh), W(m, hi->fc2), Rt, 4 * Dh, Dh);
+            s->bw, dhy, ROWS(h->gelu, 4 * Dh), ROWS16(h->gelu16, 4 * Dh), W(m, hi->fc2), Rt,
+            4 * Dh, Dh);
     gelu_backward_deriv(dgelu, ROWS(h->fc1, 4 * Dh), (size_t)Rt * 4 * Dh);
     aim_lap(&s->lp, AIM_K_B_GELU, 0);
     lin_bwd(m, s, AIM_K_B_HFC1_DX, AIM_K_B_HFC1_DW, dhln, GS(m, hi->fc1, s->slab), NULL,
-            s->bw, dgelu, ROWS(h->ln, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
+            s->bw, dgelu, ROWS(h->ln, Dh), ROWS16(h->ln16, Dh), W(m, hi->fc1), Rt, Dh, 4 * Dh);
     /* the residual path already sits in dhy; the norm adds its part */
     layernorm_backward_rows(dhy, 1.0f, GS(m, hi->lnw, s->slab), GS(m, hi->lnb, s->slab), s->bw,
                             dhln, y, W(m, hi->lnw), STATS(h->ln_mean), STATS(h->ln_rstd), Rt,
@@ -1218,7 +1354,7 @@ static void head_backward(aim_model *m, part *s, int64_t count)
     loss_backward_part(m, s, count);
     lin_bwd(m, s, AIM_K_B_PRED_DX, AIM_K_B_PRED_DW, dhln, GS(m, m->pred_w, slab),
             GS(m, m->pred_b, slab), s->bw, ROWS(a->dpred, P), ROWS(a->hln, Dh),
-            W(m, m->pred_w), Rt, Dh, P);
+            ROWS16(a->hln16, Dh), W(m, m->pred_w), Rt, Dh, P);
     const float *yin = m->Lh ? ROWS(a->hblk[m->Lh - 1].res, Dh) : ROWS(a->hy0, Dh);
     layernorm_backward_rows(dhy, 0.0f, GS(m, m->hn_w, slab), GS(m, m->hn_b, slab), s->bw, dhln,
                             yin, W(m, m->hn_w), STATS(a->hln_mean), STATS(a->hln_rstd), Rt, Dh);
@@ -1227,7 +1363,8 @@ static void head_backward(aim_model *m, part *s, int64_t count)
         hblock_backward(m, s, j);
     /* head projection (the position embedding is fixed) and post norm */
     lin_bwd(m, s, AIM_K_B_HPROJ_DX, AIM_K_B_HPROJ_DW, dln, GS(m, m->hproj_w, slab),
-            GS(m, m->hproj_b, slab), s->bw, dhy, ROWS(a->lnf, D), W(m, m->hproj_w), Rt, D, Dh);
+            GS(m, m->hproj_b, slab), s->bw, dhy, ROWS(a->lnf, D), ROWS16(a->lnf16, D),
+            W(m, m->hproj_w), Rt, D, Dh);
     const float *xt = m->L ? ROWS(a->blk[m->L - 1].res2, D) : ROWS(a->x0, D);
     layernorm_backward_rows(ROWS(a->dres, D), 0.0f, GS(m, m->post_w, slab),
                             GS(m, m->post_b, slab), s->bw, dln, xt, W(m, m->post_w),
@@ -1245,11 +1382,11 @@ static void mlp_backward(aim_model *m, part *s, int l, int Rb)
     block_acts *b = &a->blk[l];
     float *dres = ROWS(a->dres, D), *dln = ROWS(a->dln, D), *dgelu = dgelu_rows(m, s);
     lin_bwd(m, s, AIM_K_B_FC2_DX, AIM_K_B_FC2_DW, dgelu, GS(m, bi->fc2, s->slab), NULL, s->bw,
-            dres, ROWS(b->gelu, 4 * D), W(m, bi->fc2), Rb, 4 * D, D);
+            dres, ROWS(b->gelu, 4 * D), ROWS16(b->gelu16, 4 * D), W(m, bi->fc2), Rb, 4 * D, D);
     gelu_backward_deriv(dgelu, ROWS(b->fc1, 4 * D), (size_t)Rb * 4 * D);
     aim_lap(&s->lp, AIM_K_B_GELU, 0);
     lin_bwd(m, s, AIM_K_B_FC1_DX, AIM_K_B_FC1_DW, dln, GS(m, bi->fc1, s->slab), NULL, s->bw,
-            dgelu, ROWS(b->ln2, D), W(m, bi->fc1), Rb, D, 4 * D);
+            dgelu, ROWS(b->ln2, D), ROWS16(b->ln2_16, D), W(m, bi->fc1), Rb, D, 4 * D);
     layernorm_backward_rows(dres, 1.0f, GS(m, bi->ln2w, s->slab), GS(m, bi->ln2b, s->slab),
                             s->bw, dln, ROWS(b->res1, D), W(m, bi->ln2w), STATS(b->ln2_mean),
                             STATS(b->ln2_rstd), Rb, D);
@@ -1269,7 +1406,7 @@ static void attn_backward(aim_model *m, part *s, int l, int Rb)
     float *dqkv = ROWS(a->dqkv, 3 * D), *dlora = lr2 ? ROWS(a->dlora, lr2) : NULL;
     float *slab = s->slab;
     lin_bwd(m, s, AIM_K_B_PROJ_DX, AIM_K_B_PROJ_DW, datty, GS(m, bi->proj, slab), NULL, s->bw,
-            dres, ROWS(b->atty, D), W(m, bi->proj), Rb, D, D);
+            dres, ROWS(b->atty, D), ROWS16(b->atty16, D), W(m, bi->proj), Rb, D, D);
     const int lora = lora_active(m, bi);
     if (lora) {
         lora_proj_bwd(m, bi, GS(m, bi->pa, slab), GS(m, bi->pb, slab), s->bw, dres,
@@ -1286,7 +1423,7 @@ static void attn_backward(aim_model *m, part *s, int l, int Rb)
                              a->prefix + s->b0, nb, N, D, m->NH);
     aim_lap(&s->lp, AIM_K_B_ATTN, 8.0 * N * N * D * nb); /* backward of QK^T and PV */
     lin_bwd(m, s, AIM_K_B_QKV_DX, AIM_K_B_QKV_DW, dln, GS(m, bi->qkv, slab), NULL, s->bw, dqkv,
-            ROWS(b->ln1, D), W(m, bi->qkv), R, D, 3 * D);
+            ROWS(b->ln1, D), ROWS16(b->ln1_16, D), W(m, bi->qkv), R, D, 3 * D);
     if (lora) {
         lora_qkv_bwd(m, bi, GS(m, bi->qa, slab), GS(m, bi->qb, slab), s->bw, dqkv,
                      ROWS(b->ln1, D), ROWS(b->lora_u, lr2), dln, dlora, R);
@@ -1319,8 +1456,8 @@ static void embed_backward(aim_model *m, part *s)
                             STATS(a->emb_mean), STATS(a->emb_rstd), R, D);
     aim_lap(&s->lp, AIM_K_B_LN, 0);
     lin_bwd(m, s, AIM_K_B_EMBED_DW, AIM_K_B_EMBED_DW, NULL, GS(m, m->patch_w, slab),
-            GS(m, m->patch_b, slab), s->bw, dln, ROWS(a->patches, m->CPP), W(m, m->patch_w), R,
-            m->CPP, D);
+            GS(m, m->patch_b, slab), s->bw, dln, ROWS(a->patches, m->CPP),
+            ROWS16(a->patches16, m->CPP), W(m, m->patch_w), R, m->CPP, D);
 }
 
 /* The backward of images [b0, b1) by thread tid: from the loss (or, after

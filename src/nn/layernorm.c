@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "aim/bf16.h"
 #include "aim/nn.h"
 #include "nn/vec.h"
 
@@ -94,6 +95,8 @@ AIM_VEC void add_layernorm_forward(float *res, const layernorm_args *ln, const f
             for (int i = 0; i < C; i++)
                 o[i] += pp[i];
         }
+        if (ln->out16) /* while the row is in L1 */
+            aim_bf16_convert(ln->out16 + (size_t)r * C, o, C);
         mean[r] = m;
         rstd[r] = rs;
     }
@@ -161,7 +164,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 {
     // out [R,C], mean [R], rstd [R], inp [R,C], weight [C], bias [C]
     if (!AIM_PAR((size_t)R * C >= LN_PAR_MIN)) {
-        const layernorm_args ln = {out, mean, rstd, weight, bias, NULL, eps};
+        const layernorm_args ln = {out, mean, rstd, weight, bias, NULL, NULL, eps};
         add_layernorm_forward(NULL, &ln, inp, NULL, NULL, NULL, R, C, 1);
         return;
     }
@@ -170,7 +173,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
     for (int blk = 0; blk < nb; blk++) {
         int r0 = blk * LN_ROW_BLOCK, n = R - r0 < LN_ROW_BLOCK ? R - r0 : LN_ROW_BLOCK;
         const layernorm_args ln = {out + (size_t)r0 * C, mean + r0, rstd + r0, weight, bias,
-                                   NULL, eps};
+                                   NULL, NULL, eps};
         add_layernorm_forward(NULL, &ln, inp + (size_t)r0 * C, NULL, NULL, NULL, n, C, 1);
     }
 }
