@@ -1216,8 +1216,6 @@ static inline float *GS(const aim_model *m, int idx, float *slab)
     return (m->p.t[idx].flags & AIM_P_FROZEN) ? NULL : slab + m->p.t[idx].offset;
 }
 
-/* linear backward of one thread's rows, the two GEMMs timed on their own:
- * dinp overwritten, the weight gradients into the thread's slab (beta_w) */
 /* dw = beta dw + g16^T @ x16 over R rows, x16 a kept copy (bf16_tail):
  * g16 [pad(R), OC] a padded operand */
 static void bf16_dw_kept(aim_model *m, part *s, float *dw, float beta, const uint16_t *g16,
@@ -1232,6 +1230,9 @@ static void bf16_dw_kept(aim_model *m, part *s, float *dw, float beta, const uin
                          R - Rf, IC, OC);
 }
 
+/* linear backward of one thread's rows, the two GEMMs timed on their own:
+ * dinp overwritten, the weight gradients into the thread's slab (beta_w);
+ * in bf16, x16 is inp's kept copy from the forward (NULL: converted here) */
 static void lin_bwd(aim_model *m, part *s, int kdx, int kdw, float *dinp, float *dweight,
                     float *dbias, float beta_w, const float *dout, const float *inp,
                     const uint16_t *x16, const float *weight, int R, int IC, int OC)
