@@ -10,7 +10,8 @@
 # quits with a checkpoint (exit status 0, terminal modes as before,
 # alternate screen left). Then: SIGTERM while training, SIGSEGV (the
 # handler restores the terminal), a script that fails, and `aim` alone on
-# a terminal. Without tmux the terminal tests
+# a terminal, and a resize whose SIGWINCH never arrives (the TUI asks the
+# terminal's size itself). Without tmux the terminal tests
 # are reported as SKIP.
 . "${top_srcdir:-.}/tests/cli_lib.sh"
 S="${top_srcdir:-.}/samples"
@@ -26,7 +27,7 @@ expect_error "nosuch.lua: cannot read" "aim tui with a missing script" tui "$T/n
 run_aim tui --help
 ok $(test $rc -eq 0 && grep -q 'usage: aim tui' "$T/out" && grep -q 'init.lua' "$T/out"; echo $?) "aim tui --help"
 
-NTMUX=33
+NTMUX=35
 . "${top_srcdir:-.}/tests/tui_lib.sh"
 tui_setup tui "$NTMUX"
 
@@ -220,6 +221,30 @@ check $(grep -q 'exit=139' "$T/status" && cmp -s "$T/stty.before" "$T/stty.after
     "a fatal signal (SIGSEGV): terminal restored before the default action ($(cat "$T/status" 2>/dev/null))"
 wait_for "TUI-EXITED" 5
 check $(! screen | grep -q 'probe top-1'; echo $?) "... and the screen given back"
+
+# ---- 2c. a resize whose signal is lost: SIGWINCH blocked from the start
+# (a blocked mask survives exec, so curses never hears of a resize), the
+# TUI still lays out for the new size: it asks the terminal's size on
+# every wake-up. perl (perl-base, on every Debian) blocks it.
+cat >"$T/nowinch.pl" <<'EOF'
+use POSIX;
+use Config;
+my %num;
+@num{split ' ', $Config{sig_name}} = split ' ', $Config{sig_num};
+sigprocmask(SIG_BLOCK, POSIX::SigSet->new($num{WINCH})) or die "sigprocmask: $!";
+exec @ARGV or die "exec: $!";
+EOF
+start "perl \"$T/nowinch.pl\" \"$AIM\" tui --threads 1 $EXP"
+wait_for "step " 60
+tm resize-window -t "$sess" -x 120 -y 40
+# (the key hints are the last line: at 80x24 they stay on line 24)
+wait_until 'screen | head -1 | grep -q "step " && screen | sed -n 40p | grep -q "? help"'
+check $? "without SIGWINCH a resize to 120x40 is still laid out (key hints on line 40)"
+tm resize-window -t "$sess" -x 80 -y 24
+wait_until 'screen | head -1 | grep -q "step " && screen | sed -n 24p | grep -q "? help"'
+check $? "... and back to 80x24"
+kill -TERM "$(cat "$T/pid")" 2>/dev/null
+wait_exit
 
 # ---- 3. a script that fails: the traceback shows, the screen stays
 cat >"$T/bad.lua" <<'EOF'

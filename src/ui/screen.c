@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 #include <wchar.h>
@@ -261,6 +262,27 @@ void screen_size(int *rows, int *cols)
     getmaxyx(stdscr, r, c);
     *rows = r;
     *cols = c;
+}
+
+/* The terminal's size from the kernel, against the one curses drew for. A
+ * resize is normally a SIGWINCH that curses turns into KEY_RESIZE, but a
+ * signal can be lost (two resizes close together, or one landing while a
+ * frame is being written under load), and then the screen stays laid out
+ * for the old size until the next key. Asked on every wake-up: when they
+ * differ, resizeterm() (which also queues KEY_RESIZE, so the front end's
+ * usual resize path runs) and repaint every cell. 1: it was resized. */
+int screen_check_size(void)
+{
+    struct winsize ws;
+    if (!S.open || ioctl(S.tty_fd, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0 || ws.ws_col == 0)
+        return 0;
+    int rows, cols;
+    screen_size(&rows, &cols);
+    if (rows == ws.ws_row && cols == ws.ws_col)
+        return 0;
+    resizeterm(ws.ws_row, ws.ws_col);
+    clearok(curscr, TRUE);
+    return 1;
 }
 
 int screen_unicode(void)

@@ -35,6 +35,8 @@ void screen_emergency_restore(void);
 int screen_is_open(void);
 
 void screen_size(int *rows, int *cols);
+/* the kernel's size differs from curses': resize (KEY_RESIZE follows); 1 if so */
+int screen_check_size(void);
 int screen_unicode(void);
 screen_colors screen_color_mode(void);
 const char *screen_describe(void); /* "256 colours, UTF-8" */

@@ -1256,6 +1256,8 @@ static void tui_loop(tui *t)
             take_captured(t, part, &plen, sizeof part);
         take_output(t);
         take_engine(t);
+        if (screen_check_size()) /* a resize whose signal was lost */
+            t->dirty = 1;
         if (take_keys_and_quits(t))
             return;
         if (aim_now() - t->v.message_time > 20 && aim_now() - t->v.message_time < 21)
