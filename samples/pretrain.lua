@@ -1,6 +1,7 @@
 -- pretrain.lua - the default experiment: pretrain an AIM model (`tiny` on
--- Fashion-MNIST resized to 30x30 with patch 6, 5 epochs, flips without
--- crops) and print the test loss before and after. This is what `aim` with
+-- Fashion-MNIST resized to 30x30 with patch 6, a budget of 900 000 images
+-- (15 epochs) in bf16 where the CPU has AVX512_BF16, else fp32; flips
+-- without crops) and print the test loss before and after. This is what `aim` with
 -- no arguments shows in the TUI, and the same run as `aim train` with no
 -- options: both take their options and defaults from one table (see
 -- `aim options pretrain`), so

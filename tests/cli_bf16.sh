@@ -1,7 +1,9 @@
 #!/bin/sh
 # cli_bf16.sh - --precision on the command line: fp32 by default and in
 # run.json; bf16 for aim train, loss, bench, probe, lora and finetune where
-# it runs (oneDNN and AVX512_BF16), with its loss close to fp32's; a clear
+# it runs (oneDNN and AVX512_BF16), with its loss close to fp32's; precision
+# auto (bf16 for the default experiment where it runs) and the run's length
+# (5 epochs, --budget images, the default experiment's budget); a clear
 # refusal naming the option where it does not (built without oneDNN, a CPU
 # without AVX512_BF16: then the rest is skipped). DNNL_MAX_CPU_ISA hides
 # AVX512_BF16 from oneDNN to test the refusal on any machine.
@@ -9,13 +11,32 @@
 A="--data synthetic --limit 64 --test-limit 16 --preset micro --steps 20 --batch 8 --lr 3e-3 --threads 2"
 
 run_aim train $A --out "$T/f"
-ok $(test $rc -eq 0 && grep -q '"precision":"fp32"' "$T/f/run.json"; echo $?) "fp32 by default, in run.json"
-expect_error '--precision must be one of fp32|bf16 (got "fp16")' "an unknown precision" train $A --precision fp16
+ok $(test $rc -eq 0 && grep -q '"precision":"fp32"' "$T/f/run.json"; echo $?) \
+    "precision auto is fp32 for a model other than the default experiment, in run.json"
+expect_error '--precision must be one of auto|fp32|bf16 (got "fp16")' "an unknown precision" train $A --precision fp16
+# the run's length when no steps are given: 5 epochs for this model, a
+# budget of images (--budget) when given
+B="--data synthetic --limit 64 --test-limit 16 --preset micro --batch 8 --threads 2 --val-every 0 --probe-every 0"
+run_aim train $B --out "$T/e5"
+ok $(test $rc -eq 0 && grep -q '"steps":40,' "$T/e5/run.json"; echo $?) \
+    "no steps, epochs or budget: 5 epochs (40 steps of 8 over 64 images)"
+run_aim train $B --budget 100 --out "$T/b100"
+ok $(test $rc -eq 0 && grep -q '"steps":13,' "$T/b100/run.json"; echo $?) \
+    "--budget 100: 13 steps of 8 images"
+run_aim train $B --budget 100 --epochs 1 --out "$T/b100e"
+ok $(test $rc -eq 0 && grep -q '"steps":8,' "$T/b100e/run.json"; echo $?) "--epochs wins over --budget"
+# the default experiment's shape (tiny, 30x30, patch 6) on 64 synthetic images
+D="--data synthetic --limit 64 --test-limit 16 --budget 128 --threads 2 --val-every 0 --probe-every 0"
 expect_error 'precision must be fp32 or bf16' "aim loss: an unknown precision" \
     loss "$T/f/model.safetensors" --images "$T/x.npy" --prefix 3 --precision fp8
 DNNL_MAX_CPU_ISA=AVX512_CORE; export DNNL_MAX_CPU_ISA
 expect_error '--precision bf16: ' "without AVX512_BF16 (or oneDNN) bf16 is refused, naming the option" \
     train $A --precision bf16 --out "$T/no"
+run_aim train $D --out "$T/d32"
+ok $(test $rc -eq 0 && grep -q '"precision":"fp32"' "$T/d32/run.json" &&
+    grep -q '"steps":2,' "$T/d32/run.json" &&
+    grep -q 'the default experiment runs in fp32, about 2-3x longer than in bf16: ' "$T/err"; echo $?) \
+    "without bf16 the default experiment runs in fp32 and says why (2 steps of its budget)"
 unset DNNL_MAX_CPU_ISA
 
 run_aim train $A --precision bf16 --out "$T/b"
@@ -29,6 +50,10 @@ if [ $rc -ne 0 ] && grep -q -e 'without oneDNN' -e 'no AVX512_BF16' "$T/err"; th
 fi
 ok $(test $rc -eq 0 && grep -q '"precision":"bf16"' "$T/b/run.json" && grep -q 'bf16' "$T/err"; echo $?) \
     "aim train --precision bf16: run.json and the job's line say bf16"
+run_aim train $D --out "$T/d16"
+ok $(test $rc -eq 0 && grep -q '"precision":"bf16"' "$T/d16/run.json" &&
+    grep -q '"steps":2,' "$T/d16/run.json" && ! grep -q 'runs in fp32' "$T/err"; echo $?) \
+    "precision auto: the default experiment runs in bf16 where it can"
 first=$(grep '"kind":"train"' "$T/f/metrics.jsonl" | tail -n 1 | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
 last=$(grep '"kind":"train"' "$T/b/metrics.jsonl" | tail -n 1 | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
 ok $(awk -v a="$first" -v b="$last" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.05 * a) }'; echo $?) \

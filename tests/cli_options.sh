@@ -20,7 +20,8 @@ expect_error 'no job "fly"' "aim options with an unknown job" options fly
 run_aim train --help
 n_help=$(grep -c '^  --' "$T/out")
 n_pre=$(sed -n '/^## pretrain/,/^## probe/p' "$D" | grep -c '^| `--')
-ok $(test "$n_help" -eq "$n_pre" && grep -q -- '--epochs E  *passes over the training data when steps is 0 (default 5)' "$T/out"; echo $?) \
+ok $(test "$n_help" -eq "$n_pre" && grep -q -- '--batch B  *images per step (default 64)' "$T/out" &&
+    grep -q -- '--budget N  *the run.s length in training images' "$T/out"; echo $?) \
     "aim train --help lists the table's $n_pre command-line options ($n_help) with defaults"
 expect_error 'unknown option "--eopchs" (did you mean --epochs?)' "a misspelt option is named with a suggestion" \
     train --eopchs 2

@@ -74,7 +74,8 @@ n8=$(ls "$T/sc/w8" 2>/dev/null | grep -c '^ckpt-[0-9]*\.safetensors$')
 ok $(test $rc -eq 0 && test "$n8" -eq 6 && test -f "$T/sc/w16/run.json" && grep -q '"kind":"val"' "$T/sc/w16/metrics.jsonl"; echo $?) \
     "scaling.lua out=DIR: a run folder per width with a checkpoint every steps/8 ($n8 for 6 steps) and validation"
 run_aim run --threads 1 "$S/loss_vs_probe.lua" run="$T/sc/w8,$T/sc/w16" limit=32 test_limit=8 val_limit=8 val_images=8 probe_epochs=1 batch=8 out="$T/sc.png"
-ok $(test $rc -eq 0 && test "$(grep -cE '^w(8|16) +[1-6] ' "$T/out")" -eq 12 && grep -q '^Pearson correlation (val loss, probe top-1) of w8: ' "$T/out" &&
-    grep -q '^Pearson correlation (val loss, probe top-1) over all 12 points: ' "$T/out" && test -f "$T/sc.png"; echo $?) \
-    "loss_vs_probe.lua over two widths: 12 rows, a correlation per run and over all points, the PNG"
+st=$(test $rc -eq 0 && test "$(grep -cE '^w(8|16) +[1-6] ' "$T/out")" -eq 12 && grep -q '^Pearson correlation (val loss, probe top-1) of w8: ' "$T/out" &&
+    grep -q '^Pearson correlation (val loss, probe top-1) over all 12 points: ' "$T/out" && test -f "$T/sc.png"; echo $?)
+ok $st "loss_vs_probe.lua over two widths: 12 rows, a correlation per run and over all points, the PNG"
+[ "$st" -eq 0 ] || { echo "# status $rc"; sed 's/^/# /' "$T/out" "$T/err"; }
 finish

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "aim/bf16.h"
 #include "aim/job.h"
 #include "tap.h"
 
@@ -44,7 +45,8 @@ int main(void)
     /* values on the way in */
     aim_pretrain_spec s;
     aim_pretrain_spec_default(&s);
-    tap_ok(s.epochs == 5 && s.batch == 64 && s.lr == 1e-3 && !s.crop && s.flip &&
+    tap_ok(s.epochs == 0 && s.budget == 0 && s.steps == 0 && !strcmp(s.precision, "auto") &&
+               s.batch == 64 && s.lr == 1e-3 && !s.crop && s.flip &&
                s.val_every == 100 && s.probe_every == 300 && s.ckpt_minutes == 10 &&
                !strcmp(s.preset, "tiny") && !strcmp(s.on_nan, "skip") && !s.out,
            "pretrain defaults: the default experiment's recipe");
@@ -108,6 +110,45 @@ int main(void)
            "another preset keeps its shape");
     s.patch = 3;
     tap_ok(aim_pretrain_spec_config(&s, &c, &e) != 0, "a patch that does not divide: %s", e.msg);
+
+    /* the run's length and precision auto, resolved for the model's shape */
+    aim_config tiny, micro;
+    aim_pretrain_spec_default(&s);
+    aim_pretrain_spec_config(&s, &tiny, &e);
+    s.preset = "micro";
+    aim_pretrain_spec_config(&s, &micro, &e);
+    aim_config wide = tiny;
+    wide.width = 256;
+    tap_ok(aim_config_is_default_experiment(&tiny) && !aim_config_is_default_experiment(&micro) &&
+               !aim_config_is_default_experiment(&wide),
+           "the default experiment's shape: tiny 30x30 / 6 only");
+    aim_pretrain_spec_default(&s);
+    char note[400] = "";
+    aim_pretrain_spec_resolve(&s, &tiny, note, sizeof note);
+    const int bf16 = aim_bf16_check("", &e) == 0;
+    tap_ok(s.budget == AIM_DEFAULT_IMAGES && s.epochs == 0 &&
+               aim_pretrain_spec_steps(&s, 60000) == (AIM_DEFAULT_IMAGES + 63) / 64 &&
+               !strcmp(s.precision, bf16 ? "bf16" : "fp32") && (bf16 ? !note[0] : !!note[0]),
+           "default experiment: %d images (%lld steps of 64), precision %s%s%s",
+           AIM_DEFAULT_IMAGES, (long long)aim_pretrain_spec_steps(&s, 60000), s.precision,
+           note[0] ? "; " : "", note);
+    aim_pretrain_spec_default(&s);
+    aim_pretrain_spec_resolve(&s, &micro, note, sizeof note);
+    tap_ok(s.epochs == AIM_DEFAULT_EPOCHS && s.budget == 0 && !strcmp(s.precision, "fp32") &&
+               aim_pretrain_spec_steps(&s, 1000) == 79,
+           "another model: 5 epochs (79 steps of 64 over 1000 images), fp32");
+    aim_pretrain_spec_default(&s);
+    s.epochs = 2;
+    s.budget = 1000;
+    s.precision = "fp32";
+    aim_pretrain_spec_resolve(&s, &tiny, NULL, 0);
+    tap_ok(aim_pretrain_spec_steps(&s, 500) == 16 && !strcmp(s.precision, "fp32"),
+           "epochs win over budget; a stated precision stays");
+    s.epochs = 0;
+    tap_ok(aim_pretrain_spec_steps(&s, 500) == 16 && (s.steps = 7) &&
+               aim_pretrain_spec_steps(&s, 500) == 7 && (s.steps = 0, s.budget = 1) &&
+               aim_pretrain_spec_steps(&s, 500) == 1,
+           "budget 1000: 16 steps of 64; steps win over both; budget 1: one step");
 
     /* probe and LoRA jobs from their specs */
     aim_probe_spec ps;

@@ -137,6 +137,10 @@ void aim_job_run_dir(const char *name, char *buf, size_t len);
  * options, `aim run samples/pretrain.lua` and `aim` all run it. */
 #define AIM_DEFAULT_IMAGE 30
 #define AIM_DEFAULT_PATCH 6
+/* the default experiment's budget: 15 epochs of Fashion-MNIST, ~17.5 min in
+ * bf16 on 2 Zen 4 cores (docs/results.md); other models default to 5 epochs */
+#define AIM_DEFAULT_IMAGES 900000
+#define AIM_DEFAULT_EPOCHS 5
 
 typedef struct aim_pretrain_spec {
     /* the model and data (command line, aim.experiment) */
@@ -149,6 +153,7 @@ typedef struct aim_pretrain_spec {
     /* the recipe */
     int64_t steps;
     double epochs;
+    int64_t budget;           /* training images: the run's length */
     int64_t batch;
     double lr;
     int64_t warmup;
@@ -166,7 +171,7 @@ typedef struct aim_pretrain_spec {
     int checkpoints;
     int64_t val_every, val_images, probe_every, probe_images, recon_images, recon_every;
     int64_t every;
-    const char *precision;          /* "fp32" or "bf16" (aim_model_set_precision) */
+    const char *precision;          /* "auto", "fp32" or "bf16" (aim_model_set_precision) */
 } aim_pretrain_spec;
 
 extern const aim_opt aim_pretrain_options[];
@@ -176,6 +181,21 @@ void aim_pretrain_spec_default(aim_pretrain_spec *s);
  * overrides; the default preset without image/patch overrides is the
  * default experiment's 30x30 with patch 6. */
 int aim_pretrain_spec_config(const aim_pretrain_spec *s, aim_config *c, aim_err *e);
+
+/* The default experiment's shape: tiny at 30x30 with patch 6. */
+int aim_config_is_default_experiment(const aim_config *c);
+
+/* What "auto" and an unstated length mean for a model of shape c, written
+ * into s: precision auto is bf16 for the default experiment where bf16 runs
+ * (notice says when it cannot), else fp32; with no steps, epochs or budget,
+ * the default experiment gets AIM_DEFAULT_IMAGES images, others
+ * AIM_DEFAULT_EPOCHS epochs. Idempotent; aim_experiment_open and
+ * aim_pretrain_job_init both apply it. notice may be NULL. */
+void aim_pretrain_spec_resolve(aim_pretrain_spec *s, const aim_config *c, char *notice,
+                               size_t nlen);
+/* Optimiser steps for n training images: steps, else epochs, else budget
+ * (at least one epoch). */
+int64_t aim_pretrain_spec_steps(const aim_pretrain_spec *s, int64_t n);
 
 /* What `aim train` and aim.experiment open: the model (new with the seed,
  * from --init weights, or a checkpoint's with --resume, whose recipe then

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aim/bf16.h"
 #include "aim/dist.h"
 #include "aim/io.h"
 #include "aim/job.h"
@@ -63,10 +64,17 @@ const aim_opt aim_pretrain_options[] = {
     INT_(T, "head_depth", head_depth, 0, 0, 4096, "LH", "pixel-head depth (0: the preset's)", C),
     STR_(T, "init", init, NULL, "WEIGHTS", "start from these weights instead of a fresh init", C),
     INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C),
-    CHOICE_(T, "precision", precision, "fp32", "fp32|bf16", AIM_PRECISION_HELP, B),
-    /* the recipe */
-    INT_(T, "steps", steps, 0, 0, BIG, "N", "optimiser steps (0: from epochs)", B),
-    NUM_(T, "epochs", epochs, 5, 0, 1e6, "E", "passes over the training data when steps is 0", B),
+    CHOICE_(T, "precision", precision, "auto", "auto|fp32|bf16",
+            "linear layers' GEMMs in fp32, or bf16 inputs with fp32 sums (oneDNN, "
+            "AVX512_BF16); auto: bf16 for the default experiment where it runs, else fp32", B),
+    /* the recipe: its length is steps, else epochs, else budget, else the
+     * default experiment's budget (AIM_DEFAULT_IMAGES) or 5 epochs */
+    INT_(T, "steps", steps, 0, 0, BIG, "N", "optimiser steps (0: from epochs or budget)", B),
+    NUM_(T, "epochs", epochs, 0, 0, 1e6, "E",
+         "passes over the training data (0: from budget)", B),
+    INT_(T, "budget", budget, 0, 0, BIG, "N",
+         "the run's length in training images, when steps and epochs are 0 (0: 900000 for the "
+         "default experiment, else 5 epochs)", B),
     INT_(T, "batch", batch, 64, 1, 65536, "B", "images per step", B),
     NUM_(T, "lr", lr, 1e-3, 1e-12, 10, "LR", "peak learning rate", B),
     INT_(T, "warmup", warmup, -1, -1, BIG, "N", "warmup steps (-1: 2.5% of the steps)", B),
@@ -639,6 +647,55 @@ int aim_pretrain_spec_config(const aim_pretrain_spec *s, aim_config *c, aim_err 
     return aim_config_validate(c, e);
 }
 
+int aim_config_is_default_experiment(const aim_config *c)
+{
+    aim_config t;
+    aim_err e;
+    if (aim_config_preset("tiny", &t, &e) != 0)
+        return 0;
+    return c->image == AIM_DEFAULT_IMAGE && c->patch == AIM_DEFAULT_PATCH &&
+           c->channels == t.channels && c->width == t.width && c->depth == t.depth &&
+           c->heads == t.heads && c->head_width == t.head_width && c->head_depth == t.head_depth;
+}
+
+/* "auto" and the run's length made concrete for the model's shape, so that
+ * every door (aim train, aim.experiment's options, aim.pretrain) trains
+ * alike and run.json says what ran */
+void aim_pretrain_spec_resolve(aim_pretrain_spec *s, const aim_config *c, char *notice,
+                               size_t nlen)
+{
+    const int dflt = aim_config_is_default_experiment(c);
+    if (!s->precision || !strcmp(s->precision, "auto")) {
+        aim_err why;
+        const int bf16 = dflt && aim_bf16_check("", &why) == 0;
+        s->precision = bf16 ? "bf16" : "fp32";
+        if (dflt && !bf16 && notice && nlen) { /* the reason, without its "bf16: ... use fp32" */
+            const char *r = strstr(why.msg, ": "), *u;
+            r = r ? r + 2 : why.msg;
+            u = strstr(r, "; use fp32");
+            snprintf(notice, nlen,
+                     "the default experiment runs in fp32, about 2-3x longer than in bf16: %.*s",
+                     u ? (int)(u - r) : (int)strlen(r), r);
+        }
+    }
+    if (s->steps <= 0 && s->epochs <= 0 && s->budget <= 0) {
+        if (dflt)
+            s->budget = AIM_DEFAULT_IMAGES;
+        else
+            s->epochs = AIM_DEFAULT_EPOCHS;
+    }
+}
+
+int64_t aim_pretrain_spec_steps(const aim_pretrain_spec *s, int64_t n)
+{
+    const double b = s->batch > 0 ? (double)s->batch : 1;
+    int64_t steps = s->steps > 0    ? s->steps
+                    : s->epochs > 0 ? (int64_t)ceil(s->epochs * (double)n / b)
+                    : s->budget > 0 ? (int64_t)ceil((double)s->budget / b)
+                                    : (int64_t)ceil(AIM_DEFAULT_EPOCHS * (double)n / b);
+    return steps > 0 ? steps : (int64_t)ceil((double)n / b); /* one epoch */
+}
+
 static char *checkpoint_path(const char *from, aim_err *e)
 {
     return aim_is_dir(from) ? aim_checkpoint_latest(from, e) : aim_xstrdup(from);
@@ -708,6 +765,12 @@ int aim_experiment_open(aim_pretrain_spec *s, aim_experiment *x, char *notice, s
         snprintf(name, sizeof name, "pretrain-%.40s", s->preset ? s->preset : "tiny");
         aim_job_run_dir(name, x->out, sizeof x->out);
         s->out = x->out;
+    }
+    char n3[400] = "";
+    aim_pretrain_spec_resolve(s, &c, n3, sizeof n3);
+    if (notice && nlen && n3[0]) {
+        size_t l = strlen(notice);
+        snprintf(notice + l, nlen - l, "%s%s", l ? "\n" : "", n3);
     }
     if (!x->model) {
         c.nmean = c.channels;
@@ -843,8 +906,11 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
         return aim_errf(e, "checkpoints need a run folder (option out)");
     /* the precision is the model's, set here for every door (a checkpoint
      * holds fp32 weights: a run resumes in either precision) */
+    aim_pretrain_spec rs = *s; /* auto and the run's length made concrete */
+    aim_pretrain_spec_resolve(&rs, c, NULL, 0);
+    s = &rs;
     aim_precision prec = AIM_PREC_FP32;
-    if (aim_precision_parse(s->precision ? s->precision : "fp32", &prec, e) != 0 ||
+    if (aim_precision_parse(s->precision, &prec, e) != 0 ||
         aim_model_set_precision(m, prec, e) != 0)
         return -1;
     po->precision = prec;
@@ -863,10 +929,7 @@ int aim_pretrain_job_init(aim_pretrain_job *j, const aim_pretrain_spec *s, aim_m
         j->resumed = 1;
     } else {
         po->batch = (int)s->batch;
-        po->steps = s->steps > 0 ? s->steps
-                                 : (int64_t)ceil(s->epochs * (double)ds->n / (double)s->batch);
-        if (po->steps <= 0)
-            po->steps = (ds->n + po->batch - 1) / po->batch; /* one epoch */
+        po->steps = aim_pretrain_spec_steps(s, ds->n);
         po->lr = (float)s->lr;
         po->warmup = s->warmup;
         po->adamw.weight_decay = (float)s->wd;
