@@ -554,6 +554,32 @@ static void test_gelu(aim_rng *rng)
         free(od), free(xd), free(dd);
     }
 
+    /* both vector widths, each on its own: 8 (AVX2 / baseline, what a CPU
+     * without AVX-512 runs) and 16 (AVX-512) give the same bits, forward,
+     * derivative and backward, tails included (n is not a multiple of 16) */
+    {
+        size_t nw = 1013;
+        float *f8 = fbuf(nw), *a8 = fbuf(nw), *b8 = fbuf(nw), *f16 = fbuf(nw),
+              *a16 = fbuf(nw), *b16 = fbuf(nw), *ref8 = fbuf(nw);
+        int ok8 = gelu_span_width(8, 1, f8, a8, x, gr, nw) == 0 &&
+                  gelu_span_width(8, 2, b8, NULL, x, gr, nw) == 0;
+        gelu_forward_naive(ref8, x, nw);
+        double e8 = rel_err(f8, ref8, nw);
+        tap_ok(ok8 && e8 < 1e-5 && gelu_span_width(4, 0, f8, NULL, x, NULL, nw) != 0,
+               "gelu's 8-wide kernel on its own: vs naive %.1e (another width is refused)", e8);
+        if (gelu_span_width(16, 1, f16, a16, x, gr, nw) != 0) {
+            tap_skip("no 16-wide GELU here (not built, or no AVX-512 on this CPU)");
+        } else {
+            gelu_span_width(16, 2, b16, NULL, x, gr, nw);
+            tap_ok(!memcmp(f8, f16, nw * sizeof *f8) && !memcmp(a8, a16, nw * sizeof *a8) &&
+                       !memcmp(b8, b16, nw * sizeof *b8),
+                   "gelu's 8- and 16-wide kernels: the same bits on %zu values (forward, "
+                   "derivative, backward)",
+                   nw);
+        }
+        free(f8), free(a8), free(b8), free(f16), free(a16), free(b16), free(ref8);
+    }
+
     /* a dense sweep: relative error of gelu and of Phi, every |x| <= 14 */
     size_t ns = 2800001;
     float *xs = fbuf(ns), *os = fbuf(ns);

@@ -97,6 +97,12 @@ void gelu_forward_deriv(float *out, float *x, size_t n);
 void gelu_forward_bf16(float *out, uint16_t *out16, float *x, int deriv, size_t n);
 /* d = d * deriv, deriv from gelu_forward_deriv (overwrites). */
 void gelu_backward_deriv(float *d, const float *deriv, size_t n);
+/* One vector width's span kernel on one thread, for the tests that compare
+ * the widths (the passes above pick 16 where the CPU runs AVX-512, else 8):
+ * kind 0 out = gelu(inp); 1 also aux = gelu'(inp); 2 out = g * gelu'(inp).
+ * -1 when that width is not built or not runnable here. */
+int gelu_span_width(int width, int kind, float *out, float *aux, const float *inp,
+                    const float *g, size_t n);
 void gelu_forward_naive(float *out, const float *inp, size_t n);
 void gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t n);
 

@@ -164,3 +164,31 @@ void gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
 }
+
+/* ---------------------------------------------------------------- widths */
+
+int gelu_span_width(int width, int kind, float *out, float *aux, const float *inp,
+                    const float *g, size_t n)
+{
+    // out [n], aux [n] (kind 1), inp [n], g [n] (kind 2)
+    if (width == 16) {
+#ifdef AIM_VEC_CLONES
+        if (!gelu_wide())
+            return -1;
+        if (kind == 2)
+            gelu_bwd_span16(out, inp, g, n, 0);
+        else
+            gelu_fwd_span16(out, kind == 1 ? aux : NULL, inp, n);
+        return 0;
+#else
+        return -1;
+#endif
+    }
+    if (width != 8)
+        return -1;
+    if (kind == 2)
+        gelu_bwd_span8(out, inp, g, n, 0);
+    else
+        gelu_fwd_span8(out, kind == 1 ? aux : NULL, inp, n);
+    return 0;
+}
