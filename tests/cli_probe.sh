@@ -69,4 +69,17 @@ expect_error "exclude" "--blocks with --sweep" probe "$W" $P --blocks 1 --sweep
 run_aim probe "$W" $P --blocks 1 --mirror --out "$T/runs/mirror"
 ok $(test $rc -eq 0 && grep -q '"mirror":1' "$T/runs/mirror/run.json" && grep -q '^1 .*attentive' "$T/out"; echo $?) "--mirror probes, run.json records it"
 expect_error "mirror needs a trunk" "--mirror with --raw" probe $P --raw --mirror
+# aim.probe in a script: `aim run` shows its epochs as a probe's, not as
+# training steps (no lr, gradient norm or img/s)
+cat >"$T/p.lua" <<EOF
+local aim = require "aim"
+local m = aim.load("$W")
+local c = m:config()
+local tr = aim.data.synthetic{n = 300, channels = c.channels, size = c.image}
+local te = aim.data.synthetic{n = 200, channels = c.channels, size = c.image, seed = 1}
+aim.probe(m, tr, te, {blocks = {1}, epochs = 3, batch = 50})
+EOF
+run_aim run "$T/p.lua"
+ok $(test $rc -eq 0 && grep -q '^probe epoch 1/3  loss [0-9]' "$T/err" && grep -q '^probe epoch 3/3 ' "$T/err" &&
+    ! grep -q 'img/s' "$T/err"; echo $?) "aim run: a probe's progress is its epochs ($(grep -c '^probe epoch' "$T/err") lines)"
 finish

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cmd/common.h"
 #include "cmd/progress.h"
@@ -83,6 +84,19 @@ static void step_line(cmd_progress *p, const aim_step_info *s)
         p->open_line = p->tty;
 }
 
+/* a probe publishes a step per epoch with its training loss only (no lr,
+ * gradient norm or throughput): its own line, not a training step's */
+static void probe_epoch_line(cmd_progress *p, const aim_step_info *s)
+{
+    int last = s->step == s->total;
+    int64_t every = s->total / 20 > 0 ? s->total / 20 : 1;
+    if (!p->tty && !last && s->step % every && s->step != 1)
+        return;
+    fprintf(stderr, "%sprobe epoch %lld/%lld  loss %.4f%s", p->tty ? "\r\033[K" : "",
+            (long long)s->step, (long long)s->total, s->loss, p->tty ? "" : "\n");
+    p->open_line = p->tty;
+}
+
 void cmd_progress_event(void *ctx, const aim_event *ev)
 {
     cmd_progress *p = ctx;
@@ -94,7 +108,10 @@ void cmd_progress_event(void *ctx, const aim_event *ev)
         fprintf(stderr, "aim %s: %s\n", ev->job, ev->text ? ev->text : "");
         break;
     case AIM_EV_STEP:
-        step_line(p, ev->step);
+        if (ev->job && !strcmp(ev->job, "probe"))
+            probe_epoch_line(p, ev->step);
+        else
+            step_line(p, ev->step);
         break;
     case AIM_EV_PAUSE:
     case AIM_EV_RESUME:
