@@ -4,7 +4,8 @@
 -- train --ckpt-every N --keep 0`, or the widths of samples/scaling.lua
 -- with out=DIR): the validation loss (the val_loss `aim train` logs: the
 -- same images, prefixes and normalisation, so a checkpoint at a validation
--- step gives the logged number) and the top-1 of an attentive probe
+-- step gives the logged number; always in fp32, so a bf16 run logged its
+-- own precision's, about 0.2% higher) and the top-1 of an attentive probe
 -- trained on its frozen trunk (aim.probe, the middle blocks by default).
 -- Prints a table and the Pearson correlation of the two (per run and, with
 -- several runs, over all points), and writes the plot (top-1 against loss,
