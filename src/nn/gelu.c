@@ -171,24 +171,19 @@ int gelu_span_width(int width, int kind, float *out, float *aux, const float *in
                     const float *g, size_t n)
 {
     // out [n], aux [n] (kind 1), inp [n], g [n] (kind 2)
-    if (width == 16) {
 #ifdef AIM_VEC_CLONES
-        if (!gelu_wide())
-            return -1;
-        if (kind == 2)
-            gelu_bwd_span16(out, inp, g, n, 0);
-        else
-            gelu_fwd_span16(out, kind == 1 ? aux : NULL, inp, n);
-        return 0;
-#else
+    if (width != 8 && (width != 16 || !gelu_wide()))
         return -1;
-#endif
-    }
+#define ONE_WIDTH(name, ...) (width == 16 ? name##16(__VA_ARGS__) : name##8(__VA_ARGS__))
+#else
     if (width != 8)
         return -1;
+#define ONE_WIDTH(name, ...) name##8(__VA_ARGS__)
+#endif
     if (kind == 2)
-        gelu_bwd_span8(out, inp, g, n, 0);
+        ONE_WIDTH(gelu_bwd_span, out, inp, g, n, 0);
     else
-        gelu_fwd_span8(out, kind == 1 ? aux : NULL, inp, n);
+        ONE_WIDTH(gelu_fwd_span, out, kind == 1 ? aux : NULL, inp, n);
+#undef ONE_WIDTH
     return 0;
 }
