@@ -26,11 +26,18 @@ void cmd_progress_output(void *ctx, const char *text, size_t len)
     fflush(stdout);
 }
 
+/* a line for this step? On a terminal every one (it redraws in place);
+ * elsewhere the first, the last and every twentieth of the run */
+static int line_due(const aim_step_info *s, int tty)
+{
+    int64_t every = s->total / 20 > 0 ? s->total / 20 : 1;
+    return tty || s->step == s->total || s->step % every == 0 || s->step == 1;
+}
+
 int cmd_step_line(const aim_step_info *s, int tty)
 {
     int last = s->step == s->total;
-    int64_t every = s->total / 20 > 0 ? s->total / 20 : 1;
-    if (!tty && !last && s->step % every && s->step != 1)
+    if (!line_due(s, tty))
         return 0;
     char eta[32], el[32];
     cmd_duration(s->eta_s, eta, sizeof eta);
@@ -88,9 +95,7 @@ static void step_line(cmd_progress *p, const aim_step_info *s)
  * gradient norm or throughput): its own line, not a training step's */
 static void probe_epoch_line(cmd_progress *p, const aim_step_info *s)
 {
-    int last = s->step == s->total;
-    int64_t every = s->total / 20 > 0 ? s->total / 20 : 1;
-    if (!p->tty && !last && s->step % every && s->step != 1)
+    if (!line_due(s, p->tty))
         return;
     fprintf(stderr, "%sprobe epoch %lld/%lld  loss %.4f%s", p->tty ? "\r\033[K" : "",
             (long long)s->step, (long long)s->total, s->loss, p->tty ? "" : "\n");

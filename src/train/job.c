@@ -65,8 +65,8 @@ const aim_opt aim_pretrain_options[] = {
     STR_(T, "init", init, NULL, "WEIGHTS", "start from these weights instead of a fresh init", C),
     INT_(T, "threads", threads, 0, 0, 4096, "T", "threads for OpenMP and OpenBLAS (0: all)", C),
     CHOICE_(T, "precision", precision, "auto", "auto|fp32|bf16",
-            "linear layers' GEMMs in fp32, or bf16 inputs with fp32 sums (oneDNN, "
-            "AVX512_BF16); auto: bf16 for the default experiment where it runs, else fp32", B),
+            AIM_PRECISION_HELP "; auto: bf16 for the default experiment where it runs, else fp32",
+            B),
     /* the recipe: its length is steps, else epochs, else budget, else the
      * default experiment's budget (AIM_DEFAULT_IMAGES) or 5 epochs */
     INT_(T, "steps", steps, 0, 0, BIG, "N", "optimiser steps (0: from epochs or budget)", B),
