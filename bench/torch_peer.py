@@ -231,7 +231,12 @@ def run_aim(args, preset, threads, prec):
     if r.returncode != 0:
         sys.exit("aim bench failed:\n" + r.stdout + r.stderr)
     b = json.loads(r.stdout)
-    out = {"peak": b["peak_flops_per_s"] / 1e9, "rss_mb": b["peak_rss_bytes"] / 2**20}
+    # the peak the MFU is against: fp32 on oneDNN's matmul (fp32_gemm) uses dnnl_f32's
+    peak = b["peak_flops_per_s"]
+    if b.get("precision") == "fp32" and b.get("fp32_gemm") == "onednn" and "dnnl_f32" in b:
+        peak = b["dnnl_f32"]["peak_flops_per_s"]
+    out = {"peak": peak / 1e9, "rss_mb": b["peak_rss_bytes"] / 2**20,
+           "gemm": b.get("fp32_gemm", "openblas") if b.get("precision") == "fp32" else "onednn"}
     for key, part in (("train", "training"), ("forward", "forward")):
         out[key] = b[part]["img_per_s"]
         out[key + "_mfu"] = 100 * b[part]["mfu"]

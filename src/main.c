@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "aim/bf16.h"
+#include "aim/model.h"
 #include "aim/dist.h"
 #include "aim/prof.h"
 #include "cmd/cmd.h"
@@ -196,6 +197,12 @@ int main(int argc, char **argv)
             printf("bf16: yes (oneDNN, CPU ISA %s)\n", aim_bf16_isa());
         else
             printf("bf16: no (%s)\n", be.msg);
+        aim_gemm fg;
+        const char *why;
+        if (aim_gemm_resolve(AIM_GEMM_AUTO, &fg, &why, &be) == 0)
+            printf("fp32 GEMMs: %s (%s)\n", aim_gemm_name(fg), why);
+        else
+            printf("fp32 GEMMs: %s\n", be.msg);
         free(samples);
         return 0;
     }

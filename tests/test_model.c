@@ -826,6 +826,8 @@ static void case_gemm_peak(void)
            "no batch or no time: no peak");
 }
 
+static void run_cases_gemm(void);
+
 /* Each case reports its own checks: a failure in one does not end the rest. */
 static void run_case(const char *name, void (*fn)(void))
 {
@@ -835,11 +837,79 @@ static void run_case(const char *name, void (*fn)(void))
     tap_diag("case %s: %d checks, %d failed", name, tap_n - n0, tap_failed - f0);
 }
 
+/* The same fixture, its loss and every gradient with the fp32 GEMMs on
+ * OpenBLAS and on oneDNN: the same products summed in another order */
+static void case_gemm_libraries(void)
+{
+    fixture f;
+    aim_err e = {{0}};
+    if (fixture_new(&f) != 0)
+        return;
+    float l1, l2;
+    if (!tap_ok(aim_model_set_gemm(f.m, AIM_GEMM_OPENBLAS, &e) == 0, "fp32 GEMMs on OpenBLAS%s%s",
+                *e.msg ? ": " : "", e.msg))
+        goto out;
+    float *g1 = fixture_grad(&f, &l1);
+    tap_ok(!strcmp(aim_model_gemm(f.m), "openblas"), "the model says openblas (%s)",
+           aim_model_gemm(f.m));
+    if (aim_model_set_gemm(f.m, AIM_GEMM_ONEDNN, &e) != 0) {
+        tap_skip(e.msg);
+        free(g1);
+        goto out;
+    }
+    float *g2 = fixture_grad(&f, &l2);
+    tap_ok(!strcmp(aim_model_gemm(f.m), "onednn"), "the model says onednn (%s)",
+           aim_model_gemm(f.m));
+    double worst = 0;
+    for (int i = 0; i < f.p->n; i++) {
+        const aim_param *t = &f.p->t[i];
+        double d = 0, n = 0;
+        for (size_t k = 0; k < t->numel; k++) {
+            double a = g1[t->offset + k], b = g2[t->offset + k];
+            d += (a - b) * (a - b);
+            n += a * a;
+        }
+        double rel = sqrt(d / (n + 1e-30));
+        worst = isnan(rel) || rel > worst ? rel : worst;
+    }
+    tap_ok(fabs((double)l1 - l2) <= 1e-5 * fabs((double)l1) && l1 != 0,
+           "fp32 loss on OpenBLAS %.8f, on oneDNN %.8f", l1, l2);
+    tap_ok(worst <= 1e-4, "every gradient tensor on oneDNN within 1e-4 (relative RMS) of "
+                          "OpenBLAS's (worst %.2e)", worst);
+    free(g1);
+    free(g2);
+out:
+    fixture_free(&f);
+}
+
 int main(void)
 {
     run_case("presets", case_presets);
     run_case("param_table", case_param_table);
     run_case("init", case_init);
+    run_case("gemm_libraries", case_gemm_libraries);
+    /* every case that runs the model, with the fp32 GEMMs on each library
+     * (the models made below resolve AIM_GEMM_AUTO from AIM_GEMM) */
+    static const char *const lib[] = {"openblas", "onednn"};
+    for (int li = 0; li < 2; li++) {
+        aim_err e = {{0}};
+        aim_gemm g;
+        setenv("AIM_GEMM", lib[li], 1);
+        if (aim_gemm_resolve(AIM_GEMM_AUTO, &g, NULL, &e) != 0) {
+            tap_skip(e.msg);
+            continue;
+        }
+        tap_diag("fp32 GEMMs on %s", lib[li]);
+        run_cases_gemm();
+    }
+    unsetenv("AIM_GEMM");
+    run_case("gemm_shapes", case_gemm_shapes);
+    run_case("gemm_peak", case_gemm_peak);
+    return tap_done();
+}
+
+static void run_cases_gemm(void)
+{
     run_case("gradient", case_gradient);
     run_case("backward_accumulates", case_backward_accumulates);
     run_case("frozen", case_frozen);
@@ -852,7 +922,4 @@ int main(void)
     run_case("features", case_features);
     run_case("set_norm", case_set_norm);
     run_case("save_load", case_save_load);
-    run_case("gemm_shapes", case_gemm_shapes);
-    run_case("gemm_peak", case_gemm_peak);
-    return tap_done();
 }

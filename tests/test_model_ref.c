@@ -777,9 +777,23 @@ int main(void)
      * whether it uses norm_eps (and the targets whether they do not) */
     rcfg cc = {"(c) C=3 8px p2 D16 L1 NH4 Dh8 Lh0 eps0.25", 3, 8, 2, 16, 1, 4, 8, 0, 0.25, "0.25",
                NULL, NULL};
-    run_config(&a, 1);
-    run_config(&b, 2);
-    run_config(&cc, 3);
+    /* with the fp32 GEMMs on each library (models resolve AIM_GEMM_AUTO from
+     * AIM_GEMM) */
+    static const char *const lib[] = {"openblas", "onednn"};
+    for (int li = 0; li < 2; li++) {
+        aim_err e = {{0}};
+        aim_gemm g;
+        setenv("AIM_GEMM", lib[li], 1);
+        if (aim_gemm_resolve(AIM_GEMM_AUTO, &g, NULL, &e) != 0) {
+            tap_skip(e.msg);
+            continue;
+        }
+        tap_diag("fp32 GEMMs on %s", lib[li]);
+        run_config(&a, 1);
+        run_config(&b, 2);
+        run_config(&cc, 3);
+    }
+    unsetenv("AIM_GEMM");
     check_load_errors();
     tap_diag("worst: loss rel %.3e, predictions %.3e, targets %.3e, trunk %.3e", worst_loss_rel,
              worst_pred, worst_targ, worst_trunk);

@@ -91,8 +91,9 @@ int aim_bf16_prepare(aim_bf16_ctx *c, int IC, int OC, aim_err *e);
 const char *aim_bf16_impl(const aim_bf16_ctx *c, int IC, int OC);
 
 /* The GEMMs of a prepared layer, run by thread tid (its own stream, memory
- * objects and scratch). bf16 operands hold aim_bf16_rows_padded(R) rows,
- * the pad rows zero; fp32 results have R rows.
+ * objects and scratch). Operands and results have R rows (any R >= 0): whole
+ * tiles are read in place, the last partial tile is copied into the
+ * thread's operand tile with zero pad rows, so nothing past row R is read.
  *   forward: out[R,OC] = inp[R,IC] @ w[OC,IC]^T           (overwrites)
  *   dinp:    dinp[R,IC] = dout[R,OC] @ w[OC,IC]           (overwrites)
  *   dweight: dw[OC,IC] = beta dw + dout[R,OC]^T @ inp[R,IC]  (beta 0 or 1) */
@@ -104,14 +105,21 @@ void aim_bf16_dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const uin
                       const uint16_t *inp, int R, int IC, int OC);
 
 
-/* The forward GEMM on fp32 operands through oneDNN's fp32 matmul, for
- * measuring it against OpenBLAS's sgemm (aim bench's "oneDNN fp32" peak);
- * the model's fp32 arithmetic is OpenBLAS's. A context from
+/* The same GEMMs on fp32 operands through oneDNN's fp32 matmul: the
+ * model's fp32 GEMMs where oneDNN beats OpenBLAS's sgemm (aim_model's
+ * fp32 GEMM choice), and aim bench's "oneDNN fp32" peak. A context from
  * aim_dnnl_f32_ctx_new (no AVX512_BF16 needed) takes aim_bf16_prepare and
- * aim_bf16_impl as a bf16 one does; inp holds aim_bf16_rows_padded(R) rows,
- * the pad rows zero. NULL with a message when built without oneDNN. */
+ * aim_bf16_impl as a bf16 one does. NULL with a message when built without
+ * oneDNN. */
 aim_bf16_ctx *aim_dnnl_f32_ctx_new(int nthreads, aim_err *e);
 void aim_dnnl_f32_forward(aim_bf16_ctx *c, int tid, float *out, const float *inp,
                           const float *w, int R, int IC, int OC);
+void aim_dnnl_f32_dinp(aim_bf16_ctx *c, int tid, float *dinp, const float *dout,
+                       const float *w, int R, int IC, int OC);
+void aim_dnnl_f32_dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const float *dout,
+                          const float *inp, int R, int IC, int OC);
+/* 1 when oneDNN runs its AVX-512 kernels here (fp32: avx512_core or
+ * above; DNNL_MAX_CPU_ISA can lower it); 0 otherwise or without oneDNN */
+int aim_dnnl_avx512(void);
 
 #endif

@@ -305,6 +305,31 @@ aim_precision aim_model_precision(const aim_model *m);
 /* oneDNN's implementation of the bf16 GEMMs (the MLP's fc1), NULL in fp32 */
 const char *aim_model_bf16_impl(const aim_model *m);
 
+/* Which library runs the fp32 GEMMs of the linear layers: OpenBLAS's sgemm
+ * or oneDNN's fp32 matmul (the same products in fp32; their sums differ in
+ * order, so in the last bits). AUTO, the default, picks oneDNN where
+ * OpenBLAS runs AVX2 kernels on a CPU on which oneDNN runs AVX-512 ones (an
+ * OPENBLAS_CORETYPE such as Haswell on an AVX-512 CPU: there oneDNN's fp32
+ * matmul is 1.7-2x sgemm on the model's shapes, docs/performance.md) and
+ * OpenBLAS everywhere else. The environment variable AIM_GEMM
+ * (auto|openblas|onednn) overrides AUTO for every model of the process. */
+typedef enum { AIM_GEMM_AUTO = 0, AIM_GEMM_OPENBLAS = 1, AIM_GEMM_ONEDNN = 2 } aim_gemm;
+/* "openblas" / "onednn" ("auto" for AIM_GEMM_AUTO) */
+const char *aim_gemm_name(aim_gemm g);
+/* AUTO made concrete: AIM_GEMM if set, else the rule above. -1 with a
+ * message naming AIM_GEMM when it is neither of the three, or onednn where
+ * oneDNN is not built in. *why (may be NULL) gets the reason in words. */
+int aim_gemm_resolve(aim_gemm g, aim_gemm *out, const char **why, aim_err *e);
+/* Set m's fp32 GEMM library (AUTO resolved here); -1 with a message as
+ * aim_gemm_resolve. Takes effect at the next pass. */
+int aim_model_set_gemm(aim_model *m, aim_gemm g, aim_err *e);
+/* what runs m's linear layers' GEMMs now: "openblas", "onednn" (fp32), or
+ * "onednn bf16" */
+const char *aim_model_gemm(const aim_model *m);
+/* the same for a new model in precision p (AIM_GEMM_AUTO resolved; "?" if
+ * AIM_GEMM is bad), for run.json */
+const char *aim_gemm_label(aim_precision p);
+
 /* Bytes of activation memory for batch B (for bench / messages). */
 size_t aim_model_activation_bytes(const aim_config *c, int B);
 

@@ -81,5 +81,8 @@ int aim_runlog_recon(aim_runlog *l, int64_t step, const float *out, int n, int C
  * `aim runs` reads). JSON strings: aim_json_string (aim/json.h). */
 void aim_json_job(FILE *f, const char *kind, const char *weights);
 void aim_json_config(FILE *f, const aim_config *c);
+/* ,"precision":"fp32","gemm":"onednn": a job's precision and what ran its
+ * GEMMs (aim_gemm_label) */
+void aim_json_precision(FILE *f, aim_precision p);
 
 #endif

@@ -18,6 +18,7 @@
 #include "aim/dist.h"
 #include "aim/io.h"
 #include "aim/json.h"
+#include "aim/model.h"
 #include "aim/metrics.h"
 #include "aim/runlog.h"
 
@@ -358,6 +359,12 @@ void aim_json_job(FILE *f, const char *kind, const char *weights)
     aim_json_string(f, kind);
     fprintf(f, ",\"weights\":");
     aim_json_string(f, weights);
+}
+
+void aim_json_precision(FILE *f, aim_precision p)
+{
+    fprintf(f, ",\"precision\":\"%s\",\"gemm\":\"%s\"", aim_precision_name(p),
+            aim_gemm_label(p));
 }
 
 void aim_json_config(FILE *f, const aim_config *c)

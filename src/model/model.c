@@ -201,7 +201,11 @@ aim_model *model_shell(const aim_config *c, aim_err *e)
 {
     if (aim_config_validate(c, e) != 0)
         return NULL;
+    aim_gemm g;
+    if (aim_gemm_resolve(AIM_GEMM_AUTO, &g, NULL, e) != 0)
+        return NULL;
     aim_model *m = aim_xcalloc(1, sizeof *m);
+    m->gemm = g;
     m->cfg = *c;
     m->N = aim_config_tokens(c);
     m->P = aim_config_patch_dim(c);
@@ -278,6 +282,7 @@ void aim_model_free(aim_model *m)
         free(m->gslot[i]);
     free(m->gslot);
     model_bf16_free(m); /* before a.blk: it clears the bf16 copies' pointers there */
+    aim_bf16_ctx_free(m->dnf);
     free(m->a.blk);
     free(m->a.hblk);
     free(m->fb_in);

@@ -129,10 +129,13 @@ struct aim_model {
      * GEMMs take bf16 operands through bf (oneDNN), fp32 otherwise */
     aim_precision prec;
     aim_bf16_ctx *bf;           /* NULL in fp32 */
+    aim_gemm gemm;              /* fp32's GEMM library (never AUTO) */
+    aim_bf16_ctx *dnf;          /* oneDNN's fp32 GEMMs (gemm == AIM_GEMM_ONEDNN), made at
+                                   the first pass (aim_model_reserve) */
     uint16_t *w16;              /* [w16_n] bf16 copy of p.data, made at each forward */
     size_t w16_n;
-    uint16_t **a16;             /* [2 * bf threads] per thread: an operand [pad(R), wide] and
-                                   a gradient [pad(R), wide] in bf16 */
+    uint16_t **a16;             /* [2 * bf threads] per thread: an operand [R, wide] and a
+                                   gradient [R, wide] in bf16 */
     size_t a16_n;               /* elements of each */
     uint16_t *act16;            /* [act16_n] the activations' bf16 copies (block_acts) */
     size_t act16_n;

@@ -23,6 +23,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cblas.h>
 
@@ -242,7 +243,7 @@ static int bf16_buffers(aim_model *m, int B, aim_err *e)
         if (!m->w16)
             return aim_errf(e, "out of memory for the bf16 weights");
     }
-    size_t n = aim_bf16_rows_padded((size_t)B * m->N) * bf16_wide(m);
+    size_t n = (size_t)B * m->N * bf16_wide(m);
     int nb = 2 * aim_bf16_ctx_threads(m->bf);
     if (n > m->a16_n) {
         if (!m->a16)
@@ -281,6 +282,30 @@ void model_bf16_free(aim_model *m)
     m->prec = AIM_PREC_FP32;
 }
 
+/* threads a oneDNN context is made for: the pass's team size at most */
+static int dnnl_threads(void)
+{
+    int nt = omp_get_max_threads();
+    return nt > AIM_PROF_MAX_THREADS ? AIM_PROF_MAX_THREADS : nt;
+}
+
+/* the GEMMs of every linear layer's shape (IC -> OC) in context c */
+static int prepare_shapes(const aim_model *m, aim_bf16_ctx *c, aim_err *e)
+{
+    const int D = m->D, Dh = m->Dh;
+    const int shapes[][2] = {{m->CPP, D}, {D, 3 * D},      {D, D},        {D, 4 * D}, {4 * D, D},
+                             {D, Dh},     {Dh, 4 * Dh},    {4 * Dh, Dh},  {Dh, m->P}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (m->L == 0 && i >= 1 && i <= 4)
+            continue;
+        if (m->Lh == 0 && (i == 6 || i == 7))
+            continue;
+        if (aim_bf16_prepare(c, shapes[i][0], shapes[i][1], e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int aim_model_set_precision(aim_model *m, aim_precision p, aim_err *e)
 {
     if (p == m->prec)
@@ -289,25 +314,12 @@ int aim_model_set_precision(aim_model *m, aim_precision p, aim_err *e)
         model_bf16_free(m);
         return 0;
     }
-    int nt = omp_get_max_threads();
-    if (nt > AIM_PROF_MAX_THREADS)
-        nt = AIM_PROF_MAX_THREADS;
-    aim_bf16_ctx *bf = aim_bf16_ctx_new(nt, e);
+    aim_bf16_ctx *bf = aim_bf16_ctx_new(dnnl_threads(), e);
     if (!bf)
         return -1;
-    const int D = m->D, Dh = m->Dh;
-    /* every linear layer's shape (IC -> OC) */
-    const int shapes[][2] = {{m->CPP, D}, {D, 3 * D},      {D, D},        {D, 4 * D}, {4 * D, D},
-                             {D, Dh},     {Dh, 4 * Dh},    {4 * Dh, Dh},  {Dh, m->P}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        if (m->L == 0 && i >= 1 && i <= 4)
-            continue;
-        if (m->Lh == 0 && (i == 6 || i == 7))
-            continue;
-        if (aim_bf16_prepare(bf, shapes[i][0], shapes[i][1], e) != 0) {
-            aim_bf16_ctx_free(bf);
-            return -1;
-        }
+    if (prepare_shapes(m, bf, e) != 0) {
+        aim_bf16_ctx_free(bf);
+        return -1;
     }
     m->bf = bf;
     m->prec = p;
@@ -328,6 +340,110 @@ const char *aim_model_bf16_impl(const aim_model *m)
     return m->bf ? aim_bf16_impl(m->bf, m->D, 4 * m->D) : NULL;
 }
 
+/* ------------------------------------------------------------ fp32 GEMMs
+ * OpenBLAS's sgemm, or oneDNN's fp32 matmul through the same tiled
+ * primitives as bf16 (a context of fp32 operands, m->dnf) where OpenBLAS
+ * is held to AVX2 kernels on an AVX-512 CPU (aim/model.h). */
+
+const char *aim_gemm_name(aim_gemm g)
+{
+    return g == AIM_GEMM_ONEDNN ? "onednn" : g == AIM_GEMM_OPENBLAS ? "openblas" : "auto";
+}
+
+/* OpenBLAS's AVX-512 kernels (openblas_get_corename()) */
+static int blas_core_avx512(const char *core)
+{
+    static const char *const k[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (core && !strcasecmp(core, k[i]))
+            return 1;
+    return 0;
+}
+
+int aim_gemm_resolve(aim_gemm g, aim_gemm *out, const char **why, aim_err *e)
+{
+    const char *w = "asked for";
+    if (g == AIM_GEMM_AUTO) {
+        const char *env = getenv("AIM_GEMM");
+        if (env && *env && strcmp(env, "auto") != 0) {
+            if (!strcmp(env, "openblas"))
+                g = AIM_GEMM_OPENBLAS;
+            else if (!strcmp(env, "onednn"))
+                g = AIM_GEMM_ONEDNN;
+            else
+                return aim_errf(e, "AIM_GEMM must be auto, openblas or onednn (got '%s')", env);
+            w = "AIM_GEMM";
+        } else if (!aim_dnnl_avx512()) {
+            g = AIM_GEMM_OPENBLAS;
+#ifdef HAVE_DNNL
+            w = "auto: oneDNN has no AVX-512 kernels here";
+#else
+            w = "auto: built without oneDNN";
+#endif
+        } else if (blas_core_avx512(aim_blas_core())) {
+            g = AIM_GEMM_OPENBLAS;
+            w = "auto: OpenBLAS runs its AVX-512 kernels here";
+        } else {
+            g = AIM_GEMM_ONEDNN;
+            w = "auto: OpenBLAS runs AVX2 kernels here, oneDNN AVX-512 ones";
+        }
+    }
+#ifndef HAVE_DNNL
+    if (g == AIM_GEMM_ONEDNN)
+        return aim_errf(e, "%s onednn: this aim was built without oneDNN (libdnnl-dev)",
+                        strcmp(w, "AIM_GEMM") ? "gemm" : "AIM_GEMM=");
+#endif
+    *out = g;
+    if (why)
+        *why = w;
+    return 0;
+}
+
+int aim_model_set_gemm(aim_model *m, aim_gemm g, aim_err *e)
+{
+    aim_gemm r;
+    if (aim_gemm_resolve(g, &r, NULL, e) != 0)
+        return -1;
+    m->gemm = r;
+    if (r != AIM_GEMM_ONEDNN) {
+        aim_bf16_ctx_free(m->dnf);
+        m->dnf = NULL;
+    }
+    return 0;
+}
+
+const char *aim_model_gemm(const aim_model *m)
+{
+    return m->bf ? "onednn bf16" : aim_gemm_name(m->gemm);
+}
+
+const char *aim_gemm_label(aim_precision p)
+{
+    aim_gemm g;
+    if (p == AIM_PREC_BF16)
+        return "onednn bf16";
+    return aim_gemm_resolve(AIM_GEMM_AUTO, &g, NULL, NULL) == 0 ? aim_gemm_name(g) : "?";
+}
+
+/* oneDNN's fp32 context for this many threads, before a pass (a new one
+ * when the thread count grew since the last) */
+static int fp32_gemm_ready(aim_model *m, aim_err *e)
+{
+    if (m->gemm != AIM_GEMM_ONEDNN || m->bf)
+        return 0;
+    int nt = dnnl_threads();
+    if (m->dnf && aim_bf16_ctx_threads(m->dnf) >= nt)
+        return 0;
+    aim_bf16_ctx *c = aim_dnnl_f32_ctx_new(nt, e);
+    if (!c || prepare_shapes(m, c, e) != 0) {
+        aim_bf16_ctx_free(c);
+        return -1;
+    }
+    aim_bf16_ctx_free(m->dnf);
+    m->dnf = c;
+    return 0;
+}
+
 /* the bf16 copy of the weights, before a pass (profiled as thread 0's) */
 static void bf16_weights(aim_model *m)
 {
@@ -341,6 +457,8 @@ static void bf16_weights(aim_model *m)
 
 int aim_model_reserve(aim_model *m, int B, aim_err *e)
 {
+    if (fp32_gemm_ready(m, e) != 0)
+        return -1;
     if (B <= m->cap_B)
         return 0;
     if (!m->a.blk) {
@@ -395,6 +513,8 @@ static int team(const aim_model *m, int B, int with_slots)
         nt = m->nslot + 1;
     if (m->bf && nt > aim_bf16_ctx_threads(m->bf))
         nt = aim_bf16_ctx_threads(m->bf); /* its streams and buffers */
+    if (!m->bf && m->dnf && nt > aim_bf16_ctx_threads(m->dnf))
+        nt = aim_bf16_ctx_threads(m->dnf);
     if (nt > AIM_PROF_MAX_THREADS)
         nt = AIM_PROF_MAX_THREADS;
     return nt < 1 ? 1 : nt;
@@ -619,39 +739,6 @@ static part part_of(const aim_model *m, int lo, int b0, int b1, int tid)
     return s;
 }
 
-/* A kept bf16 copy (block_acts) holds this part's rows where the fp32
- * activation does, so the next rows are another thread's (or another
- * pass's) and its rows are no padded operand: its whole tiles go to a GEMM
- * as they are, and the last partial tile, copied into the thread's operand
- * buffer with the pad rows zero, to a second one. Returns the rows in whole
- * tiles; *tail = that buffer, filled (NULL when there is no partial tile). */
-static int bf16_tail(aim_model *m, const part *s, const uint16_t *x16, int R, int C,
-                     const uint16_t **tail)
-{
-    const int Rf = R / AIM_BF16_TILE * AIM_BF16_TILE;
-    *tail = NULL;
-    if (Rf < R) {
-        uint16_t *a = m->a16[2 * s->tid];
-        size_t n = (size_t)(R - Rf) * C;
-        memcpy(a, x16 + (size_t)Rf * C, n * sizeof *a);
-        memset(a + n, 0, ((size_t)AIM_BF16_TILE * C - n) * sizeof *a);
-        *tail = a;
-    }
-    return Rf;
-}
-
-/* The bf16 forward GEMM of lin_fwd on a kept copy x16 [R, IC] */
-static void bf16_fwd_kept(aim_model *m, part *s, float *out, const uint16_t *x16,
-                          const uint16_t *w16, int R, int IC, int OC)
-{
-    const uint16_t *tail;
-    const int Rf = bf16_tail(m, s, x16, R, IC, &tail);
-    if (Rf > 0)
-        aim_bf16_forward(m->bf, s->tid, out, x16, w16, Rf, IC, OC);
-    if (tail)
-        aim_bf16_forward(m->bf, s->tid, out + (size_t)Rf * OC, tail, w16, R - Rf, IC, OC);
-}
-
 /* out[R,OC] = inp[R,IC] @ w[OC,IC]^T by part s's thread in the model's
  * precision (w a tensor of the table). In bf16, x16 is inp's kept bf16 copy
  * at the same rows, which the pass that made inp wrote (have16), or which
@@ -661,12 +748,15 @@ static void lin_fwd(aim_model *m, part *s, float *out, const float *inp, uint16_
                     int have16, const float *w, int R, int IC, int OC)
 {
     if (!m->bf) {
-        gemm_nt(out, inp, w, R, IC, OC);
+        if (m->dnf)
+            aim_dnnl_f32_forward(m->dnf, s->tid, out, inp, w, R, IC, OC);
+        else
+            gemm_nt(out, inp, w, R, IC, OC);
         return;
     }
     if (!x16) {
         uint16_t *a = m->a16[2 * s->tid];
-        aim_bf16_convert_rows(a, inp, R, IC);
+        aim_bf16_convert(a, inp, (size_t)R * IC);
         aim_lap(&s->lp, AIM_K_F_BF16, 0);
         aim_bf16_forward(m->bf, s->tid, out, a, W16(m, w), R, IC, OC);
         return;
@@ -675,7 +765,7 @@ static void lin_fwd(aim_model *m, part *s, float *out, const float *inp, uint16_
         aim_bf16_convert(x16, inp, (size_t)R * IC);
         aim_lap(&s->lp, AIM_K_F_BF16, 0);
     }
-    bf16_fwd_kept(m, s, out, x16, W16(m, w), R, IC, OC);
+    aim_bf16_forward(m->bf, s->tid, out, x16, W16(m, w), R, IC, OC);
 }
 
 /* ------------------------------------------------------------ forward
@@ -935,7 +1025,7 @@ static void pred_forward(aim_model *m, part *s)
     model_acts *a = &m->a;
     const int Dh = m->Dh, P = m->P, N = s->N, Rt = s->Rt, r0 = s->r0;
     float *pred = ROWS(a->pred, P), *tgt = a->tgt + (size_t)s->b0 * m->N * P;
-    if (m->bf) { /* the GEMM, then the bias */
+    if (m->bf || m->dnf) { /* the GEMM, then the bias */
         const float *pb = W(m, m->pred_b);
         lin_fwd(m, s, pred, ROWS(a->hln, Dh), ROWS16(a->hln16, Dh), 1, W(m, m->pred_w), Rt,
                 Dh, P);
@@ -1216,20 +1306,6 @@ static inline float *GS(const aim_model *m, int idx, float *slab)
     return (m->p.t[idx].flags & AIM_P_FROZEN) ? NULL : slab + m->p.t[idx].offset;
 }
 
-/* dw = beta dw + g16^T @ x16 over R rows, x16 a kept copy (bf16_tail):
- * g16 [pad(R), OC] a padded operand */
-static void bf16_dw_kept(aim_model *m, part *s, float *dw, float beta, const uint16_t *g16,
-                         const uint16_t *x16, int R, int IC, int OC)
-{
-    const uint16_t *tail;
-    const int Rf = bf16_tail(m, s, x16, R, IC, &tail);
-    if (Rf > 0)
-        aim_bf16_dweight(m->bf, s->tid, dw, beta, g16, x16, Rf, IC, OC);
-    if (tail)
-        aim_bf16_dweight(m->bf, s->tid, dw, Rf > 0 ? 1.0f : beta, g16 + (size_t)Rf * OC, tail,
-                         R - Rf, IC, OC);
-}
-
 /* linear backward of one thread's rows, the two GEMMs timed on their own:
  * dinp overwritten, the weight gradients into the thread's slab (beta_w);
  * in bf16, x16 is inp's kept copy from the forward (NULL: converted here) */
@@ -1240,19 +1316,32 @@ static void lin_bwd(aim_model *m, part *s, int kdx, int kdw, float *dinp, float 
     aim_laptimer *lp = &s->lp;
     if (m->bf) { /* bf16 GEMMs; the bias's column sums in fp32 */
         uint16_t *a16 = m->a16[2 * s->tid], *g16 = m->a16[2 * s->tid + 1];
-        aim_bf16_convert_rows(g16, dout, R, OC);
+        aim_bf16_convert(g16, dout, (size_t)R * OC);
         aim_lap(lp, AIM_K_B_BF16, 0);
         if (dinp) {
             aim_bf16_dinp(m->bf, s->tid, dinp, g16, W16(m, weight), R, IC, OC);
             aim_lap(lp, kdx, GF(R, IC, OC));
         }
         if (dweight && x16) /* inp's copy, kept from the forward (lin_fwd) */
-            bf16_dw_kept(m, s, dweight, beta_w, g16, x16, R, IC, OC);
+            aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, x16, R, IC, OC);
         if (dweight && !x16) {
-            aim_bf16_convert_rows(a16, inp, R, IC);
+            aim_bf16_convert(a16, inp, (size_t)R * IC);
             aim_lap(lp, AIM_K_B_BF16, 0);
             aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, a16, R, IC, OC);
         }
+        if (dbias)
+            linear_backward_beta(NULL, 0.0f, NULL, dbias, beta_w, dout, inp, weight, R, IC, OC);
+        if (dweight || dbias)
+            aim_lap(lp, kdw, dweight ? GF(R, IC, OC) : 0);
+        return;
+    }
+    if (m->dnf) { /* oneDNN's fp32 GEMMs; the bias's column sums as OpenBLAS's path */
+        if (dinp) {
+            aim_dnnl_f32_dinp(m->dnf, s->tid, dinp, dout, weight, R, IC, OC);
+            aim_lap(lp, kdx, GF(R, IC, OC));
+        }
+        if (dweight)
+            aim_dnnl_f32_dweight(m->dnf, s->tid, dweight, beta_w, dout, inp, R, IC, OC);
         if (dbias)
             linear_backward_beta(NULL, 0.0f, NULL, dbias, beta_w, dout, inp, weight, R, IC, OC);
         if (dweight || dbias)

@@ -89,6 +89,23 @@ void aim_dnnl_f32_forward(aim_bf16_ctx *c, int tid, float *out, const float *inp
     abort(); /* unreachable: no context can be made */
 }
 
+void aim_dnnl_f32_dinp(aim_bf16_ctx *c, int tid, float *dinp, const float *dout,
+                       const float *w, int R, int IC, int OC)
+{
+    abort();
+}
+
+void aim_dnnl_f32_dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const float *dout,
+                          const float *inp, int R, int IC, int OC)
+{
+    abort();
+}
+
+int aim_dnnl_avx512(void)
+{
+    return 0;
+}
+
 void aim_bf16_ctx_free(aim_bf16_ctx *c) {}
 
 int aim_bf16_ctx_threads(const aim_bf16_ctx *c)
@@ -153,6 +170,8 @@ struct aim_bf16_ctx {
     layer *l;             /* [nl] */
     float **tail;         /* [nt] [TILE, widest] the last partial tile of a result */
     size_t tail_floats;
+    void **opa, **opb;    /* [nt] [TILE, widest] the last partial tile of each operand,
+                             its pad rows zero */
     void **scratch;       /* [nt] oneDNN's scratchpad of any primitive */
     size_t scratch_bytes;
 };
@@ -187,6 +206,12 @@ int aim_bf16_check(const char *what, aim_err *e)
     return 0;
 }
 
+int aim_dnnl_avx512(void)
+{
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
+}
+
 static int dnnl_fail(aim_err *e, const char *what, dnnl_status_t s)
 {
     return aim_errf(e, "oneDNN: %s failed (status %d)", what, (int)s);
@@ -210,6 +235,8 @@ static aim_bf16_ctx *ctx_new(int nthreads, dnnl_data_type_t dt, aim_err *e)
     c->st = aim_xcalloc((size_t)c->nt, sizeof *c->st);
     c->tail = aim_xcalloc((size_t)c->nt, sizeof *c->tail);
     c->scratch = aim_xcalloc((size_t)c->nt, sizeof *c->scratch);
+    c->opa = aim_xcalloc((size_t)c->nt, sizeof *c->opa);
+    c->opb = aim_xcalloc((size_t)c->nt, sizeof *c->opb);
     DN(dnnl_engine_create(&c->eng, dnnl_cpu, 0), "engine");
     for (int t = 0; t < c->nt; t++)
         DN(dnnl_stream_create(&c->st[t], c->eng, dnnl_stream_default_flags), "stream");
@@ -253,9 +280,13 @@ void aim_bf16_ctx_free(aim_bf16_ctx *c)
             dnnl_stream_destroy(c->st[t]);
         free(c->tail[t]);
         free(c->scratch[t]);
+        free(c->opa[t]);
+        free(c->opb[t]);
     }
     free(c->st);
     free(c->tail);
+    free(c->opa);
+    free(c->opb);
     free(c->scratch);
     if (c->eng)
         dnnl_engine_destroy(c->eng);
@@ -384,7 +415,11 @@ int aim_bf16_prepare(aim_bf16_ctx *c, int IC, int OC, aim_err *e)
         }
         if (tail > c->tail_floats) {
             free(c->tail[t]);
+            free(c->opa[t]);
+            free(c->opb[t]);
             c->tail[t] = aim_xaligned(tail * sizeof(float));
+            c->opa[t] = aim_xaligned(tail * c->esz);
+            c->opb[t] = aim_xaligned(tail * c->esz);
         }
     }
     if (sp > c->scratch_bytes)
@@ -424,17 +459,29 @@ static layer *get(aim_bf16_ctx *c, int IC, int OC)
     return L;
 }
 
-/* out[R,W] = a[R,K] op, tile by tile (g: G_FWD with W = OC, or G_DX) */
+/* rows [r, R) of a [R, K] operand (n < TILE of them), copied into thread
+ * tid's operand tile `to` with the pad rows zero: the last partial tile */
+static const void *pad_tile(const aim_bf16_ctx *c, void *to, const void *a, int r, int R,
+                            int K)
+{
+    const size_t n = (size_t)(R - r) * K * c->esz;
+    memcpy(to, (const char *)a + (size_t)r * K * c->esz, n);
+    memset((char *)to + n, 0, (size_t)AIM_BF16_TILE * K * c->esz - n);
+    return to;
+}
+
+/* out[R,W] = a[R,K] op, tile by tile (g: G_FWD with W = OC, or G_DX); the
+ * last partial tile through the thread's operand and result tiles */
 static void rows_gemm(aim_bf16_ctx *c, layer *L, int g, int tid, float *out, const void *a,
                       int K, const void *w, int R, int Wd)
 {
     const int T = AIM_BF16_TILE;
     for (int r = 0; r < R; r += T) {
-        const void *at = (const char *)a + (size_t)r * K * c->esz;
         if (R - r >= T) {
-            run(c, L, g, tid, at, w, out + (size_t)r * Wd);
+            run(c, L, g, tid, (const char *)a + (size_t)r * K * c->esz, w,
+                out + (size_t)r * Wd);
         } else {
-            run(c, L, g, tid, at, w, c->tail[tid]);
+            run(c, L, g, tid, pad_tile(c, c->opa[tid], a, r, R, K), w, c->tail[tid]);
             dnnl_stream_wait(c->st[tid]);
             memcpy(out + (size_t)r * Wd, c->tail[tid], (size_t)(R - r) * Wd * sizeof(float));
         }
@@ -442,14 +489,29 @@ static void rows_gemm(aim_bf16_ctx *c, layer *L, int g, int tid, float *out, con
     dnnl_stream_wait(c->st[tid]);
 }
 
-void aim_bf16_forward(aim_bf16_ctx *c, int tid, float *out, const uint16_t *inp,
-                      const uint16_t *w, int R, int IC, int OC)
+/* dw[OC,IC] = beta dw + dout[R,OC]^T @ inp[R,IC]: the rows are the
+ * reduction, tile after tile through the sum post-op, the last partial
+ * tile of both operands padded with zero rows */
+static void dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const void *dout,
+                    const void *inp, int R, int IC, int OC)
 {
-    rows_gemm(c, get(c, IC, OC), G_FWD, tid, out, inp, IC, w, R, OC);
+    layer *L = get(c, IC, OC);
+    const int T = AIM_BF16_TILE;
+    if (beta == 0.0f)
+        memset(dw, 0, (size_t)OC * IC * sizeof(float));
+    for (int r = 0; r < R; r += T) {
+        if (R - r >= T)
+            run(c, L, G_DW, tid, (const char *)dout + (size_t)r * OC * c->esz,
+                (const char *)inp + (size_t)r * IC * c->esz, dw);
+        else
+            run(c, L, G_DW, tid, pad_tile(c, c->opa[tid], dout, r, R, OC),
+                pad_tile(c, c->opb[tid], inp, r, R, IC), dw);
+    }
+    dnnl_stream_wait(c->st[tid]);
 }
 
-void aim_dnnl_f32_forward(aim_bf16_ctx *c, int tid, float *out, const float *inp,
-                          const float *w, int R, int IC, int OC)
+void aim_bf16_forward(aim_bf16_ctx *c, int tid, float *out, const uint16_t *inp,
+                      const uint16_t *w, int R, int IC, int OC)
 {
     rows_gemm(c, get(c, IC, OC), G_FWD, tid, out, inp, IC, w, R, OC);
 }
@@ -463,12 +525,24 @@ void aim_bf16_dinp(aim_bf16_ctx *c, int tid, float *dinp, const uint16_t *dout,
 void aim_bf16_dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const uint16_t *dout,
                       const uint16_t *inp, int R, int IC, int OC)
 {
-    layer *L = get(c, IC, OC);
-    if (beta == 0.0f)
-        memset(dw, 0, (size_t)OC * IC * sizeof(float));
-    const size_t Rp = aim_bf16_rows_padded((size_t)R);
-    for (size_t r = 0; r < Rp; r += AIM_BF16_TILE)
-        run(c, L, G_DW, tid, dout + r * OC, inp + r * IC, dw);
-    dnnl_stream_wait(c->st[tid]);
+    dweight(c, tid, dw, beta, dout, inp, R, IC, OC);
+}
+
+void aim_dnnl_f32_forward(aim_bf16_ctx *c, int tid, float *out, const float *inp,
+                          const float *w, int R, int IC, int OC)
+{
+    rows_gemm(c, get(c, IC, OC), G_FWD, tid, out, inp, IC, w, R, OC);
+}
+
+void aim_dnnl_f32_dinp(aim_bf16_ctx *c, int tid, float *dinp, const float *dout,
+                       const float *w, int R, int IC, int OC)
+{
+    rows_gemm(c, get(c, IC, OC), G_DX, tid, dinp, dout, OC, w, R, IC);
+}
+
+void aim_dnnl_f32_dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const float *dout,
+                          const float *inp, int R, int IC, int OC)
+{
+    dweight(c, tid, dw, beta, dout, inp, R, IC, OC);
 }
 #endif

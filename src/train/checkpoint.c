@@ -182,6 +182,7 @@ int aim_checkpoint_save(const char *path, const aim_model *m, const aim_pretrain
     PUT("probe_images", "%d", o->probe_images);
     /* information: the weights are fp32 whatever the run's precision */
     PUT("precision", "%s", aim_precision_name(aim_model_precision(m)));
+    PUT("gemm", "%s", aim_model_gemm(m));
     char **rkeys = aim_xcalloc((size_t)(o->nrecipe + 1), sizeof *rkeys);
     for (int i = 0; i < o->nrecipe; i++) {
         rkeys[i] = aim_xasprintf("recipe.%s", o->recipe[2 * i]);

@@ -93,7 +93,7 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     const job_info *in = ctx;
     const aim_finetune_job *j = in->j;
     aim_json_job(f, "finetune", j->weights);
-    fprintf(f, ",\"precision\":\"%s\"", aim_precision_name(j->precision));
+    aim_json_precision(f, j->precision);
     fprintf(f, ",\"probe_blocks\":[");
     for (int k = 0; k < j->nprobe; k++)
         fprintf(f, "%s%d", k ? "," : "", j->probe_blocks[k]);

@@ -85,7 +85,7 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     const job_info *in = ctx;
     const aim_lora_job *j = in->j;
     aim_json_job(f, "lora", j->weights);
-    fprintf(f, ",\"precision\":\"%s\"", aim_precision_name(j->precision));
+    aim_json_precision(f, j->precision);
     fprintf(f, ",\"rank\":%d,\"alpha\":%.9g", in->li->rank, in->li->alpha);
     json_ints(f, "blocks", in->li->blocks, in->li->nblocks < 64 ? in->li->nblocks : 64);
     json_ints(f, "probe_blocks", in->probe_blocks, in->nprobe);

@@ -117,10 +117,11 @@ static int write_run_info(FILE *f, void *ctx, aim_err *e)
     aim_json_string(f, in->data);
     fprintf(f,
             ",\"images\":%lld,\"steps\":%lld,\"batch\":%d,\"lr\":%.9g,\"warmup\":%lld,"
-            "\"weight_decay\":%.9g,\"clip\":%.9g,\"precision\":\"%s\",\"seed\":%llu,"
-            "\"crop\":%d,\"flip\":%d,\"scale_min\":%.9g,\"shift\":%d}\n",
+            "\"weight_decay\":%.9g,\"clip\":%.9g",
             (long long)in->images, (long long)o->steps, o->batch, o->lr, (long long)o->warmup,
-            o->adamw.weight_decay, o->clip, aim_precision_name(o->precision),
+            o->adamw.weight_decay, o->clip);
+    aim_json_precision(f, o->precision);
+    fprintf(f, ",\"seed\":%llu,\"crop\":%d,\"flip\":%d,\"scale_min\":%.9g,\"shift\":%d}\n",
             (unsigned long long)o->data.seed, o->data.crop, o->data.flip, o->data.scale_min,
             o->data.shift);
     return 0; /* aim_write_atomic checks the stream */

@@ -46,7 +46,7 @@ static int write_info(FILE *f, void *ctx, aim_err *e)
     const job_info *in = ctx;
     const aim_probe_job *j = in->j;
     aim_json_job(f, "probe", j->weights);
-    fprintf(f, ",\"precision\":\"%s\"", aim_precision_name(j->precision));
+    aim_json_precision(f, j->precision);
     fprintf(f, ",\"probe_kind\":\"%s\",\"raw\":%d,\"mirror\":%d,\"sets\":[",
             in->kind == AIM_PROBE_ATTENTIVE ? "attentive" : "linear", j->raw, j->mirror);
     for (int s = 0; s < in->nsets; s++) {
