@@ -1,15 +1,16 @@
 /*
  * aim/bf16.h - mixed precision: bfloat16 values and the bf16 GEMMs of a
  * linear layer (through oneDNN's matmul: bf16 inputs, fp32 accumulation and
- * output). Used by the model when its precision is AIM_PREC_BF16; fp32 never
- * comes here.
+ * output). Used by the model when its precision is AIM_PREC_BF16; the same
+ * GEMMs on fp32 operands (aim_dnnl_f32_*) run its fp32 GEMMs where oneDNN
+ * is chosen for them (aim_model_set_gemm).
  *
  * A context holds every oneDNN object a step needs, made before the step
  * (aim_bf16_prepare, at aim_model_reserve): one engine, one stream per
  * thread, for each layer shape three primitives (forward, dX, dW) on tiles
  * of AIM_BF16_TILE rows with user-managed scratchpads, their memory objects
- * per thread, and a per-thread fp32 tile for the last partial tile of
- * rows. Executing allocates no buffer (oneDNN 2.6 still builds a small
+ * per thread, and per-thread tiles for the last partial tile of rows (the
+ * operands', padded with zero rows, and the fp32 result's). Executing allocates no buffer (oneDNN 2.6 still builds a small
  * std::unordered_map of the arguments in every dnnl_primitive_execute:
  * six allocations of 32 to 104 bytes; see tests/test_noalloc.c).
  *

@@ -1,17 +1,21 @@
 /*
- * bf16.c - bfloat16 conversions and the bf16 GEMMs of a linear layer
- * through oneDNN's matmul primitive (aim/bf16.h). Not the fp32 path: that
- * stays on OpenBLAS (linear.c) and never comes here.
+ * bf16.c - bfloat16 conversions and the GEMMs of a linear layer through
+ * oneDNN's matmul primitive (aim/bf16.h): on bf16 operands (--precision
+ * bf16), or on fp32 ones (the model's fp32 GEMMs where oneDNN's matmul
+ * beats OpenBLAS's sgemm, aim_model_set_gemm; OpenBLAS's path is linear.c).
  *
  * Why tiles: a oneDNN primitive is made for fixed shapes, and the rows of a
  * layer vary (the loss rows of a loss-only pass differ every step; threads
  * own different numbers of images). So each shape gets one primitive per
- * GEMM over AIM_BF16_TILE rows, made before the step, and a layer runs tile
- * by tile: the forward and dX write whole tiles in place and the last,
- * partial one through a per-thread fp32 tile; dW takes the rows as its
- * reduction (K) dimension, adding tile after tile into dW through a sum
- * post-op, its operands' pad rows zero (aim_bf16_convert_rows). Built
- * without oneDNN only the conversions are here.
+ * GEMM over AIM_BF16_TILE rows and one over SMALL rows, made before the
+ * step, and a layer runs tile by tile: whole tiles of AIM_BF16_TILE rows,
+ * then of SMALL rows, are read and written in place; the last partial one
+ * is copied into a per-thread operand tile with zero pad rows and its
+ * result goes through a per-thread fp32 tile, so nothing past a part's R
+ * rows is read or written and at most SMALL - 1 rows are computed in vain.
+ * dW takes the rows as its reduction (K) dimension, adding tile after tile
+ * into dW through a sum post-op. Built without oneDNN only the conversions
+ * are here.
  */
 #include "config.h"
 
@@ -144,7 +148,10 @@ void aim_bf16_dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const uin
 #else
 /* ------------------------------------------------------------ oneDNN */
 
-enum { G_FWD, G_DX, G_DW, G_N };
+/* the three GEMMs on tiles of AIM_BF16_TILE rows, then the same three on
+ * tiles of SMALL rows, for the rows after the last whole big tile */
+enum { G_FWD, G_DX, G_DW, G_FWD_S, G_DX_S, G_DW_S, G_N };
+enum { SMALL = 32, G_SMALL = G_FWD_S - G_FWD };
 enum { M_A, M_B, M_C, M_SP, M_N }; /* memory objects of a GEMM: src, weights, dst, scratch */
 
 typedef struct gemm_plan {
@@ -388,18 +395,23 @@ int aim_bf16_prepare(aim_bf16_ctx *c, int IC, int OC, aim_err *e)
     L->IC = IC;
     L->OC = OC;
     L->mem = aim_xcalloc((size_t)c->nt * G_N * M_N, sizeof *L->mem);
-    const int T = AIM_BF16_TILE;
     c->nl++; /* counted now, so a failure below frees what was made */
-    /* forward: out[T,OC] = inp[T,IC] @ (w[OC,IC])^T; B = w^T as [IC,OC] */
-    if (make_gemm(c, &L->g[G_FWD], L->mem + G_FWD * M_N, T, OC, IC, IC, 1, 1, IC, 0,
-                  &L->fwd_pd, e) != 0)
-        goto fail;
-    /* dX: dinp[T,IC] = dout[T,OC] @ w[OC,IC] */
-    if (make_gemm(c, &L->g[G_DX], L->mem + G_DX * M_N, T, IC, OC, OC, 1, IC, 1, 0, NULL, e) != 0)
-        goto fail;
-    /* dW: dw[OC,IC] += (dout[T,OC])^T @ inp[T,IC]; A = dout^T as [OC,T] */
-    if (make_gemm(c, &L->g[G_DW], L->mem + G_DW * M_N, OC, IC, T, 1, OC, IC, 1, 1, NULL, e) != 0)
-        goto fail;
+    for (int sz = 0; sz < 2; sz++) {
+        const int T = sz ? SMALL : AIM_BF16_TILE, o = sz * G_SMALL;
+        /* forward: out[T,OC] = inp[T,IC] @ (w[OC,IC])^T; B = w^T as [IC,OC] */
+        if (make_gemm(c, &L->g[G_FWD + o], L->mem + (G_FWD + o) * M_N, T, OC, IC, IC, 1, 1, IC,
+                      0, sz ? NULL : &L->fwd_pd, e) != 0)
+            goto fail;
+        /* dX: dinp[T,IC] = dout[T,OC] @ w[OC,IC] */
+        if (make_gemm(c, &L->g[G_DX + o], L->mem + (G_DX + o) * M_N, T, IC, OC, OC, 1, IC, 1, 0,
+                      NULL, e) != 0)
+            goto fail;
+        /* dW: dw[OC,IC] += (dout[T,OC])^T @ inp[T,IC]; A = dout^T as [OC,T] */
+        if (make_gemm(c, &L->g[G_DW + o], L->mem + (G_DW + o) * M_N, OC, IC, T, 1, OC, IC, 1, 1,
+                      NULL, e) != 0)
+            goto fail;
+    }
+    const int T = AIM_BF16_TILE;
     if (dnnl_primitive_desc_query(L->fwd_pd, dnnl_query_impl_info_str, 0, &L->impl) !=
         dnnl_success)
         L->impl = "?";
@@ -459,15 +471,29 @@ static layer *get(aim_bf16_ctx *c, int IC, int OC)
     return L;
 }
 
-/* rows [r, R) of a [R, K] operand (n < TILE of them), copied into thread
- * tid's operand tile `to` with the pad rows zero: the last partial tile */
+/* rows [r, R) of a [R, K] operand (fewer than SMALL), copied into thread
+ * tid's operand tile `to` with zero pad rows up to SMALL: the last partial
+ * tile */
 static const void *pad_tile(const aim_bf16_ctx *c, void *to, const void *a, int r, int R,
                             int K)
 {
     const size_t n = (size_t)(R - r) * K * c->esz;
     memcpy(to, (const char *)a + (size_t)r * K * c->esz, n);
-    memset((char *)to + n, 0, (size_t)AIM_BF16_TILE * K * c->esz - n);
+    memset((char *)to + n, 0, (size_t)SMALL * K * c->esz - n);
     return to;
+}
+
+/* the tile that rows [r, R) start with: whole tiles of AIM_BF16_TILE rows,
+ * then of SMALL rows; *rows its rows (SMALL for the padded last one);
+ * returns the offset of its GEMMs (0 or G_SMALL) */
+static int tile_at(int r, int R, int *rows)
+{
+    if (R - r >= AIM_BF16_TILE) {
+        *rows = AIM_BF16_TILE;
+        return 0;
+    }
+    *rows = SMALL;
+    return G_SMALL;
 }
 
 /* out[R,W] = a[R,K] op, tile by tile (g: G_FWD with W = OC, or G_DX); the
@@ -475,13 +501,14 @@ static const void *pad_tile(const aim_bf16_ctx *c, void *to, const void *a, int 
 static void rows_gemm(aim_bf16_ctx *c, layer *L, int g, int tid, float *out, const void *a,
                       int K, const void *w, int R, int Wd)
 {
-    const int T = AIM_BF16_TILE;
+    int T;
     for (int r = 0; r < R; r += T) {
+        const int gt = g + tile_at(r, R, &T);
         if (R - r >= T) {
-            run(c, L, g, tid, (const char *)a + (size_t)r * K * c->esz, w,
+            run(c, L, gt, tid, (const char *)a + (size_t)r * K * c->esz, w,
                 out + (size_t)r * Wd);
         } else {
-            run(c, L, g, tid, pad_tile(c, c->opa[tid], a, r, R, K), w, c->tail[tid]);
+            run(c, L, gt, tid, pad_tile(c, c->opa[tid], a, r, R, K), w, c->tail[tid]);
             dnnl_stream_wait(c->st[tid]);
             memcpy(out + (size_t)r * Wd, c->tail[tid], (size_t)(R - r) * Wd * sizeof(float));
         }
@@ -496,15 +523,16 @@ static void dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const void 
                     const void *inp, int R, int IC, int OC)
 {
     layer *L = get(c, IC, OC);
-    const int T = AIM_BF16_TILE;
     if (beta == 0.0f)
         memset(dw, 0, (size_t)OC * IC * sizeof(float));
+    int T;
     for (int r = 0; r < R; r += T) {
+        const int gt = G_DW + tile_at(r, R, &T);
         if (R - r >= T)
-            run(c, L, G_DW, tid, (const char *)dout + (size_t)r * OC * c->esz,
+            run(c, L, gt, tid, (const char *)dout + (size_t)r * OC * c->esz,
                 (const char *)inp + (size_t)r * IC * c->esz, dw);
         else
-            run(c, L, G_DW, tid, pad_tile(c, c->opa[tid], dout, r, R, OC),
+            run(c, L, gt, tid, pad_tile(c, c->opa[tid], dout, r, R, OC),
                 pad_tile(c, c->opb[tid], inp, r, R, IC), dw);
     }
     dnnl_stream_wait(c->st[tid]);
