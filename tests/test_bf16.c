@@ -462,6 +462,7 @@ int main(void)
         gemms(f, 5, 16, 12, 1);
         gemms(f, AIM_BF16_TILE, 24, 40, 1);
         gemms(f, AIM_BF16_TILE + 64, 20, 36, 1); /* whole small tiles, no partial one */
+        gemms(f, 200, 20, 36, 1);                /* a padded big tile */
         aim_bf16_ctx_free(f);
     }
     if (aim_bf16_check("--precision", &e) != 0) {
@@ -477,6 +478,7 @@ int main(void)
         gemms(c, 5, 16, 12, 0);
         gemms(c, AIM_BF16_TILE, 24, 40, 0);
         gemms(c, AIM_BF16_TILE + 64, 20, 36, 0);
+        gemms(c, 200, 20, 36, 0);
         aim_bf16_ctx_free(c);
     }
     omp_set_num_threads(2);

@@ -390,8 +390,8 @@ int aim_gemm_resolve(aim_gemm g, aim_gemm *out, const char **why, aim_err *e)
     }
 #ifndef HAVE_DNNL
     if (g == AIM_GEMM_ONEDNN)
-        return aim_errf(e, "%s onednn: this aim was built without oneDNN (libdnnl-dev)",
-                        strcmp(w, "AIM_GEMM") ? "gemm" : "AIM_GEMM=");
+        return aim_errf(e, "%s: this aim was built without oneDNN (libdnnl-dev)",
+                        strcmp(w, "AIM_GEMM") ? "gemm onednn" : "AIM_GEMM=onednn");
 #endif
     *out = g;
     if (why)

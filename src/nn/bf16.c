@@ -12,7 +12,8 @@
  * then of SMALL rows, are read and written in place; the last partial one
  * is copied into a per-thread operand tile with zero pad rows and its
  * result goes through a per-thread fp32 tile, so nothing past a part's R
- * rows is read or written and at most SMALL - 1 rows are computed in vain.
+ * rows is read or written; at most half a big tile or SMALL - 1 rows are
+ * computed in vain (tile_at).
  * dW takes the rows as its reduction (K) dimension, adding tile after tile
  * into dW through a sum post-op. Built without oneDNN only the conversions
  * are here.
@@ -471,24 +472,27 @@ static layer *get(aim_bf16_ctx *c, int IC, int OC)
     return L;
 }
 
-/* rows [r, R) of a [R, K] operand (fewer than SMALL), copied into thread
- * tid's operand tile `to` with zero pad rows up to SMALL: the last partial
+/* rows [r, R) of a [R, K] operand (fewer than T), copied into thread
+ * tid's operand tile `to` with zero pad rows up to T: the last partial
  * tile */
 static const void *pad_tile(const aim_bf16_ctx *c, void *to, const void *a, int r, int R,
-                            int K)
+                            int K, int T)
 {
     const size_t n = (size_t)(R - r) * K * c->esz;
     memcpy(to, (const char *)a + (size_t)r * K * c->esz, n);
-    memset((char *)to + n, 0, (size_t)SMALL * K * c->esz - n);
+    memset((char *)to + n, 0, (size_t)T * K * c->esz - n);
     return to;
 }
 
-/* the tile that rows [r, R) start with: whole tiles of AIM_BF16_TILE rows,
- * then of SMALL rows; *rows its rows (SMALL for the padded last one);
- * returns the offset of its GEMMs (0 or G_SMALL) */
+/* the tile that rows [r, R) start with: whole tiles of AIM_BF16_TILE rows;
+ * then, when more than half a big tile is left, one more big tile (padded:
+ * a small tile re-reads the whole weight matrix for SMALL rows, which costs
+ * more than the pad rows where the weights outgrow the cache, as on
+ * `small`), else tiles of SMALL rows. *rows its rows (the padded size for
+ * the last); returns the offset of its GEMMs (0 or G_SMALL). */
 static int tile_at(int r, int R, int *rows)
 {
-    if (R - r >= AIM_BF16_TILE) {
+    if (R - r > AIM_BF16_TILE / 2) {
         *rows = AIM_BF16_TILE;
         return 0;
     }
@@ -508,7 +512,7 @@ static void rows_gemm(aim_bf16_ctx *c, layer *L, int g, int tid, float *out, con
             run(c, L, gt, tid, (const char *)a + (size_t)r * K * c->esz, w,
                 out + (size_t)r * Wd);
         } else {
-            run(c, L, gt, tid, pad_tile(c, c->opa[tid], a, r, R, K), w, c->tail[tid]);
+            run(c, L, gt, tid, pad_tile(c, c->opa[tid], a, r, R, K, T), w, c->tail[tid]);
             dnnl_stream_wait(c->st[tid]);
             memcpy(out + (size_t)r * Wd, c->tail[tid], (size_t)(R - r) * Wd * sizeof(float));
         }
@@ -532,8 +536,8 @@ static void dweight(aim_bf16_ctx *c, int tid, float *dw, float beta, const void 
             run(c, L, gt, tid, (const char *)dout + (size_t)r * OC * c->esz,
                 (const char *)inp + (size_t)r * IC * c->esz, dw);
         else
-            run(c, L, gt, tid, pad_tile(c, c->opa[tid], dout, r, R, OC),
-                pad_tile(c, c->opb[tid], inp, r, R, IC), dw);
+            run(c, L, gt, tid, pad_tile(c, c->opa[tid], dout, r, R, OC, T),
+                pad_tile(c, c->opb[tid], inp, r, R, IC, T), dw);
     }
     dnnl_stream_wait(c->st[tid]);
 }
