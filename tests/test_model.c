@@ -19,6 +19,7 @@
 #include "aim/model.h"
 #include "aim/prof.h"
 #include "tap.h"
+#include "gemm_libs.h"
 
 static void random_batch(float *x, size_t n, int32_t *prefix, int B, int N, uint64_t seed)
 {
@@ -890,19 +891,12 @@ int main(void)
     run_case("gemm_libraries", case_gemm_libraries);
     /* every case that runs the model, with the fp32 GEMMs on each library
      * (the models made below resolve AIM_GEMM_AUTO from AIM_GEMM) */
-    static const char *const lib[] = {"openblas", "onednn"};
-    for (int li = 0; li < 2; li++) {
-        aim_err e = {{0}};
-        aim_gemm g;
-        setenv("AIM_GEMM", lib[li], 1);
-        if (aim_gemm_resolve(AIM_GEMM_AUTO, &g, NULL, &e) != 0) {
-            tap_skip(e.msg);
-            continue;
+    for (int li = 0; li < GEMM_LIBS; li++) {
+        if (gemm_library(li)) {
+            run_cases_gemm();
         }
-        tap_diag("fp32 GEMMs on %s", lib[li]);
-        run_cases_gemm();
     }
-    unsetenv("AIM_GEMM");
+    gemm_library_done();
     run_case("gemm_shapes", case_gemm_shapes);
     run_case("gemm_peak", case_gemm_peak);
     return tap_done();

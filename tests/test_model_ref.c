@@ -15,6 +15,7 @@
 #include "aim/io.h"
 #include "aim/model.h"
 #include "tap.h"
+#include "gemm_libs.h"
 
 /* ------------------------------------------------------------ config */
 typedef struct rcfg {
@@ -779,21 +780,14 @@ int main(void)
                NULL, NULL};
     /* with the fp32 GEMMs on each library (models resolve AIM_GEMM_AUTO from
      * AIM_GEMM) */
-    static const char *const lib[] = {"openblas", "onednn"};
-    for (int li = 0; li < 2; li++) {
-        aim_err e = {{0}};
-        aim_gemm g;
-        setenv("AIM_GEMM", lib[li], 1);
-        if (aim_gemm_resolve(AIM_GEMM_AUTO, &g, NULL, &e) != 0) {
-            tap_skip(e.msg);
-            continue;
+    for (int li = 0; li < GEMM_LIBS; li++) {
+        if (gemm_library(li)) {
+            run_config(&a, 1);
+            run_config(&b, 2);
+            run_config(&cc, 3);
         }
-        tap_diag("fp32 GEMMs on %s", lib[li]);
-        run_config(&a, 1);
-        run_config(&b, 2);
-        run_config(&cc, 3);
     }
-    unsetenv("AIM_GEMM");
+    gemm_library_done();
     check_load_errors();
     tap_diag("worst: loss rel %.3e, predictions %.3e, targets %.3e, trunk %.3e", worst_loss_rel,
              worst_pred, worst_targ, worst_trunk);

@@ -1314,34 +1314,30 @@ static void lin_bwd(aim_model *m, part *s, int kdx, int kdw, float *dinp, float 
                     const uint16_t *x16, const float *weight, int R, int IC, int OC)
 {
     aim_laptimer *lp = &s->lp;
-    if (m->bf) { /* bf16 GEMMs; the bias's column sums in fp32 */
-        uint16_t *a16 = m->a16[2 * s->tid], *g16 = m->a16[2 * s->tid + 1];
-        aim_bf16_convert(g16, dout, (size_t)R * OC);
-        aim_lap(lp, AIM_K_B_BF16, 0);
-        if (dinp) {
-            aim_bf16_dinp(m->bf, s->tid, dinp, g16, W16(m, weight), R, IC, OC);
-            aim_lap(lp, kdx, GF(R, IC, OC));
-        }
-        if (dweight && x16) /* inp's copy, kept from the forward (lin_fwd) */
-            aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, x16, R, IC, OC);
-        if (dweight && !x16) {
-            aim_bf16_convert(a16, inp, (size_t)R * IC);
+    if (m->bf || m->dnf) { /* oneDNN's GEMMs, bf16 or fp32; the bias's column sums in fp32 */
+        uint16_t *g16 = m->bf ? m->a16[2 * s->tid + 1] : NULL;
+        if (g16) {
+            aim_bf16_convert(g16, dout, (size_t)R * OC);
             aim_lap(lp, AIM_K_B_BF16, 0);
-            aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, a16, R, IC, OC);
         }
-        if (dbias)
-            linear_backward_beta(NULL, 0.0f, NULL, dbias, beta_w, dout, inp, weight, R, IC, OC);
-        if (dweight || dbias)
-            aim_lap(lp, kdw, dweight ? GF(R, IC, OC) : 0);
-        return;
-    }
-    if (m->dnf) { /* oneDNN's fp32 GEMMs; the bias's column sums as OpenBLAS's path */
         if (dinp) {
-            aim_dnnl_f32_dinp(m->dnf, s->tid, dinp, dout, weight, R, IC, OC);
+            if (g16)
+                aim_bf16_dinp(m->bf, s->tid, dinp, g16, W16(m, weight), R, IC, OC);
+            else
+                aim_dnnl_f32_dinp(m->dnf, s->tid, dinp, dout, weight, R, IC, OC);
             aim_lap(lp, kdx, GF(R, IC, OC));
         }
-        if (dweight)
+        if (dweight && !g16)
             aim_dnnl_f32_dweight(m->dnf, s->tid, dweight, beta_w, dout, inp, R, IC, OC);
+        if (dweight && g16) {
+            if (!x16) { /* no copy kept from the forward (lin_fwd): converted here */
+                uint16_t *a16 = m->a16[2 * s->tid];
+                aim_bf16_convert(a16, inp, (size_t)R * IC);
+                aim_lap(lp, AIM_K_B_BF16, 0);
+                x16 = a16;
+            }
+            aim_bf16_dweight(m->bf, s->tid, dweight, beta_w, g16, x16, R, IC, OC);
+        }
         if (dbias)
             linear_backward_beta(NULL, 0.0f, NULL, dbias, beta_w, dout, inp, weight, R, IC, OC);
         if (dweight || dbias)
