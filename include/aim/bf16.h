@@ -10,9 +10,10 @@
  * thread, for each layer shape three primitives (forward, dX, dW) on tiles
  * of AIM_BF16_TILE rows with user-managed scratchpads, their memory objects
  * per thread, and per-thread tiles for the last partial tile of rows (the
- * operands', padded with zero rows, and the fp32 result's). Executing allocates no buffer (oneDNN 2.6 still builds a small
- * std::unordered_map of the arguments in every dnnl_primitive_execute:
- * six allocations of 32 to 104 bytes; see tests/test_noalloc.c).
+ * operands', padded with zero rows, and the fp32 result's). Executing
+ * allocates no buffer (oneDNN 2.6 still builds a small std::unordered_map
+ * of the arguments in every dnnl_primitive_execute: six allocations of 32
+ * to 104 bytes; see tests/test_noalloc.c).
  *
  * Built without oneDNN (configure --without-dnnl), aim_bf16_check says so
  * and every other call refuses; the conversions are plain C and always
@@ -39,13 +40,8 @@ const char *aim_precision_name(aim_precision p);
 int aim_precision_parse(const char *s, aim_precision *p, aim_err *e);
 
 /* Rows per GEMM tile: a layer's rows go through the primitives in tiles of
- * this many (the last one padded). */
+ * this many (then smaller ones, the last one padded: bf16.c). */
 #define AIM_BF16_TILE 256
-/* rows of a bf16 operand buffer for R rows: a whole number of tiles */
-static inline size_t aim_bf16_rows_padded(size_t R)
-{
-    return (R + AIM_BF16_TILE - 1) / AIM_BF16_TILE * AIM_BF16_TILE;
-}
 
 /* round to nearest even (NaN stays NaN) */
 static inline uint16_t aim_bf16_from(float f)
@@ -69,8 +65,6 @@ static inline float aim_bf16_to(uint16_t h)
 }
 /* dst[i] = bf16(src[i]), i < n */
 void aim_bf16_convert(uint16_t *dst, const float *src, size_t n);
-/* dst [aim_bf16_rows_padded(R), C] = bf16(src [R, C]), the pad rows zero */
-void aim_bf16_convert_rows(uint16_t *dst, const float *src, int R, int C);
 
 /* 0 when bf16 GEMMs can run here; -1 with the reason (built without
  * oneDNN; the CPU lacks AVX512_BF16) naming `what` (the option) */

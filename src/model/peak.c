@@ -141,11 +141,6 @@ static double peak(const aim_config *c, int batch, double seconds, int kind, aim
             }
         if (!o.bf)
             return 0;
-        maxa = 0; /* with the pad rows of the last tile */
-        for (int i = 0; i < ng; i++) {
-            size_t a = aim_bf16_rows_padded((size_t)g[i].M) * g[i].K;
-            maxa = a > maxa ? a : maxa;
-        }
     }
     aim_rng r;
     aim_rng_seed(&r, 7);

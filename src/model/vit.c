@@ -363,6 +363,7 @@ static int blas_core_avx512(const char *core)
 int aim_gemm_resolve(aim_gemm g, aim_gemm *out, const char **why, aim_err *e)
 {
     const char *w = "asked for";
+    int from_env = 0;
     if (g == AIM_GEMM_AUTO) {
         const char *env = getenv("AIM_GEMM");
         if (env && *env && strcmp(env, "auto") != 0) {
@@ -373,6 +374,7 @@ int aim_gemm_resolve(aim_gemm g, aim_gemm *out, const char **why, aim_err *e)
             else
                 return aim_errf(e, "AIM_GEMM must be auto, openblas or onednn (got '%s')", env);
             w = "AIM_GEMM";
+            from_env = 1;
         } else if (!aim_dnnl_avx512()) {
             g = AIM_GEMM_OPENBLAS;
 #ifdef HAVE_DNNL
@@ -391,7 +393,9 @@ int aim_gemm_resolve(aim_gemm g, aim_gemm *out, const char **why, aim_err *e)
 #ifndef HAVE_DNNL
     if (g == AIM_GEMM_ONEDNN)
         return aim_errf(e, "%s: this aim was built without oneDNN (libdnnl-dev)",
-                        strcmp(w, "AIM_GEMM") ? "gemm onednn" : "AIM_GEMM=onednn");
+                        from_env ? "AIM_GEMM=onednn" : "gemm onednn");
+#else
+    (void)from_env;
 #endif
     *out = g;
     if (why)

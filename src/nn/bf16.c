@@ -54,13 +54,6 @@ void aim_bf16_convert(uint16_t *dst, const float *src, size_t n)
         dst[i] = aim_bf16_from(src[i]);
 }
 
-void aim_bf16_convert_rows(uint16_t *dst, const float *src, int R, int C)
-{
-    size_t n = (size_t)R * C, pad = aim_bf16_rows_padded((size_t)R) * C;
-    aim_bf16_convert(dst, src, n);
-    memset(dst + n, 0, (pad - n) * sizeof *dst);
-}
-
 #ifndef HAVE_DNNL
 /* ------------------------------------------------------------ no oneDNN */
 
